@@ -1,0 +1,121 @@
+/**
+ * The one WebGPU device of this process: created on the first `init()`, then shared by every op.
+ *
+ * @module
+ */
+
+/** What the adapter in use is, so that users see what they run on. */
+export interface AdapterReport {
+  /** The adapter's own description, e.g. `llvmpipe (LLVM 15.0.6, 256 bits)`. */
+  description: string;
+  /** Vendor as reported by the adapter (may be a number or empty). */
+  vendor: string;
+  /** Architecture as reported by the adapter (often empty). */
+  architecture: string;
+  /** True for software adapters such as Mesa's llvmpipe / lavapipe. */
+  isFallbackAdapter: boolean;
+  /** The backend Deno was asked to use (`DENO_WEBGPU_BACKEND`), or `"default"`. */
+  backend: string;
+}
+
+/** The device and what we know about it. */
+export interface GpuContext {
+  /** The WebGPU device every op dispatches to. */
+  device: GPUDevice;
+  /** The adapter's description. */
+  adapter: AdapterReport;
+  /** The limits the device was created with (the adapter's own maxima where we need them). */
+  limits: GPUSupportedLimits;
+}
+
+let context: GpuContext | null = null;
+let pending: Promise<GpuContext> | null = null;
+
+const HOW_TO_GET_AN_ADAPTER =
+  "On Linux without a GPU, Mesa's software rasteriser provides one: Deno finds llvmpipe " +
+  "through GL when Mesa's EGL is installed (Debian/Ubuntu: apt-get install libegl1 " +
+  "libgl1-mesa-dri), or lavapipe through Vulkan (apt-get install mesa-vulkan-drivers). " +
+  "DENO_WEBGPU_BACKEND=gl|vulkan picks one.";
+
+/** The limits we raise from WebGPU's defaults to what the adapter supports. */
+const RAISED_LIMITS = [
+  "maxStorageBufferBindingSize",
+  "maxBufferSize",
+  "maxStorageBuffersPerShaderStage",
+  "maxComputeWorkgroupStorageSize",
+  "maxComputeInvocationsPerWorkgroup",
+  "maxComputeWorkgroupSizeX",
+  "maxComputeWorkgroupSizeY",
+] as const;
+
+/**
+ * Creates the process's WebGPU device on first call and returns it on every later call.
+ *
+ * Throws an error that says what was looked for and how to get a software adapter when
+ * `navigator.gpu` or an adapter is missing.
+ */
+export function init(): Promise<GpuContext> {
+  if (context) return Promise.resolve(context);
+  pending ??= createContext().then((created) => (context = created)).finally(() => {
+    pending = null;
+  });
+  return pending;
+}
+
+async function createContext(): Promise<GpuContext> {
+  // lavapipe warns on every start when XDG_RUNTIME_DIR is unset; any writable folder will do.
+  try {
+    if (!Deno.env.get("XDG_RUNTIME_DIR")) Deno.env.set("XDG_RUNTIME_DIR", Deno.makeTempDirSync());
+  } catch { /* no env permission: the warning is harmless */ }
+  if (typeof navigator === "undefined" || !("gpu" in navigator) || !navigator.gpu) {
+    throw new Error(
+      "WebGPU is not available: navigator.gpu is missing in this runtime. Use Deno 2 or later " +
+        "(WebGPU is built in). " + HOW_TO_GET_AN_ADAPTER,
+    );
+  }
+  const adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
+  if (!adapter) {
+    throw new Error(
+      "WebGPU found no adapter: navigator.gpu.requestAdapter() returned null. " +
+        HOW_TO_GET_AN_ADAPTER,
+    );
+  }
+  const requiredLimits: Record<string, number> = {};
+  for (const name of RAISED_LIMITS) requiredLimits[name] = adapter.limits[name];
+  const device = await adapter.requestDevice({ requiredLimits });
+  device.lost.then((info) => {
+    if (info.reason !== "destroyed") {
+      console.error(`wgtorch: the WebGPU device was lost (${info.reason}): ${info.message}`);
+    }
+    context = null;
+  });
+  const info = adapter.info;
+  return {
+    device,
+    adapter: {
+      description: info.description || info.device || "unknown adapter",
+      vendor: info.vendor,
+      architecture: info.architecture,
+      isFallbackAdapter: info.isFallbackAdapter ?? false,
+      backend: Deno.env.get("DENO_WEBGPU_BACKEND") ?? "default",
+    },
+    limits: device.limits,
+  };
+}
+
+/** The device created by `init()`. Throws a clear error when `init()` has not finished. */
+export function gpu(): GpuContext {
+  if (!context) {
+    throw new Error(
+      "The WebGPU device is not ready: call `await init()` (exported by mod.ts) once before " +
+        "creating tensors or models.",
+    );
+  }
+  return context;
+}
+
+/** A one-line description of the adapter, e.g. for the first line of a training log. */
+export function describeAdapter(report: AdapterReport = gpu().adapter): string {
+  const kind = report.isFallbackAdapter ? "software (fallback) adapter" : "hardware adapter";
+  return `${report.description} — ${kind}, backend ${report.backend}`;
+}

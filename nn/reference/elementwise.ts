@@ -1,0 +1,25 @@
+/**
+ * CPU references (float64) of the element-wise ops.
+ *
+ * @module
+ */
+
+/** a + b. */
+export function addReference(a: ArrayLike<number>, b: ArrayLike<number>): Float64Array {
+  return Float64Array.from(a, (x, i) => x + b[i]);
+}
+
+/** a * b. */
+export function mulReference(a: ArrayLike<number>, b: ArrayLike<number>): Float64Array {
+  return Float64Array.from(a, (x, i) => x * b[i]);
+}
+
+/** max(x, 0). */
+export function reluReference(x: ArrayLike<number>): Float64Array {
+  return Float64Array.from(x, (v) => Math.max(v, 0));
+}
+
+/** The gradient of relu: grad where x > 0. */
+export function reluBackwardReference(grad: ArrayLike<number>, x: ArrayLike<number>): Float64Array {
+  return Float64Array.from(grad, (g, i) => x[i] > 0 ? g : 0);
+}

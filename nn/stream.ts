@@ -1,0 +1,275 @@
+/**
+ * The command stream: every op appends its dispatch to one open compute pass of one command
+ * encoder, which is submitted only when something needs it (a readback, an upload into a buffer
+ * the pending work still reads, a full parameter ring, or an explicit `flush()`). A training step
+ * is therefore one submit, and nothing waits for the GPU unless a value is read back.
+ *
+ * @module
+ */
+
+import { gpu } from "./device.ts";
+import { type Kernel, PARAMS_SLOT_BYTES, takeCompileError } from "./kernel.ts";
+
+/** A slot of the params ring, bound as a kernel's `params` uniform. */
+export interface ParamsSlot {
+  /** Byte offset of the slot inside the ring buffer. */
+  readonly offset: number;
+}
+
+const RING_SLOTS = 1024;
+/** Submit after this many dispatches even if nothing asked, to bound the encoder's size. */
+const MAX_DISPATCHES_PER_SUBMIT = 2048;
+const BIND_GROUP_CACHE_LIMIT = 8192;
+
+let encoder: GPUCommandEncoder | null = null;
+let pass: GPUComputePassEncoder | null = null;
+let dispatchesPending = 0;
+/** Buffers that commands not yet submitted read or write. */
+const pendingBuffers = new Set<GPUBuffer>();
+
+let ring: GPUBuffer | null = null;
+let ringDevice: GPUDevice | null = null;
+let ringNext = 0;
+let ringUsedSinceFlush = 0;
+
+const bufferIds = new WeakMap<GPUBuffer, number>();
+let nextBufferId = 1;
+const bindGroups = new Map<string, GPUBindGroup>();
+
+let uncapturedError: Error | null = null;
+let watchedDevice: GPUDevice | null = null;
+
+/** Counters for tests and benchmarks. */
+export interface StreamStats {
+  /** Dispatches encoded since the process started. */
+  dispatches: number;
+  /** Command buffers submitted. */
+  submits: number;
+  /** GPU→CPU readbacks (each one waits for the GPU). */
+  readbacks: number;
+  /** Bind groups created (the rest came from the cache). */
+  bindGroupsCreated: number;
+}
+
+const counters: StreamStats = { dispatches: 0, submits: 0, readbacks: 0, bindGroupsCreated: 0 };
+
+/** A copy of the stream's counters. */
+export function streamStats(): StreamStats {
+  return { ...counters };
+}
+
+function device(): GPUDevice {
+  const { device } = gpu();
+  if (watchedDevice !== device) {
+    watchedDevice = device;
+    device.addEventListener("uncapturederror", (event) => {
+      const error = (event as GPUUncapturedErrorEvent).error;
+      uncapturedError ??= new Error(`WebGPU error: ${error.message}`);
+      console.error(uncapturedError.message);
+    });
+  }
+  return device;
+}
+
+function bufferId(buffer: GPUBuffer): number {
+  let id = bufferIds.get(buffer);
+  if (id === undefined) bufferIds.set(buffer, id = nextBufferId++);
+  return id;
+}
+
+function openPass(): GPUComputePassEncoder {
+  if (pass) return pass;
+  encoder ??= device().createCommandEncoder();
+  pass = encoder.beginComputePass();
+  return pass;
+}
+
+function closePass(): GPUCommandEncoder {
+  if (pass) {
+    pass.end();
+    pass = null;
+  }
+  return encoder ??= device().createCommandEncoder();
+}
+
+function ringBuffer(): GPUBuffer {
+  const dev = device();
+  if (!ring || ringDevice !== dev) {
+    ring = dev.createBuffer({
+      size: RING_SLOTS * PARAMS_SLOT_BYTES,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    });
+    ringDevice = dev;
+    ringNext = 0;
+    ringUsedSinceFlush = 0;
+  }
+  return ring;
+}
+
+/**
+ * Writes up to 256 bytes of per-call scalars into a fresh slot of the params ring.
+ * The values are visible to every dispatch encoded with this slot.
+ */
+export function params(values: ArrayBufferView): ParamsSlot {
+  if (values.byteLength > PARAMS_SLOT_BYTES) {
+    throw new Error(
+      `params: ${values.byteLength} bytes do not fit a ${PARAMS_SLOT_BYTES}-byte slot`,
+    );
+  }
+  const buffer = ringBuffer();
+  if (ringUsedSinceFlush === RING_SLOTS) flush();
+  const offset = ringNext * PARAMS_SLOT_BYTES;
+  ringNext = (ringNext + 1) % RING_SLOTS;
+  ringUsedSinceFlush++;
+  device().queue.writeBuffer(
+    buffer,
+    offset,
+    values.buffer as ArrayBuffer,
+    values.byteOffset,
+    values.byteLength,
+  );
+  return { offset };
+}
+
+function bindGroupFor(kernel: Kernel, buffers: readonly GPUBuffer[]): GPUBindGroup {
+  let key = String(kernel.id);
+  for (const buffer of buffers) key += "," + bufferId(buffer);
+  let group = bindGroups.get(key);
+  if (group) return group;
+  if (bindGroups.size >= BIND_GROUP_CACHE_LIMIT) bindGroups.clear();
+  const entries: GPUBindGroupEntry[] = buffers.map((buffer, binding) => ({
+    binding,
+    resource: { buffer },
+  }));
+  if (kernel.hasParams) {
+    entries.push({
+      binding: buffers.length,
+      resource: { buffer: ringBuffer(), offset: 0, size: PARAMS_SLOT_BYTES },
+    });
+  }
+  group = device().createBindGroup({ layout: kernel.layout, entries });
+  counters.bindGroupsCreated++;
+  bindGroups.set(key, group);
+  return group;
+}
+
+/**
+ * Encodes one dispatch of `kernel` over `workgroups`, binding `buffers` in order (and `slot`
+ * as its params when the kernel has them).
+ */
+export function dispatch(
+  kernel: Kernel,
+  buffers: readonly GPUBuffer[],
+  workgroups: readonly number[],
+  slot?: ParamsSlot,
+): void {
+  if (buffers.length !== kernel.storageCount) {
+    throw new Error(
+      `dispatch ${kernel.name}: ${buffers.length} buffers given, the kernel binds ` +
+        `${kernel.storageCount}`,
+    );
+  }
+  if (kernel.hasParams !== (slot !== undefined)) {
+    throw new Error(
+      `dispatch ${kernel.name}: ` + (kernel.hasParams ? "needs a params slot" : "takes no params"),
+    );
+  }
+  const [x, y = 1, z = 1] = workgroups;
+  if (x === 0 || y === 0 || z === 0) return;
+  const group = bindGroupFor(kernel, buffers);
+  const computePass = openPass();
+  computePass.setPipeline(kernel.pipeline);
+  if (slot) computePass.setBindGroup(0, group, [slot.offset]);
+  else computePass.setBindGroup(0, group);
+  computePass.dispatchWorkgroups(x, y, z);
+  for (const buffer of buffers) pendingBuffers.add(buffer);
+  counters.dispatches++;
+  if (++dispatchesPending >= MAX_DISPATCHES_PER_SUBMIT) flush();
+}
+
+/** Encodes a buffer-to-buffer copy (between compute passes). */
+export function copyBuffer(
+  source: GPUBuffer,
+  target: GPUBuffer,
+  byteLength: number,
+  sourceOffset = 0,
+  targetOffset = 0,
+): void {
+  closePass().copyBufferToBuffer(source, sourceOffset, target, targetOffset, byteLength);
+  pendingBuffers.add(source);
+  pendingBuffers.add(target);
+  dispatchesPending++;
+}
+
+/**
+ * Uploads `data` into `buffer` at `byteOffset`. If commands not yet submitted use `buffer`,
+ * they are submitted first, so that they see the old contents (queue writes run before the
+ * next submit).
+ */
+export function writeBuffer(buffer: GPUBuffer, data: ArrayBufferView, byteOffset = 0): void {
+  if (pendingBuffers.has(buffer)) flush();
+  device().queue.writeBuffer(
+    buffer,
+    byteOffset,
+    data.buffer as ArrayBuffer,
+    data.byteOffset,
+    data.byteLength,
+  );
+}
+
+/** Submits everything encoded so far. Does not wait for the GPU. */
+export function flush(): void {
+  if (!encoder) return;
+  const commands = closePass().finish();
+  encoder = null;
+  device().queue.submit([commands]);
+  counters.submits++;
+  dispatchesPending = 0;
+  ringUsedSinceFlush = 0;
+  pendingBuffers.clear();
+}
+
+function throwPendingErrors(): void {
+  const error = takeCompileError() ?? uncapturedError;
+  uncapturedError = null;
+  if (error) throw error;
+}
+
+/** Submits pending work and waits until the GPU has finished all of it. */
+export async function sync(): Promise<void> {
+  flush();
+  await device().queue.onSubmittedWorkDone();
+  throwPendingErrors();
+}
+
+const stagingFree: GPUBuffer[] = [];
+
+/** Copies `byteLength` bytes of `buffer` (from `byteOffset`) to the CPU. Waits for the GPU. */
+export async function readBuffer(
+  buffer: GPUBuffer,
+  byteLength: number,
+  byteOffset = 0,
+): Promise<ArrayBuffer> {
+  const size = Math.ceil(byteLength / 4) * 4;
+  const index = stagingFree.findIndex((candidate) => candidate.size >= size);
+  const staging = index >= 0 ? stagingFree.splice(index, 1)[0] : device().createBuffer({
+    size: Math.max(256, 2 ** Math.ceil(Math.log2(size))),
+    usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+  });
+  copyBuffer(buffer, staging, size, byteOffset, 0);
+  flush();
+  counters.readbacks++;
+  try {
+    await staging.mapAsync(GPUMapMode.READ, 0, size);
+    const result = staging.getMappedRange(0, size).slice(0, byteLength);
+    staging.unmap();
+    stagingFree.push(staging);
+    return result;
+  } catch (error) {
+    staging.destroy();
+    throwPendingErrors();
+    throw error;
+  } finally {
+    throwPendingErrors();
+  }
+}

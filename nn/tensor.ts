@@ -1,0 +1,284 @@
+/**
+ * `Tensor`: a float32 (or int32 / uint8) array on the GPU, with a shape, an autograd node and
+ * explicit ownership of its buffer.
+ *
+ * @module
+ */
+
+import { acquireBuffer, releaseBuffer } from "./buffer_pool.ts";
+import { type GradNode, recordOp, runBackward } from "./autograd.ts";
+import { fillWords, valueBits } from "./ops/fill.ts";
+import { Rng } from "./random.ts";
+import { type Disposable, track } from "./scope.ts";
+import { readBuffer, writeBuffer } from "./stream.ts";
+
+/** Element types: `f32` for data, `i32` for labels and indices, `u8` for raw image bytes. */
+export type DType = "f32" | "i32" | "u8";
+
+/** The typed array that holds a tensor's elements on the CPU. */
+export type TypedArray = Float32Array | Int32Array | Uint8Array;
+
+const BYTES_PER_ELEMENT: Record<DType, number> = { f32: 4, i32: 4, u8: 1 };
+
+/** A GPU buffer shared by a tensor and its views; returned to the pool when the last goes. */
+class Storage {
+  refs = 1;
+  constructor(readonly buffer: GPUBuffer, readonly byteLength: number) {}
+}
+
+/** Options for creating a tensor. */
+export interface TensorOptions {
+  /** Element type; `f32` unless said. */
+  dtype?: DType;
+  /** Whether gradients should be computed for this tensor (a leaf, such as a weight). */
+  requiresGrad?: boolean;
+}
+
+/** Formats a shape as `[2, 3]` for error messages. */
+export function formatShape(shape: readonly number[]): string {
+  return `[${shape.join(", ")}]`;
+}
+
+function checkShape(shape: readonly number[]): number {
+  let size = 1;
+  for (const dim of shape) {
+    if (!Number.isInteger(dim) || dim < 0) {
+      throw new Error(`Invalid shape ${formatShape(shape)}: dimensions must be integers >= 0`);
+    }
+    size *= dim;
+  }
+  return size;
+}
+
+/** A multi-dimensional array on the GPU. Contiguous, row-major. */
+export class Tensor implements Disposable {
+  /** Dimensions, outermost first. */
+  readonly shape: readonly number[];
+  /** Element type. */
+  readonly dtype: DType;
+  /** Number of elements. */
+  readonly size: number;
+  /** Whether autograd tracks this tensor. */
+  requiresGrad: boolean;
+  /** Gradient accumulated by `backward()` (leaves only); `null` until then. */
+  grad: Tensor | null = null;
+  /** The op that produced this tensor, while the graph behind it is alive. */
+  node: GradNode | null = null;
+  #storage: Storage | null;
+
+  private constructor(storage: Storage, shape: readonly number[], dtype: DType, grad: boolean) {
+    this.#storage = storage;
+    this.shape = Object.freeze([...shape]);
+    this.dtype = dtype;
+    this.size = checkShape(shape);
+    this.requiresGrad = grad;
+    track(this);
+  }
+
+  /** An uninitialised tensor with its own (pooled) buffer: for op outputs. */
+  static empty(shape: readonly number[], dtype: DType = "f32"): Tensor {
+    const size = checkShape(shape);
+    const byteLength = Math.ceil(size * BYTES_PER_ELEMENT[dtype] / 4) * 4;
+    const storage = new Storage(acquireBuffer(Math.max(4, byteLength)), byteLength);
+    return new Tensor(storage, shape, dtype, false);
+  }
+
+  /** The GPU buffer holding the elements. Throws if the tensor was disposed. */
+  get buffer(): GPUBuffer {
+    if (!this.#storage) {
+      throw new Error(
+        `A ${this.dtype} tensor of shape ${formatShape(this.shape)} was used after dispose()` +
+          (this.node ? ` (it was made by ${this.node.name})` : "") +
+          ". Keep it alive (keep(), or return it from tidy()) while it is still needed.",
+      );
+    }
+    return this.#storage.buffer;
+  }
+
+  /** Bytes used by the elements (padded to whole 32-bit words). */
+  get byteLength(): number {
+    return Math.ceil(this.size * BYTES_PER_ELEMENT[this.dtype] / 4) * 4;
+  }
+
+  /** True once `dispose()` was called. */
+  get isDisposed(): boolean {
+    return this.#storage === null;
+  }
+
+  /** Number of dimensions. */
+  get rank(): number {
+    return this.shape.length;
+  }
+
+  /** Gives the buffer back to the pool (once no view shares it) and frees saved autograd state. */
+  dispose(): void {
+    const storage = this.#storage;
+    if (!storage) return;
+    this.#storage = null;
+    if (--storage.refs === 0) releaseBuffer(storage.buffer);
+    this.node?.release();
+  }
+
+  /** A new tensor object over the same elements (no copy), with its own ownership. */
+  view(shape: readonly number[] = this.shape): Tensor {
+    const size = checkShape(shape);
+    if (size !== this.size) {
+      throw new Error(
+        `reshape: cannot view ${this.size} elements of shape ${formatShape(this.shape)} as ` +
+          `${formatShape(shape)} (${size} elements)`,
+      );
+    }
+    const storage = this.#storage;
+    if (!storage) void this.buffer; // throws the used-after-dispose error
+    storage!.refs++;
+    return new Tensor(storage!, shape, this.dtype, false);
+  }
+
+  /**
+   * The same elements with another shape (no copy). One dimension may be -1 (inferred).
+   * Differentiable.
+   */
+  reshape(shape: readonly number[]): Tensor {
+    const known = shape.reduce((product, dim) => dim === -1 ? product : product * dim, 1);
+    const inferred = shape.map((dim) => dim === -1 ? this.size / Math.max(known, 1) : dim);
+    if (shape.filter((dim) => dim === -1).length > 1 || !Number.isInteger(inferred.at(-1)!)) {
+      throw new Error(
+        `reshape: cannot reshape ${formatShape(this.shape)} to ${formatShape(shape)}`,
+      );
+    }
+    const out = this.view(inferred);
+    const inputShape = this.shape;
+    return recordOp("reshape", out, [this], (grad) => [grad.view(inputShape)]);
+  }
+
+  /** Flattens every dimension from `startDim` on into one (no copy), like `torch.flatten`. */
+  flatten(startDim = 1): Tensor {
+    return this.reshape([...this.shape.slice(0, startDim), -1]);
+  }
+
+  /** Copies the elements to the CPU as their own typed array. Waits for the GPU. */
+  async toTypedArray(): Promise<TypedArray> {
+    const bytes = await readBuffer(this.buffer, this.byteLength);
+    if (this.dtype === "f32") return new Float32Array(bytes, 0, this.size);
+    if (this.dtype === "i32") return new Int32Array(bytes, 0, this.size);
+    return new Uint8Array(bytes, 0, this.size);
+  }
+
+  /** Copies the elements to the CPU as a Float32Array (ints converted). Waits for the GPU. */
+  async toArray(): Promise<Float32Array> {
+    const data = await this.toTypedArray();
+    return data instanceof Float32Array ? data : Float32Array.from(data);
+  }
+
+  /** The value of a one-element tensor. Waits for the GPU. */
+  async item(): Promise<number> {
+    if (this.size !== 1) {
+      throw new Error(
+        `item(): the tensor has ${this.size} elements (shape ${formatShape(this.shape)}), not 1`,
+      );
+    }
+    return (await this.toTypedArray())[0];
+  }
+
+  /**
+   * Computes the gradient of this scalar with respect to every tensor that requires one, adding
+   * it to their `.grad`. Frees the graph behind it unless `retainGraph` is set.
+   */
+  backward(options: { grad?: Tensor; retainGraph?: boolean } = {}): void {
+    runBackward(this, options);
+  }
+
+  /** A short description, e.g. `Tensor(f32, [128, 10])`. */
+  toString(): string {
+    return `Tensor(${this.dtype}, ${formatShape(this.shape)}${
+      this.isDisposed ? ", disposed" : ""
+    })`;
+  }
+}
+
+function fromData(
+  data: ArrayLike<number>,
+  shape: readonly number[],
+  options: TensorOptions,
+): Tensor {
+  const dtype = options.dtype ??
+    (data instanceof Int32Array ? "i32" : data instanceof Uint8Array ? "u8" : "f32");
+  const size = checkShape(shape);
+  if (data.length !== size) {
+    throw new Error(
+      `tensor: ${data.length} values given for shape ${formatShape(shape)}, which holds ${size}`,
+    );
+  }
+  const out = Tensor.empty(shape, dtype);
+  let bytes: TypedArray;
+  if (dtype === "f32") bytes = data instanceof Float32Array ? data : Float32Array.from(data);
+  else if (dtype === "i32") bytes = data instanceof Int32Array ? data : Int32Array.from(data);
+  else {
+    bytes = new Uint8Array(out.byteLength);
+    bytes.set(data);
+  }
+  writeBuffer(out.buffer, bytes);
+  out.requiresGrad = options.requiresGrad ?? false;
+  return out;
+}
+
+/** A tensor holding `data` (row-major), of shape `shape` (default: 1-D). */
+export function tensor(
+  data: ArrayLike<number>,
+  shape: readonly number[] = [data.length],
+  options: TensorOptions = {},
+): Tensor {
+  return fromData(data, shape, options);
+}
+
+/** A tensor of `shape` with every element `value`. */
+export function full(shape: readonly number[], value: number, options: TensorOptions = {}): Tensor {
+  const dtype = options.dtype ?? "f32";
+  if (dtype === "u8") throw new Error("full: u8 tensors can only be made from data");
+  const out = Tensor.empty(shape, dtype);
+  fillWords(out.buffer, out.size, valueBits(value, dtype));
+  out.requiresGrad = options.requiresGrad ?? false;
+  return out;
+}
+
+/** A tensor of zeros. */
+export function zeros(shape: readonly number[], options: TensorOptions = {}): Tensor {
+  return full(shape, 0, options);
+}
+
+/** A tensor of ones. */
+export function ones(shape: readonly number[], options: TensorOptions = {}): Tensor {
+  return full(shape, 1, options);
+}
+
+/** Options for random tensors: a seed or a generator (same seed, same values). */
+export interface RandomOptions extends TensorOptions {
+  /** Seed of a new generator; ignored when `rng` is given. */
+  seed?: number;
+  /** A generator to draw from (advances it). */
+  rng?: Rng;
+}
+
+/** A tensor of values drawn uniformly from [low, high). */
+export function randUniform(
+  shape: readonly number[],
+  range: { low?: number; high?: number } & RandomOptions = {},
+): Tensor {
+  const rng = range.rng ?? new Rng(range.seed ?? 0);
+  const low = range.low ?? 0, high = range.high ?? 1;
+  const values = new Float32Array(checkShape(shape));
+  for (let i = 0; i < values.length; i++) values[i] = low + (high - low) * rng.next();
+  return fromData(values, shape, { requiresGrad: range.requiresGrad });
+}
+
+/** A tensor of values drawn from a normal distribution. */
+export function randNormal(
+  shape: readonly number[],
+  moments: { mean?: number; std?: number } & RandomOptions = {},
+): Tensor {
+  const rng = moments.rng ?? new Rng(moments.seed ?? 0);
+  const mean = moments.mean ?? 0, std = moments.std ?? 1;
+  const values = new Float32Array(checkShape(shape));
+  for (let i = 0; i < values.length; i++) values[i] = mean + std * rng.normal();
+  return fromData(values, shape, { requiresGrad: moments.requiresGrad });
+}

@@ -1,0 +1,149 @@
+/**
+ * Test helpers: closeness checks, seeded data, and finite-difference gradient checks of GPU ops
+ * against their float64 CPU references.
+ */
+
+import { AssertionError } from "node:assert";
+import { init } from "../nn/device.ts";
+import { Rng } from "../nn/random.ts";
+import { tidy } from "../nn/scope.ts";
+import { type Tensor, tensor } from "../nn/tensor.ts";
+
+/** Initialises the device once per test module; call at the top of GPU tests. */
+export async function gpuReady(): Promise<void> {
+  await init();
+}
+
+/** Uniform values in [low, high) from a seed, as float64. */
+export function randomArray(length: number, seed: number, low = -1, high = 1): Float64Array {
+  const rng = new Rng(seed);
+  const values = new Float64Array(length);
+  for (let i = 0; i < length; i++) values[i] = low + (high - low) * rng.next();
+  return values;
+}
+
+/** Integers in [0, n) from a seed. */
+export function randomInts(length: number, n: number, seed: number): Int32Array {
+  const rng = new Rng(seed);
+  return Int32Array.from({ length }, () => rng.int(n));
+}
+
+/** Tolerances: |actual - expected| <= atol + rtol * |expected|. */
+export interface Tolerance {
+  /** Absolute tolerance. */
+  atol?: number;
+  /** Relative tolerance. */
+  rtol?: number;
+}
+
+/** Asserts that two arrays have the same length and are close element by element. */
+export function assertClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  tolerance: Tolerance = {},
+  what = "values",
+): void {
+  const { atol = 1e-5, rtol = 1e-4 } = tolerance;
+  if (actual.length !== expected.length) {
+    throw new AssertionError({
+      message: `${what}: length ${actual.length} != expected ${expected.length}`,
+    });
+  }
+  let worst = -1, worstExcess = 0;
+  for (let i = 0; i < actual.length; i++) {
+    const excess = Math.abs(actual[i] - expected[i]) - (atol + rtol * Math.abs(expected[i]));
+    if (!(excess <= 0) && (worst < 0 || !(excess <= worstExcess))) {
+      worst = i;
+      worstExcess = excess;
+    }
+  }
+  if (worst >= 0) {
+    const bad = Array.from({ length: actual.length }, (_, i) =>
+      i).filter((i) =>
+        !(Math.abs(actual[i] - expected[i]) <= atol + rtol * Math.abs(expected[i]))
+      ).length;
+    throw new AssertionError({
+      message: `${what}: ${bad} of ${actual.length} differ beyond atol ${atol} rtol ${rtol}; ` +
+        `worst at [${worst}]: ${actual[worst]} vs expected ${expected[worst]}`,
+    });
+  }
+}
+
+/** One input of a gradient check. */
+export interface GradInput {
+  /** Its values (row-major). */
+  data: Float64Array;
+  /** Its shape. */
+  shape: number[];
+  /** Whether to check its gradient (default true). */
+  check?: boolean;
+}
+
+/** What `gradCheck` compares. */
+export interface GradCheckCase {
+  /** The op's float64 CPU reference forward. */
+  reference: (inputs: Float64Array[]) => Float64Array;
+  /** The GPU op under test. */
+  gpu: (inputs: Tensor[]) => Tensor;
+  /** The inputs. */
+  inputs: GradInput[];
+  /** Finite-difference step (default 1e-3). */
+  eps?: number;
+  /** Tolerance of the GPU forward against the reference. */
+  forwardTolerance?: Tolerance;
+  /** Tolerance of GPU gradients against the finite differences. */
+  gradTolerance?: Tolerance;
+  /** Seed of the random output weights. */
+  seed?: number;
+}
+
+/**
+ * Checks an op's GPU forward against its CPU reference, and its GPU gradients against central
+ * finite differences of the reference (float64) of L = sum(output * R) for a random R.
+ */
+export async function gradCheck(testCase: GradCheckCase): Promise<void> {
+  const { reference, inputs, eps = 1e-3 } = testCase;
+  const expected = reference(inputs.map((input) => input.data));
+  const weights = randomArray(expected.length, testCase.seed ?? 99);
+  const objective = (values: Float64Array[]) => {
+    const out = reference(values);
+    let total = 0;
+    for (let i = 0; i < out.length; i++) total += out[i] * weights[i];
+    return total;
+  };
+  const gpuInputs = inputs.map((input) =>
+    tensor(Float32Array.from(input.data), input.shape, { requiresGrad: input.check !== false })
+  );
+  const out = tidy(() => testCase.gpu(gpuInputs));
+  assertClose(await out.toArray(), expected, testCase.forwardTolerance ?? {}, "forward");
+  const outGrad = tensor(Float32Array.from(weights), out.shape);
+  if (out.requiresGrad) out.backward({ grad: outGrad });
+  for (const [k, input] of inputs.entries()) {
+    if (input.check === false) continue;
+    const numeric = new Float64Array(input.data.length);
+    const values = inputs.map((other) => Float64Array.from(other.data));
+    for (let i = 0; i < numeric.length; i++) {
+      const original = values[k][i];
+      values[k][i] = original + eps;
+      const plus = objective(values);
+      values[k][i] = original - eps;
+      const minus = objective(values);
+      values[k][i] = original;
+      numeric[i] = (plus - minus) / (2 * eps);
+    }
+    const grad = gpuInputs[k].grad;
+    if (!grad) throw new AssertionError({ message: `input ${k}: no gradient was computed` });
+    assertClose(
+      await grad.toArray(),
+      numeric,
+      testCase.gradTolerance ?? { atol: 1e-3, rtol: 1e-2 },
+      `gradient of input ${k}`,
+    );
+  }
+  for (const input of gpuInputs) {
+    input.grad?.dispose();
+    input.dispose();
+  }
+  out.dispose();
+  outGrad.dispose();
+}
