@@ -156,6 +156,7 @@ export function runBackward(
       const owned = new Set<Tensor>();
       node.inputs.forEach((input, i) => {
         const inputGrad = inputGrads[i];
+        if (inputGrad) owned.add(inputGrad);
         if (!inputGrad || !input.requiresGrad) return;
         if (inputGrad.size !== input.size) {
           throw new Error(
@@ -163,7 +164,6 @@ export function runBackward(
               `${formatShape(inputGrad.shape)} for an input of shape ${formatShape(input.shape)}`,
           );
         }
-        owned.add(inputGrad);
         const mine = inputGrad.view(input.shape);
         if (input.node) accumulate(grads, input, mine);
         else storeLeafGrad(input, mine);

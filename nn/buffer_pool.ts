@@ -6,8 +6,12 @@
 
 import { gpu } from "./device.ts";
 
-/** Every storage buffer can be bound, copied from (readback) and written to (uploads). */
-const STORAGE_USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+/**
+ * Every buffer can be bound as storage or uniform (small weights read uniformly are fastest as
+ * uniforms), copied from (readback) and written to (uploads).
+ */
+const STORAGE_USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_SRC |
+  GPUBufferUsage.COPY_DST;
 const SMALLEST_CLASS_BYTES = 256;
 /** Four classes per doubling: at most 25% of a buffer is slack. */
 const CLASSES_PER_OCTAVE = 4;

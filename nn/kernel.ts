@@ -12,8 +12,12 @@
 
 import { gpu } from "./device.ts";
 
-/** How a kernel uses each storage binding. */
-export type Access = "read" | "read_write";
+/**
+ * How a kernel uses each buffer binding: `read` / `read_write` storage, or `uniform` (read-only,
+ * at most 64 KiB, declared as `var<uniform> name: array<vec4<f32>, n>`; on llvmpipe uniform loads
+ * with a workgroup-uniform address are the cheapest loads there are).
+ */
+export type Access = "read" | "read_write" | "uniform";
 
 /** What is needed to build a kernel. */
 export interface KernelSource {
@@ -21,7 +25,7 @@ export interface KernelSource {
   name: string;
   /** The WGSL source, with entry point `main`. */
   code: string;
-  /** The storage bindings, in binding order. */
+  /** The buffer bindings, in binding order. */
   bindings: readonly Access[];
   /** Whether the kernel reads a `params` uniform at binding `bindings.length`. */
   params?: boolean;
@@ -37,8 +41,8 @@ export interface Kernel {
   readonly pipeline: GPUComputePipeline;
   /** The layout of bind group 0. */
   readonly layout: GPUBindGroupLayout;
-  /** Number of storage bindings. */
-  readonly storageCount: number;
+  /** How each buffer binding is used, in binding order. */
+  readonly bindings: readonly Access[];
   /** Whether a params slot is bound after the storage buffers. */
   readonly hasParams: boolean;
 }
@@ -58,7 +62,9 @@ export function kernel(source: KernelSource): Kernel {
   const entries: GPUBindGroupLayoutEntry[] = source.bindings.map((access, binding) => ({
     binding,
     visibility: GPUShaderStage.COMPUTE,
-    buffer: { type: access === "read" ? "read-only-storage" : "storage" },
+    buffer: {
+      type: access === "read" ? "read-only-storage" : access === "uniform" ? "uniform" : "storage",
+    },
   }));
   if (source.params) {
     entries.push({
@@ -88,7 +94,7 @@ export function kernel(source: KernelSource): Kernel {
     name: source.name,
     pipeline,
     layout,
-    storageCount: source.bindings.length,
+    bindings: source.bindings,
     hasParams: source.params ?? false,
   };
   kernels.set(source.code, compiled);

@@ -137,9 +137,12 @@ function bindGroupFor(kernel: Kernel, buffers: readonly GPUBuffer[]): GPUBindGro
   let group = bindGroups.get(key);
   if (group) return group;
   if (bindGroups.size >= BIND_GROUP_CACHE_LIMIT) bindGroups.clear();
+  const maxUniformBytes = gpu().limits.maxUniformBufferBindingSize;
   const entries: GPUBindGroupEntry[] = buffers.map((buffer, binding) => ({
     binding,
-    resource: { buffer },
+    resource: kernel.bindings[binding] === "uniform"
+      ? { buffer, size: Math.min(buffer.size, maxUniformBytes) }
+      : { buffer },
   }));
   if (kernel.hasParams) {
     entries.push({
@@ -163,10 +166,10 @@ export function dispatch(
   workgroups: readonly number[],
   slot?: ParamsSlot,
 ): void {
-  if (buffers.length !== kernel.storageCount) {
+  if (buffers.length !== kernel.bindings.length) {
     throw new Error(
       `dispatch ${kernel.name}: ${buffers.length} buffers given, the kernel binds ` +
-        `${kernel.storageCount}`,
+        `${kernel.bindings.length}`,
     );
   }
   if (kernel.hasParams !== (slot !== undefined)) {

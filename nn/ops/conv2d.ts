@@ -1,0 +1,473 @@
+/**
+ * 2-D convolution (NCHW, any kernel size, stride and zero padding) with gradients for input,
+ * weight and bias.
+ *
+ * - Forward is a direct convolution: each lane computes `PIXELS` adjacent output pixels of one
+ *   row for a block of output channels, keeping them all in registers; it loads each input row
+ *   segment once and reuses it for every kernel column and output channel. Weights are read at
+ *   workgroup-uniform addresses, from a uniform buffer when they fit in one (64 KiB).
+ * - The input gradient is the same kernel run on the output gradient with the weights flipped
+ *   and transposed (read in that order, not copied); stride > 1 first spreads the gradient out
+ *   with zeros ("dilation").
+ * - The weight and bias gradients are split over chunks of the batch (one lane per weight and
+ *   chunk), then summed over the chunks.
+ *
+ * @module
+ */
+
+import { recordOp } from "../autograd.ts";
+import { gpu } from "../device.ts";
+import { grid, kernel, u32, workgroupIndex } from "../kernel.ts";
+import { dispatch } from "../stream.ts";
+import { formatShape, Tensor } from "../tensor.ts";
+
+/** Options of `conv2d`. */
+export interface Conv2dOptions {
+  /** Step between output pixels (default 1). */
+  stride?: number;
+  /** Zeros added on every side of the input (default 0). */
+  padding?: number;
+}
+
+/** Every size a convolution kernel is specialised on. */
+interface ConvShape {
+  batch: number;
+  inChannels: number;
+  outChannels: number;
+  height: number;
+  width: number;
+  kernelHeight: number;
+  kernelWidth: number;
+  stride: number;
+  padding: number;
+  outHeight: number;
+  outWidth: number;
+}
+
+const WORKGROUP = 8;
+const MAX_CHANNELS_PER_LANE = 32;
+const UNIFORM_LIMIT_BYTES = 65536;
+
+/** How the forward kernel reads weight (o, c, ky, kx): as stored, or flipped and transposed. */
+type WeightOrder = "oihw" | "flipped_iohw";
+
+function weightIndex(
+  shape: ConvShape,
+  order: WeightOrder,
+  o: string,
+  c: string,
+  ky: string,
+  kx: string,
+) {
+  const { inChannels: C, outChannels: O, kernelHeight: KH, kernelWidth: KW } = shape;
+  if (order === "oihw") {
+    return `((${o}) * ${u32(C * KH * KW)} + (${c}) * ${u32(KH * KW)} + (${ky}) * ${
+      u32(KW)
+    } + (${kx}))`;
+  }
+  // The stored weight is [C_out_orig = this kernel's C][C_in_orig = this kernel's O][KH][KW].
+  return `((${c}) * ${u32(O * KH * KW)} + (${o}) * ${u32(KH * KW)} + (${u32(KH - 1)} - (${ky})) * ${
+    u32(KW)
+  } ` +
+    `+ ${u32(KW - 1)} - (${kx}))`;
+}
+
+function forwardSource(shape: ConvShape, order: WeightOrder, bias: boolean) {
+  const { batch, inChannels: C, outChannels: O, height: H, width: W } = shape;
+  const { kernelHeight: KH, kernelWidth: KW, stride: S, padding: P, outHeight: OH, outWidth: OW } =
+    shape;
+  const pixels = Math.min(4, OW);
+  const blocksX = Math.ceil(OW / pixels);
+  const channelBlocks = Math.ceil(O / MAX_CHANNELS_PER_LANE);
+  const channelsPerLane = Math.ceil(O / channelBlocks);
+  const lanes = batch * OH * blocksX * channelBlocks;
+  const groups = Math.ceil(lanes / WORKGROUP);
+  const segment = (pixels - 1) * S + KW;
+  const weightCount = O * C * KH * KW;
+  const uniformWeights = weightCount * 4 <= UNIFORM_LIMIT_BYTES;
+  const weightDecl = uniformWeights
+    ? `@group(0) @binding(1) var<uniform> w: array<vec4<f32>, ${Math.ceil(weightCount / 4)}>;`
+    : `@group(0) @binding(1) var<storage, read> w: array<f32>;`;
+  const loadWeight = (index: string) =>
+    uniformWeights ? `w[(${index}) >> 2u][(${index}) & 3u]` : `w[${index}]`;
+  const padded = P > 0;
+  const segmentLoads = Array.from({ length: segment }, (_, j) => {
+    const ix = `ix0 + ${j}`;
+    if (!padded) return `let s${j} = x[rowBase + u32(min(${ix}, ${W - 1}))];`;
+    return `let s${j} = select(0.0, x[rowBase + u32(clamp(${ix}, 0, ${
+      W - 1
+    }))], rowOk && ${ix} >= 0 && ${ix} < ${W});`;
+  }).join("\n      ");
+  const acc = (o: number, p: number) => `a${o}_${p}`;
+  const accumulators: string[] = [];
+  const fmas: string[] = [];
+  const stores: string[] = [];
+  for (let o = 0; o < channelsPerLane; o++) {
+    for (let p = 0; p < pixels; p++) accumulators.push(`var ${acc(o, p)} = 0.0;`);
+  }
+  for (let kx = 0; kx < KW; kx++) {
+    for (let o = 0; o < channelsPerLane; o++) {
+      fmas.push(
+        `let w${o}_${kx} = ${
+          loadWeight(weightIndex(shape, order, `oBase + ${u32(o)}`, "c", "ky", u32(kx)))
+        };`,
+      );
+      for (let p = 0; p < pixels; p++) fmas.push(`${acc(o, p)} += w${o}_${kx} * s${p * S + kx};`);
+    }
+  }
+  for (let o = 0; o < channelsPerLane; o++) {
+    for (let p = 0; p < pixels; p++) {
+      const value = bias ? `${acc(o, p)} + b[oBase + ${u32(o)}]` : acc(o, p);
+      stores.push(
+        `if (oBase + ${u32(o)} < ${u32(O)} && ox0 + ${u32(p)} < ${u32(OW)}) { ` +
+          `out[((n * ${u32(O)} + oBase + ${u32(o)}) * ${u32(OH)} + oy) * ${u32(OW)} + ox0 + ${
+            u32(p)
+          }] = ${value}; }`,
+      );
+    }
+  }
+  // Channels past O in the last block read weights of channel O-1 (clamped) and are not stored.
+  const clampChannels = channelBlocks * channelsPerLane > O;
+  const code = /* wgsl */ `
+// conv2d ${
+    formatShape([batch, C, H, W])
+  } * [${O}, ${C}, ${KH}, ${KW}] stride ${S} padding ${P} (${order})
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+${weightDecl}
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+${bias ? "@group(0) @binding(3) var<storage, read> b: array<f32>;" : ""}
+
+@compute @workgroup_size(${WORKGROUP})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let lane = min(${workgroupIndex(groups)} * ${u32(WORKGROUP)} + lid, ${u32(lanes - 1)});
+  let xBlock = lane % ${u32(blocksX)};
+  let oy = (lane / ${u32(blocksX)}) % ${u32(OH)};
+  let cBlock = (lane / ${u32(blocksX * OH)}) % ${u32(channelBlocks)};
+  let n = lane / ${u32(blocksX * OH * channelBlocks)};
+  let ox0 = xBlock * ${u32(pixels)};
+  let oBase = ${
+    clampChannels
+      ? `min(cBlock * ${u32(channelsPerLane)}, ${u32(O - channelsPerLane)})`
+      : `cBlock * ${u32(channelsPerLane)}`
+  };
+  let ix0 = i32(ox0 * ${u32(S)}) - ${P};
+  ${accumulators.join("\n  ")}
+  for (var c = 0u; c < ${u32(C)}; c++) {
+    for (var ky = 0u; ky < ${u32(KH)}; ky++) {
+      let iy = i32(oy * ${u32(S)} + ky) - ${P};
+      let rowOk = iy >= 0 && iy < ${H};
+      let rowBase = ((n * ${u32(C)} + c) * ${u32(H)} + u32(clamp(iy, 0, ${H - 1}))) * ${u32(W)};
+      ${segmentLoads}
+      ${fmas.join("\n      ")}
+    }
+  }
+  if (${workgroupIndex(groups)} * ${u32(WORKGROUP)} + lid >= ${u32(lanes)}) { return; }
+  ${stores.join("\n  ")}
+}`;
+  const bindings: ("read" | "read_write" | "uniform")[] = [
+    "read",
+    uniformWeights ? "uniform" : "read",
+    "read_write",
+  ];
+  if (bias) bindings.push("read");
+  return { code, groups, bindings };
+}
+
+function runForward(
+  x: Tensor,
+  weight: Tensor,
+  bias: Tensor | undefined,
+  shape: ConvShape,
+  order: WeightOrder,
+) {
+  const source = forwardSource(shape, order, !!bias);
+  const out = Tensor.empty([shape.batch, shape.outChannels, shape.outHeight, shape.outWidth]);
+  const buffers = [x.buffer, weight.buffer, out.buffer];
+  if (bias) buffers.push(bias.buffer);
+  const name =
+    `conv2d_${order}_${shape.batch}x${shape.inChannels}x${shape.height}x${shape.width}_` +
+    `${shape.outChannels}k${shape.kernelHeight}x${shape.kernelWidth}s${shape.stride}p${shape.padding}`;
+  dispatch(
+    kernel({ name, code: source.code, bindings: source.bindings }),
+    buffers,
+    grid(source.groups),
+  );
+  return out;
+}
+
+/** Spreads a gradient [N, O, OH, OW] out to stride 1 with zeros and pads it for the flipped kernel. */
+function dilateForInputGrad(
+  grad: Tensor,
+  shape: ConvShape,
+): { tensor: Tensor; height: number; width: number; padding: number } {
+  const {
+    batch,
+    outChannels: O,
+    stride: S,
+    outHeight: OH,
+    outWidth: OW,
+    kernelHeight: KH,
+    kernelWidth: KW,
+  } = shape;
+  const height = shape.height + KH - 1, width = shape.width + KW - 1;
+  const offsetY = KH - 1 - shape.padding, offsetX = KW - 1 - shape.padding;
+  const out = Tensor.empty([batch, O, height, width]);
+  const total = out.size;
+  const groups = Math.ceil(total / 64);
+  const code = /* wgsl */ `
+@group(0) @binding(0) var<storage, read> g: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let i = ${workgroupIndex(groups)} * 64u + lid;
+  if (i >= ${u32(total)}) { return; }
+  let x = i32(i % ${u32(width)}) - ${offsetX};
+  let y = i32((i / ${u32(width)}) % ${u32(height)}) - ${offsetY};
+  let plane = i / ${u32(width * height)};
+  let inside = x >= 0 && y >= 0 && x % ${S} == 0 && y % ${S} == 0 && x / ${S} < ${OW} && y / ${S} < ${OH};
+  let source = plane * ${u32(OH * OW)} + u32(clamp(y / ${S}, 0, ${OH - 1})) * ${
+    u32(OW)
+  } + u32(clamp(x / ${S}, 0, ${OW - 1}));
+  out[i] = select(0.0, g[source], inside);
+}`;
+  dispatch(
+    kernel({
+      name: `conv2d_dilate_${formatShape(out.shape)}`,
+      code,
+      bindings: ["read", "read_write"],
+    }),
+    [grad.buffer, out.buffer],
+    grid(groups),
+  );
+  return { tensor: out, height, width, padding: 0 };
+}
+
+function inputGrad(grad: Tensor, weight: Tensor, shape: ConvShape): Tensor {
+  const {
+    batch,
+    inChannels: C,
+    outChannels: O,
+    height: H,
+    width: W,
+    kernelHeight: KH,
+    kernelWidth: KW,
+  } = shape;
+  if (shape.stride === 1 && shape.padding <= KH - 1 && shape.padding <= KW - 1 && KH === KW) {
+    // Stride 1: a "full" convolution of the gradient, padding it virtually.
+    const padding = KH - 1 - shape.padding;
+    return runForward(grad, weight, undefined, {
+      batch,
+      inChannels: O,
+      outChannels: C,
+      height: shape.outHeight,
+      width: shape.outWidth,
+      kernelHeight: KH,
+      kernelWidth: KW,
+      stride: 1,
+      padding,
+      outHeight: H,
+      outWidth: W,
+    }, "flipped_iohw");
+  }
+  const dilated = dilateForInputGrad(grad, shape);
+  const result = runForward(dilated.tensor, weight, undefined, {
+    batch,
+    inChannels: O,
+    outChannels: C,
+    height: dilated.height,
+    width: dilated.width,
+    kernelHeight: KH,
+    kernelWidth: KW,
+    stride: 1,
+    padding: 0,
+    outHeight: H,
+    outWidth: W,
+  }, "flipped_iohw");
+  dilated.tensor.dispose();
+  return result;
+}
+
+/** Images per chunk of the weight-gradient split: enough lanes to fill the machine. */
+function chunking(shape: ConvShape, lanesPerChunk: number): { chunks: number; perChunk: number } {
+  const targetLanes = gpu().adapter.isFallbackAdapter ? 2048 : 16384;
+  const wanted = Math.max(1, Math.min(shape.batch, Math.ceil(targetLanes / lanesPerChunk)));
+  const perChunk = Math.ceil(shape.batch / wanted);
+  return { chunks: Math.ceil(shape.batch / perChunk), perChunk };
+}
+
+/** Weight and bias gradients: partial sums per chunk of images, then a sum over chunks. */
+function weightAndBiasGrad(
+  grad: Tensor,
+  x: Tensor,
+  shape: ConvShape,
+  withBias: boolean,
+): [Tensor, Tensor | null] {
+  const { inChannels: C, outChannels: O, height: H, width: W, kernelHeight: KH, kernelWidth: KW } =
+    shape;
+  const { stride: S, padding: P, outHeight: OH, outWidth: OW, batch } = shape;
+  const weights = O * C * KH * KW;
+  const lanesPerChunk = weights + (withBias ? O : 0);
+  const { chunks, perChunk } = chunking(shape, lanesPerChunk);
+  const partial = Tensor.empty([chunks, lanesPerChunk]);
+  const lanes = chunks * lanesPerChunk;
+  const groups = Math.ceil(lanes / 64);
+  const code = /* wgsl */ `
+@group(0) @binding(0) var<storage, read> g: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> partial: array<f32>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let lane = ${workgroupIndex(groups)} * 64u + lid;
+  if (lane >= ${u32(lanes)}) { return; }
+  let chunk = lane / ${u32(lanesPerChunk)};
+  let item = lane % ${u32(lanesPerChunk)};
+  let nEnd = min((chunk + 1u) * ${u32(perChunk)}, ${u32(batch)});
+  var total = 0.0;
+  if (item >= ${u32(weights)}) {
+    let o = item - ${u32(weights)};
+    for (var n = chunk * ${u32(perChunk)}; n < nEnd; n++) {
+      let base = (n * ${u32(O)} + o) * ${u32(OH * OW)};
+      for (var i = 0u; i < ${u32(OH * OW)}; i++) { total += g[base + i]; }
+    }
+  } else {
+    let kx = item % ${u32(KW)};
+    let ky = (item / ${u32(KW)}) % ${u32(KH)};
+    let c = (item / ${u32(KW * KH)}) % ${u32(C)};
+    let o = item / ${u32(KW * KH * C)};
+    for (var n = chunk * ${u32(perChunk)}; n < nEnd; n++) {
+      let gBase = (n * ${u32(O)} + o) * ${u32(OH * OW)};
+      let xBase = (n * ${u32(C)} + c) * ${u32(H * W)};
+      for (var oy = 0u; oy < ${u32(OH)}; oy++) {
+        let iy = i32(oy * ${u32(S)} + ky) - ${P};
+        if (iy < 0 || iy >= ${H}) { continue; }
+        for (var ox = 0u; ox < ${u32(OW)}; ox++) {
+          let ix = i32(ox * ${u32(S)} + kx) - ${P};
+          if (ix < 0 || ix >= ${W}) { continue; }
+          total += g[gBase + oy * ${u32(OW)} + ox] * x[xBase + u32(iy) * ${u32(W)} + u32(ix)];
+        }
+      }
+    }
+  }
+  partial[lane] = total;
+}`;
+  dispatch(
+    kernel({
+      name: `conv2d_weight_grad_partial_${lanes}`,
+      code,
+      bindings: ["read", "read", "read_write"],
+    }),
+    [grad.buffer, x.buffer, partial.buffer],
+    grid(groups),
+  );
+  const weightGrad = Tensor.empty([O, C, KH, KW]);
+  const biasGrad = withBias ? Tensor.empty([O]) : null;
+  sumChunks(partial, chunks, weightGrad, biasGrad);
+  partial.dispose();
+  return [weightGrad, biasGrad];
+}
+
+/** Sums the per-chunk partials [chunks, weights (+ bias)] into the weight (and bias) gradient. */
+function sumChunks(
+  partial: Tensor,
+  chunks: number,
+  weightGrad: Tensor,
+  biasGrad: Tensor | null,
+): void {
+  const weights = weightGrad.size;
+  const width = weights + (biasGrad?.size ?? 0);
+  const groups = Math.ceil(width / 64);
+  const code = /* wgsl */ `
+@group(0) @binding(0) var<storage, read> partial: array<f32>;
+@group(0) @binding(1) var<storage, read_write> weightGrad: array<f32>;
+${biasGrad ? "@group(0) @binding(2) var<storage, read_write> biasGrad: array<f32>;" : ""}
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let i = ${workgroupIndex(groups)} * 64u + lid;
+  if (i >= ${u32(width)}) { return; }
+  var total = 0.0;
+  for (var chunk = 0u; chunk < ${u32(chunks)}; chunk++) { total += partial[chunk * ${
+    u32(width)
+  } + i]; }
+  ${biasGrad ? `if (i >= ${u32(weights)}) { biasGrad[i - ${u32(weights)}] = total; return; }` : ""}
+  weightGrad[i] = total;
+}`;
+  const buffers = [partial.buffer, weightGrad.buffer];
+  if (biasGrad) buffers.push(biasGrad.buffer);
+  dispatch(
+    kernel({
+      name: `conv2d_sum_chunks_${chunks}x${width}`,
+      code,
+      bindings: biasGrad ? ["read", "read_write", "read_write"] : ["read", "read_write"],
+    }),
+    buffers,
+    grid(groups),
+  );
+}
+
+/**
+ * 2-D convolution of x [N, C, H, W] with weight [O, C, KH, KW] (+ bias [O]), like
+ * `torch.nn.functional.conv2d`. Differentiable in all three; only the needed gradients are
+ * computed.
+ */
+export function conv2d(
+  x: Tensor,
+  weight: Tensor,
+  bias?: Tensor,
+  options: Conv2dOptions = {},
+): Tensor {
+  const stride = options.stride ?? 1, padding = options.padding ?? 0;
+  if (x.rank !== 4 || weight.rank !== 4 || x.shape[1] !== weight.shape[1]) {
+    throw new Error(
+      `conv2d: input ${formatShape(x.shape)} does not fit weight ${formatShape(weight.shape)} ` +
+        `(needs input [N, ${weight.shape[1] ?? "C"}, H, W] for weight [O, C, KH, KW])`,
+    );
+  }
+  if (x.dtype !== "f32" || weight.dtype !== "f32") throw new Error("conv2d: needs f32 tensors");
+  if (!Number.isInteger(stride) || stride < 1 || !Number.isInteger(padding) || padding < 0) {
+    throw new Error(
+      `conv2d: stride must be an integer >= 1 and padding >= 0 (got stride ${stride}, padding ${padding})`,
+    );
+  }
+  const [batch, inChannels, height, width] = x.shape;
+  const [outChannels, , kernelHeight, kernelWidth] = weight.shape;
+  if (bias && (bias.rank !== 1 || bias.shape[0] !== outChannels)) {
+    throw new Error(
+      `conv2d: bias ${formatShape(bias.shape)} does not fit weight ${
+        formatShape(weight.shape)
+      } (needs [${outChannels}])`,
+    );
+  }
+  const outHeight = Math.floor((height + 2 * padding - kernelHeight) / stride) + 1;
+  const outWidth = Math.floor((width + 2 * padding - kernelWidth) / stride) + 1;
+  if (outHeight < 1 || outWidth < 1) {
+    throw new Error(
+      `conv2d: the ${kernelHeight}x${kernelWidth} kernel does not fit the ${height}x${width} input ` +
+        `with padding ${padding}`,
+    );
+  }
+  const shape: ConvShape = {
+    batch,
+    inChannels,
+    outChannels,
+    height,
+    width,
+    kernelHeight,
+    kernelWidth,
+    stride,
+    padding,
+    outHeight,
+    outWidth,
+  };
+  const out = runForward(x, weight, bias, shape, "oihw");
+  const inputs = bias ? [x, weight, bias] : [x, weight];
+  return recordOp("conv2d", out, inputs, (grad) => {
+    const needWeights = weight.requiresGrad || !!bias?.requiresGrad;
+    const [weightGrad, biasGrad] = needWeights
+      ? weightAndBiasGrad(grad, x, shape, !!bias)
+      : [null, null];
+    return [x.requiresGrad ? inputGrad(grad, weight, shape) : null, weightGrad, biasGrad];
+  });
+}
