@@ -1,0 +1,305 @@
+/**
+ * `Optimizer`: the base of SGD, Adam and AdamW. It owns the per-parameter state tensors
+ * (created lazily on a parameter's first step, kept outside any `tidy`), counts steps per
+ * parameter on the CPU (so that `step()` never reads the GPU), and shares one params-ring slot
+ * per distinct set of step scalars among all the parameters' update kernels.
+ *
+ * @module
+ */
+
+import { checkStateDictShapes } from "../../nn/safetensors.ts";
+import { keep } from "../../nn/scope.ts";
+import { copyBuffer, params, type ParamsSlot } from "../../nn/stream.ts";
+import { formatShape, Tensor } from "../../nn/tensor.ts";
+
+/** Hyperparameters as saved in a state dict (flat, JSON-friendly). */
+export type Hyperparameters = Record<string, number | boolean>;
+
+/** An optimizer's state: save it with the model to resume training exactly. */
+export interface OptimizerStateDict {
+  /** The optimizer's kind: `SGD`, `Adam` or `AdamW`. */
+  optimizer: string;
+  /** Number of `step()` calls so far. */
+  step: number;
+  /** Steps each parameter has taken (parameters whose grad was null are not counted). */
+  paramSteps: number[];
+  /**
+   * State tensors named `<parameter index>.<name>`, e.g. `0.exp_avg`, `0.exp_avg_sq`,
+   * `3.momentum_buffer` (present for parameters that took at least one step).
+   */
+  state: Record<string, Tensor>;
+  /** Hyperparameters, `lr` included. */
+  hyperparameters: Hyperparameters;
+}
+
+/** Options every optimizer takes. */
+export interface OptimizerOptions {
+  /** Learning rate. */
+  lr: number;
+}
+
+/** What `update` gets for one parameter with a gradient. */
+export interface ParameterUpdate {
+  /** The parameter's index in `params`. */
+  index: number;
+  /** The parameter, updated in place. */
+  param: Tensor;
+  /** Its gradient (same size, f32). */
+  grad: Tensor;
+  /** Its state tensors by name (uninitialised on its first step: see `fresh`). */
+  state: Record<string, Tensor>;
+  /** Steps this parameter has taken, this one included (1 on its first step). */
+  step: number;
+  /** True when the state tensors were just created and hold no values yet. */
+  fresh: boolean;
+}
+
+/** The params slots of the `step()` running now (steps are synchronous: one at a time). */
+const stepSlots = new Map<string, ParamsSlot>();
+
+/**
+ * For `update()` implementations: a params-ring slot holding `values` (as f32), shared by every
+ * dispatch of the running `step()` that asks for the same values, so a step usually uses one.
+ */
+export function stepSlot(values: readonly number[]): ParamsSlot {
+  const key = values.join(",");
+  let slot = stepSlots.get(key);
+  if (!slot) stepSlots.set(key, slot = params(new Float32Array(values)));
+  return slot;
+}
+
+/** Throws `Invalid <what>: <value>` (PyTorch's wording) unless `value` is finite and >= 0. */
+export function checkNonNegative(value: number, what: string): number {
+  if (typeof value !== "number" || !(value >= 0) || !Number.isFinite(value)) {
+    throw new Error(`Invalid ${what}: ${value}`);
+  }
+  return value;
+}
+
+/** Base class of the optimizers: see the module documentation. */
+export abstract class Optimizer {
+  /** The parameters, in the order given (state dict names use these indices). */
+  readonly params: readonly Tensor[];
+  #lr: number;
+  #step = 0;
+  #paramSteps: number[];
+  #state: (Record<string, Tensor> | null)[];
+  #disposed = false;
+
+  /** Takes the parameters to optimize (f32 leaf tensors, each once) and the learning rate. */
+  constructor(params: Iterable<Tensor>, options: OptimizerOptions) {
+    this.#lr = checkNonNegative(options.lr, "learning rate");
+    this.params = [...params];
+    if (this.params.length === 0) throw new Error("optimizer got an empty parameter list");
+    const seen = new Set<Tensor>();
+    for (const [i, param] of this.params.entries()) {
+      if (!(param instanceof Tensor)) {
+        throw new Error(`optimizer: parameter ${i} is not a Tensor`);
+      }
+      if (seen.has(param)) throw new Error(`optimizer: parameter ${i} appears more than once`);
+      seen.add(param);
+      if (param.dtype !== "f32") {
+        throw new Error(`optimizer: parameter ${i} is ${param.dtype}; only f32 can be optimized`);
+      }
+      if (param.node) {
+        throw new Error(`optimizer: can't optimize a non-leaf Tensor (parameter ${i})`);
+      }
+    }
+    this.#paramSteps = this.params.map(() => 0);
+    this.#state = this.params.map(() => null);
+  }
+
+  /** The optimizer's kind, as saved in state dicts. */
+  abstract get name(): string;
+
+  /** Names of the state tensors each parameter gets under the current hyperparameters. */
+  protected abstract stateNames(): readonly string[];
+
+  /** Hyperparameters other than `lr`, for `stateDict()`. */
+  protected abstract hyperparameters(): Hyperparameters;
+
+  /** Validates and applies saved hyperparameters (other than `lr`): `loadStateDict()`. */
+  protected abstract setHyperparameters(saved: Hyperparameters): void;
+
+  /** Encodes the one fused update kernel of one parameter. */
+  protected abstract update(target: ParameterUpdate): void;
+
+  /** The learning rate used by the next `step()`. */
+  get lr(): number {
+    return this.#lr;
+  }
+
+  /** Sets the learning rate (finite, >= 0); LR schedulers call this. */
+  set lr(value: number) {
+    this.#lr = checkNonNegative(value, "learning rate");
+  }
+
+  /** Number of `step()` calls so far. */
+  get stepCount(): number {
+    return this.#step;
+  }
+
+  /**
+   * Updates every parameter that has a gradient, in place: one kernel dispatch per parameter,
+   * nothing read back. Parameters whose `grad` is null are skipped (their step count too).
+   */
+  step(): void {
+    this.#checkAlive("step");
+    for (const [index, param] of this.params.entries()) {
+      if (param.grad) this.#checkGrad(index, param, param.grad);
+    }
+    stepSlots.clear();
+    try {
+      for (const [index, param] of this.params.entries()) {
+        const grad = param.grad;
+        if (!grad) continue;
+        let state = this.#state[index];
+        const fresh = state === null;
+        if (!state) state = this.#state[index] = this.#createState(param);
+        const step = ++this.#paramSteps[index];
+        this.update({ index, param, grad, state, step, fresh });
+      }
+    } finally {
+      stepSlots.clear();
+    }
+    this.#step++;
+  }
+
+  /** Disposes every parameter's gradient and sets it to null (PyTorch's `set_to_none`). */
+  zeroGrad(): void {
+    for (const param of this.params) {
+      param.grad?.dispose();
+      param.grad = null;
+    }
+  }
+
+  /**
+   * The state: step counts, hyperparameters and the optimizer's own state tensors (not copies:
+   * do not dispose them; the next `step()` changes them). Save it with `saveSafetensors` (the
+   * tensors) plus JSON of the rest in the metadata.
+   */
+  stateDict(): OptimizerStateDict {
+    this.#checkAlive("stateDict");
+    const state: Record<string, Tensor> = {};
+    for (const [index, tensors] of this.#state.entries()) {
+      for (const [name, tensor] of Object.entries(tensors ?? {})) {
+        state[`${index}.${name}`] = tensor;
+      }
+    }
+    return {
+      optimizer: this.name,
+      step: this.#step,
+      paramSteps: [...this.#paramSteps],
+      state,
+      hyperparameters: { lr: this.#lr, ...this.hyperparameters() },
+    };
+  }
+
+  /**
+   * Restores a state saved by `stateDict()` of the same kind of optimizer over parameters of
+   * the same shapes: hyperparameters (lr included), step counts, and a copy of every state
+   * tensor (the given tensors stay the caller's). Throws, changing nothing, on any mismatch.
+   */
+  loadStateDict(saved: OptimizerStateDict): void {
+    this.#checkAlive("loadStateDict");
+    const what = `${this.name}.loadStateDict`;
+    if (saved.optimizer !== this.name) {
+      throw new Error(`${what}: the state dict is from ${saved.optimizer}, not ${this.name}`);
+    }
+    if (!Number.isSafeInteger(saved.step) || saved.step < 0) {
+      throw new Error(`${what}: invalid step ${saved.step}`);
+    }
+    const steps = saved.paramSteps;
+    if (
+      !Array.isArray(steps) || steps.length !== this.params.length ||
+      steps.some((n) => !Number.isSafeInteger(n) || n < 0)
+    ) {
+      throw new Error(
+        `${what}: paramSteps must be ${this.params.length} integers >= 0, got ` +
+          JSON.stringify(steps),
+      );
+    }
+    const { lr, ...rest } = saved.hyperparameters;
+    checkNonNegative(lr as number, "learning rate");
+    const previous = this.hyperparameters();
+    this.setHyperparameters(rest);
+    try {
+      this.#checkSavedState(saved, what);
+    } catch (error) {
+      this.setHyperparameters(previous);
+      throw error;
+    }
+    this.#lr = lr as number;
+    for (const [index, param] of this.params.entries()) {
+      if (steps[index] === 0) {
+        for (const tensor of Object.values(this.#state[index] ?? {})) tensor.dispose();
+        this.#state[index] = null;
+        continue;
+      }
+      let state = this.#state[index];
+      const names = this.stateNames();
+      if (!state || Object.keys(state).join() !== names.join()) {
+        for (const tensor of Object.values(state ?? {})) tensor.dispose();
+        state = this.#state[index] = this.#createState(param);
+      }
+      for (const [name, target] of Object.entries(state)) {
+        const source = saved.state[`${index}.${name}`].buffer;
+        if (source !== target.buffer) copyBuffer(source, target.buffer, target.byteLength);
+      }
+    }
+    this.#paramSteps = [...steps];
+    this.#step = saved.step;
+  }
+
+  /** Frees the state tensors. The optimizer cannot be used afterwards. */
+  dispose(): void {
+    for (const tensors of this.#state) {
+      for (const tensor of Object.values(tensors ?? {})) tensor.dispose();
+    }
+    this.#state = this.params.map(() => null);
+    this.#disposed = true;
+  }
+
+  /** True once `dispose()` was called. */
+  get isDisposed(): boolean {
+    return this.#disposed;
+  }
+
+  #checkAlive(method: string): void {
+    if (this.#disposed) throw new Error(`${this.name}.${method}(): the optimizer was disposed`);
+  }
+
+  #checkGrad(index: number, param: Tensor, grad: Tensor): void {
+    if (grad.dtype !== "f32" || grad.size !== param.size) {
+      throw new Error(
+        `${this.name}.step(): parameter ${index} of shape ${formatShape(param.shape)} has a ` +
+          `${grad.dtype} gradient of shape ${formatShape(grad.shape)}`,
+      );
+    }
+    if (grad.buffer === param.buffer) {
+      throw new Error(`${this.name}.step(): parameter ${index}'s gradient shares its buffer`);
+    }
+  }
+
+  #createState(param: Tensor): Record<string, Tensor> {
+    const state: Record<string, Tensor> = {};
+    for (const name of this.stateNames()) state[name] = keep(Tensor.empty(param.shape));
+    return state;
+  }
+
+  #checkSavedState(saved: OptimizerStateDict, what: string): void {
+    const expected: Record<string, readonly number[]> = {};
+    for (const [index, param] of this.params.entries()) {
+      if (saved.paramSteps[index] === 0) continue;
+      for (const name of this.stateNames()) expected[`${index}.${name}`] = param.shape;
+    }
+    const got: Record<string, readonly number[]> = {};
+    for (const [name, tensor] of Object.entries(saved.state)) {
+      if (!(tensor instanceof Tensor) || tensor.dtype !== "f32") {
+        throw new Error(`${what}: state "${name}" is not an f32 Tensor`);
+      }
+      got[name] = tensor.shape;
+    }
+    checkStateDictShapes(expected, got, what);
+  }
+}
