@@ -1,0 +1,234 @@
+/**
+ * FashionMNIST end to end: find the four files (cache folder, then system copies, then the
+ * mirrors), verify them, parse them, and hand back the training and test sets.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import {
+  FASHION_MNIST_FILES,
+  IDX_FILE_KEYS,
+  type IdxFileKey,
+  type IdxFileSet,
+  type IdxFileSpec,
+  SYSTEM_DATA_DIRS,
+} from "./checksums.ts";
+import { resolveDataDir, resolveMirrors } from "./cache.ts";
+import type { ImageSet } from "./dataset.ts";
+import { downloadFile } from "./download.ts";
+import { DataError, fileSystemError, firstLine } from "./errors.ts";
+import { parseImages, parseLabels, readGzipFile } from "./idx.ts";
+import { createProgress, type ProgressMode, type ProgressReporter } from "./progress.ts";
+import { verifyGzFile } from "./verify.ts";
+
+/** The ten classes, by label index. */
+export const CLASS_NAMES: readonly string[] = [
+  "T-shirt/top",
+  "Trouser",
+  "Pullover",
+  "Dress",
+  "Coat",
+  "Sandal",
+  "Shirt",
+  "Sneaker",
+  "Bag",
+  "Ankle boot",
+];
+
+/** Where a file was found: the cache folder, a system copy, or a fresh download. */
+export type FileSource = "cache" | "system" | "download";
+
+/** One verified file. */
+export interface LocatedFile {
+  /** What the file is. */
+  spec: IdxFileSpec;
+  /** Its path. */
+  path: string;
+  /** Where it came from. */
+  source: FileSource;
+  /** How it was verified: MD5 of the .gz, or SHA-256 of the uncompressed content. */
+  method: "md5" | "sha256";
+  /** The URL it was downloaded from (downloads only). */
+  url?: string;
+}
+
+/** The four verified files and the cache folder. */
+export interface FashionMnistLocation {
+  /** The cache folder (downloads go there; it may not exist when nothing was downloaded). */
+  dataDir: string;
+  /** The files, by key. */
+  files: Record<IdxFileKey, LocatedFile>;
+}
+
+/** Options of `ensureFashionMnist` and `loadFashionMnist`. */
+export interface FashionMnistOptions {
+  /** The cache folder (the --data-dir flag); default WGTORCH_DATA_DIR or the XDG cache. */
+  dataDir?: string;
+  /** Mirrors (the --mirror flags); default WGTORCH_MIRRORS or the official ones. */
+  mirrors?: readonly string[];
+  /** Folders of system copies, searched after the cache (default /usr/share/datasets/...). */
+  systemDirs?: readonly string[];
+  /** Whether to download what is missing (default true); false fails instead. */
+  download?: boolean;
+  /** The files and their checksums (default: the official FashionMNIST release). */
+  files?: IdxFileSet;
+  /** Extra attempts per mirror after a network error (default 3). */
+  retries?: number;
+  /** First retry back-off in ms, doubled each time (default 1000). */
+  backoffMs?: number;
+  /** Abandon an attempt after this long without data, in ms (default 30 000). */
+  stallTimeoutMs?: number;
+  /** Progress: a mode (default `auto`) or a reporter. */
+  progress?: ProgressMode | ProgressReporter;
+  /** Where notices go (removed corrupt files, retries); default `console.error`. */
+  log?: (line: string) => void;
+}
+
+interface Found extends LocatedFile {
+  raw: Uint8Array | null;
+}
+
+async function removeCorrupt(path: string, reason: string, log: (line: string) => void) {
+  log(`${path}: corrupt cached file (${reason}); removing it and fetching it again`);
+  try {
+    await Deno.remove(path);
+  } catch (error) {
+    throw fileSystemError(error, path, "removing a corrupt cached file");
+  }
+}
+
+async function locate(
+  spec: IdxFileSpec,
+  dataDir: string,
+  options: FashionMnistOptions,
+  shared: { progress: ProgressReporter; unreachable: Map<string, string> },
+): Promise<Found> {
+  const log = options.log ?? ((line: string) => console.error(line));
+  const cached = join(dataDir, spec.name);
+  const verdict = await verifyGzFile(cached, spec);
+  if (verdict?.ok) return { spec, path: cached, source: "cache", ...verdict };
+  if (verdict) await removeCorrupt(cached, verdict.reason, log);
+  for (const dir of options.systemDirs ?? SYSTEM_DATA_DIRS) {
+    const path = join(dir, spec.name);
+    let system;
+    try {
+      system = await verifyGzFile(path, spec);
+    } catch (error) {
+      log(`${path}: ignoring the system copy: ${firstLine(error)}`);
+      continue;
+    }
+    if (system?.ok) return { spec, path, source: "system", ...system };
+    if (system) log(`${path}: ignoring the system copy, it does not verify (${system.reason})`);
+  }
+  if (options.download === false) {
+    const places = [dataDir, ...(options.systemDirs ?? SYSTEM_DATA_DIRS)].join(", ");
+    throw new DataError(
+      `${spec.name}: not found in ${places}, and downloading is off. Run the download ` +
+        `command (deno run -A cli.ts download) or copy the file to ${dataDir}.`,
+      cached,
+    );
+  }
+  const result = await downloadFile(spec, dataDir, {
+    mirrors: resolveMirrors(options.mirrors),
+    retries: options.retries,
+    backoffMs: options.backoffMs,
+    stallTimeoutMs: options.stallTimeoutMs,
+    progress: shared.progress,
+    log,
+    unreachable: shared.unreachable,
+  });
+  return {
+    spec,
+    path: result.path,
+    source: "download",
+    method: result.method,
+    url: result.url,
+    raw: result.raw,
+  };
+}
+
+async function locateAll(
+  options: FashionMnistOptions,
+): Promise<{ dataDir: string; found: Record<IdxFileKey, Found> }> {
+  const dataDir = resolveDataDir(options.dataDir);
+  const files = options.files ?? FASHION_MNIST_FILES;
+  const progress = typeof options.progress === "object"
+    ? options.progress
+    : createProgress({ mode: options.progress });
+  const shared = { progress, unreachable: new Map<string, string>() };
+  const found = {} as Record<IdxFileKey, Found>;
+  // One file at a time: downloads share one progress line and one list of dead mirrors.
+  for (const key of IDX_FILE_KEYS) found[key] = await locate(files[key], dataDir, options, shared);
+  return { dataDir, found };
+}
+
+/**
+ * Makes sure the four files are available and verified, without parsing them: files in the
+ * cache folder that verify are used as they are (a corrupt one is removed and fetched again),
+ * then system copies (verified by content), then downloads from the mirrors.
+ */
+export async function ensureFashionMnist(
+  options: FashionMnistOptions = {},
+): Promise<FashionMnistLocation> {
+  const { dataDir, found } = await locateAll(options);
+  const files = {} as Record<IdxFileKey, LocatedFile>;
+  for (const key of IDX_FILE_KEYS) {
+    const { raw: _raw, ...file } = found[key];
+    files[key] = file;
+  }
+  return { dataDir, files };
+}
+
+/** The training and test sets, and where their files are. */
+export interface FashionMnist {
+  /** The training set (60,000 images). */
+  train: ImageSet;
+  /** The test set (10,000 images). */
+  test: ImageSet;
+  /** Where the files were found. */
+  location: FashionMnistLocation;
+}
+
+async function readSet(images: Found, labels: Found, classes: number): Promise<ImageSet> {
+  const [imageBytes, labelBytes] = await Promise.all([
+    images.raw ?? readGzipFile(images.path),
+    labels.raw ?? readGzipFile(labels.path),
+  ]);
+  const parsedImages = parseImages(imageBytes, images.path, { count: images.spec.count });
+  const parsedLabels = parseLabels(labelBytes, labels.path, { count: labels.spec.count, classes });
+  if (parsedLabels.count !== parsedImages.count) {
+    throw new DataError(
+      `${labels.path}: holds ${parsedLabels.count} labels but ${images.path} holds ` +
+        `${parsedImages.count} images: the two files do not belong together. Delete both so ` +
+        "that they are fetched again.",
+      labels.path,
+    );
+  }
+  return {
+    images: parsedImages.pixels,
+    labels: parsedLabels.labels,
+    count: parsedImages.count,
+    rows: parsedImages.rows,
+    cols: parsedImages.cols,
+  };
+}
+
+/**
+ * Finds (or downloads) and parses FashionMNIST: 60,000 training and 10,000 test images of
+ * 28x28 bytes with their labels. Errors are one line that names the file and the fix.
+ */
+export async function loadFashionMnist(options: FashionMnistOptions = {}): Promise<FashionMnist> {
+  const { dataDir, found } = await locateAll(options);
+  const classes = CLASS_NAMES.length;
+  const [train, test] = await Promise.all([
+    readSet(found.trainImages, found.trainLabels, classes),
+    readSet(found.testImages, found.testLabels, classes),
+  ]);
+  const files = {} as Record<IdxFileKey, LocatedFile>;
+  for (const key of IDX_FILE_KEYS) {
+    const { raw: _raw, ...file } = found[key];
+    files[key] = file;
+  }
+  return { train, test, location: { dataDir, files } };
+}

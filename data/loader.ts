@@ -1,0 +1,231 @@
+/**
+ * GPU datasets and loaders: a split is uploaded once (images as u8 or f32, labels as i32), and
+ * each batch is made on the GPU by one gather dispatch that reads a permutation buffer uploaded
+ * once per epoch. No per-batch CPU work on the data, and no readback.
+ *
+ * @module
+ */
+
+import { Rng } from "../nn/random.ts";
+import { keep } from "../nn/scope.ts";
+import { writeBuffer } from "../nn/stream.ts";
+import { Tensor, tensor } from "../nn/tensor.ts";
+import { gpu } from "../nn/device.ts";
+import { type ImageSet, pixelsToFloat32 } from "./dataset.ts";
+import { gatherBatch } from "./gather.ts";
+
+/** Options of `GpuDataset`. */
+export interface GpuDatasetOptions {
+  /**
+   * How images are stored on the GPU: `u8` (default, 1 byte per pixel: the 60,000 training
+   * images take 47 MB) or `f32` (already scaled; 4x the memory, for small sets).
+   */
+  dtype?: "u8" | "f32";
+}
+
+/** A set of images and labels uploaded to the GPU once. */
+export class GpuDataset {
+  /** The images, `[count, rows * cols]`, u8 (0..255) or f32 (0..1). */
+  readonly images: Tensor;
+  /** The labels, `[count]`, i32. */
+  readonly labels: Tensor;
+  /** Number of examples. */
+  readonly count: number;
+  /** Rows of each image. */
+  readonly rows: number;
+  /** Columns of each image. */
+  readonly cols: number;
+
+  /** Uploads `set` (call `init()` first). The tensors live until `dispose()`, outside any tidy. */
+  constructor(set: ImageSet, options: GpuDatasetOptions = {}) {
+    const dtype = options.dtype ?? "u8";
+    const pixels = set.rows * set.cols;
+    if (set.images.length !== set.count * pixels || set.labels.length !== set.count) {
+      throw new Error(
+        `GpuDataset: ${set.images.length} pixels and ${set.labels.length} labels do not make ` +
+          `${set.count} images of ${set.rows}x${set.cols}`,
+      );
+    }
+    const bytes = set.count * pixels * (dtype === "u8" ? 1 : 4);
+    const limit = gpu().limits.maxStorageBufferBindingSize;
+    if (bytes * 1.25 > limit) {
+      throw new Error(
+        `GpuDataset: ${set.count} images as ${dtype} take ${bytes} bytes, more than this ` +
+          `adapter binds at once (${limit})` + (dtype === "f32" ? '; use dtype "u8"' : ""),
+      );
+    }
+    const data = dtype === "u8" ? set.images : pixelsToFloat32(set.images);
+    this.images = keep(tensor(data, [set.count, pixels], { dtype }));
+    this.labels = keep(tensor(Int32Array.from(set.labels), [set.count], { dtype: "i32" }));
+    this.count = set.count;
+    this.rows = set.rows;
+    this.cols = set.cols;
+  }
+
+  /** True once disposed. */
+  get isDisposed(): boolean {
+    return this.images.isDisposed;
+  }
+
+  /** Frees the GPU memory. */
+  dispose(): void {
+    this.images.dispose();
+    this.labels.dispose();
+  }
+}
+
+/** Options of `DataLoader`. */
+export interface DataLoaderOptions {
+  /** Examples per batch. */
+  batchSize: number;
+  /** Shuffle each epoch (default true). */
+  shuffle?: boolean;
+  /** Seed of the shuffles; epoch `e` of seed `s` always has the same order (default 0). */
+  seed?: number;
+  /** Drop the last batch when it is smaller than `batchSize` (default false: keep it). */
+  dropLast?: boolean;
+  /** Use only the first `limit` examples of the dataset (quick runs). */
+  limit?: number;
+}
+
+/** One batch. Its tensors belong to the caller: `dispose()` them, or let a `tidy` do it. */
+export interface Batch {
+  /** Images, `[size, 1, rows, cols]`, f32 in [0, 1]. */
+  x: Tensor;
+  /** Labels, `[size]`, i32. */
+  y: Tensor;
+  /** Number of examples (the last batch may be smaller than the batch size). */
+  size: number;
+  /** Position of the batch in the epoch, from 0. */
+  index: number;
+  /** Disposes `x` and `y`. */
+  dispose(): void;
+}
+
+function mixSeed(seed: number, epoch: number): number {
+  let h = Math.imul((seed | 0) ^ 0x2545f491, 0x9e3779b1) ^ Math.imul(epoch + 1, 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 15), 0x2c1b3c6d);
+  return (h ^ (h >>> 13)) >>> 0;
+}
+
+/**
+ * Batches of a `GpuDataset`, shuffled each epoch from a seed. `batches(epoch)` uploads the
+ * epoch's order once, then makes each batch with one gather dispatch (never a readback).
+ *
+ * ```ts ignore
+ * const loader = new DataLoader(new GpuDataset(split.train), { batchSize: 128, seed: 1 });
+ * for (const batch of loader.batches(epoch)) {
+ *   tidy(() => step(batch.x, batch.y));
+ *   batch.dispose();
+ * }
+ * ```
+ */
+export class DataLoader {
+  /** The dataset. */
+  readonly dataset: GpuDataset;
+  /** Examples per batch. */
+  readonly batchSize: number;
+  /** Whether each epoch is shuffled. */
+  readonly shuffle: boolean;
+  /** Seed of the shuffles. */
+  readonly seed: number;
+  /** Whether a last, smaller batch is dropped. */
+  readonly dropLast: boolean;
+  /** Examples used per epoch (the dataset's count, or `limit`). */
+  readonly count: number;
+  #order: Tensor | null = null;
+  #orderEpoch: number | null = null;
+  #current: object | null = null;
+  #nextEpoch = 0;
+
+  /** A loader over `dataset`. */
+  constructor(dataset: GpuDataset, options: DataLoaderOptions) {
+    const { batchSize, shuffle = true, seed = 0, dropLast = false, limit } = options;
+    if (!Number.isInteger(batchSize) || batchSize < 1) {
+      throw new RangeError(`DataLoader: batchSize ${batchSize} is not a positive integer`);
+    }
+    if (limit !== undefined && !(Number.isInteger(limit) && limit >= 0)) {
+      throw new RangeError(`DataLoader: limit ${limit} is not an integer >= 0`);
+    }
+    this.dataset = dataset;
+    this.batchSize = batchSize;
+    this.shuffle = shuffle;
+    this.seed = seed;
+    this.dropLast = dropLast;
+    this.count = Math.min(dataset.count, limit ?? dataset.count);
+  }
+
+  /** Number of batches per epoch. */
+  get length(): number {
+    return this.dropLast
+      ? Math.floor(this.count / this.batchSize)
+      : Math.ceil(this.count / this.batchSize);
+  }
+
+  /** The order of the examples in `epoch` (what the GPU gathers by), computed on the CPU. */
+  epochOrder(epoch: number): Int32Array {
+    if (!this.shuffle) return Int32Array.from({ length: this.count }, (_, i) => i);
+    return new Rng(mixSeed(this.seed, epoch)).permutation(this.count);
+  }
+
+  #upload(epoch: number): Tensor {
+    if (this.#order && (this.#orderEpoch === epoch || !this.shuffle)) return this.#order;
+    const order = this.epochOrder(epoch);
+    if (this.#order) writeBuffer(this.#order.buffer, order);
+    else this.#order = keep(tensor(order, [order.length], { dtype: "i32" }));
+    this.#orderEpoch = epoch;
+    return this.#order;
+  }
+
+  /**
+   * The batches of `epoch` (default: the epoch after the last one started). Iterate one epoch
+   * at a time: starting another epoch ends this one.
+   */
+  *batches(epoch: number = this.#nextEpoch): Generator<Batch, void, undefined> {
+    const token = {};
+    this.#current = token;
+    this.#nextEpoch = epoch + 1;
+    if (this.count === 0) return;
+    const order = this.#upload(epoch);
+    const { rows, cols } = this.dataset;
+    for (let index = 0; index < this.length; index++) {
+      if (this.#current !== token) {
+        throw new Error(
+          "DataLoader: another epoch was started before this one finished; iterate one epoch " +
+            "at a time",
+        );
+      }
+      const start = index * this.batchSize;
+      const size = Math.min(this.batchSize, this.count - start);
+      const x = Tensor.empty([size, 1, rows, cols]);
+      const y = Tensor.empty([size], "i32");
+      gatherBatch(
+        { images: this.dataset.images, labels: this.dataset.labels, order },
+        { x, y },
+        start,
+      );
+      yield {
+        x,
+        y,
+        size,
+        index,
+        dispose() {
+          x.dispose();
+          y.dispose();
+        },
+      };
+    }
+  }
+
+  /** Iterates the batches of the next epoch. */
+  [Symbol.iterator](): Generator<Batch, void, undefined> {
+    return this.batches();
+  }
+
+  /** Frees the order buffer (not the dataset). */
+  dispose(): void {
+    this.#order?.dispose();
+    this.#order = null;
+    this.#orderEpoch = null;
+  }
+}
