@@ -1,0 +1,269 @@
+/**
+ * Log-softmax over the last dimension, negative log-likelihood and cross-entropy losses.
+ *
+ * Rows are short (class scores), so each invocation owns whole rows (lanes on batch rows); the
+ * losses sum their rows in one workgroup. `crossEntropy` saves each row's log-sum-exp and has
+ * one fused backward kernel producing (softmax - onehot) * grad / N.
+ *
+ * Targets are not checked on the GPU (that would need a readback): a target outside [0, C)
+ * contributes 0 to the loss and gets no gradient, and the mean still divides by N.
+ *
+ * @module
+ */
+
+import { recordOp } from "../autograd.ts";
+import { f32, grid, kernel, u32, workgroupIndex } from "../kernel.ts";
+import { dispatch } from "../stream.ts";
+import { formatShape, Tensor } from "../tensor.ts";
+import { checkTarget, workgroupSumWgsl } from "./reduce.ts";
+
+/** Invocations per workgroup of the row kernels (one row each). */
+const ROW_WORKGROUP = 8;
+/** Invocations of the one workgroup that sums a loss over the rows (a power of two). */
+const LOSS_WORKGROUP = 32;
+
+/** Rows and classes of x, viewed as [rows, C] with C its last dimension. */
+function rowsOf(op: string, x: Tensor): [number, number] {
+  const classes = x.shape.at(-1) ?? 0;
+  if (x.rank < 1 || classes === 0) {
+    throw new Error(`${op}: needs a last dimension of at least 1, got ${formatShape(x.shape)}`);
+  }
+  if (x.dtype !== "f32") throw new Error(`${op}: needs an f32 tensor, got ${x.dtype}`);
+  return [x.size / classes, classes];
+}
+
+/** WGSL `fn rowLogSumExp(base: u32) -> f32` over `x[base .. base + C)`, max-shifted. */
+const ROW_LOG_SUM_EXP = /* wgsl */ `
+fn rowLogSumExp(base: u32) -> f32 {
+  var biggest = x[base];
+  for (var j = 1u; j < C; j++) { biggest = max(biggest, x[base + j]); }
+  var total = 0.0;
+  for (var j = 0u; j < C; j++) { total += exp(x[base + j] - biggest); }
+  return biggest + log(total);
+}`;
+
+/** Encodes a kernel whose invocation `row` runs `body` for each row < rows. */
+function encodeRows(
+  name: string,
+  rows: number,
+  header: string,
+  body: string,
+  buffers: GPUBuffer[],
+  bindings: readonly ("read" | "read_write")[],
+): void {
+  const groups = Math.ceil(rows / ROW_WORKGROUP);
+  const code = /* wgsl */ `
+${header}
+
+@compute @workgroup_size(${ROW_WORKGROUP})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let row = ${workgroupIndex(groups)} * ${u32(ROW_WORKGROUP)} + lid;
+  if (row < ${u32(rows)}) {
+${body}
+  }
+}`;
+  dispatch(kernel({ name, code, bindings }), buffers, grid(groups));
+}
+
+/** log(softmax(x)) over the last dimension (e.g. x [N, C]). Differentiable. */
+export function logSoftmax(x: Tensor): Tensor {
+  const [rows, classes] = rowsOf("logSoftmax", x);
+  const out = Tensor.empty(x.shape);
+  encodeRows(
+    `log_softmax_${rows}x${classes}`,
+    rows,
+    /* wgsl */ `
+const C: u32 = ${u32(classes)};
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+${ROW_LOG_SUM_EXP}`,
+    /* wgsl */ `
+    let base = row * C;
+    let logSum = rowLogSumExp(base);
+    for (var j = 0u; j < C; j++) { out[base + j] = x[base + j] - logSum; }`,
+    [x.buffer, out.buffer],
+    ["read", "read_write"],
+  );
+  return recordOp("logSoftmax", out, [x], (grad) => [logSoftmaxBackward(grad, out)]);
+}
+
+/** The gradient of log-softmax given its output y: grad - exp(y) * rowSum(grad). */
+function logSoftmaxBackward(grad: Tensor, output: Tensor): Tensor {
+  const [rows, classes] = rowsOf("logSoftmax backward", output);
+  const dx = Tensor.empty(output.shape);
+  encodeRows(
+    `log_softmax_backward_${rows}x${classes}`,
+    rows,
+    /* wgsl */ `
+const C: u32 = ${u32(classes)};
+@group(0) @binding(0) var<storage, read> grad: array<f32>;
+@group(0) @binding(1) var<storage, read> y: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dx: array<f32>;`,
+    /* wgsl */ `
+    let base = row * C;
+    var total = 0.0;
+    for (var j = 0u; j < C; j++) { total += grad[base + j]; }
+    for (var j = 0u; j < C; j++) { dx[base + j] = grad[base + j] - exp(y[base + j]) * total; }`,
+    [grad.buffer, output.buffer, dx.buffer],
+    ["read", "read", "read_write"],
+  );
+  return dx;
+}
+
+/** WGSL: whether `t` (an i32 target) names a class. */
+const VALID_TARGET = "(t >= 0 && t < i32(C))";
+
+/** Encodes a one-workgroup kernel that sums `perRow` (an f32 expression) over rows into out[0]. */
+function encodeLoss(
+  name: string,
+  rows: number,
+  header: string,
+  perRow: string,
+  factor: number,
+  buffers: GPUBuffer[],
+  bindings: readonly ("read" | "read_write")[],
+): void {
+  const code = /* wgsl */ `
+${header}
+${workgroupSumWgsl(LOSS_WORKGROUP)}
+
+@compute @workgroup_size(${LOSS_WORKGROUP})
+fn main(@builtin(local_invocation_index) lid: u32) {
+  var acc = 0.0;
+  for (var row = lid; row < ${u32(rows)}; row += ${u32(LOSS_WORKGROUP)}) {
+${perRow}
+  }
+  let total = workgroupSum(lid, acc);
+  if (lid == 0u) { loss[0] = total * ${f32(factor)}; }
+}`;
+  dispatch(kernel({ name, code, bindings }), buffers, [1]);
+}
+
+function checkLossInputs(op: string, scores: Tensor, target: Tensor, name: string): void {
+  checkTarget(op, scores, target, name);
+  if (scores.shape[0] === 0) throw new Error(`${op}: ${name} has no rows`);
+}
+
+/**
+ * The negative log-likelihood -mean_n logProbs[n, target[n]] of logProbs [N, C] and i32 target
+ * [N], as a scalar []. Targets outside [0, C) contribute 0 (and the mean still divides by N).
+ * Differentiable with respect to logProbs.
+ */
+export function nllLoss(logProbs: Tensor, target: Tensor): Tensor {
+  checkLossInputs("nllLoss", logProbs, target, "logProbs");
+  const [rows, classes] = logProbs.shape;
+  const loss = Tensor.empty([]);
+  encodeLoss(
+    `nll_loss_${rows}x${classes}`,
+    rows,
+    /* wgsl */ `
+const C: u32 = ${u32(classes)};
+@group(0) @binding(0) var<storage, read> logProbs: array<f32>;
+@group(0) @binding(1) var<storage, read> labels: array<i32>;
+@group(0) @binding(2) var<storage, read_write> loss: array<f32>;`,
+    /* wgsl */ `
+    let t = labels[row];
+    if ${VALID_TARGET} { acc += logProbs[row * C + u32(t)]; }`,
+    -1 / rows,
+    [logProbs.buffer, target.buffer, loss.buffer],
+    ["read", "read", "read_write"],
+  );
+  return recordOp("nllLoss", loss, [logProbs, target], (grad) => [
+    nllLossBackward(grad, target, rows, classes),
+    null,
+  ]);
+}
+
+/** dx[n, j] = -grad / N where j == target[n], else 0. */
+function nllLossBackward(grad: Tensor, target: Tensor, rows: number, classes: number): Tensor {
+  const dx = Tensor.empty([rows, classes]);
+  encodeRows(
+    `nll_loss_backward_${rows}x${classes}`,
+    rows,
+    /* wgsl */ `
+const C: u32 = ${u32(classes)};
+@group(0) @binding(0) var<storage, read> grad: array<f32>;
+@group(0) @binding(1) var<storage, read> labels: array<i32>;
+@group(0) @binding(2) var<storage, read_write> dx: array<f32>;`,
+    /* wgsl */ `
+    let value = -grad[0] * ${f32(1 / rows)};
+    let t = labels[row];
+    for (var j = 0u; j < C; j++) { dx[row * C + j] = select(0.0, value, i32(j) == t); }`,
+    [grad.buffer, target.buffer, dx.buffer],
+    ["read", "read", "read_write"],
+  );
+  return dx;
+}
+
+/**
+ * Cross-entropy of logits [N, C] against i32 target [N]: nllLoss(logSoftmax(logits), target),
+ * fused, as a scalar []. Targets outside [0, C) contribute 0 and get a zero gradient row.
+ * Differentiable with respect to logits, with one fused backward kernel.
+ */
+export function crossEntropy(logits: Tensor, target: Tensor): Tensor {
+  checkLossInputs("crossEntropy", logits, target, "logits");
+  const [rows, classes] = logits.shape;
+  const loss = Tensor.empty([]);
+  const logSums = Tensor.empty([rows]);
+  encodeLoss(
+    `cross_entropy_${rows}x${classes}`,
+    rows,
+    /* wgsl */ `
+const C: u32 = ${u32(classes)};
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> labels: array<i32>;
+@group(0) @binding(2) var<storage, read_write> logSums: array<f32>;
+@group(0) @binding(3) var<storage, read_write> loss: array<f32>;
+${ROW_LOG_SUM_EXP}`,
+    /* wgsl */ `
+    let base = row * C;
+    let logSum = rowLogSumExp(base);
+    logSums[row] = logSum;
+    let t = labels[row];
+    if ${VALID_TARGET} { acc += logSum - x[base + u32(t)]; }`,
+    1 / rows,
+    [logits.buffer, target.buffer, logSums.buffer, loss.buffer],
+    ["read", "read", "read_write", "read_write"],
+  );
+  return recordOp(
+    "crossEntropy",
+    loss,
+    [logits, target],
+    (grad) => [crossEntropyBackward(grad, logits, target, logSums), null],
+    [logSums],
+  );
+}
+
+/** dx = (exp(x - logSumExp) - onehot(target)) * grad / N, zero on rows with a bad target. */
+function crossEntropyBackward(
+  grad: Tensor,
+  logits: Tensor,
+  target: Tensor,
+  logSums: Tensor,
+): Tensor {
+  const [rows, classes] = logits.shape;
+  const dx = Tensor.empty(logits.shape);
+  encodeRows(
+    `cross_entropy_backward_${rows}x${classes}`,
+    rows,
+    /* wgsl */ `
+const C: u32 = ${u32(classes)};
+@group(0) @binding(0) var<storage, read> grad: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> labels: array<i32>;
+@group(0) @binding(3) var<storage, read> logSums: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dx: array<f32>;`,
+    /* wgsl */ `
+    let t = labels[row];
+    let factor = select(0.0, grad[0] * ${f32(1 / rows)}, ${VALID_TARGET});
+    let logSum = logSums[row];
+    let base = row * C;
+    for (var j = 0u; j < C; j++) {
+      let onehot = select(0.0, 1.0, i32(j) == t);
+      dx[base + j] = (exp(x[base + j] - logSum) - onehot) * factor;
+    }`,
+    [grad.buffer, logits.buffer, target.buffer, logSums.buffer, dx.buffer],
+    ["read", "read", "read", "read", "read_write"],
+  );
+  return dx;
+}

@@ -1,0 +1,42 @@
+/**
+ * CPU references (float64) of the reductions: sum, mean, argmax and the correct-prediction
+ * count.
+ *
+ * @module
+ */
+
+/** The sum of all values. */
+export function sumReference(x: ArrayLike<number>): number {
+  let total = 0;
+  for (let i = 0; i < x.length; i++) total += x[i];
+  return total;
+}
+
+/** The mean of all values (NaN when empty). */
+export function meanReference(x: ArrayLike<number>): number {
+  return sumReference(x) / x.length;
+}
+
+/** The index of the first maximum of each row of `classes` values. */
+export function argmaxReference(x: ArrayLike<number>, classes: number): Int32Array {
+  const rows = x.length / classes;
+  const out = new Int32Array(rows);
+  for (let n = 0; n < rows; n++) {
+    let best = 0;
+    for (let j = 1; j < classes; j++) {
+      if (x[n * classes + j] > x[n * classes + best]) best = j;
+    }
+    out[n] = best;
+  }
+  return out;
+}
+
+/** How many rows have their first maximum at the target index. */
+export function correctCountReference(
+  scores: ArrayLike<number>,
+  target: ArrayLike<number>,
+  classes: number,
+): number {
+  const predicted = argmaxReference(scores, classes);
+  return predicted.reduce((count, p, n) => count + (p === target[n] ? 1 : 0), 0);
+}
