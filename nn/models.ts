@@ -1,0 +1,220 @@
+/**
+ * The study's four models, exactly as in its notebook (see SPEC.md), with PyTorch's parameter
+ * names so that weights move between wgtorch and PyTorch through safetensors.
+ *
+ * @module
+ */
+
+import type { Tensor } from "./tensor.ts";
+import { BatchNorm2d } from "./modules/batch_norm.ts";
+import { Conv2d } from "./modules/conv2d.ts";
+import type { InitOptions } from "./modules/init.ts";
+import { Dropout, Flatten, LogSoftmax, MaxPool2d, ReLU } from "./modules/layers.ts";
+import { Linear } from "./modules/linear.ts";
+import { Module } from "./modules/module.ts";
+
+/** The models of the study, by their command-line names. */
+export type ModelName = "mlp" | "cnn" | "cnn-bn" | "tuning-cnn";
+
+/** A module that classifies 28x28 images into 10 classes with log-probabilities. */
+export abstract class Classifier extends Module {
+  /** One line describing the architecture. */
+  abstract readonly description: string;
+  /** The model's name and configuration, saved with its weights. */
+  abstract readonly config: { model: ModelName; l1?: number };
+}
+
+const relu = new ReLU();
+const logSoftmax = new LogSoftmax();
+const flatten = new Flatten();
+const pool = new MaxPool2d(2);
+
+/** MLP: Flatten(784) → Linear(784,256) → ReLU → Dropout(0.2) → Linear(256,128) → ReLU → Dropout(0.2) → Linear(128,10) → LogSoftmax. */
+export class Mlp extends Classifier {
+  /** One line describing the architecture. */
+  readonly description =
+    "MLP: Flatten(784) → Linear(784,256) → ReLU → Dropout(0.2) → Linear(256,128) → ReLU → Dropout(0.2) → Linear(128,10) → LogSoftmax";
+  /** The model's name. */
+  readonly config = { model: "mlp" as const };
+  /** 784 → 256. */
+  readonly fc1: Linear;
+  /** 256 → 128. */
+  readonly fc2: Linear;
+  /** 128 → 10. */
+  readonly fc3: Linear;
+  /** Dropout(0.2), used after each hidden layer. */
+  readonly dropout: Dropout;
+
+  /** A freshly initialised MLP. */
+  constructor(options: InitOptions = {}) {
+    super();
+    this.fc1 = new Linear(784, 256, options);
+    this.fc2 = new Linear(256, 128, options);
+    this.fc3 = new Linear(128, 10, options);
+    this.dropout = new Dropout(0.2, options);
+  }
+
+  /** x [N, 1, 28, 28] (or [N, 784]) → log-probabilities [N, 10]. */
+  forward(x: Tensor): Tensor {
+    let h = flatten.forward(x);
+    h = this.dropout.forward(relu.forward(this.fc1.forward(h)));
+    h = this.dropout.forward(relu.forward(this.fc2.forward(h)));
+    return logSoftmax.forward(this.fc3.forward(h));
+  }
+}
+
+/** CNN: Conv2d(1,10,5) → ReLU → MaxPool(2) → Conv2d(10,20,5) → ReLU → MaxPool(2) → Flatten(320) → Linear(320,10) → LogSoftmax. */
+export class Cnn extends Classifier {
+  /** One line describing the architecture. */
+  readonly description =
+    "CNN: Conv2d(1,10,5) → ReLU → MaxPool(2) → Conv2d(10,20,5) → ReLU → MaxPool(2) → Flatten(320) → Linear(320,10) → LogSoftmax";
+  /** The model's name. */
+  readonly config = { model: "cnn" as const };
+  /** 1 → 10 channels, 5x5. */
+  readonly conv1: Conv2d;
+  /** 10 → 20 channels, 5x5. */
+  readonly conv2: Conv2d;
+  /** 320 → 10. */
+  readonly fc: Linear;
+
+  /** A freshly initialised CNN. */
+  constructor(options: InitOptions = {}) {
+    super();
+    this.conv1 = new Conv2d(1, 10, 5, options);
+    this.conv2 = new Conv2d(10, 20, 5, options);
+    this.fc = new Linear(320, 10, options);
+  }
+
+  /** x [N, 1, 28, 28] → log-probabilities [N, 10]. */
+  forward(x: Tensor): Tensor {
+    const h1 = pool.forward(relu.forward(this.conv1.forward(x)));
+    const h2 = pool.forward(relu.forward(this.conv2.forward(h1)));
+    return logSoftmax.forward(this.fc.forward(flatten.forward(h2)));
+  }
+}
+
+/** The convolutional trunk shared by CNN-BN and the tuning CNN: two conv → BN → ReLU → pool blocks. */
+abstract class BatchNormTrunk extends Classifier {
+  /** 1 → 10 channels, 5x5. */
+  readonly conv1: Conv2d;
+  /** BatchNorm2d(10). */
+  readonly bn1: BatchNorm2d;
+  /** 10 → 20 channels, 5x5. */
+  readonly conv2: Conv2d;
+  /** BatchNorm2d(20). */
+  readonly bn2: BatchNorm2d;
+
+  constructor(options: InitOptions) {
+    super();
+    this.conv1 = new Conv2d(1, 10, 5, options);
+    this.bn1 = new BatchNorm2d(10);
+    this.conv2 = new Conv2d(10, 20, 5, options);
+    this.bn2 = new BatchNorm2d(20);
+  }
+
+  /** x [N, 1, 28, 28] → features [N, 320]. */
+  protected features(x: Tensor): Tensor {
+    const h1 = pool.forward(relu.forward(this.bn1.forward(this.conv1.forward(x))));
+    const h2 = pool.forward(relu.forward(this.bn2.forward(this.conv2.forward(h1))));
+    return flatten.forward(h2);
+  }
+}
+
+/** CNN-BN: the CNN with BatchNorm2d after each convolution (before ReLU). */
+export class CnnBn extends BatchNormTrunk {
+  /** One line describing the architecture. */
+  readonly description =
+    "CNN-BN: Conv2d(1,10,5) → BatchNorm2d(10) → ReLU → MaxPool(2) → Conv2d(10,20,5) → BatchNorm2d(20) → ReLU → MaxPool(2) → Flatten(320) → Linear(320,10) → LogSoftmax";
+  /** The model's name. */
+  readonly config = { model: "cnn-bn" as const };
+  /** 320 → 10. */
+  readonly fc: Linear;
+
+  /** A freshly initialised CNN-BN. */
+  constructor(options: InitOptions = {}) {
+    super(options);
+    this.fc = new Linear(320, 10, options);
+  }
+
+  /** x [N, 1, 28, 28] → log-probabilities [N, 10]. */
+  forward(x: Tensor): Tensor {
+    return logSoftmax.forward(this.fc.forward(this.features(x)));
+  }
+}
+
+/** Options of the tuning CNN. */
+export interface TuningCnnOptions extends InitOptions {
+  /** Width of the hidden fully connected layer (the study searched 64, 128, 256). */
+  l1?: number;
+}
+
+/**
+ * The tuning CNN: CNN-BN with Linear(320, l1) → Linear(l1, 10). As in the study's notebook there
+ * is no activation between the two Linear layers.
+ */
+export class TuningCnn extends BatchNormTrunk {
+  /** One line describing the architecture. */
+  readonly description: string;
+  /** The model's name and l1. */
+  readonly config: { model: "tuning-cnn"; l1: number };
+  /** 320 → l1. */
+  readonly fc1: Linear;
+  /** l1 → 10. */
+  readonly fc2: Linear;
+
+  /** A freshly initialised tuning CNN with hidden width `l1` (default 64). */
+  constructor(options: TuningCnnOptions = {}) {
+    super(options);
+    const l1 = options.l1 ?? 64;
+    if (!Number.isInteger(l1) || l1 < 1) {
+      throw new Error(`tuningCnn: l1 must be a positive integer, got ${l1}`);
+    }
+    this.config = { model: "tuning-cnn", l1 };
+    this.description =
+      `Tuning CNN: CNN-BN trunk → Flatten(320) → Linear(320,${l1}) → Linear(${l1},10) ` +
+      "(no activation between, as in the study's notebook) → LogSoftmax";
+    this.fc1 = new Linear(320, l1, options);
+    this.fc2 = new Linear(l1, 10, options);
+  }
+
+  /** x [N, 1, 28, 28] → log-probabilities [N, 10]. */
+  forward(x: Tensor): Tensor {
+    return logSoftmax.forward(this.fc2.forward(this.fc1.forward(this.features(x))));
+  }
+}
+
+/** The study's MLP. */
+export function mlp(options: InitOptions = {}): Mlp {
+  return new Mlp(options);
+}
+
+/** The study's CNN. */
+export function cnn(options: InitOptions = {}): Cnn {
+  return new Cnn(options);
+}
+
+/** The study's CNN-BN. */
+export function cnnBn(options: InitOptions = {}): CnnBn {
+  return new CnnBn(options);
+}
+
+/** The study's tuning CNN (CNN-BN with a hidden layer of width l1). */
+export function tuningCnn(options: TuningCnnOptions = {}): TuningCnn {
+  return new TuningCnn(options);
+}
+
+/** Builds a model by its command-line name. */
+export function createModel(name: ModelName, options: TuningCnnOptions = {}): Classifier {
+  switch (name) {
+    case "mlp":
+      return mlp(options);
+    case "cnn":
+      return cnn(options);
+    case "cnn-bn":
+      return cnnBn(options);
+    case "tuning-cnn":
+      return tuningCnn(options);
+    default:
+      throw new Error(`Unknown model "${name}": expected one of mlp, cnn, cnn-bn, tuning-cnn`);
+  }
+}

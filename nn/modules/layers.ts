@@ -1,0 +1,102 @@
+/**
+ * Layers without parameters: `ReLU`, `MaxPool2d`, `Dropout`, `Flatten`, `LogSoftmax`, and the
+ * `Sequential` container.
+ *
+ * @module
+ */
+
+import { dropout } from "../ops/dropout.ts";
+import { relu } from "../ops/elementwise.ts";
+import { maxPool2d } from "../ops/max_pool.ts";
+import { logSoftmax } from "../ops/softmax.ts";
+import type { Rng } from "../random.ts";
+import type { Tensor } from "../tensor.ts";
+import { defaultGenerator } from "./init.ts";
+import { Module } from "./module.ts";
+
+/** max(x, 0), as `torch.nn.ReLU`. */
+export class ReLU extends Module {
+  /** Applies ReLU. */
+  forward(x: Tensor): Tensor {
+    return relu(x);
+  }
+}
+
+/** 2-D max pooling, as `torch.nn.MaxPool2d`. */
+export class MaxPool2d extends Module {
+  /** Step between windows. */
+  readonly stride: number;
+  /** A `kernelSize`² window moved by `stride` (default: the kernel size). */
+  constructor(readonly kernelSize: number, options: { stride?: number; padding?: number } = {}) {
+    super();
+    this.stride = options.stride ?? kernelSize;
+    this.padding = options.padding ?? 0;
+  }
+  /** Implicit -inf border. */
+  readonly padding: number;
+  /** Pools x [N, C, H, W]. */
+  forward(x: Tensor): Tensor {
+    return maxPool2d(x, {
+      kernelSize: this.kernelSize,
+      stride: this.stride,
+      padding: this.padding,
+    });
+  }
+}
+
+/** Inverted dropout, as `torch.nn.Dropout`: a new seeded mask every call in training. */
+export class Dropout extends Module {
+  #rng: Rng;
+  /** Drops each value with probability `p` (default 0.5). */
+  constructor(readonly p = 0.5, options: { rng?: Rng } = {}) {
+    super();
+    if (!(p >= 0 && p <= 1)) throw new Error(`Dropout: p must be in [0, 1], got ${p}`);
+    this.#rng = options.rng ?? defaultGenerator();
+  }
+  /** Applies dropout in training, the identity in eval. */
+  forward(x: Tensor): Tensor {
+    const seed = this.training ? this.#rng.nextUint32() : 0;
+    return dropout(x, { p: this.p, training: this.training, seed });
+  }
+}
+
+/** Flattens dimensions `startDim`.. into one (no copy), as `torch.nn.Flatten`. */
+export class Flatten extends Module {
+  /** Flattens from `startDim` (default 1). */
+  constructor(readonly startDim = 1) {
+    super();
+  }
+  /** [N, C, H, W] → [N, C·H·W]. */
+  forward(x: Tensor): Tensor {
+    return x.flatten(this.startDim);
+  }
+}
+
+/** Log-softmax over the last dimension of [N, C], as `torch.nn.LogSoftmax(dim=1)`. */
+export class LogSoftmax extends Module {
+  /** Applies log-softmax. */
+  forward(x: Tensor): Tensor {
+    return logSoftmax(x);
+  }
+}
+
+/** Modules applied in order, named "0", "1", ... as in `torch.nn.Sequential`. */
+export class Sequential extends Module {
+  /** The modules, in order. */
+  readonly layers: readonly Module[];
+  /** A container of `layers`. */
+  constructor(...layers: Module[]) {
+    super();
+    this.layers = layers;
+  }
+  /** Children named by position. */
+  override namedChildren(): [string, Module][] {
+    return this.layers.map((layer, i) => [String(i), layer]);
+  }
+  /** Runs every layer in turn. */
+  forward(x: Tensor): Tensor {
+    let out = x;
+    for (const layer of this.layers) out = layer.forward(out);
+    return out;
+  }
+}

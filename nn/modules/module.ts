@@ -1,0 +1,155 @@
+/**
+ * `Module`: the base of every layer and model, with PyTorch's API: `forward`, `parameters()`,
+ * `namedParameters()`, `train()` / `eval()`, `stateDict()` / `loadStateDict()`.
+ *
+ * Parameters and buffers are registered by name in the constructor; child modules are found
+ * among the module's own properties (in declaration order), so a model reads like PyTorch:
+ * `conv1 = new Conv2d(1, 10, 5)` names its weight `conv1.weight`.
+ *
+ * @module
+ */
+
+import { checkStateDictShapes } from "../safetensors.ts";
+import { keep } from "../scope.ts";
+import { copyBuffer, writeBuffer } from "../stream.ts";
+import { formatShape, type Tensor } from "../tensor.ts";
+
+/** A module's state: parameters and buffers by their PyTorch-style dotted names. */
+export type StateDict = Record<string, Tensor>;
+
+/** Values to load into a module: GPU tensors, or CPU arrays with their shapes. */
+export type StateDictInput = Record<
+  string,
+  Tensor | { shape: readonly number[]; data: Float32Array }
+>;
+
+/** The base class of layers and models. */
+export abstract class Module {
+  /** True in training mode (dropout active, batch norm uses batch statistics). */
+  training = true;
+  #parameters = new Map<string, Tensor>();
+  #buffers = new Map<string, Tensor>();
+
+  /** Computes the module's output. */
+  abstract forward(x: Tensor): Tensor;
+
+  /** Registers a trainable tensor under `name`; it is kept out of `tidy` scopes. */
+  protected registerParameter(name: string, tensor: Tensor): Tensor {
+    tensor.requiresGrad = true;
+    this.#parameters.set(name, keep(tensor));
+    return tensor;
+  }
+
+  /** Registers a non-trainable tensor (e.g. running statistics) saved in the state dict. */
+  protected registerBuffer(name: string, tensor: Tensor): Tensor {
+    this.#buffers.set(name, keep(tensor));
+    return tensor;
+  }
+
+  /** Direct child modules with their names, in declaration order. */
+  namedChildren(): [string, Module][] {
+    return Object.entries(this).filter((entry): entry is [string, Module] =>
+      entry[1] instanceof Module
+    );
+  }
+
+  /** Every parameter of this module and its descendants with dotted names (`conv1.weight`). */
+  namedParameters(prefix = ""): [string, Tensor][] {
+    const own: [string, Tensor][] = [...this.#parameters].map(([name, t]) => [prefix + name, t]);
+    return own.concat(
+      ...this.namedChildren().map(([name, child]) => child.namedParameters(`${prefix}${name}.`)),
+    );
+  }
+
+  /** Every buffer of this module and its descendants with dotted names (`bn1.running_mean`). */
+  namedBuffers(prefix = ""): [string, Tensor][] {
+    const own: [string, Tensor][] = [...this.#buffers].map(([name, t]) => [prefix + name, t]);
+    return own.concat(
+      ...this.namedChildren().map(([name, child]) => child.namedBuffers(`${prefix}${name}.`)),
+    );
+  }
+
+  /** Every parameter, in registration order (what optimizers take). */
+  parameters(): Tensor[] {
+    return this.namedParameters().map(([, tensor]) => tensor);
+  }
+
+  /** The number of trainable values. */
+  parameterCount(): number {
+    return this.parameters().reduce((total, p) => total + p.size, 0);
+  }
+
+  /** Sets training mode on this module and every descendant. Returns this. */
+  train(mode = true): this {
+    this.training = mode;
+    for (const [, child] of this.namedChildren()) child.train(mode);
+    return this;
+  }
+
+  /** Sets evaluation mode (same as `train(false)`). Returns this. */
+  eval(): this {
+    return this.train(false);
+  }
+
+  /**
+   * Parameters and buffers by name, in PyTorch's order (each module's parameters, then its
+   * buffers, then its children). The tensors are the module's own, not copies.
+   */
+  stateDict(): StateDict {
+    return Object.fromEntries(this.#stateEntries(""));
+  }
+
+  #stateEntries(prefix: string): [string, Tensor][] {
+    const own: [string, Tensor][] = [
+      ...[...this.#parameters].map(([name, t]): [string, Tensor] => [prefix + name, t]),
+      ...[...this.#buffers].map(([name, t]): [string, Tensor] => [prefix + name, t]),
+    ];
+    return own.concat(
+      ...this.namedChildren().map(([name, child]) => child.#stateEntries(`${prefix}${name}.`)),
+    );
+  }
+
+  /**
+   * Copies `state` into this module's parameters and buffers (in place, so optimizers keep
+   * working). Throws one error naming every missing, unexpected and mis-shaped tensor, and
+   * changes nothing in that case. PyTorch's `num_batches_tracked` entries are accepted and ignored.
+   */
+  loadStateDict(state: StateDictInput): void {
+    const mine = this.stateDict();
+    const given = Object.fromEntries(
+      Object.entries(state).filter(([name]) => !name.endsWith("num_batches_tracked")),
+    );
+    const shapes = (dict: Record<string, { shape: readonly number[] }>) =>
+      Object.fromEntries(Object.entries(dict).map(([name, t]) => [name, t.shape]));
+    checkStateDictShapes(shapes(mine), shapes(given), "loadStateDict");
+    for (const [name, target] of Object.entries(mine)) {
+      const source = given[name];
+      if ("buffer" in source) {
+        if (source === target) continue;
+        copyTensor(source, target);
+      } else {
+        if (source.data.length !== target.size) {
+          throw new Error(
+            `loadStateDict: ${name} has ${source.data.length} values for shape ${
+              formatShape(target.shape)
+            }`,
+          );
+        }
+        writeBuffer(target.buffer, source.data);
+      }
+    }
+  }
+
+  /** Frees every parameter and buffer (and the gradients) of this module and its descendants. */
+  dispose(): void {
+    for (const tensor of Object.values(this.stateDict())) {
+      tensor.grad?.dispose();
+      tensor.grad = null;
+      tensor.dispose();
+    }
+  }
+}
+
+function copyTensor(source: Tensor, target: Tensor): void {
+  copyBuffer(source.buffer, target.buffer, target.byteLength);
+}
