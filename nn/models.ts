@@ -94,7 +94,7 @@ export class Cnn extends Classifier {
 }
 
 /** The convolutional trunk shared by CNN-BN and the tuning CNN: two conv → BN → ReLU → pool blocks. */
-abstract class BatchNormTrunk extends Classifier {
+export abstract class BatchNormTrunk extends Classifier {
   /** 1 → 10 channels, 5x5. */
   readonly conv1: Conv2d;
   /** BatchNorm2d(10). */
@@ -104,6 +104,7 @@ abstract class BatchNormTrunk extends Classifier {
   /** BatchNorm2d(20). */
   readonly bn2: BatchNorm2d;
 
+  /** The two convolution blocks, initialised as PyTorch does. */
   constructor(options: InitOptions) {
     super();
     this.conv1 = new Conv2d(1, 10, 5, options);

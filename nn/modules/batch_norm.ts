@@ -19,7 +19,8 @@ export interface BatchNormLayerOptions {
   affine?: boolean;
 }
 
-abstract class BatchNormBase extends Module {
+/** The shared implementation of `BatchNorm1d` and `BatchNorm2d`. */
+export abstract class BatchNormBase extends Module {
   /** Scale [C] (1 at start), or null. */
   readonly weight: Tensor | null;
   /** Shift [C] (0 at start), or null. */
@@ -33,6 +34,7 @@ abstract class BatchNormBase extends Module {
   /** Weight of each batch in the running statistics. */
   readonly momentum: number;
 
+  /** A layer for `numFeatures` channels of inputs with `rank` dimensions. */
   constructor(
     readonly numFeatures: number,
     private readonly rank: number,

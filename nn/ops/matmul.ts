@@ -157,7 +157,7 @@ export function matmulSource(shape: MatmulShape, plan: MatmulPlan): MatmulSource
   const lClampLast = lVec4 && !l.contiguousK ? l.dim - 4 : l.dim - 1;
   const uIdx = Array.from({ length: tileU }, (_, i) => `ui${i}`);
   const lIdx = Array.from({ length: tileL }, (_, i) => `li${i}`);
-  const declare = (name: string, idx: string[], base: string, last: number, groupOf4: boolean) =>
+  const declare = (idx: string[], base: string, last: number, groupOf4: boolean) =>
     idx.map((v, i) => {
       if (groupOf4) {
         const head = `min(${base} + ${u32(i - (i % 4))}, ${u32(Math.max(last, 0))})`;
@@ -222,8 +222,8 @@ ${
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let uBase = wid.y * ${u32(tileU)};
   let lBase = (wid.x * ${u32(workgroupSize)} + lid) * ${u32(tileL)};
-  ${declare("u", uIdx, "uBase", uClampLast, uVec4 && !u.contiguousK)}
-  ${declare("l", lIdx, "lBase", lClampLast, lVec4 && !l.contiguousK)}
+  ${declare(uIdx, "uBase", uClampLast, uVec4 && !u.contiguousK)}
+  ${declare(lIdx, "lBase", lClampLast, lVec4 && !l.contiguousK)}
   ${accumulators}
   for (var k0 = 0u; k0 < ${u32(kMain)}; k0 += 4u) {
     ${loadBlock(u, shape.k, "uv", uIdx, uVec4)}
