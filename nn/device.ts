@@ -82,7 +82,11 @@ async function createContext(): Promise<GpuContext> {
   }
   const requiredLimits: Record<string, number> = {};
   for (const name of RAISED_LIMITS) requiredLimits[name] = adapter.limits[name];
-  const device = await adapter.requestDevice({ requiredLimits });
+  // Timestamp queries let the profiler (stream.ts) time each kernel; optional everywhere.
+  const requiredFeatures: GPUFeatureName[] = adapter.features.has("timestamp-query")
+    ? ["timestamp-query"]
+    : [];
+  const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
   device.lost.then((info) => {
     if (info.reason !== "destroyed") {
       console.error(`wgtorch: the WebGPU device was lost (${info.reason}): ${info.message}`);

@@ -180,11 +180,13 @@ export function dispatch(
   const [x, y = 1, z = 1] = workgroups;
   if (x === 0 || y === 0 || z === 0) return;
   const group = bindGroupFor(kernel, buffers);
-  const computePass = openPass();
+  if (profiler) closePass();
+  const computePass = profiler ? beginTimedPass(kernel.name) : openPass();
   computePass.setPipeline(kernel.pipeline);
   if (slot) computePass.setBindGroup(0, group, [slot.offset]);
   else computePass.setBindGroup(0, group);
   computePass.dispatchWorkgroups(x, y, z);
+  if (profiler) closePass();
   for (const buffer of buffers) pendingBuffers.add(buffer);
   counters.dispatches++;
   if (++dispatchesPending >= MAX_DISPATCHES_PER_SUBMIT) flush();
@@ -223,6 +225,7 @@ export function writeBuffer(buffer: GPUBuffer, data: ArrayBufferView, byteOffset
 /** Submits everything encoded so far. Does not wait for the GPU. */
 export function flush(): void {
   if (!encoder) return;
+  if (profiler && profiler.pending.length > 0) resolveTimestamps(profiler);
   const commands = closePass().finish();
   encoder = null;
   device().queue.submit([commands]);
@@ -275,4 +278,99 @@ export async function readBuffer(
   } finally {
     throwPendingErrors();
   }
+}
+
+/** Time spent in one kernel, summed over its dispatches (from GPU timestamps). */
+export interface KernelTime {
+  /** The kernel's name. */
+  name: string;
+  /** Number of dispatches. */
+  count: number;
+  /** Total milliseconds between the start and the end of its passes. */
+  milliseconds: number;
+}
+
+const PROFILE_QUERIES = 512;
+
+interface Profiler {
+  querySet: GPUQuerySet;
+  resolve: GPUBuffer;
+  /** Kernel names of the timed passes encoded since the last resolve. */
+  pending: string[];
+  /** Readbacks of resolved timestamps: names and the buffer holding them. */
+  batches: { names: string[]; buffer: GPUBuffer }[];
+}
+
+let profiler: Profiler | null = null;
+
+function beginTimedPass(name: string): GPUComputePassEncoder {
+  const active = profiler!;
+  if (active.pending.length * 2 >= PROFILE_QUERIES) resolveTimestamps(active);
+  const index = active.pending.length * 2;
+  active.pending.push(name);
+  encoder ??= device().createCommandEncoder();
+  pass = encoder.beginComputePass({
+    timestampWrites: {
+      querySet: active.querySet,
+      beginningOfPassWriteIndex: index,
+      endOfPassWriteIndex: index + 1,
+    },
+  });
+  return pass;
+}
+
+function resolveTimestamps(active: Profiler): void {
+  const count = active.pending.length * 2;
+  const target = device().createBuffer({
+    size: count * 8,
+    usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ,
+  });
+  const commands = closePass();
+  commands.resolveQuerySet(active.querySet, 0, count, active.resolve, 0);
+  commands.copyBufferToBuffer(active.resolve, 0, target, 0, count * 8);
+  active.batches.push({ names: active.pending, buffer: target });
+  active.pending = [];
+}
+
+/**
+ * Starts timing every kernel with GPU timestamps (one pass per dispatch, so dispatch overhead
+ * rises slightly while profiling). Returns false when the adapter has no timestamp queries.
+ */
+export function startProfiling(): boolean {
+  const dev = device();
+  if (!dev.features.has("timestamp-query")) return false;
+  flush();
+  profiler = {
+    querySet: dev.createQuerySet({ type: "timestamp", count: PROFILE_QUERIES }),
+    resolve: dev.createBuffer({
+      size: PROFILE_QUERIES * 8,
+      usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+    }),
+    pending: [],
+    batches: [],
+  };
+  return true;
+}
+
+/** Stops profiling and returns the time per kernel name, slowest first. */
+export async function stopProfiling(): Promise<KernelTime[]> {
+  const active = profiler;
+  if (!active) return [];
+  flush();
+  profiler = null;
+  const totals = new Map<string, KernelTime>();
+  for (const batch of active.batches) {
+    await batch.buffer.mapAsync(GPUMapMode.READ);
+    const stamps = new BigUint64Array(batch.buffer.getMappedRange());
+    batch.names.forEach((name, i) => {
+      const entry = totals.get(name) ?? { name, count: 0, milliseconds: 0 };
+      entry.count++;
+      entry.milliseconds += Number(stamps[2 * i + 1] - stamps[2 * i]) / 1e6;
+      totals.set(name, entry);
+    });
+    batch.buffer.destroy();
+  }
+  active.querySet.destroy();
+  active.resolve.destroy();
+  return [...totals.values()].sort((a, b) => b.milliseconds - a.milliseconds);
 }
