@@ -46,6 +46,7 @@ const RAISED_LIMITS = [
   "maxComputeInvocationsPerWorkgroup",
   "maxComputeWorkgroupSizeX",
   "maxComputeWorkgroupSizeY",
+  "maxTextureDimension2D",
 ] as const;
 
 /**

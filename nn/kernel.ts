@@ -15,9 +15,11 @@ import { gpu } from "./device.ts";
 /**
  * How a kernel uses each buffer binding: `read` / `read_write` storage, or `uniform` (read-only,
  * at most 64 KiB, declared as `var<uniform> name: array<vec4<f32>, n>`; on llvmpipe uniform loads
- * with a workgroup-uniform address are the cheapest loads there are).
+ * with a workgroup-uniform address are the cheapest loads there are), or `texture`: a tensor
+ * copied into an rgba32float texture (see `texture.ts`) and read with `textureLoad`, which
+ * llvmpipe vectorises where storage-buffer loads go lane by lane.
  */
-export type Access = "read" | "read_write" | "uniform";
+export type Access = "read" | "read_write" | "uniform" | "texture";
 
 /** What is needed to build a kernel. */
 export interface KernelSource {
@@ -59,13 +61,25 @@ export function kernel(source: KernelSource): Kernel {
   const cached = kernels.get(source.code);
   if (cached) return cached;
   const { device } = gpu();
-  const entries: GPUBindGroupLayoutEntry[] = source.bindings.map((access, binding) => ({
-    binding,
-    visibility: GPUShaderStage.COMPUTE,
-    buffer: {
-      type: access === "read" ? "read-only-storage" : access === "uniform" ? "uniform" : "storage",
-    },
-  }));
+  const entries: GPUBindGroupLayoutEntry[] = source.bindings.map((access, binding) =>
+    access === "texture"
+      ? {
+        binding,
+        visibility: GPUShaderStage.COMPUTE,
+        texture: { sampleType: "unfilterable-float", viewDimension: "2d" },
+      }
+      : {
+        binding,
+        visibility: GPUShaderStage.COMPUTE,
+        buffer: {
+          type: access === "read"
+            ? "read-only-storage"
+            : access === "uniform"
+            ? "uniform"
+            : "storage",
+        },
+      }
+  );
   if (source.params) {
     entries.push({
       binding: source.bindings.length,

@@ -32,7 +32,8 @@ let ringDevice: GPUDevice | null = null;
 let ringNext = 0;
 let ringUsedSinceFlush = 0;
 
-const bufferIds = new WeakMap<GPUBuffer, number>();
+const bufferIds = new WeakMap<GPUBuffer | GPUTexture, number>();
+const textureViews = new WeakMap<GPUTexture, GPUTextureView>();
 let nextBufferId = 1;
 const bindGroups = new Map<string, GPUBindGroup>();
 
@@ -71,7 +72,10 @@ function device(): GPUDevice {
   return device;
 }
 
-function bufferId(buffer: GPUBuffer): number {
+/** What a dispatch binds: buffers, and textures for kernels that read tensors as textures. */
+export type Resource = GPUBuffer | GPUTexture;
+
+function bufferId(buffer: Resource): number {
   let id = bufferIds.get(buffer);
   if (id === undefined) bufferIds.set(buffer, id = nextBufferId++);
   return id;
@@ -131,19 +135,29 @@ export function params(values: ArrayBufferView): ParamsSlot {
   return { offset };
 }
 
-function bindGroupFor(kernel: Kernel, buffers: readonly GPUBuffer[]): GPUBindGroup {
+function viewOf(texture: GPUTexture): GPUTextureView {
+  let view = textureViews.get(texture);
+  if (!view) textureViews.set(texture, view = texture.createView());
+  return view;
+}
+
+function bindGroupFor(kernel: Kernel, buffers: readonly Resource[]): GPUBindGroup {
   let key = String(kernel.id);
   for (const buffer of buffers) key += "," + bufferId(buffer);
   let group = bindGroups.get(key);
   if (group) return group;
   if (bindGroups.size >= BIND_GROUP_CACHE_LIMIT) bindGroups.clear();
   const maxUniformBytes = gpu().limits.maxUniformBufferBindingSize;
-  const entries: GPUBindGroupEntry[] = buffers.map((buffer, binding) => ({
-    binding,
-    resource: kernel.bindings[binding] === "uniform"
-      ? { buffer, size: Math.min(buffer.size, maxUniformBytes) }
-      : { buffer },
-  }));
+  const entries: GPUBindGroupEntry[] = buffers.map((resource, binding) => {
+    if (resource instanceof GPUTexture) return { binding, resource: viewOf(resource) };
+    const buffer = resource;
+    return {
+      binding,
+      resource: kernel.bindings[binding] === "uniform"
+        ? { buffer, size: Math.min(buffer.size, maxUniformBytes) }
+        : { buffer },
+    };
+  });
   if (kernel.hasParams) {
     entries.push({
       binding: buffers.length,
@@ -162,7 +176,7 @@ function bindGroupFor(kernel: Kernel, buffers: readonly GPUBuffer[]): GPUBindGro
  */
 export function dispatch(
   kernel: Kernel,
-  buffers: readonly GPUBuffer[],
+  buffers: readonly Resource[],
   workgroups: readonly number[],
   slot?: ParamsSlot,
 ): void {
@@ -187,7 +201,7 @@ export function dispatch(
   else computePass.setBindGroup(0, group);
   computePass.dispatchWorkgroups(x, y, z);
   if (profiler) closePass();
-  for (const buffer of buffers) pendingBuffers.add(buffer);
+  for (const buffer of buffers) if (!(buffer instanceof GPUTexture)) pendingBuffers.add(buffer);
   counters.dispatches++;
   if (++dispatchesPending >= MAX_DISPATCHES_PER_SUBMIT) flush();
 }
@@ -203,6 +217,32 @@ export function copyBuffer(
   closePass().copyBufferToBuffer(source, sourceOffset, target, targetOffset, byteLength);
   pendingBuffers.add(source);
   pendingBuffers.add(target);
+  dispatchesPending++;
+}
+
+/** Encodes a copy of `bytes` bytes of `source` into rows of `texture` (between compute passes). */
+export function copyBufferToTexture(
+  source: GPUBuffer,
+  texture: GPUTexture,
+  layout: { bytesPerRow: number; rows: number; lastRowTexels: number },
+): void {
+  const commands = closePass();
+  const width = texture.width;
+  if (layout.rows > 0) {
+    commands.copyBufferToTexture(
+      { buffer: source, bytesPerRow: layout.bytesPerRow },
+      { texture },
+      [width, layout.rows],
+    );
+  }
+  if (layout.lastRowTexels > 0) {
+    commands.copyBufferToTexture(
+      { buffer: source, offset: layout.rows * layout.bytesPerRow, bytesPerRow: layout.bytesPerRow },
+      { texture, origin: [0, layout.rows] },
+      [layout.lastRowTexels, 1],
+    );
+  }
+  pendingBuffers.add(source);
   dispatchesPending++;
 }
 

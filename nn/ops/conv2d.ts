@@ -17,8 +17,9 @@
 
 import { recordOp } from "../autograd.ts";
 import { gpu } from "../device.ts";
-import { grid, kernel, u32, workgroupIndex } from "../kernel.ts";
-import { dispatch } from "../stream.ts";
+import { type Access, grid, kernel, u32, workgroupIndex } from "../kernel.ts";
+import { dispatch, type Resource } from "../stream.ts";
+import { releaseTexture, tensorTexture, textureReaders } from "../texture.ts";
 import { formatShape, Tensor } from "../tensor.ts";
 
 /** Options of `conv2d`. */
@@ -93,10 +94,10 @@ function forwardSource(shape: ConvShape, order: WeightOrder, bias: boolean) {
   const padded = P > 0;
   const segmentLoads = Array.from({ length: segment }, (_, j) => {
     const ix = `ix0 + ${j}`;
-    if (!padded) return `let s${j} = x[rowBase + u32(min(${ix}, ${W - 1}))];`;
-    return `let s${j} = select(0.0, x[rowBase + u32(clamp(${ix}, 0, ${
+    if (!padded) return `let s${j} = xAt(rowBase + u32(min(${ix}, ${W - 1})));`;
+    return `let s${j} = select(0.0, xAt(rowBase + u32(clamp(${ix}, 0, ${
       W - 1
-    }))], rowOk && ${ix} >= 0 && ${ix} < ${W});`;
+    }))), rowOk && ${ix} >= 0 && ${ix} < ${W});`;
   }).join("\n      ");
   const acc = (o: number, p: number) => `a${o}_${p}`;
   const accumulators: string[] = [];
@@ -132,7 +133,8 @@ function forwardSource(shape: ConvShape, order: WeightOrder, bias: boolean) {
 // conv2d ${
     formatShape([batch, C, H, W])
   } * [${O}, ${C}, ${KH}, ${KW}] stride ${S} padding ${P} (${order})
-@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(0) var x: texture_2d<f32>;
+${textureReaders("x")}
 ${weightDecl}
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 ${bias ? "@group(0) @binding(3) var<storage, read> b: array<f32>;" : ""}
@@ -164,8 +166,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   if (${workgroupIndex(groups)} * ${u32(WORKGROUP)} + lid >= ${u32(lanes)}) { return; }
   ${stores.join("\n  ")}
 }`;
-  const bindings: ("read" | "read_write" | "uniform")[] = [
-    "read",
+  const bindings: Access[] = [
+    "texture",
     uniformWeights ? "uniform" : "read",
     "read_write",
   ];
@@ -182,7 +184,8 @@ function runForward(
 ) {
   const source = forwardSource(shape, order, !!bias);
   const out = Tensor.empty([shape.batch, shape.outChannels, shape.outHeight, shape.outWidth]);
-  const buffers = [x.buffer, weight.buffer, out.buffer];
+  const texture = tensorTexture(x);
+  const buffers: Resource[] = [texture, weight.buffer, out.buffer];
   if (bias) buffers.push(bias.buffer);
   const name =
     `conv2d_${order}_${shape.batch}x${shape.inChannels}x${shape.height}x${shape.width}_` +
@@ -192,6 +195,7 @@ function runForward(
     buffers,
     grid(source.groups),
   );
+  releaseTexture(texture);
   return out;
 }
 
@@ -288,15 +292,16 @@ function inputGrad(grad: Tensor, weight: Tensor, shape: ConvShape): Tensor {
   return result;
 }
 
-/** Images per chunk of the weight-gradient split: enough lanes to fill the machine. */
-function chunking(shape: ConvShape, lanesPerChunk: number): { chunks: number; perChunk: number } {
-  const targetLanes = gpu().adapter.isFallbackAdapter ? 2048 : 16384;
-  const wanted = Math.max(1, Math.min(shape.batch, Math.ceil(targetLanes / lanesPerChunk)));
-  const perChunk = Math.ceil(shape.batch / wanted);
-  return { chunks: Math.ceil(shape.batch / perChunk), perChunk };
-}
+/** Output channels a weight-gradient lane accumulates at once (its register block). */
+const WEIGHT_GRAD_CHANNEL_BLOCK = 4;
 
-/** Weight and bias gradients: partial sums per chunk of images, then a sum over chunks. */
+/**
+ * Weight and bias gradients. A workgroup takes a chunk of images; its lanes are the (c, ky)
+ * pairs. Per output row, a lane loads the input row it needs once, and the gradient rows of a
+ * block of output channels (the same addresses for every lane), and accumulates that block's
+ * weights for every kx in registers. Partial sums per chunk are then added up; the bias
+ * gradient (sum of the output gradient per channel) rides along in the same loops.
+ */
 function weightAndBiasGrad(
   grad: Tensor,
   x: Tensor,
@@ -307,60 +312,126 @@ function weightAndBiasGrad(
     shape;
   const { stride: S, padding: P, outHeight: OH, outWidth: OW, batch } = shape;
   const weights = O * C * KH * KW;
-  const lanesPerChunk = weights + (withBias ? O : 0);
-  const { chunks, perChunk } = chunking(shape, lanesPerChunk);
-  const partial = Tensor.empty([chunks, lanesPerChunk]);
-  const lanes = chunks * lanesPerChunk;
-  const groups = Math.ceil(lanes / 64);
-  const code = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> g: array<f32>;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> partial: array<f32>;
+  const width = weights + (withBias ? O : 0);
+  const pairs = C * KH;
+  const workgroupSize = Math.min(64, Math.ceil(pairs / 8) * 8);
+  const pairGroups = Math.ceil(pairs / workgroupSize);
+  const targetChunks = gpu().adapter.isFallbackAdapter ? 32 : 256;
+  const perChunk = Math.ceil(
+    batch / Math.min(batch, Math.max(1, Math.ceil(targetChunks / pairGroups))),
+  );
+  const chunks = Math.ceil(batch / perChunk);
+  const block = Math.min(O, WEIGHT_GRAD_CHANNEL_BLOCK);
+  const blocks = Math.ceil(O / block);
+  const segment = (OW - 1) * S + KW;
+  const gRowVec4 = OW % 4 === 0;
+  const partial = Tensor.empty([chunks, width]);
+  const groups = chunks * pairGroups;
 
-@compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let lane = ${workgroupIndex(groups)} * 64u + lid;
-  if (lane >= ${u32(lanes)}) { return; }
-  let chunk = lane / ${u32(lanesPerChunk)};
-  let item = lane % ${u32(lanesPerChunk)};
-  let nEnd = min((chunk + 1u) * ${u32(perChunk)}, ${u32(batch)});
-  var total = 0.0;
-  if (item >= ${u32(weights)}) {
-    let o = item - ${u32(weights)};
-    for (var n = chunk * ${u32(perChunk)}; n < nEnd; n++) {
-      let base = (n * ${u32(O)} + o) * ${u32(OH * OW)};
-      for (var i = 0u; i < ${u32(OH * OW)}; i++) { total += g[base + i]; }
-    }
-  } else {
-    let kx = item % ${u32(KW)};
-    let ky = (item / ${u32(KW)}) % ${u32(KH)};
-    let c = (item / ${u32(KW * KH)}) % ${u32(C)};
-    let o = item / ${u32(KW * KH * C)};
-    for (var n = chunk * ${u32(perChunk)}; n < nEnd; n++) {
-      let gBase = (n * ${u32(O)} + o) * ${u32(OH * OW)};
-      let xBase = (n * ${u32(C)} + c) * ${u32(H * W)};
-      for (var oy = 0u; oy < ${u32(OH)}; oy++) {
-        let iy = i32(oy * ${u32(S)} + ky) - ${P};
-        if (iy < 0 || iy >= ${H}) { continue; }
-        for (var ox = 0u; ox < ${u32(OW)}; ox++) {
-          let ix = i32(ox * ${u32(S)} + kx) - ${P};
-          if (ix < 0 || ix >= ${W}) { continue; }
-          total += g[gBase + oy * ${u32(OW)} + ox] * x[xBase + u32(iy) * ${u32(W)} + u32(ix)];
+  const xLoads = Array.from(
+    { length: segment },
+    (_, j) =>
+      `let s${j} = select(0.0, xAt(xRow + u32(clamp(${j - P}, 0, ${W - 1}))), rowOk && ${
+        j - P >= 0 && j - P < W ? "true" : "false"
+      });`,
+  );
+  const gLoads: string[] = [];
+  const fmas: string[] = [];
+  for (let b = 0; b < block; b++) {
+    const gRow = `gBase + (o0 + ${u32(b)}) * ${u32(OH * OW)} + oy * ${u32(OW)}`;
+    if (gRowVec4) {
+      for (let q = 0; q < OW / 4; q++) {
+        gLoads.push(`let gv${b}_${q} = gVec4((${gRow}) / 4u + ${u32(q)});`);
+        for (let c = 0; c < 4; c++) {
+          gLoads.push(`let g${b}_${q * 4 + c} = gv${b}_${q}.${"xyzw"[c]};`);
         }
       }
+    } else {
+      for (let ox = 0; ox < OW; ox++) gLoads.push(`let g${b}_${ox} = gAt(${gRow} + ${u32(ox)});`);
+    }
+    if (withBias) {
+      gLoads.push(
+        `bsum${b} += ${Array.from({ length: OW }, (_, ox) => `g${b}_${ox}`).join(" + ")};`,
+      );
+    }
+    for (let ox = 0; ox < OW; ox++) {
+      for (let kx = 0; kx < KW; kx++) fmas.push(`a${b}_${kx} += g${b}_${ox} * s${ox * S + kx};`);
     }
   }
-  partial[lane] = total;
+  const declare = (prefix: string, count: number) =>
+    Array.from(
+      { length: block },
+      (_, b) => Array.from({ length: count }, (_, k) => `var ${prefix}${b}_${k} = 0.0;`).join(" "),
+    ).join("\n    ");
+  const stores = Array.from(
+    { length: block },
+    (_, b) =>
+      Array.from(
+        { length: KW },
+        (_, kx) =>
+          `partial[chunk * ${u32(width)} + ((o0 + ${u32(b)}) * ${u32(C)} + c) * ${
+            u32(KH * KW)
+          } + ky * ${u32(KW)} + ${u32(kx)}] = a${b}_${kx};`,
+      ).join("\n      "),
+  ).join("\n      ");
+  const biasStores = withBias
+    ? Array.from(
+      { length: block },
+      (_, b) => `partial[chunk * ${u32(width)} + ${u32(weights)} + o0 + ${u32(b)}] = bsum${b};`,
+    ).join("\n        ")
+    : "";
+  const code = /* wgsl */ `
+// conv2d weight gradient: x [${batch}, ${C}, ${H}, ${W}], grad [${batch}, ${O}, ${OH}, ${OW}]
+@group(0) @binding(0) var g: texture_2d<f32>;
+@group(0) @binding(1) var x: texture_2d<f32>;
+@group(0) @binding(2) var<storage, read_write> partial: array<f32>;
+${textureReaders("g")}
+${textureReaders("x")}
+
+@compute @workgroup_size(${workgroupSize})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let chunk = wid.x / ${u32(pairGroups)};
+  let pair = min((wid.x % ${u32(pairGroups)}) * ${u32(workgroupSize)} + lid, ${u32(pairs - 1)});
+  let c = pair / ${u32(KH)};
+  let ky = pair % ${u32(KH)};
+  let inRange = (wid.x % ${u32(pairGroups)}) * ${u32(workgroupSize)} + lid < ${u32(pairs)};
+  let nEnd = min((chunk + 1u) * ${u32(perChunk)}, ${u32(batch)});
+  for (var ob = 0u; ob < ${u32(blocks)}; ob++) {
+    let o0 = min(ob * ${u32(block)}, ${u32(O - block)});
+    ${declare("a", KW)}
+    ${withBias ? declare("bsum", 1).replace(/bsum(\d+)_0/g, "bsum$1") : ""}
+    for (var n = chunk * ${u32(perChunk)}; n < nEnd; n++) {
+      let gBase = n * ${u32(O * OH * OW)};
+      for (var oy = 0u; oy < ${u32(OH)}; oy++) {
+        let iy = i32(oy * ${u32(S)} + ky) - ${P};
+        let rowOk = iy >= 0 && iy < ${H};
+        let xRow = ((n * ${u32(C)} + c) * ${u32(H)} + u32(clamp(iy, 0, ${H - 1}))) * ${u32(W)};
+        ${xLoads.join("\n        ")}
+        ${gLoads.join("\n        ")}
+        ${fmas.join("\n        ")}
+      }
+    }
+    // The last block may overlap the one before (O not a multiple of the block): both write
+    // the same values there.
+    if (inRange) {
+      ${stores}
+      ${withBias ? `if (pair == 0u) {\n        ${biasStores}\n      }` : ""}
+    }
+  }
 }`;
+  const gTexture = tensorTexture(grad);
+  const xTexture = tensorTexture(x);
   dispatch(
     kernel({
-      name: `conv2d_weight_grad_partial_${lanes}`,
+      name: `conv2d_weight_grad_${batch}x${C}x${H}x${W}_${O}k${KH}x${KW}s${S}p${P}`,
       code,
-      bindings: ["read", "read", "read_write"],
+      bindings: ["texture", "texture", "read_write"],
     }),
-    [grad.buffer, x.buffer, partial.buffer],
-    grid(groups),
+    [gTexture, xTexture, partial.buffer],
+    [groups],
   );
+  releaseTexture(gTexture);
+  releaseTexture(xTexture);
   const weightGrad = Tensor.empty([O, C, KH, KW]);
   const biasGrad = withBias ? Tensor.empty([O]) : null;
   sumChunks(partial, chunks, weightGrad, biasGrad);
