@@ -73,16 +73,66 @@ function weightIndex(
     `+ ${u32(KW - 1)} - (${kx}))`;
 }
 
+/** Most accumulators one lane keeps (output channels x pixels). */
+const MAX_ACCUMULATORS = 128;
+
+/**
+ * Output pixels per lane: each weight a lane loads serves this many FMAs, so as many as divide
+ * the row and fit in registers (weight loads cost as much as the FMAs they feed on llvmpipe).
+ */
+function pixelsPerLane(outWidth: number, channels: number): number {
+  for (const pixels of [16, 12, 8, 4]) {
+    if (outWidth % pixels === 0 && channels * pixels <= MAX_ACCUMULATORS) return pixels;
+  }
+  return Math.min(4, outWidth);
+}
+
+/**
+ * WGSL loading the input row segment `s0..s{segment-1}` (columns ix0.. of row `rowBase`) that a
+ * lane's output pixels need. When the segment starts on a texel boundary (stride 1, width and
+ * padding multiples of 4) it is read a texel (4 floats) at a time, and a texel is either wholly
+ * inside the row or wholly in the padding; otherwise element by element.
+ */
+function segmentSource(
+  layout: { segment: number; width: number; stride: number; padding: number; pixels: number },
+): string {
+  const { segment, width: W, stride: S, padding: P, pixels } = layout;
+  const aligned = S === 1 && W % 4 === 0 && P % 4 === 0 && pixels % 4 === 0;
+  if (!aligned) {
+    return Array.from({ length: segment }, (_, j) => {
+      const ix = `ix0 + ${j}`;
+      if (P === 0) return `let s${j} = xAt(rowBase + u32(min(${ix}, ${W - 1})));`;
+      return `let s${j} = select(0.0, xAt(rowBase + u32(clamp(${ix}, 0, ${W - 1}))), ` +
+        `${ix} >= 0 && ${ix} < ${W});`;
+    }).join("\n      ");
+  }
+  const lines: string[] = [];
+  for (let t = 0; t < Math.ceil(segment / 4); t++) {
+    const ix = `ix0 + ${4 * t}`;
+    const texel = `xVec4((rowBase + u32(clamp(${ix}, 0, ${W - 4}))) / 4u)`;
+    lines.push(
+      P === 0 && (pixels - 1) + 4 * t < W
+        ? `let t${t} = ${texel};`
+        : `let t${t} = select(vec4<f32>(0.0), ${texel}, ${ix} >= 0 && ${ix} < ${W});`,
+    );
+    for (let c = 0; c < 4 && 4 * t + c < segment; c++) {
+      lines.push(`let s${4 * t + c} = t${t}.${"xyzw"[c]};`);
+    }
+  }
+  return lines.join("\n      ");
+}
+
 function forwardSource(shape: ConvShape, order: WeightOrder, bias: boolean) {
   const { batch, inChannels: C, outChannels: O, height: H, width: W } = shape;
   const { kernelHeight: KH, kernelWidth: KW, stride: S, padding: P, outHeight: OH, outWidth: OW } =
     shape;
-  const pixels = Math.min(4, OW);
-  const blocksX = Math.ceil(OW / pixels);
   const channelBlocks = Math.ceil(O / MAX_CHANNELS_PER_LANE);
   const channelsPerLane = Math.ceil(O / channelBlocks);
+  const pixels = pixelsPerLane(OW, channelsPerLane);
+  const blocksX = Math.ceil(OW / pixels);
   const lanes = batch * OH * blocksX * channelBlocks;
-  const groups = Math.ceil(lanes / WORKGROUP);
+  const workgroup = lanes >= 64 * 16 ? 64 : WORKGROUP;
+  const groups = Math.ceil(lanes / workgroup);
   const segment = (pixels - 1) * S + KW;
   const weightCount = O * C * KH * KW;
   const uniformWeights = weightCount * 4 <= UNIFORM_LIMIT_BYTES;
@@ -91,14 +141,10 @@ function forwardSource(shape: ConvShape, order: WeightOrder, bias: boolean) {
     : `@group(0) @binding(1) var<storage, read> w: array<f32>;`;
   const loadWeight = (index: string) =>
     uniformWeights ? `w[(${index}) >> 2u][(${index}) & 3u]` : `w[${index}]`;
-  const padded = P > 0;
-  const segmentLoads = Array.from({ length: segment }, (_, j) => {
-    const ix = `ix0 + ${j}`;
-    if (!padded) return `let s${j} = xAt(rowBase + u32(min(${ix}, ${W - 1})));`;
-    return `let s${j} = select(0.0, xAt(rowBase + u32(clamp(${ix}, 0, ${
-      W - 1
-    }))), rowOk && ${ix} >= 0 && ${ix} < ${W});`;
-  }).join("\n      ");
+  const vectorStores = pixels % 4 === 0 && OW % 4 === 0;
+  // Columns outside the input read as 0 (padding); past the right edge of the output they are
+  // clamped, computed and not stored.
+  const segmentLoads = segmentSource({ segment, width: W, stride: S, padding: P, pixels });
   const acc = (o: number, p: number) => `a${o}_${p}`;
   const accumulators: string[] = [];
   const fmas: string[] = [];
@@ -108,23 +154,31 @@ function forwardSource(shape: ConvShape, order: WeightOrder, bias: boolean) {
   }
   for (let kx = 0; kx < KW; kx++) {
     for (let o = 0; o < channelsPerLane; o++) {
-      fmas.push(
-        `let w${o}_${kx} = ${
-          loadWeight(weightIndex(shape, order, `oBase + ${u32(o)}`, "c", "ky", u32(kx)))
-        };`,
-      );
+      const index = weightIndex(shape, order, `oBase + ${u32(o)}`, "c", "ky", u32(kx));
+      fmas.push(`let w${o}_${kx} = ${loadWeight(index)};`);
       for (let p = 0; p < pixels; p++) fmas.push(`${acc(o, p)} += w${o}_${kx} * s${p * S + kx};`);
     }
   }
   for (let o = 0; o < channelsPerLane; o++) {
-    for (let p = 0; p < pixels; p++) {
-      const value = bias ? `${acc(o, p)} + b[oBase + ${u32(o)}]` : acc(o, p);
-      stores.push(
-        `if (oBase + ${u32(o)} < ${u32(O)} && ox0 + ${u32(p)} < ${u32(OW)}) { ` +
-          `out[((n * ${u32(O)} + oBase + ${u32(o)}) * ${u32(OH)} + oy) * ${u32(OW)} + ox0 + ${
-            u32(p)
-          }] = ${value}; }`,
-      );
+    const channel = `oBase + ${u32(o)}`;
+    const plus = bias ? ` + b[(${channel}) >> 2u][(${channel}) & 3u]` : "";
+    const row = `((n * ${u32(O)} + ${channel}) * ${u32(OH)} + oy) * ${u32(OW)} + ox0`;
+    if (vectorStores) {
+      for (let q = 0; q < pixels / 4; q++) {
+        const values = Array.from({ length: 4 }, (_, p) => acc(o, 4 * q + p)).join(", ");
+        stores.push(
+          `if (${channel} < ${u32(O)}) { out[(${row}) / 4u + ${
+            u32(q)
+          }] = vec4<f32>(${values})${plus}; }`,
+        );
+      }
+    } else {
+      for (let p = 0; p < pixels; p++) {
+        stores.push(
+          `if (${channel} < ${u32(O)} && ox0 + ${u32(p)} < ${u32(OW)}) { ` +
+            `out[${row} + ${u32(p)}] = ${acc(o, p)}${plus}; }`,
+        );
+      }
     }
   }
   // Channels past O in the last block read weights of channel O-1 (clamped) and are not stored.
@@ -136,16 +190,18 @@ function forwardSource(shape: ConvShape, order: WeightOrder, bias: boolean) {
 @group(0) @binding(0) var x: texture_2d<f32>;
 ${textureReaders("x")}
 ${weightDecl}
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
-${bias ? "@group(0) @binding(3) var<storage, read> b: array<f32>;" : ""}
+@group(0) @binding(2) var<storage, read_write> out: array<${vectorStores ? "vec4<f32>" : "f32"}>;
+${bias ? `@group(0) @binding(3) var<uniform> b: array<vec4<f32>, ${Math.ceil(O / 4)}>;` : ""}
 
-@compute @workgroup_size(${WORKGROUP})
+@compute @workgroup_size(${workgroup})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let lane = min(${workgroupIndex(groups)} * ${u32(WORKGROUP)} + lid, ${u32(lanes - 1)});
+  // The output row is the slowest-varying index, so that the lanes of a workgroup share it and
+  // the loop over kernel rows skips the rows that fall in the padding for all of them at once.
+  let lane = min(${workgroupIndex(groups)} * ${u32(workgroup)} + lid, ${u32(lanes - 1)});
   let xBlock = lane % ${u32(blocksX)};
-  let oy = (lane / ${u32(blocksX)}) % ${u32(OH)};
-  let cBlock = (lane / ${u32(blocksX * OH)}) % ${u32(channelBlocks)};
-  let n = lane / ${u32(blocksX * OH * channelBlocks)};
+  let cBlock = (lane / ${u32(blocksX)}) % ${u32(channelBlocks)};
+  let n = (lane / ${u32(blocksX * channelBlocks)}) % ${u32(batch)};
+  let oy = lane / ${u32(blocksX * channelBlocks * batch)};
   let ox0 = xBlock * ${u32(pixels)};
   let oBase = ${
     clampChannels
@@ -153,25 +209,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       : `cBlock * ${u32(channelsPerLane)}`
   };
   let ix0 = i32(ox0 * ${u32(S)}) - ${P};
+  let top = i32(oy * ${u32(S)}) - ${P};
+  let kyFirst = u32(max(0, -top));
+  let kyEnd = u32(clamp(${H} - top, 0, ${KH}));
   ${accumulators.join("\n  ")}
   for (var c = 0u; c < ${u32(C)}; c++) {
-    for (var ky = 0u; ky < ${u32(KH)}; ky++) {
-      let iy = i32(oy * ${u32(S)} + ky) - ${P};
-      let rowOk = iy >= 0 && iy < ${H};
-      let rowBase = ((n * ${u32(C)} + c) * ${u32(H)} + u32(clamp(iy, 0, ${H - 1}))) * ${u32(W)};
+    for (var ky = kyFirst; ky < kyEnd; ky++) {
+      let rowBase = ((n * ${u32(C)} + c) * ${u32(H)} + u32(top + i32(ky))) * ${u32(W)};
       ${segmentLoads}
       ${fmas.join("\n      ")}
     }
   }
-  if (${workgroupIndex(groups)} * ${u32(WORKGROUP)} + lid >= ${u32(lanes)}) { return; }
+  if (${workgroupIndex(groups)} * ${u32(workgroup)} + lid >= ${u32(lanes)}) { return; }
   ${stores.join("\n  ")}
 }`;
-  const bindings: Access[] = [
-    "texture",
-    uniformWeights ? "uniform" : "read",
-    "read_write",
-  ];
-  if (bias) bindings.push("read");
+  const bindings: Access[] = ["texture", uniformWeights ? "uniform" : "read", "read_write"];
+  if (bias) bindings.push("uniform");
   return { code, groups, bindings };
 }
 

@@ -1,8 +1,8 @@
 /**
  * Element-wise ops on same-shape tensors: add, sub, mul, scale, relu.
  *
- * One kernel generator serves them all: each invocation handles `PER_INVOCATION` elements,
- * strided by the workgroup size so that neighbouring lanes touch neighbouring words.
+ * One kernel generator serves them all: each invocation reads 4 elements of every input from a
+ * texture and writes 4 with one vec4 store (see the cost table in docs/DESIGN.md).
  *
  * @module
  */
@@ -10,14 +10,16 @@
 import { recordOp } from "../autograd.ts";
 import { f32, grid, kernel, u32, workgroupIndex } from "../kernel.ts";
 import { dispatch } from "../stream.ts";
+import { releaseTexture, tensorTexture, textureReaders } from "../texture.ts";
 import { formatShape, Tensor } from "../tensor.ts";
 
 const WORKGROUP = 64;
-const PER_INVOCATION = 4;
 
 /**
- * Encodes `out[i] = expression` for i < size, where the expression reads `a[i]`, `b[i]`, ... as
- * `x0`, `x1`, ... (f32).
+ * Encodes `out = expression` element by element, 4 at a time: the expression reads the inputs
+ * as `vec4<f32>` values `x0`, `x1`, ... (read through textures) and gives a `vec4<f32>`, stored
+ * with one vec4 store. The last vec4 may run past `out.size` into the buffer's padding (pooled
+ * buffers are whole 16-byte multiples), which nothing reads.
  */
 export function mapInto(
   name: string,
@@ -25,31 +27,29 @@ export function mapInto(
   inputs: readonly Tensor[],
   expression: string,
 ): Tensor {
-  const size = out.size;
-  const groups = Math.ceil(size / (WORKGROUP * PER_INVOCATION));
+  const vectors = Math.ceil(out.size / 4);
+  const groups = Math.ceil(vectors / WORKGROUP);
   const declarations = inputs.map((_, k) =>
-    `@group(0) @binding(${k}) var<storage, read> in${k}: array<f32>;`
+    `@group(0) @binding(${k}) var in${k}: texture_2d<f32>;\n${textureReaders(`in${k}`)}`
   ).join("\n");
-  const loads = inputs.map((_, k) => `let x${k} = in${k}[i];`).join(" ");
+  const loads = inputs.map((_, k) => `let x${k} = in${k}Vec4(j);`).join(" ");
   const code = /* wgsl */ `
-const SIZE: u32 = ${u32(size)};
 ${declarations}
-@group(0) @binding(${inputs.length}) var<storage, read_write> out: array<f32>;
+@group(0) @binding(${inputs.length}) var<storage, read_write> out: array<vec4<f32>>;
 
 @compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let base = ${workgroupIndex(groups)} * ${u32(WORKGROUP * PER_INVOCATION)} + lid;
-  for (var k = 0u; k < ${u32(PER_INVOCATION)}; k++) {
-    let i = base + k * ${u32(WORKGROUP)};
-    if (i < SIZE) { ${loads} out[i] = ${expression}; }
-  }
+  let j = ${workgroupIndex(groups)} * ${u32(WORKGROUP)} + lid;
+  if (j < ${u32(vectors)}) { ${loads} out[j] = ${expression}; }
 }`;
   const compiled = kernel({
-    name: `${name}_${size}`,
+    name: `${name}_${out.size}`,
     code,
-    bindings: [...inputs.map(() => "read" as const), "read_write"],
+    bindings: [...inputs.map(() => "texture" as const), "read_write"],
   });
-  dispatch(compiled, [...inputs.map((input) => input.buffer), out.buffer], grid(groups));
+  const textures = inputs.map((input) => tensorTexture(input));
+  dispatch(compiled, [...textures, out.buffer], grid(groups));
+  for (const texture of textures) releaseTexture(texture);
   return out;
 }
 
@@ -104,11 +104,11 @@ export function scale(x: Tensor, factor: number): Tensor {
 
 /** max(x, 0). */
 export function relu(x: Tensor): Tensor {
-  const out = map("relu", [x], "max(x0, 0.0)");
+  const out = map("relu", [x], "max(x0, vec4<f32>(0.0))");
   return recordOp("relu", out, [x], (grad) => [reluBackward(grad, out)]);
 }
 
 /** The gradient of relu given its output: grad where output > 0, else 0. */
 export function reluBackward(grad: Tensor, output: Tensor): Tensor {
-  return map("relu_backward", [grad, output], "select(0.0, x0, x1 > 0.0)");
+  return map("relu_backward", [grad, output], "select(vec4<f32>(0.0), x0, x1 > vec4<f32>(0.0))");
 }
