@@ -130,7 +130,7 @@ function forwardSource(shape: ConvShape, order: WeightOrder, bias: boolean) {
   const channelsPerLane = Math.ceil(O / channelBlocks);
   const pixels = pixelsPerLane(OW, channelsPerLane);
   const blocksX = Math.ceil(OW / pixels);
-  const lanes = batch * OH * blocksX * channelBlocks;
+  const lanes = batch * OH * blocksX;
   const workgroup = lanes >= 64 * 16 ? 64 : WORKGROUP;
   const groups = Math.ceil(lanes / workgroup);
   const segment = (pixels - 1) * S + KW;
@@ -199,22 +199,24 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   // the loop over kernel rows skips the rows that fall in the padding for all of them at once.
   let lane = min(${workgroupIndex(groups)} * ${u32(workgroup)} + lid, ${u32(lanes - 1)});
   let xBlock = lane % ${u32(blocksX)};
-  let cBlock = (lane / ${u32(blocksX)}) % ${u32(channelBlocks)};
-  let n = (lane / ${u32(blocksX * channelBlocks)}) % ${u32(batch)};
-  let oy = lane / ${u32(blocksX * channelBlocks * batch)};
+  let n = (lane / ${u32(blocksX)}) % ${u32(batch)};
+  let oy = lane / ${u32(blocksX * batch)};
   let ox0 = xBlock * ${u32(pixels)};
+  // Kept workgroup-uniform (from wid.z and loop counters with constant bounds), so that weight
+  // loads stay scalar loads and broadcasts: llvmpipe gathers lane by lane otherwise.
   let oBase = ${
-    clampChannels
-      ? `min(cBlock * ${u32(channelsPerLane)}, ${u32(O - channelsPerLane)})`
-      : `cBlock * ${u32(channelsPerLane)}`
+    channelBlocks === 1
+      ? "0u"
+      : clampChannels
+      ? `min(wid.z * ${u32(channelsPerLane)}, ${u32(O - channelsPerLane)})`
+      : `wid.z * ${u32(channelsPerLane)}`
   };
   let ix0 = i32(ox0 * ${u32(S)}) - ${P};
   let top = i32(oy * ${u32(S)}) - ${P};
-  let kyFirst = u32(max(0, -top));
-  let kyEnd = u32(clamp(${H} - top, 0, ${KH}));
   ${accumulators.join("\n  ")}
   for (var c = 0u; c < ${u32(C)}; c++) {
-    for (var ky = kyFirst; ky < kyEnd; ky++) {
+    for (var ky = 0u; ky < ${u32(KH)}; ky++) {
+      ${P > 0 ? `if (top + i32(ky) < 0 || top + i32(ky) >= ${H}) { continue; }` : ""}
       let rowBase = ((n * ${u32(C)} + c) * ${u32(H)} + u32(top + i32(ky))) * ${u32(W)};
       ${segmentLoads}
       ${fmas.join("\n      ")}
@@ -225,7 +227,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 }`;
   const bindings: Access[] = ["texture", uniformWeights ? "uniform" : "read", "read_write"];
   if (bias) bindings.push("uniform");
-  return { code, groups, bindings };
+  return { code, groups, bindings, channelBlocks };
 }
 
 function runForward(
@@ -246,7 +248,7 @@ function runForward(
   dispatch(
     kernel({ name, code: source.code, bindings: source.bindings }),
     buffers,
-    grid(source.groups),
+    [...grid(source.groups), source.channelBlocks],
   );
   releaseTexture(texture);
   return out;
@@ -345,15 +347,35 @@ function inputGrad(grad: Tensor, weight: Tensor, shape: ConvShape): Tensor {
   return result;
 }
 
-/** Output channels a weight-gradient lane accumulates at once (its register block). */
-const WEIGHT_GRAD_CHANNEL_BLOCK = 4;
+/** Most weights one lane of the weight-gradient kernel accumulates (its register block). */
+const WEIGHT_GRAD_ACCUMULATORS = 100;
 
 /**
- * Weight and bias gradients. A workgroup takes a chunk of images; its lanes are the (c, ky)
- * pairs. Per output row, a lane loads the input row it needs once, and the gradient rows of a
- * block of output channels (the same addresses for every lane), and accumulates that block's
- * weights for every kx in registers. Partial sums per chunk are then added up; the bias
- * gradient (sum of the output gradient per channel) rides along in the same loops.
+ * The (output, input) channel block of a weight-gradient lane with the most FMAs per texel
+ * loaded, within the register budget.
+ */
+function weightGradBlocks(shape: ConvShape, segment: number): [number, number] {
+  const taps = shape.kernelHeight * shape.kernelWidth;
+  let best: [number, number] = [1, 1], bestRatio = 0;
+  for (let oBlock = 1; oBlock <= shape.outChannels; oBlock++) {
+    for (let cBlock = 1; cBlock <= shape.inChannels; cBlock++) {
+      if (oBlock * cBlock * taps > WEIGHT_GRAD_ACCUMULATORS) continue;
+      const texels = cBlock * shape.kernelHeight * Math.ceil(segment / 4) +
+        oBlock * Math.ceil(shape.outWidth / 4);
+      const ratio = oBlock * cBlock * taps * shape.outWidth / texels;
+      if (ratio > bestRatio) [best, bestRatio] = [[oBlock, cBlock], ratio];
+    }
+  }
+  return best;
+}
+
+/**
+ * Weight and bias gradients. Each lane takes a chunk of images, a block of output channels and
+ * a block of input channels, and accumulates every (kernel row, kernel column) weight of those
+ * blocks in registers: per output row it loads the gradient rows of its output channels and the
+ * input rows they meet (as whole texels where aligned), then does every FMA those values allow.
+ * Partial sums per chunk are then added up; the bias gradient (the sum of the output gradient
+ * per channel) rides along in lanes of the first input-channel block.
  */
 function weightAndBiasGrad(
   grad: Tensor,
@@ -366,75 +388,103 @@ function weightAndBiasGrad(
   const { stride: S, padding: P, outHeight: OH, outWidth: OW, batch } = shape;
   const weights = O * C * KH * KW;
   const width = weights + (withBias ? O : 0);
-  const pairs = C * KH;
-  const workgroupSize = Math.min(64, Math.ceil(pairs / 8) * 8);
-  const pairGroups = Math.ceil(pairs / workgroupSize);
-  const targetChunks = gpu().adapter.isFallbackAdapter ? 32 : 256;
-  const perChunk = Math.ceil(
-    batch / Math.min(batch, Math.max(1, Math.ceil(targetChunks / pairGroups))),
-  );
-  const chunks = Math.ceil(batch / perChunk);
-  const block = Math.min(O, WEIGHT_GRAD_CHANNEL_BLOCK);
-  const blocks = Math.ceil(O / block);
+  const taps = KH * KW;
   const segment = (OW - 1) * S + KW;
-  const gRowVec4 = OW % 4 === 0;
+  const [oBlock, cBlock] = weightGradBlocks(shape, segment);
+  const cBlocks = Math.ceil(C / cBlock), oBlocks = Math.ceil(O / oBlock);
+  const targetLanes = gpu().adapter.isFallbackAdapter ? 768 : 8192;
+  const perChunk = Math.max(1, Math.floor(batch * oBlocks * cBlocks / targetLanes));
+  const chunks = Math.ceil(batch / perChunk);
+  const lanes = chunks * oBlocks * cBlocks;
+  const workgroupSize = lanes >= 64 * 8 ? 64 : 8;
+  const groups = Math.ceil(lanes / workgroupSize);
   const partial = Tensor.empty([chunks, width]);
-  const groups = chunks * pairGroups;
 
-  const xLoads = Array.from(
-    { length: segment },
-    (_, j) =>
-      `let s${j} = select(0.0, xAt(xRow + u32(clamp(${j - P}, 0, ${W - 1}))), rowOk && ${
-        j - P >= 0 && j - P < W ? "true" : "false"
-      });`,
-  );
+  // Declared per row: the segment values, zero where the row falls in the padding.
+  const rowDeclarations = Array.from(
+    { length: cBlock },
+    (_, cb) =>
+      Array.from(
+        { length: KH },
+        (_, ky) =>
+          Array.from({ length: segment }, (_, j) => `var x${cb}_${ky}_${j} = 0.0;`).join(" "),
+      ).join("\n        "),
+  ).join("\n        ");
   const gLoads: string[] = [];
-  const fmas: string[] = [];
-  for (let b = 0; b < block; b++) {
-    const gRow = `gBase + (o0 + ${u32(b)}) * ${u32(OH * OW)} + oy * ${u32(OW)}`;
-    if (gRowVec4) {
+  for (let ob = 0; ob < oBlock; ob++) {
+    const gRow = `(n * ${u32(O)} + o0 + ${u32(ob)}) * ${u32(OH * OW)} + oy * ${u32(OW)}`;
+    if (OW % 4 === 0) {
       for (let q = 0; q < OW / 4; q++) {
-        gLoads.push(`let gv${b}_${q} = gVec4((${gRow}) / 4u + ${u32(q)});`);
+        gLoads.push(`let gv${ob}_${q} = gVec4((${gRow}) / 4u + ${u32(q)});`);
         for (let c = 0; c < 4; c++) {
-          gLoads.push(`let g${b}_${q * 4 + c} = gv${b}_${q}.${"xyzw"[c]};`);
+          gLoads.push(`let g${ob}_${4 * q + c} = gv${ob}_${q}.${"xyzw"[c]};`);
         }
       }
     } else {
-      for (let ox = 0; ox < OW; ox++) gLoads.push(`let g${b}_${ox} = gAt(${gRow} + ${u32(ox)});`);
+      for (let ox = 0; ox < OW; ox++) gLoads.push(`let g${ob}_${ox} = gAt(${gRow} + ${u32(ox)});`);
     }
     if (withBias) {
       gLoads.push(
-        `bsum${b} += ${Array.from({ length: OW }, (_, ox) => `g${b}_${ox}`).join(" + ")};`,
+        `b${ob} += ${Array.from({ length: OW }, (_, ox) => `g${ob}_${ox}`).join(" + ")};`,
       );
     }
-    for (let ox = 0; ox < OW; ox++) {
-      for (let kx = 0; kx < KW; kx++) fmas.push(`a${b}_${kx} += g${b}_${ox} * s${ox * S + kx};`);
+  }
+  const fmas: string[] = [];
+  for (let ob = 0; ob < oBlock; ob++) {
+    for (let cb = 0; cb < cBlock; cb++) {
+      for (let ky = 0; ky < KH; ky++) {
+        for (let kx = 0; kx < KW; kx++) {
+          const terms = Array.from(
+            { length: OW },
+            (_, ox) => `g${ob}_${ox} * x${cb}_${ky}_${ox * S + kx}`,
+          );
+          fmas.push(`a${ob}_${cb}_${ky}_${kx} += ${terms.join(" + ")};`);
+        }
+      }
     }
   }
-  const declare = (prefix: string, count: number) =>
-    Array.from(
-      { length: block },
-      (_, b) => Array.from({ length: count }, (_, k) => `var ${prefix}${b}_${k} = 0.0;`).join(" "),
-    ).join("\n    ");
-  const stores = Array.from(
-    { length: block },
-    (_, b) =>
-      Array.from(
-        { length: KW },
-        (_, kx) =>
-          `partial[chunk * ${u32(width)} + ((o0 + ${u32(b)}) * ${u32(C)} + c) * ${
-            u32(KH * KW)
-          } + ky * ${u32(KW)} + ${u32(kx)}] = a${b}_${kx};`,
-      ).join("\n      "),
-  ).join("\n      ");
-  const biasStores = withBias
-    ? Array.from(
-      { length: block },
-      (_, b) => `partial[chunk * ${u32(width)} + ${u32(weights)} + o0 + ${u32(b)}] = bsum${b};`,
-    ).join("\n        ")
-    : "";
+  const accumulators: string[] = [];
+  const stores: string[] = [];
+  for (let ob = 0; ob < oBlock; ob++) {
+    if (withBias) accumulators.push(`var b${ob} = 0.0;`);
+    for (let cb = 0; cb < cBlock; cb++) {
+      for (let ky = 0; ky < KH; ky++) {
+        for (let kx = 0; kx < KW; kx++) {
+          accumulators.push(`var a${ob}_${cb}_${ky}_${kx} = 0.0;`);
+          const index = `((o0 + ${u32(ob)}) * ${u32(C)} + c0 + ${u32(cb)}) * ${u32(taps)} + ${
+            u32(ky * KW + kx)
+          }`;
+          stores.push(`partial[base + ${index}] = a${ob}_${cb}_${ky}_${kx};`);
+        }
+      }
+    }
+    if (withBias) {
+      stores.push(`if (cb == 0u) { partial[base + ${u32(weights)} + o0 + ${u32(ob)}] = b${ob}; }`);
+    }
+  }
+  const loadRows: string[] = [];
+  for (let cb = 0; cb < cBlock; cb++) {
+    for (let ky = 0; ky < KH; ky++) {
+      const iy = `iy${cb}_${ky}`;
+      const body = segmentSource({ segment, width: W, stride: S, padding: P, pixels: OW })
+        .replace(/\blet s(\d+) =/g, `x${cb}_${ky}_$1 =`)
+        .replace(/\bs(\d+)\b/g, `x${cb}_${ky}_$1`)
+        .replace(/\bt(\d+)\b/g, `t${cb}_${ky}_$1`);
+      loadRows.push(
+        `let ${iy} = i32(oy * ${u32(S)}) + ${ky - P};\n        ` +
+          `if (${iy} >= 0 && ${iy} < ${H}) {\n          ` +
+          `let rowBase = ((n * ${u32(C)} + c0 + ${u32(cb)}) * ${u32(H)} + u32(${iy})) * ${
+            u32(W)
+          };\n          ` +
+          `${body.replace(/\n\s*/g, "\n          ")}\n        } else {\n          ` +
+          Array.from({ length: segment }, (_, j) => `x${cb}_${ky}_${j} = 0.0;`).join(" ") +
+          `\n        }`,
+      );
+    }
+  }
   const code = /* wgsl */ `
-// conv2d weight gradient: x [${batch}, ${C}, ${H}, ${W}], grad [${batch}, ${O}, ${OH}, ${OW}]
+// conv2d weight gradient: x [${batch}, ${C}, ${H}, ${W}], grad [${batch}, ${O}, ${OH}, ${OW}],
+// ${oBlock} output x ${cBlock} input channels per lane, ${perChunk} images per chunk
 @group(0) @binding(0) var g: texture_2d<f32>;
 @group(0) @binding(1) var x: texture_2d<f32>;
 @group(0) @binding(2) var<storage, read_write> partial: array<f32>;
@@ -443,34 +493,28 @@ ${textureReaders("x")}
 
 @compute @workgroup_size(${workgroupSize})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let chunk = wid.x / ${u32(pairGroups)};
-  let pair = min((wid.x % ${u32(pairGroups)}) * ${u32(workgroupSize)} + lid, ${u32(pairs - 1)});
-  let c = pair / ${u32(KH)};
-  let ky = pair % ${u32(KH)};
-  let inRange = (wid.x % ${u32(pairGroups)}) * ${u32(workgroupSize)} + lid < ${u32(pairs)};
-  let nEnd = min((chunk + 1u) * ${u32(perChunk)}, ${u32(batch)});
-  for (var ob = 0u; ob < ${u32(blocks)}; ob++) {
-    let o0 = min(ob * ${u32(block)}, ${u32(O - block)});
-    ${declare("a", KW)}
-    ${withBias ? declare("bsum", 1).replace(/bsum(\d+)_0/g, "bsum$1") : ""}
-    for (var n = chunk * ${u32(perChunk)}; n < nEnd; n++) {
-      let gBase = n * ${u32(O * OH * OW)};
-      for (var oy = 0u; oy < ${u32(OH)}; oy++) {
-        let iy = i32(oy * ${u32(S)} + ky) - ${P};
-        let rowOk = iy >= 0 && iy < ${H};
-        let xRow = ((n * ${u32(C)} + c) * ${u32(H)} + u32(clamp(iy, 0, ${H - 1}))) * ${u32(W)};
-        ${xLoads.join("\n        ")}
+  let lane = wid.x * ${u32(workgroupSize)} + lid;
+  if (lane >= ${u32(lanes)}) { return; }
+  let cb = lane % ${u32(cBlocks)};
+  let chunk = lane / ${u32(cBlocks * oBlocks)};
+  // The last block of a dimension that does not divide evenly overlaps the one before: both
+  // compute and write the same values there.
+  let c0 = min(cb * ${u32(cBlock)}, ${u32(C - cBlock)});
+  let o0 = min(((lane / ${u32(cBlocks)}) % ${u32(oBlocks)}) * ${u32(oBlock)}, ${u32(O - oBlock)});
+  let ix0 = ${-P};
+  ${accumulators.join("\n  ")}
+  ${rowDeclarations}
+  for (var n = chunk * ${u32(perChunk)}; n < min((chunk + 1u) * ${u32(perChunk)}, ${
+    u32(batch)
+  }); n++) {
+    for (var oy = 0u; oy < ${u32(OH)}; oy++) {
+        ${loadRows.join("\n        ")}
         ${gLoads.join("\n        ")}
         ${fmas.join("\n        ")}
-      }
-    }
-    // The last block may overlap the one before (O not a multiple of the block): both write
-    // the same values there.
-    if (inRange) {
-      ${stores}
-      ${withBias ? `if (pair == 0u) {\n        ${biasStores}\n      }` : ""}
     }
   }
+  let base = chunk * ${u32(width)};
+  ${stores.join("\n  ")}
 }`;
   const gTexture = tensorTexture(grad);
   const xTexture = tensorTexture(x);
