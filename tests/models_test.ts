@@ -1,14 +1,14 @@
 import assert from "node:assert/strict";
 import { cnn, cnnBn, createModel, mlp, tuningCnn } from "../nn/models.ts";
 import { BatchNorm2d } from "../nn/modules/batch_norm.ts";
-import { Dropout, Sequential } from "../nn/modules/layers.ts";
+import { Dropout, MaxPool2d, ReLU, Sequential } from "../nn/modules/layers.ts";
 import { Linear } from "../nn/modules/linear.ts";
 import { nllLoss } from "../nn/ops/softmax.ts";
 import { correctCount } from "../nn/ops/reduce.ts";
 import { Rng } from "../nn/random.ts";
 import { noGrad } from "../nn/autograd.ts";
 import { tidy } from "../nn/scope.ts";
-import { tensor } from "../nn/tensor.ts";
+import { type Tensor, tensor } from "../nn/tensor.ts";
 import { Adam } from "../train/optim/adam.ts";
 import { SGD } from "../train/optim/sgd.ts";
 import { assertThrows } from "./assert.ts";
@@ -210,3 +210,30 @@ for (
     model.dispose();
   });
 }
+
+Deno.test("the models' conv blocks equal Conv2d → BatchNorm2d → ReLU → MaxPool2d in PyTorch's order", async () => {
+  const model = cnnBn({ rng: new Rng(3) });
+  const reference = new Sequential(model.conv1, model.bn1, new ReLU(), new MaxPool2d(2));
+  const input = Float32Array.from(randomArray(2 * 784, 5, 0, 1));
+  const run = async (forward: (x: Tensor) => Tensor) => {
+    const x = tensor(input, [2, 1, 28, 28], { requiresGrad: true });
+    const out = forward(x);
+    out.backward({ grad: tensor(Float32Array.from(randomArray(out.size, 6)), out.shape) });
+    const result = { out: await out.toArray(), grad: await x.grad!.toArray() };
+    x.grad!.dispose();
+    return result;
+  };
+  // Running statistics move with every training-mode call: compare in eval mode.
+  model.eval();
+  const viaModel = await run((x) =>
+    (model as unknown as { features(x: Tensor): Tensor }).features(x)
+  );
+  assert.equal(viaModel.out.length, 2 * 320);
+  const viaLayers = await run((x) => {
+    const block2 = new Sequential(model.conv2, model.bn2, new ReLU(), new MaxPool2d(2));
+    return block2.forward(reference.forward(x)).flatten(1);
+  });
+  assertClose(viaModel.out, viaLayers.out, { atol: 1e-6, rtol: 1e-5 });
+  assertClose(viaModel.grad, viaLayers.grad, { atol: 1e-6, rtol: 1e-5 });
+  model.dispose();
+});
