@@ -1,23 +1,32 @@
 /**
- * 2-D max pooling of NCHW tensors, with the argmax of each window saved (privately, as i32
- * indices h * W + w inside the input plane) for the backward pass.
+ * 2-D max pooling of NCHW tensors, optionally fused with a ReLU of its output, with each
+ * window's argmax saved (privately) for the backward pass.
  *
- * The backward pass gathers rather than scatters (WGSL has no float atomics): each input
- * element sums the gradients of the windows that contain it and chose it, so overlapping windows
- * (stride < kernel) add up without races. When windows tile the input exactly (stride ==
- * kernel, no padding, sizes divisible), each invocation instead writes one window's k × k
- * gradient block, which reads every index and gradient once.
+ * Inputs are read through textures and outputs written with vec4 stores (see the cost table in
+ * docs/DESIGN.md). The common 2×2, stride-2 pooling of planes whose width is a multiple of 8
+ * has its own kernels: an invocation owns 4 adjacent windows (4 texel loads, one vec4 store of
+ * the outputs) and saves their 4 argmaxes packed into one float; its backward writes the 2 × 8
+ * block of dx those windows cover with 4 vec4 stores. Other geometries save the argmax index
+ * h * W + w inside the plane (as an f32, exact below 2^24) and the backward gathers rather than
+ * scatters (WGSL has no float atomics): each input element sums the gradients of the windows
+ * that contain it and chose it, so overlapping windows (stride < kernel) add up without races.
+ *
+ * Kernels run workgroups of 8 invocations (one SIMD vector on llvmpipe), each looping over a
+ * run of work: this measured faster than one item per invocation in workgroups of 64.
  *
  * @module
  */
 
 import { recordOp } from "../autograd.ts";
-import { grid, kernel, u32, workgroupIndex } from "../kernel.ts";
-import { dispatch } from "../stream.ts";
+import { type Access, grid, kernel, u32, workgroupIndex } from "../kernel.ts";
+import { dispatch, type Resource } from "../stream.ts";
+import { releaseTexture, tensorTexture, textureReaders } from "../texture.ts";
 import { formatShape, Tensor } from "../tensor.ts";
 
-const WORKGROUP = 16;
-const PER_INVOCATION = 4;
+/** Invocations per workgroup. */
+const WORKGROUP = 8;
+/** Most workgroups per dispatch: a few dozen keep both cores busy. */
+const MAX_GROUPS = 64;
 
 /** Options of `maxPool2d`. */
 export interface MaxPoolOptions {
@@ -27,6 +36,12 @@ export interface MaxPoolOptions {
   stride?: number;
   /** Implicit -inf border on each side; default 0, at most kernelSize / 2. */
   padding?: number;
+  /**
+   * Returns relu(maxPool(x)), computed in the same kernel; equal to maxPool(relu(x)) (ReLU is
+   * monotonic), gradient included: a window whose output is not positive passes none. Default
+   * false.
+   */
+  relu?: boolean;
 }
 
 /** Everything a max-pool kernel bakes in. */
@@ -39,6 +54,7 @@ interface PoolGeometry {
   kernelSize: number;
   stride: number;
   padding: number;
+  relu: boolean;
 }
 
 function checkInteger(name: string, value: number, min: number): void {
@@ -48,7 +64,7 @@ function checkInteger(name: string, value: number, min: number): void {
 }
 
 function geometry(x: Tensor, options: MaxPoolOptions): PoolGeometry {
-  const { kernelSize, stride = kernelSize, padding = 0 } = options;
+  const { kernelSize, stride = kernelSize, padding = 0, relu = false } = options;
   if (x.rank !== 4) {
     throw new Error(`maxPool2d: needs x of shape [N, C, H, W], got ${formatShape(x.shape)}`);
   }
@@ -70,7 +86,17 @@ function geometry(x: Tensor, options: MaxPoolOptions): PoolGeometry {
         `x of shape ${formatShape(x.shape)}`,
     );
   }
-  return { planes: n * c, height, width, outHeight, outWidth, kernelSize, stride, padding };
+  return {
+    planes: n * c,
+    height,
+    width,
+    outHeight,
+    outWidth,
+    kernelSize,
+    stride,
+    padding,
+    relu: !!relu,
+  };
 }
 
 /** WGSL constants shared by the kernels. */
@@ -85,77 +111,103 @@ const STRIDE: i32 = ${g.stride};
 const PAD: i32 = ${g.padding};`;
 }
 
-/** Encodes `body` for every index `i < count`, PER_INVOCATION per invocation. */
-function encodeEach(
+/** 2×2 windows, stride 2, whole texel pairs per row: the packed kernels. */
+function pairs(g: PoolGeometry): boolean {
+  return g.kernelSize === 2 && g.stride === 2 && g.padding === 0 && g.width % 8 === 0 &&
+    g.height % 2 === 0;
+}
+
+/** One binding: a tensor read as a texture, or a storage buffer. */
+interface Binding {
+  name: string;
+  tensor: Tensor;
+  access: Access;
+  /** Element type of a storage binding. */
+  type?: string;
+}
+
+/**
+ * Encodes `body` for every item `t < items` (WGSL `t: u32`), in workgroups of 8 invocations
+ * that each loop over a run of items, lanes on adjacent items. Textures are read with
+ * `<name>At(i)` and `<name>Vec4(j)`.
+ */
+function encodeItems(
   name: string,
-  count: number,
+  items: number,
   header: string,
   body: string,
-  buffers: GPUBuffer[],
-  bindings: readonly ("read" | "read_write")[],
+  bindings: readonly Binding[],
 ): void {
-  const groups = Math.ceil(count / (WORKGROUP * PER_INVOCATION));
+  const groups = Math.min(MAX_GROUPS, Math.ceil(items / WORKGROUP));
+  const perInvocation = Math.ceil(items / (groups * WORKGROUP));
+  const declarations = bindings.map(({ name, access, type }, i) =>
+    access === "texture"
+      ? `@group(0) @binding(${i}) var ${name}: texture_2d<f32>;\n${textureReaders(name)}`
+      : `@group(0) @binding(${i}) var<storage, ${access === "read" ? "read" : "read_write"}> ` +
+        `${name}: array<${type}>;`
+  ).join("\n");
   const code = /* wgsl */ `
+${declarations}
 ${header}
 
 @compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let base = ${workgroupIndex(groups)} * ${u32(WORKGROUP * PER_INVOCATION)} + lid;
-  for (var k = 0u; k < ${u32(PER_INVOCATION)}; k++) {
-    let i = base + k * ${u32(WORKGROUP)};
-    if (i < ${u32(count)}) {
+  let base = ${workgroupIndex(groups)} * ${u32(perInvocation * WORKGROUP)} + lid;
+  for (var k = 0u; k < ${u32(perInvocation)}; k++) {
+    let t = base + k * ${u32(WORKGROUP)};
+    if (t < ${u32(items)}) {
 ${body}
     }
   }
 }`;
-  dispatch(kernel({ name, code, bindings }), buffers, grid(groups));
+  const textures: GPUTexture[] = [];
+  const resources: Resource[] = bindings.map((b) => {
+    if (b.access !== "texture") return b.tensor.buffer;
+    const texture = tensorTexture(b.tensor);
+    textures.push(texture);
+    return texture;
+  });
+  const compiled = kernel({ name, code, bindings: bindings.map((b) => b.access) });
+  dispatch(compiled, resources, grid(groups));
+  for (const texture of textures) releaseTexture(texture);
 }
 
 function key(g: PoolGeometry): string {
-  return `${g.planes}x${g.height}x${g.width}_k${g.kernelSize}s${g.stride}p${g.padding}`;
+  return `${g.planes}x${g.height}x${g.width}_k${g.kernelSize}s${g.stride}p${g.padding}` +
+    (g.relu ? "_relu" : "");
 }
 
 /**
  * Max pooling over k × k windows of x [N, C, H, W]: output [N, C, OH, OW] with
  * OH = floor((H + 2 padding - k) / stride) + 1; padding counts as -inf. Ties go to the first
- * maximum in row-major window order. Differentiable (the gradient goes to each window's argmax).
+ * maximum in row-major window order. With `relu`, the output is relu(maxPool(x)).
+ * Differentiable (the gradient goes to each window's argmax; with `relu`, only from windows
+ * whose output is positive).
  */
 export function maxPool2d(x: Tensor, options: MaxPoolOptions): Tensor {
   const g = geometry(x, options);
   const outShape = [x.shape[0], x.shape[1], g.outHeight, g.outWidth];
   const out = Tensor.empty(outShape);
-  const indices = Tensor.empty(outShape, "i32");
-  // Rows and columns outside the input are skipped; a window always holds one real element.
-  const inside = g.padding > 0 ? "if (h < 0 || h >= H || w < 0 || w >= W) { continue; }" : "";
-  encodeEach(
-    `max_pool_${key(g)}`,
-    out.size,
-    /* wgsl */ `
-${constants(g)}
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-@group(0) @binding(2) var<storage, read_write> indices: array<i32>;`,
-    /* wgsl */ `
-      let plane = i / (OH * OW);
-      let oh = i32(i / OW % OH);
-      let ow = i32(i % OW);
-      let planeBase = plane * u32(H * W);
-      var best = 0.0;
-      var arg = -1;
-      for (var dh = 0; dh < K; dh++) {
-        for (var dw = 0; dw < K; dw++) {
-          let h = oh * STRIDE - PAD + dh;
-          let w = ow * STRIDE - PAD + dw;
-          ${inside}
-          let value = x[planeBase + u32(h * W + w)];
-          if (arg < 0 || value > best) { best = value; arg = h * W + w; }
-        }
-      }
-      out[i] = best;
-      indices[i] = arg;`,
-    [x.buffer, out.buffer, indices.buffer],
-    ["read", "read_write", "read_write"],
-  );
+  const packed = pairs(g);
+  const outVectors = Math.ceil(out.size / 4);
+  // Packed: one float per 4 windows; else one index per window.
+  const indices = Tensor.empty([packed ? outVectors : out.size]);
+  const bindings: Binding[] = [
+    { name: "x", tensor: x, access: "texture" },
+    { name: "out", tensor: out, access: "read_write", type: "vec4<f32>" },
+    { name: "indices", tensor: indices, access: "read_write", type: packed ? "f32" : "vec4<f32>" },
+  ];
+  if (packed) {
+    encodeItems(
+      `max_pool_2x2_${key(g)}`,
+      outVectors,
+      constants(g),
+      pairsForward(g),
+      bindings,
+    );
+  } else {
+    encodeItems(`max_pool_${key(g)}`, outVectors, constants(g), windowsForward(g), bindings);
+  }
   return recordOp(
     "maxPool2d",
     out,
@@ -165,9 +217,75 @@ ${constants(g)}
   );
 }
 
-function tilesExactly(g: PoolGeometry): boolean {
-  return g.stride === g.kernelSize && g.padding === 0 && g.height % g.kernelSize === 0 &&
-    g.width % g.kernelSize === 0;
+/**
+ * Item t owns outputs 4t..4t+3: windows 4q..4q+3 of output row oh, which read texels
+ * 2q, 2q + 1 of input rows 2oh and 2oh + 1. Their argmaxes (0..3 in window order, or 4 for "no
+ * gradient" when relu zeroes the output) are packed in base 8 into one float.
+ */
+function pairsForward(g: PoolGeometry): string {
+  const relu = g.relu
+    ? /* wgsl */ `
+      let result = max(best, vec4<f32>(0.0));
+      arg = select(vec4<u32>(4u), arg, result > vec4<f32>(0.0));`
+    : "      let result = best;";
+  return /* wgsl */ `
+      let q = t % (OW / 4u);
+      let row = t / (OW / 4u);
+      let top = (row / OH) * u32(H * W / 4) + (row % OH) * u32(W / 2) + 2u * q;
+      let a0 = xVec4(top);
+      let a1 = xVec4(top + 1u);
+      let b0 = xVec4(top + u32(W / 4));
+      let b1 = xVec4(top + u32(W / 4) + 1u);
+      var best = vec4<f32>(a0.xz, a1.xz);
+      var arg = vec4<u32>(0u);
+      // The other three elements of the windows, in window order (strictly greater wins).
+      let v1 = vec4<f32>(a0.yw, a1.yw);
+      arg = select(arg, vec4<u32>(1u), v1 > best);
+      best = select(best, v1, v1 > best);
+      let v2 = vec4<f32>(b0.xz, b1.xz);
+      arg = select(arg, vec4<u32>(2u), v2 > best);
+      best = select(best, v2, v2 > best);
+      let v3 = vec4<f32>(b0.yw, b1.yw);
+      arg = select(arg, vec4<u32>(3u), v3 > best);
+      best = select(best, v3, v3 > best);${relu}
+      out[t] = result;
+      indices[t] = f32(dot(arg, vec4<u32>(1u, 8u, 64u, 512u)));`;
+}
+
+/** Item t owns outputs 4t..4t+3 (any geometry); indices are h * W + w, -1 for no gradient. */
+function windowsForward(g: PoolGeometry): string {
+  // Rows and columns outside the input are skipped; a window always holds one real element.
+  const inside = g.padding > 0 ? "if (h < 0 || h >= H || w < 0 || w >= W) { continue; }" : "";
+  const relu = g.relu
+    ? /* wgsl */ `
+        best = max(best, 0.0);
+        if (!(best > 0.0)) { arg = -1; }`
+    : "";
+  return /* wgsl */ `
+      var result = vec4<f32>(0.0);
+      var args = vec4<f32>(0.0);
+      for (var e = 0u; e < 4u; e++) {
+        let o = 4u * t + e;
+        let plane = o / (OH * OW);
+        let oh = i32(o / OW % OH);
+        let ow = i32(o % OW);
+        let planeBase = plane * u32(H * W);
+        var best = 0.0;
+        var arg = -1;
+        for (var dh = 0; dh < K; dh++) {
+          for (var dw = 0; dw < K; dw++) {
+            let h = oh * STRIDE - PAD + dh;
+            let w = ow * STRIDE - PAD + dw;
+            ${inside}
+            let value = xAt(planeBase + u32(h * W + w));
+            if (arg < 0 || value > best) { best = value; arg = h * W + w; }
+          }
+        }${relu}
+        result[e] = best;
+        args[e] = f32(arg);
+      }
+      out[t] = result;
+      indices[t] = args;`;
 }
 
 function maxPool2dBackward(
@@ -177,67 +295,80 @@ function maxPool2dBackward(
   g: PoolGeometry,
 ): Tensor {
   const dx = Tensor.empty(inputShape);
-  const header = /* wgsl */ `
-${constants(g)}
-@group(0) @binding(0) var<storage, read> grad: array<f32>;
-@group(0) @binding(1) var<storage, read> indices: array<i32>;
-@group(0) @binding(2) var<storage, read_write> dx: array<f32>;`;
-  const buffers = [grad.buffer, indices.buffer, dx.buffer];
-  const bindings = ["read", "read", "read_write"] as const;
-  if (tilesExactly(g)) {
-    encodeEach(
-      `max_pool_backward_tiled_${key(g)}`,
-      grad.size,
-      header,
-      tiledBody,
-      buffers,
+  const bindings: Binding[] = [
+    { name: "grad", tensor: grad, access: "texture" },
+    { name: "indices", tensor: indices, access: "texture" },
+    { name: "dx", tensor: dx, access: "read_write", type: "vec4<f32>" },
+  ];
+  if (pairs(g)) {
+    encodeItems(
+      `max_pool_backward_2x2_${key(g)}`,
+      Math.ceil(grad.size / 4),
+      constants(g),
+      pairsBackward,
       bindings,
     );
   } else {
-    encodeEach(`max_pool_backward_${key(g)}`, dx.size, header, gatherBody(g), buffers, bindings);
+    encodeItems(
+      `max_pool_backward_${key(g)}`,
+      Math.ceil(dx.size / 4),
+      constants(g),
+      gatherBody(g),
+      bindings,
+    );
   }
   return dx;
 }
 
-/** Invocation i owns output window i and writes its whole k × k block of dx. */
-const tiledBody = /* wgsl */ `
-      let plane = i / (OH * OW);
-      let oh = i32(i / OW % OH);
-      let ow = i32(i % OW);
-      let planeBase = plane * u32(H * W);
-      let value = grad[i];
-      let arg = indices[i];
-      for (var dh = 0; dh < K; dh++) {
-        for (var dw = 0; dw < K; dw++) {
-          let at = (oh * K + dh) * W + ow * K + dw;
-          dx[planeBase + u32(at)] = select(0.0, value, at == arg);
-        }
-      }`;
+/** Item t owns windows 4t..4t+3 (as in `pairsForward`) and writes the 2 × 8 block of dx. */
+const pairsBackward = /* wgsl */ `
+      let q = t % (OW / 4u);
+      let row = t / (OW / 4u);
+      let top = (row / OH) * u32(H * W / 4) + (row % OH) * u32(W / 2) + 2u * q;
+      let g = gradVec4(t);
+      let code = u32(indicesAt(t));
+      let arg = (vec4<u32>(code) >> vec4<u32>(0u, 3u, 6u, 9u)) & vec4<u32>(7u);
+      let zero = vec4<f32>(0.0);
+      let left = vec4<f32>(g.xx, g.yy);
+      let right = vec4<f32>(g.zz, g.ww);
+      let argLeft = vec4<u32>(arg.xx, arg.yy);
+      let argRight = vec4<u32>(arg.zz, arg.ww);
+      let upper = vec4<u32>(0u, 1u, 0u, 1u);
+      let lower = vec4<u32>(2u, 3u, 2u, 3u);
+      dx[top] = select(zero, left, argLeft == upper);
+      dx[top + 1u] = select(zero, right, argRight == upper);
+      dx[top + u32(W / 4)] = select(zero, left, argLeft == lower);
+      dx[top + u32(W / 4) + 1u] = select(zero, right, argRight == lower);`;
 
 /**
- * Invocation i owns input element i and sums the gradients of the windows that chose it. The
- * windows containing row h are those with oh * STRIDE - PAD <= h < oh * STRIDE - PAD + K, at
- * most ceil(K / STRIDE) of them, so the loops have fixed trip counts.
+ * Item t owns input elements 4t..4t+3; each sums the gradients of the windows that chose it.
+ * The windows containing row h are those with oh * STRIDE - PAD <= h < oh * STRIDE - PAD + K,
+ * at most ceil(K / STRIDE) of them, so the loops have fixed trip counts.
  */
 function gatherBody(g: PoolGeometry): string {
   const span = Math.ceil(g.kernelSize / g.stride);
   return /* wgsl */ `
-      let plane = i / u32(H * W);
-      let at = i32(i % u32(H * W));
-      let h = at / W;
-      let w = at % W;
-      let lastH = min((h + PAD) / STRIDE, i32(OH) - 1);
-      let lastW = min((w + PAD) / STRIDE, i32(OW) - 1);
-      var total = 0.0;
-      for (var a = 0; a < ${span}; a++) {
-        let oh = lastH - a;
-        if (oh < 0 || oh * STRIDE - PAD + K <= h) { continue; }
-        for (var b = 0; b < ${span}; b++) {
-          let ow = lastW - b;
-          if (ow < 0 || ow * STRIDE - PAD + K <= w) { continue; }
-          let o = plane * OH * OW + u32(oh) * OW + u32(ow);
-          if (indices[o] == at) { total += grad[o]; }
+      var result = vec4<f32>(0.0);
+      for (var e = 0u; e < 4u; e++) {
+        let i = 4u * t + e;
+        let plane = i / u32(H * W);
+        let at = i32(i % u32(H * W));
+        let h = at / W;
+        let w = at % W;
+        let lastH = min((h + PAD) / STRIDE, i32(OH) - 1);
+        let lastW = min((w + PAD) / STRIDE, i32(OW) - 1);
+        var total = 0.0;
+        for (var a = 0; a < ${span}; a++) {
+          let oh = lastH - a;
+          if (oh < 0 || oh * STRIDE - PAD + K <= h) { continue; }
+          for (var b = 0; b < ${span}; b++) {
+            let ow = lastW - b;
+            if (ow < 0 || ow * STRIDE - PAD + K <= w) { continue; }
+            let o = plane * OH * OW + u32(oh) * OW + u32(ow);
+            if (i32(indicesAt(o)) == at) { total += gradAt(o); }
+          }
         }
+        result[e] = total;
       }
-      dx[i] = total;`;
+      dx[t] = result;`;
 }
