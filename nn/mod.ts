@@ -6,7 +6,15 @@
 
 export { type AdapterReport, describeAdapter, type GpuContext, init } from "./device.ts";
 export { type MemoryStats, memoryStats, trimPool } from "./buffer_pool.ts";
-export { flush, type StreamStats, streamStats, sync } from "./stream.ts";
+export {
+  flush,
+  type KernelTime,
+  startProfiling,
+  stopProfiling,
+  type StreamStats,
+  streamStats,
+  sync,
+} from "./stream.ts";
 export { type Disposable, keep, tidy, type TidyResult } from "./scope.ts";
 export { GradNode, isGradEnabled, noGrad } from "./autograd.ts";
 export { Rng } from "./random.ts";
