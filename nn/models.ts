@@ -9,7 +9,8 @@ import type { Tensor } from "./tensor.ts";
 import { BatchNorm2d } from "./modules/batch_norm.ts";
 import { Conv2d } from "./modules/conv2d.ts";
 import type { InitOptions } from "./modules/init.ts";
-import { Dropout, Flatten, LogSoftmax, MaxPool2d, ReLU } from "./modules/layers.ts";
+import { Dropout, Flatten, LogSoftmax, ReLU } from "./modules/layers.ts";
+import { maxPool2d } from "./ops/max_pool.ts";
 import { Linear } from "./modules/linear.ts";
 import { Module } from "./modules/module.ts";
 
@@ -27,15 +28,14 @@ export abstract class Classifier extends Module {
 const relu = new ReLU();
 const logSoftmax = new LogSoftmax();
 const flatten = new Flatten();
-const pool = new MaxPool2d(2);
 
 /**
- * ReLU → MaxPool(2), computed as MaxPool(2) → ReLU: the same values and gradients (ReLU is
- * monotonic, so the window's argmax is the same wherever the max is positive, and the gradient
- * is zero otherwise), with the ReLU on a quarter of the elements.
+ * ReLU → MaxPool(2) in one kernel, computed as ReLU(MaxPool(2)): the same values and gradients
+ * (ReLU is monotonic, so the window's argmax is the same wherever the max is positive, and the
+ * gradient is zero otherwise).
  */
 function reluPool(x: Tensor): Tensor {
-  return relu.forward(pool.forward(x));
+  return maxPool2d(x, { kernelSize: 2, relu: true });
 }
 
 /** MLP: Flatten(784) → Linear(784,256) → ReLU → Dropout(0.2) → Linear(256,128) → ReLU → Dropout(0.2) → Linear(128,10) → LogSoftmax. */
