@@ -24,8 +24,11 @@ function setGrad(param: Tensor, data: ArrayLike<number>): void {
   param.grad = tensor(Float32Array.from(data), param.shape);
 }
 
-function gradFor(index: number, step: number): Float64Array {
-  return randomArray(SHAPES[index].reduce((a, b) => a * b, 1), 1000 + 17 * step + index);
+/** As SHAPES, with parameter 1 large enough for the update kernels to read textures. */
+const LARGE_SHAPES = [[7], [97, 89], [1], [2, 301]];
+
+function gradFor(index: number, step: number, shapes = SHAPES): Float64Array {
+  return randomArray(shapes[index].reduce((a, b) => a * b, 1), 1000 + 17 * step + index);
 }
 
 function f32(values: ArrayLike<number>): Float64Array {
@@ -52,25 +55,26 @@ async function runCase(
   make: (params: Tensor[]) => Optimizer,
   reference: ReferenceStep,
   stateNames: string[],
+  shapes = SHAPES,
 ): Promise<void> {
-  const initial = SHAPES.map((shape, i) =>
+  const initial = shapes.map((shape, i) =>
     f32(randomArray(shape.reduce((a, b) => a * b, 1), 50 + i))
   );
   const params = initial.map((data, i) =>
-    tensor(Float32Array.from(data), SHAPES[i], { requiresGrad: true })
+    tensor(Float32Array.from(data), shapes[i], { requiresGrad: true })
   );
   const optimizer = make(params);
   let expected: ReferenceState[] = initial.map((param) => ({ param, buffers: {}, step: 0 }));
   for (let step = 0; step < STEPS; step++) {
     const withGrad = [0, 1, ...(step >= LATE_START ? [2] : [])];
-    for (const i of withGrad) setGrad(params[i], gradFor(i, step));
+    for (const i of withGrad) setGrad(params[i], gradFor(i, step, shapes));
     const before = streamStats();
     optimizer.step();
     const after = streamStats();
     assert.equal(after.readbacks, before.readbacks, "step() must not read the GPU back");
     assert.equal(after.dispatches - before.dispatches, withGrad.length, "one dispatch per param");
     expected = expected.map((state, i) =>
-      withGrad.includes(i) ? reference(state, f32(gradFor(i, step))) : state
+      withGrad.includes(i) ? reference(state, f32(gradFor(i, step, shapes))) : state
     );
   }
   const dict = optimizer.stateDict();
@@ -260,6 +264,17 @@ for (const [label, options] of SGD_CASES) {
   });
 }
 
+for (const [label, options] of SGD_CASES) {
+  Deno.test(`GPU SGD (${label}) on a large parameter (texture inputs) matches the reference`, async () => {
+    await runCase(
+      (params) => new SGD(params, options),
+      sgdReference(options),
+      options.momentum ? ["momentum_buffer"] : [],
+      LARGE_SHAPES,
+    );
+  });
+}
+
 const ADAM_CASES: [string, ConstructorParameters<typeof Adam>[1] & { lr: number }][] = [
   ["defaults, lr 0.01", { lr: 0.01 }],
   ["L2 weight decay, custom betas", { lr: 0.003, betas: [0.8, 0.99], weightDecay: 0.1 }],
@@ -283,6 +298,26 @@ for (const [label, options] of ADAM_CASES) {
       (params) => new AdamW(params, options),
       adamReference({ ...rest, beta1: betas[0], beta2: betas[1] }, adamWStepReference),
       ["exp_avg", "exp_avg_sq"],
+    );
+  });
+}
+
+for (const [label, options] of ADAM_CASES) {
+  Deno.test(`GPU Adam and AdamW (${label}) on a large parameter (texture inputs) match the reference`, async () => {
+    const { betas = [0.9, 0.999], ...rest } = options;
+    const reference = { ...rest, beta1: betas[0], beta2: betas[1] };
+    const names = ["exp_avg", "exp_avg_sq"];
+    await runCase(
+      (params) => new Adam(params, options),
+      adamReference(reference),
+      names,
+      LARGE_SHAPES,
+    );
+    await runCase(
+      (params) => new AdamW(params, options),
+      adamReference(reference, adamWStepReference),
+      names,
+      LARGE_SHAPES,
     );
   });
 }

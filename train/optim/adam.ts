@@ -1,25 +1,24 @@
 /**
  * `Adam` (L2 weight decay added to the gradient) and `AdamW` (decoupled weight decay), as
  * `torch.optim.Adam` / `torch.optim.AdamW`, bias correction included. One fused kernel per
- * parameter updates the parameter and both moments in place; the step-dependent scalars
- * (`lr / (1-β1^t)`, `sqrt(1-β2^t)`, `1 - lr·wd`) come from one shared params slot.
+ * parameter updates the parameter and both moments in place (see `encodeUpdate`: large tensors
+ * are read through textures; vec4 stores); the step-dependent scalars (`lr / (1-β1^t)`, `sqrt(1-β2^t)`, `1 - lr·wd`) come
+ * from one shared params slot.
  *
  * @module
  */
 
-import { f32, grid, type Kernel, kernel, u32, workgroupIndex } from "../../nn/kernel.ts";
-import { dispatch } from "../../nn/stream.ts";
+import { f32 } from "../../nn/kernel.ts";
 import type { Tensor } from "../../nn/tensor.ts";
 import {
   checkNonNegative,
+  encodeUpdate,
   type Hyperparameters,
   Optimizer,
   type ParameterUpdate,
   stepSlot,
 } from "./optimizer.ts";
 
-const WORKGROUP = 64;
-const PER_INVOCATION = 4;
 const EXP_AVG = "exp_avg";
 const EXP_AVG_SQ = "exp_avg_sq";
 
@@ -61,20 +60,15 @@ function validate(
   return { beta1, beta2, eps, weightDecay };
 }
 
-function adamKernel(
-  size: number,
-  settings: AdamSettings,
-  decoupled: boolean,
-): { kernel: Kernel; groups: number } {
+/** WGSL constants and params of the Adam kernel, and its per-vector update. */
+function adamSource(settings: AdamSettings, decoupled: boolean): { header: string; body: string } {
   const { beta1, beta2, eps, weightDecay } = settings;
-  const groups = Math.ceil(size / (WORKGROUP * PER_INVOCATION));
   const decay = weightDecay === 0
     ? "// no weight decay"
     : decoupled
     ? "p = p * params.decay; // AdamW: decoupled weight decay"
     : "g = g + WEIGHT_DECAY * p; // Adam: L2 penalty";
-  const code = /* wgsl */ `
-const SIZE: u32 = ${u32(size)};
+  const header = /* wgsl */ `
 const BETA1: f32 = ${f32(beta1)};
 const ONE_MINUS_BETA1: f32 = ${f32(1 - beta1)};
 const BETA2: f32 = ${f32(beta2)};
@@ -91,47 +85,22 @@ struct Params {
   decay: f32,
   // 1 on the parameter's first step: both moments start from zero.
   first_step: f32,
-}
-
-@group(0) @binding(0) var<storage, read_write> param_data: array<f32>;
-@group(0) @binding(1) var<storage, read> grad_data: array<f32>;
-@group(0) @binding(2) var<storage, read_write> exp_avg: array<f32>;
-@group(0) @binding(3) var<storage, read_write> exp_avg_sq: array<f32>;
-@group(0) @binding(4) var<uniform> params: Params;
-
-fn update(i: u32) {
-  var p = param_data[i];
-  var g = grad_data[i];
+}`;
+  const body = /* wgsl */ `
+  var p = load_param_data(j);
+  var g = load_grad_data(j);
   ${decay}
   var m = ONE_MINUS_BETA1 * g;
   var v = ONE_MINUS_BETA2 * g * g;
   if (params.first_step == 0.0) {
-    m = m + BETA1 * exp_avg[i];
-    v = v + BETA2 * exp_avg_sq[i];
+    m = m + BETA1 * load_exp_avg(j);
+    v = v + BETA2 * load_exp_avg_sq(j);
   }
-  exp_avg[i] = m;
-  exp_avg_sq[i] = v;
+  exp_avg[j] = m;
+  exp_avg_sq[j] = v;
   let denom = sqrt(v) / params.bias_correction2_sqrt + EPS;
-  param_data[i] = p - params.step_size * m / denom;
-}
-
-@compute @workgroup_size(${WORKGROUP})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let base = ${workgroupIndex(groups)} * ${u32(WORKGROUP * PER_INVOCATION)} + lid;
-  for (var k = 0u; k < ${u32(PER_INVOCATION)}; k++) {
-    let i = base + k * ${u32(WORKGROUP)};
-    if (i < SIZE) { update(i); }
-  }
-}`;
-  return {
-    kernel: kernel({
-      name: `${decoupled ? "adamw" : "adam"}_${size}`,
-      code,
-      bindings: ["read_write", "read", "read_write", "read_write"],
-      params: true,
-    }),
-    groups,
-  };
+  param_data[j] = p - params.step_size * m / denom;`;
+  return { header, body };
 }
 
 /**
@@ -196,7 +165,6 @@ export class Adam extends Optimizer {
   protected update({ param, grad, state, step, fresh }: ParameterUpdate): void {
     const { beta1, beta2, weightDecay } = this.#settings;
     const decoupled = this.decoupledWeightDecay;
-    const { kernel: compiled, groups } = adamKernel(param.size, this.#settings, decoupled);
     const lr = this.lr;
     const slot = stepSlot([
       lr / (1 - beta1 ** step),
@@ -204,8 +172,20 @@ export class Adam extends Optimizer {
       decoupled ? 1 - lr * weightDecay : 1,
       fresh ? 1 : 0,
     ]);
-    const buffers = [param.buffer, grad.buffer, state[EXP_AVG].buffer, state[EXP_AVG_SQ].buffer];
-    dispatch(compiled, buffers, grid(groups), slot);
+    const { header, body } = adamSource(this.#settings, decoupled);
+    encodeUpdate(
+      decoupled ? "adamw" : "adam",
+      param.size,
+      [
+        { name: "param_data", tensor: param, written: true },
+        { name: "grad_data", tensor: grad, written: false },
+        { name: "exp_avg", tensor: state[EXP_AVG], written: true },
+        { name: "exp_avg_sq", tensor: state[EXP_AVG_SQ], written: true },
+      ],
+      header,
+      body,
+      slot,
+    );
   }
 }
 

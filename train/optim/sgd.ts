@@ -1,24 +1,22 @@
 /**
  * `SGD`, as `torch.optim.SGD`: plain by default, with optional momentum, dampening, Nesterov
  * momentum and L2 weight decay. One fused kernel per parameter updates it (and its momentum
- * buffer) in place.
+ * buffer) in place (see `encodeUpdate`: large tensors are read through textures; vec4 stores).
  *
  * @module
  */
 
-import { f32, grid, type Kernel, kernel, u32, workgroupIndex } from "../../nn/kernel.ts";
-import { dispatch } from "../../nn/stream.ts";
+import { f32 } from "../../nn/kernel.ts";
 import type { Tensor } from "../../nn/tensor.ts";
 import {
   checkNonNegative,
+  encodeUpdate,
   type Hyperparameters,
   Optimizer,
   type ParameterUpdate,
   stepSlot,
 } from "./optimizer.ts";
 
-const WORKGROUP = 64;
-const PER_INVOCATION = 4;
 const MOMENTUM_BUFFER = "momentum_buffer";
 
 /** Options of `SGD` (PyTorch's names in camelCase). */
@@ -57,12 +55,11 @@ function validate(options: Partial<SgdSettings>): SgdSettings {
   return { momentum, dampening, nesterov, weightDecay };
 }
 
-function sgdKernel(size: number, settings: SgdSettings): { kernel: Kernel; groups: number } {
+/** WGSL constants and params of the SGD kernel, and its per-vector update. */
+function sgdSource(settings: SgdSettings): { header: string; body: string } {
   const { momentum, dampening, nesterov, weightDecay } = settings;
-  const groups = Math.ceil(size / (WORKGROUP * PER_INVOCATION));
   const hasMomentum = momentum !== 0;
-  const code = /* wgsl */ `
-const SIZE: u32 = ${u32(size)};
+  const header = /* wgsl */ `
 const MOMENTUM: f32 = ${f32(momentum)};
 const ONE_MINUS_DAMPENING: f32 = ${f32(1 - dampening)};
 const WEIGHT_DECAY: f32 = ${f32(weightDecay)};
@@ -71,47 +68,23 @@ struct Params {
   lr: f32,
   // 1 on the parameter's first step: the momentum buffer starts as the gradient.
   first_step: f32,
-}
-
-@group(0) @binding(0) var<storage, read_write> param_data: array<f32>;
-@group(0) @binding(1) var<storage, read> grad_data: array<f32>;
-${
-    hasMomentum
-      ? "@group(0) @binding(2) var<storage, read_write> momentum_buffer: array<f32>;\n" +
-        "@group(0) @binding(3) var<uniform> params: Params;"
-      : "@group(0) @binding(2) var<uniform> params: Params;"
-  }
-
-fn update(i: u32) {
-  let p = param_data[i];
-  var d = grad_data[i];
+}`;
+  const body = /* wgsl */ `
+  let p = load_param_data(j);
+  var d = load_grad_data(j);
   ${weightDecay !== 0 ? "d = d + WEIGHT_DECAY * p;" : "// no weight decay"}
   ${
     hasMomentum
       ? `var buf = d;
   if (params.first_step == 0.0) {
-    buf = MOMENTUM * momentum_buffer[i] + ONE_MINUS_DAMPENING * d;
+    buf = MOMENTUM * load_momentum_buffer(j) + ONE_MINUS_DAMPENING * d;
   }
-  momentum_buffer[i] = buf;
+  momentum_buffer[j] = buf;
   d = ${nesterov ? "d + MOMENTUM * buf" : "buf"};`
       : "// no momentum"
   }
-  param_data[i] = p - params.lr * d;
-}
-
-@compute @workgroup_size(${WORKGROUP})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let base = ${workgroupIndex(groups)} * ${u32(WORKGROUP * PER_INVOCATION)} + lid;
-  for (var k = 0u; k < ${u32(PER_INVOCATION)}; k++) {
-    let i = base + k * ${u32(WORKGROUP)};
-    if (i < SIZE) { update(i); }
-  }
-}`;
-  const name = `sgd_${size}${hasMomentum ? "_momentum" : ""}${nesterov ? "_nesterov" : ""}`;
-  const bindings = hasMomentum
-    ? ["read_write", "read", "read_write"] as const
-    : ["read_write", "read"] as const;
-  return { kernel: kernel({ name, code, bindings, params: true }), groups };
+  param_data[j] = p - params.lr * d;`;
+  return { header, body };
 }
 
 /**
@@ -171,11 +144,23 @@ export class SGD extends Optimizer {
 
   /** One dispatch: param (and momentum buffer) updated in place. */
   protected update({ param, grad, state, fresh }: ParameterUpdate): void {
-    const { kernel: compiled, groups } = sgdKernel(param.size, this.#settings);
     const hasMomentum = this.#settings.momentum !== 0;
-    const buffers = [param.buffer, grad.buffer];
-    if (hasMomentum) buffers.push(state[MOMENTUM_BUFFER].buffer);
+    const { header, body } = sgdSource(this.#settings);
     const slot = stepSlot([this.lr, hasMomentum && fresh ? 1 : 0]);
-    dispatch(compiled, buffers, grid(groups), slot);
+    const { nesterov } = this.#settings;
+    encodeUpdate(
+      `sgd${hasMomentum ? "_momentum" : ""}${nesterov ? "_nesterov" : ""}`,
+      param.size,
+      [
+        { name: "param_data", tensor: param, written: true },
+        { name: "grad_data", tensor: grad, written: false },
+        ...(hasMomentum
+          ? [{ name: "momentum_buffer", tensor: state[MOMENTUM_BUFFER], written: true }]
+          : []),
+      ],
+      header,
+      body,
+      slot,
+    );
   }
 }
