@@ -13,10 +13,15 @@
 import { recordOp } from "../autograd.ts";
 import { f32, grid, kernel, u32, workgroupIndex } from "../kernel.ts";
 import { dispatch, params } from "../stream.ts";
+import { releaseTexture, tensorTexture, textureReaders } from "../texture.ts";
 import { Tensor, zeros } from "../tensor.ts";
 
-const WORKGROUP = 64;
-const PER_INVOCATION = 4;
+/** Invocations per workgroup: one SIMD vector on llvmpipe, each looping over a run of vectors. */
+const WORKGROUP = 8;
+/** Most workgroups per dispatch: a few dozen keep both cores busy. */
+const MAX_GROUPS = 64;
+/** Inputs of at least this many elements are read through a texture (see texture.ts). */
+const TEXTURE_MIN_SIZE = 4096;
 const GOLDEN = 0x9e3779b9;
 
 /** Options of `dropout`. */
@@ -72,42 +77,56 @@ function checkOptions(options: DropoutOptions): void {
 function applyMask(x: Tensor, p: number, seed: number): Tensor {
   const out = Tensor.empty(x.shape);
   const size = x.size;
-  const groups = Math.ceil(size / (WORKGROUP * PER_INVOCATION));
+  const vectors = Math.ceil(size / 4);
+  const groups = Math.max(1, Math.min(MAX_GROUPS, Math.ceil(vectors / WORKGROUP)));
+  const perInvocation = Math.ceil(vectors / (groups * WORKGROUP));
+  const textured = size >= TEXTURE_MIN_SIZE;
   const code = /* wgsl */ `
-const SIZE: u32 = ${u32(size)};
 const THRESHOLD: u32 = ${u32(dropThreshold(p))};
 const SCALE: f32 = ${f32(1 / (1 - p))};
 struct Params { seed: u32 }
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+${
+    textured
+      ? `@group(0) @binding(0) var x: texture_2d<f32>;\n${textureReaders("x")}`
+      : `@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
+fn xVec4(j: u32) -> vec4<f32> { return x[j]; }`
+  }
+@group(0) @binding(1) var<storage, read_write> out: array<vec4<f32>>;
 @group(0) @binding(2) var<uniform> params: Params;
 
-fn mix(value: u32) -> u32 {
+fn mix4(value: vec4<u32>) -> vec4<u32> {
   var h = value;
-  h ^= h >> 16u;
-  h *= 0x7feb352du;
-  h ^= h >> 15u;
-  h *= 0x846ca68bu;
-  h ^= h >> 16u;
+  h ^= h >> vec4<u32>(16u);
+  h *= vec4<u32>(0x7feb352du);
+  h ^= h >> vec4<u32>(15u);
+  h *= vec4<u32>(0x846ca68bu);
+  h ^= h >> vec4<u32>(16u);
   return h;
 }
 
 @compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let key = mix(params.seed + ${u32(GOLDEN)});
-  let base = ${workgroupIndex(groups)} * ${u32(WORKGROUP * PER_INVOCATION)} + lid;
-  for (var k = 0u; k < ${u32(PER_INVOCATION)}; k++) {
-    let i = base + k * ${u32(WORKGROUP)};
-    if (i < SIZE) { out[i] = select(0.0, x[i] * SCALE, mix(mix(i) ^ key) >= THRESHOLD); }
+  let key = mix4(vec4<u32>(params.seed + ${u32(GOLDEN)})).x;
+  let base = ${workgroupIndex(groups)} * ${u32(perInvocation * WORKGROUP)} + lid;
+  for (var k = 0u; k < ${u32(perInvocation)}; k++) {
+    let j = base + k * ${u32(WORKGROUP)};
+    // Elements 4j..4j+3; the last vector may run into the buffer's padding, which nothing reads.
+    if (j < ${u32(vectors)}) {
+      let i = vec4<u32>(4u * j) + vec4<u32>(0u, 1u, 2u, 3u);
+      let keep = mix4(mix4(i) ^ vec4<u32>(key)) >= vec4<u32>(THRESHOLD);
+      out[j] = select(vec4<f32>(0.0), xVec4(j) * SCALE, keep);
+    }
   }
 }`;
   const compiled = kernel({
-    name: `dropout_${size}`,
+    name: `dropout_${size}${textured ? "_texture" : ""}`,
     code,
-    bindings: ["read", "read_write"],
+    bindings: [textured ? "texture" : "read", "read_write"],
     params: true,
   });
-  dispatch(compiled, [x.buffer, out.buffer], grid(groups), params(new Uint32Array([seed])));
+  const input = textured ? tensorTexture(x) : x.buffer;
+  dispatch(compiled, [input, out.buffer], grid(groups), params(new Uint32Array([seed])));
+  if (input instanceof GPUTexture) releaseTexture(input);
   return out;
 }
 
