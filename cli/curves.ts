@@ -1,0 +1,39 @@
+/**
+ * The study's figure layout for one run (Figs. 6-8): a loss panel and an accuracy panel, each
+ * with the training and validation curves per epoch.
+ *
+ * @module
+ */
+
+import type { EpochRecord } from "../train/history.ts";
+import { type Panel, renderFigure } from "./svg_plot.ts";
+
+const TRAIN_COLOR = "#1f77b4";
+const VAL_COLOR = "#ff7f0e";
+
+/** An SVG with the loss and accuracy curves (train vs validation) of `history`. */
+export function curvesSvg(history: readonly EpochRecord[], title: string): string {
+  const points = (pick: (r: EpochRecord) => number | null) =>
+    history.map((r): [number, number] => [r.epoch, pick(r) ?? NaN]);
+  const hasVal = history.some((r) => r.valLoss !== null);
+  const panel = (
+    name: string,
+    yLabel: string,
+    train: (r: EpochRecord) => number | null,
+    val: (r: EpochRecord) => number | null,
+    legend: "top-right" | "bottom-right",
+  ): Panel => ({
+    title: name,
+    legend,
+    xLabel: "epoch",
+    yLabel,
+    series: [
+      { name: "train", points: points(train), color: TRAIN_COLOR },
+      ...(hasVal ? [{ name: "validation", points: points(val), color: VAL_COLOR }] : []),
+    ],
+  });
+  return renderFigure([
+    panel("Loss", "mean NLL per sample", (r) => r.trainLoss, (r) => r.valLoss, "top-right"),
+    panel("Accuracy", "accuracy", (r) => r.trainAccuracy, (r) => r.valAccuracy, "bottom-right"),
+  ], { title });
+}

@@ -1,0 +1,158 @@
+/**
+ * Reading one picture for `predict`: PNG (8-bit grey, grey+alpha, RGB, RGBA or palette;
+ * non-interlaced) and PGM (P2/P5), converted to grey, composited over black, scaled to 28x28 by
+ * box averaging, optionally inverted (FashionMNIST is a light object on a black background).
+ *
+ * @module
+ */
+
+/** A grey image, one byte per pixel. */
+export interface GreyImage {
+  /** Width in pixels. */
+  width: number;
+  /** Height in pixels. */
+  height: number;
+  /** `width * height` values, 0..255, row-major. */
+  pixels: Uint8Array;
+}
+
+async function inflate(bytes: Uint8Array): Promise<Uint8Array> {
+  const stream = new Blob([bytes as Uint8Array<ArrayBuffer>]).stream()
+    .pipeThrough(new DecompressionStream("deflate"));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+const PNG_SIGNATURE = [137, 80, 78, 71, 13, 10, 26, 10];
+
+function paeth(a: number, b: number, c: number): number {
+  const p = a + b - c;
+  const pa = Math.abs(p - a), pb = Math.abs(p - b), pc = Math.abs(p - c);
+  return pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+}
+
+/** Decodes a PNG into grey pixels (see the module notes for what is supported). */
+export async function decodePng(bytes: Uint8Array, name = "image"): Promise<GreyImage> {
+  if (bytes.length < 8 || PNG_SIGNATURE.some((b, i) => bytes[i] !== b)) {
+    throw new Error(`${name}: not a PNG file`);
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let width = 0, height = 0, depth = 0, colorType = 0, interlace = 0;
+  let palette: Uint8Array | null = null;
+  let transparency: Uint8Array | null = null;
+  const data: Uint8Array[] = [];
+  for (let at = 8; at + 8 <= bytes.length;) {
+    const length = view.getUint32(at);
+    const type = String.fromCharCode(...bytes.subarray(at + 4, at + 8));
+    const body = bytes.subarray(at + 8, at + 8 + length);
+    if (type === "IHDR") {
+      width = view.getUint32(at + 8);
+      height = view.getUint32(at + 12);
+      depth = body[8];
+      colorType = body[9];
+      interlace = body[12];
+    } else if (type === "PLTE") palette = body;
+    else if (type === "tRNS") transparency = body;
+    else if (type === "IDAT") data.push(body);
+    else if (type === "IEND") break;
+    at += 12 + length;
+  }
+  const channels = ({ 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 } as Record<number, number>)[colorType];
+  if (!width || !height || channels === undefined || depth !== 8 || interlace !== 0) {
+    throw new Error(
+      `${name}: unsupported PNG (${width}x${height}, bit depth ${depth}, colour type ` +
+        `${colorType}${
+          interlace ? ", interlaced" : ""
+        }): use an 8-bit, non-interlaced PNG or a PGM`,
+    );
+  }
+  const joined = new Uint8Array(data.reduce((n, d) => n + d.length, 0));
+  data.reduce((offset, d) => (joined.set(d, offset), offset + d.length), 0);
+  const raw = await inflate(joined);
+  const stride = width * channels;
+  if (raw.length < height * (stride + 1)) throw new Error(`${name}: truncated PNG data`);
+  const out = new Uint8Array(height * stride);
+  for (let y = 0; y < height; y++) {
+    const filter = raw[y * (stride + 1)];
+    const line = raw.subarray(y * (stride + 1) + 1, (y + 1) * (stride + 1));
+    for (let x = 0; x < stride; x++) {
+      const a = x >= channels ? out[y * stride + x - channels] : 0;
+      const b = y > 0 ? out[(y - 1) * stride + x] : 0;
+      const c = x >= channels && y > 0 ? out[(y - 1) * stride + x - channels] : 0;
+      const predictor = [0, a, b, (a + b) >> 1, paeth(a, b, c)][filter];
+      if (predictor === undefined) throw new Error(`${name}: bad PNG filter ${filter}`);
+      out[y * stride + x] = (line[x] + predictor) & 0xff;
+    }
+  }
+  const pixels = new Uint8Array(width * height);
+  for (let i = 0; i < width * height; i++) {
+    let r: number, g: number, b: number, alpha = 255;
+    const p = i * channels;
+    if (colorType === 3) {
+      const index = out[p];
+      if (!palette || index * 3 + 2 >= palette.length) throw new Error(`${name}: bad palette`);
+      [r, g, b] = [palette[index * 3], palette[index * 3 + 1], palette[index * 3 + 2]];
+      if (transparency && index < transparency.length) alpha = transparency[index];
+    } else if (channels <= 2) {
+      r = g = b = out[p];
+      if (channels === 2) alpha = out[p + 1];
+    } else {
+      [r, g, b] = [out[p], out[p + 1], out[p + 2]];
+      if (channels === 4) alpha = out[p + 3];
+    }
+    pixels[i] = Math.round((0.299 * r + 0.587 * g + 0.114 * b) * alpha / 255);
+  }
+  return { width, height, pixels };
+}
+
+/** Decodes a binary (P5) or text (P2) PGM with maxval up to 255 (larger ones are scaled). */
+export function decodePgm(bytes: Uint8Array, name = "image"): GreyImage {
+  const text = new TextDecoder("latin1").decode(bytes.subarray(0, Math.min(bytes.length, 512)));
+  const header = /^(P[25])(?:\s+|#[^\n]*\n)*(\d+)(?:\s+|#[^\n]*\n)*(\d+)(?:\s+|#[^\n]*\n)*(\d+)\s/
+    .exec(text);
+  if (!header) throw new Error(`${name}: not a PGM file`);
+  const [whole, magic, w, h, max] = header;
+  const width = Number(w), height = Number(h), maxval = Number(max);
+  const count = width * height;
+  const pixels = new Uint8Array(count);
+  if (magic === "P5") {
+    if (maxval > 255) throw new Error(`${name}: 16-bit PGM is not supported`);
+    const body = bytes.subarray(whole.length, whole.length + count);
+    if (body.length < count) throw new Error(`${name}: truncated PGM`);
+    for (let i = 0; i < count; i++) pixels[i] = Math.round(body[i] * 255 / maxval);
+  } else {
+    const values = new TextDecoder("latin1").decode(bytes).slice(whole.length).trim().split(/\s+/);
+    if (values.length < count) throw new Error(`${name}: truncated PGM`);
+    for (let i = 0; i < count; i++) pixels[i] = Math.round(Number(values[i]) * 255 / maxval);
+  }
+  return { width, height, pixels };
+}
+
+/** Resizes by averaging each output pixel's box of input pixels (nearest when enlarging). */
+export function resizeGrey(image: GreyImage, width: number, height: number): GreyImage {
+  if (image.width === width && image.height === height) return image;
+  const pixels = new Uint8Array(width * height);
+  const sx = image.width / width, sy = image.height / height;
+  for (let y = 0; y < height; y++) {
+    const y0 = Math.floor(y * sy), y1 = Math.max(y0 + 1, Math.floor((y + 1) * sy));
+    for (let x = 0; x < width; x++) {
+      const x0 = Math.floor(x * sx), x1 = Math.max(x0 + 1, Math.floor((x + 1) * sx));
+      let sum = 0;
+      for (let yy = y0; yy < y1; yy++) {
+        for (let xx = x0; xx < x1; xx++) sum += image.pixels[yy * image.width + xx];
+      }
+      pixels[y * width + x] = Math.round(sum / ((y1 - y0) * (x1 - x0)));
+    }
+  }
+  return { width, height, pixels };
+}
+
+/** Reads a PNG or PGM file as a 28x28 grey image (inverted when asked). */
+export async function readImage28(path: string, invert = false): Promise<GreyImage> {
+  const bytes = await Deno.readFile(path);
+  const image = bytes[0] === 0x89 ? await decodePng(bytes, path) : decodePgm(bytes, path);
+  const small = resizeGrey(image, 28, 28);
+  if (invert) {
+    for (let i = 0; i < small.pixels.length; i++) small.pixels[i] = 255 - small.pixels[i];
+  }
+  return small;
+}

@@ -1,0 +1,203 @@
+/**
+ * `reproduce`: every experiment of the study in order — compare, optimizers, tune, final (with
+ * the tuned configs) — on data loaded once, each in its own folder, then one report with
+ * Tables 1-5 beside the study's and every figure.
+ *
+ * @module
+ */
+
+import { join, relative } from "node:path";
+import { suggestMaxConcurrent } from "../train/tune/concurrency.ts";
+import { gpu } from "../nn/device.ts";
+import type { FlagSpec } from "./args.ts";
+import type { PreparedData } from "./data.ts";
+import { environmentLines, type RunEnvironment } from "./environment.ts";
+import { experimentTable } from "./experiment_report.ts";
+import { type ExperimentResult, figureFile, runExperiment } from "./experiment_runner.ts";
+import { experimentExitCode, printExperimentOutcome } from "./experiment_command.ts";
+import { experiment, type ExperimentName } from "./experiments.ts";
+import { displayPath, writeJson, writeText } from "./files.ts";
+import { DATA_FLAGS, EPOCHS_OVERRIDE, HELP_FLAG, RUN_FLAGS } from "./flags.ts";
+import { type CommandIo, type CommandSpec, runCommand, setupRun } from "./harness.ts";
+import { INTERRUPTED_EXIT_CODE } from "./interrupt.ts";
+import { duration } from "./markdown.ts";
+import { dataLines, LOSS_NOTE, quickRunNotice, SPLIT_NOTE } from "./report.ts";
+import type { RunResult } from "./run_training.ts";
+import { printTuneOutcome, runTune, type TuneFile, type TuneOutcome } from "./tune_command.ts";
+import { bestConfigsTable, plotFile, type TuneSettings } from "./tune_report.ts";
+
+const REPRODUCE_FLAGS: readonly FlagSpec[] = [
+  {
+    ...EPOCHS_OVERRIDE,
+    help: "every run for N epochs, and tuning with max_t N, instead of the study's (quick runs)",
+  },
+  { name: "samples", kind: "integer", min: 1, default: 27, help: "tuning: configs per optimizer" },
+];
+
+/** The `reproduce` command. */
+export const REPRODUCE_COMMAND: CommandSpec = {
+  name: "reproduce",
+  description: `
+Runs every experiment of the study in order, on data loaded once: compare (Table 1, Fig. 6),
+optimizers (Table 2, Fig. 7; its Adam run is compare's CNN-BN, same settings and seed), tune
+(Tables 3-4), final with the tuned configs (Table 5, Fig. 8). Each writes its own folder and
+report; report.md at the top gathers every table beside the study's, with the figures.
+Quick check: --epochs 1 --limit 2000.`,
+  flags: [...REPRODUCE_FLAGS, ...RUN_FLAGS, ...DATA_FLAGS, HELP_FLAG],
+};
+
+interface Stage {
+  name: string;
+  seconds: number;
+}
+
+function reproduceReport(init: {
+  dir: string;
+  env: RunEnvironment;
+  data: PreparedData;
+  experiments: ExperimentResult[];
+  tune?: TuneOutcome;
+  stages: Stage[];
+  interrupted: boolean;
+  epochs?: number;
+}): string {
+  const { dir, experiments, tune } = init;
+  const total = init.stages.reduce((sum, s) => sum + s.seconds, 0);
+  const lines = [
+    '# Reproducing "CNNs for image classification" (FashionMNIST) with wgtorch',
+    "",
+    ...environmentLines(init.env),
+    ...dataLines(init.data),
+    `- Wall time: ${duration(total)} (${
+      init.stages.map((s) => `${s.name} ${duration(s.seconds)}`).join(", ")
+    })`,
+    ...(init.interrupted ? ["- **Interrupted** by Ctrl-C: what finished is below."] : []),
+    "",
+  ];
+  const notice = quickRunNotice(init.data, init.epochs !== undefined);
+  if (notice) lines.push(notice, "");
+  const section = (name: ExperimentName) => experiments.find((e) => e.experiment.name === name);
+  const emit = (outcome: ExperimentResult | undefined) => {
+    if (!outcome) return;
+    const e = outcome.experiment;
+    const folder = relative(dir, outcome.dir);
+    lines.push(
+      `## ${e.table}: ${e.title}`,
+      "",
+      experimentTable(outcome),
+      "",
+      `Details: [${folder}/report.md](${folder}/report.md).`,
+      "",
+      ...e.runs.filter((run) => outcome.results.some((r) => r.spec.name === run.spec.name))
+        .map((run) => `![${run.spec.title}](${folder}/${figureFile(run)})`),
+      "",
+    );
+  };
+  emit(section("compare"));
+  emit(section("optimizers"));
+  if (tune) {
+    const folder = relative(dir, tune.dir);
+    lines.push(
+      "## Tables 3 and 4: hyperparameter tuning",
+      "",
+      bestConfigsTable(tune.settings.optimizers, tune.best),
+      "",
+      `Every trial beside the study's tables: [${folder}/report.md](${folder}/report.md).`,
+      "",
+      ...tune.settings.optimizers.map((opt) => `![${opt} trials](${folder}/${plotFile(opt)})`),
+      "",
+    );
+  }
+  emit(section("final"));
+  lines.push(LOSS_NOTE, "", SPLIT_NOTE, "");
+  return lines.join("\n");
+}
+
+/** Runs `reproduce`; resolves to the exit code. */
+export function reproduceCommand(args: readonly string[], io: CommandIo): Promise<number> {
+  return runCommand(REPRODUCE_COMMAND, args, io, async (flags) => {
+    const setup = await setupRun("reproduce", args, flags, io);
+    const epochs = flags.number("epochs");
+    const seed = flags.number("seed")!;
+    const experiments: ExperimentResult[] = [];
+    const stages: Stage[] = [];
+    const reuse = new Map<string, RunResult>();
+    let tune: TuneOutcome | undefined;
+    let interrupted = false;
+    let code = 0;
+    const stage = async <T>(name: string, body: () => Promise<T>): Promise<T> => {
+      io.err(`== ${name} ==`);
+      const started = performance.now();
+      try {
+        return await body();
+      } finally {
+        stages.push({ name, seconds: (performance.now() - started) / 1000 });
+      }
+    };
+    const runOne = async (name: ExperimentName, tuned?: TuneOutcome) => {
+      const configs = tuned
+        ? Object.fromEntries(
+          Object.entries(tuned.best).map((
+            [opt, b],
+          ) => [opt, { l1: b.l1, lr: b.lr, batchSize: b.batchSize }]),
+        )
+        : undefined;
+      const outcome = await stage(
+        name,
+        () =>
+          runExperiment(experiment(name, { epochs, seed, tuned: configs }), setup, io, {
+            dir: join(setup.dir, name),
+            reuse,
+          }),
+      );
+      experiments.push(outcome);
+      printExperimentOutcome(outcome, io);
+      code = Math.max(code, experimentExitCode(outcome) === 1 ? 1 : 0);
+      interrupted ||= outcome.interrupted;
+    };
+    try {
+      await runOne("compare");
+      if (!interrupted) await runOne("optimizers");
+      if (!interrupted) {
+        const settings: TuneSettings = {
+          optimizers: ["adam", "sgd"],
+          samples: flags.number("samples")!,
+          maxEpochs: epochs ?? 10,
+          gracePeriod: 1,
+          reductionFactor: 2,
+          concurrency: suggestMaxConcurrent(gpu().adapter),
+          seed,
+        };
+        const dir = join(setup.dir, "tune");
+        await Deno.mkdir(dir, { recursive: true });
+        const file: TuneFile = {
+          settings,
+          data: setup.choice,
+          evalBatchSize: setup.evalBatchSize,
+        };
+        await writeJson(join(dir, "tune.json"), file);
+        tune = await stage("tune", () => runTune(settings, setup, io, dir));
+        printTuneOutcome(tune, io);
+        interrupted ||= tune.interrupted;
+      }
+      if (!interrupted) await runOne("final", tune);
+      await writeText(
+        join(setup.dir, "report.md"),
+        reproduceReport({
+          dir: setup.dir,
+          env: setup.env,
+          data: setup.data.prepared,
+          experiments,
+          tune,
+          stages,
+          interrupted,
+          epochs,
+        }),
+      );
+      io.out(`Report: ${join(displayPath(setup.dir), "report.md")}`);
+      return interrupted ? INTERRUPTED_EXIT_CODE : code;
+    } finally {
+      setup.dispose();
+    }
+  });
+}

@@ -1,0 +1,137 @@
+/**
+ * `train`: one model, trained and evaluated end to end; `deno task train` runs it with the
+ * study's CNN-BN defaults (Adam, lr 0.01, batch 128, 10 epochs).
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import type { ModelName } from "../nn/models.ts";
+import type { Flags } from "./args.ts";
+import { studyMatch } from "./experiments.ts";
+import { displayPath, writeJson, writeText } from "./files.ts";
+import { DATA_FLAGS, HELP_FLAG, RUN_FLAGS, TRAIN_FLAGS } from "./flags.ts";
+import { type CommandIo, type CommandSpec, runCommand, setupRun } from "./harness.ts";
+import { INTERRUPTED_EXIT_CODE } from "./interrupt.ts";
+import { trainReport } from "./report.ts";
+import { type RunResult, type RunSpec, runSummary, runTraining } from "./run_training.ts";
+
+/** The `train` command. */
+export const TRAIN_COMMAND: CommandSpec = {
+  name: "train",
+  description: `
+Trains one model on FashionMNIST (validating after every epoch), evaluates it on the test set,
+and writes to --out: weights.safetensors, checkpoint.safetensors (after every epoch),
+history.json, history.csv, curves.svg, summary.json and report.md (the study's numbers beside
+ours). Defaults: the study's CNN-BN setup (Adam, lr 0.01, batch 128, 10 epochs).
+Ctrl-C stops after the GPU work in flight and keeps every finished epoch.`,
+  flags: [...TRAIN_FLAGS, ...DATA_FLAGS, ...RUN_FLAGS, HELP_FLAG],
+};
+
+const TITLES: Record<ModelName, string> = {
+  "mlp": "MLP",
+  "cnn": "CNN",
+  "cnn-bn": "CNN-BN",
+  "tuning-cnn": "Tuning CNN",
+};
+
+/** The run spec that `train`'s flags describe. */
+export function specFromFlags(flags: Flags): RunSpec {
+  const model = flags.string("model") as ModelName;
+  const optimizer = flags.string("optimizer") as "adam" | "sgd";
+  const spec: RunSpec = {
+    name: model,
+    title: "",
+    model,
+    ...(model === "tuning-cnn" ? { l1: flags.number("l1") } : {}),
+    optimizer,
+    lr: flags.number("lr")!,
+    momentum: flags.number("momentum")!,
+    batchSize: flags.number("batch-size")!,
+    epochs: flags.number("epochs")!,
+    stepSize: flags.number("step-size")!,
+    gamma: flags.number("gamma")!,
+    seed: flags.number("seed")!,
+  };
+  const opt = optimizer === "adam" ? "Adam" : "SGD";
+  const l1 = model === "tuning-cnn" ? ` (l1 ${spec.l1})` : "";
+  const schedule = spec.stepSize > 0 ? `, StepLR(${spec.stepSize}, ${spec.gamma})` : "";
+  spec.title = `${TITLES[model]}${l1}: ${opt}, lr ${spec.lr}, batch ${spec.batchSize}${schedule}`;
+  return spec;
+}
+
+/** Prints where an unfinished run's files are. */
+export function reportUnfinished(result: RunResult, io: CommandIo): void {
+  const dir = displayPath(result.dir);
+  const done = result.history.length;
+  const what = result.status === "interrupted" ? "Interrupted" : "Stopped";
+  io.err(`${what} after ${done} finished epoch${done === 1 ? "" : "s"} of ${result.spec.epochs}.`);
+  if (done > 0) {
+    io.err(`  history:    ${join(dir, "history.json")} (and history.csv, curves.svg)`);
+    io.err(`  checkpoint: ${join(dir, "checkpoint.safetensors")} (epoch ${done})`);
+    io.err(
+      `  evaluate it: deno run -A cli.ts evaluate --weights ${join(dir, "checkpoint.safetensors")}`,
+    );
+  } else {
+    io.err(`  no epoch finished; the run folder is ${dir}`);
+  }
+}
+
+/** Runs `train` with its arguments (without the command name); resolves to the exit code. */
+export function trainCommand(args: readonly string[], io: CommandIo): Promise<number> {
+  return runCommand(TRAIN_COMMAND, args, io, async (flags) => {
+    const spec = specFromFlags(flags);
+    if (flags.has("l1") && spec.model !== "tuning-cnn") {
+      io.err("note: --l1 only applies to --model tuning-cnn; ignored");
+    }
+    if (flags.has("momentum") && spec.optimizer !== "sgd") {
+      io.err("note: --momentum only applies to --optimizer sgd; ignored");
+    }
+    const setup = await setupRun("train", args, flags, io);
+    try {
+      io.err(
+        `Run: ${spec.title}, ${spec.epochs} epoch${
+          spec.epochs === 1 ? "" : "s"
+        }, seed ${spec.seed}`,
+      );
+      const result = await runTraining(spec, {
+        data: setup.data,
+        dir: setup.dir,
+        evalBatchSize: setup.evalBatchSize,
+        progress: setup.progress,
+        signal: setup.interrupt.signal,
+        log: io.err,
+      });
+      const study = studyMatch(spec);
+      await writeJson(join(setup.dir, "summary.json"), {
+        command: "train",
+        ...runSummary(result),
+        environment: setup.env,
+        data: { source: setup.data.prepared.source, split: setup.data.prepared.split },
+        study: study ?? null,
+      });
+      await writeText(
+        join(setup.dir, "report.md"),
+        trainReport({ result, env: setup.env, data: setup.data.prepared, study }),
+      );
+      if (result.status !== "completed") {
+        if (result.error) io.err(`error: ${result.error}`);
+        reportUnfinished(result, io);
+        io.err(`Report: ${join(displayPath(setup.dir), "report.md")}`);
+        return result.status === "interrupted" ? INTERRUPTED_EXIT_CODE : 1;
+      }
+      const test = result.test!;
+      io.out(
+        `Test accuracy ${test.accuracy.toFixed(4)}, mean NLL ${test.loss.toFixed(4)} ` +
+          `(${test.samples.toLocaleString("en-US")} images)`,
+      );
+      io.out(
+        `Results in ${displayPath(setup.dir)}: report.md, summary.json, history.json, ` +
+          "history.csv, curves.svg, weights.safetensors, checkpoint.safetensors",
+      );
+      return 0;
+    } finally {
+      setup.dispose();
+    }
+  });
+}

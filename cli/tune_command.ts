@@ -1,0 +1,366 @@
+/**
+ * `tune`: the study's Experiment 3 — ASHA over the tuning CNN's l1, lr and batch size, for Adam
+ * and for SGD — on top of the `train/tune/` runner, with live progress, trials.csv/json, plots
+ * and report.md; `--resume DIR` continues an interrupted run exactly.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { suggestMaxConcurrent } from "../train/tune/concurrency.ts";
+import { AshaScheduler } from "../train/tune/asha.ts";
+import { decodeMetrics, type MetricsJson } from "../train/tune/metrics.ts";
+import { ResultGrid, type TrialResult } from "../train/tune/result_grid.ts";
+import { tune, type TuneProgress } from "../train/tune/runner.ts";
+import { choice } from "../train/tune/search_space.ts";
+import type { ParamSpace } from "../train/tune/variants.ts";
+import { gpu, init } from "../nn/device.ts";
+import { type Flags, type FlagSpec, UsageError } from "./args.ts";
+import { type DataChoice, dataChoice } from "./data.ts";
+import { displayPath, prepareOutDir, writeJson, writeText } from "./files.ts";
+import { DATA_FLAGS, HELP_FLAG, RUN_FLAGS } from "./flags.ts";
+import {
+  type CommandIo,
+  type CommandSpec,
+  runCommand,
+  type RunSetup,
+  setupRun,
+} from "./harness.ts";
+import { INTERRUPTED_EXIT_CODE } from "./interrupt.ts";
+import { formatDuration } from "../data/progress.ts";
+import { TrainingProgress } from "./progress.ts";
+import { plotFile, tunePlotSvg, tuneReport, type TuneSettings } from "./tune_report.ts";
+import {
+  bestRow,
+  type TrialRow,
+  trialRows,
+  type TuneOptimizer,
+  writeTrialFiles,
+} from "./tune_results.ts";
+import { tuneTrainable } from "./tune_trainable.ts";
+
+/** The study's search space. */
+export const SEARCH_SPACE: ParamSpace = {
+  l1: choice([64, 128, 256]),
+  lr: choice([1e-4, 1e-3, 1e-2]),
+  batch_size: choice([32, 64, 128]),
+};
+
+const TUNE_FLAGS: readonly FlagSpec[] = [
+  {
+    name: "optimizer",
+    kind: "choice",
+    choices: ["adam", "sgd", "both"],
+    default: "both",
+    help: "tune with Adam, SGD, or both one after the other (the study)",
+  },
+  { name: "samples", kind: "integer", min: 1, default: 27, help: "configs sampled per optimizer" },
+  { name: "max-epochs", kind: "integer", min: 1, default: 10, help: "ASHA max_t: epochs at most" },
+  { name: "grace-period", kind: "integer", min: 1, default: 1, help: "ASHA grace period (epochs)" },
+  {
+    name: "reduction-factor",
+    kind: "number",
+    min: 1,
+    minExclusive: true,
+    default: 2,
+    help: "ASHA reduction factor",
+  },
+  {
+    name: "concurrency",
+    kind: "integer",
+    min: 1,
+    metavar: "N",
+    help: "trials at once",
+    defaultText: "1 on a software adapter, 2 on a GPU",
+  },
+  {
+    name: "resume",
+    kind: "string",
+    metavar: "DIR",
+    help: "continue the interrupted tune run in DIR (its settings are reused)",
+  },
+];
+
+/** The `tune` command. */
+export const TUNE_COMMAND: CommandSpec = {
+  name: "tune",
+  description: `
+Experiment 3 of the study (Tables 3 and 4): samples configs of the tuning CNN (l1 in
+{64,128,256}, lr in {1e-4,1e-3,1e-2}, batch size in {32,64,128}) and trains them under ASHA
+(max_t 10, grace period 1, reduction factor 2), minimising the validation loss, for Adam and for
+SGD. Writes trials.csv, trials.json, one plot per optimizer (every trial's validation curves,
+stopped ones dashed) and report.md with the study's tables beside ours. Ctrl-C stops cleanly;
+--resume DIR continues where it stopped.`,
+  flags: [...TUNE_FLAGS, ...RUN_FLAGS, ...DATA_FLAGS, HELP_FLAG],
+};
+
+/** What tune.json holds. */
+export interface TuneFile {
+  settings: TuneSettings;
+  data: DataChoice;
+  evalBatchSize: number;
+}
+
+/** The outcome of a tune run. */
+export interface TuneOutcome {
+  /** The run folder. */
+  dir: string;
+  /** Settings. */
+  settings: TuneSettings;
+  /** Rows per optimizer. */
+  rows: Partial<Record<TuneOptimizer, TrialRow[]>>;
+  /** Best row per optimizer. */
+  best: Partial<Record<TuneOptimizer, TrialRow>>;
+  /** True when Ctrl-C stopped it. */
+  interrupted: boolean;
+  /** Wall seconds. */
+  seconds: number;
+}
+
+async function readGrid(dir: string): Promise<ResultGrid | undefined> {
+  let json: {
+    metric: string;
+    mode: "min" | "max";
+    trials: (TrialResult & { lastResult: MetricsJson | null; history: MetricsJson[] })[];
+  };
+  try {
+    json = JSON.parse(await Deno.readTextFile(join(dir, "trials.json")));
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
+  }
+  const trials = json.trials.map((t) => ({
+    ...t,
+    lastResult: t.lastResult ? decodeMetrics(t.lastResult) : undefined,
+    history: t.history.map(decodeMetrics),
+  }));
+  return new ResultGrid(trials, { metric: json.metric, mode: json.mode });
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function progressLine(
+  optimizer: TuneOptimizer,
+  p: TuneProgress,
+  maxEpochs: number,
+  metrics?: Record<string, number>,
+): string {
+  const c = p.counts;
+  const done = c.TERMINATED + c.STOPPED + c.ERROR;
+  let what: string;
+  if (p.event.kind === "result") {
+    const m = metrics ?? {};
+    what = `${p.event.trialId} epoch ${p.event.iteration}: val loss ${m.loss?.toFixed(4)} acc ` +
+      `${m.accuracy?.toFixed(4)} → ${p.event.decision}` +
+      (p.event.decision === "STOP" && (p.event.iteration ?? 0) >= maxEpochs ? " (max_t)" : "");
+  } else {
+    what = `${p.event.trialId} ended: ${p.event.status}${
+      p.event.error ? ` (${p.event.error})` : ""
+    }`;
+  }
+  const best = p.best
+    ? ` · best ${p.best.trialId} ${p.best.value.toFixed(4)} (batch ${p.best.config.batch_size}, ` +
+      `l1 ${p.best.config.l1}, lr ${p.best.config.lr})`
+    : "";
+  return `[${optimizer}] ${what} · ${done}/${p.total} done (${c.STOPPED} stopped, ${c.RUNNING} ` +
+    `running, ${c.ERROR} failed)${best} · ${formatDuration(p.elapsedSeconds)}`;
+}
+
+/** Writes trials.csv/json, the plots and report.md from the optimizers' run folders. */
+async function writeTuneFiles(
+  dir: string,
+  setup: RunSetup,
+  settings: TuneSettings,
+  seconds: number,
+  interrupted: boolean,
+): Promise<TuneOutcome> {
+  const grids: Partial<Record<TuneOptimizer, ResultGrid>> = {};
+  const rows: Partial<Record<TuneOptimizer, TrialRow[]>> = {};
+  const best: Partial<Record<TuneOptimizer, TrialRow>> = {};
+  for (const opt of settings.optimizers) {
+    const grid = await readGrid(join(dir, opt));
+    if (!grid) continue;
+    grids[opt] = grid;
+    rows[opt] = trialRows(opt, grid);
+    best[opt] = bestRow(opt, grid);
+    await writeText(join(dir, plotFile(opt)), tunePlotSvg(opt, rows[opt]!, best[opt]));
+  }
+  await writeTrialFiles(dir, grids);
+  await writeText(
+    join(dir, "report.md"),
+    tuneReport({
+      settings,
+      rows,
+      best,
+      env: setup.env,
+      data: setup.data.prepared,
+      seconds,
+      interrupted,
+    }),
+  );
+  return { dir, settings, rows, best, interrupted, seconds };
+}
+
+/**
+ * Runs (or resumes) the tuning of every optimizer of `settings` in `dir` (default `setup.dir`):
+ * one tuner run folder per optimizer, then the combined files.
+ */
+export async function runTune(
+  settings: TuneSettings,
+  setup: RunSetup,
+  io: CommandIo,
+  runDir: string = setup.dir,
+): Promise<TuneOutcome> {
+  const started = performance.now();
+  let interrupted = false;
+  for (const optimizer of settings.optimizers) {
+    const dir = join(runDir, optimizer);
+    const resume = await exists(join(dir, "experiment.json"));
+    io.err(
+      `[${optimizer}] ${resume ? "resuming" : "tuning"}: ${settings.samples} samples, ASHA ` +
+        `max_t ${settings.maxEpochs}, grace ${settings.gracePeriod}, rf ${settings.reductionFactor}`,
+    );
+    const latest = new Map<string, Record<string, number>>();
+    const trainable = tuneTrainable({
+      data: setup.data,
+      optimizer,
+      maxEpochs: settings.maxEpochs,
+      seed: settings.seed,
+      evalBatchSize: setup.evalBatchSize,
+      progress: (trialId) =>
+        new TrainingProgress({ mode: setup.progress, label: `[${optimizer} ${trialId}] ` }),
+      onMetrics: (trialId, metrics) => latest.set(trialId, metrics),
+    });
+    const show = setup.progress !== "none";
+    const common = {
+      trainable,
+      dir,
+      signal: setup.interrupt.signal,
+      onProgress: (p: TuneProgress) => {
+        if (show) {
+          io.err(progressLine(optimizer, p, settings.maxEpochs, latest.get(p.event.trialId)));
+        }
+      },
+    };
+    try {
+      await tune(
+        resume ? { ...common, resume: true } : {
+          ...common,
+          paramSpace: SEARCH_SPACE,
+          numSamples: settings.samples,
+          metric: "loss",
+          mode: "min",
+          scheduler: new AshaScheduler({
+            maxT: settings.maxEpochs,
+            gracePeriod: settings.gracePeriod,
+            reductionFactor: settings.reductionFactor,
+          }),
+          maxConcurrent: settings.concurrency,
+          seed: settings.seed,
+          meta: { optimizer },
+        },
+      );
+    } catch (error) {
+      if (!setup.interrupt.signal.aborted) throw error;
+      interrupted = true;
+    }
+    if (interrupted) break;
+  }
+  const seconds = (performance.now() - started) / 1000;
+  return await writeTuneFiles(runDir, setup, settings, seconds, interrupted);
+}
+
+function settingsFromFlags(flags: Flags, concurrency: number): TuneSettings {
+  const which = flags.string("optimizer");
+  const settings: TuneSettings = {
+    optimizers: which === "both" ? ["adam", "sgd"] : [which as TuneOptimizer],
+    samples: flags.number("samples")!,
+    maxEpochs: flags.number("max-epochs")!,
+    gracePeriod: flags.number("grace-period")!,
+    reductionFactor: flags.number("reduction-factor")!,
+    concurrency,
+    seed: flags.number("seed")!,
+  };
+  if (settings.gracePeriod > settings.maxEpochs) {
+    throw new UsageError(
+      `tune: --grace-period ${settings.gracePeriod}: expected an integer from 1 to --max-epochs ` +
+        `(${settings.maxEpochs})`,
+    );
+  }
+  return settings;
+}
+
+/** Prints the best configs and where the report is. */
+export function printTuneOutcome(outcome: TuneOutcome, io: CommandIo): void {
+  for (const opt of outcome.settings.optimizers) {
+    const b = outcome.best[opt];
+    io.out(
+      b
+        ? `tune/${opt}: best ${b.trialId} batch ${b.batchSize}, l1 ${b.l1}, lr ${b.lr}: val loss ` +
+          `${b.loss?.toFixed(4)}, accuracy ${b.accuracy?.toFixed(4)}`
+        : `tune/${opt}: no finished trial`,
+    );
+  }
+  io.out(`Report: ${join(displayPath(outcome.dir), "report.md")}`);
+}
+
+/** Runs `tune`; resolves to the exit code. */
+export function tuneCommand(args: readonly string[], io: CommandIo): Promise<number> {
+  return runCommand(TUNE_COMMAND, args, io, async (flags) => {
+    const resumeDir = flags.string("resume");
+    let file: TuneFile, dir: string;
+    if (resumeDir !== undefined) {
+      const others = TUNE_COMMAND.flags.map((f) => f.name)
+        .filter((name) => flags.has(name) && !["resume", "progress"].includes(name));
+      if (others.length) {
+        throw new UsageError(
+          `tune: --resume takes its settings from ${resumeDir}/tune.json; drop --${
+            others.join(", --")
+          }`,
+        );
+      }
+      try {
+        file = JSON.parse(await Deno.readTextFile(join(resumeDir, "tune.json")));
+      } catch {
+        throw new UsageError(
+          `tune: --resume ${resumeDir}: no tune.json there (not a tune run folder)`,
+        );
+      }
+      dir = resumeDir;
+    } else {
+      const choice = dataChoice("tune", flags);
+      if (choice.valSplit === 0) {
+        throw new UsageError("tune: --val-split 0: tuning needs a validation set");
+      }
+      await init();
+      const concurrency = flags.number("concurrency") ?? suggestMaxConcurrent(gpu().adapter);
+      const settings = settingsFromFlags(flags, concurrency);
+      dir = await prepareOutDir("tune", flags.string("out"));
+      file = { settings, data: choice, evalBatchSize: flags.number("eval-batch-size")! };
+      await writeJson(join(dir, "tune.json"), file);
+    }
+    const setup = await setupRun("tune", args, flags, io, {
+      outDir: dir,
+      choice: file.data,
+      evalBatchSize: file.evalBatchSize,
+    });
+    try {
+      const outcome = await runTune(file.settings, setup, io);
+      printTuneOutcome(outcome, io);
+      if (outcome.interrupted) {
+        io.err(`Interrupted. Continue with: deno run -A cli.ts tune --resume ${displayPath(dir)}`);
+        return INTERRUPTED_EXIT_CODE;
+      }
+      return 0;
+    } finally {
+      setup.dispose();
+    }
+  });
+}

@@ -1,0 +1,93 @@
+/**
+ * A confusion matrix accumulated on the GPU: one dispatch per batch adds each row's
+ * (label, prediction) pair to a kept `C x C` u32 count matrix with atomics; `read()` brings it
+ * back once, at the end of an evaluation.
+ *
+ * @module
+ */
+
+import { kernel, u32 } from "../nn/kernel.ts";
+import { keep } from "../nn/scope.ts";
+import { dispatch, readBuffer, writeBuffer } from "../nn/stream.ts";
+import { Tensor } from "../nn/tensor.ts";
+
+const WORKGROUP = 64;
+
+function confusionKernel(rows: number, classes: number) {
+  const code = /* wgsl */ `
+const ROWS: u32 = ${u32(rows)};
+const C: u32 = ${u32(classes)};
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> labels: array<i32>;
+@group(0) @binding(2) var<storage, read_write> counts: array<atomic<u32>>;
+
+@compute @workgroup_size(${WORKGROUP})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let row = gid.x;
+  if (row >= ROWS) { return; }
+  let base = row * C;
+  var best = x[base];
+  var arg = 0u;
+  for (var j = 1u; j < C; j++) {
+    let v = x[base + j];
+    if (v > best) { best = v; arg = j; }
+  }
+  let label = labels[row];
+  if (label >= 0 && u32(label) < C) { atomicAdd(&counts[u32(label) * C + arg], 1u); }
+}`;
+  return kernel({
+    name: `confusion_${rows}x${classes}`,
+    code,
+    bindings: ["read", "read", "read_write"],
+  });
+}
+
+/** Counts of (true class, predicted class) pairs, kept on the GPU. */
+export class ConfusionAccumulator {
+  /** Number of classes. */
+  readonly classes: number;
+  readonly #counts: Tensor;
+
+  /** A zeroed `classes x classes` matrix (call `init()` first). */
+  constructor(classes: number) {
+    this.classes = classes;
+    this.#counts = keep(Tensor.empty([classes * classes], "i32"));
+    writeBuffer(this.#counts.buffer, new Uint32Array(classes * classes));
+  }
+
+  /** Encodes one dispatch adding a batch's scores [N, C] and i32 labels [N]. */
+  add(scores: Tensor, labels: Tensor): void {
+    const [rows, classes] = scores.shape;
+    if (classes !== this.classes || labels.shape[0] !== rows || labels.dtype !== "i32") {
+      throw new Error(
+        `ConfusionAccumulator.add: scores [${scores.shape}] / labels [${labels.shape}] ` +
+          `do not fit ${this.classes} classes`,
+      );
+    }
+    dispatch(
+      confusionKernel(rows, classes),
+      [scores.buffer, labels.buffer, this.#counts.buffer],
+      [Math.ceil(rows / WORKGROUP)],
+    );
+  }
+
+  /** The matrix: `matrix[label][prediction]` = count. Waits for the GPU. */
+  async read(): Promise<number[][]> {
+    const n = this.classes;
+    const flat = new Uint32Array(await readBuffer(this.#counts.buffer, n * n * 4));
+    return Array.from({ length: n }, (_, i) => Array.from(flat.subarray(i * n, (i + 1) * n)));
+  }
+
+  /** Frees the buffer. */
+  dispose(): void {
+    this.#counts.dispose();
+  }
+}
+
+/** Per-class accuracy (recall) from a confusion matrix: correct / total of each true class. */
+export function perClassAccuracy(matrix: readonly (readonly number[])[]): number[] {
+  return matrix.map((row, i) => {
+    const total = row.reduce((a, b) => a + b, 0);
+    return total > 0 ? row[i] / total : NaN;
+  });
+}

@@ -1,0 +1,151 @@
+/**
+ * Per-epoch loss and accuracy sums kept on the GPU: after each batch, one small fused kernel adds
+ * `loss · N` (the batch's summed NLL) and the batch's correct count into a kept 8-float buffer,
+ * in place, and flags non-finite losses. Nothing is read back until `read()`, which callers do
+ * once per epoch (and every few seconds for a progress bar).
+ *
+ * Buffer layout (f32): `[0]` summed NLL, `[1]` correct predictions, `[2]` samples, `[3]` batches,
+ * `[4]` batches whose loss was NaN or ±Inf, `[5]` index of the first such batch (valid when
+ * `[4] > 0`).
+ *
+ * @module
+ */
+
+import { workgroupSumWgsl } from "../nn/ops/reduce.ts";
+import { kernel, u32 } from "../nn/kernel.ts";
+import { keep } from "../nn/scope.ts";
+import { dispatch, readBuffer, writeBuffer } from "../nn/stream.ts";
+import { formatShape, Tensor } from "../nn/tensor.ts";
+
+const SLOTS = 8;
+const WORKGROUP = 64;
+
+/** What an accumulator holds at one point of the command stream. */
+export interface AccumulatorSnapshot {
+  /** Sum of the per-sample NLL over the batches so far. */
+  lossSum: number;
+  /** Correctly classified samples so far. */
+  correct: number;
+  /** Samples so far. */
+  samples: number;
+  /** Batches so far. */
+  batches: number;
+  /** Batches whose loss was NaN or infinite. */
+  nonFinite: number;
+  /** 0-based index of the first batch with a non-finite loss (-1 when none). */
+  firstNonFinite: number;
+}
+
+function accumulateKernel(rows: number, classes: number) {
+  const code = /* wgsl */ `
+const ROWS: u32 = ${u32(rows)};
+const C: u32 = ${u32(classes)};
+@group(0) @binding(0) var<storage, read> loss: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> labels: array<i32>;
+@group(0) @binding(3) var<storage, read_write> acc: array<f32>;
+${workgroupSumWgsl(WORKGROUP)}
+
+fn rowArgmax(base: u32) -> u32 {
+  var best = x[base];
+  var arg = 0u;
+  for (var j = 1u; j < C; j++) {
+    let v = x[base + j];
+    if (v > best) { best = v; arg = j; }
+  }
+  return arg;
+}
+
+@compute @workgroup_size(${WORKGROUP})
+fn main(@builtin(local_invocation_index) lid: u32) {
+  var count = 0.0;
+  for (var row = lid; row < ROWS; row += ${u32(WORKGROUP)}) {
+    if (i32(rowArgmax(row * C)) == labels[row]) { count += 1.0; }
+  }
+  let total = workgroupSum(lid, count);
+  if (lid == 0u) {
+    let l = loss[0];
+    // Bit test, not isNan/isInf: WGSL lets compilers assume floats are finite.
+    if ((bitcast<u32>(l) & 0x7f800000u) == 0x7f800000u) {
+      if (acc[4] == 0.0) { acc[5] = acc[3]; }
+      acc[4] += 1.0;
+    }
+    acc[0] += l * f32(ROWS);
+    acc[1] += total;
+    acc[2] += f32(ROWS);
+    acc[3] += 1.0;
+  }
+}`;
+  return kernel({
+    name: `accumulate_metrics_${rows}x${classes}`,
+    code,
+    bindings: ["read", "read", "read", "read_write"],
+  });
+}
+
+/** Loss and accuracy sums of an epoch, accumulated on the GPU (see the module notes). */
+export class MetricsAccumulator {
+  readonly #sums: Tensor;
+
+  /** A zeroed accumulator (call `init()` first). It lives until `dispose()`. */
+  constructor() {
+    this.#sums = keep(Tensor.empty([SLOTS]));
+    this.reset();
+  }
+
+  /** Zeroes the sums (an upload ordered after every dispatch encoded so far). */
+  reset(): void {
+    writeBuffer(this.#sums.buffer, new Float32Array(SLOTS));
+  }
+
+  /**
+   * Encodes one dispatch adding a batch: `loss` is the batch-mean NLL (shape []), `logProbs`
+   * [N, C] the model's output and `labels` [N] (i32) the targets. Nothing is read back.
+   */
+  add(loss: Tensor, logProbs: Tensor, labels: Tensor): void {
+    if (loss.size !== 1 || loss.dtype !== "f32") {
+      throw new Error(
+        `MetricsAccumulator.add: loss must be an f32 scalar, got ${loss.dtype} ${
+          formatShape(loss.shape)
+        }`,
+      );
+    }
+    if (logProbs.rank !== 2 || labels.rank !== 1 || labels.shape[0] !== logProbs.shape[0]) {
+      throw new Error(
+        `MetricsAccumulator.add: scores ${formatShape(logProbs.shape)} and labels ` +
+          `${formatShape(labels.shape)} do not match`,
+      );
+    }
+    if (labels.dtype !== "i32") throw new Error("MetricsAccumulator.add: labels must be i32");
+    const [rows, classes] = logProbs.shape;
+    dispatch(
+      accumulateKernel(rows, classes),
+      [loss.buffer, logProbs.buffer, labels.buffer, this.#sums.buffer],
+      [1],
+    );
+  }
+
+  /**
+   * Reads the sums as they stand after every dispatch encoded so far. The copy is encoded (and
+   * submitted) now, synchronously, so work encoded after this call is not included: a caller may
+   * keep encoding and await the promise later.
+   */
+  read(): Promise<AccumulatorSnapshot> {
+    return readBuffer(this.#sums.buffer, SLOTS * 4).then((bytes) => {
+      const v = new Float32Array(bytes);
+      return {
+        lossSum: v[0],
+        correct: v[1],
+        samples: v[2],
+        batches: v[3],
+        nonFinite: v[4],
+        firstNonFinite: v[4] > 0 ? v[5] : -1,
+      };
+    });
+  }
+
+  /** Frees the buffer. */
+  dispose(): void {
+    this.#sums.dispose();
+  }
+}
