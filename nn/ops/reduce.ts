@@ -2,28 +2,35 @@
  * Reductions: `sum` and `mean` of all elements (differentiable), `argmax` of each row and
  * `correctCount` (not differentiable).
  *
- * `sum`/`mean` reduce in two passes when the tensor is large: up to `MAX_GROUPS` workgroups each
- * sum a strided share into one partial, then one workgroup sums the partials. Small tensors
- * take one pass. Row-wise ops put one row on each invocation (rows are short: class scores).
+ * `sum`/`mean` reduce in two passes when the tensor is large: up to `MAX_GROUPS` workgroups of 8
+ * invocations each sum a run of vec4s (read through a texture when the tensor is large) into one
+ * partial, then one workgroup sums the partials. Small tensors take one pass. Row-wise ops put one row on each invocation (rows are short: class scores).
  *
  * @module
  */
 
 import { recordOp } from "../autograd.ts";
 import { f32, grid, kernel, u32, workgroupIndex } from "../kernel.ts";
-import { dispatch } from "../stream.ts";
+import { dispatch, type Resource } from "../stream.ts";
+import { releaseTexture, tensorTexture, textureReaders } from "../texture.ts";
 import { formatShape, full, Tensor } from "../tensor.ts";
 
-/** Invocations of a workgroup that reduces through workgroup memory (a power of two). */
+/** Invocations of the one-workgroup kernels that reduce rows through workgroup memory. */
 const REDUCE_WORKGROUP = 32;
-/** Most workgroups of the first pass of a two-pass sum. */
+/**
+ * Invocations of the sum kernels' workgroups (a power of two) and of the broadcast's: one SIMD
+ * vector on llvmpipe, each looping over a run of vectors.
+ */
+const SUM_WORKGROUP = 8;
+const BROADCAST_WORKGROUP = 8;
+/** Most workgroups of the first pass of a two-pass sum, and of a broadcast. */
 const MAX_GROUPS = 64;
-/** Elements (or vec4s) each invocation of the first pass should at least sum. */
-const MIN_PER_INVOCATION = 16;
-/** Invocations of row-wise and element-wise kernels. */
+/** Vectors each invocation of the first pass should at least sum. */
+const MIN_PER_INVOCATION = 128;
+/** Inputs of at least this many elements are read through a texture (see texture.ts). */
+const TEXTURE_MIN_SIZE = 4096;
+/** Invocations of row-wise kernels. */
 const ROW_WORKGROUP = 8;
-const BROADCAST_WORKGROUP = 64;
-const BROADCAST_PER_INVOCATION = 4;
 
 /**
  * WGSL declaring `fn workgroupSum(lid: u32, value: f32) -> f32`: the sum of `value` over the
@@ -46,38 +53,50 @@ fn workgroupSum(lid: u32, value: f32) -> f32 {
 }
 
 /**
- * Encodes `out[g] = factor * sum of x's share g` over `groups` workgroups, reading `units`
- * values (vec4 when `vectorised`).
+ * Encodes `out[g] = factor * (sum of x's share g)` over `groups` workgroups for the first `size`
+ * values of `input` (a texture, or a storage buffer read as vec4s; the last vector is masked).
  */
 function encodeSumPass(
-  input: GPUBuffer,
+  input: Resource,
   output: GPUBuffer,
-  units: number,
-  vectorised: boolean,
+  size: number,
   groups: number,
   factor: number,
 ): void {
-  const type = vectorised ? "vec4<f32>" : "f32";
-  const total = vectorised ? "dot(acc, vec4<f32>(1.0))" : "acc";
+  const textured = input instanceof GPUTexture;
+  const vectors = Math.ceil(size / 4);
+  const perInvocation = Math.ceil(vectors / (groups * SUM_WORKGROUP));
   const code = /* wgsl */ `
-const UNITS: u32 = ${u32(units)};
-const STRIDE: u32 = ${u32(groups * REDUCE_WORKGROUP)};
+const SIZE: u32 = ${u32(size)};
 const FACTOR: f32 = ${f32(factor)};
-@group(0) @binding(0) var<storage, read> x: array<${type}>;
+${
+    textured
+      ? `@group(0) @binding(0) var x: texture_2d<f32>;\n${textureReaders("x")}`
+      : `@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
+fn xVec4(j: u32) -> vec4<f32> { return x[j]; }`
+  }
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
-${workgroupSumWgsl(REDUCE_WORKGROUP)}
+${workgroupSumWgsl(SUM_WORKGROUP)}
 
-@compute @workgroup_size(${REDUCE_WORKGROUP})
+@compute @workgroup_size(${SUM_WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  var acc = ${type}(0.0);
-  for (var i = wid.x * ${u32(REDUCE_WORKGROUP)} + lid; i < UNITS; i += STRIDE) { acc += x[i]; }
-  let total = workgroupSum(lid, ${total});
+  var acc = vec4<f32>(0.0);
+  let base = wid.x * ${u32(perInvocation * SUM_WORKGROUP)} + lid;
+  for (var k = 0u; k < ${u32(perInvocation)}; k++) {
+    let j = base + k * ${u32(SUM_WORKGROUP)};
+    if (j < ${u32(vectors)}) {
+      // The last vector's values past SIZE are padding: masked.
+      let inside = vec4<u32>(4u * j) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(SIZE);
+      acc += select(vec4<f32>(0.0), xVec4(j), inside);
+    }
+  }
+  let total = workgroupSum(lid, dot(acc, vec4<f32>(1.0)));
   if (lid == 0u) { out[wid.x] = total * FACTOR; }
 }`;
   const compiled = kernel({
-    name: `sum_${units}${vectorised ? "x4" : ""}_${groups}`,
+    name: `sum_${size}_${groups}${textured ? "_texture" : ""}`,
     code,
-    bindings: ["read", "read_write"],
+    bindings: [textured ? "texture" : "read", "read_write"],
   });
   dispatch(compiled, [input, output], [groups]);
 }
@@ -85,45 +104,44 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 /** factor * (sum of every element of x), as a new scalar tensor. */
 function sumAll(x: Tensor, factor: number): Tensor {
   const out = Tensor.empty([]);
-  const vectorised = x.size % 4 === 0;
-  const units = vectorised ? x.size / 4 : x.size;
-  const groups = Math.min(MAX_GROUPS, Math.ceil(units / (REDUCE_WORKGROUP * MIN_PER_INVOCATION)));
+  const vectors = Math.ceil(x.size / 4);
+  const groups = Math.min(MAX_GROUPS, Math.ceil(vectors / (SUM_WORKGROUP * MIN_PER_INVOCATION)));
+  const texture = x.size >= TEXTURE_MIN_SIZE ? tensorTexture(x) : null;
+  const input = texture ?? x.buffer;
   if (groups <= 1) {
-    encodeSumPass(x.buffer, out.buffer, units, vectorised, 1, factor);
-    return out;
+    encodeSumPass(input, out.buffer, x.size, 1, factor);
+  } else {
+    const partials = Tensor.empty([groups]);
+    encodeSumPass(input, partials.buffer, x.size, groups, 1);
+    encodeSumPass(partials.buffer, out.buffer, groups, 1, factor);
+    partials.dispose();
   }
-  const partials = Tensor.empty([groups]);
-  encodeSumPass(x.buffer, partials.buffer, units, vectorised, groups, 1);
-  encodeSumPass(partials.buffer, out.buffer, groups, false, 1, factor);
-  partials.dispose();
+  if (texture) releaseTexture(texture);
   return out;
 }
 
 /** A tensor of `shape` whose every element is `factor * scalar[0]` (read on the GPU). */
 function broadcastScalar(scalar: Tensor, shape: readonly number[], factor: number): Tensor {
   const out = Tensor.empty(shape);
-  const vectorised = out.size % 4 === 0;
-  const units = vectorised ? out.size / 4 : out.size;
-  const type = vectorised ? "vec4<f32>" : "f32";
-  const groups = Math.ceil(units / (BROADCAST_WORKGROUP * BROADCAST_PER_INVOCATION));
+  // Whole vec4s: the last may run into the buffer's padding, which nothing reads.
+  const vectors = Math.ceil(out.size / 4);
+  const groups = Math.min(MAX_GROUPS, Math.ceil(vectors / BROADCAST_WORKGROUP));
+  const perInvocation = Math.ceil(vectors / (groups * BROADCAST_WORKGROUP));
   const code = /* wgsl */ `
-const UNITS: u32 = ${u32(units)};
 @group(0) @binding(0) var<storage, read> scalar: array<f32>;
-@group(0) @binding(1) var<storage, read_write> out: array<${type}>;
+@group(0) @binding(1) var<storage, read_write> out: array<vec4<f32>>;
 
 @compute @workgroup_size(${BROADCAST_WORKGROUP})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let value = ${type}(scalar[0] * ${f32(factor)});
-  let base = ${workgroupIndex(groups)} * ${
-    u32(BROADCAST_WORKGROUP * BROADCAST_PER_INVOCATION)
-  } + lid;
-  for (var k = 0u; k < ${u32(BROADCAST_PER_INVOCATION)}; k++) {
-    let i = base + k * ${u32(BROADCAST_WORKGROUP)};
-    if (i < UNITS) { out[i] = value; }
+  let value = vec4<f32>(scalar[0] * ${f32(factor)});
+  let base = ${workgroupIndex(groups)} * ${u32(perInvocation * BROADCAST_WORKGROUP)} + lid;
+  for (var k = 0u; k < ${u32(perInvocation)}; k++) {
+    let j = base + k * ${u32(BROADCAST_WORKGROUP)};
+    if (j < ${u32(vectors)}) { out[j] = value; }
   }
 }`;
   const compiled = kernel({
-    name: `broadcast_${units}${vectorised ? "x4" : ""}`,
+    name: `broadcast_${out.size}`,
     code,
     bindings: ["read", "read_write"],
   });
