@@ -2,7 +2,8 @@
  * Log-softmax over the last dimension, negative log-likelihood and cross-entropy losses.
  *
  * Rows are short (class scores), so each invocation owns whole rows (lanes on batch rows); the
- * losses sum their rows in one workgroup. `crossEntropy` saves each row's log-sum-exp and has
+ * losses sum their rows in one workgroup. Rows of up to 64 classes are read from storage once
+ * into private memory (on llvmpipe storage loads are the dear part of these kernels). `crossEntropy` saves each row's log-sum-exp and has
  * one fused backward kernel producing (softmax - onehot) * grad / N.
  *
  * Targets are not checked on the GPU (that would need a readback): a target outside [0, C)
@@ -42,6 +43,24 @@ fn rowLogSumExp(base: u32) -> f32 {
   return biggest + log(total);
 }`;
 
+/**
+ * WGSL `fn rowLogSumExp(base: u32) -> f32` as above, reading the row once into \`rowValues\`
+ * (\`var<private>\`, for rows of at most CACHED_CLASSES): storage loads are the dear part.
+ */
+const CACHED_ROW_LOG_SUM_EXP = /* wgsl */ `
+var<private> rowValues: array<f32, C>;
+fn rowLogSumExp(base: u32) -> f32 {
+  for (var j = 0u; j < C; j++) { rowValues[j] = x[base + j]; }
+  var biggest = rowValues[0];
+  for (var j = 1u; j < C; j++) { biggest = max(biggest, rowValues[j]); }
+  var total = 0.0;
+  for (var j = 0u; j < C; j++) { total += exp(rowValues[j] - biggest); }
+  return biggest + log(total);
+}`;
+
+/** Rows of at most this many classes are read once into private memory. */
+const CACHED_CLASSES = 64;
+
 /** Encodes a kernel whose invocation `row` runs `body` for each row < rows. */
 function encodeRows(
   name: string,
@@ -68,6 +87,7 @@ ${body}
 /** log(softmax(x)) over the last dimension (e.g. x [N, C]). Differentiable. */
 export function logSoftmax(x: Tensor): Tensor {
   const [rows, classes] = rowsOf("logSoftmax", x);
+  const cached = classes <= CACHED_CLASSES;
   const out = Tensor.empty(x.shape);
   encodeRows(
     `log_softmax_${rows}x${classes}`,
@@ -76,11 +96,13 @@ export function logSoftmax(x: Tensor): Tensor {
 const C: u32 = ${u32(classes)};
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
-${ROW_LOG_SUM_EXP}`,
+${cached ? CACHED_ROW_LOG_SUM_EXP : ROW_LOG_SUM_EXP}`,
     /* wgsl */ `
     let base = row * C;
     let logSum = rowLogSumExp(base);
-    for (var j = 0u; j < C; j++) { out[base + j] = x[base + j] - logSum; }`,
+    for (var j = 0u; j < C; j++) { out[base + j] = ${
+      cached ? "rowValues[j]" : "x[base + j]"
+    } - logSum; }`,
     [x.buffer, out.buffer],
     ["read", "read_write"],
   );
@@ -91,6 +113,7 @@ ${ROW_LOG_SUM_EXP}`,
 function logSoftmaxBackward(grad: Tensor, output: Tensor): Tensor {
   const [rows, classes] = rowsOf("logSoftmax backward", output);
   const dx = Tensor.empty(output.shape);
+  const cached = classes <= CACHED_CLASSES;
   encodeRows(
     `log_softmax_backward_${rows}x${classes}`,
     rows,
@@ -98,8 +121,15 @@ function logSoftmaxBackward(grad: Tensor, output: Tensor): Tensor {
 const C: u32 = ${u32(classes)};
 @group(0) @binding(0) var<storage, read> grad: array<f32>;
 @group(0) @binding(1) var<storage, read> y: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dx: array<f32>;`,
-    /* wgsl */ `
+@group(0) @binding(2) var<storage, read_write> dx: array<f32>;
+${cached ? "var<private> rowGrad: array<f32, C>;" : ""}`,
+    cached
+      ? /* wgsl */ `
+    let base = row * C;
+    var total = 0.0;
+    for (var j = 0u; j < C; j++) { rowGrad[j] = grad[base + j]; total += rowGrad[j]; }
+    for (var j = 0u; j < C; j++) { dx[base + j] = rowGrad[j] - exp(y[base + j]) * total; }`
+      : /* wgsl */ `
     let base = row * C;
     var total = 0.0;
     for (var j = 0u; j < C; j++) { total += grad[base + j]; }
@@ -205,6 +235,7 @@ export function crossEntropy(logits: Tensor, target: Tensor): Tensor {
   const [rows, classes] = logits.shape;
   const loss = Tensor.empty([]);
   const logSums = Tensor.empty([rows]);
+  const cached = classes <= CACHED_CLASSES;
   encodeLoss(
     `cross_entropy_${rows}x${classes}`,
     rows,
@@ -214,13 +245,13 @@ const C: u32 = ${u32(classes)};
 @group(0) @binding(1) var<storage, read> labels: array<i32>;
 @group(0) @binding(2) var<storage, read_write> logSums: array<f32>;
 @group(0) @binding(3) var<storage, read_write> loss: array<f32>;
-${ROW_LOG_SUM_EXP}`,
+${cached ? CACHED_ROW_LOG_SUM_EXP : ROW_LOG_SUM_EXP}`,
     /* wgsl */ `
     let base = row * C;
     let logSum = rowLogSumExp(base);
     logSums[row] = logSum;
     let t = labels[row];
-    if ${VALID_TARGET} { acc += logSum - x[base + u32(t)]; }`,
+    if ${VALID_TARGET} { acc += logSum - ${cached ? "rowValues[u32(t)]" : "x[base + u32(t)]"}; }`,
     1 / rows,
     [logits.buffer, target.buffer, logSums.buffer, loss.buffer],
     ["read", "read", "read_write", "read_write"],
