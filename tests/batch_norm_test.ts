@@ -1,11 +1,14 @@
-import { batchNorm } from "../nn/ops/batch_norm.ts";
+import { batchNorm, batchNormReluMaxPool2d } from "../nn/ops/batch_norm.ts";
+import { maxPool2d } from "../nn/ops/max_pool.ts";
+import { reluBackwardReference, reluReference } from "../nn/reference/elementwise.ts";
+import { maxPool2dBackwardReference, maxPool2dReference } from "../nn/reference/max_pool.ts";
 import {
   batchNormBackwardReference,
   batchNormReference,
   runningStatsReference,
 } from "../nn/reference/batch_norm.ts";
 import { ones, type Tensor, tensor, zeros } from "../nn/tensor.ts";
-import { assertThrows } from "./assert.ts";
+import { assert, assertThrows } from "./assert.ts";
 import { assertClose, gpuReady, gradCheck, randomArray } from "./testing.ts";
 
 await gpuReady();
@@ -210,4 +213,108 @@ Deno.test("batchNorm rejects bad shapes and options, naming them", () => {
     () => batchNorm(x, { runningMean: shared, runningVar: shared, training: true }),
     /must be different tensors/,
   );
+});
+
+/** relu(maxPool2d(batchNorm(x), 2×2)) on the CPU, with what its backward needs. */
+function fusedReference(
+  x: Float64Array,
+  shape: number[],
+  options: Parameters<typeof batchNormReference>[2],
+) {
+  const y = batchNormReference(x, shape, options);
+  const pooled = maxPool2dReference(y, shape, { kernelSize: 2 });
+  return { y, pooled, output: reluReference(pooled.output) };
+}
+
+for (const shape of [[2, 3, 4, 8], [3, 2, 6, 16], [1, 1, 2, 8]]) {
+  const size = sizeOf(shape);
+  const channels = shape[1];
+  const x = { data: randomF32(size, size + 7, -2, 2), shape };
+  const weight = { data: randomF32(channels, 21, 0.5, 1.5), shape: [channels] };
+  const bias = { data: randomF32(channels, 22), shape: [channels] };
+  const runningMean = randomF32(channels, 23);
+  const runningVar = randomF32(channels, 24, 0.5, 2);
+  for (const training of [true, false]) {
+    Deno.test(`batchNormReluMaxPool2d (${training ? "training" : "eval"}) matches the references and finite differences (${shape})`, async () => {
+      const stats = training ? {} : { runningMean, runningVar };
+      await gradCheck({
+        inputs: [x, weight, bias],
+        reference: ([v, w, b]) =>
+          fusedReference(v, shape, { ...stats, weight: w, bias: b, training }).output,
+        gpu: ([v, w, b]) =>
+          batchNormReluMaxPool2d(v, {
+            weight: w,
+            bias: b,
+            runningMean: f32Tensor(runningMean, [channels]),
+            runningVar: f32Tensor(runningVar, [channels]),
+            training,
+          }),
+        forwardTolerance: { atol: 1e-4, rtol: 1e-3 },
+      });
+    });
+  }
+}
+
+// The study's blocks: the fused kernels against the three ops on the GPU and the references.
+for (const shape of [[128, 10, 24, 24], [128, 20, 8, 8], [32, 10, 24, 24]]) {
+  Deno.test(`batchNormReluMaxPool2d equals maxPool2d(batchNorm(x), relu) and the references (${shape})`, async () => {
+    const channels = shape[1], size = sizeOf(shape);
+    const data = randomF32(size, 31, -1, 2);
+    const weightData = randomF32(channels, 32, 0.5, 1.5), biasData = randomF32(channels, 33);
+    const outSize = size / 4;
+    const gradData = randomF32(outSize, 34);
+    const run = async (fused: boolean) => {
+      const x = f32Tensor(data, shape, true);
+      const weight = f32Tensor(weightData, [channels], true);
+      const bias = f32Tensor(biasData, [channels], true);
+      const runningMean = zeros([channels]), runningVar = ones([channels]);
+      const options = { weight, bias, runningMean, runningVar, training: true };
+      const out = fused
+        ? batchNormReluMaxPool2d(x, options)
+        : maxPool2d(batchNorm(x, options), { kernelSize: 2, relu: true });
+      const values = await out.toArray();
+      out.backward({ grad: f32Tensor(gradData, out.shape) });
+      return {
+        shape: out.shape,
+        values,
+        runningMean: await runningMean.toArray(),
+        runningVar: await runningVar.toArray(),
+        dx: await x.grad!.toArray(),
+        dweight: await weight.grad!.toArray(),
+        dbias: await bias.grad!.toArray(),
+      };
+    };
+    const fused = await run(true), separate = await run(false);
+    assert.deepEqual(fused.shape, separate.shape);
+    assertClose(fused.values, separate.values, { atol: 0, rtol: 0 }, "forward vs the three ops");
+    assertClose(fused.runningMean, separate.runningMean, { atol: 0, rtol: 0 }, "running mean");
+    assertClose(fused.runningVar, separate.runningVar, { atol: 0, rtol: 0 }, "running var");
+    assertClose(fused.dx, separate.dx, { atol: 1e-6, rtol: 1e-5 }, "dx vs the three ops");
+    assertClose(fused.dweight, separate.dweight, { atol: 1e-4, rtol: 1e-5 }, "dw vs the three ops");
+    assertClose(fused.dbias, separate.dbias, { atol: 1e-4, rtol: 1e-5 }, "db vs the three ops");
+    // The references: forward, and backward through relu, the pool and batch norm.
+    const options = { weight: weightData, bias: biasData, training: true };
+    const expected = fusedReference(data, shape, options);
+    assertClose(fused.values, expected.output, { atol: 1e-4 }, "forward vs reference");
+    const pooledGrad = reluBackwardReference(gradData, expected.pooled.output);
+    const dy = maxPool2dBackwardReference(
+      pooledGrad,
+      expected.pooled.indices,
+      shape,
+      expected.pooled.shape,
+    );
+    const backward = batchNormBackwardReference(dy, data, shape, options);
+    assertClose(fused.dx, backward.x, { atol: 1e-4, rtol: 1e-3 }, "dx vs reference");
+    assertClose(fused.dweight, backward.weight, { atol: 2e-3, rtol: 1e-4 }, "dw vs reference");
+    assertClose(fused.dbias, backward.bias, { atol: 2e-3, rtol: 1e-4 }, "db vs reference");
+  });
+}
+
+Deno.test("batchNormReluMaxPool2d rejects planes its kernels do not tile, naming the shape", () => {
+  for (const shape of [[2, 3, 5, 8], [2, 3, 4, 12], [4, 8]]) {
+    assertThrows(
+      () => batchNormReluMaxPool2d(zeros(shape), { training: true }),
+      /^batchNormReluMaxPool2d: needs x \[N, C, H, W\] with an even H and W a multiple of 8/,
+    );
+  }
 });

@@ -16,6 +16,10 @@
  * |mean| >> std keeps its digits in f32. When H·W is a multiple of 4 the kernels read and write
  * vec4s.
  *
+ * `batchNormReluMaxPool2d` fuses batch norm, ReLU and 2×2 max pooling: the same statistics, then
+ * each workgroup pools its channel's normalised values in "quads" of 4 windows (as `maxPool2d`'s
+ * 2×2 kernels), so no full-size activation or gradient is ever written but dx.
+ *
  * @module
  */
 
@@ -109,15 +113,18 @@ function encodeChannels(
   phases: {
     helpers?: string;
     setup: string;
-    reduce?: { init: string; unit: string; share: string; combine: string };
+    reduce?: { init: string; unit: string; share: string; combine: string; overQuads?: boolean };
     finish: string;
     mapUnit?: string;
+    /** Run `mapUnit` over the channel's quads (see `quadLoop`) rather than its units. */
+    mapOverQuads?: boolean;
   },
+  pool?: { height: number; width: number },
 ): void {
   const wg = WORKGROUP;
   const iterations = Math.ceil(l.units / wg);
   const guard = l.units % wg !== 0 ? "if (m < UNITS)" : "";
-  const loop = (body: string) => /* wgsl */ `
+  const unitLoop = (body: string) => /* wgsl */ `
   for (var k = 0u; k < ${u32(iterations)}; k++) {
     let m = lid + k * WG;
     ${guard} {
@@ -125,11 +132,30 @@ function encodeChannels(
 ${body}
     }
   }`;
+  // Quads: 4 adjacent 2×2 windows (a 2 × 8 block of input, 4 pooled outputs) of 2×2 pooling,
+  // for planes with an even height and a width that is a multiple of 8. The body sees `p`, the
+  // quad's pooled vec4 (and saved code) index, and `top`, the texel index of its upper left.
+  const quads = pool ? l.count / 16 : 0;
+  const quadsPerPlane = pool ? (pool.height / 2) * (pool.width / 8) : 0;
+  const quadLoop = (body: string) => /* wgsl */ `
+  for (var k = 0u; k < ${u32(Math.ceil(quads / wg))}; k++) {
+    let m = lid + k * WG;
+    ${quads % wg !== 0 ? `if (m < ${u32(quads)})` : ""} {
+      let plane = (m / ${u32(quadsPerPlane)}) * C + c;
+      let r = m % ${u32(quadsPerPlane)};
+      let p = plane * ${u32(quadsPerPlane)} + r;
+      let top = plane * ROW_UNITS + (r / ${u32(pool ? pool.width / 8 : 1)}) * ${
+    u32(pool ? pool.width / 2 : 1)
+  } + 2u * (r % ${u32(pool ? pool.width / 8 : 1)});
+${body}
+    }
+  }`;
+  const loop = (body: string, overQuads = false) => overQuads ? quadLoop(body) : unitLoop(body);
   const r = phases.reduce;
   const reduce = r
     ? /* wgsl */ `
   ${r.init}
-  ${loop(r.unit)}
+  ${loop(r.unit, r.overQuads)}
   scratch[lid] = ${r.share};
   workgroupBarrier();
   for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
@@ -152,6 +178,7 @@ const WG: u32 = ${u32(wg)};
 alias V = ${l.width === 4 ? "vec4<f32>" : "f32"};
 ${declare(bound, l)}
 ${r ? `var<workgroup> scratch: array<vec4<f32>, ${wg}>;` : ""}
+${pool ? `// Texels per input row.\nconst ROW_TEXELS: u32 = ${u32(pool.width / 4)};` : ""}
 
 // Index (in units) of unit m of channel c, m running over (n, h, w).
 fn unitAt(c: u32, m: u32) -> u32 {
@@ -171,7 +198,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 ${phases.setup}
 ${reduce}
 ${phases.finish}
-${phases.mapUnit ? loop(phases.mapUnit) : ""}
+${phases.mapUnit ? loop(phases.mapUnit, phases.mapOverQuads) : ""}
 }`;
   const textures = new Map<Bound, GPUTexture>();
   const resources: Resource[] = bound.map((b) => {
@@ -399,6 +426,252 @@ function batchNormBackward(
         : "",
       mapUnit,
     },
+  );
+  return [dx, ...(weight ? [dweight] : []), ...(bias ? [dbias] : [])];
+}
+
+/** WGSL: the 16 values of a quad at `top` in `name`, as 2×2-window corners (see `quadLoop`). */
+function quadCorners(name: string, transform: (v: string) => string): string {
+  return /* wgsl */ `
+      let ${name}A0 = ${transform("xVec4(top)")};
+      let ${name}A1 = ${transform("xVec4(top + 1u)")};
+      let ${name}B0 = ${transform("xVec4(top + ROW_TEXELS)")};
+      let ${name}B1 = ${transform("xVec4(top + ROW_TEXELS + 1u)")};
+      // Window corners (upper left, upper right, lower left, lower right) of the 4 windows.
+      let ${name}0 = vec4<f32>(${name}A0.xz, ${name}A1.xz);
+      let ${name}1 = vec4<f32>(${name}A0.yw, ${name}A1.yw);
+      let ${name}2 = vec4<f32>(${name}B0.xz, ${name}B1.xz);
+      let ${name}3 = vec4<f32>(${name}B0.yw, ${name}B1.yw);`;
+}
+
+/**
+ * relu(maxPool2d(batchNorm(x, options), { kernelSize: 2 })) in one kernel per pass, equal to
+ * the three ops in sequence (values and gradients; ReLU after the pool equals ReLU before it).
+ * x is [N, C, H, W] with an even H and a W that is a multiple of 8 (else this throws: use the
+ * three ops). The forward writes only the pooled output and the packed argmaxes; the backward
+ * writes dx from the pooled gradient without the full-size intermediate gradients.
+ * Differentiable with respect to x, weight and bias.
+ */
+export function batchNormReluMaxPool2d(x: Tensor, options: BatchNormOptions): Tensor {
+  checkOptions(x, options);
+  if (x.rank !== 4 || x.shape[2] % 2 !== 0 || x.shape[3] % 8 !== 0) {
+    throw new Error(
+      `batchNormReluMaxPool2d: needs x [N, C, H, W] with an even H and W a multiple of 8, got ` +
+        `${formatShape(x.shape)}; use maxPool2d(batchNorm(x), { kernelSize: 2, relu: true })`,
+    );
+  }
+  const { weight, bias, runningMean, runningVar, training } = options;
+  const momentum = options.momentum ?? 0.1, eps = options.eps ?? 1e-5;
+  const [n, channels, height, width] = x.shape;
+  const pool = { height, width };
+  const l = layoutOf(x.shape);
+  const id = `${x.shape.join("x")}`;
+  const out = Tensor.empty([n, channels, height / 2, width / 2]);
+  const stats = Tensor.empty([3, l.channels]);
+  // The 4 argmaxes of each quad (0..3 in window order; 4: relu gave 0, no gradient), base 8.
+  const codes = Tensor.empty([out.size / 4]);
+  const runningAccess: Access = training ? "read_write" : "read";
+  const bound: Bound[] = [
+    { name: "x", tensor: x, access: "texture" },
+    ...(runningMean && runningVar
+      ? [
+        { name: "runningMean", tensor: runningMean, access: runningAccess, type: "f32" },
+        { name: "runningVar", tensor: runningVar, access: runningAccess, type: "f32" },
+      ]
+      : []),
+    ...(weight ? [{ name: "weight", tensor: weight, access: "read" as const, type: "f32" }] : []),
+    ...(bias ? [{ name: "bias", tensor: bias, access: "read" as const, type: "f32" }] : []),
+    { name: "stats", tensor: stats, access: "read_write", type: "f32" },
+    { name: "out", tensor: out, access: "read_write", type: "V" },
+    { name: "codes", tensor: codes, access: "read_write", type: "f32" },
+  ];
+  const statistics = training
+    ? /* wgsl */ `
+  let offset = merged.y;
+  let mean = origin + offset;
+  let variance = merged.z / COUNT;`
+    : /* wgsl */ `
+  let offset = 0.0;
+  let mean = origin;
+  let variance = runningVar[c];`;
+  const updateRunning = training && runningMean
+    ? /* wgsl */ `
+    runningMean[c] = ${f32(1 - momentum)} * runningMean[c] + ${f32(momentum)} * mean;
+    runningVar[c] = ${f32(1 - momentum)} * runningVar[c] +
+      ${f32(momentum)} * merged.z / (COUNT - 1.0);`
+    : "";
+  encodeChannels(
+    `batch_norm_relu_pool_${training ? "train" : "eval"}_${id}${weight ? "_w" : ""}${
+      bias ? "_b" : ""
+    }`,
+    l,
+    bound,
+    {
+      helpers: training ? CHAN_MERGE : "",
+      setup: training
+        ? "  let origin = lead(xUnit(unitAt(c, 0u)));"
+        : "  let origin = runningMean[c];",
+      reduce: training
+        ? {
+          init: "var s1 = V(0.0);\n  var s2 = V(0.0);",
+          unit: /* wgsl */ `
+      let d = xUnit(i) - V(origin);
+      s1 += d;
+      s2 += d * d;`,
+          share: /* wgsl */ `shareStats(shareCount(lid), hsum(s1), hsum(s2))`,
+          combine: "chanMerge(a, b)",
+        }
+        : undefined,
+      finish: /* wgsl */ `${statistics}
+  let invStd = inverseSqrt(variance + ${f32(eps)});
+  let scale = ${weight ? "weight[c] * " : ""}invStd;
+  let shift = ${bias ? "bias[c]" : "0.0"};
+  if (lid == 0u) {
+    stats[c] = origin;
+    stats[C + c] = offset;
+    stats[2u * C + c] = invStd;${updateRunning}
+  }`,
+      // y as batchNorm computes it; then the pool's window order and ties, then relu.
+      mapUnit: /* wgsl */ `
+      ${quadCorners("y", (v) => `((${v} - V(origin)) - V(offset)) * scale + shift`)}
+      var best = y0;
+      var arg = vec4<u32>(0u);
+      arg = select(arg, vec4<u32>(1u), y1 > best);
+      best = select(best, y1, y1 > best);
+      arg = select(arg, vec4<u32>(2u), y2 > best);
+      best = select(best, y2, y2 > best);
+      arg = select(arg, vec4<u32>(3u), y3 > best);
+      best = select(best, y3, y3 > best);
+      let result = max(best, vec4<f32>(0.0));
+      arg = select(vec4<u32>(4u), arg, result > vec4<f32>(0.0));
+      out[p] = result;
+      codes[p] = f32(dot(arg, vec4<u32>(1u, 8u, 64u, 512u)));`,
+      mapOverQuads: true,
+    },
+    pool,
+  );
+  return recordOp(
+    "batchNormReluMaxPool2d",
+    out,
+    [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])],
+    (grad) => fusedBackward(grad, x, stats, codes, options),
+    [stats, codes],
+  );
+}
+
+/** Returns [dx, dweight?, dbias?] of `batchNormReluMaxPool2d`. */
+function fusedBackward(
+  grad: Tensor,
+  x: Tensor,
+  stats: Tensor,
+  codes: Tensor,
+  options: BatchNormOptions,
+): (Tensor | null)[] {
+  const { weight, bias, training } = options;
+  const l = layoutOf(x.shape);
+  const pool = { height: x.shape[2], width: x.shape[3] };
+  const id = `${x.shape.join("x")}`;
+  const needX = x.requiresGrad;
+  const needWeight = weight?.requiresGrad ?? false;
+  const needBias = bias?.requiresGrad ?? false;
+  const dx = needX ? Tensor.empty(x.shape) : null;
+  const dweight = needWeight ? Tensor.empty([l.channels]) : null;
+  const dbias = needBias ? Tensor.empty([l.channels]) : null;
+  const withSums = (training && needX) || needWeight || needBias;
+  if (!dx && !withSums) return [null, ...(weight ? [null] : []), ...(bias ? [null] : [])];
+  const optional = (name: string, t: Tensor | null, access: Access, type = "f32"): Bound[] =>
+    t ? [{ name, tensor: t, access, type }] : [];
+  const bound: Bound[] = [
+    { name: "grad", tensor: grad, access: "texture" },
+    { name: "codes", tensor: codes, access: "texture" },
+    { name: "x", tensor: x, access: "texture" },
+    { name: "stats", tensor: stats, access: "read", type: "f32" },
+    ...optional("weight", needX ? weight ?? null : null, "read"),
+    ...optional("dx", dx, "read_write", "V"),
+    ...optional("dweight", dweight, "read_write"),
+    ...optional("dbias", dbias, "read_write"),
+  ];
+  // The quad's pooled gradient, masked where relu or the argmax passes none.
+  const quadGradient = /* wgsl */ `
+      let code = u32(codesAt(p));
+      let arg = (vec4<u32>(code) >> vec4<u32>(0u, 3u, 6u, 9u)) & vec4<u32>(7u);
+      let g = gradVec4(p);`;
+  const centred = (v: string) => `(${v} - V(origin)) - V(offset)`;
+  const mapUnit = !dx ? undefined : /* wgsl */ `
+      ${quadGradient}
+      let zero = vec4<f32>(0.0);
+      let left = vec4<f32>(g.xx, g.yy);
+      let right = vec4<f32>(g.zz, g.ww);
+      let argLeft = vec4<u32>(arg.xx, arg.yy);
+      let argRight = vec4<u32>(arg.zz, arg.ww);
+      let upper = vec4<u32>(0u, 1u, 0u, 1u);
+      let lower = vec4<u32>(2u, 3u, 2u, 3u);
+      let dyA0 = select(zero, left, argLeft == upper);
+      let dyA1 = select(zero, right, argRight == upper);
+      let dyB0 = select(zero, left, argLeft == lower);
+      let dyB1 = select(zero, right, argRight == lower);
+      ${
+    training
+      ? /* wgsl */ `
+      let meanGrad = V(sums.x / COUNT);
+      let meanGradX = sums.y / COUNT;
+      let down = ROW_TEXELS;
+      dx[top] = scale * (dyA0 - meanGrad - (${centred("xVec4(top)")}) * invStd * meanGradX);
+      dx[top + 1u] = scale * (dyA1 - meanGrad - (${
+        centred("xVec4(top + 1u)")
+      }) * invStd * meanGradX);
+      dx[top + down] = scale * (dyB0 - meanGrad - (${
+        centred("xVec4(top + down)")
+      }) * invStd * meanGradX);
+      dx[top + down + 1u] = scale *
+        (dyB1 - meanGrad - (${centred("xVec4(top + down + 1u)")}) * invStd * meanGradX);`
+      : /* wgsl */ `
+      let down = ROW_TEXELS;
+      dx[top] = dyA0 * scale;
+      dx[top + 1u] = dyA1 * scale;
+      dx[top + down] = dyB0 * scale;
+      dx[top + down + 1u] = dyB1 * scale;`
+  }`;
+  encodeChannels(
+    `batch_norm_relu_pool_backward_${training ? "train" : "eval"}_${id}` +
+      `_${needX ? "x" : ""}${needWeight ? "w" : ""}${needBias ? "b" : ""}${weight ? "_w" : ""}`,
+    l,
+    bound,
+    {
+      setup: /* wgsl */ `
+  let origin = stats[c];
+  let offset = stats[C + c];
+  let invStd = stats[2u * C + c];
+  let scale = ${needX && weight ? "weight[c] * " : ""}invStd;`,
+      // Only each window's argmax has a gradient: the sums run over the pooled outputs.
+      reduce: withSums
+        ? {
+          init: "var sumGrad = vec4<f32>(0.0);\n  var sumGradX = vec4<f32>(0.0);",
+          unit: /* wgsl */ `
+      ${quadGradient}
+      ${quadCorners("v", centred)}
+      let chosen = select(select(select(v0, v1, arg == vec4<u32>(1u)), v2, arg == vec4<u32>(2u)),
+        v3, arg == vec4<u32>(3u));
+      let passed = select(vec4<f32>(0.0), g, arg < vec4<u32>(4u));
+      sumGrad += passed;
+      sumGradX += passed * chosen;`,
+          share: "vec4<f32>(hsum(sumGrad), hsum(sumGradX), 0.0, 0.0)",
+          combine: "a + b",
+          overQuads: true,
+        }
+        : undefined,
+      finish: withSums
+        ? /* wgsl */ `
+  let sums = vec2<f32>(merged.x, merged.y * invStd);
+  if (lid == 0u) {
+    ${dweight ? "dweight[c] = sums.y;" : ""}
+    ${dbias ? "dbias[c] = sums.x;" : ""}
+  }`
+        : "",
+      mapUnit,
+      mapOverQuads: true,
+    },
+    pool,
   );
   return [dx, ...(weight ? [dweight] : []), ...(bias ? [dbias] : [])];
 }
