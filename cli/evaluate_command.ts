@@ -116,7 +116,7 @@ export function evaluateCommand(args: readonly string[], io: CommandIo): Promise
       if (flags.boolean("json")) io.out(JSON.stringify(summary, null, 2));
       else {
         io.out(`Weights: ${describeModelFile(path, loaded)}`);
-        io.out(`Test set: ${result.samples.toLocaleString("en-US")} images (${prepared.source})`);
+        io.out(`Test set: ${result.samples.toLocaleString("en-US")} images; ${prepared.source}`);
         io.out(`Mean NLL ${result.loss.toFixed(4)}, accuracy ${result.accuracy.toFixed(4)}`);
         io.out("");
         io.out("Per-class accuracy:");

@@ -12,6 +12,7 @@ import { displayPath } from "./files.ts";
 import { DATA_FLAGS, EPOCHS_OVERRIDE, HELP_FLAG, RUN_FLAGS } from "./flags.ts";
 import { type CommandIo, type CommandSpec, runCommand, setupRun } from "./harness.ts";
 import { INTERRUPTED_EXIT_CODE } from "./interrupt.ts";
+import { resolveResume, RESUME_FLAG, writeCommandFile } from "./resume.ts";
 import { readTunedConfigs } from "./tune_results.ts";
 
 const TUNE_FLAG: FlagSpec = {
@@ -46,6 +47,7 @@ export function experimentCommandSpec(name: ExperimentName): CommandSpec {
       ...(name === "final" ? [TUNE_FLAG] : []),
       ...RUN_FLAGS,
       ...DATA_FLAGS,
+      RESUME_FLAG,
       HELP_FLAG,
     ],
   };
@@ -77,7 +79,10 @@ export function experimentCommand(
   args: readonly string[],
   io: CommandIo,
 ): Promise<number> {
-  return runCommand(experimentCommandSpec(name), args, io, async (flags) => {
+  const spec = experimentCommandSpec(name);
+  return runCommand(spec, args, io, async (given) => {
+    const resumed = await resolveResume(name, spec.flags, given);
+    const flags = resumed?.flags ?? given;
     const tuneDir = name === "final" ? flags.string("tune") : undefined;
     const tuned = tuneDir !== undefined ? await readTunedConfigs(name, tuneDir) : undefined;
     const definition = experiment(name, {
@@ -85,9 +90,13 @@ export function experimentCommand(
       seed: flags.number("seed"),
       tuned: tuned?.configs,
     });
-    const setup = await setupRun(name, args, flags, io);
+    const setup = await setupRun(name, resumed?.args ?? args, flags, io, { outDir: resumed?.dir });
+    if (!resumed) await writeCommandFile(setup.dir, name, args);
     try {
-      const outcome = await runExperiment(definition, setup, io, { notes: tuned?.notes });
+      const outcome = await runExperiment(definition, setup, io, {
+        notes: tuned?.notes,
+        resume: resumed !== undefined,
+      });
       printExperimentOutcome(outcome, io);
       return experimentExitCode(outcome);
     } finally {

@@ -15,6 +15,7 @@ import { writeJson, writeText } from "./files.ts";
 import type { CommandIo, RunSetup } from "./harness.ts";
 import { experimentReport } from "./experiment_report.ts";
 import { type RunResult, type RunSpec, runSummary, runTraining } from "./run_training.ts";
+import { reportUnfinished } from "./unfinished.ts";
 
 /** What an experiment produced. */
 export interface ExperimentResult {
@@ -33,7 +34,9 @@ export interface ExperimentResult {
 /** A key identifying what a run computes (name and title aside). */
 export function specKey(spec: RunSpec): string {
   const { name: _name, title: _title, ...rest } = spec;
-  return JSON.stringify(Object.entries(rest).sort(([a], [b]) => a.localeCompare(b)));
+  return JSON.stringify(
+    Object.entries(rest).filter(([, v]) => v !== undefined).sort(([a], [b]) => a.localeCompare(b)),
+  );
 }
 
 /** The file name of a run's figure panel, e.g. `fig6a_mlp.svg`. */
@@ -49,7 +52,13 @@ export async function runExperiment(
   experiment: Experiment,
   setup: RunSetup,
   io: CommandIo,
-  options: { dir?: string; reuse?: Map<string, RunResult>; notes?: string[] } = {},
+  options: {
+    dir?: string;
+    reuse?: Map<string, RunResult>;
+    notes?: string[];
+    resume?: boolean;
+    command?: string;
+  } = {},
 ): Promise<ExperimentResult> {
   const dir = options.dir ?? setup.dir;
   const results: RunResult[] = [];
@@ -77,6 +86,7 @@ export async function runExperiment(
       progress: setup.progress,
       signal: setup.interrupt.signal,
       log: io.err,
+      resume: options.resume,
     });
     results.push(result);
     options.reuse?.set(specKey(run.spec), result);
@@ -86,6 +96,9 @@ export async function runExperiment(
           `${result.test.loss.toFixed(4)}`,
       );
     } else if (result.error) io.err(`[${run.spec.name}] ${result.error}`);
+    if (result.status !== "completed") {
+      reportUnfinished(result, io, options.command ?? experiment.name, setup.dir);
+    }
     if (result.status === "interrupted") {
       interrupted = true;
       break;

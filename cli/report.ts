@@ -162,7 +162,14 @@ export function trainReport(init: {
     lines.push("No test evaluation: the run did not complete.", "");
   }
   lines.push("## Curves", "", "![loss and accuracy per epoch](curves.svg)", "");
-  lines.push("## Per epoch", "", epochTable(result.history), "");
+  lines.push(
+    "## Per epoch",
+    "",
+    epochTable(result.history),
+    "",
+    "Epoch 1's time includes compiling the WGSL kernels for each new batch shape.",
+    "",
+  );
   if (test) {
     lines.push("## Per-class test accuracy", "", perClassTable([{ name: "accuracy", test }]), "");
     lines.push("## Confusion matrix (test set)", "", confusionTable(test), "");

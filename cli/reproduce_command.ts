@@ -23,6 +23,7 @@ import { INTERRUPTED_EXIT_CODE } from "./interrupt.ts";
 import { duration } from "./markdown.ts";
 import { dataLines, LOSS_NOTE, quickRunNotice, SPLIT_NOTE } from "./report.ts";
 import type { RunResult } from "./run_training.ts";
+import { resolveResume, RESUME_FLAG, writeCommandFile } from "./resume.ts";
 import { printTuneOutcome, runTune, type TuneFile, type TuneOutcome } from "./tune_command.ts";
 import { bestConfigsTable, plotFile, type TuneSettings } from "./tune_report.ts";
 
@@ -43,7 +44,7 @@ optimizers (Table 2, Fig. 7; its Adam run is compare's CNN-BN, same settings and
 (Tables 3-4), final with the tuned configs (Table 5, Fig. 8). Each writes its own folder and
 report; report.md at the top gathers every table beside the study's, with the figures.
 Quick check: --epochs 1 --limit 2000.`,
-  flags: [...REPRODUCE_FLAGS, ...RUN_FLAGS, ...DATA_FLAGS, HELP_FLAG],
+  flags: [...REPRODUCE_FLAGS, ...RUN_FLAGS, ...DATA_FLAGS, RESUME_FLAG, HELP_FLAG],
 };
 
 interface Stage {
@@ -115,8 +116,13 @@ function reproduceReport(init: {
 
 /** Runs `reproduce`; resolves to the exit code. */
 export function reproduceCommand(args: readonly string[], io: CommandIo): Promise<number> {
-  return runCommand(REPRODUCE_COMMAND, args, io, async (flags) => {
-    const setup = await setupRun("reproduce", args, flags, io);
+  return runCommand(REPRODUCE_COMMAND, args, io, async (given) => {
+    const resumed = await resolveResume("reproduce", REPRODUCE_COMMAND.flags, given);
+    const flags = resumed?.flags ?? given;
+    const setup = await setupRun("reproduce", resumed?.args ?? args, flags, io, {
+      outDir: resumed?.dir,
+    });
+    if (!resumed) await writeCommandFile(setup.dir, "reproduce", args);
     const epochs = flags.number("epochs");
     const seed = flags.number("seed")!;
     const experiments: ExperimentResult[] = [];

@@ -15,7 +15,12 @@ import { CLASS_NAMES } from "../data/fashion_mnist.ts";
 import { DataLoader } from "../data/loader.ts";
 import { type Classifier, createModel, type ModelName } from "../nn/models.ts";
 import { Rng } from "../nn/random.ts";
-import { saveCheckpoint, saveWeights } from "../train/checkpoint.ts";
+import {
+  loadCheckpoint,
+  restoreCheckpoint,
+  saveCheckpoint,
+  saveWeights,
+} from "../train/checkpoint.ts";
 import { perClassAccuracy } from "../train/confusion.ts";
 import { evaluate, fit, NonFiniteLossError } from "../train/fit.ts";
 import { type EpochRecord, historyToCsv } from "../train/history.ts";
@@ -70,6 +75,11 @@ export interface RunContext {
   signal?: AbortSignal;
   /** Prints a line on stderr. */
   log: (line: string) => void;
+  /**
+   * Resume: a finished run found in `dir` (same spec) is read back instead of trained again, and
+   * an unfinished one continues from its checkpoint.
+   */
+  resume?: boolean;
 }
 
 /** Test-set results. */
@@ -162,10 +172,61 @@ export async function testModel(
   }
 }
 
+function sameSpec(a: RunSpec, b: RunSpec): boolean {
+  const key = (spec: RunSpec) => {
+    const { title: _title, ...rest } = spec;
+    return JSON.stringify(
+      Object.entries(rest).filter(([, v]) => v !== undefined).sort(([x], [y]) =>
+        x.localeCompare(y)
+      ),
+    );
+  };
+  return key(a) === key(b);
+}
+
+async function readJsonFile<T>(path: string): Promise<T | undefined> {
+  try {
+    return JSON.parse(await Deno.readTextFile(path)) as T;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw new Error(`${path}: ${error instanceof Error ? error.message : error}`);
+  }
+}
+
+/** A finished run of `spec` in `dir`, read back from its files, if there is one. */
+export async function readFinishedRun(spec: RunSpec, dir: string): Promise<RunResult | undefined> {
+  const summary = await readJsonFile<{
+    status: RunStatus;
+    spec: RunSpec;
+    test: TestResult | null;
+    model: { description: string; parameters: number };
+    time: { wallSeconds: number };
+  }>(join(dir, "summary.json"));
+  if (!summary || summary.status !== "completed" || !sameSpec(summary.spec, spec)) return undefined;
+  const saved = await readJsonFile<{ history: EpochRecord[] }>(join(dir, "history.json"));
+  return {
+    spec,
+    dir,
+    status: "completed",
+    history: saved?.history ?? [],
+    test: summary.test,
+    parameters: summary.model.parameters,
+    description: summary.model.description,
+    wallSeconds: summary.time.wallSeconds,
+  };
+}
+
 /** Runs `spec` in `context.dir` (see the module notes). Never throws for NaN or Ctrl-C. */
 export async function runTraining(spec: RunSpec, context: RunContext): Promise<RunResult> {
-  const started = performance.now();
   const { data, dir } = context;
+  if (context.resume) {
+    const finished = await readFinishedRun(spec, dir);
+    if (finished) {
+      context.log(`[${spec.name}] finished before: kept as it is`);
+      return finished;
+    }
+  }
+  let started = performance.now();
   const model = createModel(spec.model, { rng: new Rng(spec.seed), l1: spec.l1 });
   const optimizer = makeOptimizer(spec, model);
   const scheduler = spec.stepSize > 0
@@ -182,6 +243,24 @@ export async function runTraining(spec: RunSpec, context: RunContext): Promise<R
   };
   let history: EpochRecord[] = [];
   try {
+    const checkpointPath = join(dir, "checkpoint.safetensors");
+    if (context.resume && await Deno.stat(checkpointPath).then(() => true, () => false)) {
+      const saved = await loadCheckpoint(checkpointPath);
+      const savedSpec = (saved.extra as { spec?: RunSpec } | null)?.spec;
+      if (!savedSpec || !sameSpec(savedSpec, spec)) {
+        throw new Error(`${checkpointPath}: saved by a run with other settings; cannot resume`);
+      }
+      restoreCheckpoint(saved, { model, optimizer, scheduler });
+      const file = await readJsonFile<{ history: EpochRecord[] }>(join(dir, "history.json"));
+      history = (file?.history ?? []).slice(0, saved.epoch);
+      if (history.length !== saved.epoch) {
+        throw new Error(
+          `${dir}: history.json has fewer epochs than the checkpoint (${saved.epoch})`,
+        );
+      }
+      started -= history.reduce((sum, r) => sum + r.seconds, 0) * 1000;
+      context.log(`[${spec.name}] resuming after epoch ${saved.epoch} of ${spec.epochs}`);
+    }
     let status: RunStatus = "completed";
     let error: string | undefined;
     try {
@@ -191,6 +270,7 @@ export async function runTraining(spec: RunSpec, context: RunContext): Promise<R
         optimizer,
         scheduler,
         epochs: spec.epochs,
+        history,
         signal: context.signal,
         progress,
         onEpoch: async (_record, done) => {

@@ -14,7 +14,9 @@ import { DATA_FLAGS, HELP_FLAG, RUN_FLAGS, TRAIN_FLAGS } from "./flags.ts";
 import { type CommandIo, type CommandSpec, runCommand, setupRun } from "./harness.ts";
 import { INTERRUPTED_EXIT_CODE } from "./interrupt.ts";
 import { trainReport } from "./report.ts";
-import { type RunResult, type RunSpec, runSummary, runTraining } from "./run_training.ts";
+import { resolveResume, RESUME_FLAG, writeCommandFile } from "./resume.ts";
+import { type RunSpec, runSummary, runTraining } from "./run_training.ts";
+import { reportUnfinished } from "./unfinished.ts";
 
 /** The `train` command. */
 export const TRAIN_COMMAND: CommandSpec = {
@@ -25,7 +27,7 @@ and writes to --out: weights.safetensors, checkpoint.safetensors (after every ep
 history.json, history.csv, curves.svg, summary.json and report.md (the study's numbers beside
 ours). Defaults: the study's CNN-BN setup (Adam, lr 0.01, batch 128, 10 epochs).
 Ctrl-C stops after the GPU work in flight and keeps every finished epoch.`,
-  flags: [...TRAIN_FLAGS, ...DATA_FLAGS, ...RUN_FLAGS, HELP_FLAG],
+  flags: [...TRAIN_FLAGS, ...DATA_FLAGS, ...RUN_FLAGS, RESUME_FLAG, HELP_FLAG],
 };
 
 const TITLES: Record<ModelName, string> = {
@@ -60,26 +62,12 @@ export function specFromFlags(flags: Flags): RunSpec {
   return spec;
 }
 
-/** Prints where an unfinished run's files are. */
-export function reportUnfinished(result: RunResult, io: CommandIo): void {
-  const dir = displayPath(result.dir);
-  const done = result.history.length;
-  const what = result.status === "interrupted" ? "Interrupted" : "Stopped";
-  io.err(`${what} after ${done} finished epoch${done === 1 ? "" : "s"} of ${result.spec.epochs}.`);
-  if (done > 0) {
-    io.err(`  history:    ${join(dir, "history.json")} (and history.csv, curves.svg)`);
-    io.err(`  checkpoint: ${join(dir, "checkpoint.safetensors")} (epoch ${done})`);
-    io.err(
-      `  evaluate it: deno run -A cli.ts evaluate --weights ${join(dir, "checkpoint.safetensors")}`,
-    );
-  } else {
-    io.err(`  no epoch finished; the run folder is ${dir}`);
-  }
-}
-
 /** Runs `train` with its arguments (without the command name); resolves to the exit code. */
 export function trainCommand(args: readonly string[], io: CommandIo): Promise<number> {
-  return runCommand(TRAIN_COMMAND, args, io, async (flags) => {
+  return runCommand(TRAIN_COMMAND, args, io, async (given) => {
+    const resumed = await resolveResume("train", TRAIN_COMMAND.flags, given);
+    const flags = resumed?.flags ?? given;
+    const runArgs = resumed?.args ?? args;
     const spec = specFromFlags(flags);
     if (flags.has("l1") && spec.model !== "tuning-cnn") {
       io.err("note: --l1 only applies to --model tuning-cnn; ignored");
@@ -87,7 +75,8 @@ export function trainCommand(args: readonly string[], io: CommandIo): Promise<nu
     if (flags.has("momentum") && spec.optimizer !== "sgd") {
       io.err("note: --momentum only applies to --optimizer sgd; ignored");
     }
-    const setup = await setupRun("train", args, flags, io);
+    const setup = await setupRun("train", runArgs, flags, io, { outDir: resumed?.dir });
+    if (!resumed) await writeCommandFile(setup.dir, "train", args);
     try {
       io.err(
         `Run: ${spec.title}, ${spec.epochs} epoch${
@@ -101,6 +90,7 @@ export function trainCommand(args: readonly string[], io: CommandIo): Promise<nu
         progress: setup.progress,
         signal: setup.interrupt.signal,
         log: io.err,
+        resume: resumed !== undefined,
       });
       const study = studyMatch(spec);
       await writeJson(join(setup.dir, "summary.json"), {

@@ -30,6 +30,7 @@ Deno.test("train writes weights, checkpoint, history, curves, summary and report
   const files = [...Deno.readDirSync(out)].map((e) => e.name).sort();
   deepEqual(files, [
     "checkpoint.safetensors",
+    "command.json",
     "curves.svg",
     "history.csv",
     "history.json",
@@ -157,8 +158,16 @@ Deno.test("train writes weights, checkpoint, history, curves, summary and report
   });
 });
 
-Deno.test("Ctrl-C keeps every finished epoch's history and the last checkpoint", async () => {
+Deno.test("Ctrl-C keeps the finished epochs' history and checkpoint; --resume finishes", async () => {
   const out = await tempOut("interrupt");
+  // 160 images: 128 training (one batch), 32 validation: about 0.2 s per epoch.
+  const small = [
+    "--data-dir",
+    await writeBlobDataset(160, 50),
+    "--no-verify",
+    "--progress",
+    "lines",
+  ];
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -168,10 +177,10 @@ Deno.test("Ctrl-C keeps every finished epoch's history and the last checkpoint",
       "--model",
       "mlp",
       "--epochs",
-      "200",
+      "20",
       "--out",
       out,
-      ...data,
+      ...small,
     ],
     cwd: ROOT,
     stdout: "piped",
@@ -186,7 +195,7 @@ Deno.test("Ctrl-C keeps every finished epoch's history and the last checkpoint",
     const { value, done } = await reader.read();
     if (done) break;
     stderr += decoder.decode(value, { stream: true });
-    if (!signalled && /epoch 2\/200/.test(stderr)) {
+    if (!signalled && /epoch 2\/20 /.test(stderr)) {
       child.kill("SIGINT");
       signalled = true;
     }
@@ -196,8 +205,8 @@ Deno.test("Ctrl-C keeps every finished epoch's history and the last checkpoint",
   ok(signalled, stderr);
   equal(status.code, 130, stderr);
   match(stderr, /Ctrl-C: stopping/);
-  const done = Number(/Interrupted after (\d+) finished epochs? of 200/.exec(stderr)?.[1]);
-  ok(done >= 2 && done < 200, stderr);
+  const done = Number(/Interrupted after (\d+) finished epochs? of 20/.exec(stderr)?.[1]);
+  ok(done >= 2 && done < 20, stderr);
   match(stderr, new RegExp(`history: +${out.replaceAll("/", "\\/")}\\/history\\.json`));
   match(
     stderr,
@@ -220,6 +229,26 @@ Deno.test("Ctrl-C keeps every finished epoch's history and the last checkpoint",
   equal(summary.test, null);
   match(await Deno.readTextFile(join(out, "report.md")), /\*\*interrupted\*\* \(Ctrl-C\)/);
   ok(!(await Deno.stat(join(out, "weights.safetensors")).then(() => true, () => false)));
+  match(
+    stderr,
+    new RegExp(`continue: +deno run -A cli\\.ts train --resume ${out.replaceAll("/", "\\/")}`),
+  );
+
+  const refused = await runCli(["train", "--resume", out, "--epochs", "3"]);
+  equal(refused.code, 2);
+  match(refused.stderr, /--resume takes its settings from .*command\.json; drop --epochs/);
+  const resumed = await runCli(["train", "--resume", out, "--progress", "lines"]);
+  equal(resumed.code, 0, resumed.stderr);
+  match(resumed.stderr, new RegExp(`resuming after epoch ${done} of 20`));
+  const full = JSON.parse(await Deno.readTextFile(join(out, "history.json"))).history;
+  deepEqual(
+    full.map((r: { epoch: number }) => r.epoch),
+    Array.from({ length: 20 }, (_, i) => i + 1),
+  );
+  deepEqual(full.slice(0, done), history, "finished epochs are kept as they were");
+  equal((await loadCheckpoint(join(out, "checkpoint.safetensors"))).epoch, 20);
+  equal(JSON.parse(await Deno.readTextFile(join(out, "summary.json"))).status, "completed");
+  ok(await Deno.stat(join(out, "weights.safetensors")).then(() => true, () => false));
 });
 
 Deno.test("a diverging run stops with the epoch and exit code 1", async () => {
