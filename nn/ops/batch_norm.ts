@@ -195,6 +195,7 @@ ${phases.helpers ?? ""}
 @compute @workgroup_size(${wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let c = ${workgroupIndex(l.channels)};
+  ${grid(l.channels)[1] > 1 ? "if (c >= C) { return; }" : ""}
 ${phases.setup}
 ${reduce}
 ${phases.finish}
