@@ -61,6 +61,7 @@ function reproduceReport(init: {
   stages: Stage[];
   interrupted: boolean;
   epochs?: number;
+  seed: number;
 }): string {
   const { dir, experiments, tune } = init;
   const total = init.stages.reduce((sum, s) => sum + s.seconds, 0);
@@ -69,6 +70,7 @@ function reproduceReport(init: {
     "",
     ...environmentLines(init.env),
     ...dataLines(init.data),
+    `- Seed: ${init.seed} (weights, dropout, batch order; tuning trial i uses seed + i)`,
     `- Wall time: ${duration(total)} (${
       init.stages.map((s) => `${s.name} ${duration(s.seconds)}`).join(", ")
     })`,
@@ -83,15 +85,19 @@ function reproduceReport(init: {
     const e = outcome.experiment;
     const folder = relative(dir, outcome.dir);
     lines.push(
-      `## ${e.table}: ${e.title}`,
+      `## ${e.table} — ${e.title}`,
       "",
       experimentTable(outcome),
+      "",
+      ...e.notes.map((note) => `- ${note}`),
+      ...Object.entries(outcome.reused).map(([name, from]) =>
+        `- ${name}: same settings and seed as \`${relative(dir, from)}\`; its result is reused.`
+      ),
       "",
       `Details: [${folder}/report.md](${folder}/report.md).`,
       "",
       ...e.runs.filter((run) => outcome.results.some((r) => r.spec.name === run.spec.name))
-        .map((run) => `![${run.spec.title}](${folder}/${figureFile(run)})`),
-      "",
+        .flatMap((run) => [`![${run.spec.title}](${folder}/${figureFile(run)})`, ""]),
     );
   };
   emit(section("compare"));
@@ -99,14 +105,15 @@ function reproduceReport(init: {
   if (tune) {
     const folder = relative(dir, tune.dir);
     lines.push(
-      "## Tables 3 and 4: hyperparameter tuning",
+      "## Tables 3 and 4 — Experiment 3: hyperparameter tuning",
       "",
       bestConfigsTable(tune.settings.optimizers, tune.best),
       "",
       `Every trial beside the study's tables: [${folder}/report.md](${folder}/report.md).`,
       "",
-      ...tune.settings.optimizers.map((opt) => `![${opt} trials](${folder}/${plotFile(opt)})`),
-      "",
+      ...tune.settings.optimizers.flatMap((
+        opt,
+      ) => [`![${opt} trials](${folder}/${plotFile(opt)})`, ""]),
     );
   }
   emit(section("final"));
@@ -198,6 +205,7 @@ export function reproduceCommand(args: readonly string[], io: CommandIo): Promis
           stages,
           interrupted,
           epochs,
+          seed,
         }),
       );
       io.out(`Report: ${join(displayPath(setup.dir), "report.md")}`);
