@@ -161,6 +161,8 @@ export function reproduceCommand(args: readonly string[], io: CommandIo): Promis
           runExperiment(experiment(name, { epochs, seed, tuned: configs }), setup, io, {
             dir: join(setup.dir, name),
             reuse,
+            resume: resumed !== undefined,
+            command: "reproduce",
           }),
       );
       experiments.push(outcome);
