@@ -11,6 +11,7 @@ import { Conv2d } from "./modules/conv2d.ts";
 import type { InitOptions } from "./modules/init.ts";
 import { Dropout, Flatten, LogSoftmax, ReLU } from "./modules/layers.ts";
 import { maxPool2d } from "./ops/max_pool.ts";
+import { batchNorm, batchNormReluMaxPool2d } from "./ops/batch_norm.ts";
 import { Linear } from "./modules/linear.ts";
 import { Module } from "./modules/module.ts";
 
@@ -36,6 +37,17 @@ const flatten = new Flatten();
  */
 function reluPool(x: Tensor): Tensor {
   return maxPool2d(x, { kernelSize: 2, relu: true });
+}
+
+/**
+ * BatchNorm2d → ReLU → MaxPool(2) as one fused op where its kernels apply (even height, width a
+ * multiple of 8: the study's 24x24 and 8x8 maps), else the two ops above.
+ */
+function batchNormReluPool(bn: BatchNorm2d, x: Tensor): Tensor {
+  const options = bn.normOptions(x);
+  const [, , height, width] = x.shape;
+  if (height % 2 === 0 && width % 8 === 0) return batchNormReluMaxPool2d(x, options);
+  return reluPool(batchNorm(x, options));
 }
 
 /** MLP: Flatten(784) → Linear(784,256) → ReLU → Dropout(0.2) → Linear(256,128) → ReLU → Dropout(0.2) → Linear(128,10) → LogSoftmax. */
@@ -124,8 +136,8 @@ export abstract class BatchNormTrunk extends Classifier {
 
   /** x [N, 1, 28, 28] → features [N, 320]. */
   protected features(x: Tensor): Tensor {
-    const h1 = reluPool(this.bn1.forward(this.conv1.forward(x)));
-    const h2 = reluPool(this.bn2.forward(this.conv2.forward(h1)));
+    const h1 = batchNormReluPool(this.bn1, this.conv1.forward(x));
+    const h2 = batchNormReluPool(this.bn2, this.conv2.forward(h1));
     return flatten.forward(h2);
   }
 }

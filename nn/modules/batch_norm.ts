@@ -4,7 +4,7 @@
  * @module
  */
 
-import { batchNorm } from "../ops/batch_norm.ts";
+import { batchNorm, type BatchNormOptions } from "../ops/batch_norm.ts";
 import { formatShape, type Tensor } from "../tensor.ts";
 import { constant } from "./init.ts";
 import { Module } from "./module.ts";
@@ -52,6 +52,14 @@ export abstract class BatchNormBase extends Module {
 
   /** Normalises x per channel: batch statistics in training, running ones in eval. */
   forward(x: Tensor): Tensor {
+    return batchNorm(x, this.normOptions(x));
+  }
+
+  /**
+   * The options of the functional `batchNorm` for this layer (its parameters, running
+   * statistics and mode), after checking that `x` fits; for fused ops built on batch norm.
+   */
+  normOptions(x: Tensor): BatchNormOptions {
     if (x.rank !== this.rank || x.shape[1] !== this.numFeatures) {
       const wanted = this.rank === 2
         ? `[N, ${this.numFeatures}]`
@@ -60,7 +68,7 @@ export abstract class BatchNormBase extends Module {
         `${this.constructor.name}: input ${formatShape(x.shape)} does not fit (needs ${wanted})`,
       );
     }
-    return batchNorm(x, {
+    return {
       weight: this.weight ?? undefined,
       bias: this.bias ?? undefined,
       runningMean: this.runningMean,
@@ -68,7 +76,7 @@ export abstract class BatchNormBase extends Module {
       training: this.training,
       momentum: this.momentum,
       eps: this.eps,
-    });
+    };
   }
 }
 
