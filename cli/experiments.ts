@@ -94,7 +94,7 @@ export function experiment(name: ExperimentName, overrides: ExperimentOverrides 
         study: TABLE_1[i],
         figure,
       })),
-      notes: ["All three: Adam, lr 0.01, batch 128, 10 epochs, NLL loss (the study's setup)."],
+      notes: ["The study's setup for all three: Adam, lr 0.01, batch 128, 10 epochs, NLL loss."],
     };
   }
   if (name === "optimizers") {
@@ -120,7 +120,8 @@ export function experiment(name: ExperimentName, overrides: ExperimentOverrides 
         figure: i === 0 ? "fig7a" : "fig7b",
       })),
       notes: [
-        "Both: CNN-BN, lr 0.01, batch 128, 10 epochs; SGD is plain (no momentum).",
+        "The study's setup for both: CNN-BN, lr 0.01, batch 128, 10 epochs; SGD is plain (no " +
+        "momentum).",
         "The study's SGD row (0.857) is not an SGD result: its notebook evaluated the CNN model " +
         "of Experiment 1 there (0.857 is Table 1's CNN). Ours is the SGD-trained CNN-BN.",
       ],
