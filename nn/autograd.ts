@@ -184,7 +184,7 @@ function storeLeafGrad(leaf: Tensor, grad: Tensor): void {
     return;
   }
   keep(grad);
-  if (!leaf.grad) {
+  if (!leaf.grad || leaf.grad.isDisposed) {
     leaf.grad = grad;
     return;
   }

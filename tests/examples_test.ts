@@ -1,0 +1,36 @@
+// The README's examples run as written, and learn.
+import assert from "node:assert/strict";
+import { fileURLToPath as fromFileUrl } from "node:url";
+
+async function runExample(name: string, cwd: string): Promise<string> {
+  const path = fromFileUrl(new URL(`../examples/${name}`, import.meta.url));
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", path],
+    cwd,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(stdout);
+  assert.equal(code, 0, `${name} failed:\n${text}\n${new TextDecoder().decode(stderr)}`);
+  return text;
+}
+
+Deno.test("examples/tiny_network.ts trains the hand-built network (the loss falls below 0.1)", async () => {
+  const out = await runExample("tiny_network.ts", Deno.cwd());
+  const losses = [...out.matchAll(/loss (\d+\.\d+)/g)].map((m) => Number(m[1]));
+  assert.equal(losses.length, 5, out);
+  assert.ok(losses.at(-1)! < 0.1 && losses.at(-1)! < losses[0], out);
+});
+
+Deno.test("examples/train_cnn_bn.ts trains CNN-BN on FashionMNIST and saves safetensors", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const out = await runExample("train_cnn_bn.ts", dir);
+    const accuracy = Number(out.match(/test accuracy (\d\.\d+)/)?.[1]);
+    assert.ok(accuracy > 0.75, out);
+    const bytes = await Deno.readFile(`${dir}/cnn_bn.safetensors`);
+    assert.ok(bytes.length > 8550 * 4, "the weights file holds every parameter");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
