@@ -161,6 +161,7 @@ export function encodeSafetensors(
 
 interface HeaderEntry {
   name: string;
+  dtype: "F32" | "I64";
   shape: number[];
   begin: number;
   end: number;
@@ -174,10 +175,10 @@ function parseEntry(name: string, value: unknown, fail: (why: string) => never):
   const { dtype, shape, data_offsets: offsets } = info;
   if (typeof dtype !== "string") fail(`tensor "${name}" has no dtype string`);
   if (!(dtype in KNOWN_DTYPES)) fail(`tensor "${name}" has an unknown dtype "${dtype}"`);
-  if (dtype !== "F32") {
+  if (dtype !== "F32" && dtype !== "I64") {
     fail(
-      `tensor "${name}" has dtype ${dtype}; wgtorch reads only F32 tensors ` +
-        "(convert the weights to float32 before saving them)",
+      `tensor "${name}" has dtype ${dtype}; wgtorch reads only F32 tensors (and I64 ones such ` +
+        "as PyTorch's num_batches_tracked); convert the weights to float32 before saving them",
     );
   }
   if (
@@ -191,7 +192,7 @@ function parseEntry(name: string, value: unknown, fail: (why: string) => never):
   ) {
     fail(`tensor "${name}" has invalid data_offsets ${JSON.stringify(offsets)}`);
   }
-  return { name, shape: shape as number[], begin: offsets[0], end: offsets[1] };
+  return { name, dtype, shape: shape as number[], begin: offsets[0], end: offsets[1] };
 }
 
 function parseMetadata(value: unknown, fail: (why: string) => never): Record<string, string> {
@@ -206,8 +207,8 @@ function parseMetadata(value: unknown, fail: (why: string) => never): Record<str
 }
 
 /**
- * Parses a safetensors file. Checks the header length, the JSON, every dtype (only F32 is
- * accepted), that each tensor's byte range matches its shape, and that the ranges are
+ * Parses a safetensors file. Checks the header length, the JSON, every dtype (F32, and I64 for
+ * PyTorch's integer buffers such as `num_batches_tracked`, read as float32 numbers), that each tensor's byte range matches its shape, and that the ranges are
  * contiguous from 0 and end exactly at the end of the file.
  */
 export function decodeSafetensors(bytes: Uint8Array): DecodedSafetensors {
@@ -262,7 +263,7 @@ export function decodeSafetensors(bytes: Uint8Array): DecodedSafetensors {
           `be contiguous and the next tensor should start at ${expectedBegin}`,
       );
     }
-    const needed = elementCount(entry.shape) * F32_BYTES;
+    const needed = elementCount(entry.shape) * (entry.dtype === "I64" ? 8 : F32_BYTES);
     if (entry.end - entry.begin !== needed) {
       fail(
         `tensor "${entry.name}" of shape ${formatShape(entry.shape)} needs ${needed} bytes ` +
@@ -281,7 +282,11 @@ export function decodeSafetensors(bytes: Uint8Array): DecodedSafetensors {
   const tensors = Object.fromEntries(entries.map((entry) => {
     const start = bytes.byteOffset + dataStart + entry.begin;
     const copy = bytes.buffer.slice(start, start + entry.end - entry.begin) as ArrayBuffer;
-    return [entry.name, { shape: entry.shape, data: new Float32Array(copy) }];
+    // I64 values (step counters) become float32 numbers: exact up to 2^24.
+    const data = entry.dtype === "I64"
+      ? Float32Array.from(new BigInt64Array(copy), (value) => Number(value))
+      : new Float32Array(copy);
+    return [entry.name, { shape: entry.shape, data }];
   }));
   return { tensors, metadata };
 }

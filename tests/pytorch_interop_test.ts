@@ -1,0 +1,135 @@
+// Weights move between wgtorch and PyTorch through safetensors, in both directions, for each of
+// the study's models: PyTorch loads a wgtorch file into the matching nn.Module (strict) and
+// computes the same log-probabilities, and the reverse. Needs Debian's python3-torch (.ci/run
+// installs it); skipped with a message when PyTorch is not importable.
+import { fileURLToPath } from "node:url";
+import { createModel, type ModelName } from "../nn/models.ts";
+import { nllLoss } from "../nn/ops/softmax.ts";
+import { noGrad } from "../nn/autograd.ts";
+import { Rng } from "../nn/random.ts";
+import { loadSafetensors, saveSafetensors } from "../nn/safetensors.ts";
+import { tidy } from "../nn/scope.ts";
+import { tensor } from "../nn/tensor.ts";
+import { SGD } from "../train/optim/sgd.ts";
+import { assertClose, gpuReady, randomArray } from "./testing.ts";
+
+const script = fileURLToPath(new URL("./pytorch/interop.py", import.meta.url));
+
+async function findPython(): Promise<string | null> {
+  for (const python of ["/usr/bin/python3", "python3"]) {
+    try {
+      const { code } = await new Deno.Command(python, {
+        args: ["-c", "import torch"],
+        stderr: "null",
+      })
+        .output();
+      if (code === 0) return python;
+    } catch { /* not installed */ }
+  }
+  return null;
+}
+
+const python = await findPython();
+if (!python) {
+  console.warn(
+    "pytorch_interop_test: PyTorch is not importable (apt-get install python3-torch); skipped",
+  );
+}
+await gpuReady();
+
+async function runPython(args: string[]): Promise<void> {
+  const { code, stderr } = await new Deno.Command(python!, {
+    args: [script, ...args],
+    stdout: "null",
+    stderr: "piped",
+  })
+    .output();
+  if (code !== 0) {
+    throw new Error(`interop.py ${args.join(" ")} failed:\n${new TextDecoder().decode(stderr)}`);
+  }
+}
+
+const BATCH = 6;
+const input = Float32Array.from(randomArray(BATCH * 784, 3, 0, 1));
+
+function evalLogProbs(model: ReturnType<typeof createModel>): Promise<Float32Array> {
+  model.eval();
+  const out = tidy(() => noGrad(() => model.forward(tensor(input, [BATCH, 1, 28, 28]))));
+  return out.toArray().finally(() => out.dispose());
+}
+
+for (const name of ["mlp", "cnn", "cnn-bn", "tuning-cnn"] as ModelName[]) {
+  Deno.test({
+    name: `${name}: wgtorch → safetensors → PyTorch, and PyTorch → safetensors → wgtorch`,
+    ignore: python === null,
+    async fn() {
+      const dir = await Deno.makeTempDir();
+      try {
+        const inputPath = `${dir}/input.f32`;
+        await Deno.writeFile(inputPath, new Uint8Array(input.buffer));
+        // wgtorch → PyTorch, after a few training steps so that running statistics have moved.
+        const model = createModel(name, { rng: new Rng(5), l1: 64 });
+        const optimizer = new SGD(model.parameters(), { lr: 0.05 });
+        for (let step = 0; step < 3; step++) {
+          tidy(() => {
+            optimizer.zeroGrad();
+            const x = tensor(Float32Array.from(randomArray(16 * 784, 10 + step, 0, 1)), [
+              16,
+              1,
+              28,
+              28,
+            ]);
+            const y = tensor(Int32Array.from({ length: 16 }, (_, i) => i % 10), [16], {
+              dtype: "i32",
+            });
+            nllLoss(model.forward(x), y).backward();
+            optimizer.step();
+          });
+        }
+        optimizer.zeroGrad();
+        const ours = await evalLogProbs(model);
+        await saveSafetensors(`${dir}/ours.safetensors`, model.stateDict(), { model: name });
+        await runPython([
+          "load",
+          name,
+          "64",
+          `${dir}/ours.safetensors`,
+          inputPath,
+          `${dir}/theirs.f32`,
+        ]);
+        const theirs = new Float32Array((await Deno.readFile(`${dir}/theirs.f32`)).buffer);
+        assertClose(
+          theirs,
+          ours,
+          { atol: 2e-4, rtol: 1e-4 },
+          "PyTorch's log-probs from wgtorch's weights",
+        );
+
+        // PyTorch → wgtorch (its file includes num_batches_tracked as I64).
+        await runPython([
+          "save",
+          name,
+          "64",
+          `${dir}/torch.safetensors`,
+          inputPath,
+          `${dir}/torch_out.f32`,
+        ]);
+        const expected = new Float32Array((await Deno.readFile(`${dir}/torch_out.f32`)).buffer);
+        const loaded = await loadSafetensors(`${dir}/torch.safetensors`);
+        const fresh = createModel(name, { rng: new Rng(99), l1: 64 });
+        fresh.loadStateDict(loaded.tensors);
+        for (const t of Object.values(loaded.tensors)) t.dispose();
+        assertClose(
+          await evalLogProbs(fresh),
+          expected,
+          { atol: 2e-4, rtol: 1e-4 },
+          "wgtorch's log-probs from PyTorch's weights",
+        );
+        model.dispose();
+        fresh.dispose();
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    },
+  });
+}
