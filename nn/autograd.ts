@@ -170,10 +170,8 @@ export function runBackward(
       });
       for (const returned of owned) if (returned !== grad) returned.dispose();
       grad.dispose();
-      if (!options.retainGraph) {
-        node.release();
-        tensor.node = null;
-      }
+      // The node stays on its output, released: a second backward through it then says so.
+      if (!options.retainGraph) node.release();
     }
   });
 }

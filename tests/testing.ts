@@ -114,10 +114,14 @@ export async function gradCheck(testCase: GradCheckCase): Promise<void> {
   const gpuInputs = inputs.map((input) =>
     tensor(Float32Array.from(input.data), input.shape, { requiresGrad: input.check !== false })
   );
-  const out = tidy(() => testCase.gpu(gpuInputs));
+  const outGrad = tensor(Float32Array.from(weights), [expected.length]);
+  // Forward and backward in one tidy: the intermediates of a composed op live until backward.
+  const out = tidy(() => {
+    const result = testCase.gpu(gpuInputs);
+    if (result.requiresGrad) result.backward({ grad: outGrad.view(result.shape) });
+    return result;
+  });
   assertClose(await out.toArray(), expected, testCase.forwardTolerance ?? {}, "forward");
-  const outGrad = tensor(Float32Array.from(weights), out.shape);
-  if (out.requiresGrad) out.backward({ grad: outGrad });
   for (const [k, input] of inputs.entries()) {
     if (input.check === false) continue;
     const numeric = new Float64Array(input.data.length);
