@@ -24,10 +24,10 @@
  */
 
 import { recordOp } from "../autograd.ts";
-import { type Access, f32, grid, kernel, u32, workgroupIndex } from "../kernel.ts";
-import { dispatch, type Resource } from "../stream.ts";
-import { releaseTexture, tensorTexture, textureReaders } from "../texture.ts";
+import { type Access, f32, grid, u32, workgroupIndex } from "../kernel.ts";
 import { formatShape, Tensor } from "../tensor.ts";
+import { PACKED_ARGMAX, quadCorners, quadGradient, quadMax, spreadGradient } from "./pool_quads.ts";
+import { declareTensors, dispatchTensors, type TensorBinding } from "./tensor_bindings.ts";
 
 /**
  * Invocations per workgroup (a power of two, for the tree). One SIMD vector: llvmpipe runs a
@@ -76,27 +76,26 @@ function layoutOf(shape: readonly number[]): Layout {
   return { channels, count: shape[0] * spatial, width, rowUnits, units };
 }
 
-/** A binding of a kernel whose binding list depends on the options. */
-interface Bound {
-  name: string;
-  tensor: Tensor;
-  /** `texture`: read through `<name>Unit(i)`; else a storage array of `type`. */
-  access: Access;
-  /** Element type of a storage binding: "V" (the layout's unit), "f32". */
-  type?: string;
+/**
+ * WGSL declarations of a kernel's bindings (a storage binding's `type` may be "V", the layout's
+ * unit); each texture also gets `<name>Unit(i)`, its unit i.
+ */
+function declare(bound: readonly TensorBinding[], l: Layout): string {
+  const units = bound.filter((b) => b.access === "texture").map(({ name }) =>
+    `fn ${name}Unit(i: u32) -> V { return ${l.width === 4 ? `${name}Vec4(i)` : `${name}At(i)`}; }`
+  );
+  return [declareTensors(bound), ...units].join("\n");
 }
 
-function declare(bound: readonly Bound[], l: Layout): string {
-  return bound.map(({ name, access, type }, i) => {
-    if (access !== "texture") {
-      const mode = access === "read" ? "read" : "read_write";
-      return `@group(0) @binding(${i}) var<storage, ${mode}> ${name}: array<${type}>;`;
-    }
-    const read = l.width === 4 ? `${name}Vec4(i)` : `${name}At(i)`;
-    return `@group(0) @binding(${i}) var ${name}: texture_2d<f32>;
-${textureReaders(name)}
-fn ${name}Unit(i: u32) -> V { return ${read}; }`;
-  }).join("\n");
+/** The WGSL of a kernel over channels, phase by phase (see `encodeChannels`). */
+interface ChannelPhases {
+  helpers?: string;
+  setup: string;
+  reduce?: { init: string; unit: string; share: string; combine: string; overQuads?: boolean };
+  finish: string;
+  mapUnit?: string;
+  /** Run `mapUnit` over the channel's quads (see `quadLoop`) rather than its units. */
+  mapOverQuads?: boolean;
 }
 
 /**
@@ -109,16 +108,8 @@ fn ${name}Unit(i: u32) -> V { return ${read}; }`;
 function encodeChannels(
   name: string,
   l: Layout,
-  bound: readonly Bound[],
-  phases: {
-    helpers?: string;
-    setup: string;
-    reduce?: { init: string; unit: string; share: string; combine: string; overQuads?: boolean };
-    finish: string;
-    mapUnit?: string;
-    /** Run `mapUnit` over the channel's quads (see `quadLoop`) rather than its units. */
-    mapOverQuads?: boolean;
-  },
+  bound: readonly TensorBinding[],
+  phases: ChannelPhases,
   pool?: { height: number; width: number },
 ): void {
   const wg = WORKGROUP;
@@ -201,16 +192,7 @@ ${reduce}
 ${phases.finish}
 ${phases.mapUnit ? loop(phases.mapUnit, phases.mapOverQuads) : ""}
 }`;
-  const textures = new Map<Bound, GPUTexture>();
-  const resources: Resource[] = bound.map((b) => {
-    if (b.access !== "texture") return b.tensor.buffer;
-    const texture = tensorTexture(b.tensor);
-    textures.set(b, texture);
-    return texture;
-  });
-  const compiled = kernel({ name, code, bindings: bound.map((b) => b.access) });
-  dispatch(compiled, resources, grid(l.channels));
-  for (const texture of textures.values()) releaseTexture(texture);
+  dispatchTensors(name, code, bound, l.channels);
 }
 
 /**
@@ -269,26 +251,29 @@ function checkOptions(x: Tensor, options: BatchNormOptions): void {
   }
 }
 
+/** "train" or "eval", and x's shape: what every kernel name holds. */
+function kernelKey(x: Tensor, training: boolean): string {
+  return `${training ? "train" : "eval"}_${x.shape.join("x")}`;
+}
+
+/** [x, weight?, bias?]: the inputs recorded for autograd (never the running statistics). */
+function differentiableInputs(x: Tensor, { weight, bias }: BatchNormOptions): Tensor[] {
+  return [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
+}
+
 /**
- * Batch normalisation of x [N, C] or [N, C, H, W] over every axis but the channel axis 1:
- * y = (x - mean) / sqrt(var + eps) * weight + bias.
- *
- * In training the batch mean and biased variance are used, and `runningMean`/`runningVar` (if
- * given) are updated in place: running = (1 - momentum) * running + momentum * batch, with the
- * unbiased batch variance. In eval the running statistics are used. Differentiable with respect
- * to x, weight and bias (through the batch statistics in training); never the running stats.
+ * The bindings a forward kernel starts with: x, the running statistics, weight and bias (those
+ * given), the saved statistics and the output.
  */
-export function batchNorm(x: Tensor, options: BatchNormOptions): Tensor {
-  checkOptions(x, options);
+function forwardBindings(
+  x: Tensor,
+  options: BatchNormOptions,
+  stats: Tensor,
+  out: Tensor,
+): TensorBinding[] {
   const { weight, bias, runningMean, runningVar, training } = options;
-  const momentum = options.momentum ?? 0.1, eps = options.eps ?? 1e-5;
-  const l = layoutOf(x.shape);
-  const id = `${x.shape.join("x")}`;
-  const out = Tensor.empty(x.shape);
-  // Saved for backward: the channel's origin, mean - origin, and 1 / std.
-  const stats = Tensor.empty([3, l.channels]);
   const runningAccess: Access = training ? "read_write" : "read";
-  const bound: Bound[] = [
+  return [
     { name: "x", tensor: x, access: "texture" },
     ...(runningMean && runningVar
       ? [
@@ -301,6 +286,16 @@ export function batchNorm(x: Tensor, options: BatchNormOptions): Tensor {
     { name: "stats", tensor: stats, access: "read_write", type: "f32" },
     { name: "out", tensor: out, access: "read_write", type: "V" },
   ];
+}
+
+/**
+ * The phases of a forward kernel before its `mapUnit`: the channel's statistics (the batch's in
+ * training, else the running ones), saved to `stats`, and the running update in training. After
+ * them y = ((x - origin) - offset) * scale + shift.
+ */
+function statisticsPhases(options: BatchNormOptions): Omit<ChannelPhases, "mapUnit"> {
+  const { weight, bias, runningMean, training } = options;
+  const momentum = options.momentum ?? 0.1, eps = options.eps ?? 1e-5;
   const statistics = training
     ? /* wgsl */ `
   let offset = merged.y;
@@ -316,29 +311,25 @@ export function batchNorm(x: Tensor, options: BatchNormOptions): Tensor {
     runningVar[c] = ${f32(1 - momentum)} * runningVar[c] +
       ${f32(momentum)} * merged.z / (COUNT - 1.0);`
     : "";
-  encodeChannels(
-    `batch_norm_${training ? "train" : "eval"}_${id}${weight ? "_w" : ""}${bias ? "_b" : ""}`,
-    l,
-    bound,
-    {
-      helpers: training ? CHAN_MERGE : "",
-      // Sums are taken about the channel's first value (its origin) and the mean is kept
-      // relative to it: all stay small, so f32 keeps their digits when |mean| >> std.
-      setup: training
-        ? "  let origin = lead(xUnit(unitAt(c, 0u)));"
-        : "  let origin = runningMean[c];",
-      reduce: training
-        ? {
-          init: "var s1 = V(0.0);\n  var s2 = V(0.0);",
-          unit: /* wgsl */ `
+  return {
+    helpers: training ? CHAN_MERGE : "",
+    // Sums are taken about the channel's first value (its origin) and the mean is kept
+    // relative to it: all stay small, so f32 keeps their digits when |mean| >> std.
+    setup: training
+      ? "  let origin = lead(xUnit(unitAt(c, 0u)));"
+      : "  let origin = runningMean[c];",
+    reduce: training
+      ? {
+        init: "var s1 = V(0.0);\n  var s2 = V(0.0);",
+        unit: /* wgsl */ `
       let d = xUnit(i) - V(origin);
       s1 += d;
       s2 += d * d;`,
-          share: /* wgsl */ `shareStats(shareCount(lid), hsum(s1), hsum(s2))`,
-          combine: "chanMerge(a, b)",
-        }
-        : undefined,
-      finish: /* wgsl */ `${statistics}
+        share: /* wgsl */ `shareStats(shareCount(lid), hsum(s1), hsum(s2))`,
+        combine: "chanMerge(a, b)",
+      }
+      : undefined,
+    finish: /* wgsl */ `${statistics}
   let invStd = inverseSqrt(variance + ${f32(eps)});
   let scale = ${weight ? "weight[c] * " : ""}invStd;
   let shift = ${bias ? "bias[c]" : "0.0"};
@@ -347,55 +338,96 @@ export function batchNorm(x: Tensor, options: BatchNormOptions): Tensor {
     stats[C + c] = offset;
     stats[2u * C + c] = invStd;${updateRunning}
   }`,
+  };
+}
+
+/**
+ * Batch normalisation of x [N, C] or [N, C, H, W] over every axis but the channel axis 1:
+ * y = (x - mean) / sqrt(var + eps) * weight + bias.
+ *
+ * In training the batch mean and biased variance are used, and `runningMean`/`runningVar` (if
+ * given) are updated in place: running = (1 - momentum) * running + momentum * batch, with the
+ * unbiased batch variance. In eval the running statistics are used. Differentiable with respect
+ * to x, weight and bias (through the batch statistics in training); never the running stats.
+ */
+export function batchNorm(x: Tensor, options: BatchNormOptions): Tensor {
+  checkOptions(x, options);
+  const { weight, bias, training } = options;
+  const l = layoutOf(x.shape);
+  const out = Tensor.empty(x.shape);
+  // Saved for backward: the channel's origin, mean - origin, and 1 / std.
+  const stats = Tensor.empty([3, l.channels]);
+  encodeChannels(
+    `batch_norm_${kernelKey(x, training)}${weight ? "_w" : ""}${bias ? "_b" : ""}`,
+    l,
+    forwardBindings(x, options, stats, out),
+    {
+      ...statisticsPhases(options),
       // Not x * scale - mean * scale: that cancels when |mean| >> std.
-      mapUnit: /* wgsl */ `      out[i] = ((xUnit(i) - V(origin)) - V(offset)) * scale + shift;`,
+      mapUnit: /* wgsl */ `      out[i] = (${centred("xUnit(i)")}) * scale + shift;`,
     },
   );
   return recordOp(
     "batchNorm",
     out,
-    [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])],
+    differentiableInputs(x, options),
     (grad) => batchNormBackward(grad, x, stats, options),
     [stats],
   );
 }
 
-/** Returns [dx, dweight?, dbias?] (only those of present inputs; null where not required). */
-function batchNormBackward(
-  grad: Tensor,
+/** What the backward kernels of `batchNorm` and `batchNormReluMaxPool2d` do each their way. */
+interface BackwardKernel {
+  /** The start of the kernel's name. */
+  prefix: string;
+  /** The bindings before `stats`: grad, and what the WGSL below reads (`withSums`: the sums). */
+  inputs: (withSums: boolean) => TensorBinding[];
+  /** WGSL adding a unit's gradient and gradient·(x - mean) to `sumGrad` and `sumGradX`. */
+  sumUnit: string;
+  /** WGSL writing a unit's dx: through the batch statistics (training) or not (eval). */
+  dxUnit: (training: boolean) => string;
+  /** `batchNormReluMaxPool2d`'s plane size: the loops run over quads (see `quadLoop`). */
+  pool?: { height: number; width: number };
+}
+
+/**
+ * Encodes a backward kernel: (sum grad, sum grad·x̂) of each channel where dx in training,
+ * dweight or dbias needs them, then dx. Returns [dx, dweight?, dbias?] (only those of present
+ * inputs; null where not required).
+ */
+function encodeBackward(
   x: Tensor,
   stats: Tensor,
   options: BatchNormOptions,
+  k: BackwardKernel,
 ): (Tensor | null)[] {
   const { weight, bias, training } = options;
   const l = layoutOf(x.shape);
-  const id = `${x.shape.join("x")}`;
   const needX = x.requiresGrad;
   const needWeight = weight?.requiresGrad ?? false;
   const needBias = bias?.requiresGrad ?? false;
   const dx = needX ? Tensor.empty(x.shape) : null;
   const dweight = needWeight ? Tensor.empty([l.channels]) : null;
   const dbias = needBias ? Tensor.empty([l.channels]) : null;
+  const gradients = [dx, ...(weight ? [dweight] : []), ...(bias ? [dbias] : [])];
   const withSums = (training && needX) || needWeight || needBias;
-  if (!dx && !withSums) return [null, ...(weight ? [null] : []), ...(bias ? [null] : [])];
-  const optional = (name: string, t: Tensor | null, access: Access, type = "f32"): Bound[] =>
-    t ? [{ name, tensor: t, access, type }] : [];
-  const bound: Bound[] = [
-    { name: "grad", tensor: grad, access: "texture" },
-    ...optional("x", withSums ? x : null, "texture"),
+  if (!dx && !withSums) return gradients;
+  const optional = (
+    name: string,
+    t: Tensor | null,
+    access: Access,
+    type = "f32",
+  ): TensorBinding[] => t ? [{ name, tensor: t, access, type }] : [];
+  const bound: TensorBinding[] = [
+    ...k.inputs(withSums),
     { name: "stats", tensor: stats, access: "read", type: "f32" },
     ...optional("weight", needX ? weight ?? null : null, "read"),
     ...optional("dx", dx, "read_write", "V"),
     ...optional("dweight", dweight, "read_write"),
     ...optional("dbias", dbias, "read_write"),
   ];
-  const mapUnit = !dx ? undefined : training
-    ? /* wgsl */ `
-      let normalised = ((xUnit(i) - V(origin)) - V(offset)) * invStd;
-      dx[i] = scale * (gradUnit(i) - V(sums.x / COUNT) - normalised * (sums.y / COUNT));`
-    : /* wgsl */ `      dx[i] = gradUnit(i) * scale;`;
   encodeChannels(
-    `batch_norm_backward_${training ? "train" : "eval"}_${id}` +
+    `${k.prefix}_backward_${kernelKey(x, training)}` +
       `_${needX ? "x" : ""}${needWeight ? "w" : ""}${needBias ? "b" : ""}${weight ? "_w" : ""}`,
     l,
     bound,
@@ -408,12 +440,10 @@ function batchNormBackward(
       reduce: withSums
         ? {
           init: "var sumGrad = V(0.0);\n  var sumGradX = V(0.0);",
-          unit: /* wgsl */ `
-      let g = gradUnit(i);
-      sumGrad += g;
-      sumGradX += g * ((xUnit(i) - V(origin)) - V(offset));`,
+          unit: k.sumUnit,
           share: "vec4<f32>(hsum(sumGrad), hsum(sumGradX), 0.0, 0.0)",
           combine: "a + b",
+          overQuads: k.pool !== undefined,
         }
         : undefined,
       // (sum grad, sum grad·x̂) of the channel.
@@ -425,24 +455,43 @@ function batchNormBackward(
     ${dbias ? "dbias[c] = sums.x;" : ""}
   }`
         : "",
-      mapUnit,
+      mapUnit: dx ? k.dxUnit(training) : undefined,
+      mapOverQuads: k.pool !== undefined,
     },
+    k.pool,
   );
-  return [dx, ...(weight ? [dweight] : []), ...(bias ? [dbias] : [])];
+  return gradients;
 }
 
-/** WGSL: the 16 values of a quad at `top` in `name`, as 2×2-window corners (see `quadLoop`). */
-function quadCorners(name: string, transform: (v: string) => string): string {
-  return /* wgsl */ `
-      let ${name}A0 = ${transform("xVec4(top)")};
-      let ${name}A1 = ${transform("xVec4(top + 1u)")};
-      let ${name}B0 = ${transform("xVec4(top + ROW_TEXELS)")};
-      let ${name}B1 = ${transform("xVec4(top + ROW_TEXELS + 1u)")};
-      // Window corners (upper left, upper right, lower left, lower right) of the 4 windows.
-      let ${name}0 = vec4<f32>(${name}A0.xz, ${name}A1.xz);
-      let ${name}1 = vec4<f32>(${name}A0.yw, ${name}A1.yw);
-      let ${name}2 = vec4<f32>(${name}B0.xz, ${name}B1.xz);
-      let ${name}3 = vec4<f32>(${name}B0.yw, ${name}B1.yw);`;
+/** WGSL: the value at `v` centred as the forward centres it, (v - origin) - offset. */
+function centred(v: string): string {
+  return `(${v} - V(origin)) - V(offset)`;
+}
+
+/** Returns [dx, dweight?, dbias?] of `batchNorm`. */
+function batchNormBackward(
+  grad: Tensor,
+  x: Tensor,
+  stats: Tensor,
+  options: BatchNormOptions,
+): (Tensor | null)[] {
+  return encodeBackward(x, stats, options, {
+    prefix: "batch_norm",
+    inputs: (withSums) => [
+      { name: "grad", tensor: grad, access: "texture" },
+      ...(withSums ? [{ name: "x", tensor: x, access: "texture" as const }] : []),
+    ],
+    sumUnit: /* wgsl */ `
+      let g = gradUnit(i);
+      sumGrad += g;
+      sumGradX += g * (${centred("xUnit(i)")});`,
+    dxUnit: (training) =>
+      training
+        ? /* wgsl */ `
+      let normalised = (${centred("xUnit(i)")}) * invStd;
+      dx[i] = scale * (gradUnit(i) - V(sums.x / COUNT) - normalised * (sums.y / COUNT));`
+        : /* wgsl */ `      dx[i] = gradUnit(i) * scale;`,
+  });
 }
 
 /**
@@ -461,100 +510,36 @@ export function batchNormReluMaxPool2d(x: Tensor, options: BatchNormOptions): Te
         `${formatShape(x.shape)}; use maxPool2d(batchNorm(x), { kernelSize: 2, relu: true })`,
     );
   }
-  const { weight, bias, runningMean, runningVar, training } = options;
-  const momentum = options.momentum ?? 0.1, eps = options.eps ?? 1e-5;
+  const { weight, bias, training } = options;
   const [n, channels, height, width] = x.shape;
-  const pool = { height, width };
   const l = layoutOf(x.shape);
-  const id = `${x.shape.join("x")}`;
   const out = Tensor.empty([n, channels, height / 2, width / 2]);
   const stats = Tensor.empty([3, l.channels]);
   // The 4 argmaxes of each quad (0..3 in window order; 4: relu gave 0, no gradient), base 8.
   const codes = Tensor.empty([out.size / 4]);
-  const runningAccess: Access = training ? "read_write" : "read";
-  const bound: Bound[] = [
-    { name: "x", tensor: x, access: "texture" },
-    ...(runningMean && runningVar
-      ? [
-        { name: "runningMean", tensor: runningMean, access: runningAccess, type: "f32" },
-        { name: "runningVar", tensor: runningVar, access: runningAccess, type: "f32" },
-      ]
-      : []),
-    ...(weight ? [{ name: "weight", tensor: weight, access: "read" as const, type: "f32" }] : []),
-    ...(bias ? [{ name: "bias", tensor: bias, access: "read" as const, type: "f32" }] : []),
-    { name: "stats", tensor: stats, access: "read_write", type: "f32" },
-    { name: "out", tensor: out, access: "read_write", type: "V" },
-    { name: "codes", tensor: codes, access: "read_write", type: "f32" },
-  ];
-  const statistics = training
-    ? /* wgsl */ `
-  let offset = merged.y;
-  let mean = origin + offset;
-  let variance = merged.z / COUNT;`
-    : /* wgsl */ `
-  let offset = 0.0;
-  let mean = origin;
-  let variance = runningVar[c];`;
-  const updateRunning = training && runningMean
-    ? /* wgsl */ `
-    runningMean[c] = ${f32(1 - momentum)} * runningMean[c] + ${f32(momentum)} * mean;
-    runningVar[c] = ${f32(1 - momentum)} * runningVar[c] +
-      ${f32(momentum)} * merged.z / (COUNT - 1.0);`
-    : "";
   encodeChannels(
-    `batch_norm_relu_pool_${training ? "train" : "eval"}_${id}${weight ? "_w" : ""}${
-      bias ? "_b" : ""
-    }`,
+    `batch_norm_relu_pool_${kernelKey(x, training)}${weight ? "_w" : ""}${bias ? "_b" : ""}`,
     l,
-    bound,
+    [
+      ...forwardBindings(x, options, stats, out),
+      { name: "codes", tensor: codes, access: "read_write", type: "f32" },
+    ],
     {
-      helpers: training ? CHAN_MERGE : "",
-      setup: training
-        ? "  let origin = lead(xUnit(unitAt(c, 0u)));"
-        : "  let origin = runningMean[c];",
-      reduce: training
-        ? {
-          init: "var s1 = V(0.0);\n  var s2 = V(0.0);",
-          unit: /* wgsl */ `
-      let d = xUnit(i) - V(origin);
-      s1 += d;
-      s2 += d * d;`,
-          share: /* wgsl */ `shareStats(shareCount(lid), hsum(s1), hsum(s2))`,
-          combine: "chanMerge(a, b)",
-        }
-        : undefined,
-      finish: /* wgsl */ `${statistics}
-  let invStd = inverseSqrt(variance + ${f32(eps)});
-  let scale = ${weight ? "weight[c] * " : ""}invStd;
-  let shift = ${bias ? "bias[c]" : "0.0"};
-  if (lid == 0u) {
-    stats[c] = origin;
-    stats[C + c] = offset;
-    stats[2u * C + c] = invStd;${updateRunning}
-  }`,
+      ...statisticsPhases(options),
       // y as batchNorm computes it; then the pool's window order and ties, then relu.
       mapUnit: /* wgsl */ `
-      ${quadCorners("y", (v) => `((${v} - V(origin)) - V(offset)) * scale + shift`)}
-      var best = y0;
-      var arg = vec4<u32>(0u);
-      arg = select(arg, vec4<u32>(1u), y1 > best);
-      best = select(best, y1, y1 > best);
-      arg = select(arg, vec4<u32>(2u), y2 > best);
-      best = select(best, y2, y2 > best);
-      arg = select(arg, vec4<u32>(3u), y3 > best);
-      best = select(best, y3, y3 > best);
-      let result = max(best, vec4<f32>(0.0));
-      arg = select(vec4<u32>(4u), arg, result > vec4<f32>(0.0));
+      ${quadCorners("y", "ROW_TEXELS", (v) => `(${centred(v)}) * scale + shift`)}
+      ${quadMax("y", true)}
       out[p] = result;
-      codes[p] = f32(dot(arg, vec4<u32>(1u, 8u, 64u, 512u)));`,
+      codes[p] = ${PACKED_ARGMAX};`,
       mapOverQuads: true,
     },
-    pool,
+    { height, width },
   );
   return recordOp(
     "batchNormReluMaxPool2d",
     out,
-    [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])],
+    differentiableInputs(x, options),
     (grad) => fusedBackward(grad, x, stats, codes, options),
     [stats, codes],
   );
@@ -568,111 +553,37 @@ function fusedBackward(
   codes: Tensor,
   options: BatchNormOptions,
 ): (Tensor | null)[] {
-  const { weight, bias, training } = options;
-  const l = layoutOf(x.shape);
-  const pool = { height: x.shape[2], width: x.shape[3] };
-  const id = `${x.shape.join("x")}`;
-  const needX = x.requiresGrad;
-  const needWeight = weight?.requiresGrad ?? false;
-  const needBias = bias?.requiresGrad ?? false;
-  const dx = needX ? Tensor.empty(x.shape) : null;
-  const dweight = needWeight ? Tensor.empty([l.channels]) : null;
-  const dbias = needBias ? Tensor.empty([l.channels]) : null;
-  const withSums = (training && needX) || needWeight || needBias;
-  if (!dx && !withSums) return [null, ...(weight ? [null] : []), ...(bias ? [null] : [])];
-  const optional = (name: string, t: Tensor | null, access: Access, type = "f32"): Bound[] =>
-    t ? [{ name, tensor: t, access, type }] : [];
-  const bound: Bound[] = [
-    { name: "grad", tensor: grad, access: "texture" },
-    { name: "codes", tensor: codes, access: "texture" },
-    { name: "x", tensor: x, access: "texture" },
-    { name: "stats", tensor: stats, access: "read", type: "f32" },
-    ...optional("weight", needX ? weight ?? null : null, "read"),
-    ...optional("dx", dx, "read_write", "V"),
-    ...optional("dweight", dweight, "read_write"),
-    ...optional("dbias", dbias, "read_write"),
-  ];
   // The quad's pooled gradient, masked where relu or the argmax passes none.
-  const quadGradient = /* wgsl */ `
-      let code = u32(codesAt(p));
-      let arg = (vec4<u32>(code) >> vec4<u32>(0u, 3u, 6u, 9u)) & vec4<u32>(7u);
-      let g = gradVec4(p);`;
-  const centred = (v: string) => `(${v} - V(origin)) - V(offset)`;
-  const mapUnit = !dx ? undefined : /* wgsl */ `
-      ${quadGradient}
-      let zero = vec4<f32>(0.0);
-      let left = vec4<f32>(g.xx, g.yy);
-      let right = vec4<f32>(g.zz, g.ww);
-      let argLeft = vec4<u32>(arg.xx, arg.yy);
-      let argRight = vec4<u32>(arg.zz, arg.ww);
-      let upper = vec4<u32>(0u, 1u, 0u, 1u);
-      let lower = vec4<u32>(2u, 3u, 2u, 3u);
-      let dyA0 = select(zero, left, argLeft == upper);
-      let dyA1 = select(zero, right, argRight == upper);
-      let dyB0 = select(zero, left, argLeft == lower);
-      let dyB1 = select(zero, right, argRight == lower);
-      ${
-    training
-      ? /* wgsl */ `
-      let meanGrad = V(sums.x / COUNT);
-      let meanGradX = sums.y / COUNT;
-      let down = ROW_TEXELS;
-      dx[top] = scale * (dyA0 - meanGrad - (${centred("xVec4(top)")}) * invStd * meanGradX);
-      dx[top + 1u] = scale * (dyA1 - meanGrad - (${
-        centred("xVec4(top + 1u)")
-      }) * invStd * meanGradX);
-      dx[top + down] = scale * (dyB0 - meanGrad - (${
-        centred("xVec4(top + down)")
-      }) * invStd * meanGradX);
-      dx[top + down + 1u] = scale *
-        (dyB1 - meanGrad - (${centred("xVec4(top + down + 1u)")}) * invStd * meanGradX);`
-      : /* wgsl */ `
-      let down = ROW_TEXELS;
-      dx[top] = dyA0 * scale;
-      dx[top + 1u] = dyA1 * scale;
-      dx[top + down] = dyB0 * scale;
-      dx[top + down + 1u] = dyB1 * scale;`
-  }`;
-  encodeChannels(
-    `batch_norm_relu_pool_backward_${training ? "train" : "eval"}_${id}` +
-      `_${needX ? "x" : ""}${needWeight ? "w" : ""}${needBias ? "b" : ""}${weight ? "_w" : ""}`,
-    l,
-    bound,
-    {
-      setup: /* wgsl */ `
-  let origin = stats[c];
-  let offset = stats[C + c];
-  let invStd = stats[2u * C + c];
-  let scale = ${needX && weight ? "weight[c] * " : ""}invStd;`,
-      // Only each window's argmax has a gradient: the sums run over the pooled outputs.
-      reduce: withSums
-        ? {
-          init: "var sumGrad = vec4<f32>(0.0);\n  var sumGradX = vec4<f32>(0.0);",
-          unit: /* wgsl */ `
-      ${quadGradient}
-      ${quadCorners("v", centred)}
+  const pooledGradient = quadGradient("gradVec4(p)", "codesAt(p)");
+  const dxTraining = (texel: string, dy: string) =>
+    `dx[${texel}] = scale * (${dy} - meanGrad - (${centred(`xVec4(${texel})`)}) * invStd * ` +
+    `meanGradX);`;
+  return encodeBackward(x, stats, options, {
+    prefix: "batch_norm_relu_pool",
+    inputs: () => [
+      { name: "grad", tensor: grad, access: "texture" },
+      { name: "codes", tensor: codes, access: "texture" },
+      { name: "x", tensor: x, access: "texture" },
+    ],
+    // Only each window's argmax has a gradient: the sums run over the pooled outputs.
+    sumUnit: /* wgsl */ `
+      ${pooledGradient}
+      ${quadCorners("v", "ROW_TEXELS", centred)}
       let chosen = select(select(select(v0, v1, arg == vec4<u32>(1u)), v2, arg == vec4<u32>(2u)),
         v3, arg == vec4<u32>(3u));
       let passed = select(vec4<f32>(0.0), g, arg < vec4<u32>(4u));
       sumGrad += passed;
       sumGradX += passed * chosen;`,
-          share: "vec4<f32>(hsum(sumGrad), hsum(sumGradX), 0.0, 0.0)",
-          combine: "a + b",
-          overQuads: true,
-        }
-        : undefined,
-      finish: withSums
+    dxUnit: (training) =>
+      training
         ? /* wgsl */ `
-  let sums = vec2<f32>(merged.x, merged.y * invStd);
-  if (lid == 0u) {
-    ${dweight ? "dweight[c] = sums.y;" : ""}
-    ${dbias ? "dbias[c] = sums.x;" : ""}
-  }`
-        : "",
-      mapUnit,
-      mapOverQuads: true,
-    },
-    pool,
-  );
-  return [dx, ...(weight ? [dweight] : []), ...(bias ? [dbias] : [])];
+      ${pooledGradient}
+      let meanGrad = V(sums.x / COUNT);
+      let meanGradX = sums.y / COUNT;
+      ${spreadGradient("ROW_TEXELS", dxTraining)}`
+        : /* wgsl */ `
+      ${pooledGradient}
+      ${spreadGradient("ROW_TEXELS", (texel, dy) => `dx[${texel}] = ${dy} * scale;`)}`,
+    pool: { height: x.shape[2], width: x.shape[3] },
+  });
 }

@@ -18,10 +18,10 @@
  */
 
 import { recordOp } from "../autograd.ts";
-import { type Access, grid, kernel, u32, workgroupIndex } from "../kernel.ts";
-import { dispatch, type Resource } from "../stream.ts";
-import { releaseTexture, tensorTexture, textureReaders } from "../texture.ts";
+import { u32, workgroupIndex } from "../kernel.ts";
 import { formatShape, Tensor } from "../tensor.ts";
+import { PACKED_ARGMAX, quadCorners, quadGradient, quadMax, spreadGradient } from "./pool_quads.ts";
+import { declareTensors, dispatchTensors, type TensorBinding } from "./tensor_bindings.ts";
 
 /** Invocations per workgroup. */
 const WORKGROUP = 8;
@@ -117,15 +117,6 @@ function pairs(g: PoolGeometry): boolean {
     g.height % 2 === 0;
 }
 
-/** One binding: a tensor read as a texture, or a storage buffer. */
-interface Binding {
-  name: string;
-  tensor: Tensor;
-  access: Access;
-  /** Element type of a storage binding. */
-  type?: string;
-}
-
 /**
  * Encodes `body` for every item `t < items` (WGSL `t: u32`), in workgroups of 8 invocations
  * that each loop over a run of items, lanes on adjacent items. Textures are read with
@@ -136,18 +127,12 @@ function encodeItems(
   items: number,
   header: string,
   body: string,
-  bindings: readonly Binding[],
+  bindings: readonly TensorBinding[],
 ): void {
   const groups = Math.min(MAX_GROUPS, Math.ceil(items / WORKGROUP));
   const perInvocation = Math.ceil(items / (groups * WORKGROUP));
-  const declarations = bindings.map(({ name, access, type }, i) =>
-    access === "texture"
-      ? `@group(0) @binding(${i}) var ${name}: texture_2d<f32>;\n${textureReaders(name)}`
-      : `@group(0) @binding(${i}) var<storage, ${access === "read" ? "read" : "read_write"}> ` +
-        `${name}: array<${type}>;`
-  ).join("\n");
   const code = /* wgsl */ `
-${declarations}
+${declareTensors(bindings)}
 ${header}
 
 @compute @workgroup_size(${WORKGROUP})
@@ -160,16 +145,7 @@ ${body}
     }
   }
 }`;
-  const textures: GPUTexture[] = [];
-  const resources: Resource[] = bindings.map((b) => {
-    if (b.access !== "texture") return b.tensor.buffer;
-    const texture = tensorTexture(b.tensor);
-    textures.push(texture);
-    return texture;
-  });
-  const compiled = kernel({ name, code, bindings: bindings.map((b) => b.access) });
-  dispatch(compiled, resources, grid(groups));
-  for (const texture of textures) releaseTexture(texture);
+  dispatchTensors(name, code, bindings, groups);
 }
 
 function key(g: PoolGeometry): string {
@@ -192,7 +168,7 @@ export function maxPool2d(x: Tensor, options: MaxPoolOptions): Tensor {
   const outVectors = Math.ceil(out.size / 4);
   // Packed: one float per 4 windows; else one index per window.
   const indices = Tensor.empty([packed ? outVectors : out.size]);
-  const bindings: Binding[] = [
+  const bindings: TensorBinding[] = [
     { name: "x", tensor: x, access: "texture" },
     { name: "out", tensor: out, access: "read_write", type: "vec4<f32>" },
     { name: "indices", tensor: indices, access: "read_write", type: packed ? "f32" : "vec4<f32>" },
@@ -217,39 +193,25 @@ export function maxPool2d(x: Tensor, options: MaxPoolOptions): Tensor {
   );
 }
 
+/** WGSL: `top`, the upper-left texel of item t's quad (see `pairsForward`). */
+const QUAD_TOP = /* wgsl */ `
+      let q = t % (OW / 4u);
+      let row = t / (OW / 4u);
+      let top = (row / OH) * u32(H * W / 4) + (row % OH) * u32(W / 2) + 2u * q;`;
+/** WGSL: texels per input row. */
+const INPUT_ROW_TEXELS = "u32(W / 4)";
+
 /**
  * Item t owns outputs 4t..4t+3: windows 4q..4q+3 of output row oh, which read texels
  * 2q, 2q + 1 of input rows 2oh and 2oh + 1. Their argmaxes (0..3 in window order, or 4 for "no
  * gradient" when relu zeroes the output) are packed in base 8 into one float.
  */
 function pairsForward(g: PoolGeometry): string {
-  const relu = g.relu
-    ? /* wgsl */ `
-      let result = max(best, vec4<f32>(0.0));
-      arg = select(vec4<u32>(4u), arg, result > vec4<f32>(0.0));`
-    : "      let result = best;";
-  return /* wgsl */ `
-      let q = t % (OW / 4u);
-      let row = t / (OW / 4u);
-      let top = (row / OH) * u32(H * W / 4) + (row % OH) * u32(W / 2) + 2u * q;
-      let a0 = xVec4(top);
-      let a1 = xVec4(top + 1u);
-      let b0 = xVec4(top + u32(W / 4));
-      let b1 = xVec4(top + u32(W / 4) + 1u);
-      var best = vec4<f32>(a0.xz, a1.xz);
-      var arg = vec4<u32>(0u);
-      // The other three elements of the windows, in window order (strictly greater wins).
-      let v1 = vec4<f32>(a0.yw, a1.yw);
-      arg = select(arg, vec4<u32>(1u), v1 > best);
-      best = select(best, v1, v1 > best);
-      let v2 = vec4<f32>(b0.xz, b1.xz);
-      arg = select(arg, vec4<u32>(2u), v2 > best);
-      best = select(best, v2, v2 > best);
-      let v3 = vec4<f32>(b0.yw, b1.yw);
-      arg = select(arg, vec4<u32>(3u), v3 > best);
-      best = select(best, v3, v3 > best);${relu}
+  return /* wgsl */ `${QUAD_TOP}
+      ${quadCorners("v", INPUT_ROW_TEXELS)}
+      ${quadMax("v", g.relu)}
       out[t] = result;
-      indices[t] = f32(dot(arg, vec4<u32>(1u, 8u, 64u, 512u)));`;
+      indices[t] = ${PACKED_ARGMAX};`;
 }
 
 /** Item t owns outputs 4t..4t+3 (any geometry); indices are h * W + w, -1 for no gradient. */
@@ -295,7 +257,7 @@ function maxPool2dBackward(
   g: PoolGeometry,
 ): Tensor {
   const dx = Tensor.empty(inputShape);
-  const bindings: Binding[] = [
+  const bindings: TensorBinding[] = [
     { name: "grad", tensor: grad, access: "texture" },
     { name: "indices", tensor: indices, access: "texture" },
     { name: "dx", tensor: dx, access: "read_write", type: "vec4<f32>" },
@@ -321,24 +283,9 @@ function maxPool2dBackward(
 }
 
 /** Item t owns windows 4t..4t+3 (as in `pairsForward`) and writes the 2 × 8 block of dx. */
-const pairsBackward = /* wgsl */ `
-      let q = t % (OW / 4u);
-      let row = t / (OW / 4u);
-      let top = (row / OH) * u32(H * W / 4) + (row % OH) * u32(W / 2) + 2u * q;
-      let g = gradVec4(t);
-      let code = u32(indicesAt(t));
-      let arg = (vec4<u32>(code) >> vec4<u32>(0u, 3u, 6u, 9u)) & vec4<u32>(7u);
-      let zero = vec4<f32>(0.0);
-      let left = vec4<f32>(g.xx, g.yy);
-      let right = vec4<f32>(g.zz, g.ww);
-      let argLeft = vec4<u32>(arg.xx, arg.yy);
-      let argRight = vec4<u32>(arg.zz, arg.ww);
-      let upper = vec4<u32>(0u, 1u, 0u, 1u);
-      let lower = vec4<u32>(2u, 3u, 2u, 3u);
-      dx[top] = select(zero, left, argLeft == upper);
-      dx[top + 1u] = select(zero, right, argRight == upper);
-      dx[top + u32(W / 4)] = select(zero, left, argLeft == lower);
-      dx[top + u32(W / 4) + 1u] = select(zero, right, argRight == lower);`;
+const pairsBackward = /* wgsl */ `${QUAD_TOP}
+      ${quadGradient("gradVec4(t)", "indicesAt(t)")}
+      ${spreadGradient(INPUT_ROW_TEXELS, (texel, dy) => `dx[${texel}] = ${dy};`)}`;
 
 /**
  * Item t owns input elements 4t..4t+3; each sums the gradients of the windows that chose it.
