@@ -290,23 +290,15 @@ export async function tfjsTrainThroughput(
 ): Promise<TfjsThroughput> {
   checkName(model);
   const tf = getTf();
-  const { batchSize } = options;
-  const p = prepare(tf, model, batchSize);
+  const p = prepare(tf, model, options.batchSize);
   const optimizer = tf.train.adam(0.01, 0.9, 0.999, 1e-8);
   try {
-    const r = await timeWindows(
+    return await modelThroughput(
       tf,
       () => optimizer.minimize(() => p.model.loss(p.x, p.labels, true), true, p.model.trainable)!,
-      async (t) => void await t.data(),
-      {
-        warmup: options.warmupSteps ?? 2,
-        windows: options.windows ?? 3,
-        steps: options.stepsPerWindow,
-        targetMs: options.targetWindowMs ?? 1000,
-        maxSteps: 200,
-      },
+      options,
+      200,
     );
-    return throughput(r, batchSize, options.warmupSteps ?? 2);
   } finally {
     optimizer.dispose();
     p.dispose();
@@ -324,32 +316,38 @@ export async function tfjsEvalThroughput(
 ): Promise<TfjsThroughput> {
   checkName(model);
   const tf = getTf();
-  const { batchSize } = options;
-  const p = prepare(tf, model, batchSize);
+  const p = prepare(tf, model, options.batchSize);
   try {
-    const r = await timeWindows(
+    return await modelThroughput(
       tf,
       () => tf.tidy(() => p.model.forward(p.x, false)),
-      async (t) => void await t.data(),
-      {
-        warmup: options.warmupSteps ?? 2,
-        windows: options.windows ?? 3,
-        steps: options.stepsPerWindow,
-        targetMs: options.targetWindowMs ?? 1000,
-        maxSteps: 500,
-      },
+      options,
+      500,
     );
-    return throughput(r, batchSize, options.warmupSteps ?? 2);
   } finally {
     p.dispose();
   }
 }
 
-function throughput(
-  r: { ms: number[]; steps: number; leaked: number },
-  batchSize: number,
-  warmupSteps: number,
-): TfjsThroughput {
+/**
+ * Images per second of `step` (one batch's work, returning a tensor that depends on it), timed
+ * in windows of at most `maxSteps` steps after the warm-up (see the module documentation).
+ */
+async function modelThroughput(
+  tf: Tf,
+  step: () => tfjs.Tensor,
+  options: TfjsThroughputOptions,
+  maxSteps: number,
+): Promise<TfjsThroughput> {
+  const { batchSize } = options;
+  const warmupSteps = options.warmupSteps ?? 2;
+  const r = await timeWindows(tf, step, async (t) => void await t.data(), {
+    warmup: warmupSteps,
+    windows: options.windows ?? 3,
+    steps: options.stepsPerWindow,
+    targetMs: options.targetWindowMs ?? 1000,
+    maxSteps,
+  });
   const windows = r.ms.map((ms) => (r.steps * batchSize) / (ms / 1000));
   return {
     imagesPerSecond: median(windows),
