@@ -162,7 +162,8 @@ export class Adam extends Optimizer {
   }
 
   /** One dispatch: param, exp_avg and exp_avg_sq updated in place. */
-  protected update({ param, grad, state, step, fresh }: ParameterUpdate): void {
+  protected update(target: ParameterUpdate): void {
+    const { step, fresh } = target;
     const { beta1, beta2, weightDecay } = this.#settings;
     const decoupled = this.decoupledWeightDecay;
     const lr = this.lr;
@@ -172,20 +173,7 @@ export class Adam extends Optimizer {
       decoupled ? 1 - lr * weightDecay : 1,
       fresh ? 1 : 0,
     ]);
-    const { header, body } = adamSource(this.#settings, decoupled);
-    encodeUpdate(
-      decoupled ? "adamw" : "adam",
-      param.size,
-      [
-        { name: "param_data", tensor: param, written: true },
-        { name: "grad_data", tensor: grad, written: false },
-        { name: "exp_avg", tensor: state[EXP_AVG], written: true },
-        { name: "exp_avg_sq", tensor: state[EXP_AVG_SQ], written: true },
-      ],
-      header,
-      body,
-      slot,
-    );
+    encodeUpdate(decoupled ? "adamw" : "adam", target, adamSource(this.#settings, decoupled), slot);
   }
 }
 

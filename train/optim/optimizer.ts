@@ -82,7 +82,7 @@ const MAX_GROUPS = 64;
 const TEXTURE_MIN_SIZE = 8192;
 
 /** A tensor an update kernel reads, and writes back in place when `written`. */
-export interface UpdateTensor {
+interface UpdateTensor {
   /** WGSL name: read with `load_<name>(j)` (elements 4j..4j+3), written as `<name>[j]`. */
   name: string;
   tensor: Tensor;
@@ -90,21 +90,26 @@ export interface UpdateTensor {
 }
 
 /**
- * Encodes one element-wise update kernel over `size` elements, 4 at a time: WGSL `header`
- * (constants, `struct Params`, helpers) and `body` (statements for vector `j`, which read with
- * `load_<name>(j)` and store `vec4`s to the written tensors; the last vector may run into the
- * buffers' padding, which nothing reads). Inputs are textures for large tensors, else storage
- * buffers. Workgroups of 8 invocations (one SIMD vector on llvmpipe) loop over runs of vectors,
- * which beats one vector per invocation in big workgroups there.
+ * Encodes the element-wise update kernel of one parameter, 4 elements at a time: WGSL `header`
+ * (constants, `struct Params`, helpers) and `body` (statements for vector `j`). The body reads
+ * `param_data`, `grad_data` and each state tensor (by its name) with `load_<name>(j)`, and
+ * stores `vec4`s to `param_data[j]` and the state tensors, updated in place (the last vector may
+ * run into the buffers' padding, which nothing reads). Inputs are textures for large tensors,
+ * else storage buffers. Workgroups of 8 invocations (one SIMD vector on llvmpipe) loop over runs
+ * of vectors, which beats one vector per invocation in big workgroups there.
  */
 export function encodeUpdate(
   name: string,
-  size: number,
-  tensors: readonly UpdateTensor[],
-  header: string,
-  body: string,
+  { param, grad, state }: ParameterUpdate,
+  { header, body }: { header: string; body: string },
   slot: ParamsSlot,
 ): void {
+  const size = param.size;
+  const tensors: UpdateTensor[] = [
+    { name: "param_data", tensor: param, written: true },
+    { name: "grad_data", tensor: grad, written: false },
+    ...Object.entries(state).map(([name, tensor]) => ({ name, tensor, written: true })),
+  ];
   const textured = size >= TEXTURE_MIN_SIZE;
   const vectors = Math.ceil(size / 4);
   const groups = Math.max(1, Math.min(MAX_GROUPS, Math.ceil(vectors / WORKGROUP)));

@@ -143,23 +143,14 @@ export class SGD extends Optimizer {
   }
 
   /** One dispatch: param (and momentum buffer) updated in place. */
-  protected update({ param, grad, state, fresh }: ParameterUpdate): void {
+  protected update(target: ParameterUpdate): void {
     const hasMomentum = this.#settings.momentum !== 0;
-    const { header, body } = sgdSource(this.#settings);
-    const slot = stepSlot([this.lr, hasMomentum && fresh ? 1 : 0]);
+    const slot = stepSlot([this.lr, hasMomentum && target.fresh ? 1 : 0]);
     const { nesterov } = this.#settings;
     encodeUpdate(
       `sgd${hasMomentum ? "_momentum" : ""}${nesterov ? "_nesterov" : ""}`,
-      param.size,
-      [
-        { name: "param_data", tensor: param, written: true },
-        { name: "grad_data", tensor: grad, written: false },
-        ...(hasMomentum
-          ? [{ name: "momentum_buffer", tensor: state[MOMENTUM_BUFFER], written: true }]
-          : []),
-      ],
-      header,
-      body,
+      target,
+      sgdSource(this.#settings),
       slot,
     );
   }
