@@ -8,7 +8,7 @@
 
 import { join } from "node:path";
 import { FASHION_MNIST_FILES } from "../data/checksums.ts";
-import { type ImageSet, splitTrainVal, subset } from "../data/dataset.ts";
+import { type ImageSet, imageSetOf, splitTrainVal, subset } from "../data/dataset.ts";
 import { CLASS_NAMES, loadFashionMnist } from "../data/fashion_mnist.ts";
 import { parseImages, parseLabels, readGzipFile } from "../data/idx.ts";
 import { DataLoader, GpuDataset } from "../data/loader.ts";
@@ -105,13 +105,7 @@ async function readUnverified(dir: string): Promise<{ train: ImageSet; test: Ima
       count: parsedImages.count,
       classes: CLASS_NAMES.length,
     });
-    return {
-      images: parsedImages.pixels,
-      labels: parsedLabels.labels,
-      count: parsedImages.count,
-      rows: parsedImages.rows,
-      cols: parsedImages.cols,
-    };
+    return imageSetOf(parsedImages, parsedLabels);
   };
   const files = FASHION_MNIST_FILES;
   return {

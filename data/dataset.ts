@@ -6,6 +6,7 @@
  */
 
 import { Rng } from "../nn/random.ts";
+import type { IdxImages, IdxLabels } from "./idx.ts";
 
 /** Images and labels held on the CPU as bytes. */
 export interface ImageSet {
@@ -21,6 +22,17 @@ export interface ImageSet {
   cols: number;
   /** For a subset: which images of the parent set these are, in order. */
   indices?: Int32Array;
+}
+
+/** The set of parsed IDX images and their labels (the caller has checked that the counts match). */
+export function imageSetOf(images: IdxImages, labels: IdxLabels): ImageSet {
+  return {
+    images: images.pixels,
+    labels: labels.labels,
+    count: images.count,
+    rows: images.rows,
+    cols: images.cols,
+  };
 }
 
 /** The images of `set` at `indices`, in that order, copied into a new set. */

@@ -15,7 +15,7 @@ import {
   SYSTEM_DATA_DIRS,
 } from "./checksums.ts";
 import { resolveDataDir, resolveMirrors } from "./cache.ts";
-import type { ImageSet } from "./dataset.ts";
+import { type ImageSet, imageSetOf } from "./dataset.ts";
 import { downloadFile } from "./download.ts";
 import { DataError, fileSystemError, firstLine } from "./errors.ts";
 import { parseImages, parseLabels, readGzipFile } from "./idx.ts";
@@ -205,13 +205,7 @@ async function readSet(images: Found, labels: Found, classes: number): Promise<I
       labels.path,
     );
   }
-  return {
-    images: parsedImages.pixels,
-    labels: parsedLabels.labels,
-    count: parsedImages.count,
-    rows: parsedImages.rows,
-    cols: parsedImages.cols,
-  };
+  return imageSetOf(parsedImages, parsedLabels);
 }
 
 /**
