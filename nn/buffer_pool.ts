@@ -5,6 +5,7 @@
  */
 
 import { gpu } from "./device.ts";
+import { textureMemory } from "./texture.ts";
 
 /**
  * Every buffer can be bound as storage or uniform (small weights read uniformly are fastest as
@@ -26,11 +27,18 @@ export interface MemoryStats {
   liveBuffers: number;
   /** How many GPUBuffers were ever created (grows only when the pool has no fitting buffer). */
   buffersCreated: number;
+  /** Bytes of the textures that mirror buffers read as textures (see `texture.ts`). */
+  textureBytes: number;
 }
 
 const free = new Map<number, GPUBuffer[]>();
 const classOf = new WeakMap<GPUBuffer, number>();
-const stats: MemoryStats = { liveBytes: 0, pooledBytes: 0, liveBuffers: 0, buffersCreated: 0 };
+const stats: Omit<MemoryStats, "textureBytes"> = {
+  liveBytes: 0,
+  pooledBytes: 0,
+  liveBuffers: 0,
+  buffersCreated: 0,
+};
 
 /** The size class that holds `bytes`: the next of 256·2^(k/4), rounded up to 16 bytes. */
 export function sizeClass(bytes: number): number {
@@ -77,7 +85,7 @@ export function releaseBuffer(buffer: GPUBuffer): void {
 
 /** Current byte counts (a copy). */
 export function memoryStats(): MemoryStats {
-  return { ...stats };
+  return { ...stats, textureBytes: textureMemory() };
 }
 
 /** Destroys every pooled (free) buffer, returning their memory to the driver. */

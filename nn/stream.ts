@@ -33,6 +33,8 @@ let ringNext = 0;
 let ringUsedSinceFlush = 0;
 
 const bufferIds = new WeakMap<GPUBuffer | GPUTexture, number>();
+/** How many times each buffer's contents were (or will be, in stream order) rewritten. */
+const bufferVersions = new WeakMap<GPUBuffer, number>();
 const textureViews = new WeakMap<GPUTexture, GPUTextureView>();
 let nextBufferId = 1;
 const bindGroups = new Map<string, GPUBindGroup>();
@@ -135,6 +137,18 @@ export function params(values: ArrayBufferView): ParamsSlot {
   return { offset };
 }
 
+function touch(buffer: GPUBuffer): void {
+  bufferVersions.set(buffer, (bufferVersions.get(buffer) ?? 0) + 1);
+}
+
+/**
+ * A number that changes whenever something encoded later in the stream writes `buffer` (a
+ * kernel binding it read-write, a copy into it, an upload): caches of its contents compare it.
+ */
+export function bufferVersion(buffer: GPUBuffer): number {
+  return bufferVersions.get(buffer) ?? 0;
+}
+
 function viewOf(texture: GPUTexture): GPUTextureView {
   let view = textureViews.get(texture);
   if (!view) textureViews.set(texture, view = texture.createView());
@@ -201,7 +215,11 @@ export function dispatch(
   else computePass.setBindGroup(0, group);
   computePass.dispatchWorkgroups(x, y, z);
   if (profiler) closePass();
-  for (const buffer of buffers) if (!(buffer instanceof GPUTexture)) pendingBuffers.add(buffer);
+  buffers.forEach((buffer, i) => {
+    if (buffer instanceof GPUTexture) return;
+    pendingBuffers.add(buffer);
+    if (kernel.bindings[i] === "read_write") touch(buffer);
+  });
   counters.dispatches++;
   if (++dispatchesPending >= MAX_DISPATCHES_PER_SUBMIT) flush();
 }
@@ -217,6 +235,7 @@ export function copyBuffer(
   closePass().copyBufferToBuffer(source, sourceOffset, target, targetOffset, byteLength);
   pendingBuffers.add(source);
   pendingBuffers.add(target);
+  touch(target);
   dispatchesPending++;
 }
 
@@ -253,6 +272,7 @@ export function copyBufferToTexture(
  */
 export function writeBuffer(buffer: GPUBuffer, data: ArrayBufferView, byteOffset = 0): void {
   if (pendingBuffers.has(buffer)) flush();
+  touch(buffer);
   device().queue.writeBuffer(
     buffer,
     byteOffset,

@@ -196,6 +196,7 @@ Deno.test("buffer pool: 100 training steps after warm-up create no GPU buffer an
   const after = memoryStats();
   assert.equal(after.buffersCreated, before.buffersCreated, "no new GPUBuffer after warm-up");
   assert.equal(after.liveBytes, before.liveBytes, "live bytes constant");
+  assert.equal(after.textureBytes, before.textureBytes, "texture mirrors constant");
   assert.equal(streamStats().readbacks, readsBefore, "no readback inside training steps");
   optimizer.zeroGrad();
   optimizer.dispose();
