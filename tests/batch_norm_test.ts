@@ -1,4 +1,4 @@
-import { batchNorm, batchNormReluMaxPool2d } from "../nn/ops/batch_norm.ts";
+import { batchNorm, type BatchNormOptions, batchNormReluMaxPool2d } from "../nn/ops/batch_norm.ts";
 import { maxPool2d } from "../nn/ops/max_pool.ts";
 import { reluBackwardReference, reluReference } from "../nn/reference/elementwise.ts";
 import { maxPool2dBackwardReference, maxPool2dReference } from "../nn/reference/max_pool.ts";
@@ -28,6 +28,23 @@ function f32Tensor(
   requiresGrad = false,
 ): Tensor {
   return tensor(Float32Array.from(data), shape, { requiresGrad });
+}
+
+/** GPU options: weight, bias, and running statistics uploaded afresh (they change in training). */
+function gpuOptions(
+  weight: Tensor,
+  bias: Tensor,
+  running: { runningMean: Float64Array; runningVar: Float64Array },
+  training: boolean,
+): BatchNormOptions {
+  const channels = running.runningMean.length;
+  return {
+    weight,
+    bias,
+    runningMean: f32Tensor(running.runningMean, [channels]),
+    runningVar: f32Tensor(running.runningVar, [channels]),
+    training,
+  };
 }
 
 Deno.test("batchNorm of a hand-computed [4, 1] batch, and its running statistics", async () => {
@@ -63,14 +80,7 @@ for (const shape of shapes) {
       inputs: [x, weight, bias],
       reference: ([v, w, b]) =>
         batchNormReference(v, shape, { weight: w, bias: b, training: true }),
-      gpu: ([v, w, b]) =>
-        batchNorm(v, {
-          weight: w,
-          bias: b,
-          runningMean: f32Tensor(runningMean, [channels]),
-          runningVar: f32Tensor(runningVar, [channels]),
-          training: true,
-        }),
+      gpu: ([v, w, b]) => batchNorm(v, gpuOptions(w, b, { runningMean, runningVar }, true)),
       forwardTolerance: { atol: 1e-4, rtol: 1e-3 },
     });
     await gradCheck({
@@ -86,14 +96,7 @@ for (const shape of shapes) {
     await gradCheck({
       inputs: [x, weight, bias],
       reference: ([v, w, b]) => batchNormReference(v, shape, { ...options, weight: w, bias: b }),
-      gpu: ([v, w, b]) =>
-        batchNorm(v, {
-          weight: w,
-          bias: b,
-          runningMean: f32Tensor(runningMean, [channels]),
-          runningVar: f32Tensor(runningVar, [channels]),
-          training: false,
-        }),
+      gpu: ([v, w, b]) => batchNorm(v, gpuOptions(w, b, { runningMean, runningVar }, false)),
     });
   });
 }
@@ -242,13 +245,7 @@ for (const shape of [[2, 3, 4, 8], [3, 2, 6, 16], [1, 1, 2, 8]]) {
         reference: ([v, w, b]) =>
           fusedReference(v, shape, { ...stats, weight: w, bias: b, training }).output,
         gpu: ([v, w, b]) =>
-          batchNormReluMaxPool2d(v, {
-            weight: w,
-            bias: b,
-            runningMean: f32Tensor(runningMean, [channels]),
-            runningVar: f32Tensor(runningVar, [channels]),
-            training,
-          }),
+          batchNormReluMaxPool2d(v, gpuOptions(w, b, { runningMean, runningVar }, training)),
         forwardTolerance: { atol: 1e-4, rtol: 1e-3 },
       });
     });
