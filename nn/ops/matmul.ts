@@ -19,7 +19,7 @@ import { releaseTexture, tensorTexture, textureReaders } from "../texture.ts";
 import { formatShape, Tensor } from "../tensor.ts";
 
 /** How a matmul is laid out on the GPU. */
-export interface MatmulPlan {
+interface MatmulPlan {
   /** Which output dimension is spread over the lanes (the other is uniform per workgroup). */
   lanesOn: "m" | "n";
   /** Indices of the uniform dimension per workgroup. */
@@ -31,7 +31,7 @@ export interface MatmulPlan {
 }
 
 /** Shape and options of one matmul kernel. */
-export interface MatmulShape {
+interface MatmulShape {
   /** Rows of C. */
   m: number;
   /** Columns of C. */
@@ -59,7 +59,7 @@ interface Operand {
 }
 
 /** A generated matmul kernel and how to dispatch it. */
-export interface MatmulSource {
+interface MatmulSource {
   /** WGSL code. */
   code: string;
   /** Workgroups along (lane dimension, uniform dimension). */
@@ -69,7 +69,7 @@ export interface MatmulSource {
 }
 
 /** The plan chosen for a shape on this adapter. */
-export function planMatmul(shape: MatmulShape): MatmulPlan {
+function planMatmul(shape: MatmulShape): MatmulPlan {
   const lanesOn = shape.n >= 32 || shape.n >= shape.m ? "n" : "m";
   const uniformDim = lanesOn === "n" ? shape.m : shape.n;
   const laneDim = lanesOn === "n" ? shape.n : shape.m;
@@ -144,7 +144,7 @@ function scalarAt(op: Operand, k: number, d: string, kk: string): string {
 }
 
 /** The WGSL source of one matmul kernel. */
-export function matmulSource(shape: MatmulShape, plan: MatmulPlan): MatmulSource {
+function matmulSource(shape: MatmulShape, plan: MatmulPlan): MatmulSource {
   const { u, l } = operands(shape, plan);
   const { tileU, tileL, workgroupSize } = plan;
   const groupsU = Math.ceil(u.dim / tileU);
@@ -226,14 +226,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 }
 
 /** Encodes C = op(A) · op(B) (+ bias, relu) into a new [M, N] tensor. */
-export function matmulKernel(
+function matmulKernel(
   a: Tensor,
   b: Tensor,
   shape: MatmulShape,
-  options: { bias?: Tensor; plan?: MatmulPlan } = {},
+  options: { bias?: Tensor } = {},
 ): Tensor {
-  const plan = options.plan ?? planMatmul(shape);
-  const { code, groups, access } = matmulSource(shape, plan);
+  const { code, groups, access } = matmulSource(shape, planMatmul(shape));
   const limit = gpu().limits.maxComputeWorkgroupsPerDimension;
   if (groups[0] > limit || groups[1] > limit) {
     throw new Error(`matmul: ${shape.m}x${shape.n} needs more workgroups than this adapter allows`);
@@ -308,7 +307,7 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
 const BIAS_GRAD_WORKGROUP = 64;
 
 /** Sums a [rows, cols] tensor over its rows: the gradient of a bias added to every row. */
-export function sumRows(x: Tensor): Tensor {
+function sumRows(x: Tensor): Tensor {
   const [rows, cols] = x.shape;
   const out = Tensor.empty([cols]);
   const groups = Math.ceil(cols / BIAS_GRAD_WORKGROUP);
