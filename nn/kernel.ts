@@ -122,11 +122,6 @@ export function takeCompileError(): Error | null {
   return error;
 }
 
-/** Number of distinct kernels compiled in this process. */
-export function compiledKernelCount(): number {
-  return kernels.size;
-}
-
 /** Formats a number as a WGSL f32 literal. */
 export function f32(value: number): string {
   if (Number.isNaN(value)) throw new Error("f32 literal: NaN has no WGSL literal");

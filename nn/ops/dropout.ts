@@ -46,7 +46,7 @@ function mix(value: number): number {
 }
 
 /** The u32 hash of element `index` under `seed`, as the dropout kernel computes it. */
-export function dropoutHash(seed: number, index: number): number {
+function dropoutHash(seed: number, index: number): number {
   return mix(mix(index) ^ mix(seed + GOLDEN));
 }
 

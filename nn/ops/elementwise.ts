@@ -21,7 +21,7 @@ const WORKGROUP = 64;
  * with one vec4 store. The last vec4 may run past `out.size` into the buffer's padding (pooled
  * buffers are whole 16-byte multiples), which nothing reads.
  */
-export function mapInto(
+function mapInto(
   name: string,
   out: Tensor,
   inputs: readonly Tensor[],
@@ -109,6 +109,6 @@ export function relu(x: Tensor): Tensor {
 }
 
 /** The gradient of relu given its output: grad where output > 0, else 0. */
-export function reluBackward(grad: Tensor, output: Tensor): Tensor {
+function reluBackward(grad: Tensor, output: Tensor): Tensor {
   return map("relu_backward", [grad, output], "select(vec4<f32>(0.0), x0, x1 > vec4<f32>(0.0))");
 }
