@@ -118,7 +118,7 @@ function describeRange(spec: FlagSpec): string {
 }
 
 /** Checks and converts one flag value; throws `UsageError` naming the flag. */
-export function convertValue(command: string, spec: FlagSpec, raw: string): string | number {
+function convertValue(command: string, spec: FlagSpec, raw: string): string | number {
   const fail = (expected: string) =>
     new UsageError(`${command}: --${spec.name} ${JSON.stringify(raw)}: expected ${expected}`);
   if (spec.kind === "choice") {

@@ -68,7 +68,7 @@ evaluation.md there.`,
 };
 
 /** Text columns, left-aligned first column, right-aligned others. */
-export function alignRows(rows: readonly (readonly string[])[]): string[] {
+function alignRows(rows: readonly (readonly string[])[]): string[] {
   const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => row[c].length)));
   return rows.map((row) =>
     row.map((cell, c) => c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c])).join("  ")

@@ -38,7 +38,7 @@ or with the best configs of a finished tune run (--tune DIR); table, figures and
 };
 
 /** The command spec of experiment `name`. */
-export function experimentCommandSpec(name: ExperimentName): CommandSpec {
+function experimentCommandSpec(name: ExperimentName): CommandSpec {
   return {
     name,
     description: DESCRIPTIONS[name],

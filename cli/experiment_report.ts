@@ -27,7 +27,7 @@ import { describeSpec } from "./run_training.ts";
 import { TARGETS } from "./study.ts";
 
 /** The target column: `≥ 0.88 ✓` / `≥ 0.88 ✗` / `—`. */
-export function targetCell(key: string, accuracy: number | undefined): string {
+function targetCell(key: string, accuracy: number | undefined): string {
   const target = TARGETS[key];
   if (target === undefined) return "—";
   if (accuracy === undefined) return `≥ ${target}`;

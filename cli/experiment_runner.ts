@@ -32,7 +32,7 @@ export interface ExperimentResult {
 }
 
 /** A key identifying what a run computes (name and title aside). */
-export function specKey(spec: RunSpec): string {
+function specKey(spec: RunSpec): string {
   const { name: _name, title: _title, ...rest } = spec;
   return JSON.stringify(
     Object.entries(rest).filter(([, v]) => v !== undefined).sort(([a], [b]) => a.localeCompare(b)),
@@ -110,7 +110,7 @@ export async function runExperiment(
 }
 
 /** Writes the combined files of an experiment (see the module notes). */
-export async function writeExperimentFiles(
+async function writeExperimentFiles(
   outcome: ExperimentResult,
   setup: RunSetup,
   notes: string[],

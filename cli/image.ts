@@ -105,7 +105,7 @@ export async function decodePng(bytes: Uint8Array, name = "image"): Promise<Grey
 }
 
 /** Decodes a binary (P5) or text (P2) PGM with maxval up to 255 (larger ones are scaled). */
-export function decodePgm(bytes: Uint8Array, name = "image"): GreyImage {
+function decodePgm(bytes: Uint8Array, name = "image"): GreyImage {
   const text = new TextDecoder("latin1").decode(bytes.subarray(0, Math.min(bytes.length, 512)));
   const header = /^(P[25])(?:\s+|#[^\n]*\n)*(\d+)(?:\s+|#[^\n]*\n)*(\d+)(?:\s+|#[^\n]*\n)*(\d+)\s/
     .exec(text);
@@ -128,7 +128,7 @@ export function decodePgm(bytes: Uint8Array, name = "image"): GreyImage {
 }
 
 /** Resizes by averaging each output pixel's box of input pixels (nearest when enlarging). */
-export function resizeGrey(image: GreyImage, width: number, height: number): GreyImage {
+function resizeGrey(image: GreyImage, width: number, height: number): GreyImage {
   if (image.width === width && image.height === height) return image;
   const pixels = new Uint8Array(width * height);
   const sx = image.width / width, sy = image.height / height;

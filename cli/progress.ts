@@ -16,12 +16,12 @@ export type ProgressMode = "auto" | "bar" | "lines" | "none";
 const encoder = new TextEncoder();
 
 /** Writes to stderr without a newline. */
-export function writeStderr(text: string): void {
+function writeStderr(text: string): void {
   Deno.stderr.writeSync(encoder.encode(text));
 }
 
 /** `bar` when stderr is a terminal, else `lines`, for `auto`; other modes as they are. */
-export function resolveMode(mode: ProgressMode): "bar" | "lines" | "none" {
+function resolveMode(mode: ProgressMode): "bar" | "lines" | "none" {
   if (mode !== "auto") return mode;
   try {
     return Deno.stderr.isTerminal() ? "bar" : "lines";
@@ -31,12 +31,12 @@ export function resolveMode(mode: ProgressMode): "bar" | "lines" | "none" {
 }
 
 /** `1,234`. */
-export function formatCount(value: number): string {
+function formatCount(value: number): string {
   return Math.round(value).toLocaleString("en-US");
 }
 
 /** One line summing up an epoch. */
-export function formatEpochLine(label: string, record: EpochRecord, epochs: number): string {
+function formatEpochLine(label: string, record: EpochRecord, epochs: number): string {
   const val = record.valLoss === null
     ? ""
     : `  val loss ${record.valLoss.toFixed(4)} acc ${record.valAccuracy!.toFixed(4)}`;
@@ -46,7 +46,7 @@ export function formatEpochLine(label: string, record: EpochRecord, epochs: numb
 }
 
 /** The bar line for a read within an epoch. */
-export function formatBarLine(
+function formatBarLine(
   label: string,
   p: StepProgress & { epochs: number },
   width = 24,

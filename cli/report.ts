@@ -54,7 +54,7 @@ export function perClassTable(runs: readonly { name: string; test: TestResult | 
 }
 
 /** The confusion matrix (rows: true class, columns: predicted). */
-export function confusionTable(test: TestResult): string {
+function confusionTable(test: TestResult): string {
   return table(
     ["true \\ predicted", ...CLASS_NAMES],
     test.confusion.map((row, i) => [CLASS_NAMES[i], ...row]),

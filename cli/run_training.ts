@@ -147,7 +147,7 @@ export function describeSpec(spec: RunSpec): string {
 }
 
 /** Evaluates `model` on the test set with per-class accuracy and the confusion matrix. */
-export async function testModel(
+async function testModel(
   model: Classifier,
   data: GpuData,
   evalBatchSize: number,
@@ -194,7 +194,7 @@ async function readJsonFile<T>(path: string): Promise<T | undefined> {
 }
 
 /** A finished run of `spec` in `dir`, read back from its files, if there is one. */
-export async function readFinishedRun(spec: RunSpec, dir: string): Promise<RunResult | undefined> {
+async function readFinishedRun(spec: RunSpec, dir: string): Promise<RunResult | undefined> {
   const summary = await readJsonFile<{
     status: RunStatus;
     spec: RunSpec;
@@ -322,7 +322,7 @@ export async function runTraining(spec: RunSpec, context: RunContext): Promise<R
 }
 
 /** Writes `history.json`, `history.csv` and `curves.svg` of a run, atomically. */
-export async function writeHistory(
+async function writeHistory(
   dir: string,
   spec: RunSpec,
   history: readonly EpochRecord[],

@@ -83,7 +83,7 @@ export function escapeXml(text: string): string {
 }
 
 /** About `count` round tick values covering [min, max] (steps of 1, 2, 2.5 or 5 × 10^k). */
-export function niceTicks(min: number, max: number, count = 5, integer = false): number[] {
+function niceTicks(min: number, max: number, count = 5, integer = false): number[] {
   if (!(max > min)) return [min];
   const raw = (max - min) / Math.max(1, count);
   const power = 10 ** Math.floor(Math.log10(raw));

@@ -38,7 +38,7 @@ const TITLES: Record<ModelName, string> = {
 };
 
 /** The run spec that `train`'s flags describe. */
-export function specFromFlags(flags: Flags): RunSpec {
+function specFromFlags(flags: Flags): RunSpec {
   const model = flags.string("model") as ModelName;
   const optimizer = flags.string("optimizer") as "adam" | "sgd";
   const spec: RunSpec = {

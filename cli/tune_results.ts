@@ -112,7 +112,7 @@ const CSV_COLUMNS: readonly (keyof TrialRow)[] = [
 ];
 
 /** The rows as CSV (histories left out; they are in trials.json). */
-export function trialsCsv(rows: readonly TrialRow[]): string {
+function trialsCsv(rows: readonly TrialRow[]): string {
   const lines = [CSV_COLUMNS.join(",")];
   for (const row of rows) {
     lines.push(CSV_COLUMNS.map((c) => csvCell(row[c] as string | number | null)).join(","));

@@ -42,7 +42,7 @@ export interface TuneTrainableOptions {
 const CHECKPOINT_FILE = "checkpoint.safetensors";
 
 /** The trial's index from its id (`trial_00007` → 7). */
-export function trialIndex(trialId: string): number {
+function trialIndex(trialId: string): number {
   const index = Number(trialId.slice(trialId.lastIndexOf("_") + 1));
   return Number.isInteger(index) ? index : 0;
 }
