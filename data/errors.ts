@@ -18,7 +18,7 @@ export class DataError extends Error {
 }
 
 /** The `code` of a system error (`ENOSPC`, `EACCES`, ...), or "" when it has none. */
-export function errorCode(error: unknown): string {
+function errorCode(error: unknown): string {
   if (error && typeof error === "object" && "code" in error) {
     return String((error as { code: unknown }).code ?? "");
   }
