@@ -148,9 +148,10 @@ async function locate(
   };
 }
 
+/** The four files, found (with their bytes when just downloaded), and where they are. */
 async function locateAll(
   options: FashionMnistOptions,
-): Promise<{ dataDir: string; found: Record<IdxFileKey, Found> }> {
+): Promise<{ found: Record<IdxFileKey, Found>; location: FashionMnistLocation }> {
   const dataDir = resolveDataDir(options.dataDir);
   const files = options.files ?? FASHION_MNIST_FILES;
   const progress = typeof options.progress === "object"
@@ -160,7 +161,12 @@ async function locateAll(
   const found = {} as Record<IdxFileKey, Found>;
   // One file at a time: downloads share one progress line and one list of dead mirrors.
   for (const key of IDX_FILE_KEYS) found[key] = await locate(files[key], dataDir, options, shared);
-  return { dataDir, found };
+  const located = {} as Record<IdxFileKey, LocatedFile>;
+  for (const key of IDX_FILE_KEYS) {
+    const { raw: _raw, ...file } = found[key];
+    located[key] = file;
+  }
+  return { found, location: { dataDir, files: located } };
 }
 
 /**
@@ -171,13 +177,7 @@ async function locateAll(
 export async function ensureFashionMnist(
   options: FashionMnistOptions = {},
 ): Promise<FashionMnistLocation> {
-  const { dataDir, found } = await locateAll(options);
-  const files = {} as Record<IdxFileKey, LocatedFile>;
-  for (const key of IDX_FILE_KEYS) {
-    const { raw: _raw, ...file } = found[key];
-    files[key] = file;
-  }
-  return { dataDir, files };
+  return (await locateAll(options)).location;
 }
 
 /** The training and test sets, and where their files are. */
@@ -213,16 +213,11 @@ async function readSet(images: Found, labels: Found, classes: number): Promise<I
  * 28x28 bytes with their labels. Errors are one line that names the file and the fix.
  */
 export async function loadFashionMnist(options: FashionMnistOptions = {}): Promise<FashionMnist> {
-  const { dataDir, found } = await locateAll(options);
+  const { found, location } = await locateAll(options);
   const classes = CLASS_NAMES.length;
   const [train, test] = await Promise.all([
     readSet(found.trainImages, found.trainLabels, classes),
     readSet(found.testImages, found.testLabels, classes),
   ]);
-  const files = {} as Record<IdxFileKey, LocatedFile>;
-  for (const key of IDX_FILE_KEYS) {
-    const { raw: _raw, ...file } = found[key];
-    files[key] = file;
-  }
-  return { train, test, location: { dataDir, files } };
+  return { train, test, location };
 }
