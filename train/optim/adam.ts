@@ -2,8 +2,8 @@
  * `Adam` (L2 weight decay added to the gradient) and `AdamW` (decoupled weight decay), as
  * `torch.optim.Adam` / `torch.optim.AdamW`, bias correction included. One fused kernel per
  * parameter updates the parameter and both moments in place (see `encodeUpdate`: large tensors
- * are read through textures; vec4 stores); the step-dependent scalars (`lr / (1-β1^t)`, `sqrt(1-β2^t)`, `1 - lr·wd`) come
- * from one shared params slot.
+ * are read through textures; vec4 stores); the step-dependent scalars (`lr / (1-β1^t)`,
+ * `sqrt(1-β2^t)`, `1 - lr·wd`) come from one shared params slot.
  *
  * @module
  */
