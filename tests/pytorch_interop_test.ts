@@ -11,6 +11,7 @@ import { loadSafetensors, saveSafetensors } from "../nn/safetensors.ts";
 import { tidy } from "../nn/scope.ts";
 import { tensor } from "../nn/tensor.ts";
 import { SGD } from "../train/optim/sgd.ts";
+import { Adam } from "../train/optim/adam.ts";
 import { assertClose, gpuReady, randomArray } from "./testing.ts";
 
 const script = fileURLToPath(new URL("./pytorch/interop.py", import.meta.url));
@@ -52,8 +53,11 @@ async function runPython(args: string[]): Promise<void> {
 const BATCH = 6;
 const input = Float32Array.from(randomArray(BATCH * 784, 3, 0, 1));
 
-function evalLogProbs(model: ReturnType<typeof createModel>): Promise<Float32Array> {
-  model.eval();
+function evalLogProbs(
+  model: ReturnType<typeof createModel>,
+  training = false,
+): Promise<Float32Array> {
+  model.train(training);
   const out = tidy(() => noGrad(() => model.forward(tensor(input, [BATCH, 1, 28, 28]))));
   return out.toArray().finally(() => out.dispose());
 }
@@ -132,4 +136,93 @@ for (const name of ["mlp", "cnn", "cnn-bn", "tuning-cnn"] as ModelName[]) {
       }
     },
   });
+}
+
+// Training matches PyTorch step for step: from the same weights, 4 steps on the same batches
+// (the MLP in eval mode so that dropout is off on both sides, the CNNs in training mode with
+// batch statistics). SGD (lr 0.05, momentum 0.9) must give the same weights and running
+// statistics. Adam (lr 0.01) must give a model with the same outputs: its weights are compared
+// through the log-probabilities, because Adam divides by the gradient's running scale, so a
+// weight whose true gradient is zero (a convolution bias followed by batch norm, which removes
+// it) moves by +-lr on rounding noise in either framework. Four steps, because two frameworks
+// drift apart by rounding alone: a max-pool window whose top two values differ by less than
+// the rounding error sends its gradient to a different pixel (seen at step 7 of CNN-BN: the
+// conv1 weights jump from 5e-7 to 1.5e-4 apart in that one step while the rest stay at 1e-7).
+for (const name of ["mlp", "cnn", "cnn-bn", "tuning-cnn"] as ModelName[]) {
+  for (const optimizerName of ["sgd", "adam"] as const) {
+    Deno.test({
+      name: `${name}: 4 ${
+        optimizerName === "sgd" ? "SGD" : "Adam"
+      } steps equal PyTorch's from the same weights and batches`,
+      ignore: python === null,
+      async fn() {
+        const dir = await Deno.makeTempDir();
+        try {
+          const steps = 4, batch = 16;
+          const model = createModel(name, { rng: new Rng(11), l1: 64 });
+          await saveSafetensors(`${dir}/start.safetensors`, model.stateDict(), { model: name });
+          const data = new Float32Array(steps * batch * 785);
+          const rng = new Rng(21);
+          for (let step = 0; step < steps; step++) {
+            const base = step * batch * 785;
+            for (let i = 0; i < batch * 784; i++) data[base + i] = rng.next();
+            for (let i = 0; i < batch; i++) data[base + batch * 784 + i] = rng.int(10);
+          }
+          await Deno.writeFile(`${dir}/batches.f32`, new Uint8Array(data.buffer));
+          const optimizer = optimizerName === "sgd"
+            ? new SGD(model.parameters(), { lr: 0.05, momentum: 0.9 })
+            : new Adam(model.parameters(), { lr: 0.01 });
+          model.train(name !== "mlp");
+          for (let step = 0; step < steps; step++) {
+            const base = step * batch * 785;
+            tidy(() => {
+              optimizer.zeroGrad();
+              const x = tensor(data.slice(base, base + batch * 784), [batch, 1, 28, 28]);
+              const y = tensor(
+                Int32Array.from(data.slice(base + batch * 784, base + batch * 785)),
+                [batch],
+                { dtype: "i32" },
+              );
+              nllLoss(model.forward(x), y).backward();
+              optimizer.step();
+            });
+          }
+          optimizer.zeroGrad();
+          await runPython([
+            optimizerName,
+            name,
+            "64",
+            `${dir}/start.safetensors`,
+            `${dir}/batches.f32`,
+            `${dir}/end.safetensors`,
+          ]);
+          const theirs = await loadSafetensors(`${dir}/end.safetensors`);
+          if (optimizerName === "sgd") {
+            for (const [key, ours] of Object.entries(model.stateDict())) {
+              assertClose(await ours.toArray(), await theirs.tensors[key].toArray(), {
+                atol: 2e-5,
+                rtol: 1e-4,
+              }, key);
+            }
+          } else {
+            const twin = createModel(name, { rng: new Rng(1), l1: 64 });
+            twin.loadStateDict(theirs.tensors);
+            // Training mode for the batch-norm models: batch statistics cancel the conv biases
+            // (running means carry them, and Adam moves them on noise).
+            const training = name === "cnn-bn" || name === "tuning-cnn";
+            assertClose(await evalLogProbs(model, training), await evalLogProbs(twin, training), {
+              atol: 1e-3,
+              rtol: 1e-3,
+            }, "log-probs after Adam");
+            twin.dispose();
+          }
+          for (const t of Object.values(theirs.tensors)) t.dispose();
+          optimizer.dispose();
+          model.dispose();
+        } finally {
+          await Deno.remove(dir, { recursive: true });
+        }
+      },
+    });
+  }
 }

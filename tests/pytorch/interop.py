@@ -5,6 +5,8 @@ and moves weights through safetensors files in both directions:
 
   interop.py load MODEL L1 WEIGHTS INPUT OUTPUT  # load wgtorch's file, write eval log-probs
   interop.py save MODEL L1 WEIGHTS INPUT OUTPUT  # save a PyTorch model, write its eval log-probs
+  interop.py adam MODEL L1 WEIGHTS INPUT OUTPUT  # load, take Adam steps on INPUT, save OUTPUT
+  interop.py sgd MODEL L1 WEIGHTS INPUT OUTPUT   # the same with SGD (lr 0.05, momentum 0.9)
 
 Uses the `safetensors` package when it is installed; otherwise the same format, read and written
 by the few lines below (the format: an 8-byte little-endian header length, a JSON header of
@@ -108,6 +110,23 @@ def main():
     mode, name, l1, weights, inputs, output = sys.argv[1:]
     torch.manual_seed(7)
     model = build(name, int(l1))
+    if mode in ("adam", "sgd"):
+        # INPUT holds STEPS batches of 16 images followed by their 16 labels (as float32).
+        model.load_state_dict(load_file(weights), strict=True)
+        data = torch.frombuffer(bytearray(open(inputs, "rb").read()), dtype=torch.float32)
+        steps = data.numel() // (16 * 785)
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.01) if mode == "adam" else \
+            torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        # MLP: eval mode (no dropout, so both sides compute the same); the CNNs: training mode.
+        model.train(name != "mlp")
+        for step in range(steps):
+            chunk = data[step * 16 * 785:(step + 1) * 16 * 785]
+            x, y = chunk[:16 * 784].reshape(16, 1, 28, 28), chunk[16 * 784:].long()
+            optimizer.zero_grad()
+            nn.functional.nll_loss(model(x), y).backward()
+            optimizer.step()
+        save_file(model.state_dict(), output, {"model": name})
+        return
     x = torch.frombuffer(bytearray(open(inputs, "rb").read()), dtype=torch.float32).reshape(-1, 1, 28, 28)
     if mode == "load":
         model.load_state_dict(load_file(weights), strict=True)
