@@ -1,0 +1,266 @@
+/**
+ * The conv2d forward kernel (also the input gradient's, with the weights read flipped and
+ * transposed): each lane computes a block of output rows x pixels x channels chosen by a cost
+ * model, loading each input row it meets once per input channel and each weight once.
+ *
+ * @module
+ */
+
+import { gpu } from "../device.ts";
+import { type Access, grid, kernel, u32, workgroupIndex } from "../kernel.ts";
+import { dispatch, type Resource } from "../stream.ts";
+import { releaseTexture, tensorTexture, textureReaders } from "../texture.ts";
+import { formatShape, Tensor } from "../tensor.ts";
+import { type ConvShape, segmentSource } from "./conv2d_shape.ts";
+
+const WORKGROUP = 8;
+const UNIFORM_LIMIT_BYTES = 65536;
+
+/** How the forward kernel reads weight (o, c, ky, kx): as stored, or flipped and transposed. */
+export type WeightOrder = "oihw" | "flipped_iohw";
+
+function weightIndex(
+  shape: ConvShape,
+  order: WeightOrder,
+  o: string,
+  c: string,
+  ky: string,
+  kx: string,
+) {
+  const { inChannels: C, outChannels: O, kernelHeight: KH, kernelWidth: KW } = shape;
+  if (order === "oihw") {
+    return `((${o}) * ${u32(C * KH * KW)} + (${c}) * ${u32(KH * KW)} + (${ky}) * ${
+      u32(KW)
+    } + (${kx}))`;
+  }
+  // The stored weight is [C_out_orig = this kernel's C][C_in_orig = this kernel's O][KH][KW].
+  return `((${c}) * ${u32(O * KH * KW)} + (${o}) * ${u32(KH * KW)} + (${u32(KH - 1)} - (${ky})) * ${
+    u32(KW)
+  } ` +
+    `+ ${u32(KW - 1)} - (${kx}))`;
+}
+
+const MAX_ACCUMULATORS = 128;
+/** Most FMAs unrolled per input channel, to bound shader size and compile time. */
+const MAX_UNROLLED_FMAS = 4096;
+
+/**
+ * What one lane of the forward kernel computes: `rows` x `pixels` outputs of `channels` output
+ * channels (an output-row block, a column block, a channel block).
+ */
+interface ForwardBlock {
+  rows: number;
+  pixels: number;
+  channels: number;
+}
+
+/**
+ * The block with the lowest estimated cost per FMA on llvmpipe, from the measured costs
+ * (docs/DESIGN.md): a texel load ~150 cycles per 8 lanes, a weight load (a gather: its offset
+ * depends on a loop counter) ~35, an FMA with spilled accumulators ~2.75. Per input channel a
+ * lane loads the input rows and columns its block meets and `channels x taps` weights, and does
+ * `channels x rows x pixels x taps` FMAs.
+ */
+function forwardBlock(shape: ConvShape): ForwardBlock {
+  const {
+    outChannels: O,
+    kernelHeight: KH,
+    kernelWidth: KW,
+    stride: S,
+    outHeight: OH,
+    outWidth: OW,
+  } = shape;
+  const taps = KH * KW;
+  const lanesWanted = gpu().adapter.isFallbackAdapter ? 512 : 8192;
+  let best: ForwardBlock = { rows: 1, pixels: Math.min(4, OW), channels: 1 };
+  let bestCost = Infinity;
+  const pixelChoices = [4, 8, 12, 16, 24, 32].filter((p) => p <= OW && OW % p === 0);
+  if (pixelChoices.length === 0) pixelChoices.push(Math.min(4, OW));
+  for (const pixels of pixelChoices) {
+    for (let rows = 1; rows <= Math.min(OH, 8); rows++) {
+      for (let channels = 1; channels <= O; channels++) {
+        const fmas = channels * rows * pixels * taps;
+        if (channels * rows * pixels > MAX_ACCUMULATORS || fmas > MAX_UNROLLED_FMAS) continue;
+        const lanes = shape.batch * Math.ceil(OH / rows) * Math.ceil(OW / pixels) *
+          Math.ceil(O / channels);
+        const texels = ((rows - 1) * S + KH) * Math.ceil(((pixels - 1) * S + KW) / 4 + 1);
+        // Wasted work where blocks overhang the output (rows, columns or channels past the end).
+        const waste = (Math.ceil(OH / rows) * rows / OH) * (Math.ceil(O / channels) * channels / O);
+        const starve = lanes < lanesWanted ? lanesWanted / lanes : 1;
+        const cost = (texels * 150 + channels * taps * 35 + fmas * 2.75) / fmas * waste * starve;
+        if (cost < bestCost) [best, bestCost] = [{ rows, pixels, channels }, cost];
+      }
+    }
+  }
+  return best;
+}
+
+/**
+ * The forward kernel: each lane computes a block of output rows x pixels x channels (see
+ * `forwardBlock`), looping over input channels; per input channel it loads the input rows its
+ * block meets once (zero where they fall in the padding) and every weight of its channels once.
+ */
+function forwardSource(shape: ConvShape, order: WeightOrder, bias: boolean) {
+  const { batch, inChannels: C, outChannels: O, height: H, width: W } = shape;
+  const { kernelHeight: KH, kernelWidth: KW, stride: S, padding: P, outHeight: OH, outWidth: OW } =
+    shape;
+  const block = forwardBlock(shape);
+  const { rows, pixels, channels } = block;
+  const channelBlocks = Math.ceil(O / channels);
+  const rowBlocks = Math.ceil(OH / rows);
+  const blocksX = Math.ceil(OW / pixels);
+  const lanes = batch * rowBlocks * blocksX;
+  const workgroup = lanes >= 64 * 16 ? 64 : WORKGROUP;
+  const groups = Math.ceil(lanes / workgroup);
+  const segment = (pixels - 1) * S + KW;
+  const inputRows = (rows - 1) * S + KH;
+  const weightCount = O * C * KH * KW;
+  const uniformWeights = weightCount * 4 <= UNIFORM_LIMIT_BYTES;
+  const weightDecl = uniformWeights
+    ? `@group(0) @binding(1) var<uniform> w: array<vec4<f32>, ${Math.ceil(weightCount / 4)}>;`
+    : `@group(0) @binding(1) var<storage, read> w: array<f32>;`;
+  const loadWeight = (index: string) =>
+    uniformWeights ? `w[(${index}) >> 2u][(${index}) & 3u]` : `w[${index}]`;
+  const vectorStores = pixels % 4 === 0 && OW % 4 === 0;
+  const rowLoads: string[] = [];
+  for (let r = 0; r < inputRows; r++) {
+    const loads = segmentSource({ segment, width: W, stride: S, padding: P, pixels })
+      .replace(/\blet s(\d+) = /g, `r${r}_$1 = `)
+      .replace(/\bt(\d+)\b/g, `t${r}_$1`);
+    rowLoads.push(
+      `if (top + ${r} >= 0 && top + ${r} < ${H}) {\n      ` +
+        `let rowBase = ((n * ${u32(C)} + c) * ${u32(H)} + u32(top + ${r})) * ${u32(W)};\n      ` +
+        `${loads.replace(/\n\s*/g, "\n      ")}\n    } else {\n      ` +
+        Array.from({ length: segment }, (_, j) => `r${r}_${j} = 0.0;`).join(" ") + "\n    }",
+    );
+  }
+  const rowDeclarations = Array.from(
+    { length: inputRows },
+    (_, r) => Array.from({ length: segment }, (_, j) => `var r${r}_${j} = 0.0;`).join(" "),
+  ).join("\n  ");
+  const acc = (q: number, r: number, p: number) => `a${q}_${r}_${p}`;
+  const accumulators: string[] = [];
+  const fmas: string[] = [];
+  const stores: string[] = [];
+  for (let q = 0; q < channels; q++) {
+    for (let r = 0; r < rows; r++) {
+      for (let p = 0; p < pixels; p++) accumulators.push(`var ${acc(q, r, p)} = 0.0;`);
+    }
+  }
+  for (let ky = 0; ky < KH; ky++) {
+    for (let kx = 0; kx < KW; kx++) {
+      for (let q = 0; q < channels; q++) {
+        const index = weightIndex(shape, order, `oBase + ${u32(q)}`, "c", u32(ky), u32(kx));
+        fmas.push(`let w${q}_${ky}_${kx} = ${loadWeight(index)};`);
+      }
+    }
+  }
+  // FMAs grouped by the input row they read, so that with padding a row that lies outside the
+  // input is skipped (the lanes of a workgroup share their output rows, so mostly together).
+  for (let input = 0; input < inputRows; input++) {
+    const body: string[] = [];
+    for (let r = 0; r < rows; r++) {
+      const ky = input - r * S;
+      if (ky < 0 || ky >= KH) continue;
+      for (let kx = 0; kx < KW; kx++) {
+        for (let q = 0; q < channels; q++) {
+          for (let p = 0; p < pixels; p++) {
+            body.push(`${acc(q, r, p)} += w${q}_${ky}_${kx} * r${input}_${p * S + kx};`);
+          }
+        }
+      }
+    }
+    fmas.push(
+      P > 0
+        ? `if (top + ${input} >= 0 && top + ${input} < ${H}) {\n      ${
+          body.join("\n      ")
+        }\n    }`
+        : body.join("\n    "),
+    );
+  }
+  for (let q = 0; q < channels; q++) {
+    const channel = `oBase + ${u32(q)}`;
+    const plus = bias ? ` + b[(${channel}) >> 2u][(${channel}) & 3u]` : "";
+    for (let r = 0; r < rows; r++) {
+      const row = `((n * ${u32(O)} + ${channel}) * ${u32(OH)} + oy0 + ${u32(r)}) * ${
+        u32(OW)
+      } + ox0`;
+      const inRange = `${channel} < ${u32(O)} && oy0 + ${u32(r)} < ${u32(OH)}`;
+      if (vectorStores) {
+        for (let v = 0; v < pixels / 4; v++) {
+          const values = Array.from({ length: 4 }, (_, p) => acc(q, r, 4 * v + p)).join(", ");
+          stores.push(
+            `if (${inRange}) { out[(${row}) / 4u + ${u32(v)}] = vec4<f32>(${values})${plus}; }`,
+          );
+        }
+      } else {
+        for (let p = 0; p < pixels; p++) {
+          stores.push(
+            `if (${inRange} && ox0 + ${u32(p)} < ${u32(OW)}) { out[${row} + ${u32(p)}] = ${
+              acc(q, r, p)
+            }${plus}; }`,
+          );
+        }
+      }
+    }
+  }
+  const code = /* wgsl */ `
+// conv2d ${
+    formatShape([batch, C, H, W])
+  } * [${O}, ${C}, ${KH}, ${KW}] stride ${S} padding ${P} (${order}),
+// ${rows} rows x ${pixels} pixels x ${channels} channels per lane
+@group(0) @binding(0) var x: texture_2d<f32>;
+${textureReaders("x")}
+${weightDecl}
+@group(0) @binding(2) var<storage, read_write> out: array<${vectorStores ? "vec4<f32>" : "f32"}>;
+${bias ? `@group(0) @binding(3) var<uniform> b: array<vec4<f32>, ${Math.ceil(O / 4)}>;` : ""}
+
+@compute @workgroup_size(${workgroup})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let lane = min(${workgroupIndex(groups)} * ${u32(workgroup)} + lid, ${u32(lanes - 1)});
+  let xBlock = lane % ${u32(blocksX)};
+  let n = (lane / ${u32(blocksX)}) % ${u32(batch)};
+  let oy0 = (lane / ${u32(blocksX * batch)}) * ${u32(rows)};
+  let ox0 = xBlock * ${u32(pixels)};
+  // Channels come from wid.z; the last block of a channel count that does not divide evenly
+  // overlaps the one before (same values written twice).
+  let oBase = ${channelBlocks === 1 ? "0u" : `min(wid.z * ${u32(channels)}, ${u32(O - channels)})`};
+  let ix0 = i32(ox0 * ${u32(S)}) - ${P};
+  let top = i32(oy0 * ${u32(S)}) - ${P};
+  ${accumulators.join("\n  ")}
+  ${rowDeclarations}
+  for (var c = 0u; c < ${u32(C)}; c++) {
+    ${rowLoads.join("\n    ")}
+    ${fmas.join("\n    ")}
+  }
+  if (${workgroupIndex(groups)} * ${u32(workgroup)} + lid >= ${u32(lanes)}) { return; }
+  ${stores.join("\n  ")}
+}`;
+  const bindings: Access[] = ["texture", uniformWeights ? "uniform" : "read", "read_write"];
+  if (bias) bindings.push("uniform");
+  return { code, groups, bindings, channelBlocks };
+}
+
+export function runForward(
+  x: Tensor,
+  weight: Tensor,
+  bias: Tensor | undefined,
+  shape: ConvShape,
+  order: WeightOrder,
+) {
+  const source = forwardSource(shape, order, !!bias);
+  const out = Tensor.empty([shape.batch, shape.outChannels, shape.outHeight, shape.outWidth]);
+  const texture = tensorTexture(x);
+  const buffers: Resource[] = [texture, weight.buffer, out.buffer];
+  if (bias) buffers.push(bias.buffer);
+  const name =
+    `conv2d_${order}_${shape.batch}x${shape.inChannels}x${shape.height}x${shape.width}_` +
+    `${shape.outChannels}k${shape.kernelHeight}x${shape.kernelWidth}s${shape.stride}p${shape.padding}`;
+  dispatch(
+    kernel({ name, code: source.code, bindings: source.bindings }),
+    buffers,
+    [...grid(source.groups), source.channelBlocks],
+  );
+  releaseTexture(texture);
+  return out;
+}
