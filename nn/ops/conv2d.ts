@@ -19,6 +19,7 @@ import { grid, kernel, u32, workgroupIndex } from "../kernel.ts";
 import { dispatch } from "../stream.ts";
 import { formatShape, Tensor } from "../tensor.ts";
 import { runForward } from "./conv2d_forward.ts";
+import { transposedInputGrad } from "./conv2d_input_grad.ts";
 import type { ConvShape } from "./conv2d_shape.ts";
 import { weightAndBiasGrad } from "./conv2d_weight_grad.ts";
 
@@ -87,6 +88,8 @@ function inputGrad(grad: Tensor, weight: Tensor, shape: ConvShape): Tensor {
     kernelHeight: KH,
     kernelWidth: KW,
   } = shape;
+  const transposed = transposedInputGrad(grad, weight, shape);
+  if (transposed) return transposed;
   if (shape.stride === 1 && shape.padding <= KH - 1 && shape.padding <= KW - 1 && KH === KW) {
     // Stride 1: a "full" convolution of the gradient, padding it virtually.
     const padding = KH - 1 - shape.padding;
