@@ -17,14 +17,21 @@ export interface RunEnvironment {
   os: string;
   /** Logical CPUs, when known. */
   cpus: number | null;
-  /** Start time (ISO 8601). */
+  /** Start time (ISO 8601): when the run folder was first started. */
   date: string;
+  /** When this process resumed the run (ISO 8601), if it did. */
+  resumed?: string;
   /** The command line. */
   command: string;
 }
 
 /** The environment of this process (call after `init()`). */
-export function runEnvironment(command: string, args: readonly string[]): RunEnvironment {
+export function runEnvironment(
+  command: string,
+  args: readonly string[],
+  options: { startedAt?: string } = {},
+): RunEnvironment {
+  const now = new Date().toISOString();
   let cpus: number | null = null;
   try {
     cpus = navigator.hardwareConcurrency ?? null;
@@ -34,7 +41,8 @@ export function runEnvironment(command: string, args: readonly string[]): RunEnv
     deno: `Deno ${Deno.version.deno} (V8 ${Deno.version.v8})`,
     os: `${Deno.build.os} ${Deno.build.arch}`,
     cpus,
-    date: new Date().toISOString(),
+    date: options.startedAt ?? now,
+    ...(options.startedAt === undefined ? {} : { resumed: now }),
     command: commandLine(command, args),
   };
 }
@@ -43,7 +51,7 @@ export function runEnvironment(command: string, args: readonly string[]): RunEnv
 export function environmentLines(env: RunEnvironment): string[] {
   return [
     `- Command: \`${env.command}\``,
-    `- Started: ${env.date}`,
+    `- Started: ${env.date}${env.resumed ? ` (resumed ${env.resumed})` : ""}`,
     `- Adapter: ${env.adapter}`,
     `- Machine: ${env.os}, ${env.cpus ?? "?"} logical CPUs, ${env.deno}`,
   ];

@@ -90,7 +90,10 @@ export function experimentCommand(
       seed: flags.number("seed"),
       tuned: tuned?.configs,
     });
-    const setup = await setupRun(name, resumed?.args ?? args, flags, io, { outDir: resumed?.dir });
+    const setup = await setupRun(name, resumed?.args ?? args, flags, io, {
+      outDir: resumed?.dir,
+      startedAt: resumed?.started,
+    });
     if (!resumed) await writeCommandFile(setup.dir, name, args);
     try {
       const outcome = await runExperiment(definition, setup, io, {

@@ -106,12 +106,13 @@ export async function setupRun(
   args: readonly string[],
   flags: Flags,
   io: CommandIo,
-  options: { outDir?: string; choice?: DataChoice; evalBatchSize?: number } = {},
+  options: { outDir?: string; startedAt?: string; choice?: DataChoice; evalBatchSize?: number } =
+    {},
 ): Promise<RunSetup> {
   const choice = options.choice ?? dataChoice(command, flags);
   const dir = options.outDir ?? await prepareOutDir(command, flags.string("out"));
   await init();
-  const env = runEnvironment(command, args);
+  const env = runEnvironment(command, args, { startedAt: options.startedAt });
   io.err(`Adapter: ${env.adapter}`);
   const prepared = await prepareData(choice, io.err);
   const data = new GpuData(prepared);

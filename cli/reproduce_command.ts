@@ -128,6 +128,7 @@ export function reproduceCommand(args: readonly string[], io: CommandIo): Promis
     const flags = resumed?.flags ?? given;
     const setup = await setupRun("reproduce", resumed?.args ?? args, flags, io, {
       outDir: resumed?.dir,
+      startedAt: resumed?.started,
     });
     if (!resumed) await writeCommandFile(setup.dir, "reproduce", args);
     const epochs = flags.number("epochs");

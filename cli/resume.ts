@@ -28,6 +28,8 @@ export interface CommandFile {
   command: string;
   /** Its arguments as given. */
   args: string[];
+  /** When the run first started (ISO 8601). */
+  started?: string;
 }
 
 /** Records the command line of a new run folder. */
@@ -36,7 +38,8 @@ export async function writeCommandFile(
   command: string,
   args: readonly string[],
 ): Promise<void> {
-  await writeJson(join(dir, COMMAND_FILE), { command, args: [...args] });
+  const file: CommandFile = { command, args: [...args], started: new Date().toISOString() };
+  await writeJson(join(dir, COMMAND_FILE), file);
 }
 
 /** What resuming gives a command: the saved arguments, parsed, and the folder. */
@@ -47,6 +50,8 @@ export interface Resumed {
   args: string[];
   /** The run folder. */
   dir: string;
+  /** When the run first started (ISO 8601), when known. */
+  started?: string;
 }
 
 /**
@@ -69,8 +74,10 @@ export async function resolveResume(
     );
   }
   let saved: CommandFile;
+  let written: Date | null = null;
   try {
     saved = JSON.parse(await Deno.readTextFile(join(dir, COMMAND_FILE)));
+    written = (await Deno.stat(join(dir, COMMAND_FILE))).mtime;
   } catch {
     throw new UsageError(
       `${command}: --resume ${dir}: no ${COMMAND_FILE} there (not a ${command} run folder)`,
@@ -85,5 +92,7 @@ export async function resolveResume(
   const args = flags.has("progress")
     ? [...saved.args, "--progress", flags.string("progress")!]
     : saved.args;
-  return { flags: parseFlags(command, specs, args), args: saved.args, dir };
+  // Folders from before `started` was recorded: command.json is written once, at the start.
+  const started = saved.started ?? written?.toISOString();
+  return { flags: parseFlags(command, specs, args), args: saved.args, dir, started };
 }

@@ -75,7 +75,10 @@ export function trainCommand(args: readonly string[], io: CommandIo): Promise<nu
     if (flags.has("momentum") && spec.optimizer !== "sgd") {
       io.err("note: --momentum only applies to --optimizer sgd; ignored");
     }
-    const setup = await setupRun("train", runArgs, flags, io, { outDir: resumed?.dir });
+    const setup = await setupRun("train", runArgs, flags, io, {
+      outDir: resumed?.dir,
+      startedAt: resumed?.started,
+    });
     if (!resumed) await writeCommandFile(setup.dir, "train", args);
     try {
       io.err(

@@ -249,6 +249,12 @@ Deno.test("Ctrl-C keeps the finished epochs' history and checkpoint; --resume fi
   equal((await loadCheckpoint(join(out, "checkpoint.safetensors"))).epoch, 20);
   equal(JSON.parse(await Deno.readTextFile(join(out, "summary.json"))).status, "completed");
   ok(await Deno.stat(join(out, "weights.safetensors")).then(() => true, () => false));
+  const started = JSON.parse(await Deno.readTextFile(join(out, "command.json"))).started;
+  match(
+    await Deno.readTextFile(join(out, "report.md")),
+    new RegExp(`- Started: ${started.replaceAll(".", "\\.")} \\(resumed \\d{4}-`),
+    "the report keeps the first start and says when it resumed",
+  );
 });
 
 Deno.test("a diverging run stops with the epoch and exit code 1", async () => {
