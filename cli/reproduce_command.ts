@@ -71,7 +71,7 @@ function reproduceReport(init: {
     ...environmentLines(init.env),
     ...dataLines(init.data),
     `- Seed: ${init.seed} (weights, dropout, batch order; tuning trial i uses seed + i)`,
-    `- Wall time: ${duration(total)} (${
+    `- Wall time${init.env.resumed ? " since resuming" : ""}: ${duration(total)} (${
       init.stages.map((s) => `${s.name} ${duration(s.seconds)}`).join(", ")
     })`,
     ...(init.interrupted ? ["- **Interrupted** by Ctrl-C: what finished is below."] : []),
