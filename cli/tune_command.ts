@@ -316,6 +316,7 @@ export function tuneCommand(args: readonly string[], io: CommandIo): Promise<num
   return runCommand(TUNE_COMMAND, args, io, async (flags) => {
     const resumeDir = flags.string("resume");
     let file: TuneFile, dir: string;
+    let startedAt: string | undefined;
     if (resumeDir !== undefined) {
       const others = TUNE_COMMAND.flags.map((f) => f.name)
         .filter((name) => flags.has(name) && !["resume", "progress"].includes(name));
@@ -328,6 +329,8 @@ export function tuneCommand(args: readonly string[], io: CommandIo): Promise<num
       }
       try {
         file = JSON.parse(await Deno.readTextFile(join(resumeDir, "tune.json")));
+        // tune.json is written once, when the run starts.
+        startedAt = (await Deno.stat(join(resumeDir, "tune.json"))).mtime?.toISOString();
       } catch {
         throw new UsageError(
           `tune: --resume ${resumeDir}: no tune.json there (not a tune run folder)`,
@@ -348,6 +351,7 @@ export function tuneCommand(args: readonly string[], io: CommandIo): Promise<num
     }
     const setup = await setupRun("tune", args, flags, io, {
       outDir: dir,
+      startedAt,
       choice: file.data,
       evalBatchSize: file.evalBatchSize,
     });

@@ -161,6 +161,17 @@ export function bestConfigsTable(
   );
 }
 
+/** Seconds every optimizer's trials ran, summed over its trials (in words). */
+function trialTime(
+  optimizers: readonly TuneOptimizer[],
+  rows: Partial<Record<TuneOptimizer, TrialRow[]>>,
+): string {
+  return optimizers.filter((opt) => rows[opt])
+    .map((opt) =>
+      `${NAMES[opt]} ${duration(rows[opt]!.reduce((sum, row) => sum + row.seconds, 0))}`
+    ).join(", ");
+}
+
 /** report.md of a tune run. */
 export function tuneReport(init: {
   settings: TuneSettings;
@@ -182,7 +193,8 @@ export function tuneReport(init: {
     `- Scheduler: ASHA (max_t ${settings.maxEpochs}, grace period ${settings.gracePeriod}, ` +
     `reduction factor ${settings.reductionFactor}); metric: validation loss (true mean NLL), ` +
     `mode min; ${settings.concurrency} trial(s) at a time`,
-    `- Wall time: ${duration(init.seconds)}${
+    `- Wall time${env.resumed ? " since resuming" : ""}: ${duration(init.seconds)}; ` +
+    `time in trials: ${trialTime(settings.optimizers, rows)}${
       init.interrupted ? " — **interrupted** (resume with `tune --resume DIR`)" : ""
     }`,
     "",

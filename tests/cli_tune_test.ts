@@ -115,6 +115,10 @@ Deno.test("tune: Ctrl-C, then --resume finishes the same trials", async () => {
   const resumed = await runCli(["tune", "--resume", out, "--progress", "lines"]);
   equal(resumed.code, 0, resumed.stderr);
   match(resumed.stderr, /\[adam\] resuming/);
+  match(
+    await Deno.readTextFile(join(out, "report.md")),
+    /- Started: \S+ \(resumed \S+\)\n[^]*- Wall time since resuming: [^;]+; time in trials: Adam \d/,
+  );
   const trials: Trial[] =
     JSON.parse(await Deno.readTextFile(join(out, "trials.json"))).optimizers.adam.trials;
   equal(trials.length, 4);
