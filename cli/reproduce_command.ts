@@ -74,6 +74,7 @@ function reproduceReport(init: {
     `- Wall time${init.env.resumed ? " since resuming" : ""}: ${duration(total)} (${
       init.stages.map((s) => `${s.name} ${duration(s.seconds)}`).join(", ")
     })`,
+    timeInRuns(experiments, tune),
     ...(init.interrupted ? ["- **Interrupted** by Ctrl-C: what finished is below."] : []),
     "",
   ];
@@ -119,6 +120,27 @@ function reproduceReport(init: {
   emit(section("final"));
   lines.push(LOSS_NOTE, "", SPLIT_NOTE, "");
   return lines.join("\n");
+}
+
+/**
+ * The time each experiment's runs took, summed from their own records (so it holds across
+ * `--resume`); a reused run counts once, tuning counts its trials.
+ */
+function timeInRuns(experiments: ExperimentResult[], tune: TuneOutcome | undefined): string {
+  const parts = experiments.map((e) => {
+    const seconds = e.results.filter((r) => !(r.spec.name in e.reused))
+      .reduce((sum, r) => sum + r.wallSeconds, 0);
+    return { name: e.experiment.name as string, seconds };
+  });
+  if (tune) {
+    const seconds = Object.values(tune.rows).flat()
+      .reduce((sum, row) => sum + (row?.seconds ?? 0), 0);
+    parts.splice(Math.min(2, parts.length), 0, { name: "tune (trials)", seconds });
+  }
+  const total = parts.reduce((sum, p) => sum + p.seconds, 0);
+  return `- Time in runs: ${duration(total)} (${
+    parts.map((p) => `${p.name} ${duration(p.seconds)}`).join(", ")
+  })`;
 }
 
 /** Runs `reproduce`; resolves to the exit code. */

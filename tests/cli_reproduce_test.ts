@@ -55,6 +55,10 @@ Deno.test("reproduce --epochs 1 runs every experiment and writes the report", as
     match(report, new RegExp(`^## ${table} — `, "m"));
   }
   match(report, /quick run/i);
+  match(
+    report,
+    /^- Time in runs: .+ \(compare .+, optimizers .+, tune \(trials\) .+, final .+\)$/m,
+  );
 
   const tuned = JSON.parse(await Deno.readTextFile(join(out, "tune", "trials.json")));
   const final = JSON.parse(await Deno.readTextFile(join(out, "final", "summary.json")));
