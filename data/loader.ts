@@ -86,9 +86,17 @@ export interface DataLoaderOptions {
   dropLast?: boolean;
   /** Use only the first `limit` examples of the dataset (quick runs). */
   limit?: number;
+  /**
+   * Hand each batch's tensors to the caller, to dispose (default false: a batch is freed when
+   * the loop moves on to the next one, or leaves the loop).
+   */
+  keepBatches?: boolean;
 }
 
-/** One batch. Its tensors belong to the caller: `dispose()` them, or let a `tidy` do it. */
+/**
+ * One batch. Its tensors are freed when the loop moves on (unless the loader has `keepBatches`,
+ * which makes them the caller's to `dispose()`); disposing them earlier is fine.
+ */
 export interface Batch {
   /** Images, `[size, 1, rows, cols]`, f32 in [0, 1]. */
   x: Tensor;
@@ -110,13 +118,14 @@ function mixSeed(seed: number, epoch: number): number {
 
 /**
  * Batches of a `GpuDataset`, shuffled each epoch from a seed. `batches(epoch)` uploads the
- * epoch's order once, then makes each batch with one gather dispatch (never a readback).
+ * epoch's order once, then makes each batch with one gather dispatch (never a readback). A
+ * batch's tensors live for its turn of the loop: the loader frees them when the loop asks for
+ * the next batch or ends (`keepBatches: true` leaves that to the caller).
  *
  * ```ts ignore
  * const loader = new DataLoader(new GpuDataset(split.train), { batchSize: 128, seed: 1 });
  * for (const batch of loader.batches(epoch)) {
  *   tidy(() => step(batch.x, batch.y));
- *   batch.dispose();
  * }
  * ```
  */
@@ -133,6 +142,8 @@ export class DataLoader {
   readonly dropLast: boolean;
   /** Examples used per epoch (the dataset's count, or `limit`). */
   readonly count: number;
+  /** Whether batches are the caller's to dispose (else freed when the loop moves on). */
+  readonly keepBatches: boolean;
   #order: Tensor | null = null;
   #orderEpoch: number | null = null;
   #current: object | null = null;
@@ -140,7 +151,8 @@ export class DataLoader {
 
   /** A loader over `dataset`. */
   constructor(dataset: GpuDataset, options: DataLoaderOptions) {
-    const { batchSize, shuffle = true, seed = 0, dropLast = false, limit } = options;
+    const { batchSize, shuffle = true, seed = 0, dropLast = false, limit, keepBatches = false } =
+      options;
     if (!Number.isInteger(batchSize) || batchSize < 1) {
       throw new RangeError(`DataLoader: batchSize ${batchSize} is not a positive integer`);
     }
@@ -152,6 +164,7 @@ export class DataLoader {
     this.shuffle = shuffle;
     this.seed = seed;
     this.dropLast = dropLast;
+    this.keepBatches = keepBatches;
     this.count = Math.min(dataset.count, limit ?? dataset.count);
   }
 
@@ -179,7 +192,8 @@ export class DataLoader {
 
   /**
    * The batches of `epoch` (default: the epoch after the last one started). Iterate one epoch
-   * at a time: starting another epoch ends this one.
+   * at a time: starting another epoch ends this one. Each batch is freed when the loop moves on,
+   * unless the loader has `keepBatches`.
    */
   *batches(epoch: number = this.#nextEpoch): Generator<Batch, void, undefined> {
     const token = {};
@@ -204,16 +218,16 @@ export class DataLoader {
         { x, y },
         start,
       );
-      yield {
-        x,
-        y,
-        size,
-        index,
-        dispose() {
-          x.dispose();
-          y.dispose();
-        },
+      const dispose = () => {
+        x.dispose();
+        y.dispose();
       };
+      try {
+        yield { x, y, size, index, dispose };
+      } finally {
+        // Runs when the loop asks for the next batch, breaks, or throws.
+        if (!this.keepBatches) dispose();
+      }
     }
   }
 

@@ -3,7 +3,8 @@ import { gatherReference } from "../data/reference.ts";
 import type { ImageSet } from "../data/dataset.ts";
 import { type Batch, DataLoader, GpuDataset } from "../data/loader.ts";
 import { tidy } from "../nn/scope.ts";
-import { streamStats } from "../nn/stream.ts";
+import { streamStats, sync } from "../nn/stream.ts";
+import { createModel } from "../nn/models.ts";
 import { memoryStats } from "../nn/buffer_pool.ts";
 import { assertClose, gpuReady } from "./testing.ts";
 import { Rng } from "../nn/random.ts";
@@ -28,10 +29,8 @@ async function checkEpoch(
   epoch: number,
 ): Promise<number[]> {
   const order = loader.epochOrder(epoch);
-  const batches: Batch[] = [...loader.batches(epoch)];
-  deepEqual(batches.length, loader.length);
   const sizes: number[] = [];
-  for (const batch of batches) {
+  for (const batch of loader.batches(epoch)) {
     const start = batch.index * loader.batchSize;
     const expected = gatherReference(set, order, { start, size: batch.size });
     deepEqual(batch.x.shape, [batch.size, 1, set.rows, set.cols]);
@@ -41,8 +40,8 @@ async function checkEpoch(
     assertClose(await batch.x.toArray(), expected.x, { atol: 1e-7, rtol: 1e-6 }, "x");
     deepEqual(Array.from(await batch.y.toTypedArray()), Array.from(expected.y));
     sizes.push(batch.size);
-    batch.dispose();
   }
+  deepEqual(sizes.length, loader.length);
   return sizes;
 }
 
@@ -128,6 +127,51 @@ Deno.test("an epoch is one upload and one dispatch per batch, with no readback a
   deepEqual(after.readbacks, before.readbacks);
   deepEqual(memoryStats().liveBuffers, memory.liveBuffers, "every batch given back");
   deepEqual(memoryStats().buffersCreated, memory.buffersCreated, "no new GPU buffer after warm-up");
+  loader.dispose();
+  dataset.dispose();
+});
+
+Deno.test("a batch is freed when the loop moves on or breaks; keepBatches hands it over", async () => {
+  const set = syntheticSet(20, 2, 2, 6);
+  const dataset = new GpuDataset(set);
+  const loader = new DataLoader(dataset, { batchSize: 4, seed: 1 });
+  const seen: Batch[] = [];
+  for (const batch of loader.batches(0)) {
+    ok(!batch.x.isDisposed && !batch.y.isDisposed, "alive during its turn");
+    if (seen.length) ok(seen.at(-1)!.x.isDisposed && seen.at(-1)!.y.isDisposed, "previous freed");
+    seen.push(batch);
+    if (seen.length === 3) break;
+  }
+  ok(seen[2].x.isDisposed, "break frees the current batch");
+  seen[0].dispose(); // disposing again is harmless
+  const kept = new DataLoader(dataset, { batchSize: 4, seed: 1, keepBatches: true });
+  const all: Batch[] = [...kept.batches(0)];
+  deepEqual(all.length, 5);
+  ok(all.every((b) => !b.x.isDisposed), "keepBatches: the caller's");
+  deepEqual(
+    Array.from(await all[4].y.toTypedArray()),
+    Array.from(gatherReference(set, kept.epochOrder(0), { start: 16, size: 4 }).y),
+  );
+  for (const batch of all) batch.dispose();
+  for (const l of [loader, kept]) l.dispose();
+  dataset.dispose();
+});
+
+Deno.test("a loop that never disposes its batches holds GPU memory steady over epochs", async () => {
+  const set = syntheticSet(300, 28, 28, 7);
+  const dataset = new GpuDataset(set);
+  const loader = new DataLoader(dataset, { batchSize: 64, seed: 2 });
+  const model = createModel("mlp");
+  const live: number[] = [], textures: number[] = [];
+  for (let epoch = 0; epoch < 3; epoch++) {
+    for (const batch of loader.batches(epoch)) tidy(() => void model.forward(batch.x));
+    await sync();
+    live.push(memoryStats().liveBytes);
+    textures.push(memoryStats().textureBytes);
+  }
+  deepEqual(live.slice(1), [live[0], live[0]], `live bytes per epoch: ${live.join(", ")}`);
+  deepEqual(textures.slice(1), [textures[0], textures[0]], `texture bytes: ${textures.join(", ")}`);
+  model.dispose();
   loader.dispose();
   dataset.dispose();
 });
