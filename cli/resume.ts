@@ -42,6 +42,18 @@ export async function writeCommandFile(
   await writeJson(join(dir, COMMAND_FILE), file);
 }
 
+/**
+ * When a file that a run writes once, at its start (`command.json`, `tune.json`), was written:
+ * the run's start time (ISO 8601), or undefined when unknown.
+ */
+export async function writtenAt(path: string): Promise<string | undefined> {
+  try {
+    return (await Deno.stat(path)).mtime?.toISOString();
+  } catch {
+    return undefined;
+  }
+}
+
 /** What resuming gives a command: the saved arguments, parsed, and the folder. */
 export interface Resumed {
   /** The flags of the saved command line. */
@@ -74,10 +86,8 @@ export async function resolveResume(
     );
   }
   let saved: CommandFile;
-  let written: Date | null = null;
   try {
     saved = JSON.parse(await Deno.readTextFile(join(dir, COMMAND_FILE)));
-    written = (await Deno.stat(join(dir, COMMAND_FILE))).mtime;
   } catch {
     throw new UsageError(
       `${command}: --resume ${dir}: no ${COMMAND_FILE} there (not a ${command} run folder)`,
@@ -92,7 +102,7 @@ export async function resolveResume(
   const args = flags.has("progress")
     ? [...saved.args, "--progress", flags.string("progress")!]
     : saved.args;
-  // Folders from before `started` was recorded: command.json is written once, at the start.
-  const started = saved.started ?? written?.toISOString();
+  // Folders from before `started` was recorded.
+  const started = saved.started ?? await writtenAt(join(dir, COMMAND_FILE));
   return { flags: parseFlags(command, specs, args), args: saved.args, dir, started };
 }

@@ -27,6 +27,7 @@ import {
   setupRun,
 } from "./harness.ts";
 import { INTERRUPTED_EXIT_CODE } from "./interrupt.ts";
+import { writtenAt } from "./resume.ts";
 import { formatDuration } from "../data/progress.ts";
 import { TrainingProgress } from "./progress.ts";
 import { plotFile, tunePlotSvg, tuneReport, type TuneSettings } from "./tune_report.ts";
@@ -329,14 +330,13 @@ export function tuneCommand(args: readonly string[], io: CommandIo): Promise<num
       }
       try {
         file = JSON.parse(await Deno.readTextFile(join(resumeDir, "tune.json")));
-        // tune.json is written once, when the run starts.
-        startedAt = (await Deno.stat(join(resumeDir, "tune.json"))).mtime?.toISOString();
       } catch {
         throw new UsageError(
           `tune: --resume ${resumeDir}: no tune.json there (not a tune run folder)`,
         );
       }
       dir = resumeDir;
+      startedAt = await writtenAt(join(resumeDir, "tune.json"));
     } else {
       const choice = dataChoice("tune", flags);
       if (choice.valSplit === 0) {
