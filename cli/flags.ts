@@ -112,7 +112,7 @@ export const TRAIN_FLAGS: readonly FlagSpec[] = [
     kind: "choice",
     choices: ["mlp", "cnn", "cnn-bn", "tuning-cnn"],
     default: "cnn-bn",
-    help: "architecture (see SPEC.md)",
+    help: "architecture (see docs/STUDY.md)",
   },
   {
     name: "l1",

@@ -1,5 +1,5 @@
 /**
- * The study's published numbers (paper/cnn_fashion_mnist_report.md, Tables 1-5), its settings,
+ * The study's published numbers (docs/STUDY.md, Tables 1-5), its settings,
  * and the accuracy each of our runs must reach on the correct split.
  *
  * The study's "loss" is its notebook's: the sum of per-batch mean losses divided by the number of

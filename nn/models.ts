@@ -1,5 +1,5 @@
 /**
- * The study's four models, exactly as in its notebook (see SPEC.md), with PyTorch's parameter
+ * The study's four models, exactly as in its notebook (see docs/STUDY.md), with PyTorch's parameter
  * names so that weights move between wgtorch and PyTorch through safetensors.
  *
  * @module
