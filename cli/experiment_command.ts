@@ -7,7 +7,8 @@
 import { join } from "node:path";
 import type { FlagSpec } from "./args.ts";
 import { experiment, type ExperimentName } from "./experiments.ts";
-import { type ExperimentResult, runExperiment } from "./experiment_runner.ts";
+import type { ExperimentResult } from "./experiments.ts";
+import { runExperiment } from "./experiment_runner.ts";
 import { displayPath } from "./files.ts";
 import { DATA_FLAGS, EPOCHS_OVERRIDE, HELP_FLAG, RUN_FLAGS } from "./flags.ts";
 import { type CommandIo, type CommandSpec, runCommand, setupRun } from "./harness.ts";

@@ -8,9 +8,7 @@
 import { relative } from "node:path";
 import type { PreparedData } from "./data.ts";
 import { environmentLines, type RunEnvironment } from "./environment.ts";
-import type { ExperimentResult } from "./experiment_runner.ts";
-import { figureFile } from "./experiment_runner.ts";
-import { STUDY_EPOCHS } from "./experiments.ts";
+import { type ExperimentResult, figureFile, STUDY_EPOCHS } from "./experiments.ts";
 import { duration, table } from "./markdown.ts";
 import {
   COMPARISON_HEADERS,

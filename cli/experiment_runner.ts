@@ -9,27 +9,12 @@
 import { join } from "node:path";
 import { historyToCsv } from "../train/history.ts";
 import { curvesSvg } from "./curves.ts";
-import type { Experiment, ExperimentRun } from "./experiments.ts";
-import { STUDY_EPOCHS } from "./experiments.ts";
+import { type Experiment, type ExperimentResult, figureFile, STUDY_EPOCHS } from "./experiments.ts";
 import { writeJson, writeText } from "./files.ts";
 import type { CommandIo, RunSetup } from "./harness.ts";
 import { experimentReport } from "./experiment_report.ts";
 import { type RunResult, type RunSpec, runSummary, runTraining } from "./run_training.ts";
 import { reportUnfinished } from "./unfinished.ts";
-
-/** What an experiment produced. */
-export interface ExperimentResult {
-  /** The experiment. */
-  experiment: Experiment;
-  /** Its folder. */
-  dir: string;
-  /** One result per run that started, in order. */
-  results: RunResult[];
-  /** Runs whose result was taken from an identical earlier run: name → that run's folder. */
-  reused: Record<string, string>;
-  /** True when Ctrl-C stopped it. */
-  interrupted: boolean;
-}
 
 /** A key identifying what a run computes (name and title aside). */
 function specKey(spec: RunSpec): string {
@@ -37,11 +22,6 @@ function specKey(spec: RunSpec): string {
   return JSON.stringify(
     Object.entries(rest).filter(([, v]) => v !== undefined).sort(([a], [b]) => a.localeCompare(b)),
   );
-}
-
-/** The file name of a run's figure panel, e.g. `fig6a_mlp.svg`. */
-export function figureFile(run: ExperimentRun): string {
-  return `${run.figure}_${run.spec.name}.svg`;
 }
 
 /**

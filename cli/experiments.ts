@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { RunSpec } from "./run_training.ts";
+import type { RunResult, RunSpec } from "./run_training.ts";
 import { type StudyRow, TABLE_1, TABLE_2, TABLE_5 } from "./study.ts";
 
 /** The experiments that train fixed runs. */
@@ -203,4 +203,23 @@ export function studyMatch(
     }
   }
   return undefined;
+}
+
+/** What an experiment produced. */
+export interface ExperimentResult {
+  /** The experiment. */
+  experiment: Experiment;
+  /** Its folder. */
+  dir: string;
+  /** One result per run that started, in order. */
+  results: RunResult[];
+  /** Runs whose result was taken from an identical earlier run: name → that run's folder. */
+  reused: Record<string, string>;
+  /** True when Ctrl-C stopped it. */
+  interrupted: boolean;
+}
+
+/** The file name of a run's figure panel, e.g. `fig6a_mlp.svg`. */
+export function figureFile(run: ExperimentRun): string {
+  return `${run.figure}_${run.spec.name}.svg`;
 }
