@@ -3,8 +3,11 @@
  * their matmul and conv2d shapes, for wgtorch and for TensorFlow.js (WebGPU backend) in the same
  * process on the same adapter, side by side with the ratio.
  *
- * Usage: `deno task bench [--json FILE] [--no-tfjs] [--models mlp,cnn,cnn-bn] [--batches 32,128]
- * [--windows N] [--profile]`
+ * The same training and evaluation rows then run in PyTorch on the CPU (`bench/pytorch_bench.py`,
+ * a subprocess, right after wgtorch's), by default whenever `python3 -c "import torch"` works.
+ *
+ * Usage: `deno task bench [--json FILE] [--no-tfjs] [--pytorch | --no-pytorch]
+ * [--models mlp,cnn,cnn-bn] [--batches 32,128] [--windows N] [--profile]`
  *
  * @module
  */
@@ -24,12 +27,14 @@ import {
   randUniform,
   startProfiling,
   stopProfiling,
+  streamStats,
   sync,
   type Tensor,
   tensor,
   tidy,
 } from "../mod.ts";
 import { Adam } from "../train/optim/adam.ts";
+import { findTorchPython, type PytorchReport, pytorchThroughput } from "./pytorch.ts";
 
 /** One measured throughput. */
 export interface Throughput {
@@ -39,6 +44,10 @@ export interface Throughput {
   windows: number[];
   /** Process CPU milliseconds per step (all threads; robust to other processes). */
   cpuMsPerStep: number;
+  /** Compute dispatches encoded per step. */
+  dispatchesPerStep: number;
+  /** Milliseconds per step spent in JavaScript encoding the step (GPU work not awaited). */
+  hostMsPerStep: number;
 }
 
 interface TimingOptions {
@@ -70,17 +79,27 @@ async function timeSteps(
   );
   const windows: number[] = [];
   let cpu = 0;
+  let host = 0;
+  const dispatches0 = streamStats().dispatches;
   for (let w = 0; w < options.windows; w++) {
     const c0 = process.cpuUsage();
     const start = performance.now();
     for (let i = 0; i < stepsPerWindow; i++) step();
+    host += performance.now() - start;
     await sync();
     const seconds = (performance.now() - start) / 1000;
     const used = process.cpuUsage(c0);
     cpu += (used.user + used.system) / 1000 / stepsPerWindow;
     windows.push(batch * stepsPerWindow / seconds);
   }
-  return { imagesPerSecond: median(windows), windows, cpuMsPerStep: cpu / options.windows };
+  const steps = options.windows * stepsPerWindow;
+  return {
+    imagesPerSecond: median(windows),
+    windows,
+    cpuMsPerStep: cpu / options.windows,
+    dispatchesPerStep: (streamStats().dispatches - dispatches0) / steps,
+    hostMsPerStep: host / steps,
+  };
 }
 
 /** Training throughput of wgtorch on one of the study's models (Adam 0.01, random data on the GPU). */
@@ -193,10 +212,18 @@ export interface BenchRow {
   tfjs?: number;
   /** wgtorch / TF.js. */
   ratio?: number;
+  /** PyTorch CPU's figure, when measured. */
+  pytorch?: number;
+  /** wgtorch / PyTorch CPU. */
+  ratioPytorch?: number;
   /** The unit of both figures. */
   unit: string;
   /** wgtorch's process CPU milliseconds per step, for throughput rows. */
   cpuMsPerStep?: number;
+  /** wgtorch's compute dispatches per step, for throughput rows. */
+  dispatchesPerStep?: number;
+  /** wgtorch's JavaScript (encoding) milliseconds per step, for throughput rows. */
+  hostMsPerStep?: number;
 }
 
 function fmt(value: number | undefined, digits = 0): string {
@@ -207,11 +234,32 @@ function fmt(value: number | undefined, digits = 0): string {
   });
 }
 
+/** The rows as a Markdown table: wgtorch, TF.js webgpu and PyTorch CPU with both ratios. */
+export function benchTable(rows: readonly BenchRow[]): string {
+  const cell = (value: number | undefined, digits: number) =>
+    value === undefined ? "—" : fmt(value, digits);
+  const ratio = (value: number | undefined) => value === undefined ? "—" : `${fmt(value, 2)}x`;
+  const lines = rows.map((r) => {
+    const digits = r.unit === "GFLOP/s" ? 2 : 0;
+    return `| ${r.what} | ${r.unit} | ${cell(r.wgtorch, digits)} | ${cell(r.tfjs, digits)} | ${
+      cell(r.pytorch, digits)
+    } | ${ratio(r.ratio)} | ${ratio(r.ratioPytorch)} | ${cell(r.dispatchesPerStep, 0)} |`;
+  });
+  return [
+    "| measurement | unit | wgtorch | TF.js webgpu | PyTorch CPU | wgtorch / TF.js | " +
+    "wgtorch / PyTorch | dispatches per step |",
+    "|---|---|---:|---:|---:|---:|---:|---:|",
+    ...lines,
+  ].join("\n");
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       json: { type: "string" },
       "no-tfjs": { type: "boolean", default: false },
+      pytorch: { type: "boolean", default: false },
+      "no-pytorch": { type: "boolean", default: false },
       models: { type: "string", default: "mlp,cnn,cnn-bn" },
       batches: { type: "string", default: "32,128" },
       windows: { type: "string", default: "5" },
@@ -221,10 +269,20 @@ async function main(): Promise<void> {
   });
   if (values.help) {
     console.log(
-      "deno task bench [--json FILE] [--no-tfjs] [--models mlp,cnn,cnn-bn] [--batches 32,128] " +
-        "[--windows 5] [--profile]",
+      "deno task bench [--json FILE] [--no-tfjs] [--pytorch | --no-pytorch] " +
+        "[--models mlp,cnn,cnn-bn] [--batches 32,128] [--windows 5] [--profile]\n" +
+        "PyTorch CPU rows run by default when python3 can import torch; --pytorch makes that " +
+        "required.",
     );
     return;
+  }
+  const python = values["no-pytorch"] ? null : await findTorchPython();
+  if (values.pytorch && !python) {
+    console.error(
+      "bench: --pytorch needs a python3 that can import torch (Debian: apt-get install " +
+        "python3-torch libopenblas0-pthread)",
+    );
+    Deno.exit(2);
   }
   const gpu = await init();
   const models = values.models.split(",") as ("mlp" | "cnn" | "cnn-bn")[];
@@ -260,7 +318,13 @@ async function main(): Promise<void> {
         tfjs: theirs?.imagesPerSecond,
         unit: "img/s",
         cpuMsPerStep: ours.cpuMsPerStep,
+        dispatchesPerStep: ours.dispatchesPerStep,
+        hostMsPerStep: ours.hostMsPerStep,
       });
+      console.error(
+        `  ${fmt(ours.dispatchesPerStep, 0)} dispatches, ${fmt(ours.hostMsPerStep, 2)} ms of ` +
+          `JavaScript, ${fmt(ours.cpuMsPerStep, 1)} ms of process CPU per step`,
+      );
     }
   }
   for (const model of models) {
@@ -292,15 +356,36 @@ async function main(): Promise<void> {
     }
     add({ what: c.name, wgtorch: ours, tfjs: theirs, unit: "GFLOP/s" });
   }
-  const header =
-    "| measurement | wgtorch | TF.js webgpu | ratio | unit |\n|---|---:|---:|---:|---|";
-  const lines = rows.map((r) => {
-    const digits = r.unit === "GFLOP/s" ? 2 : 0;
-    return `| ${r.what} | ${fmt(r.wgtorch, digits)} | ${fmt(r.tfjs, digits)} | ${
-      r.ratio ? `${fmt(r.ratio, 1)}x` : "—"
-    } | ${r.unit} |`;
-  });
-  console.log(`Adapter: ${describeAdapter(gpu.adapter)}\n\n${header}\n${lines.join("\n")}`);
+  let pytorch: PytorchReport | null = null;
+  if (python) {
+    console.error(`PyTorch CPU (${python}), ${navigator.hardwareConcurrency} threads ...`);
+    pytorch = await pytorchThroughput(python, {
+      models,
+      batches,
+      windows,
+      threads: navigator.hardwareConcurrency,
+    });
+    console.error(
+      `PyTorch ${pytorch.torch}, ${pytorch.threads} threads, BLAS ${
+        pytorch.blas.join(", ") || "unknown"
+      }` + (pytorch.openblasCoretype ? `, OPENBLAS_CORETYPE=${pytorch.openblasCoretype}` : ""),
+    );
+    for (const theirs of pytorch.rows) {
+      const row = rows.find((r) => r.what === theirs.what);
+      if (!row) continue;
+      row.pytorch = theirs.imagesPerSecond;
+      row.ratioPytorch = row.wgtorch / theirs.imagesPerSecond;
+    }
+  }
+  console.log(`Adapter: ${describeAdapter(gpu.adapter)}`);
+  if (pytorch) {
+    console.log(
+      `PyTorch ${pytorch.torch} on the CPU, ${pytorch.threads} threads, BLAS: ${
+        pytorch.blas.map((path) => path.split("/").pop()).join(", ") || "unknown"
+      }`,
+    );
+  }
+  console.log(`\n${benchTable(rows)}`);
   if (values.profile) {
     for (const model of models) {
       const m = createModel(model);
@@ -316,12 +401,21 @@ async function main(): Promise<void> {
       for (let i = 0; i < 3; i++) step();
       await sync();
       if (!startProfiling()) break;
+      const dispatches0 = streamStats().dispatches;
+      const start = performance.now();
       for (let i = 0; i < 5; i++) step();
+      const hostMs = (performance.now() - start) / 5;
+      const dispatches = (streamStats().dispatches - dispatches0) / 5;
       const times = await stopProfiling();
       console.log(`\nKernel time per ${model} training step, batch 128 (GPU timestamps):`);
       for (const t of times) {
         console.log(`${(t.milliseconds / 5).toFixed(2).padStart(8)} ms  ${t.name}`);
       }
+      const total = times.reduce((sum, t) => sum + t.milliseconds, 0) / 5;
+      console.log(
+        `${total.toFixed(2).padStart(8)} ms  in kernels; ${dispatches} dispatches and ` +
+          `${hostMs.toFixed(2)} ms of JavaScript (encoding, with profiling on) per step`,
+      );
       optimizer.dispose();
       m.dispose();
     }
@@ -331,6 +425,7 @@ async function main(): Promise<void> {
       date: new Date().toISOString(),
       adapter: gpu.adapter,
       tfjs: tfjsSetup,
+      pytorch: pytorch && { ...pytorch, rows: undefined },
       deno: Deno.version.deno,
       rows,
     };

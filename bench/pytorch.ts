@@ -1,0 +1,81 @@
+/**
+ * The PyTorch CPU side of the bench: runs `pytorch_bench.py` in a subprocess (Debian's
+ * `python3-torch`) with the same models, batch sizes, optimizer, windows and thread count as
+ * wgtorch's rows, right after them.
+ *
+ * @module
+ */
+
+import { fileURLToPath } from "node:url";
+
+const SCRIPT = fileURLToPath(new URL("./pytorch_bench.py", import.meta.url));
+
+/** One PyTorch row, named as the wgtorch row it sits beside. */
+export interface PytorchRow {
+  /** E.g. `train cnn-bn batch 128`. */
+  what: string;
+  /** Images per second: median over the timed windows. */
+  imagesPerSecond: number;
+  /** Each window's images per second. */
+  windows: number[];
+  /** Process CPU milliseconds per step. */
+  cpuMsPerStep: number;
+}
+
+/** What the PyTorch run reports about itself, and its rows. */
+export interface PytorchReport {
+  /** The Python that ran it. */
+  python: string;
+  /** `torch.__version__`. */
+  torch: string;
+  /** Intra-op threads PyTorch used. */
+  threads: number;
+  /** The BLAS shared libraries the process loaded (OpenBLAS, or the slow reference BLAS). */
+  blas: string[];
+  /** OpenBLAS core-type override in the environment, if any (it can slow OpenBLAS down). */
+  openblasCoretype: string | null;
+  /** The rows. */
+  rows: PytorchRow[];
+}
+
+/** The first Python that can `import torch` (Debian's `/usr/bin/python3` first), or null. */
+export async function findTorchPython(): Promise<string | null> {
+  for (const python of ["/usr/bin/python3", "python3"]) {
+    try {
+      const { code } = await new Deno.Command(python, {
+        args: ["-c", "import torch"],
+        stdout: "null",
+        stderr: "null",
+      }).output();
+      if (code === 0) return python;
+    } catch { /* not installed */ }
+  }
+  return null;
+}
+
+/** Runs the PyTorch rows; throws with PyTorch's stderr when the script fails. */
+export async function pytorchThroughput(
+  python: string,
+  spec: { models: string[]; batches: number[]; windows: number; threads: number },
+): Promise<PytorchReport> {
+  const output = await new Deno.Command(python, {
+    args: [SCRIPT, JSON.stringify(spec)],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (output.code !== 0) {
+    throw new Error(
+      `bench/pytorch_bench.py failed (exit ${output.code}):\n` +
+        new TextDecoder().decode(output.stderr),
+    );
+  }
+  const report = JSON.parse(new TextDecoder().decode(output.stdout));
+  return {
+    python,
+    torch: report.torch,
+    threads: report.threads,
+    blas: report.blas,
+    openblasCoretype: Deno.env.get("OPENBLAS_CORETYPE") ?? null,
+    rows: report.rows,
+  };
+}
