@@ -30,6 +30,7 @@ import {
   tidy,
 } from "../mod.ts";
 import { Adam } from "../train/optim/adam.ts";
+import { writeJsonAtomic } from "../train/tune/fs_atomic.ts";
 
 /** One measured throughput. */
 export interface Throughput {
@@ -334,9 +335,7 @@ async function main(): Promise<void> {
       deno: Deno.version.deno,
       rows,
     };
-    const temporary = `${values.json}.tmp-${crypto.randomUUID()}`;
-    await Deno.writeTextFile(temporary, JSON.stringify(report, null, 2) + "\n");
-    await Deno.rename(temporary, values.json);
+    await writeJsonAtomic(values.json, report);
     console.error(`wrote ${values.json}`);
   }
 }
