@@ -262,20 +262,112 @@ Deno.test("download: every mirror failing lists each URL and why; a dead mirror 
   }
 });
 
-Deno.test("cache: a corrupt cached file is removed and fetched again", async () => {
+/** Sets (or, with undefined, deletes) environment variables for the length of `fn`. */
+async function withEnv<T>(values: Record<string, string | undefined>, fn: () => Promise<T>) {
+  const saved = Object.fromEntries(Object.keys(values).map((key) => [key, Deno.env.get(key)]));
+  const apply = (entries: Record<string, string | undefined>) => {
+    for (const [key, value] of Object.entries(entries)) {
+      if (value === undefined) Deno.env.delete(key);
+      else Deno.env.set(key, value);
+    }
+  };
+  apply(values);
+  try {
+    return await fn();
+  } finally {
+    apply(saved);
+  }
+}
+
+/** Every file of `dir` and its bytes. */
+async function snapshot(dir: string): Promise<Map<string, Uint8Array>> {
+  const files = new Map<string, Uint8Array>();
+  for (const name of listDir(dir)) files.set(name, await Deno.readFile(join(dir, name)));
+  return files;
+}
+
+Deno.test("a folder the user named: files that are not the official ones are an error naming each; nothing is deleted", async () => {
+  // The user's own data (or MNIST) under FashionMNIST's names, with a verified system copy and
+  // a working mirror at hand: neither may replace it silently.
+  const own = await makeFixture({ seed: 7 });
+  const system = tempDir();
+  await writeFixture(fixture, system);
   const server = serveFixture(fixture.gz);
   try {
+    for (const how of ["dataDir", "WGTORCH_DATA_DIR"] as const) {
+      const dir = tempDir();
+      await writeFixture(own, dir);
+      await Deno.writeFile(join(dir, "notes.txt"), new TextEncoder().encode("mine"));
+      const before = await snapshot(dir);
+      const { options, log } = quiet({
+        dataDir: how === "dataDir" ? dir : undefined,
+        systemDirs: [system],
+        mirrors: [server.mirror("ok")],
+      });
+      await withEnv({ WGTORCH_DATA_DIR: how === "dataDir" ? undefined : dir }, async () => {
+        await rejects(ensureFashionMnist(options), (error: unknown) => {
+          ok(error instanceof DataError, String(error));
+          ok(!error.message.includes("\n"), error.message);
+          for (const name of NAMES) ok(error.message.includes(join(dir, name)), error.message);
+          match(error.message, /are not the official FashionMNIST files\. Nothing was changed in /);
+          match(
+            error.message,
+            /add --no-verify .*choose another folder with --data-dir or WGTORCH_DATA_DIR/,
+          );
+          equal(error.path, join(dir, TRAIN_IMAGES.name));
+          return true;
+        });
+      });
+      deepEqual(await snapshot(dir), before, `${how}: every file is still there, unchanged`);
+      deepEqual(log, []);
+    }
+    equal(server.hits.length, 0, "nothing is downloaded");
+    // One bad file among good ones is named alone.
     const dir = tempDir();
     await writeFixture(fixture, dir);
-    await Deno.writeFile(
-      join(dir, TRAIN_IMAGES.name),
-      fixture.gz.get(TRAIN_IMAGES.name)!.slice(0, 100),
+    await Deno.writeFile(join(dir, TRAIN_IMAGES.name), own.gz.get(TRAIN_IMAGES.name)!);
+    const { options } = quiet({ dataDir: dir, mirrors: [server.mirror("ok")] });
+    await rejects(
+      ensureFashionMnist(options),
+      new RegExp(
+        `^DataError: ${
+          join(dir, TRAIN_IMAGES.name)
+        } \\(MD5 [0-9a-f]{32}, expected ${TRAIN_IMAGES.md5}.*\\): is not the official FashionMNIST file\\. .*To use this file as it is, add --no-verify`,
+      ),
     );
-    const { options, log } = quiet({ dataDir: dir, mirrors: [server.mirror("ok")] });
-    const location = await ensureFashionMnist(options);
+    equal(
+      md5Hex(await Deno.readFile(join(dir, TRAIN_IMAGES.name))),
+      md5Hex(own.gz.get(TRAIN_IMAGES.name)!),
+    );
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("the default cache folder heals itself: a corrupt file is moved aside and fetched again", async () => {
+  const server = serveFixture(fixture.gz);
+  const cacheHome = tempDir();
+  const dir = join(cacheHome, "wgtorch", "fashion-mnist");
+  try {
+    await writeFixture(fixture, dir);
+    const corrupt = fixture.gz.get(TRAIN_IMAGES.name)!.slice(0, 100);
+    await Deno.writeFile(join(dir, TRAIN_IMAGES.name), corrupt);
+    const { options, log } = quiet({ mirrors: [server.mirror("ok")] });
+    const location = await withEnv(
+      { XDG_CACHE_HOME: cacheHome, WGTORCH_DATA_DIR: undefined },
+      () => ensureFashionMnist(options),
+    );
+    equal(location.dataDir, dir);
     equal(location.files.trainImages.source, "download");
     equal(location.files.trainLabels.source, "cache");
-    match(log.join("\n"), /train-images-idx3-ubyte\.gz: corrupt cached file \(.*\); removing it/);
+    match(
+      log.join("\n"),
+      /train-images-idx3-ubyte\.gz: corrupt cached file \(.*\); moved aside to .*train-images-idx3-ubyte\.gz\.corrupt-[0-9TZ-]+; fetching it again/,
+    );
+    const aside = listDir(dir).filter((name) => name.includes(".corrupt-"));
+    equal(aside.length, 1, listDir(dir).join(", "));
+    deepEqual(await Deno.readFile(join(dir, aside[0])), corrupt, "moved aside, not deleted");
+    await Deno.remove(join(dir, aside[0]));
     await assertVerifiedFiles(dir);
     equal(server.hits.length, 1);
   } finally {
