@@ -5,12 +5,17 @@ import { DownloadError, downloadFile } from "../data/download.ts";
 import { DataError } from "../data/errors.ts";
 import { ensureFashionMnist, type FashionMnistOptions } from "../data/fashion_mnist.ts";
 import { createProgress } from "../data/progress.ts";
-import { md5Hex } from "../data/verify.ts";
+import { md5Hex, verifyGzFile } from "../data/verify.ts";
+import { FASHION_MNIST_FILES, SYSTEM_DATA_DIRS } from "../data/checksums.ts";
+import { runCli } from "./cli_fixtures.ts";
 import {
+  fillDisk,
   type Fixture,
   listDir,
   makeFixture,
+  mountSmallDisk,
   serveFixture,
+  SMALL_DISK_SKIP,
   tempDir,
   writeFixture,
 } from "./data_fixtures.ts";
@@ -474,39 +479,100 @@ Deno.test({
   },
 });
 
-let hasDevFull = false;
-try {
-  hasDevFull = Deno.statSync("/dev/full").isCharDevice === true;
-} catch { /* not Linux */ }
 Deno.test({
-  name: `full disk: a one-line error naming the file; nothing partial is left${
-    hasDevFull ? "" : " (skipped: no /dev/full)"
+  name: `full disk: a one-line error naming the file; no temporary file is left${
+    SMALL_DISK_SKIP ? ` (skipped: ${SMALL_DISK_SKIP})` : ""
   }`,
-  ignore: !hasDevFull,
+  ignore: SMALL_DISK_SKIP !== null,
   async fn() {
     const server = serveFixture(fixture.gz);
+    const disk = mountSmallDisk(64);
+    if ("skip" in disk) throw new Error(disk.skip);
     try {
-      const dir = tempDir();
-      // Writes to the .part go to /dev/full, which fails every write with ENOSPC.
-      await Deno.symlink("/dev/full", join(dir, TRAIN_IMAGES.name + ".part"));
+      await fillDisk(disk.dir, 60 * 1024); // one 4 KiB page left: the download does not fit
       const { options } = quiet();
       await rejects(
-        downloadFile(TRAIN_IMAGES, dir, {
+        downloadFile(TRAIN_IMAGES, disk.dir, {
           ...options,
           mirrors: [server.mirror("ok"), server.mirror("ok")],
         }),
         (error: unknown) => {
           ok(error instanceof DataError && !(error instanceof DownloadError), String(error));
           ok(!error.message.includes("\n"));
+          equal(error.path, join(disk.dir, TRAIN_IMAGES.name));
           match(
             error.message,
-            /train-images-idx3-ubyte\.gz\.part: the disk is full \(no space left on device while writing the download\)\. Free some space \(FashionMNIST needs about 31 MB\) or choose another folder with --data-dir/,
+            /train-images-idx3-ubyte\.gz: the disk is full \(no space left on device while writing the download\)\. Free some space \(FashionMNIST needs about 31 MB\) or choose another folder with --data-dir/,
           );
           return true;
         },
       );
-      deepEqual(listDir(dir), []);
+      deepEqual(listDir(disk.dir), ["filler"]);
       equal(server.hits.length, 1, "a full disk is not a mirror problem: no other mirror is tried");
+    } finally {
+      await disk.unmount();
+      await server.close();
+    }
+  },
+});
+
+const SYSTEM_COPY = SYSTEM_DATA_DIRS[0];
+const hasSystemCopy = (() => {
+  try {
+    return Deno.statSync(join(SYSTEM_COPY, FASHION_MNIST_FILES.trainImages.name)).isFile;
+  } catch {
+    return false;
+  }
+})();
+Deno.test({
+  name: `two download processes into one folder at once: both succeed, the files verify${
+    hasSystemCopy
+      ? ""
+      : ` (skipped: ${SYSTEM_COPY} is absent: apt-get install dataset-fashion-mnist)`
+  }`,
+  ignore: !hasSystemCopy,
+  async fn() {
+    // Debian's copy, served slowly from a loopback mirror, so that the second process starts
+    // while the first is in the middle of train-images (26 MB).
+    const files = new Map<string, Uint8Array>();
+    for (const spec of Object.values(FASHION_MNIST_FILES)) {
+      files.set(spec.name, await Deno.readFile(join(SYSTEM_COPY, spec.name)));
+    }
+    const server = serveFixture(files);
+    try {
+      const dir = join(tempDir(), "data");
+      const args = [
+        "download",
+        "--data-dir",
+        dir,
+        "--mirror",
+        server.mirror("trickle"),
+        "--no-system",
+        "--progress",
+        "lines",
+      ];
+      const first = runCli(args);
+      const started = Date.now();
+      while (!server.hits.some((hit) => hit.path.endsWith(FASHION_MNIST_FILES.trainImages.name))) {
+        if (Date.now() - started > 60_000) throw new Error("the first download never started");
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const second = runCli(args);
+      const runs = await Promise.all([first, second]);
+      for (const run of runs) {
+        equal(run.code, 0, run.stderr);
+        match(run.stdout, /FashionMNIST is ready \(all four files verified\)/);
+      }
+      const trainImageRequests = server.hits.filter((hit) =>
+        hit.path.endsWith(FASHION_MNIST_FILES.trainImages.name)
+      );
+      equal(trainImageRequests.length, 2, "the two downloads overlapped");
+      deepEqual(listDir(dir), Object.values(FASHION_MNIST_FILES).map((spec) => spec.name).sort());
+      for (const spec of Object.values(FASHION_MNIST_FILES)) {
+        const verdict = await verifyGzFile(join(dir, spec.name), spec);
+        ok(verdict?.ok, `${spec.name}: ${verdict && !verdict.ok ? verdict.reason : "missing"}`);
+      }
     } finally {
       await server.close();
     }

@@ -124,7 +124,8 @@ export interface FixtureServer {
  * `ok` (full file), `missing` (404), `bad` (one byte flipped: checksum mismatch), `html` (a web
  * page), `cut-once` (first request per file cut after half, then whole files without Range
  * support), `cut-resume` (the same, but later requests honour Range), `cut-always` (always cut),
- * `stall` (half the file, then nothing), `slow` (the file in many small chunks).
+ * `stall` (half the file, then nothing), `slow` (the file in many small chunks), `trickle` (64 KiB
+ * chunks, 5 ms apart).
  */
 export function serveFixture(files: Map<string, Uint8Array>): FixtureServer {
   const hits: Hit[] = [];
@@ -193,6 +194,20 @@ export function serveFixture(files: Map<string, Uint8Array>): FixtureServer {
             pull(controller) {
               if (offset >= data.length) return controller.close();
               controller.enqueue(data.slice(offset, offset += 97));
+            },
+          }),
+          { headers: full },
+        );
+      }
+      case "trickle": {
+        // 64 KiB every 5 ms (about 13 MB/s): a large file takes seconds.
+        let offset = 0;
+        return new Response(
+          new ReadableStream({
+            async pull(controller) {
+              if (offset >= data.length) return controller.close();
+              await new Promise((resolve) => setTimeout(resolve, 5));
+              controller.enqueue(data.slice(offset, offset += 65536));
             },
           }),
           { headers: full },
