@@ -14,6 +14,7 @@ import {
 } from "./data_fixtures.ts";
 import { parseImages, parseLabels } from "../data/idx.ts";
 import { imageSetOf } from "../data/dataset.ts";
+import { runCli, writeBlobDataset } from "./cli_fixtures.ts";
 
 Deno.test("atomic write: replaces the file; no temporary file is left", async () => {
   const dir = tempDir();
@@ -72,6 +73,49 @@ Deno.test({
       deepEqual(listDir(disk.dir), ["filler"]);
     } finally {
       await disk.unmount();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    `train --out on a full disk: exit 1, one line naming the file and ENOSPC, no temporary file${
+      SMALL_DISK_SKIP ? ` (skipped: ${SMALL_DISK_SKIP})` : ""
+    }`,
+  ignore: SMALL_DISK_SKIP !== null,
+  async fn() {
+    const data = await writeBlobDataset(64, 32);
+    const disk = mountSmallDisk(64);
+    if ("skip" in disk) throw new Error(disk.skip);
+    try {
+      const out = join(disk.dir, "out");
+      const run = await runCli([
+        "train",
+        "--model",
+        "mlp",
+        "--epochs",
+        "1",
+        "--data-dir",
+        data,
+        "--no-verify",
+        "--progress",
+        "none",
+        "--out",
+        out,
+      ]);
+      equal(run.code, 1, run.stderr);
+      const errors = run.stderr.split("\n").filter((line) => line.startsWith("error: "));
+      equal(errors.length, 1, run.stderr);
+      match(
+        errors[0],
+        new RegExp(`^error: ${out}/[a-z]+\\.[a-z]+: could not be written: No space left on device`),
+      );
+      ok(!/^\s+at /m.test(run.stderr), `no stack trace:\n${run.stderr}`);
+      const left = listDir(out).filter((name) => name.includes(".tmp-"));
+      deepEqual(left, [], "no temporary file is left");
+    } finally {
+      await disk.unmount();
+      await Deno.remove(data, { recursive: true });
     }
   },
 });
