@@ -11,7 +11,7 @@
  */
 
 import { createHash, type Hash } from "node:crypto";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { IdxFileSpec } from "./checksums.ts";
 import { DataError, fileSystemError, firstLine } from "./errors.ts";
@@ -286,6 +286,31 @@ function partPath(path: string): string {
   return `${path}.part-${Deno.pid}-${partCounter++}-${random}`;
 }
 
+/** A temporary file untouched for this long belongs to a download that was killed. */
+const ABANDONED_AFTER_MS = 60 * 60 * 1000;
+
+/**
+ * Removes the temporary files of `path` (only names `partPath` makes) left by downloads that
+ * were killed: untouched for an hour (a live one writes, or gives up after its stall timeout).
+ */
+async function removeAbandonedParts(path: string, log: (line: string) => void): Promise<void> {
+  const dir = dirname(path);
+  const pattern = new RegExp(
+    `^${basename(path).replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}` +
+      `\\.part-\\d+-\\d+-[0-9a-f]{8}$`,
+  );
+  try {
+    for await (const entry of Deno.readDir(dir)) {
+      if (!entry.isFile || !pattern.test(entry.name)) continue;
+      const part = join(dir, entry.name);
+      const modified = (await Deno.stat(part)).mtime?.getTime() ?? Date.now();
+      if (Date.now() - modified < ABANDONED_AFTER_MS) continue;
+      await Deno.remove(part);
+      log(`${part}: removed a partial download abandoned by a process that was stopped`);
+    }
+  } catch { /* best effort: a file another process removed first, an unreadable folder */ }
+}
+
 async function removeQuietly(path: string): Promise<void> {
   try {
     await Deno.remove(path);
@@ -310,7 +335,8 @@ export async function ensureDirectory(dir: string): Promise<void> {
 /**
  * Downloads `spec` into `dir` from the first mirror that delivers it intact, verifying the MD5
  * (or, for a copy with another gzip header, the SHA-256 of its content). Never leaves a partial
- * or unverified file under the final name. Throws `DownloadError` when every mirror failed, and
+ * or unverified file under the final name; removes the temporary files of this file that killed
+ * downloads left (untouched for an hour). Throws `DownloadError` when every mirror failed, and
  * a one-line `DataError` when the file cannot be written (permissions, full disk).
  */
 export async function downloadFile(
@@ -328,6 +354,7 @@ export async function downloadFile(
   const path = join(dir, spec.name);
   const mirrors = options.mirrors.map(normalizeMirror);
   await ensureDirectory(dir);
+  await removeAbandonedParts(path, log);
   const attempts: DownloadAttempt[] = [];
   for (const mirror of mirrors) {
     const url = new URL(spec.name, mirror).href;

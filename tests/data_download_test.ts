@@ -380,6 +380,30 @@ Deno.test("the default cache folder heals itself: a corrupt file is moved aside 
   }
 });
 
+Deno.test("download: temporary files of killed downloads (untouched for an hour) are removed, nothing else", async () => {
+  const server = serveFixture(fixture.gz);
+  try {
+    const dir = tempDir();
+    const name = TRAIN_IMAGES.name;
+    const abandoned = `${name}.part-4242-0-0123abcd`;
+    const fresh = `${name}.part-4243-0-89abcdef`; // another process may still be writing it
+    const others = [`${name}.part`, `${name}.part-1-2-zz`, `notes.part-4242-0-0123abcd`];
+    for (const file of [abandoned, fresh, ...others]) {
+      await Deno.writeTextFile(join(dir, file), "partial");
+    }
+    const twoHoursAgo = new Date(Date.now() - 2 * 3600_000);
+    for (const file of [abandoned, ...others]) {
+      await Deno.utime(join(dir, file), twoHoursAgo, twoHoursAgo);
+    }
+    const { options, log } = quiet();
+    await downloadFile(TRAIN_IMAGES, dir, { ...options, mirrors: [server.mirror("ok")] });
+    deepEqual(listDir(dir), [fresh, name, ...others].sort());
+    match(log.join("\n"), new RegExp(`${abandoned}: removed a partial download abandoned`));
+  } finally {
+    await server.close();
+  }
+});
+
 Deno.test("verification: a copy with another gzip header is accepted by the SHA-256 of its content", async () => {
   // Same IDX bytes, recompressed: another .gz (as Debian's package has), same content.
   const raw = fixture.raw.get(TRAIN_IMAGES.name)!;
