@@ -2,10 +2,9 @@
  * Downloads one file from a list of mirrors tried in order: streamed to a temporary file unique
  * to the process (`NAME.part-PID-N-RANDOM`, so that processes downloading into one folder at
  * once never share one), verified as it is on disk, and renamed to `NAME` only when it verifies;
- * network errors are retried with
- * exponential back-off (resuming with a Range request when the server allows it); an HTTP error
- * or a checksum mismatch moves on to the next mirror; when every mirror failed, the error lists
- * each URL and why.
+ * network errors are retried with exponential back-off (resuming with a Range request when the
+ * server allows it); an HTTP error or a checksum mismatch moves on to the next mirror; when every
+ * mirror failed, the error lists each URL and why.
  *
  * @module
  */

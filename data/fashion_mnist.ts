@@ -112,16 +112,14 @@ function notOfficialError(
   dataDir: string,
   failed: readonly { path: string; reason: string }[],
 ): DataError {
-  const files = failed.map((file) => `${file.path} (${file.reason})`).join("; ");
-  const one = failed.length === 1;
+  const files = failed.map((file) => `${file.path} (${file.reason})`).join(", ");
+  const [is, them, are] = failed.length === 1
+    ? ["is not the official FashionMNIST file", "this file", "it is"]
+    : ["are not the official FashionMNIST files", "these files", "they are"];
   return new DataError(
-    `${files}: ${
-      one ? "is not the official FashionMNIST file" : "are not the official " +
-        "FashionMNIST files"
-    }. Nothing was changed in ${dataDir}, a folder you named. To use ` +
-      `${one ? "this file" : "these files"} as ${one ? "it is" : "they are"}, add --no-verify ` +
-      "(the training commands); for FashionMNIST, choose another folder with --data-dir or " +
-      "WGTORCH_DATA_DIR, or leave both unset to use the default cache.",
+    `${files}: ${is}. Nothing was changed in ${dataDir}, a folder you named. To use ${them} as ` +
+      `${are}, add --no-verify (the training commands); for FashionMNIST, choose another folder ` +
+      "with --data-dir or WGTORCH_DATA_DIR, or leave both unset to use the default cache.",
     failed[0].path,
   );
 }
