@@ -71,7 +71,9 @@ export async function runCommand(
       io.err(error.message);
       return 2;
     }
-    if (error instanceof DataError) io.err(`error: ${error.message}`);
+    // A system error (ENOSPC, EACCES, ...: it has a `code`) names its file; no stack trace.
+    const systemError = error instanceof Error && typeof Reflect.get(error, "code") === "string";
+    if (error instanceof DataError || systemError) io.err(`error: ${error.message}`);
     else io.err(`error: ${error instanceof Error ? error.stack ?? error.message : error}`);
     return 1;
   }
