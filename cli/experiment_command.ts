@@ -14,6 +14,7 @@ import { type CommandIo, type CommandSpec, runCommand, setupRun } from "./harnes
 import { INTERRUPTED_EXIT_CODE } from "./interrupt.ts";
 import { resolveResume, RESUME_FLAG, writeCommandFile } from "./resume.ts";
 import { readTunedConfigs } from "./tune_results.ts";
+import { reportLateInterrupt } from "./unfinished.ts";
 
 const TUNE_FLAG: FlagSpec = {
   name: "tune",
@@ -101,6 +102,12 @@ export function experimentCommand(
         resume: resumed !== undefined,
       });
       printExperimentOutcome(outcome, io);
+      if (
+        setup.interrupt.signal.aborted && outcome.results.every((r) => r.status !== "interrupted")
+      ) {
+        reportLateInterrupt(io, name, setup.dir);
+        return INTERRUPTED_EXIT_CODE;
+      }
       return experimentExitCode(outcome);
     } finally {
       setup.dispose();

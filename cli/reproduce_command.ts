@@ -20,6 +20,7 @@ import { displayPath, writeJson, writeText } from "./files.ts";
 import { DATA_FLAGS, EPOCHS_OVERRIDE, HELP_FLAG, RUN_FLAGS } from "./flags.ts";
 import { type CommandIo, type CommandSpec, runCommand, setupRun } from "./harness.ts";
 import { INTERRUPTED_EXIT_CODE } from "./interrupt.ts";
+import { reportLateInterrupt } from "./unfinished.ts";
 import { duration } from "./markdown.ts";
 import { dataLines, LOSS_NOTE, quickRunNotice, SPLIT_NOTE } from "./report.ts";
 import type { RunResult } from "./run_training.ts";
@@ -219,6 +220,7 @@ export function reproduceCommand(args: readonly string[], io: CommandIo): Promis
         interrupted ||= tune.interrupted;
       }
       if (!interrupted) await runOne("final", tune);
+      interrupted ||= setup.interrupt.signal.aborted;
       await writeText(
         join(setup.dir, "report.md"),
         reproduceReport({
@@ -234,7 +236,10 @@ export function reproduceCommand(args: readonly string[], io: CommandIo): Promis
         }),
       );
       io.out(`Report: ${join(displayPath(setup.dir), "report.md")}`);
-      return interrupted ? INTERRUPTED_EXIT_CODE : code;
+      const told = tune?.interrupted ||
+        experiments.some((e) => e.results.some((r) => r.status === "interrupted"));
+      if (setup.interrupt.signal.aborted && !told) reportLateInterrupt(io, "reproduce", setup.dir);
+      return interrupted || setup.interrupt.signal.aborted ? INTERRUPTED_EXIT_CODE : code;
     } finally {
       setup.dispose();
     }

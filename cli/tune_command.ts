@@ -368,7 +368,7 @@ export function tuneCommand(args: readonly string[], io: CommandIo): Promise<num
     try {
       const outcome = await runTune(file.settings, setup, io);
       printTuneOutcome(outcome, io);
-      if (outcome.interrupted) {
+      if (outcome.interrupted || setup.interrupt.signal.aborted) {
         io.err(`Interrupted. Continue with: deno run -A cli.ts tune --resume ${displayPath(dir)}`);
         return INTERRUPTED_EXIT_CODE;
       }

@@ -1,7 +1,8 @@
 /**
  * Output folders through the real entry point (subprocesses): two concurrent `train` runs never
  * share a folder, a non-empty `--out` is refused unless `--overwrite` (which keeps the other
- * files), and a SIGKILLed run's lock does not block `--resume`.
+ * files), a SIGKILLed run's lock does not block `--resume`, and Ctrl-C during the test pass
+ * ends with exit 130 and a run that `--resume` finishes.
  */
 
 import { deepEqual, equal, match, ok } from "node:assert/strict";
@@ -124,4 +125,54 @@ Deno.test("a SIGKILLed run leaves a stale lock that --resume takes over", async 
   equal(resumed.code, 0, resumed.stderr);
   equal(await summaryStatus(out), "completed");
   ok(!(await exists(join(out, LOCK_FILE))));
+});
+
+Deno.test("Ctrl-C during the test pass: exit 130, interrupted, and --resume finishes", async () => {
+  const out = await tempOut("sigint_test_pass");
+  // A large test set keeps the test pass long enough for the signal to land in it.
+  const bigTest = ["--data-dir", await writeBlobDataset(160, 30000), "--no-verify"];
+  const args = (
+    dir: string,
+  ) => ["train", "--model", "mlp", "--epochs", "1", "--out", dir, ...bigTest];
+  let signalled = false;
+  const run = await spawnCli(
+    [...args(out), "--progress", "lines"],
+    (stderr, child) => {
+      if (!signalled && /\[mlp\] epoch 1\/1 .*\n/.test(stderr)) {
+        child.kill("SIGINT");
+        signalled = true;
+      }
+    },
+  );
+  ok(signalled, run.stderr);
+  equal(run.code, 130, run.stderr);
+  match(run.stderr, /Ctrl-C: stopping/);
+  match(run.stderr, /Interrupted after 1 finished epoch of 1\./);
+  match(run.stderr, new RegExp(`continue: +deno run -A cli\\.ts train --resume ${escape(out)}`));
+  const summary = JSON.parse(await Deno.readTextFile(join(out, "summary.json")));
+  equal(summary.status, "interrupted");
+  equal(summary.test, null);
+  equal(summary.epochsDone, 1);
+  ok(!(await exists(join(out, "weights.safetensors"))));
+  match(await Deno.readTextFile(join(out, "report.md")), /\*\*interrupted\*\* \(Ctrl-C\)/);
+  ok(!names(out).some((name) => name.includes(".tmp-") || name === LOCK_FILE), names(out).join());
+
+  const resumed = await runCli(["train", "--resume", out, "--progress", "lines"]);
+  equal(resumed.code, 0, resumed.stderr);
+  match(resumed.stderr, /resuming after epoch 1 of 1/);
+  const finished = JSON.parse(await Deno.readTextFile(join(out, "summary.json")));
+  equal(finished.status, "completed");
+  equal(finished.test.samples, 30000);
+
+  const straight = await tempOut("sigint_reference");
+  const reference = await runCli([...args(straight), "--progress", "none"]);
+  equal(reference.code, 0, reference.stderr);
+  const expected = JSON.parse(await Deno.readTextFile(join(straight, "summary.json")));
+  const { seconds: _a, ...resumedTest } = finished.test;
+  const { seconds: _b, ...expectedTest } = expected.test;
+  deepEqual(resumedTest, expectedTest, "the resumed test pass is the uninterrupted run's");
+  deepEqual(
+    await Deno.readFile(join(out, "weights.safetensors")),
+    await Deno.readFile(join(straight, "weights.safetensors")),
+  );
 });
