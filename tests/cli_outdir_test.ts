@@ -1,14 +1,15 @@
 /**
  * Output folders through the real entry point (subprocesses): two concurrent `train` runs never
  * share a folder, a non-empty `--out` is refused unless `--overwrite` (which keeps the other
- * files), a SIGKILLed run's lock does not block `--resume`, and Ctrl-C during the test pass
- * ends with exit 130 and a run that `--resume` finishes.
+ * files), `--resume` of a folder in use is refused, a run's lock does not outlive it (second
+ * Ctrl-C, SIGKILL), and Ctrl-C during the test pass ends with exit 130 and a run that `--resume`
+ * finishes as if never interrupted.
  */
 
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import { join } from "node:path";
 import { LOCK_FILE } from "../cli/files.ts";
-import { ROOT, runCli, tempOut, writeBlobDataset } from "./cli_fixtures.ts";
+import { type CliResult, ROOT, runCli, tempOut, writeBlobDataset } from "./cli_fixtures.ts";
 
 // 160 images: 128 training (one batch), 32 validation; 50 test images.
 const dataDir = await writeBlobDataset(160, 50);
@@ -109,6 +110,34 @@ async function spawnCli(
   }
   return { code: (await child.status).code, stderr };
 }
+
+Deno.test("--resume of a folder in use is refused; a second Ctrl-C still frees it", async () => {
+  const out = await tempOut("resume_busy");
+  let refused: Promise<CliResult> | undefined;
+  let stops = 0;
+  const run = await spawnCli(
+    ["train", "--model", "mlp", "--epochs", "50", "--out", out, ...data],
+    (stderr, child) => {
+      if (!refused && /epoch 1\/50 /.test(stderr)) {
+        refused = runCli(["train", "--resume", out]).finally(() => {
+          child.kill("SIGINT");
+          stops++;
+        });
+      }
+      if (stops === 1 && /Ctrl-C: stopping/.test(stderr)) {
+        child.kill("SIGINT");
+        stops++;
+      }
+    },
+  );
+  ok(refused, run.stderr);
+  const busy = await refused;
+  equal(busy.code, 2, busy.stderr);
+  match(busy.stderr, new RegExp(`^train: ${escape(out)} is in use by a live "train" run`));
+  equal(run.code, 130, run.stderr);
+  match(run.stderr, /Second Ctrl-C: quitting now/);
+  ok(!(await exists(join(out, LOCK_FILE))), "the lock is removed before a forced exit");
+});
 
 Deno.test("a SIGKILLed run leaves a stale lock that --resume takes over", async () => {
   const out = await tempOut("sigkill");
