@@ -95,8 +95,8 @@ export function experimentCommand(
       outDir: resumed?.dir,
       startedAt: resumed?.started,
     });
-    if (!resumed) await writeCommandFile(setup.dir, name, args);
     try {
+      if (!resumed) await writeCommandFile(setup.dir, name, args);
       const outcome = await runExperiment(definition, setup, io, {
         notes: tuned?.notes,
         resume: resumed !== undefined,

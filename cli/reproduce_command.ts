@@ -153,7 +153,6 @@ export function reproduceCommand(args: readonly string[], io: CommandIo): Promis
       outDir: resumed?.dir,
       startedAt: resumed?.started,
     });
-    if (!resumed) await writeCommandFile(setup.dir, "reproduce", args);
     const epochs = flags.number("epochs");
     const seed = flags.number("seed")!;
     const experiments: ExperimentResult[] = [];
@@ -195,6 +194,7 @@ export function reproduceCommand(args: readonly string[], io: CommandIo): Promis
       interrupted ||= outcome.interrupted;
     };
     try {
+      if (!resumed) await writeCommandFile(setup.dir, "reproduce", args);
       await runOne("compare");
       if (!interrupted) await runOne("optimizers");
       if (!interrupted) {

@@ -79,8 +79,8 @@ export function trainCommand(args: readonly string[], io: CommandIo): Promise<nu
       outDir: resumed?.dir,
       startedAt: resumed?.started,
     });
-    if (!resumed) await writeCommandFile(setup.dir, "train", args);
     try {
+      if (!resumed) await writeCommandFile(setup.dir, "train", args);
       io.err(
         `Run: ${spec.title}, ${spec.epochs} epoch${
           spec.epochs === 1 ? "" : "s"
