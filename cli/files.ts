@@ -218,6 +218,10 @@ export async function prepareOutDir(
       return claimRunDir(command, dir);
     }
   }
+  const kind = await Deno.stat(out).then((info) => info.isDirectory, () => undefined);
+  if (kind === false) {
+    throw new UsageError(`${command}: --out ${out} is a file; expected a new or empty folder`);
+  }
   await Deno.mkdir(out, { recursive: true });
   const claim = claimRunDir(command, out);
   try {

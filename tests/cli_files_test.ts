@@ -106,6 +106,9 @@ Deno.test("--out: a non-empty folder is refused unless overwrite, a run folder a
     prepareOutDir("train", dir, { overwrite: true }),
     /already holds a run \(command\.json\); continue it with --resume/,
   );
+  const file = join(dir, "notes.txt");
+  await rejects(prepareOutDir("train", file), /--out .*notes\.txt is a file; expected a new or/);
+  equal(await Deno.readTextFile(file), "mine");
   const empty = join(await Deno.makeTempDir(), "new", "out");
   const fresh = await prepareOutDir("train", empty);
   deepEqual([...Deno.readDirSync(empty)].map((e) => e.name), [LOCK_FILE]);
