@@ -86,8 +86,15 @@ export const RUN_FLAGS: readonly FlagSpec[] = [
     name: "out",
     kind: "string",
     metavar: "DIR",
-    help: "output folder",
-    defaultText: "results/<command>/<timestamp>",
+    help: "output folder, new or empty (see --overwrite); one that a live run is using is refused",
+    defaultText: "a new results/<command>/<timestamp>",
+  },
+  {
+    name: "overwrite",
+    kind: "boolean",
+    help: "allow an --out folder that already holds other files: ours (report.md, " +
+      "summary.json...) are written beside them and replace files of the same name; nothing " +
+      "else is deleted",
   },
   {
     name: "progress",

@@ -5,6 +5,8 @@
  * @module
  */
 
+import { releaseAllClaims } from "./files.ts";
+
 /** Exit code of a run stopped by Ctrl-C (128 + SIGINT, as shells report it). */
 export const INTERRUPTED_EXIT_CODE = 130;
 
@@ -22,6 +24,7 @@ export function onInterrupt(notice: (line: string) => void): InterruptHandle {
   const handler = () => {
     if (controller.signal.aborted) {
       notice("Second Ctrl-C: quitting now.");
+      releaseAllClaims();
       Deno.exit(INTERRUPTED_EXIT_CODE);
     }
     notice("Ctrl-C: stopping after the GPU work in flight (press Ctrl-C again to quit now)...");

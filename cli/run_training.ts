@@ -296,12 +296,20 @@ export async function runTraining(spec: RunSpec, context: RunContext): Promise<R
       error = caught.message;
     }
     progress.clear();
+    // Ctrl-C in the last epoch's tail (validation, checkpoint) or in the test pass interrupts the
+    // run like any other: no test result and no weights; --resume tests the last checkpoint.
+    if (status === "completed" && context.signal?.aborted) status = "interrupted";
     let test: TestResult | null = null;
     if (status === "completed") {
       test = await testModel(model, data, context.evalBatchSize, spec.batchSize);
-      await saveWeights(join(dir, "weights.safetensors"), model, {
-        "wgtorch.run": JSON.stringify(spec),
-      });
+      if (context.signal?.aborted) {
+        status = "interrupted";
+        test = null;
+      } else {
+        await saveWeights(join(dir, "weights.safetensors"), model, {
+          "wgtorch.run": JSON.stringify(spec),
+        });
+      }
     }
     const result: RunResult = {
       ...base,
@@ -319,6 +327,16 @@ export async function runTraining(spec: RunSpec, context: RunContext): Promise<R
     optimizer.dispose();
     model.dispose();
   }
+}
+
+/**
+ * `result` as interrupted (no test result) when Ctrl-C came after it completed; a completed run
+ * stays completed without Ctrl-C, and a diverged one stays diverged.
+ */
+export function interruptedIfAborted(result: RunResult, signal: AbortSignal): RunResult {
+  return result.status === "completed" && signal.aborted
+    ? { ...result, status: "interrupted", test: null }
+    : result;
 }
 
 /** Writes `history.json`, `history.csv` and `curves.svg` of a run, atomically. */

@@ -15,7 +15,7 @@ import { type CommandIo, type CommandSpec, runCommand, setupRun } from "./harnes
 import { INTERRUPTED_EXIT_CODE } from "./interrupt.ts";
 import { trainReport } from "./report.ts";
 import { resolveResume, RESUME_FLAG, writeCommandFile } from "./resume.ts";
-import { type RunSpec, runSummary, runTraining } from "./run_training.ts";
+import { interruptedIfAborted, type RunSpec, runSummary, runTraining } from "./run_training.ts";
 import { reportUnfinished } from "./unfinished.ts";
 
 /** The `train` command. */
@@ -79,14 +79,14 @@ export function trainCommand(args: readonly string[], io: CommandIo): Promise<nu
       outDir: resumed?.dir,
       startedAt: resumed?.started,
     });
-    if (!resumed) await writeCommandFile(setup.dir, "train", args);
     try {
+      if (!resumed) await writeCommandFile(setup.dir, "train", args);
       io.err(
         `Run: ${spec.title}, ${spec.epochs} epoch${
           spec.epochs === 1 ? "" : "s"
         }, seed ${spec.seed}`,
       );
-      const result = await runTraining(spec, {
+      const trained = await runTraining(spec, {
         data: setup.data,
         dir: setup.dir,
         evalBatchSize: setup.evalBatchSize,
@@ -95,6 +95,8 @@ export function trainCommand(args: readonly string[], io: CommandIo): Promise<nu
         log: io.err,
         resume: resumed !== undefined,
       });
+      // Ctrl-C after the run's own files were written: the command's files say interrupted too.
+      const result = interruptedIfAborted(trained, setup.interrupt.signal);
       const study = studyMatch(spec);
       await writeJson(join(setup.dir, "summary.json"), {
         command: "train",
@@ -107,11 +109,11 @@ export function trainCommand(args: readonly string[], io: CommandIo): Promise<nu
         join(setup.dir, "report.md"),
         trainReport({ result, env: setup.env, data: setup.data.prepared, study }),
       );
-      if (result.status !== "completed") {
+      if (result.status !== "completed" || setup.interrupt.signal.aborted) {
         if (result.error) io.err(`error: ${result.error}`);
-        reportUnfinished(result, io);
+        reportUnfinished(interruptedIfAborted(result, setup.interrupt.signal), io);
         io.err(`Report: ${join(displayPath(setup.dir), "report.md")}`);
-        return result.status === "interrupted" ? INTERRUPTED_EXIT_CODE : 1;
+        return result.status === "diverged" ? 1 : INTERRUPTED_EXIT_CODE;
       }
       const test = result.test!;
       io.out(
