@@ -1,0 +1,99 @@
+/**
+ * `predict`'s image reader refuses damaged and oversized files with a message naming the file:
+ * chunk CRCs, the zlib stream, truncation, and dimensions (checked before any pixel memory).
+ */
+
+import { deepEqual, match, rejects } from "node:assert/strict";
+import { crc32, encodePng } from "../data/png.ts";
+import { decodePng, MAX_IMAGE_SIDE, readImage28 } from "../cli/image.ts";
+import { join } from "node:path";
+
+const PIXELS = Uint8Array.from({ length: 28 * 28 }, (_, i) => (i * 37) % 256);
+
+async function png(): Promise<Uint8Array> {
+  return await encodePng({ width: 28, height: 28, channels: 1, data: PIXELS });
+}
+
+/** Offset of the first chunk of `type`. */
+function chunkAt(bytes: Uint8Array, type: string): number {
+  const view = new DataView(bytes.buffer, bytes.byteOffset);
+  for (let at = 8; at < bytes.length; at += 12 + view.getUint32(at)) {
+    if (String.fromCharCode(...bytes.subarray(at + 4, at + 8)) === type) return at;
+  }
+  throw new Error(`no ${type} chunk`);
+}
+
+/** A PNG of only a signature, an IHDR of `width` x `height` (8-bit grey) and an IEND. */
+function headerOnly(width: number, height: number): Uint8Array {
+  const chunk = (type: string, body: Uint8Array) => {
+    const out = new Uint8Array(12 + body.length);
+    const view = new DataView(out.buffer);
+    view.setUint32(0, body.length);
+    out.set(new TextEncoder().encode(type), 4);
+    out.set(body, 8);
+    view.setUint32(8 + body.length, crc32(out.subarray(4, 8 + body.length)));
+    return out;
+  };
+  const ihdr = new Uint8Array(13);
+  new DataView(ihdr.buffer).setUint32(0, width);
+  new DataView(ihdr.buffer).setUint32(4, height);
+  ihdr[8] = 8;
+  const parts = [
+    Uint8Array.of(137, 80, 78, 71, 13, 10, 26, 10),
+    chunk("IHDR", ihdr),
+    chunk("IEND", new Uint8Array(0)),
+  ];
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  parts.reduce((at, p) => (out.set(p, at), at + p.length), 0);
+  return out;
+}
+
+Deno.test("decodePng reads a valid PNG", async () => {
+  deepEqual((await decodePng(await png(), "ok.png")).pixels, PIXELS);
+});
+
+Deno.test("decodePng refuses a chunk whose CRC does not match, naming the file", async () => {
+  const bytes = await png();
+  bytes[chunkAt(bytes, "IDAT") + 10] ^= 0x01;
+  await rejects(
+    decodePng(bytes, "bad.png"),
+    /bad\.png: corrupt PNG \(CRC mismatch in chunk "IDAT"\)/,
+  );
+  const header = await png();
+  header[chunkAt(header, "IHDR") + 20] ^= 0x01; // the CRC itself
+  await rejects(decodePng(header, "bad.png"), /CRC mismatch in chunk "IHDR"/);
+});
+
+Deno.test("decodePng refuses image data whose zlib checksum is wrong", async () => {
+  const bytes = await png();
+  const at = chunkAt(bytes, "IDAT");
+  const view = new DataView(bytes.buffer);
+  const length = view.getUint32(at);
+  bytes[at + 8 + length - 1] ^= 0xff; // last byte of the Adler-32, then a valid chunk CRC
+  view.setUint32(at + 8 + length, crc32(bytes.subarray(at + 4, at + 8 + length)));
+  await rejects(decodePng(bytes, "adler.png"), /adler\.png: corrupt PNG image data \(zlib/);
+});
+
+Deno.test("decodePng refuses truncated files", async () => {
+  const bytes = await png();
+  await rejects(
+    decodePng(bytes.subarray(0, chunkAt(bytes, "IDAT") + 20), "cut.png"),
+    /cut\.png: truncated PNG/,
+  );
+  await rejects(decodePng(bytes.subarray(0, chunkAt(bytes, "IEND")), "cut.png"), /no IEND chunk/);
+});
+
+Deno.test("images larger than the bound are refused before their pixels are allocated", async () => {
+  await rejects(
+    decodePng(headerOnly(16000, 16000), "huge.png"),
+    /huge\.png: the image is 16000x16000 pixels: expected 1 to 4096 a side/,
+  );
+  await rejects(decodePng(headerOnly(MAX_IMAGE_SIDE + 1, 1), "wide.png"), /4097x1 pixels/);
+  const dir = await Deno.makeTempDir();
+  const pgm = join(dir, "huge.pgm");
+  await Deno.writeFile(pgm, new TextEncoder().encode("P5\n20000 20000\n255\n"));
+  await rejects(readImage28(pgm), (error: Error) => {
+    match(error.message, /huge\.pgm: the image is 20000x20000 pixels/);
+    return true;
+  });
+});
