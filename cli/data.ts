@@ -77,8 +77,9 @@ export function emptySetProblem(choice: DataChoice, pool: number): string | null
   const images = `${pool} training image${pool === 1 ? "" : "s"}`;
   if (train === 0) {
     return choice.swap
-      ? `${flags} leaves no training images (--swap-split trains on the ${held} of ${images} ` +
-        "held out): raise --val-split or drop --swap-split"
+      ? `${flags} leaves no training images (--swap-split trains on the images held out, ` +
+        `${held} of ${choice.valSplit === 0 ? "any" : images}): raise --val-split or drop ` +
+        "--swap-split"
       : `${flags} leaves no training images (all ${images} held out for validation): lower ` +
         `--val-split${choice.limit !== undefined ? " or raise --limit" : ""}`;
   }

@@ -30,7 +30,9 @@ async function exists(path: string): Promise<boolean> {
     await Deno.stat(path);
     return true;
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
+    if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory) {
+      return false;
+    }
     throw error;
   }
 }
@@ -52,7 +54,7 @@ export async function prepareOutDir(command: string, out: string | undefined): P
         );
       }
     }
-    await Deno.mkdir(out, { recursive: true });
+    await makeOutDir(command, out);
     return out;
   }
   const base = join("results", command, timestamp());
@@ -60,6 +62,26 @@ export async function prepareOutDir(command: string, out: string | undefined): P
   for (let n = 2; await exists(dir); n++) dir = `${base}-${n}`;
   await Deno.mkdir(dir, { recursive: true });
   return dir;
+}
+
+/**
+ * Creates `--out DIR` (parents included); a path that is a file, lies under one, or cannot be
+ * created (read-only, no permission) is a `UsageError` naming the flag.
+ */
+export async function makeOutDir(command: string, out: string): Promise<void> {
+  const fail = (why: string) => new UsageError(`${command}: --out ${out}: ${why}`);
+  try {
+    await Deno.mkdir(out, { recursive: true });
+  } catch (error) {
+    if (error instanceof Deno.errors.AlreadyExists || error instanceof Deno.errors.NotADirectory) {
+      throw fail("a file is in the way (expected a folder, or a path where one can be made)");
+    }
+    if (error instanceof Deno.errors.PermissionDenied) {
+      throw fail("no permission to create the folder there (read-only?): choose another");
+    }
+    const code = error instanceof Error ? ` (${error.message})` : "";
+    throw fail(`cannot create the folder${code}`);
+  }
 }
 
 /** `path` relative to the current folder when that is shorter, for messages. */
