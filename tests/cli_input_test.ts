@@ -213,3 +213,34 @@ async function exists(path: string): Promise<boolean> {
     return false;
   }
 }
+
+Deno.test("--resume from a damaged checkpoint is a usage error naming it; nothing is lost", async () => {
+  const out = await tempOut("resume");
+  const first = await runCli([
+    "train",
+    "--model",
+    "mlp",
+    "--epochs",
+    "2",
+    "--limit",
+    "200",
+    "--out",
+    out,
+    ...data,
+  ]);
+  equal(first.code, 0, first.stderr);
+  // As if stopped after epoch 1 with its checkpoint then damaged on disk.
+  await Deno.remove(join(out, "summary.json"));
+  const damaged = new TextEncoder().encode("not a safetensors file");
+  await Deno.writeFile(join(out, "checkpoint.safetensors"), damaged);
+  const resumed = await runCli(["train", "--resume", out]);
+  assertUsage(
+    resumed,
+    /--resume: cannot resume from .*checkpoint\.safetensors: it is damaged \(.+\); move it away/,
+  );
+  match(resumed.stderr.trim().split("\n").at(-1)!, /^--resume: cannot resume from/);
+  equal(
+    new TextDecoder().decode(await Deno.readFile(join(out, "checkpoint.safetensors"))),
+    "not a safetensors file",
+  );
+});
