@@ -40,3 +40,18 @@ export function checkL1(command: string, l1: number, source: string): void {
     );
   }
 }
+
+/** `checkBatchSize` for the model among `configs` that holds the smallest batches (if any). */
+export function checkBatchSizeForAll(
+  command: string,
+  configs: readonly ModelSizeConfig[],
+  flag: string,
+  value: number,
+): void {
+  if (configs.length === 0) return;
+  const limits = gpu().limits;
+  const tightest = configs.reduce((a, b) =>
+    maxBatchSize(b, limits) < maxBatchSize(a, limits) ? b : a
+  );
+  checkBatchSize(command, tightest, flag, value);
+}

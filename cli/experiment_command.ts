@@ -93,6 +93,7 @@ export function experimentCommand(
     const setup = await setupRun(name, resumed?.args ?? args, flags, io, {
       outDir: resumed?.dir,
       startedAt: resumed?.started,
+      models: definition.runs.map((run) => run.spec),
     });
     if (!resumed) await writeCommandFile(setup.dir, name, args);
     try {

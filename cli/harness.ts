@@ -9,8 +9,10 @@
 
 import { DataError } from "../data/errors.ts";
 import { init } from "../nn/device.ts";
+import type { ModelSizeConfig } from "../nn/model_limits.ts";
 import { type Flags, type FlagSpec, formatHelp, parseFlags, UsageError } from "./args.ts";
 import { type DataChoice, dataChoice, GpuData, prepareData } from "./data.ts";
+import { checkBatchSizeForAll } from "./device_limits.ts";
 import { type RunEnvironment, runEnvironment } from "./environment.ts";
 import { displayPath, prepareOutDir } from "./files.ts";
 import { type InterruptHandle, onInterrupt } from "./interrupt.ts";
@@ -99,19 +101,27 @@ export interface RunSetup {
 
 /**
  * Output folder (checked first: a bad `--out` fails fast), WebGPU device (the adapter is
- * printed), data (loaded, split, uploaded), Ctrl-C handler.
+ * printed; `--eval-batch-size` is checked against what it holds for each of `options.models`),
+ * data (loaded, split, uploaded), Ctrl-C handler.
  */
 export async function setupRun(
   command: string,
   args: readonly string[],
   flags: Flags,
   io: CommandIo,
-  options: { outDir?: string; startedAt?: string; choice?: DataChoice; evalBatchSize?: number } =
-    {},
+  options: {
+    outDir?: string;
+    startedAt?: string;
+    choice?: DataChoice;
+    evalBatchSize?: number;
+    models?: readonly ModelSizeConfig[];
+  } = {},
 ): Promise<RunSetup> {
   const choice = options.choice ?? dataChoice(command, flags);
   const dir = options.outDir ?? await prepareOutDir(command, flags.string("out"));
   await init();
+  const evalBatchSize = options.evalBatchSize ?? flags.number("eval-batch-size") ?? 1000;
+  checkBatchSizeForAll(command, options.models ?? [], "eval-batch-size", evalBatchSize);
   const env = runEnvironment(command, args, { startedAt: options.startedAt });
   io.err(`Adapter: ${env.adapter}`);
   const prepared = await prepareData(choice, io.err);
@@ -130,7 +140,7 @@ export async function setupRun(
     choice,
     interrupt,
     progress: (flags.string("progress") ?? "auto") as ProgressMode,
-    evalBatchSize: options.evalBatchSize ?? flags.number("eval-batch-size") ?? 1000,
+    evalBatchSize,
     dispose() {
       interrupt.dispose();
       data.dispose();

@@ -100,6 +100,19 @@ Deno.test("batch sizes larger than the adapter holds are refused, naming the fla
     await runCli(["train", "--eval-batch-size", "100000", ...data]),
     new RegExp(`train: --eval-batch-size 100000: .*expected an integer from 1 to ${largest}`),
   );
+  const compared = await runCli([
+    "compare",
+    "--epochs",
+    "1",
+    "--eval-batch-size",
+    "100000",
+    ...data,
+  ]);
+  assertUsage(
+    compared,
+    new RegExp(`compare: --eval-batch-size 100000: .*expected an integer from 1 to ${largest}`),
+  );
+  ok(!/Data:/.test(compared.stderr), "refused before the data is loaded");
   const evaluated = await runCli([
     "evaluate",
     "--weights",
