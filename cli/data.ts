@@ -170,14 +170,14 @@ export async function prepareData(
   }
   const pool = first(train, choice.limit);
   const empty = emptySetProblem(choice, pool.count);
-  if (empty) throw new UsageError(empty);
+  if (empty) throw new UsageError(pool.count === 0 ? `${empty}: ${source}` : empty);
   const parts = splitTrainVal(pool, {
     valFraction: choice.valSplit,
     seed: choice.splitSeed,
     swap: choice.swap,
   });
   const testSet = first(test, choice.testLimit);
-  if (testSet.count === 0) throw new UsageError("the test set holds no images");
+  if (testSet.count === 0) throw new UsageError(`the test set holds no images: ${source}`);
   return {
     train: parts.train,
     val: parts.val,

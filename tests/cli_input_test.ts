@@ -68,7 +68,7 @@ Deno.test("seeds outside [0, 2^32) are refused, naming the flag", async () => {
   );
 });
 
-Deno.test("an empty training or validation set is a usage error before any GPU work", async () => {
+Deno.test("an empty training, validation or test set is a usage error before any upload", async () => {
   const swapped = await runCli(["train", "--val-split", "0", "--swap-split", ...data]);
   assertUsage(swapped, /--val-split 0 --swap-split leaves no training images/);
   ok(!/Adapter:/.test(swapped.stderr), "refused before the device is set up");
@@ -78,6 +78,11 @@ Deno.test("an empty training or validation set is a usage error before any GPU w
   assertUsage(
     await runCli(["train", "--limit", "3", "--val-split", "0.1", ...data]),
     /--limit 3 with --val-split 0.1 leaves no validation images .*--val-split 0/,
+  );
+  const noTest = await writeBlobDataset(100, 0);
+  assertUsage(
+    await runCli(["train", "--data-dir", noTest, "--no-verify", "--progress", "none"]),
+    /the test set holds no images: .*--no-verify/,
   );
   // A --limit above the 480 images there are: found empty once the data is read, not uploaded.
   assertUsage(
