@@ -223,6 +223,23 @@ Deno.test("--out on a file, or under one, is a usage error naming the flag", asy
   equal(await Deno.readTextFile(aFile), "not a folder");
 });
 
+// /sys is read-only in containers (even for root, whom permissions do not stop).
+const sysReadOnly = await Deno.mkdir("/sys/wgtorch_probe").then(
+  () => Deno.remove("/sys/wgtorch_probe").then(() => false),
+  () => true,
+);
+
+Deno.test({
+  name: "--out on a read-only path is a usage error naming the flag",
+  ignore: !sysReadOnly,
+  fn: async () => {
+    assertUsage(
+      await runCli(["train", "--epochs", "1", "--out", "/sys/wgtorch_out", ...data]),
+      /train: --out \/sys\/wgtorch_out: no permission to create the folder there \(read-only\?\)/,
+    );
+  },
+});
+
 async function exists(path: string): Promise<boolean> {
   try {
     await Deno.stat(path);
