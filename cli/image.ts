@@ -163,22 +163,32 @@ function decodePgm(bytes: Uint8Array, name = "image"): GreyImage {
   const text = new TextDecoder("latin1").decode(bytes.subarray(0, Math.min(bytes.length, 512)));
   const header = /^(P[25])(?:\s+|#[^\n]*\n)*(\d+)(?:\s+|#[^\n]*\n)*(\d+)(?:\s+|#[^\n]*\n)*(\d+)\s/
     .exec(text);
-  if (!header) throw new Error(`${name}: not a PGM file`);
+  if (!header) throw new Error(`${name}: not a PNG or PGM file`);
   const [whole, magic, w, h, max] = header;
   const width = Number(w), height = Number(h), maxval = Number(max);
   checkDimensions(name, width, height);
-  if (maxval < 1) throw new Error(`${name}: PGM maxval ${maxval}: expected 1 to 65535`);
+  if (maxval < 1 || maxval > 65535) {
+    throw new Error(`${name}: PGM maxval ${maxval}: expected 1 to 65535`);
+  }
   const count = width * height;
   const pixels = new Uint8Array(count);
+  const scaled = (value: number, i: number): number => {
+    if (!(value <= maxval)) {
+      throw new Error(`${name}: PGM pixel ${i} is ${value}: expected 0 to maxval ${maxval}`);
+    }
+    return Math.round(value * 255 / maxval);
+  };
   if (magic === "P5") {
     if (maxval > 255) throw new Error(`${name}: 16-bit PGM is not supported`);
     const body = bytes.subarray(whole.length, whole.length + count);
     if (body.length < count) throw new Error(`${name}: truncated PGM`);
-    for (let i = 0; i < count; i++) pixels[i] = Math.round(body[i] * 255 / maxval);
+    for (let i = 0; i < count; i++) pixels[i] = scaled(body[i], i);
   } else {
     const values = new TextDecoder("latin1").decode(bytes).slice(whole.length).trim().split(/\s+/);
     if (values.length < count) throw new Error(`${name}: truncated PGM`);
-    for (let i = 0; i < count; i++) pixels[i] = Math.round(Number(values[i]) * 255 / maxval);
+    for (let i = 0; i < count; i++) {
+      pixels[i] = scaled(/^\d+$/.test(values[i]) ? Number(values[i]) : NaN, i);
+    }
   }
   return { width, height, pixels };
 }

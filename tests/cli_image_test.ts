@@ -97,3 +97,29 @@ Deno.test("images larger than the bound are refused before their pixels are allo
     return true;
   });
 });
+
+Deno.test("PGM pixels above maxval or not numbers are refused, naming the file", async () => {
+  const dir = await Deno.makeTempDir();
+  const write = async (name: string, bytes: Uint8Array) => {
+    const path = join(dir, name);
+    await Deno.writeFile(path, bytes);
+    return path;
+  };
+  const text = (s: string) => new TextEncoder().encode(s);
+  const ok = await write("ok.pgm", text("P2\n2 1\n100\n0 100\n"));
+  deepEqual(Array.from((await readImage28(ok)).pixels.slice(0, 1)), [0]);
+  await rejects(
+    readImage28(await write("high.pgm", text("P2\n2 1\n100\n0 200\n"))),
+    /high\.pgm: PGM pixel 1 is 200: expected 0 to maxval 100/,
+  );
+  await rejects(
+    readImage28(await write("word.pgm", text("P2\n2 1\n255\n0 abc\n"))),
+    /word\.pgm: PGM pixel 1 is NaN/,
+  );
+  const binary = new Uint8Array([...text("P5\n2 1\n100\n"), 0, 250]);
+  await rejects(readImage28(await write("bin.pgm", binary)), /bin\.pgm: PGM pixel 1 is 250/);
+  await rejects(
+    readImage28(await write("photo.jpg", Uint8Array.of(0xff, 0xd8, 0xff, 0xe0, 0, 16))),
+    /photo\.jpg: not a PNG or PGM file/,
+  );
+});
