@@ -13,7 +13,7 @@ import { DataLoader } from "../data/loader.ts";
 import { perClassAccuracy } from "../train/confusion.ts";
 import { evaluate } from "../train/fit.ts";
 import { type FlagSpec, UsageError } from "./args.ts";
-import { dataChoice, prepareData } from "./data.ts";
+import { dataChoice, prepareData, type PreparedData } from "./data.ts";
 import { checkBatchSize } from "./device_limits.ts";
 import { runEnvironment } from "./environment.ts";
 import { makeOutDir, writeJson, writeText } from "./files.ts";
@@ -91,7 +91,7 @@ export function evaluateCommand(args: readonly string[], io: CommandIo): Promise
       model: flags.string("model"),
       l1: flags.number("l1"),
     });
-    let prepared;
+    let prepared: PreparedData;
     try {
       checkBatchSize("evaluate", loaded.model.config, "batch-size", flags.number("batch-size")!);
       prepared = await prepareData(choice, io.err);

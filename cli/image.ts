@@ -40,22 +40,22 @@ async function inflate(bytes: Uint8Array, maxBytes: number, name: string): Promi
     .pipeThrough(new DecompressionStream("deflate")).getReader();
   const chunks: Uint8Array[] = [];
   let total = 0;
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      total += value.length;
-      if (total > maxBytes) {
-        await reader.cancel();
-        throw new Error(`${name}: corrupt PNG: its image data inflates past ${maxBytes} bytes`);
-      }
-      chunks.push(value);
+  for (;;) {
+    let chunk: ReadableStreamReadResult<Uint8Array>;
+    try {
+      chunk = await reader.read();
+    } catch (error) {
+      throw new Error(
+        `${name}: corrupt PNG image data (zlib: ${error instanceof Error ? error.message : error})`,
+      );
     }
-  } catch (error) {
-    if (error instanceof Error && error.message.startsWith(name)) throw error;
-    throw new Error(
-      `${name}: corrupt PNG image data (zlib: ${error instanceof Error ? error.message : error})`,
-    );
+    if (chunk.done) break;
+    total += chunk.value.length;
+    if (total > maxBytes) {
+      await reader.cancel();
+      throw new Error(`${name}: corrupt PNG: its image data inflates past ${maxBytes} bytes`);
+    }
+    chunks.push(chunk.value);
   }
   const out = new Uint8Array(total);
   chunks.reduce((offset, chunk) => (out.set(chunk, offset), offset + chunk.length), 0);

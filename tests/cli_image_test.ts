@@ -123,3 +123,20 @@ Deno.test("PGM pixels above maxval or not numbers are refused, naming the file",
     /photo\.jpg: not a PNG or PGM file/,
   );
 });
+
+Deno.test("image data that inflates past what the header declares is refused", async () => {
+  const tall = await encodePng({
+    width: 28,
+    height: 56,
+    channels: 1,
+    data: new Uint8Array(28 * 56),
+  });
+  const at = chunkAt(tall, "IHDR");
+  const view = new DataView(tall.buffer);
+  view.setUint32(at + 12, 28); // height 56 → 28, with a matching CRC
+  view.setUint32(at + 8 + 13, crc32(tall.subarray(at + 4, at + 8 + 13)));
+  await rejects(
+    decodePng(tall, "tall.png"),
+    /tall\.png: corrupt PNG: its image data inflates past 812 bytes/,
+  );
+});
