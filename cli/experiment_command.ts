@@ -95,6 +95,7 @@ export function experimentCommand(
     const setup = await setupRun(name, resumed?.args ?? args, flags, io, {
       outDir: resumed?.dir,
       startedAt: resumed?.started,
+      models: definition.runs.map((run) => run.spec),
     });
     try {
       if (!resumed) await writeCommandFile(setup.dir, name, args);

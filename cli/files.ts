@@ -218,11 +218,7 @@ export async function prepareOutDir(
       return claimRunDir(command, dir);
     }
   }
-  const kind = await Deno.stat(out).then((info) => info.isDirectory, () => undefined);
-  if (kind === false) {
-    throw new UsageError(`${command}: --out ${out} is a file; expected a new or empty folder`);
-  }
-  await Deno.mkdir(out, { recursive: true });
+  await makeOutDir(command, out);
   const claim = claimRunDir(command, out);
   try {
     const found = (await entries(out)).filter((name) => name !== LOCK_FILE);
@@ -245,6 +241,30 @@ export async function prepareOutDir(
   } catch (error) {
     claim.release();
     throw error;
+  }
+}
+
+/**
+ * Creates `--out DIR` (parents included); a path that lies under a file, or cannot be created
+ * (read-only, no permission), is a `UsageError` naming the flag.
+ */
+export async function makeOutDir(command: string, out: string): Promise<void> {
+  const fail = (why: string) => new UsageError(`${command}: --out ${out}: ${why}`);
+  const isFile = await Deno.stat(out).then((info) => !info.isDirectory, () => false);
+  if (isFile) {
+    throw new UsageError(`${command}: --out ${out} is a file; expected a new or empty folder`);
+  }
+  try {
+    await Deno.mkdir(out, { recursive: true });
+  } catch (error) {
+    if (error instanceof Deno.errors.AlreadyExists || error instanceof Deno.errors.NotADirectory) {
+      throw fail("a file is in the way (expected a folder, or a path where one can be made)");
+    }
+    if (error instanceof Deno.errors.PermissionDenied) {
+      throw fail("no permission to create the folder there (read-only?): choose another");
+    }
+    const code = error instanceof Error ? ` (${error.message})` : "";
+    throw fail(`cannot create the folder${code}`);
   }
 }
 

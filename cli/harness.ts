@@ -9,8 +9,10 @@
 
 import { DataError } from "../data/errors.ts";
 import { init } from "../nn/device.ts";
+import type { ModelSizeConfig } from "../nn/model_limits.ts";
 import { type Flags, type FlagSpec, formatHelp, parseFlags, UsageError } from "./args.ts";
 import { type DataChoice, dataChoice, GpuData, prepareData } from "./data.ts";
+import { checkBatchSizeForAll } from "./device_limits.ts";
 import { type RunEnvironment, runEnvironment } from "./environment.ts";
 import { claimRunDir, displayPath, prepareOutDir, type RunDirClaim } from "./files.ts";
 import { type InterruptHandle, onInterrupt } from "./interrupt.ts";
@@ -111,12 +113,14 @@ export interface SetupOptions {
   choice?: DataChoice;
   /** Validation/test batch size, when not `flags`'. */
   evalBatchSize?: number;
+  /** The models the command trains: `--eval-batch-size` must fit each on this adapter. */
+  models?: readonly ModelSizeConfig[];
 }
 
 /**
  * Output folder (claimed first: a bad or busy `--out` fails fast), WebGPU device (the adapter is
- * printed), data (loaded, split, uploaded), Ctrl-C handler. The folder is released if setup
- * fails.
+ * printed; `--eval-batch-size` is checked against what it holds for each of `options.models`),
+ * data (loaded, split, uploaded), Ctrl-C handler. The folder is released if setup fails.
  */
 export async function setupRun(
   command: string,
@@ -151,6 +155,8 @@ async function setupClaimed(
 ): Promise<RunSetup> {
   const dir = claim.dir;
   await init();
+  const evalBatchSize = options.evalBatchSize ?? flags.number("eval-batch-size") ?? 1000;
+  checkBatchSizeForAll(command, options.models ?? [], "eval-batch-size", evalBatchSize);
   const env = runEnvironment(command, args, { startedAt: options.startedAt });
   io.err(`Adapter: ${env.adapter}`);
   const prepared = await prepareData(choice, io.err);
@@ -169,7 +175,7 @@ async function setupClaimed(
     choice,
     interrupt,
     progress: (flags.string("progress") ?? "auto") as ProgressMode,
-    evalBatchSize: options.evalBatchSize ?? flags.number("eval-batch-size") ?? 1000,
+    evalBatchSize,
     dispose() {
       interrupt.dispose();
       data.dispose();

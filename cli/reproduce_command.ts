@@ -153,6 +153,7 @@ export function reproduceCommand(args: readonly string[], io: CommandIo): Promis
     const setup = await setupRun("reproduce", resumed?.args ?? args, flags, io, {
       outDir: resumed?.dir,
       startedAt: resumed?.started,
+      models: [{ model: "mlp" }, { model: "cnn" }, { model: "cnn-bn" }, { model: "tuning-cnn" }],
     });
     const epochs = flags.number("epochs");
     const seed = flags.number("seed")!;

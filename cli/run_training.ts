@@ -11,6 +11,7 @@
  */
 
 import { join } from "node:path";
+import { firstLine } from "../data/errors.ts";
 import { CLASS_NAMES } from "../data/fashion_mnist.ts";
 import { DataLoader } from "../data/loader.ts";
 import { type Classifier, createModel, type ModelName } from "../nn/models.ts";
@@ -28,6 +29,7 @@ import { StepLR } from "../train/lr_scheduler.ts";
 import { Adam } from "../train/optim/adam.ts";
 import type { Optimizer } from "../train/optim/optimizer.ts";
 import { SGD } from "../train/optim/sgd.ts";
+import { UsageError } from "./args.ts";
 import { curvesSvg } from "./curves.ts";
 import type { GpuData } from "./data.ts";
 import { writeJson, writeText } from "./files.ts";
@@ -245,10 +247,22 @@ export async function runTraining(spec: RunSpec, context: RunContext): Promise<R
   try {
     const checkpointPath = join(dir, "checkpoint.safetensors");
     if (context.resume && await Deno.stat(checkpointPath).then(() => true, () => false)) {
-      const saved = await loadCheckpoint(checkpointPath);
+      let saved: Awaited<ReturnType<typeof loadCheckpoint>>;
+      try {
+        saved = await loadCheckpoint(checkpointPath);
+      } catch (error) {
+        const why = firstLine(error).replace(`${checkpointPath}: `, "");
+        throw new UsageError(
+          `--resume: cannot resume from ${checkpointPath}: it is damaged (${why}); move it away ` +
+            "to train that run from epoch 1",
+        );
+      }
       const savedSpec = (saved.extra as { spec?: RunSpec } | null)?.spec;
       if (!savedSpec || !sameSpec(savedSpec, spec)) {
-        throw new Error(`${checkpointPath}: saved by a run with other settings; cannot resume`);
+        throw new UsageError(
+          `--resume: cannot resume from ${checkpointPath}: it was saved by a run with other ` +
+            "settings",
+        );
       }
       restoreCheckpoint(saved, { model, optimizer, scheduler });
       const file = await readJsonFile<{ history: EpochRecord[] }>(join(dir, "history.json"));

@@ -6,10 +6,13 @@
  */
 
 import { join } from "node:path";
+import { init } from "../nn/device.ts";
 import type { ModelName } from "../nn/models.ts";
-import type { Flags } from "./args.ts";
+import { type Flags, UsageError } from "./args.ts";
+import { dataChoice } from "./data.ts";
 import { studyMatch } from "./experiments.ts";
 import { displayPath, writeJson, writeText } from "./files.ts";
+import { checkBatchSize, checkL1 } from "./device_limits.ts";
 import { DATA_FLAGS, HELP_FLAG, RUN_FLAGS, TRAIN_FLAGS } from "./flags.ts";
 import { type CommandIo, type CommandSpec, runCommand, setupRun } from "./harness.ts";
 import { INTERRUPTED_EXIT_CODE } from "./interrupt.ts";
@@ -70,11 +73,27 @@ export function trainCommand(args: readonly string[], io: CommandIo): Promise<nu
     const runArgs = resumed?.args ?? args;
     const spec = specFromFlags(flags);
     if (flags.has("l1") && spec.model !== "tuning-cnn") {
-      io.err("note: --l1 only applies to --model tuning-cnn; ignored");
+      throw new UsageError(
+        `train: --l1 does not apply to --model ${spec.model}: it sets tuning-cnn's hidden width`,
+      );
     }
     if (flags.has("momentum") && spec.optimizer !== "sgd") {
-      io.err("note: --momentum only applies to --optimizer sgd; ignored");
+      throw new UsageError(
+        `train: --momentum does not apply to --optimizer ${spec.optimizer}: it is SGD's`,
+      );
     }
+    if (flags.has("gamma") && spec.stepSize === 0) {
+      throw new UsageError(
+        "train: --gamma does not apply without --step-size N (N > 0): the lr is constant",
+      );
+    }
+    // What the adapter holds, before the output folder, the data or the weights.
+    dataChoice("train", flags);
+    await init();
+    if (spec.l1 !== undefined) checkL1("train", spec.l1, "--l1");
+    const config = { model: spec.model, l1: spec.l1 };
+    checkBatchSize("train", config, "batch-size", spec.batchSize);
+    checkBatchSize("train", config, "eval-batch-size", flags.number("eval-batch-size")!);
     const setup = await setupRun("train", runArgs, flags, io, {
       outDir: resumed?.dir,
       startedAt: resumed?.started,

@@ -364,6 +364,7 @@ export function tuneCommand(args: readonly string[], io: CommandIo): Promise<num
       startedAt,
       choice: file.data,
       evalBatchSize: file.evalBatchSize,
+      models: [{ model: "tuning-cnn" }],
     });
     try {
       const outcome = await runTune(file.settings, setup, io);

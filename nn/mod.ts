@@ -67,6 +67,14 @@ export {
   type TuningCnnOptions,
 } from "./models.ts";
 export {
+  floatsPerImage,
+  maxBatchSize,
+  maxL1,
+  maxTensorFloats,
+  type ModelSizeConfig,
+  type TensorSizeLimits,
+} from "./model_limits.ts";
+export {
   checkStateDictShapes,
   type DecodedSafetensors,
   decodeSafetensors,
