@@ -2,7 +2,7 @@
 // graph frees the rest on backward or when its output is disposed, and the README's plain loops
 // (evaluation and training) hold live and texture bytes flat.
 import { deepEqual, equal } from "node:assert/strict";
-import { memoryStats } from "../nn/buffer_pool.ts";
+import { memoryStats, trimPool } from "../nn/buffer_pool.ts";
 import { noGrad } from "../nn/autograd.ts";
 import { type Classifier, cnn, cnnBn, mlp, tuningCnn } from "../nn/models.ts";
 import { Linear } from "../nn/modules/linear.ts";
@@ -205,4 +205,25 @@ Deno.test("nested modules, a user forward mixing modules and ops, and tidy insid
   reference.dispose();
   model.dispose();
   x.dispose();
+});
+
+Deno.test("trimPool() also frees the texture mirrors of the buffers it destroys", async () => {
+  await sync();
+  trimPool();
+  const baseline = memoryStats();
+  const model = cnnBn({ rng: new Rng(13) }).eval();
+  const { x, y } = batch(16, 14);
+  noGrad(() => model.forward(x).dispose());
+  await sync();
+  const used = memoryStats().textureBytes;
+  equal(used > baseline.textureBytes, true, `the forward read textures (${used} bytes)`);
+  model.dispose();
+  x.dispose();
+  y.dispose();
+  await sync();
+  trimPool();
+  const after = memoryStats();
+  equal(after.liveBytes, baseline.liveBytes, "live bytes back to the baseline");
+  equal(after.pooledBytes, 0, "nothing pooled");
+  equal(after.textureBytes, baseline.textureBytes, `texture bytes (${used} while in use)`);
 });
