@@ -69,7 +69,7 @@ Deno.test("an eval forward of cnn-bn without tidy leaves nothing behind once its
   model.dispose();
 });
 
-Deno.test("the README's evaluation loop (forward, count, read, dispose) holds live and texture bytes flat", async () => {
+Deno.test("the README's test loop (noGrad forward, count, read, dispose) holds live and texture bytes flat", async () => {
   const dataset = new GpuDataset(imageSet(640, 5));
   const loader = new DataLoader(dataset, { batchSize: 64, shuffle: false });
   const model = cnnBn({ rng: new Rng(3) });
@@ -78,11 +78,11 @@ Deno.test("the README's evaluation loop (forward, count, read, dispose) holds li
   for (let epoch = 0; epoch < 4; epoch++) {
     let correct = 0;
     for (const { x, y } of loader.batches(epoch)) {
-      const out = model.forward(x);
-      const hits = correctCount(out, y);
+      const output = noGrad(() => model.forward(x));
+      const hits = correctCount(output, y);
       correct += await hits.item();
       hits.dispose();
-      out.dispose();
+      output.dispose();
     }
     equal(correct >= 0 && correct <= 640, true);
     seen.push(await footprint());
@@ -105,14 +105,14 @@ for (const [name, make] of studyModels) {
     const model = make();
     const optimizer = new Adam(model.parameters(), { lr: 0.001 });
     const { x, y } = batch(8, 5);
-    const plain = () => {
+    const plain = () => { // the README's training loop
       optimizer.zeroGrad();
-      const out = model.forward(x);
-      const loss = nllLoss(out, y);
+      const output = model.forward(x);
+      const loss = nllLoss(output, y);
       loss.backward();
       optimizer.step();
       loss.dispose();
-      out.dispose();
+      output.dispose();
     };
     const tidied = () =>
       tidy(() => {
