@@ -1,7 +1,7 @@
 // GPU memory without tidy: a module call frees the intermediates no autograd node needs, the
 // graph frees the rest on backward or when its output is disposed, and the README's plain loops
 // (evaluation and training) hold live and texture bytes flat.
-import { deepEqual, equal } from "node:assert/strict";
+import { deepEqual, equal, throws } from "node:assert/strict";
 import { memoryStats, trimPool } from "../nn/buffer_pool.ts";
 import { noGrad } from "../nn/autograd.ts";
 import { type Classifier, cnn, cnnBn, mlp, tuningCnn } from "../nn/models.ts";
@@ -9,7 +9,7 @@ import { Linear } from "../nn/modules/linear.ts";
 import { Module } from "../nn/modules/module.ts";
 import { ReLU, Sequential } from "../nn/modules/layers.ts";
 import { add, relu } from "../nn/ops/elementwise.ts";
-import { correctCount } from "../nn/ops/reduce.ts";
+import { correctCount, sum } from "../nn/ops/reduce.ts";
 import { nllLoss } from "../nn/ops/softmax.ts";
 import { Rng } from "../nn/random.ts";
 import { tidy } from "../nn/scope.ts";
@@ -226,4 +226,45 @@ Deno.test("trimPool() also frees the texture mirrors of the buffers it destroys"
   equal(after.liveBytes, baseline.liveBytes, "live bytes back to the baseline");
   equal(after.pooledBytes, 0, "nothing pooled");
   equal(after.textureBytes, baseline.textureBytes, `texture bytes (${used} while in use)`);
+});
+
+Deno.test("backward with retainGraph keeps a module call's intermediates for a second backward; disposing the output frees them", async () => {
+  const model = new Sequential(new Linear(5, 4, { rng: new Rng(15) }), new ReLU());
+  const x = randUniform([3, 5], { seed: 16, low: -1, high: 1 });
+  const before = await footprint();
+  const output = model.forward(x);
+  const total = sum(output);
+  total.backward({ retainGraph: true });
+  const once = await model.parameters()[0].grad!.toArray();
+  total.backward();
+  const twice = await model.parameters()[0].grad!.toArray();
+  deepEqual(twice, once.map((g) => g * 2));
+  total.dispose();
+  output.dispose();
+  for (const p of model.parameters()) {
+    p.grad!.dispose();
+    p.grad = null;
+  }
+  assertSame((await footprint()).slice(0, 2), before.slice(0, 2), "[buffers, live bytes]");
+  model.dispose();
+  x.dispose();
+});
+
+/** A module whose forward fails half-way, after creating tensors. */
+class FailsHalfWay extends Module {
+  readonly fc = new Linear(5, 4, { rng: new Rng(17) });
+  forward(x: Tensor): Tensor {
+    relu(this.fc.forward(x));
+    throw new Error("half-way");
+  }
+}
+
+Deno.test("a forward that throws frees what it created", async () => {
+  const model = new FailsHalfWay();
+  const x = randUniform([3, 5], { seed: 18 });
+  const before = await footprint();
+  throws(() => model.forward(x), /half-way/);
+  assertSame((await footprint()).slice(0, 2), before.slice(0, 2), "[buffers, live bytes]");
+  model.dispose();
+  x.dispose();
 });
