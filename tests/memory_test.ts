@@ -268,3 +268,26 @@ Deno.test("a forward that throws frees what it created", async () => {
   model.dispose();
   x.dispose();
 });
+
+/** A forward that awaits (outside PyTorch's model, but it must not lose its tensors). */
+class AwaitsInForward extends Module {
+  readonly fc = new Linear(5, 4, { rng: new Rng(19) });
+  forward(x: Tensor): Tensor {
+    return this.later(x) as unknown as Tensor;
+  }
+  async later(x: Tensor): Promise<Tensor> {
+    const h = this.fc.forward(x);
+    await sync();
+    return relu(h);
+  }
+}
+
+Deno.test("an async forward keeps what it created before its first await", async () => {
+  const model = new AwaitsInForward();
+  const x = randUniform([3, 5], { seed: 20 });
+  const output = await (model.forward(x) as unknown as Promise<Tensor>);
+  equal((await output.toArray()).length, 12);
+  output.dispose();
+  model.dispose();
+  x.dispose();
+});

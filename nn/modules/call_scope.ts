@@ -29,6 +29,11 @@ export function callScoped<T>(forward: () => T): T {
     handedToGraph.pop();
   }
   const { result, created } = run;
+  if (result instanceof Promise) {
+    // An async forward goes on creating tensors after this returns: ownership stays as it was.
+    for (const item of created) track(item);
+    return result;
+  }
   const returned = returnedItems(result);
   const needed = holdNeeded(returned, created, nested);
   const outer = handedToGraph.at(-1);
