@@ -291,3 +291,17 @@ Deno.test("an async forward keeps what it created before its first await", async
   model.dispose();
   x.dispose();
 });
+
+Deno.test("trimPool() while commands are pending (not yet submitted) leaves their results right", async () => {
+  const model = cnnBn({ rng: new Rng(21) }).eval();
+  const x = randUniform([4, 1, 28, 28], { seed: 22 });
+  const expected = noGrad(() => model.forward(x));
+  const values = await expected.toArray();
+  const output = noGrad(() => model.forward(x)); // its intermediates go back to the pool
+  trimPool();
+  deepEqual(await output.toArray(), values);
+  expected.dispose();
+  output.dispose();
+  model.dispose();
+  x.dispose();
+});
