@@ -1,6 +1,6 @@
 // GPU memory without tidy: a module call frees the intermediates no autograd node needs, the
 // graph frees the rest on backward or when its output is disposed, and the README's plain loops
-// (evaluation and training) hold live and texture bytes flat.
+// (training and test) hold live and texture bytes flat. trimPool() frees textures too.
 import { deepEqual, equal, throws } from "node:assert/strict";
 import { memoryStats, trimPool } from "../nn/buffer_pool.ts";
 import { noGrad } from "../nn/autograd.ts";
