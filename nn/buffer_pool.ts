@@ -5,7 +5,8 @@
  */
 
 import { gpu } from "./device.ts";
-import { textureMemory } from "./texture.ts";
+import { flush } from "./stream.ts";
+import { destroyMirrors, textureMemory } from "./texture.ts";
 
 /**
  * Every buffer can be bound as storage or uniform (small weights read uniformly are fastest as
@@ -88,8 +89,13 @@ export function memoryStats(): MemoryStats {
   return { ...stats, textureBytes: textureMemory() };
 }
 
-/** Destroys every pooled (free) buffer, returning their memory to the driver. */
+/**
+ * Destroys every pooled (free) buffer and its texture mirror, returning their memory to the
+ * driver. Submits the pending commands first, which may still use them.
+ */
 export function trimPool(): void {
+  flush();
+  destroyMirrors([...free.values()].flat());
   for (const list of free.values()) for (const buffer of list) buffer.destroy();
   free.clear();
   stats.pooledBytes = 0;

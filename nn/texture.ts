@@ -98,6 +98,24 @@ export function tensorTexture(tensor: Tensor): GPUTexture {
 }
 
 /**
+ * Destroys the mirrors of `buffers` (which the pool is destroying) and the spare textures, so
+ * that `trimPool()` gives their memory back too.
+ */
+export function destroyMirrors(buffers: Iterable<GPUBuffer>): void {
+  const textures = [...spare.values()].flat();
+  spare.clear();
+  for (const buffer of buffers) {
+    const mirror = mirrors.get(buffer);
+    mirrors.delete(buffer);
+    if (mirror) textures.push(mirror.texture);
+  }
+  for (const texture of textures) {
+    textureBytes -= texture.height * BYTES_PER_ROW;
+    texture.destroy();
+  }
+}
+
+/**
  * Marks the end of a dispatch's use of a texture from `tensorTexture`. Mirrors stay with their
  * buffer, so this does nothing; kept so that kernels state where a texture's use ends.
  */
