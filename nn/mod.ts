@@ -18,16 +18,19 @@ export {
 export { type Disposable, keep, tidy, type TidyResult } from "./scope.ts";
 export { GradNode, isGradEnabled, noGrad } from "./autograd.ts";
 export { Rng } from "./random.ts";
+export { maxElementsPerTexture, textureFits } from "./texture.ts";
 export {
   type DType,
   formatShape,
   full,
+  maxTensorElements,
   ones,
   randNormal,
   type RandomOptions,
   randUniform,
   Tensor,
   tensor,
+  tensorFits,
   type TensorOptions,
   type TypedArray,
   zeros,

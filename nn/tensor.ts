@@ -6,11 +6,13 @@
  */
 
 import { acquireBuffer, releaseBuffer } from "./buffer_pool.ts";
+import { gpu } from "./device.ts";
 import { type GradNode, recordOp, runBackward } from "./autograd.ts";
 import { fillWords, valueBits } from "./ops/fill.ts";
 import { Rng } from "./random.ts";
 import { type Disposable, track } from "./scope.ts";
 import { readBuffer, writeBuffer } from "./stream.ts";
+import { textureFits } from "./texture.ts";
 
 /** Element types: `f32` for data, `i32` for labels and indices, `u8` for raw image bytes. */
 export type DType = "f32" | "i32" | "u8";
@@ -50,6 +52,20 @@ function checkShape(shape: readonly number[]): number {
   return size;
 }
 
+/** The most elements a tensor of `dtype` can have on this device (one storage binding). */
+export function maxTensorElements(dtype: DType = "f32"): number {
+  return Math.floor(gpu().limits.maxStorageBufferBindingSize / BYTES_PER_ELEMENT[dtype]);
+}
+
+/**
+ * Whether a tensor of `shape` and `dtype` fits in one storage buffer of this device and, for
+ * f32, can be read by the ops (see `textureFits` in texture.ts). Needs `init()`.
+ */
+export function tensorFits(shape: readonly number[], dtype: DType = "f32"): boolean {
+  const size = checkShape(shape);
+  return size <= maxTensorElements(dtype) && (dtype !== "f32" || textureFits(shape));
+}
+
 /** A multi-dimensional array on the GPU. Contiguous, row-major. */
 export class Tensor implements Disposable {
   /** Dimensions, outermost first. */
@@ -79,6 +95,14 @@ export class Tensor implements Disposable {
   static empty(shape: readonly number[], dtype: DType = "f32"): Tensor {
     const size = checkShape(shape);
     const byteLength = Math.ceil(size * BYTES_PER_ELEMENT[dtype] / 4) * 4;
+    const maxBytes = gpu().limits.maxStorageBufferBindingSize;
+    if (byteLength > maxBytes) {
+      throw new Error(
+        `A ${dtype} tensor of shape ${formatShape(shape)} (${size} elements) is too large: the ` +
+          `largest this adapter holds has ${maxTensorElements(dtype)} elements ` +
+          `(maxStorageBufferBindingSize = ${maxBytes} bytes). Use a smaller batch.`,
+      );
+    }
     const storage = new Storage(acquireBuffer(Math.max(4, byteLength)), byteLength);
     return new Tensor(storage, shape, dtype, false);
   }
