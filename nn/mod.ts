@@ -6,6 +6,7 @@
 
 export { type AdapterReport, describeAdapter, type GpuContext, init } from "./device.ts";
 export { type MemoryStats, memoryStats, trimPool } from "./buffer_pool.ts";
+export { shutdown, type ShutdownOptions } from "./shutdown.ts";
 export {
   flush,
   type KernelTime,

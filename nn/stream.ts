@@ -349,6 +349,30 @@ export async function readBuffer(
   }
 }
 
+/**
+ * Drops commands not yet submitted and destroys the stream's own buffers (params ring, staging,
+ * profiler), and forgets cached bind groups: their device is being destroyed.
+ */
+export function resetStream(): void {
+  pass?.end();
+  pass = null;
+  encoder = null;
+  dispatchesPending = 0;
+  pendingBuffers.clear();
+  ring?.destroy();
+  ring = null;
+  ringDevice = null;
+  for (const staging of stagingFree.splice(0)) staging.destroy();
+  if (profiler) {
+    profiler.querySet.destroy();
+    profiler.resolve.destroy();
+    for (const batch of profiler.batches) batch.buffer.destroy();
+    profiler = null;
+  }
+  bindGroups.clear();
+  uncapturedError = null;
+}
+
 /** Time spent in one kernel, summed over its dispatches (from GPU timestamps). */
 export interface KernelTime {
   /** The kernel's name. */

@@ -67,7 +67,7 @@ interface Mirror {
   size: number;
 }
 
-const mirrors = new WeakMap<GPUBuffer, Mirror>();
+let mirrors = new WeakMap<GPUBuffer, Mirror>();
 /**
  * Textures of mirrors whose buffer changed size, by row count, for other mirrors to reuse (not
  * destroyed: pending commands may still read them; reuse is ordered after those reads).
@@ -139,6 +139,14 @@ export function tensorTexture(tensor: Tensor): GPUTexture {
     mirror.size = tensor.size;
   }
   return mirror.texture;
+}
+
+/** Destroys the spare textures and forgets every mirror (their device is being destroyed). */
+export function destroyTextures(): void {
+  for (const list of spare.values()) for (const texture of list) texture.destroy();
+  spare.clear();
+  mirrors = new WeakMap();
+  textureBytes = 0;
 }
 
 /**
