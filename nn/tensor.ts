@@ -233,6 +233,7 @@ function fromData(
       `tensor: ${data.length} values given for shape ${formatShape(shape)}, which holds ${size}`,
     );
   }
+  checkIntegers("tensor", data, dtype);
   const out = Tensor.empty(shape, dtype);
   let bytes: TypedArray;
   if (dtype === "f32") bytes = data instanceof Float32Array ? data : Float32Array.from(data);
@@ -246,7 +247,39 @@ function fromData(
   return out;
 }
 
-/** A tensor holding `data` (row-major), of shape `shape` (default: 1-D). */
+/** The integers an element of each integer dtype holds. */
+const INTEGER_RANGES: Record<"i32" | "u8", [number, number]> = {
+  i32: [-(2 ** 31), 2 ** 31 - 1],
+  u8: [0, 255],
+};
+
+/**
+ * Refuses values an integer dtype cannot hold (out of range, fractions, NaN) instead of letting
+ * them wrap or truncate as a typed array would: PyTorch raises an overflow error for these.
+ */
+function checkIntegers(op: string, data: ArrayLike<number>, dtype: DType): void {
+  if (dtype === "f32") return;
+  // A typed array of the dtype's own kind holds only valid values.
+  if (dtype === "i32" ? data instanceof Int32Array : data instanceof Uint8Array) return;
+  const [low, high] = INTEGER_RANGES[dtype];
+  for (let i = 0; i < data.length; i++) {
+    const value = data[i];
+    if (!Number.isInteger(value) || value < low || value > high) {
+      throw new Error(
+        `${op}: value ${value}${
+          op === "full" ? "" : ` at index ${i}`
+        } does not fit a ${dtype} tensor, which holds ` +
+          `integers from ${low} to ${high} (fractions are refused, not truncated: round them first)`,
+      );
+    }
+  }
+}
+
+/**
+ * A tensor holding `data` (row-major), of shape `shape` (default: 1-D). For `i32` and `u8`
+ * every value must be an integer in the dtype's range (else it throws, naming the first bad value
+ * and its index).
+ */
 export function tensor(
   data: ArrayLike<number>,
   shape: readonly number[] = [data.length],
@@ -259,6 +292,7 @@ export function tensor(
 export function full(shape: readonly number[], value: number, options: TensorOptions = {}): Tensor {
   const dtype = options.dtype ?? "f32";
   if (dtype === "u8") throw new Error("full: u8 tensors can only be made from data");
+  checkIntegers("full", [value], dtype);
   const out = Tensor.empty(shape, dtype);
   fillWords(out.buffer, out.size, valueBits(value, dtype));
   out.requiresGrad = options.requiresGrad ?? false;

@@ -1,5 +1,6 @@
 // Edge cases of tensors: empty tensors (a dimension of 0) work like PyTorch's or are refused by
-// the op naming the shape; they never reach a 0-byte upload that panics Deno.
+// the op naming the shape; they never reach a 0-byte upload that panics Deno. Integer tensors
+// refuse values they cannot hold, and seeds use all their bits.
 import assert from "node:assert/strict";
 import { add, relu } from "../nn/ops/elementwise.ts";
 import { linear, matmul } from "../nn/ops/matmul.ts";
@@ -7,7 +8,9 @@ import { argmax, mean, sum } from "../nn/ops/reduce.ts";
 import { conv2d } from "../nn/ops/conv2d.ts";
 import { maxPool2d } from "../nn/ops/max_pool.ts";
 import { logSoftmax } from "../nn/ops/softmax.ts";
-import { full, type Tensor, tensor, type TensorOptions } from "../nn/tensor.ts";
+import { manualSeed } from "../nn/modules/init.ts";
+import { Rng } from "../nn/random.ts";
+import { full, randUniform, type Tensor, tensor, type TensorOptions } from "../nn/tensor.ts";
 import { assertThrows } from "./assert.ts";
 import { gpuReady } from "./testing.ts";
 
@@ -81,4 +84,52 @@ Deno.test("empty tensors: conv2d and maxPool2d refuse them naming the op and the
     () => maxPool2d(tensor(new Float32Array(0), [0, 2, 4, 4]), { kernelSize: 2 }),
     /maxPool2d: empty tensors are not supported \(input \[0, 2, 4, 4\]\)/,
   );
+});
+
+Deno.test("i32 and u8 tensors refuse values they cannot hold, naming the value, index and range", async () => {
+  assertThrows(
+    () => tensor([300], [1], { dtype: "u8" }),
+    /^tensor: value 300 at index 0 does not fit a u8 tensor, which holds integers from 0 to 255/,
+  );
+  assertThrows(() => tensor([0, 255, -1], [3], { dtype: "u8" }), /value -1 at index 2 .* u8/);
+  assertThrows(
+    () => tensor([1, 2 ** 31], [2], { dtype: "i32" }),
+    /value 2147483648 at index 1 does not fit a i32 tensor, which holds integers from -2147483648 to 2147483647/,
+  );
+  assertThrows(() => tensor([0, 1.5], [2], { dtype: "i32" }), /value 1\.5 at index 1 .*fractions/);
+  assertThrows(() => tensor([NaN], [1], { dtype: "i32" }), /value NaN at index 0/);
+  assertThrows(() => tensor(Int32Array.of(256), [1], { dtype: "u8" }), /value 256 at index 0/);
+  assertThrows(() => full([2], 2.5, { dtype: "i32" }), /^full: value 2\.5 does not fit a i32/);
+  assertThrows(() => full([2], 2 ** 31, { dtype: "i32" }), /^full: value 2147483648/);
+  const edges = tensor([-(2 ** 31), 2 ** 31 - 1], [2], { dtype: "i32" });
+  assert.deepEqual([...await edges.toTypedArray()], [-(2 ** 31), 2 ** 31 - 1]);
+  assert.deepEqual([...await tensor([0, 255], [2], { dtype: "u8" }).toTypedArray()], [0, 255]);
+  assert.deepEqual([...await full([1], -7, { dtype: "i32" }).toTypedArray()], [-7]);
+});
+
+function firstWords(seed: number | bigint): number[] {
+  const rng = new Rng(seed);
+  return [rng.nextUint32(), rng.nextUint32(), rng.nextUint32()];
+}
+
+Deno.test("seeds use every bit: 0, 1, 2^32, 2^33, -1 and 2^64 - 2 give different sequences", () => {
+  const seeds: (number | bigint)[] = [0, 1, 2 ** 32, 2 ** 32 + 1, 2 ** 33, -1, 2n ** 64n - 2n];
+  const streams = seeds.map((seed) => firstWords(seed).join(","));
+  assert.equal(new Set(streams).size, seeds.length, streams.join(" | "));
+  // A negative seed counts as 2^64 + seed, as in torch.manual_seed.
+  assert.deepEqual(firstWords(-1), firstWords(2n ** 64n - 1n));
+  assert.deepEqual(firstWords(2 ** 40 + 3), firstWords(2n ** 40n + 3n));
+  // Seeds below 2^32 keep the sequences they always had (results stay reproducible).
+  assert.deepEqual(firstWords(0), [3809008728, 1133695204, 53579671]);
+  assert.deepEqual(firstWords(2 ** 32 - 1), [835879718, 1921286648, 2356205009]);
+});
+
+Deno.test("seeds that are not integers, or lost bits as numbers, are refused", () => {
+  for (const seed of [1.5, NaN, Infinity, -Infinity, 2 ** 53, -(2 ** 53)]) {
+    assertThrows(() => new Rng(seed), /^Rng: invalid seed .*: a seed is an integer from -2\^63/);
+  }
+  assertThrows(() => new Rng(2n ** 64n), /^Rng: invalid seed 18446744073709551616/);
+  assertThrows(() => new Rng(-(2n ** 63n) - 1n), /^Rng: invalid seed/);
+  assertThrows(() => manualSeed(0.5), /^Rng: invalid seed 0\.5/);
+  assertThrows(() => randUniform([2], { seed: 2 ** 60 }), /^Rng: invalid seed/);
 });
