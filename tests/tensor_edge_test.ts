@@ -2,15 +2,18 @@
 // the op naming the shape; they never reach a 0-byte upload that panics Deno. Integer tensors
 // refuse values they cannot hold, and seeds use all their bits.
 import assert from "node:assert/strict";
+import { DataLoader, GpuDataset } from "../data/loader.ts";
 import { add, relu } from "../nn/ops/elementwise.ts";
 import { linear, matmul } from "../nn/ops/matmul.ts";
 import { argmax, mean, sum } from "../nn/ops/reduce.ts";
 import { conv2d } from "../nn/ops/conv2d.ts";
 import { maxPool2d } from "../nn/ops/max_pool.ts";
 import { logSoftmax } from "../nn/ops/softmax.ts";
+import { kernel } from "../nn/kernel.ts";
 import { manualSeed } from "../nn/modules/init.ts";
 import { Rng } from "../nn/random.ts";
-import { full, randUniform, type Tensor, tensor, type TensorOptions } from "../nn/tensor.ts";
+import { dispatch } from "../nn/stream.ts";
+import { full, randUniform, type Tensor, tensor, type TensorOptions, zeros } from "../nn/tensor.ts";
 import { assertThrows } from "./assert.ts";
 import { gpuReady } from "./testing.ts";
 
@@ -132,4 +135,35 @@ Deno.test("seeds that are not integers, or lost bits as numbers, are refused", (
   assertThrows(() => new Rng(-(2n ** 63n) - 1n), /^Rng: invalid seed/);
   assertThrows(() => manualSeed(0.5), /^Rng: invalid seed 0\.5/);
   assertThrows(() => randUniform([2], { seed: 2 ** 60 }), /^Rng: invalid seed/);
+});
+
+Deno.test("DataLoader shuffles use every bit of the seed; seeds below 2^32 keep their orders", () => {
+  const images = new Uint8Array(12 * 4), labels = new Uint8Array(12);
+  const dataset = new GpuDataset({ images, labels, count: 12, rows: 2, cols: 2 });
+  const order = (seed: number) =>
+    [...new DataLoader(dataset, { batchSize: 4, seed }).epochOrder(1)].join(",");
+  assert.equal(order(0), "0,7,10,5,8,1,9,3,2,11,4,6");
+  assert.equal(order(5), "4,11,8,6,1,10,2,3,7,9,0,5");
+  assert.notEqual(order(2 ** 32), order(0));
+  assert.notEqual(order(2 ** 32 + 5), order(5));
+  assert.throws(
+    () => new DataLoader(dataset, { batchSize: 4, seed: 0.5 }),
+    /DataLoader: seed 0\.5 is not an integer/,
+  );
+  dataset.dispose();
+});
+
+Deno.test("dispatch refuses workgroup counts that are not integers >= 0, naming the kernel", () => {
+  const code = "@group(0) @binding(0) var<storage, read_write> out: array<f32>;\n" +
+    "@compute @workgroup_size(1) fn main() { out[0] = 1.0; }";
+  const noop = kernel({ name: "edge_noop", code, bindings: ["read_write"] });
+  const out = zeros([1]);
+  for (const groups of [[NaN], [Infinity], [1.5], [-1], [2, NaN]]) {
+    assertThrows(
+      () => dispatch(noop, [out.buffer], groups),
+      /^dispatch edge_noop: workgroup counts must be integers >= 0, got \[/,
+    );
+  }
+  dispatch(noop, [out.buffer], [0]); // nothing to compute: encodes nothing
+  out.dispose();
 });
