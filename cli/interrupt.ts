@@ -5,6 +5,7 @@
  * @module
  */
 
+import { shutdown } from "../nn/shutdown.ts";
 import { releaseAllClaims } from "./files.ts";
 
 /** Exit code of a run stopped by Ctrl-C (128 + SIGINT, as shells report it). */
@@ -25,7 +26,9 @@ export function onInterrupt(notice: (line: string) => void): InterruptHandle {
     if (controller.signal.aborted) {
       notice("Second Ctrl-C: quitting now.");
       releaseAllClaims();
-      Deno.exit(INTERRUPTED_EXIT_CODE);
+      // Destroy the device first: exiting while the driver's threads run can crash (SIGSEGV).
+      shutdown({ timeoutMs: 1000 }).finally(() => Deno.exit(INTERRUPTED_EXIT_CODE));
+      return;
     }
     notice("Ctrl-C: stopping after the GPU work in flight (press Ctrl-C again to quit now)...");
     controller.abort(new DOMException("interrupted by Ctrl-C", "AbortError"));

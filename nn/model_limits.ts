@@ -1,15 +1,15 @@
 /**
  * What the adapter can hold for the study's models: the largest batch and the largest `l1`.
- * Every tensor an op reads is mirrored as an rgba32float texture of 256 texels (1,024 floats) a
- * row (see `texture.ts`), so a tensor may hold at most `maxTextureDimension2D` rows of floats, and
- * as a storage binding at most `maxStorageBufferBindingSize` bytes. Checked when the settings are
+ * Every tensor an op reads is mirrored as an rgba32float texture (see `texture.ts`, whose rows
+ * widen until a texture holds any storage binding), so a tensor may hold at most as many floats
+ * as one texture, and as a storage binding at most `maxStorageBufferBindingSize` bytes. Checked when the settings are
  * known, these limits fail a run before its first step instead of in the middle of an epoch.
  *
  * @module
  */
 
 import type { ModelName } from "./models.ts";
-import { TEXELS_PER_ROW } from "./texture.ts";
+import { texelsPerRowFor } from "./texture.ts";
 
 /** The adapter limits that bound a tensor's size (a subset of `GPUSupportedLimits`). */
 export interface TensorSizeLimits {
@@ -39,7 +39,7 @@ const IMAGE = 28 * 28;
 /** Floats of the largest single tensor the adapter holds (texture mirror and storage binding). */
 export function maxTensorFloats(limits: TensorSizeLimits): number {
   return Math.min(
-    limits.maxTextureDimension2D * TEXELS_PER_ROW * 4,
+    limits.maxTextureDimension2D * texelsPerRowFor(limits) * 4,
     Math.floor(limits.maxStorageBufferBindingSize / 4),
     Math.floor(limits.maxBufferSize / 4),
   );

@@ -232,6 +232,8 @@ function matmulKernel(
   shape: MatmulShape,
   options: { bias?: Tensor } = {},
 ): Tensor {
+  // An empty product has nothing to compute (and no kernel plan for a 0-sized dimension).
+  if (shape.m === 0 || shape.n === 0) return Tensor.empty([shape.m, shape.n]);
   const { code, groups, access } = matmulSource(shape, planMatmul(shape));
   const limit = gpu().limits.maxComputeWorkgroupsPerDimension;
   if (groups[0] > limit || groups[1] > limit) {
