@@ -3,6 +3,9 @@
 import { batchNorm, batchNormReluMaxPool2d } from "../nn/ops/batch_norm.ts";
 import { relu } from "../nn/ops/elementwise.ts";
 import { maxPool2d, type MaxPoolOptions } from "../nn/ops/max_pool.ts";
+import { argmax, correctCount } from "../nn/ops/reduce.ts";
+import { argmaxReference } from "../nn/reference/reduce.ts";
+import { MetricsAccumulator } from "../train/metrics_accumulator.ts";
 import {
   batchNormBackwardReference,
   batchNormReference,
@@ -181,5 +184,24 @@ Deno.test("batchNormReluMaxPool2d with NaN equals maxPool2d(batchNorm(x), relu),
       `d${name}`,
       1e-5,
     );
+  }
+});
+
+Deno.test("argmax picks a row's first NaN, as PyTorch; correctCount and the metrics agree", async () => {
+  const scores = [1, NaN, 2, NaN, NaN, NaN, 3, 0, 1, 3, 2, NaN, 5, 5, 1, 0, -1, -2, -3, -4];
+  const expected = [1, 0, 3, 0, 0]; // torch.argmax(x, 1)
+  const x = tensor(scores, [5, 4]);
+  const labels = tensor([1, 2, 3, 0, 1], [5], { dtype: "i32" });
+  const loss = tensor([1], []);
+  const sums = new MetricsAccumulator();
+  try {
+    assert.deepEqual(Array.from(await argmax(x).toArray()), expected);
+    assert.deepEqual(Array.from(argmaxReference(scores, 4)), expected);
+    assert.equal(await correctCount(x, labels).item(), 3);
+    sums.add(loss, x, labels);
+    assert.equal((await sums.read()).correct, 3);
+  } finally {
+    for (const t of [x, labels, loss]) t.dispose();
+    sums.dispose();
   }
 });

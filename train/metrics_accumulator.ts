@@ -15,7 +15,7 @@
  * @module
  */
 
-import { workgroupSumWgsl } from "../nn/ops/reduce.ts";
+import { rowArgmaxWgsl, workgroupSumWgsl } from "../nn/ops/reduce.ts";
 import { kernel, u32 } from "../nn/kernel.ts";
 import { keep } from "../nn/scope.ts";
 import { dispatch, readBuffer, writeBuffer } from "../nn/stream.ts";
@@ -115,15 +115,7 @@ const C: u32 = ${u32(classes)};
 @group(0) @binding(3) var<storage, read_write> acc: array<f32>;
 ${workgroupSumWgsl(WORKGROUP)}
 
-fn rowArgmax(base: u32) -> u32 {
-  var best = x[base];
-  var arg = 0u;
-  for (var j = 1u; j < C; j++) {
-    let v = x[base + j];
-    if (v > best) { best = v; arg = j; }
-  }
-  return arg;
-}
+${rowArgmaxWgsl(classes)}
 
 @compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(local_invocation_index) lid: u32) {
