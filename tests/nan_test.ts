@@ -14,6 +14,7 @@ import {
 import { reluBackwardReference, reluReference } from "../nn/reference/elementwise.ts";
 import { maxPool2dBackwardReference, maxPool2dReference } from "../nn/reference/max_pool.ts";
 import { ones, tensor, zeros } from "../nn/tensor.ts";
+import { fileURLToPath } from "node:url";
 import { assert } from "./assert.ts";
 import { gpuReady, randomArray } from "./testing.ts";
 
@@ -204,4 +205,83 @@ Deno.test("argmax picks a row's first NaN, as PyTorch; correctCount and the metr
     for (const t of [x, labels, loss]) t.dispose();
     sums.dispose();
   }
+});
+
+const torchScript = fileURLToPath(new URL("./pytorch/nan_ops.py", import.meta.url));
+const python = await new Deno.Command("/usr/bin/python3", {
+  args: ["-c", "import torch"],
+  stderr: "null",
+}).output().then(({ code }) => code === 0 ? "/usr/bin/python3" : null, () => null);
+if (!python) {
+  console.warn("nan_test: PyTorch is not importable (apt-get install python3-torch); skipped");
+}
+
+/** Runs tests/pytorch/nan_ops.py on `request`; NaN travels as null both ways. */
+async function askTorch(request: Record<string, unknown>): Promise<Record<string, number[]>> {
+  const child = new Deno.Command(python!, {
+    args: [torchScript],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(JSON.stringify(request)));
+  await writer.close();
+  const { code, stdout, stderr } = await child.output();
+  if (code !== 0) throw new Error(`nan_ops.py failed:\n${new TextDecoder().decode(stderr)}`);
+  const answer = JSON.parse(new TextDecoder().decode(stdout));
+  for (const key of Object.keys(answer)) {
+    answer[key] = answer[key].map((v: number | null) => v === null ? NaN : v);
+  }
+  return answer;
+}
+
+Deno.test({
+  name: "relu, maxPool2d (2x2 and fused) and batch norm with NaN agree with PyTorch itself",
+  ignore: python === null,
+  fn: async () => {
+    const shape = [2, 3, 4, 8];
+    const size = shape.reduce((a, b) => a * b, 1);
+    // NaN in channel 1 only, at several window positions; channels 0 and 2 stay finite.
+    const values = Array.from(Float32Array.from(randomArray(size, 31)));
+    for (const at of [32 + 0, 32 + 9, 32 + 18, 32 + 19, 96 + 32 + 27]) values[at] = NaN;
+    const gradPool = Array.from(Float32Array.from(randomArray(size / 4, 32)));
+    const gradBn = Array.from(Float32Array.from(randomArray(size, 33)));
+    const torch = await askTorch({
+      x: values.map((v) => Number.isNaN(v) ? null : v),
+      shape,
+      grad_pool: gradPool,
+      grad_bn: gradBn,
+    });
+    assertNaNClose(await relu(tensor(values, shape)).toArray(), torch.relu, "relu");
+    for (const fusedRelu of [false, true]) {
+      const x = tensor(values, shape, { requiresGrad: true });
+      const pooled = maxPool2d(x, { kernelSize: 2, relu: fusedRelu });
+      const expected = fusedRelu
+        ? torch.pool.map((v) => v > 0 || Number.isNaN(v) ? v : 0)
+        : torch.pool;
+      assertNaNClose(await pooled.toArray(), expected, `pool (relu ${fusedRelu})`);
+      pooled.backward({ grad: tensor(gradPool, pooled.shape) });
+      const dx = fusedRelu
+        ? maxPool2dBackwardReference(
+          gradPool.map((g, i) => torch.pool[i] > 0 || Number.isNaN(torch.pool[i]) ? g : 0),
+          torch.pool_indices,
+          shape,
+          pooled.shape,
+        )
+        : torch.pool_grad;
+      assertNaNClose(await x.grad!.toArray(), dx, `pool gradient (relu ${fusedRelu})`, 1e-6);
+    }
+    const x = tensor(values, shape, { requiresGrad: true });
+    const weight = ones([3], { requiresGrad: true }), bias = zeros([3], { requiresGrad: true });
+    const runningMean = zeros([3]), runningVar = ones([3]);
+    const y = batchNorm(x, { weight, bias, runningMean, runningVar, training: true });
+    assertNaNClose(await y.toArray(), torch.bn, "batch norm", 1e-4);
+    assertNaNClose(await runningMean.toArray(), torch.bn_running_mean, "running mean", 1e-5);
+    assertNaNClose(await runningVar.toArray(), torch.bn_running_var, "running var", 1e-4);
+    y.backward({ grad: tensor(gradBn, shape) });
+    assertNaNClose(await x.grad!.toArray(), torch.bn_grad, "batch norm dx", 1e-4);
+    assertNaNClose(await weight.grad!.toArray(), torch.bn_weight_grad, "dweight", 1e-4);
+    assertNaNClose(await bias.grad!.toArray(), torch.bn_bias_grad, "dbias", 1e-4);
+  },
 });
