@@ -134,7 +134,7 @@ export async function trainEpoch(
   const accumulator = options.accumulator ?? new MetricsAccumulator();
   const fences: Fence[] = [];
   const parameterNames = new Map(model.namedParameters().map(([name, t]) => [t, name]));
-  const buffers = model.namedBuffers();
+  const buffers = model.namedBuffers().filter(([, t]) => t.dtype === "f32");
   const names = {
     parameters: optimizer.params.map((p, i) => parameterNames.get(p) ?? `parameter ${i}`),
     buffers: buffers.map(([name]) => name),

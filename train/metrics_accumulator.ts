@@ -208,9 +208,13 @@ export class MetricsAccumulator {
    * One small dispatch per 7 tensors; nothing is read back.
    */
   checkBuffers(tensors: readonly Tensor[]): void {
+    for (const [i, t] of tensors.entries()) {
+      if (t.dtype !== "f32") {
+        throw new Error(`MetricsAccumulator.checkBuffers: tensor ${i} must be f32, got ${t.dtype}`);
+      }
+    }
     for (let base = 0; base < tensors.length; base += BUFFERS_PER_DISPATCH) {
-      const chunk = tensors.slice(base, base + BUFFERS_PER_DISPATCH).filter((t) => t.size > 0);
-      if (chunk.length === 0) continue;
+      const chunk = tensors.slice(base, base + BUFFERS_PER_DISPATCH);
       dispatch(
         checkBuffersKernel(chunk.map((t) => t.size), base),
         [...chunk.map((t) => t.buffer), this.#sums.buffer],

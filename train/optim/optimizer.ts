@@ -111,9 +111,10 @@ interface UpdateTensor {
  * `param_data`, `grad_data` and each state tensor (by its name) with `load_<name>(j)`, stores
  * `vec4`s to the state tensors, updated in place, and ends with `let updated = ...;`, the new
  * parameter values, which this stores to `param_data[j]` (the last vector may run into the
- * buffers' padding, which nothing reads) and, with a `watch`, tests for NaN and infinity. Inputs are textures for large tensors,
- * else storage buffers. Workgroups of 8 invocations (one SIMD vector on llvmpipe) loop over runs
- * of vectors, which beats one vector per invocation in big workgroups there.
+ * buffers' padding, which nothing reads) and, with a `watch`, tests for NaN and infinity.
+ * Inputs are textures for large tensors, else storage buffers. Workgroups of 8 invocations (one
+ * SIMD vector on llvmpipe) loop over runs of vectors, which beats one vector per invocation in
+ * big workgroups there.
  */
 export function encodeUpdate(
   name: string,
