@@ -39,8 +39,8 @@ export interface MaxPoolOptions {
   padding?: number;
   /**
    * Returns relu(maxPool(x)), computed in the same kernel; equal to maxPool(relu(x)) (ReLU is
-   * monotonic), gradient included: a window whose output is not positive passes none. Default
-   * false.
+   * monotonic), gradient included: a window whose output is 0 passes none (a NaN output passes
+   * its gradient, as PyTorch's relu). Default false.
    */
   relu?: boolean;
 }
