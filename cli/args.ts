@@ -1,10 +1,13 @@
 /**
- * Command-line flags: declared once (name, type, range, default, help), parsed strictly, and
- * turned into the `--help` text. Every mistake is a `UsageError` (exit code 2) whose message
- * names the flag and what it accepts.
+ * Command-line flags: declared once (name, type, range, default, help), parsed strictly by
+ * `node:util`'s `parseArgs`, checked, and turned into the `--help` text. Every command uses this
+ * one parser (`cli.ts`'s commands and `deno task bench`). Every mistake is a `UsageError` (exit
+ * code 2) whose message names the flag and what it accepts.
  *
  * @module
  */
+
+import { parseArgs } from "node:util";
 
 /** What a flag's value is. */
 export type FlagKind = "string" | "integer" | "number" | "boolean" | "choice";
@@ -37,6 +40,20 @@ export interface FlagSpec {
   short?: string;
   /** Left out of `--help` (advanced or test-only flags are documented elsewhere). */
   hidden?: boolean;
+  /** Whether the flag may be repeated, each value kept (read with `Flags.strings`). */
+  multiple?: boolean;
+}
+
+/** A command's declaration: what `parseFlags` and `formatHelp` need. */
+export interface CommandSpec {
+  /** Its name, e.g. `train`: the first word of every usage error. */
+  name: string;
+  /** What it does (the `--help` paragraph). */
+  description: string;
+  /** Its flags (`--help` included). */
+  flags: readonly FlagSpec[];
+  /** How it is run (default `deno run -A cli.ts <name>`), for `--help` and usage errors. */
+  invocation?: string;
 }
 
 /** A mistake on the command line: the CLI prints the message and exits with code 2. */
@@ -48,18 +65,17 @@ export class UsageError extends Error {
   }
 }
 
+/** One parsed value: a list for a repeatable flag. */
+export type FlagValue = string | number | boolean | (string | number)[];
+
 /** Parsed flags: typed getters, defaults applied. */
 export class Flags {
-  readonly #values: Map<string, string | number | boolean>;
+  readonly #values: Map<string, FlagValue>;
   readonly #given: Set<string>;
   readonly #specs: Map<string, FlagSpec>;
 
   /** Holds parsed values; made by `parseFlags`. */
-  constructor(
-    specs: readonly FlagSpec[],
-    values: Map<string, string | number | boolean>,
-    given: Set<string>,
-  ) {
+  constructor(specs: readonly FlagSpec[], values: Map<string, FlagValue>, given: Set<string>) {
     this.#specs = new Map(specs.map((spec) => [spec.name, spec]));
     this.#values = values;
     this.#given = given;
@@ -67,7 +83,8 @@ export class Flags {
 
   #get(name: string): string | number | boolean | undefined {
     if (!this.#specs.has(name)) throw new Error(`flags: no flag --${name} was declared`);
-    return this.#values.get(name) ?? this.#specs.get(name)!.default;
+    const value = this.#values.get(name);
+    return (Array.isArray(value) ? value.at(-1) : value) ?? this.#specs.get(name)!.default;
   }
 
   /** Whether the command declares the flag. */
@@ -97,9 +114,17 @@ export class Flags {
     return this.#get(name) === true;
   }
 
+  /** Every value of a repeatable string flag, in order (empty when absent). */
+  strings(name: string): string[] {
+    if (!this.#specs.has(name)) throw new Error(`flags: no flag --${name} was declared`);
+    const value = this.#values.get(name);
+    if (value === undefined) return [];
+    return (Array.isArray(value) ? value : [value]).map(String);
+  }
+
   /** Every value (defaults included), for recording a run's settings. */
-  toJSON(): Record<string, string | number | boolean> {
-    const out: Record<string, string | number | boolean> = {};
+  toJSON(): Record<string, FlagValue> {
+    const out: Record<string, FlagValue> = {};
     for (const [name, spec] of this.#specs) {
       const value = this.#values.get(name) ?? spec.default;
       if (value !== undefined && name !== "help") out[name] = value;
@@ -142,56 +167,113 @@ function convertValue(command: string, spec: FlagSpec, raw: string): string | nu
   return value;
 }
 
+/** `deno run -A cli.ts <name>`, or the command's own invocation. */
+function invocationOf(command: CommandSpec): string {
+  return command.invocation ?? `deno run -A cli.ts ${command.name}`;
+}
+
+/** The part of a `parseArgs` error message in quotes: the flag or argument it is about. */
+function quoted(error: Error): string | undefined {
+  return /'([^']*)'/.exec(error.message)?.[1];
+}
+
 /**
- * Parses `args` against `specs`: `--name value`, `--name=value`, `-x value`, and `--name` for
- * booleans. Unknown flags, missing values, stray arguments and bad values throw `UsageError`.
+ * Parses `args` for `command` with `node:util`'s `parseArgs` (strict, no positionals):
+ * `--name value`, `--name=value`, `-x value`, and `--name` for booleans. Unknown flags (the
+ * message lists the valid ones), missing values, stray arguments and bad values (checked against
+ * each flag's kind and range) throw `UsageError`.
  */
-export function parseFlags(
-  command: string,
-  specs: readonly FlagSpec[],
-  args: readonly string[],
-): Flags {
+export function parseFlags(command: CommandSpec, args: readonly string[]): Flags {
+  const { name: prefix, flags: specs } = command;
   const byName = new Map(specs.map((spec) => [spec.name, spec]));
   const byShort = new Map(specs.filter((s) => s.short).map((spec) => [spec.short!, spec]));
-  const values = new Map<string, string | number | boolean>();
-  const given = new Set<string>();
-  const help = `see: deno run -A cli.ts ${command} --help`;
+  const help = `see: ${invocationOf(command)} --help`;
+  const options: Record<
+    string,
+    { type: "string" | "boolean"; short?: string; multiple?: boolean }
+  > = {};
+  for (const spec of specs) {
+    options[spec.name] = {
+      type: spec.kind === "boolean" ? "boolean" : "string",
+      ...(spec.short ? { short: spec.short } : {}),
+      ...(spec.multiple ? { multiple: true } : {}),
+    };
+  }
+  // parseArgs refuses `--lr -1` (a value that starts with a dash) as ambiguous; a flag that
+  // takes a value takes the next argument unless that is another `--flag`, as `--lr=-1`.
+  const normalized: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
-    let spec: FlagSpec | undefined;
-    let inline: string | undefined;
-    if (arg.startsWith("--") && arg.length > 2) {
-      const eq = arg.indexOf("=");
-      const name = eq >= 0 ? arg.slice(2, eq) : arg.slice(2);
-      if (eq >= 0) inline = arg.slice(eq + 1);
-      spec = byName.get(name);
-      if (!spec) throw new UsageError(`${command}: unknown flag --${name} (${help})`);
-    } else if (/^-[a-zA-Z]$/.test(arg)) {
-      spec = byShort.get(arg.slice(1));
-      if (!spec) throw new UsageError(`${command}: unknown flag ${arg} (${help})`);
-    } else {
-      throw new UsageError(`${command}: unexpected argument ${JSON.stringify(arg)} (${help})`);
+    const spec = /^--[^=]+$/.test(arg)
+      ? byName.get(arg.slice(2))
+      : /^-[a-zA-Z]$/.test(arg)
+      ? byShort.get(arg.slice(1))
+      : undefined;
+    const next = args[i + 1];
+    if (spec && spec.kind !== "boolean" && next !== undefined && !/^--./.test(next)) {
+      normalized.push(`--${spec.name}=${next}`);
+      i++;
+    } else normalized.push(arg);
+  }
+  let tokens;
+  try {
+    tokens = parseArgs({
+      args: normalized,
+      options,
+      strict: true,
+      allowPositionals: false,
+      tokens: true,
+    }).tokens;
+  } catch (error) {
+    if (!(error instanceof Error)) throw error;
+    const code = Reflect.get(error, "code");
+    const what = quoted(error) ?? "";
+    if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
+      const valid = specs.filter((spec) => !spec.hidden).map((spec) => `--${spec.name}`);
+      throw new UsageError(
+        `${prefix}: unknown flag ${what}: expected one of ${valid.join(", ")} (${help})`,
+      );
     }
-    if (spec.kind === "boolean") {
-      if (inline !== undefined) {
-        throw new UsageError(`${command}: --${spec.name} takes no value (got "${inline}")`);
-      }
-      values.set(spec.name, true);
-    } else {
-      let raw = inline;
-      if (raw === undefined) {
-        const next = args[i + 1];
-        if (next === undefined || /^--./.test(next)) {
-          throw new UsageError(`${command}: --${spec.name} needs a value (${valueHint(spec)})`);
-        }
-        raw = next;
-        i++;
-      }
-      values.set(spec.name, convertValue(command, spec, raw));
+    if (code === "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL") {
+      throw new UsageError(`${prefix}: unexpected argument ${JSON.stringify(what)} (${help})`);
     }
+    if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") {
+      // `'--lr'`, `'--lr <value>'` or `'-x, --name <value>'`.
+      const long = /--([^\s=]+)/.exec(what)?.[1];
+      const short = /^-([a-zA-Z])\b/.exec(what)?.[1];
+      const spec = long !== undefined ? byName.get(long) : byShort.get(short ?? "");
+      if (spec?.kind === "boolean") {
+        const given = args.find((arg) => arg.startsWith(`--${spec.name}=`));
+        const value = given === undefined ? "" : given.slice(spec.name.length + 3);
+        throw new UsageError(`${prefix}: --${spec.name} takes no value (got "${value}")`);
+      }
+      if (spec) {
+        throw new UsageError(`${prefix}: --${spec.name} needs a value (${valueHint(spec)})`);
+      }
+    }
+    throw new UsageError(`${prefix}: ${firstLine(error.message)} (${help})`);
+  }
+  const values = new Map<string, FlagValue>();
+  const given = new Set<string>();
+  for (const token of tokens) {
+    if (token.kind !== "option") continue;
+    const spec = byName.get(token.name)!;
+    let value: string | number | boolean = true;
+    if (spec.kind !== "boolean") {
+      // parseArgs gives a string option its value (strict mode): `?? ""` only satisfies the type.
+      value = convertValue(prefix, spec, token.value ?? "");
+    }
+    if (spec.multiple) {
+      const list = values.get(spec.name);
+      values.set(spec.name, [...(Array.isArray(list) ? list : []), value as string | number]);
+    } else values.set(spec.name, value);
     given.add(spec.name);
   }
   return new Flags(specs, values, given);
+}
+
+function firstLine(text: string): string {
+  return text.split("\n")[0];
 }
 
 function valueHint(spec: FlagSpec): string {
@@ -209,17 +291,13 @@ function flagColumn(spec: FlagSpec): string {
 }
 
 /** The `--help` text: usage line, description, and one line per visible flag with its default. */
-export function formatHelp(
-  command: string,
-  description: string,
-  specs: readonly FlagSpec[],
-): string {
-  const visible = specs.filter((spec) => !spec.hidden);
+export function formatHelp(command: CommandSpec): string {
+  const visible = command.flags.filter((spec) => !spec.hidden);
   const width = Math.min(30, Math.max(...visible.map((spec) => flagColumn(spec).length)) + 2);
   const lines = [
-    `Usage: deno run -A cli.ts ${command} [flags]`,
+    `Usage: ${invocationOf(command)} [flags]`,
     "",
-    description.trim(),
+    command.description.trim(),
     "",
     "Flags:",
   ];

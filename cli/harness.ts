@@ -10,7 +10,7 @@
 import { DataError } from "../data/errors.ts";
 import { init } from "../nn/device.ts";
 import type { ModelSizeConfig } from "../nn/model_limits.ts";
-import { type Flags, type FlagSpec, formatHelp, parseFlags, UsageError } from "./args.ts";
+import { type CommandSpec, type Flags, formatHelp, parseFlags, UsageError } from "./args.ts";
 import { type DataChoice, dataChoice, GpuData, prepareData } from "./data.ts";
 import { checkBatchSizeForAll } from "./device_limits.ts";
 import { type RunEnvironment, runEnvironment } from "./environment.ts";
@@ -32,15 +32,7 @@ export const CONSOLE_IO: CommandIo = {
   err: (line) => console.error(line),
 };
 
-/** A command's declaration. */
-export interface CommandSpec {
-  /** Its name, e.g. `train`. */
-  name: string;
-  /** What it does (the `--help` paragraph). */
-  description: string;
-  /** Its flags (`--help` included). */
-  flags: readonly FlagSpec[];
-}
+export type { CommandSpec };
 
 /**
  * Parses `args` for `spec`, prints `--help`, runs `body`, and maps errors to exit codes
@@ -54,7 +46,7 @@ export async function runCommand(
 ): Promise<number> {
   let flags: Flags;
   try {
-    flags = parseFlags(spec.name, spec.flags, args);
+    flags = parseFlags(spec, args);
   } catch (error) {
     if (error instanceof UsageError) {
       io.err(error.message);
@@ -63,7 +55,7 @@ export async function runCommand(
     throw error;
   }
   if (flags.boolean("help")) {
-    io.out(formatHelp(spec.name, spec.description, spec.flags));
+    io.out(formatHelp(spec));
     return 0;
   }
   try {

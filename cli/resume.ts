@@ -104,5 +104,10 @@ export async function resolveResume(
     : saved.args;
   // Folders from before `started` was recorded.
   const started = saved.started ?? await writtenAt(join(dir, COMMAND_FILE));
-  return { flags: parseFlags(command, specs, args), args: saved.args, dir, started };
+  return {
+    flags: parseFlags({ name: command, description: "", flags: specs }, args),
+    args: saved.args,
+    dir,
+    started,
+  };
 }

@@ -24,7 +24,7 @@ function capture(): CommandIo & { outText: () => string; errText: () => string }
 const specs = TRAIN_COMMAND.flags;
 
 Deno.test("parseFlags: defaults, --name value, --name=value, booleans, negative numbers", () => {
-  const flags = parseFlags("train", specs, ["--lr=0.001", "--epochs", "3", "--swap-split"]);
+  const flags = parseFlags(TRAIN_COMMAND, ["--lr=0.001", "--epochs", "3", "--swap-split"]);
   equal(flags.number("lr"), 0.001);
   equal(flags.number("epochs"), 3);
   equal(flags.number("batch-size"), 128);
@@ -52,10 +52,13 @@ Deno.test("parseFlags: every mistake is a UsageError naming the flag and the val
     [["--momentum", "1"], /--momentum "1": expected a number >= 0 and < 1/],
     [["--lr"], /--lr needs a value \(a number > 0\)/],
     [["--lr", "--epochs", "2"], /--lr needs a value/],
-    [["--offline=yes"], /--offline takes no value/],
+    [["--offline=yes"], /--offline takes no value \(got "yes"\)/],
+    [["--epochs", "2", "--", "x"], /unexpected argument "x"/],
+    [["-"], /unexpected argument "-"/],
+    [["--out="], /--out "": expected a non-empty value/],
   ];
   for (const [args, pattern] of cases) {
-    throws(() => parseFlags("train", specs, args), (error: Error) => {
+    throws(() => parseFlags(TRAIN_COMMAND, args), (error: Error) => {
       ok(error instanceof UsageError, `${args.join(" ")}: ${error}`);
       match(error.message, /^train: /);
       match(error.message, pattern);
@@ -64,8 +67,42 @@ Deno.test("parseFlags: every mistake is a UsageError naming the flag and the val
   }
 });
 
+Deno.test("parseFlags: values that start with a dash, -h, repeated flags, the valid flags listed", () => {
+  const flags = parseFlags(TRAIN_COMMAND, ["--epochs", "2", "--epochs=4", "-h"]);
+  equal(flags.number("epochs"), 4, "the last value wins");
+  ok(flags.boolean("help"));
+  throws(() => parseFlags(TRAIN_COMMAND, ["--lr", "-0.5"]), /--lr "-0.5": expected a number > 0/);
+  throws(() => parseFlags(TRAIN_COMMAND, ["--lr=-0.5"]), /--lr "-0.5": expected a number > 0/);
+  throws(() => parseFlags(TRAIN_COMMAND, ["--epoch", "2"]), (error: Error) => {
+    ok(error instanceof UsageError);
+    match(error.message, /^train: unknown flag --epoch: expected one of --model, --l1, /);
+    for (const spec of specs.filter((spec) => !spec.hidden)) {
+      ok(error.message.includes(`--${spec.name},`) || error.message.includes(`--${spec.name} (`));
+    }
+    match(error.message, /\(see: deno run -A cli\.ts train --help\)$/);
+    return true;
+  });
+  const command = {
+    name: "fetch",
+    description: "Fetches.",
+    invocation: "deno task fetch",
+    flags: [
+      { name: "mirror", kind: "string", multiple: true, metavar: "URL", help: "a mirror" },
+      { name: "retries", kind: "integer", min: 0, default: 3, help: "retries" },
+    ] as const,
+  };
+  const many = parseFlags(command, ["--mirror", "a", "--retries", "0", "--mirror=b"]);
+  deepEqual(many.strings("mirror"), ["a", "b"]);
+  equal(many.number("retries"), 0);
+  deepEqual(parseFlags(command, []).strings("mirror"), []);
+  equal(parseFlags(command, []).number("retries"), 3);
+  throws(() => parseFlags(command, ["--mirror"]), /: fetch: --mirror needs a value \(URL\)$/);
+  throws(() => parseFlags(command, ["-q"]), /\(see: deno task fetch --help\)$/);
+  match(formatHelp(command), /^Usage: deno task fetch \[flags\]\n\nFetches\./);
+});
+
 Deno.test("help lists every visible flag with its default, wrapped at 100 columns", () => {
-  const help = formatHelp("train", TRAIN_COMMAND.description, specs);
+  const help = formatHelp(TRAIN_COMMAND);
   for (const spec of specs) ok(help.includes(`--${spec.name}`), spec.name);
   match(help, /--batch-size N\s+training batch size \(default: 128\)/);
   match(help, /--model mlp\|cnn\|cnn-bn\|tuning-cnn\s*\n\s+architecture .*\(default: cnn-bn\)/);
