@@ -14,8 +14,8 @@
  * @module
  */
 
-import { downloadCommand } from "./data/command.ts";
 import { shutdown } from "./nn/shutdown.ts";
+import { downloadCommand } from "./cli/download_command.ts";
 import { evaluateCommand } from "./cli/evaluate_command.ts";
 import { experimentCommand } from "./cli/experiment_command.ts";
 import { type CommandIo, CONSOLE_IO } from "./cli/harness.ts";
@@ -32,7 +32,7 @@ export const COMMANDS: Readonly<
 > = {
   download: {
     summary: "find or download FashionMNIST, verify it, print where it is",
-    run: (args, io) => downloadCommand(args, io),
+    run: downloadCommand,
   },
   train: {
     summary:

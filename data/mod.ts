@@ -100,10 +100,4 @@ export {
   sampleGridSvg,
 } from "./sample_grid.ts";
 export { crc32, encodePng, type RasterImage } from "./png.ts";
-export {
-  describeLocation,
-  DOWNLOAD_USAGE,
-  type DownloadArgs,
-  downloadCommand,
-  parseDownloadArgs,
-} from "./command.ts";
+export { describeLocation } from "./location.ts";

@@ -5,7 +5,7 @@
  */
 
 import { deepEqual, equal, match, ok, throws } from "node:assert/strict";
-import { main } from "../cli.ts";
+import { COMMANDS, main } from "../cli.ts";
 import { formatHelp, parseFlags, UsageError, wrap } from "../cli/args.ts";
 import type { CommandIo } from "../cli/harness.ts";
 import { TRAIN_COMMAND } from "../cli/train_command.ts";
@@ -158,4 +158,16 @@ Deno.test("the real entry point exits 2 and names the flag", async () => {
   const unknown = await runCli(["compare", "--frobnicate"]);
   equal(unknown.code, 2);
   match(unknown.stderr, /compare: unknown flag --frobnicate/);
+});
+
+Deno.test("docs/CLI.md holds the --help of every command, as it prints", async () => {
+  const doc = await Deno.readTextFile(new URL("../docs/CLI.md", import.meta.url));
+  for (const name of Object.keys(COMMANDS)) {
+    const io = capture();
+    equal(await main([name, "--help"], io), 0, name);
+    ok(
+      doc.includes(`### ${name}\n\n\`\`\`\n${io.outText()}\n\`\`\`\n`),
+      `docs/CLI.md: the "${name}" section differs from \`deno run -A cli.ts ${name} --help\``,
+    );
+  }
 });

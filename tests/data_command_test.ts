@@ -3,7 +3,8 @@ import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { defaultDataDir, resolveDataDir, resolveMirrors } from "../data/cache.ts";
 import { FASHION_MNIST_MIRRORS } from "../data/checksums.ts";
-import { downloadCommand, parseDownloadArgs } from "../data/command.ts";
+import { parseFlags, UsageError } from "../cli/args.ts";
+import { DOWNLOAD_COMMAND, downloadCommand, downloadRequest } from "../cli/download_command.ts";
 import { normalizeMirror, parseMirrorList } from "../data/download.ts";
 import { DataError } from "../data/errors.ts";
 import {
@@ -74,6 +75,11 @@ Deno.test("mirrors: --mirror flags, then WGTORCH_MIRRORS, then the official list
   });
 });
 
+/** `download`'s arguments as library options. */
+function parseDownloadArgs(args: string[]) {
+  return downloadRequest(parseFlags(DOWNLOAD_COMMAND, args));
+}
+
 Deno.test("download command: arguments", () => {
   const parsed = parseDownloadArgs([
     "--data-dir",
@@ -86,6 +92,8 @@ Deno.test("download command: arguments", () => {
     "--retries",
     "0",
     "--quiet",
+    "--grid",
+    "g.png",
   ]);
   deepEqual(parsed.options.mirrors, ["http://a/", "file:///b/"]);
   equal(parsed.options.dataDir, "/d");
@@ -93,24 +101,52 @@ Deno.test("download command: arguments", () => {
   deepEqual(parsed.options.systemDirs, []);
   equal(parsed.options.retries, 0);
   equal(parsed.options.progress, "none");
-  equal(parseDownloadArgs([]).options.download, true);
-  equal(parseDownloadArgs([]).options.systemDirs, undefined);
-  throws(() => parseDownloadArgs(["--retries=-1"]), /--retries -1: give an integer >= 0/);
-  throws(() => parseDownloadArgs(["--retries", "many"]), /--retries many: give an integer >= 0/);
-  throws(() => parseDownloadArgs(["--retries", "-1"]), (error: unknown) => {
-    ok(error instanceof DataError && !error.message.includes("\n"), String(error));
-    return true;
-  });
-  throws(() => parseDownloadArgs(["--progress", "fancy"]), /use auto, bar, lines or none/);
+  equal(parsed.grid, "g.png");
+  const defaults = parseDownloadArgs([]);
+  equal(defaults.options.download, true);
+  equal(defaults.options.systemDirs, undefined);
+  equal(defaults.options.mirrors, undefined, "no --mirror: the library resolves the mirrors");
+  equal(defaults.options.dataDir, undefined);
+  equal(defaults.options.retries, 3);
+  equal(defaults.options.progress, "auto");
+  equal(defaults.grid, undefined);
+  equal(parseDownloadArgs(["--progress", "lines"]).options.progress, "lines");
+  const cases: [string[], RegExp][] = [
+    [["--retries=-1"], /--retries "-1": expected an integer >= 0/],
+    [["--retries", "-1"], /--retries "-1": expected an integer >= 0/],
+    [["--retries", "many"], /--retries "many": expected an integer >= 0/],
+    [["--progress", "fancy"], /--progress "fancy": expected one of auto, bar, lines, none/],
+    [["--mirror"], /--mirror needs a value \(URL\)/],
+    [["--offline=no"], /--offline takes no value/],
+    [["extra"], /unexpected argument "extra"/],
+  ];
+  for (const [args, pattern] of cases) {
+    throws(() => parseDownloadArgs(args), (error: unknown) => {
+      ok(error instanceof UsageError, String(error));
+      match(error.message, /^download: /);
+      match(error.message, pattern);
+      ok(!error.message.includes("\n"), error.message);
+      return true;
+    });
+  }
 });
 
 Deno.test("download command: exit codes and one-line errors", async () => {
   const out: string[] = [], err: string[] = [];
   const io = { out: (line: string) => out.push(line), err: (line: string) => err.push(line) };
   equal(await downloadCommand(["--frobnicate"], io), 2);
-  match(err.at(-1)!, /^download: Unknown option '--frobnicate' \(see --help\)$/);
+  match(
+    err.at(-1)!,
+    /^download: unknown flag --frobnicate: expected one of --data-dir, --mirror, --offline, --no-system, --retries, --progress, --quiet, --grid, --help \(see: deno run -A cli\.ts download --help\)$/,
+  );
   equal(await downloadCommand(["--help"], io), 0);
-  match(out.at(-1)!, /^Usage: deno run -A cli\.ts download/);
+  match(out.at(-1)!, /^Usage: deno run -A cli\.ts download \[flags\]/);
+  for (const spec of DOWNLOAD_COMMAND.flags) ok(out.at(-1)!.includes(`--${spec.name}`), spec.name);
+  match(
+    out.at(-1)!,
+    /--mirror URL +a base URL [^]*\(default: \$WGTORCH_MIRRORS, else the\s+official mirrors\)/,
+  );
+  match(out.at(-1)!, /--retries N +extra attempts per mirror after a network error \(default: 3\)/);
   const empty = join(tempDir(), "data");
   equal(await downloadCommand(["--data-dir", empty, "--offline", "--no-system", "--quiet"], io), 1);
   match(

@@ -8,7 +8,7 @@ import { deepEqual, equal, ok } from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { FASHION_MNIST_FILES, SYSTEM_DATA_DIRS } from "../data/checksums.ts";
-import { downloadCommand } from "../data/command.ts";
+import { downloadCommand } from "../cli/download_command.ts";
 import { classCounts, splitTrainVal } from "../data/dataset.ts";
 import { ensureFashionMnist, type FashionMnist, loadFashionMnist } from "../data/fashion_mnist.ts";
 import { DataLoader, GpuDataset } from "../data/loader.ts";
