@@ -7,13 +7,14 @@
  * a subprocess, right after wgtorch's), by default whenever `python3 -c "import torch"` works.
  *
  * Usage: `deno task bench [--json FILE] [--no-tfjs] [--pytorch | --no-pytorch]
- * [--models mlp,cnn,cnn-bn] [--batches 32,128] [--windows N] [--profile]`
+ * [--models mlp,cnn,cnn-bn] [--batches 32,128] [--windows N] [--profile]` (`--help` says more).
  *
  * @module
  */
 
 import process from "node:process";
-import { parseArgs } from "node:util";
+import { type CommandSpec, formatHelp, parseFlags, UsageError } from "../cli/args.ts";
+import { HELP_FLAG } from "../cli/flags.ts";
 import {
   conv2d,
   createModel,
@@ -254,31 +255,125 @@ export function benchTable(rows: readonly BenchRow[]): string {
   ].join("\n");
 }
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      json: { type: "string" },
-      "no-tfjs": { type: "boolean", default: false },
-      pytorch: { type: "boolean", default: false },
-      "no-pytorch": { type: "boolean", default: false },
-      models: { type: "string", default: "mlp,cnn,cnn-bn" },
-      batches: { type: "string", default: "32,128" },
-      windows: { type: "string", default: "5" },
-      profile: { type: "boolean", default: false },
-      help: { type: "boolean", default: false },
+/** The bench's models. */
+export type BenchModel = "mlp" | "cnn" | "cnn-bn";
+
+const BENCH_MODELS: readonly BenchModel[] = ["mlp", "cnn", "cnn-bn"];
+
+/** `deno task bench`'s flags and help. */
+const BENCH_COMMAND: CommandSpec = {
+  name: "bench",
+  invocation: "deno task bench",
+  description: `
+Training and evaluation throughput of the study's models, and GFLOP/s of their matmul and conv2d
+shapes, for wgtorch and TensorFlow.js (WebGPU) on the same adapter, and PyTorch on the CPU. PyTorch
+CPU rows run by default when python3 can import torch; --pytorch makes that required.`,
+  flags: [
+    { name: "json", kind: "string", metavar: "FILE", help: "also write every figure to FILE" },
+    { name: "no-tfjs", kind: "boolean", help: "leave TensorFlow.js out" },
+    { name: "pytorch", kind: "boolean", help: "require the PyTorch CPU rows (fail without torch)" },
+    { name: "no-pytorch", kind: "boolean", help: "leave PyTorch out" },
+    {
+      name: "models",
+      kind: "string",
+      metavar: "LIST",
+      default: BENCH_MODELS.join(","),
+      help: `comma-separated models among ${BENCH_MODELS.join(", ")}`,
     },
-  });
-  if (values.help) {
-    console.log(
-      "deno task bench [--json FILE] [--no-tfjs] [--pytorch | --no-pytorch] " +
-        "[--models mlp,cnn,cnn-bn] [--batches 32,128] [--windows 5] [--profile]\n" +
-        "PyTorch CPU rows run by default when python3 can import torch; --pytorch makes that " +
-        "required.",
-    );
+    {
+      name: "batches",
+      kind: "string",
+      metavar: "LIST",
+      default: "32,128",
+      help: "comma-separated training batch sizes",
+    },
+    { name: "windows", kind: "integer", min: 1, default: 5, help: "timed windows per row" },
+    {
+      name: "profile",
+      kind: "boolean",
+      help: "also print the GPU time of each kernel in a training step (timestamp queries)",
+    },
+    HELP_FLAG,
+  ],
+};
+
+/** What `deno task bench`'s flags ask for. */
+export interface BenchSettings {
+  /** Where to write the JSON report, if asked. */
+  json?: string;
+  /** Whether to time TensorFlow.js. */
+  tfjs: boolean;
+  /** PyTorch: `required`, `auto` (when importable) or `off`. */
+  pytorch: "required" | "auto" | "off";
+  /** The models to time. */
+  models: BenchModel[];
+  /** The training batch sizes. */
+  batches: number[];
+  /** Timed windows per row. */
+  windows: number;
+  /** Whether to profile the kernels of a training step. */
+  profile: boolean;
+  /** Whether `--help` was given. */
+  help: boolean;
+}
+
+/** Parses `deno task bench`'s arguments; mistakes throw `UsageError` naming the flag. */
+export function parseBenchArgs(args: readonly string[]): BenchSettings {
+  const flags = parseFlags(BENCH_COMMAND, args);
+  const list = (name: string, valid: (item: string) => boolean, expected: string) => {
+    const raw = flags.string(name)!;
+    const items = raw.split(",");
+    if (!items.every(valid)) {
+      throw new UsageError(`bench: --${name} ${JSON.stringify(raw)}: expected ${expected}`);
+    }
+    return items;
+  };
+  const models = list(
+    "models",
+    (item) => (BENCH_MODELS as readonly string[]).includes(item),
+    `a comma-separated list of ${BENCH_MODELS.join(", ")}`,
+  ) as BenchModel[];
+  const batches = list(
+    "batches",
+    (item) => /^[1-9][0-9]*$/.test(item),
+    "a comma-separated list of integers >= 1",
+  ).map(Number);
+  if (flags.boolean("pytorch") && flags.boolean("no-pytorch")) {
+    throw new UsageError("bench: --pytorch and --no-pytorch contradict each other: give one");
+  }
+  return {
+    json: flags.string("json"),
+    tfjs: !flags.boolean("no-tfjs"),
+    pytorch: flags.boolean("pytorch") ? "required" : flags.boolean("no-pytorch") ? "off" : "auto",
+    models,
+    batches,
+    windows: flags.number("windows")!,
+    profile: flags.boolean("profile"),
+    help: flags.boolean("help"),
+  };
+}
+
+/** `deno task bench --help`. */
+export function benchHelp(): string {
+  return formatHelp(BENCH_COMMAND);
+}
+
+async function main(args: readonly string[]): Promise<void> {
+  let settings: BenchSettings;
+  try {
+    settings = parseBenchArgs(args);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    console.error(error.message);
+    Deno.exit(2);
+  }
+  if (settings.help) {
+    console.log(benchHelp());
     return;
   }
-  const python = values["no-pytorch"] ? null : await findTorchPython();
-  if (values.pytorch && !python) {
+  const { models, batches, windows } = settings;
+  const python = settings.pytorch === "off" ? null : await findTorchPython();
+  if (settings.pytorch === "required" && !python) {
     console.error(
       "bench: --pytorch needs a python3 that can import torch (Debian: apt-get install " +
         "python3-torch libopenblas0-pthread)",
@@ -286,11 +381,8 @@ async function main(): Promise<void> {
     Deno.exit(2);
   }
   const gpu = await init();
-  const models = values.models.split(",") as ("mlp" | "cnn" | "cnn-bn")[];
-  const batches = values.batches.split(",").map(Number);
-  const windows = Number(values.windows);
   console.error(`adapter: ${describeAdapter(gpu.adapter)}`);
-  const tfjs = values["no-tfjs"] ? null : await import("./tfjs.ts");
+  const tfjs = !settings.tfjs ? null : await import("./tfjs.ts");
   const tfjsSetup = tfjs ? await tfjs.setupTfjs() : null;
   if (tfjsSetup) console.error(`TF.js ${tfjsSetup.version}, backend ${tfjsSetup.backend}`);
   const rows: BenchRow[] = [];
@@ -387,7 +479,7 @@ async function main(): Promise<void> {
     );
   }
   console.log(`\n${benchTable(rows)}`);
-  if (values.profile) {
+  if (settings.profile) {
     for (const model of models) {
       const m = createModel(model);
       const optimizer = new Adam(m.parameters(), { lr: 0.01 });
@@ -421,7 +513,7 @@ async function main(): Promise<void> {
       m.dispose();
     }
   }
-  if (values.json) {
+  if (settings.json) {
     const report = {
       date: new Date().toISOString(),
       adapter: gpu.adapter,
@@ -430,9 +522,9 @@ async function main(): Promise<void> {
       deno: Deno.version.deno,
       rows,
     };
-    await writeJsonAtomic(values.json, report);
-    console.error(`wrote ${values.json}`);
+    await writeJsonAtomic(settings.json, report);
+    console.error(`wrote ${settings.json}`);
   }
 }
 
-if (import.meta.main) await main();
+if (import.meta.main) await main(Deno.args);
