@@ -1,34 +1,24 @@
 /**
  * Training progress on stderr: on a terminal, a bar redrawn at every read of the GPU sums
  * (step/steps, images per second, running loss, ETA) and one summary line per epoch; elsewhere
- * (logs, CI) only the summary lines.
+ * (logs, CI) only the summary lines. The mode, the bar, the redrawn line and the ETA are the
+ * library's progress parts (`data/progress.ts`), shared with the download progress.
  *
  * @module
  */
 
-import { formatDuration } from "../data/progress.ts";
+import {
+  formatBar,
+  formatEta,
+  type ProgressMode,
+  resolveProgressMode,
+  StatusLine,
+  writeStderr,
+} from "../data/progress.ts";
 import type { FitProgress, StepProgress } from "../train/fit.ts";
 import type { EpochRecord } from "../train/history.ts";
 
-/** How progress is shown (`auto`: a bar on a terminal, lines otherwise). */
-export type ProgressMode = "auto" | "bar" | "lines" | "none";
-
-const encoder = new TextEncoder();
-
-/** Writes to stderr without a newline. */
-function writeStderr(text: string): void {
-  Deno.stderr.writeSync(encoder.encode(text));
-}
-
-/** `bar` when stderr is a terminal, else `lines`, for `auto`; other modes as they are. */
-function resolveMode(mode: ProgressMode): "bar" | "lines" | "none" {
-  if (mode !== "auto") return mode;
-  try {
-    return Deno.stderr.isTerminal() ? "bar" : "lines";
-  } catch {
-    return "lines";
-  }
-}
+export type { ProgressMode };
 
 /** `1,234`. */
 function formatCount(value: number): string {
@@ -46,18 +36,11 @@ function formatEpochLine(label: string, record: EpochRecord, epochs: number): st
 }
 
 /** The bar line for a read within an epoch. */
-function formatBarLine(
-  label: string,
-  p: StepProgress & { epochs: number },
-  width = 24,
-): string {
-  const fraction = p.steps > 0 ? Math.min(1, p.step / p.steps) : 0;
-  const filled = Math.round(fraction * width);
+function formatBarLine(label: string, p: StepProgress & { epochs: number }): string {
+  const bar = formatBar(p.steps > 0 ? p.step / p.steps : 0);
   const rate = p.seconds > 0 ? p.images / p.seconds : 0;
-  const eta = p.step > 0 ? formatDuration((p.steps - p.step) * p.seconds / p.step) : "?";
-  return `${label}epoch ${p.epoch}/${p.epochs} [${"#".repeat(filled)}${
-    ".".repeat(width - filled)
-  }] ` +
+  const eta = formatEta(p.steps - p.step, p.step / p.seconds);
+  return `${label}epoch ${p.epoch}/${p.epochs} ${bar} ` +
     `${p.step}/${p.steps}  ${formatCount(rate)} img/s  loss ${p.loss.toFixed(4)}  ETA ${eta}`;
 }
 
@@ -77,13 +60,14 @@ export class TrainingProgress implements FitProgress {
   readonly mode: "bar" | "lines" | "none";
   readonly #label: string;
   readonly #write: (text: string) => void;
-  #drawn = 0;
+  readonly #status: StatusLine;
 
   /** A display for one run. */
   constructor(options: TrainingProgressOptions) {
-    this.mode = resolveMode(options.mode);
+    this.mode = resolveProgressMode(options.mode);
     this.#label = options.label ?? "";
     this.#write = options.write ?? writeStderr;
+    this.#status = new StatusLine(this.#write);
   }
 
   /** Nothing to show until the first read. */
@@ -92,9 +76,7 @@ export class TrainingProgress implements FitProgress {
   /** Redraws the bar (terminal only). */
   step(progress: StepProgress & { epochs: number }): void {
     if (this.mode !== "bar") return;
-    const line = formatBarLine(this.#label, progress);
-    this.#write(`\r${line}${" ".repeat(Math.max(0, this.#drawn - line.length))}`);
-    this.#drawn = line.length;
+    this.#status.draw(formatBarLine(this.#label, progress));
   }
 
   /** Replaces the bar with the epoch's summary line. */
@@ -112,9 +94,6 @@ export class TrainingProgress implements FitProgress {
 
   /** Erases the bar, if one is drawn. */
   clear(): void {
-    if (this.#drawn > 0) {
-      this.#write(`\r${" ".repeat(this.#drawn)}\r`);
-      this.#drawn = 0;
-    }
+    this.#status.clear();
   }
 }

@@ -1,6 +1,8 @@
 /**
- * Download progress on stderr: a redrawn bar (bytes, rate, ETA) on a terminal, plain lines
- * otherwise (logs, CI).
+ * Progress on stderr: a redrawn bar on a terminal, plain lines otherwise (logs, CI). The parts
+ * every progress display shares (the mode and terminal detection, the bar, the redrawn status
+ * line, durations, ETAs and byte counts) and the download progress built on them. The CLI's
+ * training progress uses the same parts.
  *
  * @module
  */
@@ -20,6 +22,75 @@ export interface ProgressReporter {
 
 /** How progress is shown: `auto` picks `bar` on a terminal and `lines` otherwise. */
 export type ProgressMode = "auto" | "bar" | "lines" | "none";
+
+/**
+ * The mode to use: `auto` is `bar` when stderr is a terminal and `lines` when not (or when that
+ * cannot be known, e.g. in a browser or without permissions); the others stay as they are.
+ */
+export function resolveProgressMode(mode: ProgressMode): "bar" | "lines" | "none" {
+  if (mode !== "auto") return mode;
+  try {
+    return Deno.stderr.isTerminal() ? "bar" : "lines";
+  } catch {
+    return "lines";
+  }
+}
+
+/** A bar of `width` characters, `fraction` (clamped to [0, 1]) of them filled: `[####......]`. */
+export function formatBar(fraction: number, width = 24): string {
+  const filled = Math.round(Math.min(1, Math.max(0, fraction)) * width);
+  return `[${"#".repeat(filled)}${".".repeat(width - filled)}]`;
+}
+
+/** Time left for `remaining` units at `rate` units per second: `formatDuration`, or `?`. */
+export function formatEta(remaining: number, rate: number): string {
+  return rate > 0 ? formatDuration(remaining / rate) : "?";
+}
+
+const encoder = new TextEncoder();
+
+/** Writes `text` to stderr as it is (no newline added). */
+export function writeStderr(text: string): void {
+  Deno.stderr.writeSync(encoder.encode(text));
+}
+
+/**
+ * One line redrawn in place on a terminal (`\r`, padded with spaces over a longer previous
+ * text), then finished with a newline or erased.
+ */
+export class StatusLine {
+  readonly #write: (text: string) => void;
+  #drawn = 0;
+
+  /** A status line written through `write` (default: stderr). */
+  constructor(write: (text: string) => void = writeStderr) {
+    this.#write = write;
+  }
+
+  /** Whether something is drawn now. */
+  get drawn(): boolean {
+    return this.#drawn > 0;
+  }
+
+  /** Replaces the line with `text`. */
+  draw(text: string): void {
+    this.#write(`\r${text}${" ".repeat(Math.max(0, this.#drawn - text.length))}`);
+    this.#drawn = text.length;
+  }
+
+  /** Replaces the line with `text` and ends it: the next `draw` starts a new line. */
+  finish(text: string): void {
+    this.#write(`\r${text}${" ".repeat(Math.max(0, this.#drawn - text.length))}\n`);
+    this.#drawn = 0;
+  }
+
+  /** Erases the line, if one is drawn, and puts the cursor back at its start. */
+  clear(): void {
+    if (this.#drawn === 0) return;
+    this.#write(`\r${" ".repeat(this.#drawn)}\r`);
+    this.#drawn = 0;
+  }
+}
 
 /** Formats a byte count: `812 B`, `29.5 kB`, `26.4 MB`. */
 export function formatBytes(bytes: number): string {
@@ -55,17 +126,9 @@ export function formatProgressLine(
   if (total === null || total <= 0) {
     return `${label} ${formatBytes(bytes)}  ${rateText}`;
   }
-  const fraction = Math.min(1, bytes / total);
-  const filled = Math.round(fraction * width);
-  const bar = "#".repeat(filled) + ".".repeat(width - filled);
-  const eta = rate > 0 ? formatDuration((total - bytes) / rate) : "?";
-  return `${label} [${bar}] ${formatBytes(bytes)} / ${formatBytes(total)}  ${rateText}  ETA ${eta}`;
-}
-
-const encoder = new TextEncoder();
-
-function stderrWriter(text: string): void {
-  Deno.stderr.writeSync(encoder.encode(text));
+  const bar = formatBar(bytes / total, width);
+  const eta = formatEta(total - bytes, rate);
+  return `${label} ${bar} ${formatBytes(bytes)} / ${formatBytes(total)}  ${rateText}  ETA ${eta}`;
 }
 
 /** Options of `createProgress`. */
@@ -82,19 +145,13 @@ export interface ProgressOptions {
 
 /** A reporter for `mode` (default `auto`: a bar when stderr is a terminal, plain lines if not). */
 export function createProgress(options: ProgressOptions = {}): ProgressReporter {
-  const write = options.write ?? stderrWriter;
+  const write = options.write ?? writeStderr;
   const now = options.now ?? (() => performance.now());
-  let mode = options.mode ?? "auto";
-  if (mode === "auto") {
-    let terminal = false;
-    try {
-      terminal = Deno.stderr.isTerminal();
-    } catch { /* no terminal information */ }
-    mode = terminal ? "bar" : "lines";
-  }
+  const mode = resolveProgressMode(options.mode ?? "auto");
   if (mode === "none") return { start() {}, update() {}, end() {} };
   const interval = mode === "bar" ? 100 : options.lineIntervalMs ?? 10_000;
-  let label = "", total: number | null = null, began = 0, last = 0, bytes = 0, drawn = 0;
+  const status = new StatusLine(write);
+  let label = "", total: number | null = null, began = 0, last = 0, bytes = 0;
   let first = 0; // bytes already there when the transfer (re)started: not part of the rate
   const elapsed = () => (now() - began) / 1000;
   return {
@@ -103,7 +160,6 @@ export function createProgress(options: ProgressOptions = {}): ProgressReporter 
       total = size;
       bytes = resumeAt;
       began = last = now();
-      drawn = 0;
       const details = [
         ...(size ? [formatBytes(size)] : []),
         ...(resumeAt > 0 ? [`resuming at ${formatBytes(resumeAt)}`] : []),
@@ -117,10 +173,8 @@ export function createProgress(options: ProgressOptions = {}): ProgressReporter 
       if (t - last < interval) return;
       last = t;
       const line = formatProgressLine(label, bytes, total, elapsed(), { resumedAt: first });
-      if (mode === "bar") {
-        write(`\r${line}${" ".repeat(Math.max(0, drawn - line.length))}`);
-        drawn = line.length;
-      } else write(`  ${line}\n`);
+      if (mode === "bar") status.draw(line);
+      else write(`  ${line}\n`);
     },
     end(ok, note) {
       const seconds = elapsed();
@@ -128,9 +182,8 @@ export function createProgress(options: ProgressOptions = {}): ProgressReporter 
         ? `${label}: ${formatBytes(bytes - first)} in ${seconds.toFixed(1)} s ` +
           `(${formatBytes(Math.round((bytes - first) / Math.max(seconds, 1e-3)))}/s), ${note}`
         : `${label}: failed after ${formatBytes(bytes)}: ${note}`;
-      if (mode === "bar") {
-        write(`\r${summary}${" ".repeat(Math.max(0, drawn - summary.length))}\n`);
-      } else write(`  ${summary}\n`);
+      if (mode === "bar") status.finish(summary);
+      else write(`  ${summary}\n`);
     },
   };
 }
