@@ -99,5 +99,5 @@ export {
   sampleGridPng,
   sampleGridSvg,
 } from "./sample_grid.ts";
-export { crc32, encodePng, type RasterImage } from "./png.ts";
+export { encodePng, type RasterImage } from "./png.ts";
 export { describeLocation } from "./location.ts";

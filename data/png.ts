@@ -1,9 +1,12 @@
 /**
  * A minimal PNG encoder: 8-bit grayscale or RGB, no filtering, compressed with
- * `CompressionStream("deflate")` (a zlib stream, as PNG's IDAT wants), with CRC-32 per chunk.
+ * `CompressionStream("deflate")` (a zlib stream, as PNG's IDAT wants), with CRC-32 per chunk
+ * (`node:zlib`'s `crc32`).
  *
  * @module
  */
+
+import { crc32 } from "node:zlib";
 
 /** Pixels to encode, row-major, `channels` bytes per pixel. */
 export interface RasterImage {
@@ -15,23 +18,6 @@ export interface RasterImage {
   channels: 1 | 3;
   /** `width * height * channels` bytes. */
   data: Uint8Array;
-}
-
-const CRC_TABLE = (() => {
-  const table = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    table[n] = c >>> 0;
-  }
-  return table;
-})();
-
-/** CRC-32 (ISO-HDLC, as in PNG, gzip and zip) of `bytes`. */
-export function crc32(bytes: Uint8Array): number {
-  let c = 0xffffffff;
-  for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
 }
 
 function chunk(type: string, data: Uint8Array): Uint8Array {

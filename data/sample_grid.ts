@@ -6,7 +6,6 @@
  */
 
 import { dirname, resolve } from "node:path";
-import { encodeBase64 } from "./base64.ts";
 import type { ImageSet } from "./dataset.ts";
 import { DataError, fileSystemError } from "./errors.ts";
 import { CLASS_NAMES } from "./fashion_mnist.ts";
@@ -196,7 +195,7 @@ export async function sampleGridSvg(
     parts.push(
       `<image x="${center - grid.imageWidth / 2}" y="${origin.y}" width="${grid.imageWidth}" ` +
         `height="${grid.imageHeight}" style="image-rendering:pixelated" ` +
-        `href="data:image/png;base64,${encodeBase64(png)}"/>`,
+        `href="data:image/png;base64,${png.toBase64()}"/>`,
     );
     grid.lines[k].forEach((text, line) => {
       const [r, g, b] = lineColor(options, set, index, k, line);

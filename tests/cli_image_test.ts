@@ -4,7 +4,8 @@
  */
 
 import { deepEqual, match, rejects } from "node:assert/strict";
-import { crc32, encodePng } from "../data/png.ts";
+import { crc32 } from "node:zlib";
+import { encodePng } from "../data/png.ts";
 import { decodePng, MAX_IMAGE_SIDE, readImage28 } from "../cli/image.ts";
 import { join } from "node:path";
 

@@ -4,7 +4,8 @@ import type { ImageSet } from "../data/dataset.ts";
 import { DataError } from "../data/errors.ts";
 import { CLASS_NAMES } from "../data/fashion_mnist.ts";
 import { glyph, GLYPH_HEIGHT, GLYPH_WIDTH } from "../data/font.ts";
-import { crc32, encodePng } from "../data/png.ts";
+import { crc32 } from "node:zlib";
+import { encodePng } from "../data/png.ts";
 import { renderSampleGrid, sampleGridPng, sampleGridSvg } from "../data/sample_grid.ts";
 import { listDir, tempDir } from "./data_fixtures.ts";
 
@@ -68,10 +69,13 @@ function gradientSet(count: number): ImageSet {
   };
 }
 
-Deno.test("PNG: CRC-32 check value, and a grayscale image round trip", async () => {
-  equal(crc32(new TextEncoder().encode("123456789")), 0xcbf43926);
+Deno.test("PNG: a grayscale image round trip; IEND's CRC is PNG's constant", async () => {
   const data = Uint8Array.from({ length: 7 * 3 }, (_, i) => i * 11);
-  const png = await decodePng(await encodePng({ width: 7, height: 3, channels: 1, data }));
+  const bytes = await encodePng({ width: 7, height: 3, channels: 1, data });
+  // The IEND chunk is the same in every PNG: its CRC-32 is AE 42 60 82 (a check of the CRC
+  // independent of node:zlib, which decodePng also uses).
+  deepEqual(Array.from(bytes.subarray(-12)), [0, 0, 0, 0, 73, 69, 78, 68, 0xae, 0x42, 0x60, 0x82]);
+  const png = await decodePng(bytes);
   deepEqual([png.width, png.height, png.colorType], [7, 3, 0]);
   deepEqual(png.pixels, data);
 });
@@ -126,6 +130,14 @@ Deno.test("sample grid SVG: one image and one label per sample; predictions colo
   ok(svg.includes('fill="rgb(200,0,0)">pred: Trouser</text>'), "a wrong prediction in red");
   ok(svg.includes('fill="rgb(0,128,0)">pred: Dress</text>'), "a right prediction in green");
   equal(CLASS_NAMES.length, 10);
+  // Each image is its sample's pixels as a base64 PNG data URI.
+  const uris = [...svg.matchAll(/href="data:image\/png;base64,([A-Za-z0-9+/]+=*)"/g)];
+  equal(uris.length, 20);
+  for (const [k, index] of info.indices.entries()) {
+    const png = await decodePng(Uint8Array.fromBase64(uris[k][1]));
+    deepEqual([png.width, png.height, png.colorType], [28, 28, 0]);
+    deepEqual(png.pixels, set.images.subarray(index * 784, (index + 1) * 784), `sample ${index}`);
+  }
 });
 
 Deno.test("renderSampleGrid writes .png and .svg; other names are a one-line error", async () => {
