@@ -9,6 +9,7 @@
 import { deepEqual, equal, ok, rejects } from "node:assert/strict";
 import type { ImageSet } from "../data/dataset.ts";
 import { DataLoader, GpuDataset } from "../data/loader.ts";
+import { memoryStats } from "../nn/buffer_pool.ts";
 import { createModel } from "../nn/models.ts";
 import { Module } from "../nn/modules/module.ts";
 import { mul, sub } from "../nn/ops/elementwise.ts";
@@ -302,7 +303,7 @@ Deno.test("initialEpoch resumes at the next epoch without the earlier records", 
   }
 });
 
-Deno.test("a custom loss and metrics read back once per pass, never per step", async () => {
+Deno.test("a custom loss and metrics read back once per pass, never per step; memory stays flat", async () => {
   const model = new LinearRegression();
   const optimizer = new SGD(model.parameters(), { lr: 0.1 });
   const train = new RegressionLoader(trainData, 16); // 16 steps per epoch
@@ -316,6 +317,7 @@ Deno.test("a custom loss and metrics read back once per pass, never per step", a
       ] as const
     ) {
       const counts: number[] = [];
+      const live: number[] = [];
       let before = streamStats().readbacks;
       await fit(model, {
         train,
@@ -329,9 +331,11 @@ Deno.test("a custom loss and metrics read back once per pass, never per step", a
           const now = streamStats().readbacks;
           counts.push(now - before);
           before = now;
+          live.push(memoryStats().liveBytes);
         },
       });
       deepEqual(counts, [perEpoch, perEpoch, perEpoch], `metrics ${JSON.stringify(metrics)}`);
+      equal(live[1], live[2], `live bytes after epochs 2 and 3: ${live.join(", ")}`);
     }
   } finally {
     optimizer.dispose();

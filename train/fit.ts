@@ -35,7 +35,7 @@ import { ReadPacer } from "./read_pacer.ts";
 
 export { evaluate, type EvaluateOptions, type EvaluateResult } from "./evaluate.ts";
 export type { BatchLoader, TrainingBatch } from "./batch_measure.ts";
-export { accuracy, DEFAULT_METRICS, type LossFunction, meanLoss, type Metric } from "./metrics.ts";
+export { accuracy, type LossFunction, meanLoss, type Metric } from "./metrics.ts";
 export {
   checkFinite,
   type LossPhase,

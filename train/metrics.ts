@@ -54,9 +54,6 @@ export function meanLoss(loss: LossFunction): Metric {
   return (output: Tensor, target: Tensor): Tensor => scale(loss(output, target), output.shape[0]);
 }
 
-/** The metrics `fit`, `trainEpoch` and `evaluate` compute by default: `{ accuracy }`. */
-export const DEFAULT_METRICS: Readonly<Record<string, Metric>> = Object.freeze({ accuracy });
-
 /** Most scalars one accumulation dispatch binds (with the sums: 8 storage buffers). */
 const SCALARS_PER_DISPATCH = 7;
 

@@ -18,7 +18,6 @@ export {
   accuracy,
   type BatchLoader,
   checkFinite,
-  DEFAULT_METRICS,
   type EpochEndContext,
   evaluate,
   type EvaluateOptions,
