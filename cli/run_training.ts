@@ -287,7 +287,7 @@ export async function runTraining(spec: RunSpec, context: RunContext): Promise<R
         history,
         signal: context.signal,
         progress,
-        onEpoch: async (_record, done) => {
+        onEpochEnd: async (_record, { history: done }) => {
           history = [...done];
           await writeHistory(dir, spec, history);
           await saveCheckpoint(

@@ -12,9 +12,7 @@ import { DataLoader } from "../data/loader.ts";
 import { tuningCnn } from "../nn/models.ts";
 import { Rng } from "../nn/random.ts";
 import { loadCheckpoint, restoreCheckpoint, saveCheckpoint } from "../train/checkpoint.ts";
-import { evaluate, trainEpoch } from "../train/fit.ts";
-import { MetricsAccumulator } from "../train/metrics_accumulator.ts";
-import { ReadPacer } from "../train/read_pacer.ts";
+import { fit } from "../train/fit.ts";
 import { type Trainable, TrialStopped } from "../train/tune/session.ts";
 import type { Metrics } from "../train/tune/types.ts";
 import type { GpuData } from "./data.ts";
@@ -59,48 +57,46 @@ export function tuneTrainable(options: TuneTrainableOptions): Trainable {
     const optimizer = makeOptimizer({ optimizer: options.optimizer, lr, momentum: 0 }, model);
     const train = new DataLoader(data.train, { batchSize, seed });
     const val = data.evalLoader(valSet, options.evalBatchSize);
-    const accumulator = new MetricsAccumulator();
-    const pacer = new ReadPacer();
     const progress = options.progress?.(session.trialId);
     try {
       if (session.checkpoint) {
         const saved = await loadCheckpoint(join(session.checkpoint.dir, CHECKPOINT_FILE));
         restoreCheckpoint(saved, { model, optimizer });
       }
-      for (let epoch = session.iteration + 1; epoch <= options.maxEpochs; epoch++) {
-        const trained = await trainEpoch(model, {
-          loader: train,
-          optimizer,
-          epoch,
-          signal: session.signal,
-          pacer,
-          accumulator,
-          onStep: progress ? (p) => progress.step({ ...p, epochs: options.maxEpochs }) : undefined,
-        });
-        progress?.clear();
-        if (trained.interrupted) throw session.signal.reason ?? new TrialStopped("aborted");
-        const checked = await evaluate(model, val, { epoch, phase: "validation" });
-        const metrics: Metrics = {
-          loss: checked.loss,
-          accuracy: checked.accuracy,
-          loss_study: checked.loss / batchSize,
-          train_loss: trained.loss,
-          train_accuracy: trained.accuracy,
-          images_per_second: trained.images / trained.seconds,
-        };
-        options.onMetrics?.(session.trialId, metrics);
-        const go = await session.report(metrics, {
-          checkpoint: {
-            data: { epoch },
-            save: (dir) =>
-              saveCheckpoint(join(dir, CHECKPOINT_FILE), { model, optimizer }, { epoch }),
-          },
-        });
-        if (!go) return;
-      }
+      const result = await fit(model, {
+        train,
+        val,
+        optimizer,
+        epochs: options.maxEpochs,
+        initialEpoch: session.iteration,
+        signal: session.signal,
+        progress: progress && {
+          step: (p) => progress.step(p),
+          epochEnd: () => progress.clear(),
+        },
+        onEpochEnd: async (record, { epoch, stop }) => {
+          const metrics: Metrics = {
+            loss: record.valLoss!,
+            accuracy: record.valAccuracy!,
+            loss_study: record.valLoss! / batchSize,
+            train_loss: record.trainLoss,
+            train_accuracy: record.trainAccuracy,
+            images_per_second: record.imagesPerSecond,
+          };
+          options.onMetrics?.(session.trialId, metrics);
+          const go = await session.report(metrics, {
+            checkpoint: {
+              data: { epoch },
+              save: (dir) =>
+                saveCheckpoint(join(dir, CHECKPOINT_FILE), { model, optimizer }, { epoch }),
+            },
+          });
+          if (!go) stop();
+        },
+      });
+      if (result.interrupted) throw session.signal.reason ?? new TrialStopped("aborted");
     } finally {
       progress?.clear();
-      accumulator.dispose();
       train.dispose();
       val.dispose();
       optimizer.dispose();

@@ -84,7 +84,7 @@ Deno.test("fit learns, records every epoch, and steps the LR schedule", async ()
       optimizer: s.optimizer,
       scheduler,
       epochs: 3,
-      onEpoch: (record) => void seen.push(record.epoch),
+      onEpochEnd: (record) => void seen.push(record.epoch),
     });
     equal(result.interrupted, false);
     deepEqual(seen, [1, 2, 3]);
@@ -153,7 +153,7 @@ Deno.test("reads back once per epoch without a progress pacer, and GPU memory st
       optimizer: s.optimizer,
       epochs: 4,
       pacer: new ReadPacer({ initialTick: 1e9, maxTick: 1e9, targetSeconds: 1e9 }),
-      onEpoch: () => {
+      onEpochEnd: () => {
         live.push(memoryStats().liveBytes);
         const now = streamStats().readbacks;
         readbacks.push(now - before);
@@ -211,7 +211,7 @@ Deno.test("a NaN loss stops fit with the epoch and batch, keeping the finished e
       val: s.valLoader,
       optimizer: s.optimizer,
       epochs: 5,
-      onEpoch: (record) => {
+      onEpochEnd: (record) => {
         if (record.epoch === 2) poison(s.model);
       },
     }).then(() => null, (e) => e);

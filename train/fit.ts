@@ -1,8 +1,9 @@
 /**
- * The training loop: `trainEpoch` (one pass over a loader), `evaluate` (loss and accuracy under
- * `noGrad`) and `fit` (epochs of both, with an LR schedule, a history, progress and Ctrl-C).
+ * The training loop: `trainEpoch` (one pass over a loader), `evaluate` (loss and metrics under
+ * `noGrad`) and `fit` (epochs of both, with an LR schedule, a history, progress, per-epoch hooks
+ * and Ctrl-C). The loss (default `nllLoss`) and the metrics (default: accuracy) are options.
  *
- * A step is `tidy(() => { zeroGrad; forward; nllLoss; backward; accumulate; step })`: nothing is
+ * A step is `tidy(() => { zeroGrad; forward; loss; backward; accumulate; step })`: nothing is
  * read back and nothing is awaited per step. The loss sum and the correct count accumulate on the
  * GPU (`MetricsAccumulator`) and are read once per epoch, plus every `ReadPacer` tick (about every
  * half second of GPU work) for the progress bar, NaN detection and interrupts. While it trains,
@@ -18,20 +19,23 @@
  * @module
  */
 
-import type { DataLoader } from "../data/loader.ts";
 import type { Module } from "../nn/modules/module.ts";
 import { nllLoss } from "../nn/ops/softmax.ts";
 import { tidy } from "../nn/scope.ts";
+import { type BatchLoader, BatchMeasure } from "./batch_measure.ts";
 import { evaluate } from "./evaluate.ts";
 import type { EpochRecord } from "./history.ts";
 import type { LRScheduler } from "./lr_scheduler.ts";
 import { type AccumulatorSnapshot, MetricsAccumulator } from "./metrics_accumulator.ts";
+import type { LossFunction, Metric } from "./metrics.ts";
 import { checkFinite } from "./non_finite.ts";
 import type { Optimizer } from "./optim/optimizer.ts";
 import { NonFiniteLossError } from "./non_finite.ts";
 import { ReadPacer } from "./read_pacer.ts";
 
 export { evaluate, type EvaluateOptions, type EvaluateResult } from "./evaluate.ts";
+export type { BatchLoader, TrainingBatch } from "./batch_measure.ts";
+export { accuracy, type LossFunction, meanLoss, type Metric } from "./metrics.ts";
 export {
   checkFinite,
   type LossPhase,
@@ -52,18 +56,20 @@ export interface StepProgress {
   images: number;
   /** Seconds since the epoch started. */
   seconds: number;
-  /** Mean NLL per sample so far in the epoch. */
+  /** Mean loss per sample so far in the epoch (NLL by default). */
   loss: number;
-  /** Accuracy so far in the epoch. */
+  /** Accuracy so far in the epoch (NaN when the output is not classification scores). */
   accuracy: number;
 }
 
 /** What one training pass measured. */
 export interface TrainEpochResult {
-  /** Mean NLL per sample. */
+  /** Mean loss per sample (NLL by default). */
   loss: number;
-  /** Fraction classified correctly. */
+  /** Fraction classified correctly (NaN when the output is not classification scores). */
   accuracy: number;
+  /** Every metric of `metrics` as a mean per sample (only when `metrics` was given). */
+  metrics?: Record<string, number>;
   /** Images trained on. */
   images: number;
   /** Steps (batches) taken. */
@@ -76,8 +82,8 @@ export interface TrainEpochResult {
 
 /** Options of `trainEpoch`. */
 export interface TrainEpochOptions {
-  /** The batches. */
-  loader: DataLoader;
+  /** The batches (a `DataLoader`, or any `BatchLoader`). */
+  loader: BatchLoader;
   /** Updates the parameters after each batch. */
   optimizer: Optimizer;
   /** The epoch number, from 1 (epoch `e` uses the loader's shuffle `e - 1`). */
@@ -90,6 +96,13 @@ export interface TrainEpochOptions {
   accumulator?: MetricsAccumulator;
   /** Called at every read within the epoch. */
   onStep?: (progress: StepProgress) => void;
+  /** The loss, `(output, target) => batch mean`, differentiable (default `nllLoss`). */
+  loss?: LossFunction;
+  /**
+   * Named metrics, each `(output, target) => batch sum` accumulated on the GPU (default: the
+   * accuracy, measured when the output is [N, C] scores with [N] i32 targets).
+   */
+  metrics?: Readonly<Record<string, Metric>>;
 }
 
 interface Fence {
@@ -105,6 +118,7 @@ function fence(accumulator: MetricsAccumulator, step: number): Fence {
 
 function stepProgress(
   snapshot: AccumulatorSnapshot,
+  measure: BatchMeasure,
   epoch: number,
   steps: number,
   seconds: number,
@@ -116,20 +130,21 @@ function stepProgress(
     images: snapshot.samples,
     seconds,
     loss: snapshot.lossSum / snapshot.samples,
-    accuracy: snapshot.correct / snapshot.samples,
+    accuracy: measure.accuracy(snapshot),
   };
 }
 
 /**
- * One pass over `loader` in training mode. Throws `NonFiniteLossError` when a loss, a parameter
- * or a buffer (running statistics) is NaN or infinite (noticed at the next read, within about
- * two ticks).
+ * One pass over `loader` in training mode, minimising `loss` (default `nllLoss`). Throws
+ * `NonFiniteLossError` when a loss, a parameter or a buffer (running statistics) is NaN or
+ * infinite (noticed at the next read, within about two ticks).
  */
 export async function trainEpoch(
   model: Module,
   options: TrainEpochOptions,
 ): Promise<TrainEpochResult> {
   const { loader, optimizer, epoch, signal } = options;
+  const lossFn = options.loss ?? nllLoss;
   const pacer = options.pacer ?? new ReadPacer();
   const accumulator = options.accumulator ?? new MetricsAccumulator();
   const fences: Fence[] = [];
@@ -140,7 +155,10 @@ export async function trainEpoch(
     buffers: buffers.map(([name]) => name),
   };
   const bufferTensors = buffers.map(([, t]) => t);
+  let measure: BatchMeasure | null = null;
   try {
+    measure = new BatchMeasure(accumulator, options.metrics, "trainEpoch");
+    const measuring = measure;
     accumulator.reset();
     optimizer.watchFinite(accumulator.parameterWatch());
     model.train();
@@ -153,10 +171,11 @@ export async function trainEpoch(
       try {
         tidy(() => {
           optimizer.zeroGrad();
-          const logProbs = model.forward(batch.x);
-          const loss = nllLoss(logProbs, batch.y);
+          const output = model.forward(batch.x);
+          const loss = lossFn(output, batch.y);
+          measuring.checkLoss(loss);
           loss.backward();
-          accumulator.add(loss, logProbs, batch.y);
+          measuring.add(loss, output, batch.y);
           optimizer.step();
           accumulator.checkBuffers(bufferTensors);
         });
@@ -172,7 +191,7 @@ export async function trainEpoch(
       const now = performance.now();
       pacer.observe(done.step, now);
       checkFinite(snapshot, epoch, "training", names);
-      options.onStep?.(stepProgress(snapshot, epoch, steps, (now - start) / 1000));
+      options.onStep?.(stepProgress(snapshot, measure, epoch, steps, (now - start) / 1000));
       if (signal?.aborted) {
         interrupted = true;
         break;
@@ -182,9 +201,11 @@ export async function trainEpoch(
     const seconds = (performance.now() - start) / 1000;
     checkFinite(snapshot, epoch, "training", names);
     const images = snapshot.samples;
+    const numbers = await measure.numbers(snapshot);
     return {
-      loss: images > 0 ? snapshot.lossSum / images : NaN,
-      accuracy: images > 0 ? snapshot.correct / images : NaN,
+      loss: numbers.loss,
+      accuracy: numbers.accuracy,
+      ...(numbers.metrics ? { metrics: numbers.metrics } : {}),
       images,
       steps: snapshot.batches,
       seconds,
@@ -192,6 +213,7 @@ export async function trainEpoch(
     };
   } finally {
     optimizer.watchFinite(null);
+    measure?.dispose();
     if (!options.accumulator) accumulator.dispose();
   }
 }
@@ -206,12 +228,26 @@ export interface FitProgress {
   epochEnd?(record: EpochRecord, epochs: number): void;
 }
 
+/** What `onEpochEnd` gets besides the epoch's record. */
+export interface EpochEndContext {
+  /** The epoch just finished, from 1. */
+  epoch: number;
+  /** The total number of epochs `fit` was asked for. */
+  epochs: number;
+  /** The model being trained. */
+  model: Module;
+  /** Every finished epoch so far (resumed ones and this one included). */
+  history: readonly EpochRecord[];
+  /** Ends training after this epoch: `fit` resolves with `stopped: true` (e.g. early stopping). */
+  stop(): void;
+}
+
 /** Options of `fit`. */
 export interface FitOptions {
-  /** Training batches (shuffled per epoch by the loader's seed). */
-  train: DataLoader;
+  /** Training batches (a `DataLoader`, shuffled per epoch by its seed, or any `BatchLoader`). */
+  train: BatchLoader;
   /** Validation batches, evaluated after every epoch (optional). */
-  val?: DataLoader;
+  val?: BatchLoader;
   /** The optimizer over the model's parameters. */
   optimizer: Optimizer;
   /** Stepped once after every epoch (optional). */
@@ -219,16 +255,36 @@ export interface FitOptions {
   /** The total number of epochs. */
   epochs: number;
   /**
+   * The loss minimised, `(output, target) => batch mean` as a scalar tensor, differentiable
+   * (default `nllLoss`, for log-probabilities and i32 class targets); also the validation loss.
+   */
+  loss?: LossFunction;
+  /**
+   * Named metrics, each `(output, target) => batch sum` as a scalar tensor, accumulated on the
+   * GPU and divided by the samples at the epoch's end (e.g. `{ accuracy, mae }`). Default: the
+   * accuracy, measured when the output is [N, C] scores with [N] i32 targets. When given, every
+   * record carries `trainMetrics` (and `valMetrics`) by name.
+   */
+  metrics?: Readonly<Record<string, Metric>>;
+  /**
    * Epochs already done (resume): training continues at epoch `history.length + 1`; the model,
    * optimizer and scheduler must already hold that point's state.
    */
   history?: readonly EpochRecord[];
+  /**
+   * Epochs already done when their records are not kept (resume; default `history.length`):
+   * training continues at epoch `initialEpoch + 1`.
+   */
+  initialEpoch?: number;
   /** Stops training at the next read when aborted; `fit` then resolves with `interrupted`. */
   signal?: AbortSignal;
   /** Progress display. */
   progress?: FitProgress;
-  /** Called (and awaited) after every finished epoch: write files, save a checkpoint. */
-  onEpoch?: (record: EpochRecord, history: readonly EpochRecord[]) => Promise<void> | void;
+  /**
+   * Called (and awaited) after every finished epoch, validation, LR step and progress included:
+   * write files, save a checkpoint, report to a tuner, or `stop()` early.
+   */
+  onEpochEnd?: (record: EpochRecord, context: EpochEndContext) => Promise<void> | void;
   /** Read timing (default: a fresh `ReadPacer`). */
   pacer?: ReadPacer;
 }
@@ -239,12 +295,61 @@ export interface FitResult {
   history: EpochRecord[];
   /** True when the signal stopped training before `epochs`. */
   interrupted: boolean;
+  /** True when `onEpochEnd` called `stop()` before `epochs`. */
+  stopped: boolean;
 }
 
 /**
- * Trains `model` for `epochs` epochs (minus those in `history`), validating after each, and
- * returns the per-epoch history. Rejects with `NonFiniteLossError` (its `history` holds the
- * finished epochs) when a loss becomes NaN or infinite.
+ * Trains `model` for `epochs` epochs (minus those already done), validating after each, and
+ * returns the per-epoch history. The loss (default `nllLoss`) and the metrics (default: accuracy)
+ * are options; both are summed on the GPU and read back once per epoch. Rejects with
+ * `NonFiniteLossError` (its `history` holds the finished epochs) when a loss becomes NaN or
+ * infinite.
+ *
+ * @example A regression with a custom loss (MSE) and early stopping
+ * ```ts
+ * import {
+ *   Adam, fit, init, linear, type LossFunction, mean, meanLoss, Module, mul, sub, type Tensor,
+ *   tensor,
+ * } from "../mod.ts";
+ *
+ * await init();
+ * class Line extends Module {
+ *   weight = this.registerParameter("weight", tensor([0], [1, 1]));
+ *   bias = this.registerParameter("bias", tensor([0], [1]));
+ *   forward(x: Tensor): Tensor {
+ *     return linear(x, this.weight, this.bias);
+ *   }
+ * }
+ * const mse: LossFunction = (output, target) => {
+ *   const error = sub(output, target);
+ *   return mean(mul(error, error));
+ * };
+ * // y = 2x - 1 on 64 points, one batch per epoch (a DataLoader fits here too).
+ * const xs = Array.from({ length: 64 }, (_, i) => i / 32 - 1);
+ * const train = {
+ *   length: 1,
+ *   count: 64,
+ *   *batches() {
+ *     const x = tensor(xs, [64, 1]), y = tensor(xs.map((v) => 2 * v - 1), [64, 1]);
+ *     yield { x, y, dispose: () => (x.dispose(), y.dispose()) };
+ *   },
+ * };
+ * const model = new Line();
+ * let best = Infinity;
+ * const { history, stopped } = await fit(model, {
+ *   train,
+ *   optimizer: new Adam(model.parameters(), { lr: 0.1 }),
+ *   epochs: 500,
+ *   loss: mse,
+ *   metrics: { mse: meanLoss(mse) }, // recorded as `trainMetrics.mse`
+ *   onEpochEnd(record, { stop }) {
+ *     if (record.trainLoss < best - 1e-6) best = record.trainLoss;
+ *     else stop(); // no better than the best epoch: stop early
+ *   },
+ * });
+ * console.log(stopped, history.length, history.at(-1)?.trainMetrics?.mse);
+ * ```
  */
 export async function fit(model: Module, options: FitOptions): Promise<FitResult> {
   const { train, val, optimizer, scheduler, epochs, signal, progress } = options;
@@ -252,11 +357,19 @@ export async function fit(model: Module, options: FitOptions): Promise<FitResult
     throw new RangeError(`fit: epochs must be an integer >= 0, got ${epochs}`);
   }
   const history = [...(options.history ?? [])];
+  const initialEpoch = options.initialEpoch ?? history.length;
+  if (!Number.isInteger(initialEpoch) || initialEpoch < history.length) {
+    throw new RangeError(
+      `fit: initialEpoch must be an integer >= history.length (${history.length}), got ` +
+        `${initialEpoch}`,
+    );
+  }
   const pacer = options.pacer ?? new ReadPacer();
   const accumulator = new MetricsAccumulator();
+  const measured = { loss: options.loss, metrics: options.metrics };
   try {
-    for (let epoch = history.length + 1; epoch <= epochs; epoch++) {
-      if (signal?.aborted) return { history, interrupted: true };
+    for (let epoch = initialEpoch + 1; epoch <= epochs; epoch++) {
+      if (signal?.aborted) return { history, interrupted: true, stopped: false };
       const lr = optimizer.lr;
       progress?.epochStart?.({ epoch, epochs, steps: train.length, images: train.count });
       const trained = await trainEpoch(model, {
@@ -266,10 +379,13 @@ export async function fit(model: Module, options: FitOptions): Promise<FitResult
         signal,
         pacer,
         accumulator,
+        ...measured,
         onStep: progress?.step ? (p) => progress.step!({ ...p, epochs }) : undefined,
       });
-      if (trained.interrupted) return { history, interrupted: true };
-      const checked = val ? await evaluate(model, val, { epoch, phase: "validation" }) : null;
+      if (trained.interrupted) return { history, interrupted: true, stopped: false };
+      const checked = val
+        ? await evaluate(model, val, { epoch, phase: "validation", ...measured })
+        : null;
       scheduler?.step();
       const record: EpochRecord = {
         epoch,
@@ -282,12 +398,22 @@ export async function fit(model: Module, options: FitOptions): Promise<FitResult
         trainSeconds: trained.seconds,
         seconds: trained.seconds + (checked?.seconds ?? 0),
         imagesPerSecond: trained.images / trained.seconds,
+        ...(trained.metrics ? { trainMetrics: trained.metrics } : {}),
+        ...(options.metrics ? { valMetrics: checked?.metrics ?? null } : {}),
       };
       history.push(record);
       progress?.epochEnd?.(record, epochs);
-      await options.onEpoch?.(record, history);
+      let stop = false;
+      await options.onEpochEnd?.(record, {
+        epoch,
+        epochs,
+        model,
+        history,
+        stop: () => void (stop = true),
+      });
+      if (stop && epoch < epochs) return { history, interrupted: false, stopped: true };
     }
-    return { history, interrupted: false };
+    return { history, interrupted: false, stopped: false };
   } catch (error) {
     if (error instanceof NonFiniteLossError) error.history = history;
     throw error;

@@ -4,7 +4,10 @@
  * @module
  */
 
-/** One finished epoch. Losses are the true mean NLL per sample. */
+/**
+ * One finished epoch. Losses are the true mean loss per sample (NLL unless `fit` was given
+ * another `loss`); accuracies are NaN when the model's output is not classification scores.
+ */
 export interface EpochRecord {
   /** The epoch's number, from 1. */
   epoch: number;
@@ -26,10 +29,20 @@ export interface EpochRecord {
   seconds: number;
   /** Training throughput: `trainImages / trainSeconds`. */
   imagesPerSecond: number;
+  /**
+   * Each metric of `fit`'s `metrics` option over the training epoch, as a mean per sample (only
+   * when `metrics` was given; not in the CSV).
+   */
+  trainMetrics?: Record<string, number>;
+  /** The same on the validation set (null without one; only when `metrics` was given). */
+  valMetrics?: Record<string, number> | null;
 }
 
 /** The CSV columns, in order (same names as the JSON fields). */
-export const HISTORY_COLUMNS: readonly (keyof EpochRecord)[] = [
+export const HISTORY_COLUMNS: readonly Exclude<
+  keyof EpochRecord,
+  "trainMetrics" | "valMetrics"
+>[] = [
   "epoch",
   "lr",
   "trainLoss",

@@ -15,7 +15,10 @@ export {
   type StepLROptions,
 } from "./lr_scheduler.ts";
 export {
+  accuracy,
+  type BatchLoader,
   checkFinite,
+  type EpochEndContext,
   evaluate,
   type EvaluateOptions,
   type EvaluateResult,
@@ -23,13 +26,17 @@ export {
   type FitOptions,
   type FitProgress,
   type FitResult,
+  type LossFunction,
   type LossPhase,
+  meanLoss,
+  type Metric,
   NonFiniteLossError,
   type NonFiniteValues,
   type StepProgress,
   trainEpoch,
   type TrainEpochOptions,
   type TrainEpochResult,
+  type TrainingBatch,
   type WatchedNames,
 } from "./fit.ts";
 export { type EpochRecord, HISTORY_COLUMNS, historyToCsv } from "./history.ts";
