@@ -16,12 +16,10 @@ import process from "node:process";
 import { parseArgs } from "node:util";
 import {
   conv2d,
-  createModel,
   describeAdapter,
   init,
   matmul,
   memoryStats,
-  type ModelName,
   nllLoss,
   noGrad,
   randUniform,
@@ -33,7 +31,8 @@ import {
   tensor,
   tidy,
 } from "../mod.ts";
-import { Adam } from "../train/optim/adam.ts";
+import { createModel, isModelName, MODEL_NAMES, type ModelName } from "../models/mod.ts";
+import { Adam } from "../mod.ts";
 import { writeJsonAtomic } from "../train/tune/fs_atomic.ts";
 import { findTorchPython, type PytorchReport, pytorchThroughput } from "./pytorch.ts";
 
@@ -254,6 +253,12 @@ export function benchTable(rows: readonly BenchRow[]): string {
   ].join("\n");
 }
 
+/** The registry's models that TF.js also builds (it has no tuning CNN). */
+type BenchModel = Exclude<ModelName, "tuning-cnn">;
+const BENCH_MODELS: readonly BenchModel[] = MODEL_NAMES.filter((name): name is BenchModel =>
+  name !== "tuning-cnn"
+);
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -261,7 +266,7 @@ async function main(): Promise<void> {
       "no-tfjs": { type: "boolean", default: false },
       pytorch: { type: "boolean", default: false },
       "no-pytorch": { type: "boolean", default: false },
-      models: { type: "string", default: "mlp,cnn,cnn-bn" },
+      models: { type: "string", default: BENCH_MODELS.join(",") },
       batches: { type: "string", default: "32,128" },
       windows: { type: "string", default: "5" },
       profile: { type: "boolean", default: false },
@@ -271,7 +276,7 @@ async function main(): Promise<void> {
   if (values.help) {
     console.log(
       "deno task bench [--json FILE] [--no-tfjs] [--pytorch | --no-pytorch] " +
-        "[--models mlp,cnn,cnn-bn] [--batches 32,128] [--windows 5] [--profile]\n" +
+        `[--models ${BENCH_MODELS.join(",")}] [--batches 32,128] [--windows 5] [--profile]\n` +
         "PyTorch CPU rows run by default when python3 can import torch; --pytorch makes that " +
         "required.",
     );
@@ -286,7 +291,18 @@ async function main(): Promise<void> {
     Deno.exit(2);
   }
   const gpu = await init();
-  const models = values.models.split(",") as ("mlp" | "cnn" | "cnn-bn")[];
+  const requested = values.models.split(",");
+  const unknown = requested.filter((name) =>
+    !isModelName(name) || !(BENCH_MODELS as readonly string[]).includes(name)
+  );
+  if (unknown.length > 0) {
+    console.error(
+      `bench: --models ${unknown.join(",")}: expected a comma-separated list of ` +
+        BENCH_MODELS.join(", "),
+    );
+    Deno.exit(2);
+  }
+  const models = requested as BenchModel[];
   const batches = values.batches.split(",").map(Number);
   const windows = Number(values.windows);
   console.error(`adapter: ${describeAdapter(gpu.adapter)}`);

@@ -21,31 +21,11 @@ export {
   type IdxFileKey,
   type IdxFileSet,
   type IdxFileSpec,
-  SYSTEM_DATA_DIRS,
 } from "./checksums.ts";
+export { DATA_DIR_ENV, defaultDataDir, MIRRORS_ENV } from "./cache.ts";
+export { type DownloadAttempt, DownloadError } from "./download.ts";
+export { DataError } from "./errors.ts";
 export {
-  DATA_DIR_ENV,
-  defaultDataDir,
-  isOwnedDataDir,
-  MIRRORS_ENV,
-  resolveDataDir,
-  resolveMirrors,
-} from "./cache.ts";
-export {
-  type DownloadAttempt,
-  DownloadError,
-  downloadFile,
-  type DownloadOptions,
-  type DownloadResult,
-  ensureDirectory,
-  normalizeMirror,
-  parseMirrorList,
-} from "./download.ts";
-export { DataError, fileSystemError, type FixHint } from "./errors.ts";
-export {
-  encodeIdx,
-  gunzip,
-  gzip,
   type IdxArray,
   type IdxExpectation,
   type IdxImages,
@@ -53,18 +33,8 @@ export {
   parseIdx,
   parseImages,
   parseLabels,
-  readGzipFile,
 } from "./idx.ts";
-export { md5Hex, sha256Hex, type Verification, verifyGzBytes, verifyGzFile } from "./verify.ts";
-export {
-  createProgress,
-  formatBytes,
-  formatDuration,
-  formatProgressLine,
-  type ProgressMode,
-  type ProgressOptions,
-  type ProgressReporter,
-} from "./progress.ts";
+export { type ProgressMode, type ProgressReporter } from "./progress.ts";
 export {
   CLASS_NAMES,
   ensureFashionMnist,
@@ -91,7 +61,6 @@ export {
   GpuDataset,
   type GpuDatasetOptions,
 } from "./loader.ts";
-export { gatherBatch } from "./gather.ts";
 export {
   renderSampleGrid,
   type SampleGridInfo,
@@ -99,11 +68,3 @@ export {
   sampleGridPng,
   sampleGridSvg,
 } from "./sample_grid.ts";
-export { crc32, encodePng, type RasterImage } from "./png.ts";
-export {
-  describeLocation,
-  DOWNLOAD_USAGE,
-  type DownloadArgs,
-  downloadCommand,
-  parseDownloadArgs,
-} from "./command.ts";

@@ -63,11 +63,25 @@ export function init(): Promise<GpuContext> {
   return pending;
 }
 
+/**
+ * An environment variable, or undefined where there is none, where the runtime has no `Deno`
+ * (a browser) or where `--allow-env` does not grant it: `init()` needs no permission.
+ */
+function envVar(name: string): string | undefined {
+  try {
+    return globalThis.Deno?.env.get(name);
+  } catch {
+    return undefined;
+  }
+}
+
 async function createContext(): Promise<GpuContext> {
   // lavapipe warns on every start when XDG_RUNTIME_DIR is unset; any writable folder will do.
   try {
-    if (!Deno.env.get("XDG_RUNTIME_DIR")) Deno.env.set("XDG_RUNTIME_DIR", Deno.makeTempDirSync());
-  } catch { /* no env permission: the warning is harmless */ }
+    if (globalThis.Deno && !envVar("XDG_RUNTIME_DIR")) {
+      Deno.env.set("XDG_RUNTIME_DIR", Deno.makeTempDirSync());
+    }
+  } catch { /* no env or write permission: the warning is harmless */ }
   if (typeof navigator === "undefined" || !("gpu" in navigator) || !navigator.gpu) {
     throw new Error(
       "WebGPU is not available: navigator.gpu is missing in this runtime. Use Deno 2 or later " +
@@ -103,7 +117,7 @@ async function createContext(): Promise<GpuContext> {
       vendor: info.vendor,
       architecture: info.architecture,
       isFallbackAdapter: info.isFallbackAdapter ?? false,
-      backend: Deno.env.get("DENO_WEBGPU_BACKEND") ?? "default",
+      backend: envVar("DENO_WEBGPU_BACKEND") ?? "default",
     },
     limits: device.limits,
   };

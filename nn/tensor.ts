@@ -78,7 +78,12 @@ export class Tensor implements Disposable {
   requiresGrad: boolean;
   /** Gradient accumulated by `backward()` (leaves only); `null` until then. */
   grad: Tensor | null = null;
-  /** The op that produced this tensor, while the graph behind it is alive. */
+  /**
+   * The op that produced this tensor, while the graph behind it is alive (autograd's internal
+   * bookkeeping: not part of the public API).
+   *
+   * @ignore
+   */
   node: GradNode | null = null;
   #storage: Storage | null;
 
