@@ -19,6 +19,7 @@ import { shutdown } from "./nn/shutdown.ts";
 import { evaluateCommand } from "./cli/evaluate_command.ts";
 import { experimentCommand } from "./cli/experiment_command.ts";
 import { type CommandIo, CONSOLE_IO } from "./cli/harness.ts";
+import { flagWording } from "./cli/wording.ts";
 
 export type { CommandIo };
 import { predictCommand } from "./cli/predict_command.ts";
@@ -32,7 +33,8 @@ export const COMMANDS: Readonly<
 > = {
   download: {
     summary: "find or download FashionMNIST, verify it, print where it is",
-    run: (args, io) => downloadCommand(args, io),
+    // The library's errors name its options; the command line names the flags.
+    run: (args, io) => downloadCommand(args, { ...io, err: (line) => io.err(flagWording(line)) }),
   },
   train: {
     summary:

@@ -12,6 +12,7 @@ import { init } from "../nn/device.ts";
 import type { ModelSizeConfig } from "../nn/model_limits.ts";
 import { type Flags, type FlagSpec, formatHelp, parseFlags, UsageError } from "./args.ts";
 import { type DataChoice, dataChoice, GpuData, prepareData } from "./data.ts";
+import { flagWording } from "./wording.ts";
 import { checkBatchSizeForAll } from "./device_limits.ts";
 import { type RunEnvironment, runEnvironment } from "./environment.ts";
 import { claimRunDir, displayPath, prepareOutDir, type RunDirClaim } from "./files.ts";
@@ -75,7 +76,7 @@ export async function runCommand(
     }
     // A system error (ENOSPC, EACCES, ...: it has a `code`) names its file; no stack trace.
     const systemError = error instanceof Error && typeof Reflect.get(error, "code") === "string";
-    if (error instanceof DataError || systemError) io.err(`error: ${error.message}`);
+    if (error instanceof DataError || systemError) io.err(`error: ${flagWording(error.message)}`);
     else io.err(`error: ${error instanceof Error ? error.stack ?? error.message : error}`);
     return 1;
   }

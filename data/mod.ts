@@ -43,6 +43,7 @@ export {
   type FashionMnistOptions,
   type FileSource,
   loadFashionMnist,
+  type LoadFashionMnistOptions,
   type LocatedFile,
 } from "./fashion_mnist.ts";
 export {

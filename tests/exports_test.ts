@@ -179,6 +179,7 @@ const EXPECTED: Record<string, readonly string[]> = {
     "IdxImages",
     "IdxLabels",
     "ImageSet",
+    "LoadFashionMnistOptions",
     "LocatedFile",
     "MIRRORS_ENV",
     "ProgressMode",
