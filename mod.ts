@@ -23,6 +23,27 @@
  * });
  * ```
  *
+ * Training with `fit`: batches from a `DataLoader` (see `@wgtorch/wgtorch/data`), an optimizer,
+ * and a history of per-epoch loss and accuracy back:
+ *
+ * ```ts
+ * import { Adam, fit, init, Linear, LogSoftmax, manualSeed, Sequential } from "@wgtorch/wgtorch";
+ * import { Flatten } from "@wgtorch/wgtorch";
+ * import { DataLoader, GpuDataset } from "@wgtorch/wgtorch/data";
+ *
+ * await init();
+ * manualSeed(0);
+ * // 64 made-up 28x28 images: class 1 is bright, class 0 dark.
+ * const labels = Uint8Array.from({ length: 64 }, (_, i) => i % 2);
+ * const images = new Uint8Array(64 * 784).map((_, p) => labels[Math.floor(p / 784)] * 200);
+ * const set = { images, labels, count: 64, rows: 28, cols: 28 };
+ * const train = new DataLoader(new GpuDataset(set), { batchSize: 16, seed: 0 });
+ * const model = new Sequential(new Flatten(), new Linear(784, 2), new LogSoftmax());
+ * const optimizer = new Adam(model.parameters(), { lr: 0.01 });
+ * const { history } = await fit(model, { train, optimizer, epochs: 3 });
+ * console.log(history.map((epoch) => epoch.trainAccuracy)); // rising to 1
+ * ```
+ *
  * Permissions: none beyond WebGPU itself; `init()` reads `WGTORCH_*` environment variables only
  * where `--allow-env` grants them. Saving and loading files needs `--allow-read`/`--allow-write`
  * for those paths.

@@ -53,7 +53,15 @@ const RAISED_LIMITS = [
  * Creates the process's WebGPU device on first call and returns it on every later call.
  *
  * Throws an error that says what was looked for and how to get a software adapter when
- * `navigator.gpu` or an adapter is missing.
+ * `navigator.gpu` or an adapter is missing. Needs no Deno permission.
+ *
+ * @example Start the device and see what it is
+ * ```ts
+ * import { describeAdapter, init } from "@wgtorch/wgtorch";
+ *
+ * const gpu = await init();
+ * console.log(describeAdapter(gpu.adapter)); // the adapter's name, vendor and backend
+ * ```
  */
 export function init(): Promise<GpuContext> {
   if (context) return Promise.resolve(context);
