@@ -15,10 +15,11 @@
  */
 
 import { downloadCommand } from "./data/command.ts";
-import { shutdown } from "./nn/shutdown.ts";
+import { shutdown } from "./mod.ts";
 import { evaluateCommand } from "./cli/evaluate_command.ts";
 import { experimentCommand } from "./cli/experiment_command.ts";
 import { type CommandIo, CONSOLE_IO } from "./cli/harness.ts";
+import { forcedExit } from "./cli/interrupt.ts";
 import { flagWording } from "./cli/wording.ts";
 
 export type { CommandIo };
@@ -112,9 +113,11 @@ async function runAndExit(args: readonly string[]): Promise<never> {
   try {
     code = await main(args);
   } catch (error) {
-    console.error(error);
+    if (!forcedExit()) console.error(error);
     code = 1;
   }
+  // A second Ctrl-C is quitting with 130: what failed after it is no outcome of the command.
+  await forcedExit();
   try {
     await shutdown({ timeoutMs: SHUTDOWN_TIMEOUT_MS });
   } catch (error) {

@@ -51,7 +51,7 @@
  * @module
  */
 
-export { type AdapterReport, describeAdapter, type GpuContext, init } from "./nn/device.ts";
+export { type AdapterReport, describeAdapter, gpu, type GpuContext, init } from "./nn/device.ts";
 export { type MemoryStats, memoryStats, trimPool } from "./nn/buffer_pool.ts";
 export { shutdown, type ShutdownOptions } from "./nn/shutdown.ts";
 export {
@@ -157,6 +157,7 @@ export {
   type NonFiniteTensor,
 } from "./train/metrics_accumulator.ts";
 export { type Json as JsonValue } from "./train/tune/types.ts";
+export { writeFileAtomic } from "./train/tune/fs_atomic.ts";
 export { ConfusionAccumulator, perClassAccuracy } from "./train/confusion.ts";
 export {
   type CheckpointInfo,

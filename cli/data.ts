@@ -6,9 +6,14 @@
  * @module
  */
 
-import { type ImageSet, splitTrainVal, subset } from "../data/dataset.ts";
-import { loadFashionMnist } from "../data/fashion_mnist.ts";
-import { DataLoader, GpuDataset } from "../data/loader.ts";
+import {
+  DataLoader,
+  GpuDataset,
+  type ImageSet,
+  loadFashionMnist,
+  splitTrainVal,
+  subset,
+} from "../data/mod.ts";
 import type { Flags } from "./args.ts";
 import { UsageError } from "./args.ts";
 

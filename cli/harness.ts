@@ -7,16 +7,21 @@
  * @module
  */
 
-import { DataError } from "../data/errors.ts";
-import { init } from "../nn/device.ts";
-import type { ModelSizeConfig } from "../nn/model_limits.ts";
+import { init } from "../mod.ts";
+import { DataError } from "../data/mod.ts";
+import type { ModelSizeConfig } from "../models/mod.ts";
 import { type Flags, type FlagSpec, formatHelp, parseFlags, UsageError } from "./args.ts";
 import { type DataChoice, dataChoice, GpuData, prepareData } from "./data.ts";
 import { flagWording } from "./wording.ts";
 import { checkBatchSizeForAll } from "./device_limits.ts";
 import { type RunEnvironment, runEnvironment } from "./environment.ts";
 import { claimRunDir, displayPath, prepareOutDir, type RunDirClaim } from "./files.ts";
-import { type InterruptHandle, onInterrupt } from "./interrupt.ts";
+import {
+  forcedExit,
+  INTERRUPTED_EXIT_CODE,
+  type InterruptHandle,
+  onInterrupt,
+} from "./interrupt.ts";
 import type { ProgressMode } from "./progress.ts";
 
 /** Where a command's text goes. */
@@ -70,6 +75,8 @@ export async function runCommand(
   try {
     return await body(flags);
   } catch (error) {
+    // After a second Ctrl-C the device is gone: the failure that follows is not the outcome.
+    if (forcedExit()) return INTERRUPTED_EXIT_CODE;
     if (error instanceof UsageError) {
       io.err(error.message);
       return 2;

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { crc32 } from "../data/png.ts";
+import { crc32 } from "node:zlib";
 
 /** A grey image, one byte per pixel. */
 export interface GreyImage {

@@ -5,11 +5,22 @@
  * @module
  */
 
-import { shutdown } from "../nn/shutdown.ts";
+import { shutdown } from "../mod.ts";
 import { releaseAllClaims } from "./files.ts";
 
 /** Exit code of a run stopped by Ctrl-C (128 + SIGINT, as shells report it). */
 export const INTERRUPTED_EXIT_CODE = 130;
+
+let quitting: Promise<void> | null = null;
+
+/**
+ * After a second Ctrl-C: the forced exit in progress (it ends the process with
+ * `INTERRUPTED_EXIT_CODE` once the device is down), else null. Work still running then fails on
+ * the destroyed device; callers await this instead of reporting that failure as the outcome.
+ */
+export function forcedExit(): Promise<void> | null {
+  return quitting;
+}
 
 /** An installed Ctrl-C handler. */
 export interface InterruptHandle {
@@ -27,7 +38,7 @@ export function onInterrupt(notice: (line: string) => void): InterruptHandle {
       notice("Second Ctrl-C: quitting now.");
       releaseAllClaims();
       // Destroy the device first: exiting while the driver's threads run can crash (SIGSEGV).
-      shutdown({ timeoutMs: 1000 }).finally(() => Deno.exit(INTERRUPTED_EXIT_CODE));
+      quitting ??= shutdown({ timeoutMs: 1000 }).finally(() => Deno.exit(INTERRUPTED_EXIT_CODE));
       return;
     }
     notice("Ctrl-C: stopping after the GPU work in flight (press Ctrl-C again to quit now)...");

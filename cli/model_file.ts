@@ -5,6 +5,8 @@
  * @module
  */
 
+import { type CpuTensor, type LoadedWeights, loadWeights } from "../mod.ts";
+import { DataError } from "../data/mod.ts";
 import {
   type Classifier,
   createModel,
@@ -12,8 +14,6 @@ import {
   MODEL_NAMES,
   type ModelName,
 } from "../models/mod.ts";
-import { DataError } from "../data/errors.ts";
-import { type CpuTensor, type LoadedWeights, loadWeights } from "../train/checkpoint.ts";
 import { UsageError } from "./args.ts";
 import { checkL1 } from "./device_limits.ts";
 

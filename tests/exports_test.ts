@@ -109,6 +109,7 @@ const EXPECTED: Record<string, readonly string[]> = {
     "flush",
     "formatShape",
     "full",
+    "gpu",
     "historyToCsv",
     "init",
     "isGradEnabled",
@@ -151,6 +152,7 @@ const EXPECTED: Record<string, readonly string[]> = {
     "tidy",
     "trainEpoch",
     "trimPool",
+    "writeFileAtomic",
     "zeros",
   ],
   "./data": [
