@@ -4,11 +4,15 @@
  * sample-image figures.
  *
  * ```ts ignore
- * import { DataLoader, GpuDataset, loadFashionMnist, splitTrainVal } from "./data/mod.ts";
- * const data = await loadFashionMnist();            // downloads once, then uses the cache
- * const { train, val } = splitTrainVal(data.train, { seed: 0 });  // 48,000 / 12,000
+ * // ignore: downloads FashionMNIST (about 30 MB) the first time.
+ * import { init } from "@wgtorch/wgtorch";
+ * import { DataLoader, GpuDataset, loadFashionMnist, splitTrainVal } from "@wgtorch/wgtorch/data";
+ *
+ * await init();
+ * const data = await loadFashionMnist(); // downloads once, then uses the cache
+ * const { train, val } = splitTrainVal(data.train, { valFraction: 0.2, seed: 0 }); // 48,000 / 12,000
  * const loader = new DataLoader(new GpuDataset(train), { batchSize: 128, seed: 0 });
- * for (const { x, y, dispose } of loader.batches(0)) { ...; dispose(); }
+ * for (const { x, y } of loader.batches(0)) console.log(x.shape, y.shape); // freed as the loop moves on
  * ```
  *
  * @module
