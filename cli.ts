@@ -14,12 +14,13 @@
  * @module
  */
 
-import { shutdown } from "./nn/shutdown.ts";
 import { downloadCommand } from "./cli/download_command.ts";
+import { shutdown } from "./mod.ts";
 import { evaluateCommand } from "./cli/evaluate_command.ts";
 import { experimentCommand } from "./cli/experiment_command.ts";
 import { type CommandIo, CONSOLE_IO } from "./cli/harness.ts";
-import { forcedExitInProgress } from "./cli/interrupt.ts";
+import { forcedExit } from "./cli/interrupt.ts";
+import { flagWording } from "./cli/wording.ts";
 
 export type { CommandIo };
 import { predictCommand } from "./cli/predict_command.ts";
@@ -33,7 +34,8 @@ export const COMMANDS: Readonly<
 > = {
   download: {
     summary: "find or download FashionMNIST, verify it, print where it is",
-    run: downloadCommand,
+    // The library's errors name its options; the command line names the flags.
+    run: (args, io) => downloadCommand(args, { ...io, err: (line) => io.err(flagWording(line)) }),
   },
   train: {
     summary:
@@ -111,11 +113,11 @@ async function runAndExit(args: readonly string[]): Promise<never> {
   try {
     code = await main(args);
   } catch (error) {
-    if (!forcedExitInProgress()) console.error(error);
+    if (!forcedExit()) console.error(error);
     code = 1;
   }
-  // A second Ctrl-C is already shutting down and exits with 130: what it cut short is not the outcome.
-  await forcedExitInProgress();
+  // A second Ctrl-C is quitting with 130: what failed after it is no outcome of the command.
+  await forcedExit();
   try {
     await shutdown({ timeoutMs: SHUTDOWN_TIMEOUT_MS });
   } catch (error) {

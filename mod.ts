@@ -1,16 +1,21 @@
 /**
- * wgtorch: train neural networks in Deno on WebGPU, with hand-written WGSL kernels and a
- * PyTorch-shaped API — tensors, autograd, layers, losses, SGD/Adam, LR schedules, a
- * FashionMNIST pipeline, a training loop and a Ray-Tune-style tuner.
+ * wgtorch: train neural networks in Deno (and the browser) on WebGPU, with hand-written WGSL
+ * kernels and a PyTorch-shaped API — tensors, autograd, layers, losses, SGD/Adam, LR schedules,
+ * a training loop and safetensors.
+ *
+ * The other entry points: `@wgtorch/wgtorch/data` (datasets, GPU loaders, FashionMNIST),
+ * `@wgtorch/wgtorch/models` (the study's models by name), `@wgtorch/wgtorch/tune` (a
+ * Ray-Tune-style tuner) and `@wgtorch/wgtorch/cli` (the study's command line).
  *
  * ```ts
- * import { Adam, cnnBn, init, nllLoss, tensor, tidy } from "@wgtorch/wgtorch";
+ * import { Adam, init, Linear, nllLoss, ReLU, Sequential, tensor, tidy } from "@wgtorch/wgtorch";
+ * import { LogSoftmax } from "@wgtorch/wgtorch";
  *
  * await init();
- * const model = cnnBn();
+ * const model = new Sequential(new Linear(4, 8), new ReLU(), new Linear(8, 3), new LogSoftmax());
  * const optimizer = new Adam(model.parameters(), { lr: 0.01 });
- * const x = tensor(new Float32Array(4 * 784), [4, 1, 28, 28]);
- * const y = tensor([0, 1, 2, 3], [4], { dtype: "i32" });
+ * const x = tensor(new Float32Array(2 * 4).fill(0.5), [2, 4]);
+ * const y = tensor([0, 2], [2], { dtype: "i32" });
  * tidy(() => {
  *   optimizer.zeroGrad();
  *   nllLoss(model.forward(x), y).backward();
@@ -18,9 +23,159 @@
  * });
  * ```
  *
+ * Training with `fit`: batches from a `DataLoader` (see `@wgtorch/wgtorch/data`), an optimizer,
+ * and a history of per-epoch loss and accuracy back:
+ *
+ * ```ts
+ * import { Adam, fit, init, Linear, LogSoftmax, manualSeed, Sequential } from "@wgtorch/wgtorch";
+ * import { Flatten } from "@wgtorch/wgtorch";
+ * import { DataLoader, GpuDataset } from "@wgtorch/wgtorch/data";
+ *
+ * await init();
+ * manualSeed(0);
+ * // 64 made-up 28x28 images: class 1 is bright, class 0 dark.
+ * const labels = Uint8Array.from({ length: 64 }, (_, i) => i % 2);
+ * const images = new Uint8Array(64 * 784).map((_, p) => labels[Math.floor(p / 784)] * 200);
+ * const set = { images, labels, count: 64, rows: 28, cols: 28 };
+ * const train = new DataLoader(new GpuDataset(set), { batchSize: 16, seed: 0 });
+ * const model = new Sequential(new Flatten(), new Linear(784, 2), new LogSoftmax());
+ * const optimizer = new Adam(model.parameters(), { lr: 0.01 });
+ * const { history } = await fit(model, { train, optimizer, epochs: 3 });
+ * console.log(history.map((epoch) => epoch.trainAccuracy)); // rising to 1
+ * ```
+ *
+ * Permissions: none beyond WebGPU itself; `init()` reads `WGTORCH_*` environment variables only
+ * where `--allow-env` grants them. Saving and loading files needs `--allow-read`/`--allow-write`
+ * for those paths.
+ *
  * @module
  */
 
-export * from "./nn/mod.ts";
-export * from "./data/mod.ts";
-export * from "./train/mod.ts";
+export { type AdapterReport, describeAdapter, gpu, type GpuContext, init } from "./nn/device.ts";
+export { type MemoryStats, memoryStats, trimPool } from "./nn/buffer_pool.ts";
+export { shutdown, type ShutdownOptions } from "./nn/shutdown.ts";
+export {
+  flush,
+  type KernelTime,
+  startProfiling,
+  stopProfiling,
+  type StreamStats,
+  streamStats,
+  sync,
+} from "./nn/stream.ts";
+export { type Disposable, keep, tidy, type TidyResult } from "./nn/scope.ts";
+export { isGradEnabled, noGrad } from "./nn/autograd.ts";
+export { Rng } from "./nn/random.ts";
+export { maxElementsPerTexture, textureFits } from "./nn/texture.ts";
+export {
+  type DType,
+  formatShape,
+  full,
+  maxTensorElements,
+  ones,
+  randNormal,
+  type RandomOptions,
+  randUniform,
+  Tensor,
+  tensor,
+  tensorFits,
+  type TensorOptions,
+  type TypedArray,
+  zeros,
+} from "./nn/tensor.ts";
+export { add, mul, relu, scale, sub } from "./nn/ops/elementwise.ts";
+export { linear, matmul, type MatmulOptions } from "./nn/ops/matmul.ts";
+export { conv2d, type Conv2dOptions } from "./nn/ops/conv2d.ts";
+export { batchNorm, type BatchNormOptions } from "./nn/ops/batch_norm.ts";
+export { maxPool2d, type MaxPoolOptions } from "./nn/ops/max_pool.ts";
+export { dropout, type DropoutOptions } from "./nn/ops/dropout.ts";
+export { crossEntropy, logSoftmax, nllLoss } from "./nn/ops/softmax.ts";
+export { argmax, correctCount, mean, sum } from "./nn/ops/reduce.ts";
+export { Module, type StateDict, type StateDictInput } from "./nn/modules/module.ts";
+export { defaultGenerator, type InitOptions, manualSeed } from "./nn/modules/init.ts";
+export { Linear, type LinearOptions } from "./nn/modules/linear.ts";
+export { Conv2d, type Conv2dLayerOptions } from "./nn/modules/conv2d.ts";
+export {
+  BatchNorm1d,
+  BatchNorm2d,
+  BatchNormBase,
+  type BatchNormLayerOptions,
+} from "./nn/modules/batch_norm.ts";
+export { Dropout, Flatten, LogSoftmax, MaxPool2d, ReLU, Sequential } from "./nn/modules/layers.ts";
+export {
+  type DecodedSafetensors,
+  decodeSafetensors,
+  encodeSafetensors,
+  type LoadedSafetensors,
+  loadSafetensors,
+  type SafetensorsTensor,
+  saveSafetensors,
+} from "./nn/safetensors.ts";
+export {
+  type FiniteWatch,
+  type Hyperparameters,
+  Optimizer,
+  type OptimizerOptions,
+  type OptimizerStateDict,
+  type ParameterUpdate,
+} from "./train/optim/optimizer.ts";
+export { SGD, type SGDOptions } from "./train/optim/sgd.ts";
+export { Adam, type AdamOptions, AdamW } from "./train/optim/adam.ts";
+export {
+  CosineAnnealingLR,
+  type CosineAnnealingLROptions,
+  LRScheduler,
+  type LRSchedulerStateDict,
+  type LrTarget,
+  StepLR,
+  type StepLROptions,
+} from "./train/lr_scheduler.ts";
+export {
+  accuracy,
+  type BatchLoader,
+  type EpochEndContext,
+  evaluate,
+  type EvaluateOptions,
+  type EvaluateResult,
+  fit,
+  type FitOptions,
+  type FitProgress,
+  type FitResult,
+  type LossFunction,
+  type LossPhase,
+  meanLoss,
+  type Metric,
+  NonFiniteLossError,
+  type NonFiniteValues,
+  type StepProgress,
+  trainEpoch,
+  type TrainEpochOptions,
+  type TrainEpochResult,
+  type TrainingBatch,
+  type WatchedNames,
+} from "./train/fit.ts";
+export { type EpochRecord, HISTORY_COLUMNS, historyToCsv } from "./train/history.ts";
+// fit's and trainEpoch's `pacer` and `accumulator` options take these two: they stay public until
+// those options give way to user-facing ones.
+export { ReadPacer, type ReadPacerOptions } from "./train/read_pacer.ts";
+export {
+  type AccumulatorSnapshot,
+  MetricsAccumulator,
+  type NonFiniteTensor,
+} from "./train/metrics_accumulator.ts";
+export { type Json as JsonValue } from "./train/tune/types.ts";
+export { writeFileAtomic } from "./train/tune/fs_atomic.ts";
+export { ConfusionAccumulator, perClassAccuracy } from "./train/confusion.ts";
+export {
+  type CheckpointInfo,
+  type CpuTensor,
+  type DescribedModel,
+  loadCheckpoint,
+  type LoadedCheckpoint,
+  type LoadedWeights,
+  loadWeights,
+  restoreCheckpoint,
+  saveCheckpoint,
+  saveWeights,
+  type TrainingState,
+} from "./train/checkpoint.ts";

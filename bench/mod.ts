@@ -16,13 +16,12 @@ import process from "node:process";
 import { type CommandSpec, formatHelp, parseFlags, UsageError } from "../cli/args.ts";
 import { HELP_FLAG } from "../cli/flags.ts";
 import {
+  Adam,
   conv2d,
-  createModel,
   describeAdapter,
   init,
   matmul,
   memoryStats,
-  type ModelName,
   nllLoss,
   noGrad,
   randUniform,
@@ -34,7 +33,7 @@ import {
   tensor,
   tidy,
 } from "../mod.ts";
-import { Adam } from "../train/optim/adam.ts";
+import { createModel, MODEL_NAMES, type ModelName } from "../models/mod.ts";
 import { writeJsonAtomic } from "../train/tune/fs_atomic.ts";
 import { findTorchPython, type PytorchReport, pytorchThroughput } from "./pytorch.ts";
 
@@ -256,9 +255,12 @@ export function benchTable(rows: readonly BenchRow[]): string {
 }
 
 /** The bench's models. */
-export type BenchModel = "mlp" | "cnn" | "cnn-bn";
+export type BenchModel = Exclude<ModelName, "tuning-cnn">;
 
-const BENCH_MODELS: readonly BenchModel[] = ["mlp", "cnn", "cnn-bn"];
+/** The registry's models that TF.js also builds (it has no tuning CNN). */
+const BENCH_MODELS: readonly BenchModel[] = MODEL_NAMES.filter((name): name is BenchModel =>
+  name !== "tuning-cnn"
+);
 
 /** `deno task bench`'s flags and help. */
 const BENCH_COMMAND: CommandSpec = {

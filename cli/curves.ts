@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { EpochRecord } from "../train/history.ts";
+import type { EpochRecord } from "../mod.ts";
 import { type Panel, renderFigure } from "./svg_plot.ts";
 
 const TRAIN_COLOR = "#1f77b4";

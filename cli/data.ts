@@ -6,12 +6,14 @@
  * @module
  */
 
-import { join } from "node:path";
-import { FASHION_MNIST_FILES } from "../data/checksums.ts";
-import { type ImageSet, imageSetOf, splitTrainVal, subset } from "../data/dataset.ts";
-import { CLASS_NAMES, loadFashionMnist } from "../data/fashion_mnist.ts";
-import { parseImages, parseLabels, readGzipFile } from "../data/idx.ts";
-import { DataLoader, GpuDataset } from "../data/loader.ts";
+import {
+  DataLoader,
+  GpuDataset,
+  type ImageSet,
+  loadFashionMnist,
+  splitTrainVal,
+  subset,
+} from "../data/mod.ts";
 import type { Flags } from "./args.ts";
 import { UsageError } from "./args.ts";
 
@@ -131,23 +133,6 @@ function first(set: ImageSet, count: number | undefined): ImageSet {
   return subset(set, Int32Array.from({ length: count }, (_, i) => i));
 }
 
-async function readUnverified(dir: string): Promise<{ train: ImageSet; test: ImageSet }> {
-  const read = async (images: string, labels: string): Promise<ImageSet> => {
-    const imagePath = join(dir, images), labelPath = join(dir, labels);
-    const parsedImages = parseImages(await readGzipFile(imagePath), imagePath);
-    const parsedLabels = parseLabels(await readGzipFile(labelPath), labelPath, {
-      count: parsedImages.count,
-      classes: CLASS_NAMES.length,
-    });
-    return imageSetOf(parsedImages, parsedLabels);
-  };
-  const files = FASHION_MNIST_FILES;
-  return {
-    train: await read(files.trainImages.name, files.trainLabels.name),
-    test: await read(files.testImages.name, files.testLabels.name),
-  };
-}
-
 /** Loads, limits and splits the data. Data-layer errors propagate (`DataError`). */
 export async function prepareData(
   choice: DataChoice,
@@ -155,7 +140,7 @@ export async function prepareData(
 ): Promise<PreparedData> {
   let train: ImageSet, test: ImageSet, source: string;
   if (!choice.verify) {
-    ({ train, test } = await readUnverified(choice.dataDir!));
+    ({ train, test } = await loadFashionMnist({ dataDir: choice.dataDir, verify: false }));
     source = `${choice.dataDir} (IDX files read without verification: --no-verify)`;
   } else {
     const data = await loadFashionMnist({

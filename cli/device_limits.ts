@@ -6,8 +6,8 @@
  * @module
  */
 
-import { gpu } from "../nn/device.ts";
-import { maxBatchSize, maxL1, type ModelSizeConfig } from "../nn/model_limits.ts";
+import { gpu } from "../mod.ts";
+import { maxBatchSize, maxL1, type ModelSizeConfig } from "../models/mod.ts";
 import { UsageError } from "./args.ts";
 
 /** Throws `UsageError` when `--<flag> value` is a larger batch than the adapter holds. */

@@ -6,15 +6,16 @@
  * @module
  */
 
-import { DATA_DIR_ENV, MIRRORS_ENV } from "../data/cache.ts";
 import {
+  DATA_DIR_ENV,
+  describeLocation,
   ensureFashionMnist,
   type FashionMnistOptions,
   loadFashionMnist,
-} from "../data/fashion_mnist.ts";
-import { describeLocation } from "../data/location.ts";
-import type { ProgressMode } from "../data/progress.ts";
-import { renderSampleGrid } from "../data/sample_grid.ts";
+  MIRRORS_ENV,
+  type ProgressMode,
+  renderSampleGrid,
+} from "../data/mod.ts";
 import type { Flags } from "./args.ts";
 import { HELP_FLAG } from "./flags.ts";
 import { type CommandIo, type CommandSpec, CONSOLE_IO, runCommand } from "./harness.ts";

@@ -6,12 +6,8 @@
  */
 
 import { join } from "node:path";
-import { CLASS_NAMES } from "../data/fashion_mnist.ts";
-import { GpuDataset } from "../data/loader.ts";
-import { init } from "../nn/device.ts";
-import { DataLoader } from "../data/loader.ts";
-import { perClassAccuracy } from "../train/confusion.ts";
-import { evaluate } from "../train/fit.ts";
+import { evaluate, init, perClassAccuracy } from "../mod.ts";
+import { CLASS_NAMES, DataLoader, GpuDataset } from "../data/mod.ts";
 import { type FlagSpec, UsageError } from "./args.ts";
 import { dataChoice, prepareData, type PreparedData } from "./data.ts";
 import { checkBatchSize } from "./device_limits.ts";

@@ -7,7 +7,7 @@
  */
 
 import { join } from "node:path";
-import { historyToCsv } from "../train/history.ts";
+import { historyToCsv } from "../mod.ts";
 import { curvesSvg } from "./curves.ts";
 import { type Experiment, type ExperimentResult, figureFile, STUDY_EPOCHS } from "./experiments.ts";
 import { writeJson, writeText } from "./files.ts";

@@ -5,7 +5,7 @@
  */
 
 import { join, relative } from "node:path";
-import { writeFileAtomic } from "../train/tune/fs_atomic.ts";
+import { writeFileAtomic } from "../mod.ts";
 import { UsageError } from "./args.ts";
 
 /** Writes text atomically (temporary file, fsync, rename). */

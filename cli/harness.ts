@@ -7,15 +7,21 @@
  * @module
  */
 
-import { DataError } from "../data/errors.ts";
-import { init } from "../nn/device.ts";
-import type { ModelSizeConfig } from "../nn/model_limits.ts";
+import { init } from "../mod.ts";
+import { DataError } from "../data/mod.ts";
+import type { ModelSizeConfig } from "../models/mod.ts";
 import { type CommandSpec, type Flags, formatHelp, parseFlags, UsageError } from "./args.ts";
 import { type DataChoice, dataChoice, GpuData, prepareData } from "./data.ts";
+import { flagWording } from "./wording.ts";
 import { checkBatchSizeForAll } from "./device_limits.ts";
 import { type RunEnvironment, runEnvironment } from "./environment.ts";
 import { claimRunDir, displayPath, prepareOutDir, type RunDirClaim } from "./files.ts";
-import { type InterruptHandle, onInterrupt } from "./interrupt.ts";
+import {
+  forcedExit,
+  INTERRUPTED_EXIT_CODE,
+  type InterruptHandle,
+  onInterrupt,
+} from "./interrupt.ts";
 import type { ProgressMode } from "./progress.ts";
 
 /** Where a command's text goes. */
@@ -61,13 +67,15 @@ export async function runCommand(
   try {
     return await body(flags);
   } catch (error) {
+    // After a second Ctrl-C the device is gone: the failure that follows is not the outcome.
+    if (forcedExit()) return INTERRUPTED_EXIT_CODE;
     if (error instanceof UsageError) {
       io.err(error.message);
       return 2;
     }
     // A system error (ENOSPC, EACCES, ...: it has a `code`) names its file; no stack trace.
     const systemError = error instanceof Error && typeof Reflect.get(error, "code") === "string";
-    if (error instanceof DataError || systemError) io.err(`error: ${error.message}`);
+    if (error instanceof DataError || systemError) io.err(`error: ${flagWording(error.message)}`);
     else io.err(`error: ${error instanceof Error ? error.stack ?? error.message : error}`);
     return 1;
   }

@@ -5,21 +5,21 @@
  * @module
  */
 
-import { shutdown } from "../nn/shutdown.ts";
+import { shutdown } from "../mod.ts";
 import { releaseAllClaims } from "./files.ts";
 
 /** Exit code of a run stopped by Ctrl-C (128 + SIGINT, as shells report it). */
 export const INTERRUPTED_EXIT_CODE = 130;
 
-let forcedExit: Promise<void> | null = null;
+let quitting: Promise<void> | null = null;
 
 /**
- * The exit a second Ctrl-C started (the device is being shut down, then the process exits with
- * 130), or null. Code that ends the process otherwise awaits it: the work it interrupted may fail
- * on the way (the device is gone), and that failure is not the outcome.
+ * After a second Ctrl-C: the forced exit in progress (it ends the process with
+ * `INTERRUPTED_EXIT_CODE` once the device is down), else null. Work still running then fails on
+ * the destroyed device; callers await this instead of reporting that failure as the outcome.
  */
-export function forcedExitInProgress(): Promise<void> | null {
-  return forcedExit;
+export function forcedExit(): Promise<void> | null {
+  return quitting;
 }
 
 /** An installed Ctrl-C handler. */
@@ -38,7 +38,7 @@ export function onInterrupt(notice: (line: string) => void): InterruptHandle {
       notice("Second Ctrl-C: quitting now.");
       releaseAllClaims();
       // Destroy the device first: exiting while the driver's threads run can crash (SIGSEGV).
-      forcedExit ??= shutdown({ timeoutMs: 1000 }).catch(() => undefined).finally(() =>
+      quitting ??= shutdown({ timeoutMs: 1000 }).catch(() => undefined).finally(() =>
         Deno.exit(INTERRUPTED_EXIT_CODE)
       );
       return;

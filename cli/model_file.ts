@@ -5,13 +5,17 @@
  * @module
  */
 
-import { type Classifier, createModel, type ModelName } from "../nn/models.ts";
-import { DataError } from "../data/errors.ts";
-import { type CpuTensor, type LoadedWeights, loadWeights } from "../train/checkpoint.ts";
+import { type CpuTensor, type LoadedWeights, loadWeights } from "../mod.ts";
+import { DataError } from "../data/mod.ts";
+import {
+  type Classifier,
+  createModel,
+  isModelName,
+  MODEL_NAMES,
+  type ModelName,
+} from "../models/mod.ts";
 import { UsageError } from "./args.ts";
 import { checkL1 } from "./device_limits.ts";
-
-const MODELS: readonly ModelName[] = ["mlp", "cnn", "cnn-bn", "tuning-cnn"];
 
 /** A model with its weights loaded, and what the file said. */
 export interface LoadedModel {
@@ -48,10 +52,10 @@ export async function loadModelFile(
   const name = override.model ?? (file.config?.model as string | undefined);
   if (name === undefined) {
     throw new UsageError(
-      `${command}: ${path} does not say which model it holds: add --model ` + MODELS.join("|"),
+      `${command}: ${path} does not say which model it holds: add --model ` + MODEL_NAMES.join("|"),
     );
   }
-  if (!MODELS.includes(name as ModelName)) {
+  if (!isModelName(name)) {
     throw new UsageError(`${command}: unknown model "${name}" in ${path}`);
   }
   const named = file.config?.model, recordedL1 = file.config?.l1;

@@ -5,12 +5,8 @@
  * @module
  */
 
-import { noGrad } from "../nn/autograd.ts";
-import { CLASS_NAMES } from "../data/fashion_mnist.ts";
-import { pixelsToFloat32 } from "../data/dataset.ts";
-import { init } from "../nn/device.ts";
-import { tidy } from "../nn/scope.ts";
-import { tensor } from "../nn/tensor.ts";
+import { init, noGrad, tensor, tidy } from "../mod.ts";
+import { CLASS_NAMES, pixelsToFloat32 } from "../data/mod.ts";
 import { type Flags, UsageError } from "./args.ts";
 import { dataChoice, prepareData } from "./data.ts";
 import { WEIGHTS_FLAGS } from "./evaluate_command.ts";

@@ -15,8 +15,7 @@ import {
   StatusLine,
   writeStderr,
 } from "../data/progress.ts";
-import type { FitProgress, StepProgress } from "../train/fit.ts";
-import type { EpochRecord } from "../train/history.ts";
+import type { EpochRecord, FitProgress, StepProgress } from "../mod.ts";
 
 export type { ProgressMode };
 

@@ -6,8 +6,8 @@
  * @module
  */
 
-import { CLASS_NAMES } from "../data/fashion_mnist.ts";
-import type { EpochRecord } from "../train/history.ts";
+import type { EpochRecord } from "../mod.ts";
+import { CLASS_NAMES } from "../data/mod.ts";
 import { describeSplit, type PreparedData } from "./data.ts";
 import { environmentLines, type RunEnvironment } from "./environment.ts";
 import { duration, fixed, significant, table } from "./markdown.ts";

@@ -11,24 +11,25 @@
  */
 
 import { join } from "node:path";
-import { firstLine } from "../data/errors.ts";
-import { CLASS_NAMES } from "../data/fashion_mnist.ts";
-import { DataLoader } from "../data/loader.ts";
-import { type Classifier, createModel, type ModelName } from "../nn/models.ts";
-import { Rng } from "../nn/random.ts";
 import {
+  Adam,
+  type EpochRecord,
+  evaluate,
+  fit,
+  historyToCsv,
   loadCheckpoint,
+  NonFiniteLossError,
+  type Optimizer,
+  perClassAccuracy,
   restoreCheckpoint,
+  Rng,
   saveCheckpoint,
   saveWeights,
-} from "../train/checkpoint.ts";
-import { perClassAccuracy } from "../train/confusion.ts";
-import { evaluate, fit, NonFiniteLossError } from "../train/fit.ts";
-import { type EpochRecord, historyToCsv } from "../train/history.ts";
-import { StepLR } from "../train/lr_scheduler.ts";
-import { Adam } from "../train/optim/adam.ts";
-import type { Optimizer } from "../train/optim/optimizer.ts";
-import { SGD } from "../train/optim/sgd.ts";
+  SGD,
+  StepLR,
+} from "../mod.ts";
+import { CLASS_NAMES, DataLoader } from "../data/mod.ts";
+import { type Classifier, createModel, type ModelName } from "../models/mod.ts";
 import { UsageError } from "./args.ts";
 import { curvesSvg } from "./curves.ts";
 import type { GpuData } from "./data.ts";
@@ -391,4 +392,10 @@ export function runSummary(result: RunResult): Record<string, unknown> {
       weights: result.status === "completed" ? "weights.safetensors" : null,
     },
   };
+}
+
+/** The first line of an error's message. */
+function firstLine(error: unknown): string {
+  const text = error instanceof Error ? error.message : String(error);
+  return text.split("\n")[0];
 }

@@ -6,8 +6,8 @@
  */
 
 import { join } from "node:path";
-import { init } from "../nn/device.ts";
-import type { ModelName } from "../nn/models.ts";
+import { init } from "../mod.ts";
+import type { ModelName } from "../models/mod.ts";
 import { type Flags, UsageError } from "./args.ts";
 import { dataChoice } from "./data.ts";
 import { studyMatch } from "./experiments.ts";

@@ -7,14 +7,19 @@
  */
 
 import { join } from "node:path";
-import { suggestMaxConcurrent } from "../train/tune/concurrency.ts";
-import { AshaScheduler } from "../train/tune/asha.ts";
-import { decodeMetrics, type MetricsJson } from "../train/tune/metrics.ts";
-import { ResultGrid, type TrialResult } from "../train/tune/result_grid.ts";
-import { tune, type TuneProgress } from "../train/tune/runner.ts";
-import { choice } from "../train/tune/search_space.ts";
-import type { ParamSpace } from "../train/tune/variants.ts";
-import { gpu, init } from "../nn/device.ts";
+import { gpu, init } from "../mod.ts";
+import {
+  AshaScheduler,
+  choice,
+  decodeMetrics,
+  type MetricsJson,
+  type ParamSpace,
+  ResultGrid,
+  suggestMaxConcurrent,
+  type TrialResult,
+  tune,
+  type TuneProgress,
+} from "../train/tune/mod.ts";
 import { type Flags, type FlagSpec, UsageError } from "./args.ts";
 import { type DataChoice, dataChoice } from "./data.ts";
 import { displayPath, prepareOutDir, type RunDirClaim, writeJson, writeText } from "./files.ts";

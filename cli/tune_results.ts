@@ -7,10 +7,12 @@
  */
 
 import { join } from "node:path";
-import { csvCell } from "../train/history.ts";
-import { encodeMetrics, type MetricsJson } from "../train/tune/metrics.ts";
-import type { ResultGrid } from "../train/tune/result_grid.ts";
-import type { TrialStatus } from "../train/tune/types.ts";
+import {
+  encodeMetrics,
+  type MetricsJson,
+  type ResultGrid,
+  type TrialStatus,
+} from "../train/tune/mod.ts";
 import { UsageError } from "./args.ts";
 import { writeJson, writeText } from "./files.ts";
 
@@ -195,4 +197,11 @@ export async function readTunedConfigs(
     } else notes.push(`${opt}: not tuned in ${dir}; the study's config`);
   }
   return { configs, notes };
+}
+
+/** One CSV cell: quoted when it holds a quote, a comma or a line break. */
+function csvCell(value: string | number | boolean | null | undefined): string {
+  if (value === null || value === undefined) return "";
+  const text = String(value);
+  return /[",\n\r]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 }

@@ -8,13 +8,10 @@
  */
 
 import { join } from "node:path";
-import { DataLoader } from "../data/loader.ts";
-import { tuningCnn } from "../nn/models.ts";
-import { Rng } from "../nn/random.ts";
-import { loadCheckpoint, restoreCheckpoint, saveCheckpoint } from "../train/checkpoint.ts";
-import { fit } from "../train/fit.ts";
-import { type Trainable, TrialStopped } from "../train/tune/session.ts";
-import type { Metrics } from "../train/tune/types.ts";
+import { fit, loadCheckpoint, restoreCheckpoint, Rng, saveCheckpoint } from "../mod.ts";
+import { DataLoader } from "../data/mod.ts";
+import { tuningCnn } from "../models/mod.ts";
+import { type Trainable, type TrialMetrics as Metrics, TrialStopped } from "../train/tune/mod.ts";
 import type { GpuData } from "./data.ts";
 import type { TrainingProgress } from "./progress.ts";
 import { makeOptimizer } from "./run_training.ts";

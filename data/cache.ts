@@ -40,7 +40,7 @@ export function defaultDataDir(): string {
   return resolve(".cache", "wgtorch", "fashion-mnist");
 }
 
-/** The data folder: `dataDir` (the --data-dir flag) if given, else WGTORCH_DATA_DIR, else the default. */
+/** The data folder: `dataDir` if given, else WGTORCH_DATA_DIR, else the default. */
 export function resolveDataDir(dataDir?: string): string {
   return resolve(dataDir ?? env(DATA_DIR_ENV) ?? defaultDataDir());
 }

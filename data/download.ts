@@ -71,7 +71,7 @@ export class DownloadError extends DataError {
     super(
       `${spec.name}: could not be downloaded from any of ${attempts.length} mirror(s):\n` +
         (lines.length ? lines.join("\n") : "  (no mirror was given)") +
-        `\nCheck the network, give another mirror with --mirror URL or WGTORCH_MIRRORS, or ` +
+        `\nCheck the network, give another mirror with the \`mirrors\` option or WGTORCH_MIRRORS, or ` +
         `copy the file to ${path}.`,
       path,
     );
@@ -91,7 +91,7 @@ export function normalizeMirror(mirror: string): string {
     try {
       url = new URL(text);
     } catch {
-      throw new DataError(`mirror "${text}": not a valid URL. Fix the --mirror value.`, text);
+      throw new DataError(`mirror "${text}": not a valid URL. Fix this \`mirrors\` entry.`, text);
     }
     if (!["http:", "https:", "file:"].includes(url.protocol)) {
       throw new DataError(

@@ -33,7 +33,7 @@ export function firstLine(error: unknown): string {
 
 /** How to phrase the fix in `fileSystemError` messages. */
 export interface FixHint {
-  /** How to pick another place (default: "choose another folder with --data-dir or WGTORCH_DATA_DIR"). */
+  /** How to pick another place (default: "choose another folder with the `dataDir` option or WGTORCH_DATA_DIR"). */
   elsewhere?: string;
   /** How much space is needed, e.g. "about 31 MB" (default: FashionMNIST's). */
   needs?: string;
@@ -53,7 +53,8 @@ export function fileSystemError(
   if (error instanceof DataError) return error;
   const code = errorCode(error);
   const detail = firstLine(error);
-  const elsewhere = hint.elsewhere ?? "choose another folder with --data-dir or WGTORCH_DATA_DIR";
+  const elsewhere = hint.elsewhere ??
+    "choose another folder with the `dataDir` option or WGTORCH_DATA_DIR";
   const needs = hint.needs ?? "FashionMNIST needs about 31 MB";
   let message: string;
   if (code === "ENOSPC" || /no space left/i.test(detail)) {

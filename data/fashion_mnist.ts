@@ -36,10 +36,10 @@ export const CLASS_NAMES: readonly string[] = [
   "Ankle boot",
 ];
 
-/** Where a file was found: the cache folder, a system copy, or a fresh download. */
+/** Where a file was found: the data folder (`cache`), a system copy, or a fresh download. */
 export type FileSource = "cache" | "system" | "download";
 
-/** One verified file. */
+/** One file of the dataset, verified unless `loadFashionMnist` was given `verify: false`. */
 export interface LocatedFile {
   /** What the file is. */
   spec: IdxFileSpec;
@@ -47,8 +47,11 @@ export interface LocatedFile {
   path: string;
   /** Where it came from. */
   source: FileSource;
-  /** How it was verified: MD5 of the .gz, or SHA-256 of the uncompressed content. */
-  method: "md5" | "sha256";
+  /**
+   * How it was verified: MD5 of the .gz, SHA-256 of the uncompressed content, or `"none"`: read
+   * as it is (`verify: false`).
+   */
+  method: "md5" | "sha256" | "none";
   /** The URL it was downloaded from (downloads only). */
   url?: string;
 }
@@ -118,8 +121,8 @@ function notOfficialError(
     : ["are not the official FashionMNIST files", "these files", "they are"];
   return new DataError(
     `${files}: ${is}. Nothing was changed in ${dataDir}, a folder you named. To use ${them} as ` +
-      `${are}, add --no-verify (the training commands); for FashionMNIST, choose another folder ` +
-      "with --data-dir or WGTORCH_DATA_DIR, or leave both unset to use the default cache.",
+      `${are}, load it with \`verify: false\`; for FashionMNIST, choose another folder with the ` +
+      "`dataDir` option or WGTORCH_DATA_DIR, or leave both unset to use the default cache.",
     failed[0].path,
   );
 }
@@ -225,6 +228,17 @@ export async function ensureFashionMnist(
   return (await locateAll(options)).location;
 }
 
+/** Options of `loadFashionMnist`: those of `ensureFashionMnist`, and whether to verify. */
+export interface LoadFashionMnistOptions extends FashionMnistOptions {
+  /**
+   * Whether to verify the files' checksums (default true). `false` reads the four files of the
+   * data folder (`dataDir`, else WGTORCH_DATA_DIR, else the cache) as they are, for files of
+   * your own in FashionMNIST's IDX format under its file names: no checksum, any image count, no
+   * system copy and no download. Errors still name a file that is missing or not IDX.
+   */
+  verify?: boolean;
+}
+
 /** The training and test sets, and where their files are. */
 export interface FashionMnist {
   /** The training set (60,000 images). */
@@ -253,11 +267,58 @@ async function readSet(images: Found, labels: Found, classes: number): Promise<I
   return imageSetOf(parsedImages, parsedLabels);
 }
 
+/** The four files of `dataDir` read as they are, with no checksum (`verify: false`). */
+async function readUnverified(options: FashionMnistOptions): Promise<FashionMnist> {
+  const dataDir = resolveDataDir(options.dataDir);
+  const files = options.files ?? FASHION_MNIST_FILES;
+  const located = {} as Record<IdxFileKey, LocatedFile>;
+  for (const key of IDX_FILE_KEYS) {
+    located[key] = {
+      spec: files[key],
+      path: join(dataDir, files[key].name),
+      source: "cache",
+      method: "none",
+    };
+  }
+  const read = async (images: LocatedFile, labels: LocatedFile): Promise<ImageSet> => {
+    const parsedImages = parseImages(await readGzipFile(images.path), images.path);
+    const parsedLabels = parseLabels(await readGzipFile(labels.path), labels.path, {
+      count: parsedImages.count,
+      classes: CLASS_NAMES.length,
+    });
+    return imageSetOf(parsedImages, parsedLabels);
+  };
+  const train = await read(located.trainImages, located.trainLabels);
+  const test = await read(located.testImages, located.testLabels);
+  return { train, test, location: { dataDir, files: located } };
+}
+
 /**
  * Finds (or downloads) and parses FashionMNIST: 60,000 training and 10,000 test images of
- * 28x28 bytes with their labels. Errors are one line that names the file and the fix.
+ * 28x28 bytes with their labels. Errors are one line that names the file and the fix. With
+ * `verify: false`, reads the four files of the data folder as they are instead.
+ *
+ * @example Load the training and test sets (downloads about 30 MB once, then uses the cache)
+ * ```ts ignore
+ * // ignore: downloads FashionMNIST, too slow and needs the network for `deno test --doc`.
+ * import { loadFashionMnist } from "@wgtorch/wgtorch/data";
+ *
+ * const { train, test, location } = await loadFashionMnist();
+ * console.log(train.count, test.count, location.dataDir); // 60000 10000 ~/.cache/wgtorch/...
+ * ```
+ *
+ * @example Files of your own in FashionMNIST's format, read without checksums
+ * ```ts ignore
+ * // ignore: needs the four IDX .gz files in ./my-data.
+ * import { loadFashionMnist } from "@wgtorch/wgtorch/data";
+ *
+ * const { train } = await loadFashionMnist({ dataDir: "./my-data", verify: false });
+ * ```
  */
-export async function loadFashionMnist(options: FashionMnistOptions = {}): Promise<FashionMnist> {
+export async function loadFashionMnist(
+  options: LoadFashionMnistOptions = {},
+): Promise<FashionMnist> {
+  if (options.verify === false) return await readUnverified(options);
   const { found, location } = await locateAll(options);
   const classes = CLASS_NAMES.length;
   const [train, test] = await Promise.all([

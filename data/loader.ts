@@ -125,10 +125,22 @@ function mixSeed(seed: number, epoch: number): number {
  * batch's tensors live for its turn of the loop: the loader frees them when the loop asks for
  * the next batch or ends (`keepBatches: true` leaves that to the caller).
  *
- * ```ts ignore
- * const loader = new DataLoader(new GpuDataset(split.train), { batchSize: 128, seed: 1 });
- * for (const batch of loader.batches(epoch)) {
- *   tidy(() => step(batch.x, batch.y));
+ * @example Batches of 4 images from a set of 10 (here made up; usually `loadFashionMnist`)
+ * ```ts
+ * import { init } from "@wgtorch/wgtorch";
+ * import { DataLoader, GpuDataset, type ImageSet } from "@wgtorch/wgtorch/data";
+ *
+ * await init();
+ * const set: ImageSet = {
+ *   images: new Uint8Array(10 * 28 * 28).fill(128),
+ *   labels: Uint8Array.from({ length: 10 }, (_, i) => i),
+ *   count: 10,
+ *   rows: 28,
+ *   cols: 28,
+ * };
+ * const loader = new DataLoader(new GpuDataset(set), { batchSize: 4, seed: 1 });
+ * for (const { x, y } of loader.batches(0)) {
+ *   console.log(x.shape, y.shape); // [4, 1, 28, 28] [4] twice, then [2, 1, 28, 28] [2]
  * }
  * ```
  */

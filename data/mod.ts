@@ -4,11 +4,15 @@
  * sample-image figures.
  *
  * ```ts ignore
- * import { DataLoader, GpuDataset, loadFashionMnist, splitTrainVal } from "./data/mod.ts";
- * const data = await loadFashionMnist();            // downloads once, then uses the cache
- * const { train, val } = splitTrainVal(data.train, { seed: 0 });  // 48,000 / 12,000
+ * // ignore: downloads FashionMNIST (about 30 MB) the first time.
+ * import { init } from "@wgtorch/wgtorch";
+ * import { DataLoader, GpuDataset, loadFashionMnist, splitTrainVal } from "@wgtorch/wgtorch/data";
+ *
+ * await init();
+ * const data = await loadFashionMnist(); // downloads once, then uses the cache
+ * const { train, val } = splitTrainVal(data.train, { valFraction: 0.2, seed: 0 }); // 48,000 / 12,000
  * const loader = new DataLoader(new GpuDataset(train), { batchSize: 128, seed: 0 });
- * for (const { x, y, dispose } of loader.batches(0)) { ...; dispose(); }
+ * for (const { x, y } of loader.batches(0)) console.log(x.shape, y.shape); // freed as the loop moves on
  * ```
  *
  * @module
@@ -21,31 +25,11 @@ export {
   type IdxFileKey,
   type IdxFileSet,
   type IdxFileSpec,
-  SYSTEM_DATA_DIRS,
 } from "./checksums.ts";
+export { DATA_DIR_ENV, defaultDataDir, MIRRORS_ENV } from "./cache.ts";
+export { type DownloadAttempt, DownloadError } from "./download.ts";
+export { DataError } from "./errors.ts";
 export {
-  DATA_DIR_ENV,
-  defaultDataDir,
-  isOwnedDataDir,
-  MIRRORS_ENV,
-  resolveDataDir,
-  resolveMirrors,
-} from "./cache.ts";
-export {
-  type DownloadAttempt,
-  DownloadError,
-  downloadFile,
-  type DownloadOptions,
-  type DownloadResult,
-  ensureDirectory,
-  normalizeMirror,
-  parseMirrorList,
-} from "./download.ts";
-export { DataError, fileSystemError, type FixHint } from "./errors.ts";
-export {
-  encodeIdx,
-  gunzip,
-  gzip,
   type IdxArray,
   type IdxExpectation,
   type IdxImages,
@@ -53,18 +37,8 @@ export {
   parseIdx,
   parseImages,
   parseLabels,
-  readGzipFile,
 } from "./idx.ts";
-export { md5Hex, sha256Hex, type Verification, verifyGzBytes, verifyGzFile } from "./verify.ts";
-export {
-  createProgress,
-  formatBytes,
-  formatDuration,
-  formatProgressLine,
-  type ProgressMode,
-  type ProgressOptions,
-  type ProgressReporter,
-} from "./progress.ts";
+export { type ProgressMode, type ProgressReporter } from "./progress.ts";
 export {
   CLASS_NAMES,
   ensureFashionMnist,
@@ -73,6 +47,7 @@ export {
   type FashionMnistOptions,
   type FileSource,
   loadFashionMnist,
+  type LoadFashionMnistOptions,
   type LocatedFile,
 } from "./fashion_mnist.ts";
 export {
@@ -91,7 +66,6 @@ export {
   GpuDataset,
   type GpuDatasetOptions,
 } from "./loader.ts";
-export { gatherBatch } from "./gather.ts";
 export {
   renderSampleGrid,
   type SampleGridInfo,
@@ -99,5 +73,4 @@ export {
   sampleGridPng,
   sampleGridSvg,
 } from "./sample_grid.ts";
-export { encodePng, type RasterImage } from "./png.ts";
 export { describeLocation } from "./location.ts";

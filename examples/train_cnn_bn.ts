@@ -2,20 +2,17 @@
 // the loop, evaluation, and the weights saved as safetensors.
 import {
   Adam,
-  cnnBn,
   correctCount,
-  DataLoader,
   evaluate,
-  GpuDataset,
   init,
-  loadFashionMnist,
   manualSeed,
   nllLoss,
   noGrad,
   saveSafetensors,
-  splitTrainVal,
   StepLR,
 } from "../mod.ts";
+import { DataLoader, GpuDataset, loadFashionMnist, splitTrainVal } from "../data/mod.ts";
+import { cnnBn } from "../models/mod.ts";
 
 await init();
 manualSeed(0);

@@ -53,7 +53,15 @@ const RAISED_LIMITS = [
  * Creates the process's WebGPU device on first call and returns it on every later call.
  *
  * Throws an error that says what was looked for and how to get a software adapter when
- * `navigator.gpu` or an adapter is missing.
+ * `navigator.gpu` or an adapter is missing. Needs no Deno permission.
+ *
+ * @example Start the device and see what it is
+ * ```ts
+ * import { describeAdapter, init } from "@wgtorch/wgtorch";
+ *
+ * const gpu = await init();
+ * console.log(describeAdapter(gpu.adapter)); // the adapter's name, vendor and backend
+ * ```
  */
 export function init(): Promise<GpuContext> {
   if (context) return Promise.resolve(context);
@@ -63,11 +71,25 @@ export function init(): Promise<GpuContext> {
   return pending;
 }
 
+/**
+ * An environment variable, or undefined where there is none, where the runtime has no `Deno`
+ * (a browser) or where `--allow-env` does not grant it: `init()` needs no permission.
+ */
+function envVar(name: string): string | undefined {
+  try {
+    return globalThis.Deno?.env.get(name);
+  } catch {
+    return undefined;
+  }
+}
+
 async function createContext(): Promise<GpuContext> {
   // lavapipe warns on every start when XDG_RUNTIME_DIR is unset; any writable folder will do.
   try {
-    if (!Deno.env.get("XDG_RUNTIME_DIR")) Deno.env.set("XDG_RUNTIME_DIR", Deno.makeTempDirSync());
-  } catch { /* no env permission: the warning is harmless */ }
+    if (globalThis.Deno && !envVar("XDG_RUNTIME_DIR")) {
+      Deno.env.set("XDG_RUNTIME_DIR", Deno.makeTempDirSync());
+    }
+  } catch { /* no env or write permission: the warning is harmless */ }
   if (typeof navigator === "undefined" || !("gpu" in navigator) || !navigator.gpu) {
     throw new Error(
       "WebGPU is not available: navigator.gpu is missing in this runtime. Use Deno 2 or later " +
@@ -103,7 +125,7 @@ async function createContext(): Promise<GpuContext> {
       vendor: info.vendor,
       architecture: info.architecture,
       isFallbackAdapter: info.isFallbackAdapter ?? false,
-      backend: Deno.env.get("DENO_WEBGPU_BACKEND") ?? "default",
+      backend: envVar("DENO_WEBGPU_BACKEND") ?? "default",
     },
     limits: device.limits,
   };

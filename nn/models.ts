@@ -225,7 +225,42 @@ export function tuningCnn(options: TuningCnnOptions = {}): TuningCnn {
   return new TuningCnn(options);
 }
 
-/** Builds a model by its command-line name. */
+/** The study's models by name, in the order the study presents them. */
+export const MODEL_NAMES: readonly ModelName[] = ["mlp", "cnn", "cnn-bn", "tuning-cnn"];
+
+/** One line per model, for help texts and reports. */
+export const MODEL_DESCRIPTIONS: Readonly<Record<ModelName, string>> = {
+  "mlp": "three fully connected layers with dropout",
+  "cnn": "two convolutions with max pooling, then two fully connected layers",
+  "cnn-bn": "the CNN with batch normalization after each convolution (the study's best model)",
+  "tuning-cnn": "CNN-BN with a tunable hidden width l1 (the tuner's model)",
+};
+
+/** Whether `name` is one of {@linkcode MODEL_NAMES}. */
+export function isModelName(name: string): name is ModelName {
+  return (MODEL_NAMES as readonly string[]).includes(name);
+}
+
+/**
+ * Builds one of the study's models by name, with fresh parameters.
+ *
+ * @example Build the study's CNN-BN and classify a batch of 2 blank images
+ * ```ts
+ * import { init, tensor } from "@wgtorch/wgtorch";
+ * import { createModel, MODEL_NAMES } from "@wgtorch/wgtorch/models";
+ * import { Rng } from "@wgtorch/wgtorch";
+ *
+ * await init();
+ * console.log(MODEL_NAMES); // ["mlp", "cnn", "cnn-bn", "tuning-cnn"]
+ * const model = createModel("cnn-bn", { rng: new Rng(0) });
+ * model.eval();
+ * const logProbs = model.forward(tensor(new Float32Array(2 * 784), [2, 1, 28, 28]));
+ * console.log(logProbs.shape); // [2, 10]
+ * ```
+ *
+ * @param name One of {@linkcode MODEL_NAMES}.
+ * @param options The generator for the initial parameters (`rng`), and `l1` for `"tuning-cnn"`.
+ */
 export function createModel(name: ModelName, options: TuningCnnOptions = {}): Classifier {
   switch (name) {
     case "mlp":
@@ -237,6 +272,8 @@ export function createModel(name: ModelName, options: TuningCnnOptions = {}): Cl
     case "tuning-cnn":
       return tuningCnn(options);
     default:
-      throw new Error(`Unknown model "${name}": expected one of mlp, cnn, cnn-bn, tuning-cnn`);
+      throw new Error(
+        `Unknown model ${JSON.stringify(name)}: expected one of ${MODEL_NAMES.join(", ")}`,
+      );
   }
 }

@@ -16,7 +16,7 @@
  * @module
  */
 
-import { writeFileAtomic } from "../train/tune/fs_atomic.ts";
+import { requireDenoFiles, writeFileAtomic } from "../train/tune/fs_atomic.ts";
 import { type Tensor, tensor } from "./tensor.ts";
 
 /** A tensor's shape and float32 elements on the CPU (row-major). */
@@ -357,6 +357,7 @@ export async function saveSafetensors(
  * file is fully validated first (see `decodeSafetensors`); errors name the file.
  */
 export async function loadSafetensors(path: string): Promise<LoadedSafetensors> {
+  requireDenoFiles(`loadSafetensors(${JSON.stringify(path)})`);
   const bytes = await Deno.readFile(path);
   let decoded: DecodedSafetensors;
   try {

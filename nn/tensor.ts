@@ -66,7 +66,21 @@ export function tensorFits(shape: readonly number[], dtype: DType = "f32"): bool
   return size <= maxTensorElements(dtype) && (dtype !== "f32" || textureFits(shape));
 }
 
-/** A multi-dimensional array on the GPU. Contiguous, row-major. */
+/**
+ * A multi-dimensional array on the GPU. Contiguous, row-major. Make one with `tensor`, `zeros`,
+ * `ones`, `full`, `randUniform` or `randNormal`; free it with `dispose()`, or let `tidy` do it.
+ *
+ * @example Autograd: the gradient of sum(w * x) with respect to w is x
+ * ```ts
+ * import { init, mul, sum, tensor } from "@wgtorch/wgtorch";
+ *
+ * await init();
+ * const w = tensor([1, 2, 3], [3], { requiresGrad: true });
+ * const x = tensor([4, 5, 6], [3]);
+ * sum(mul(w, x)).backward();
+ * console.log(await w.grad!.toArray()); // Float32Array(3) [4, 5, 6]
+ * ```
+ */
 export class Tensor implements Disposable {
   /** Dimensions, outermost first. */
   readonly shape: readonly number[];
@@ -78,7 +92,12 @@ export class Tensor implements Disposable {
   requiresGrad: boolean;
   /** Gradient accumulated by `backward()` (leaves only); `null` until then. */
   grad: Tensor | null = null;
-  /** The op that produced this tensor, while the graph behind it is alive. */
+  /**
+   * The op that produced this tensor, while the graph behind it is alive (autograd's internal
+   * bookkeeping: not part of the public API).
+   *
+   * @ignore
+   */
   node: GradNode | null = null;
   #storage: Storage | null;
 
@@ -279,6 +298,19 @@ function checkIntegers(op: string, data: ArrayLike<number>, dtype: DType): void 
  * A tensor holding `data` (row-major), of shape `shape` (default: 1-D). For `i32` and `u8`
  * every value must be an integer in the dtype's range (else it throws, naming the first bad value
  * and its index).
+ *
+ * @example A 2x3 float tensor and integer labels, read back
+ * ```ts
+ * import { init, tensor } from "@wgtorch/wgtorch";
+ *
+ * await init();
+ * const x = tensor([1, 2, 3, 4, 5, 6], [2, 3]);
+ * const labels = tensor([0, 2], [2], { dtype: "i32" });
+ * console.log(x.shape, labels.dtype); // [2, 3] "i32"
+ * console.log(await x.toArray()); // Float32Array(6) [1, 2, 3, 4, 5, 6]
+ * x.dispose();
+ * labels.dispose();
+ * ```
  */
 export function tensor(
   data: ArrayLike<number>,

@@ -245,7 +245,7 @@ Deno.test("download: every mirror failing lists each URL and why; a dead mirror 
       const lines = error.message.split("\n");
       equal(lines.length, 5);
       ok(lines[1].startsWith(`  ${deadMirror}${TRAIN_IMAGES.name}: cannot connect`));
-      match(lines[4], /--mirror URL or WGTORCH_MIRRORS/);
+      match(lines[4], /the `mirrors` option or WGTORCH_MIRRORS/);
       return true;
     });
     deepEqual(listDir(dir), []);
@@ -317,7 +317,7 @@ Deno.test("a folder the user named: files that are not the official ones are an 
           match(error.message, /are not the official FashionMNIST files\. Nothing was changed in /);
           match(
             error.message,
-            /add --no-verify .*choose another folder with --data-dir or WGTORCH_DATA_DIR/,
+            /load it with `verify: false`; .*choose another folder with the `dataDir` option or WGTORCH_DATA_DIR/,
           );
           equal(error.path, join(dir, TRAIN_IMAGES.name));
           return true;
@@ -337,7 +337,7 @@ Deno.test("a folder the user named: files that are not the official ones are an 
       new RegExp(
         `^DataError: ${
           join(dir, TRAIN_IMAGES.name)
-        } \\(MD5 [0-9a-f]{32}, expected ${TRAIN_IMAGES.md5}.*\\): is not the official FashionMNIST file\\. .*To use this file as it is, add --no-verify`,
+        } \\(MD5 [0-9a-f]{32}, expected ${TRAIN_IMAGES.md5}.*\\): is not the official FashionMNIST file\\. .*To use this file as it is, load it with \`verify: false\``,
       ),
     );
     equal(
@@ -453,7 +453,7 @@ Deno.test("bad --data-dir: a path that is a file, or lies under a file", async (
       const [dataDir, pattern] of [
         [
           file,
-          /not-a-folder: exists and is not a folder \(while creating the folder\)\. Remove or rename it, or choose another folder with --data-dir or WGTORCH_DATA_DIR\.$/,
+          /not-a-folder: exists and is not a folder \(while creating the folder\)\. Remove or rename it, or choose another folder with the `dataDir` option or WGTORCH_DATA_DIR\.$/,
         ],
         [join(file, "sub"), /not-a-folder\/sub: a part of this path is a file, not a folder/],
       ] as const
@@ -491,7 +491,7 @@ Deno.test({
         ok(!error.message.includes("\n"));
         match(
           error.message,
-          /data: permission denied while creating the folder\. Make the folder writable \(chmod u\+w\) or choose another folder with --data-dir/,
+          /data: permission denied while creating the folder\. Make the folder writable \(chmod u\+w\) or choose another folder with the `dataDir` option/,
         );
         return true;
       });
@@ -526,7 +526,7 @@ Deno.test({
           equal(error.path, join(disk.dir, TRAIN_IMAGES.name));
           match(
             error.message,
-            /train-images-idx3-ubyte\.gz: the disk is full \(no space left on device while writing the download\)\. Free some space \(FashionMNIST needs about 31 MB\) or choose another folder with --data-dir/,
+            /train-images-idx3-ubyte\.gz: the disk is full \(no space left on device while writing the download\)\. Free some space \(FashionMNIST needs about 31 MB\) or choose another folder with the `dataDir` option/,
           );
           return true;
         },

@@ -3,7 +3,7 @@
 // computes the same log-probabilities, and the reverse. Needs Debian's python3-torch (.ci/run
 // installs it); skipped with a message when PyTorch is not importable.
 import { fileURLToPath } from "node:url";
-import { createModel, type ModelName } from "../nn/models.ts";
+import { createModel, MODEL_NAMES } from "../models/mod.ts";
 import { nllLoss } from "../nn/ops/softmax.ts";
 import { noGrad } from "../nn/autograd.ts";
 import { Rng } from "../nn/random.ts";
@@ -62,7 +62,7 @@ function evalLogProbs(
   return out.toArray().finally(() => out.dispose());
 }
 
-for (const name of ["mlp", "cnn", "cnn-bn", "tuning-cnn"] as ModelName[]) {
+for (const name of MODEL_NAMES) {
   Deno.test({
     name: `${name}: wgtorch → safetensors → PyTorch, and PyTorch → safetensors → wgtorch`,
     ignore: python === null,
@@ -148,7 +148,7 @@ for (const name of ["mlp", "cnn", "cnn-bn", "tuning-cnn"] as ModelName[]) {
 // drift apart by rounding alone: a max-pool window whose top two values differ by less than
 // the rounding error sends its gradient to a different pixel (seen at step 7 of CNN-BN: the
 // conv1 weights jump from 5e-7 to 1.5e-4 apart in that one step while the rest stay at 1e-7).
-for (const name of ["mlp", "cnn", "cnn-bn", "tuning-cnn"] as ModelName[]) {
+for (const name of MODEL_NAMES) {
   for (const optimizerName of ["sgd", "adam"] as const) {
     Deno.test({
       name: `${name}: 4 ${

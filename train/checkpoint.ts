@@ -22,7 +22,7 @@ import { Tensor, tensor } from "../nn/tensor.ts";
 import type { Module } from "../nn/modules/module.ts";
 import type { LRScheduler, LRSchedulerStateDict } from "./lr_scheduler.ts";
 import type { Optimizer, OptimizerStateDict } from "./optim/optimizer.ts";
-import { writeFileAtomic } from "./tune/fs_atomic.ts";
+import { requireDenoFiles, writeFileAtomic } from "./tune/fs_atomic.ts";
 import type { Json } from "./tune/types.ts";
 
 /** A tensor on the CPU: shape and float32 values. */
@@ -160,6 +160,7 @@ export interface LoadedCheckpoint extends CheckpointInfo {
 }
 
 async function decodeFile(path: string): Promise<DecodedSafetensors> {
+  requireDenoFiles(`reading ${path}`);
   const bytes = await Deno.readFile(path);
   try {
     return decodeSafetensors(bytes);

@@ -24,7 +24,19 @@ export interface Conv2dLayerOptions extends InitOptions {
   bias?: boolean;
 }
 
-/** A 2-D convolution layer, as `torch.nn.Conv2d` (square kernel, no dilation or groups). */
+/**
+ * A 2-D convolution layer, as `torch.nn.Conv2d` (square kernel, no dilation or groups), on
+ * [N, C, H, W] tensors.
+ *
+ * @example 1 channel in, 4 out, a 3x3 kernel with padding 1 keeps 28x28
+ * ```ts
+ * import { Conv2d, init, zeros } from "@wgtorch/wgtorch";
+ *
+ * await init();
+ * const conv = new Conv2d(1, 4, 3, { padding: 1 });
+ * console.log(conv.forward(zeros([2, 1, 28, 28])).shape); // [2, 4, 28, 28]
+ * ```
+ */
 export class Conv2d extends Module {
   /** Weight [out, in, k, k]. */
   readonly weight: Tensor;

@@ -80,7 +80,25 @@ export class LogSoftmax extends Module {
   }
 }
 
-/** Modules applied in order, named "0", "1", ... as in `torch.nn.Sequential`. */
+/**
+ * Modules applied in order, named "0", "1", ... as in `torch.nn.Sequential`.
+ *
+ * @example A small classifier: 784 inputs, 10 classes, log-probabilities out
+ * ```ts
+ * import { init, Linear, LogSoftmax, ReLU, Sequential, zeros } from "@wgtorch/wgtorch";
+ *
+ * await init();
+ * const model = new Sequential(
+ *   new Linear(784, 64),
+ *   new ReLU(),
+ *   new Linear(64, 10),
+ *   new LogSoftmax(),
+ * );
+ * console.log(model.namedParameters().map(([name]) => name));
+ * // ["0.weight", "0.bias", "2.weight", "2.bias"]
+ * console.log(model.forward(zeros([8, 784])).shape); // [8, 10]
+ * ```
+ */
 export class Sequential extends Module {
   /** The modules, in order. */
   readonly layers: readonly Module[];

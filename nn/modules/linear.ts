@@ -20,7 +20,19 @@ export interface LinearOptions extends InitOptions {
   bias?: boolean;
 }
 
-/** A fully connected layer, as `torch.nn.Linear`. */
+/**
+ * A fully connected layer, as `torch.nn.Linear`: y = x Wᵀ + b, W of shape [out, in].
+ *
+ * @example
+ * ```ts
+ * import { init, Linear, manualSeed, ones } from "@wgtorch/wgtorch";
+ *
+ * await init();
+ * manualSeed(0); // reproducible initial weights
+ * const layer = new Linear(3, 2);
+ * console.log(layer.weight.shape, layer.forward(ones([5, 3])).shape); // [2, 3] [5, 2]
+ * ```
+ */
 export class Linear extends Module {
   /** Weight [out, in]. */
   readonly weight: Tensor;

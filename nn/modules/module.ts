@@ -28,7 +28,30 @@ export type StateDictInput = Record<
   Tensor | { shape: readonly number[]; data: Float32Array }
 >;
 
-/** The base class of layers and models. */
+/**
+ * The base class of layers and models. A subclass registers its tensors with
+ * `registerParameter`/`registerBuffer`; modules held in its fields are its children, named by
+ * field as in PyTorch.
+ *
+ * @example A two-layer module of one's own
+ * ```ts
+ * import { init, Linear, Module, relu, type Tensor, zeros } from "@wgtorch/wgtorch";
+ *
+ * class TwoLayer extends Module {
+ *   fc1 = new Linear(4, 8);
+ *   fc2 = new Linear(8, 2);
+ *   forward(x: Tensor): Tensor {
+ *     return this.fc2.forward(relu(this.fc1.forward(x)));
+ *   }
+ * }
+ *
+ * await init();
+ * const net = new TwoLayer();
+ * console.log(Object.keys(net.stateDict()));
+ * // ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]
+ * console.log(net.forward(zeros([3, 4])).shape); // [3, 2]
+ * ```
+ */
 export abstract class Module {
   /** True in training mode (dropout active, batch norm uses batch statistics). */
   training = true;

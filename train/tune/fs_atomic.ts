@@ -5,9 +5,57 @@
  * @module
  */
 
-import { basename, dirname, join } from "node:path";
-
 let counter = 0;
+
+// Path helpers for the paths this module gets (no node:path, so that the core that saves weights
+// imports no node: module): "/" always separates, and "\\" too on Windows.
+const WINDOWS = globalThis.Deno?.build.os === "windows";
+
+/** The index of the last separator in `path`, or -1. */
+function lastSeparator(path: string): number {
+  return Math.max(path.lastIndexOf("/"), WINDOWS ? path.lastIndexOf("\\") : -1);
+}
+
+/** `path` without trailing separators (a root stays a root). */
+function trimEnd(path: string): string {
+  let end = path.length;
+  while (end > 1 && lastSeparator(path.slice(0, end)) === end - 1) end--;
+  return path.slice(0, end);
+}
+
+/**
+ * Throws a clear error where the runtime has no `Deno` file system (a browser): the core imports
+ * in a browser, and only its file functions need Deno.
+ */
+export function requireDenoFiles(what: string): void {
+  if (typeof globalThis.Deno?.readFile !== "function") {
+    throw new Error(
+      `${what} needs Deno's file system, which this runtime lacks: in a browser, use ` +
+        "encodeSafetensors/decodeSafetensors on bytes instead of files",
+    );
+  }
+}
+
+/** The folder that holds `path`: "." when `path` names no folder, as `node:path`'s `dirname`. */
+export function dirname(path: string): string {
+  const trimmed = trimEnd(path);
+  const index = lastSeparator(trimmed);
+  if (index < 0) return ".";
+  if (index === 0) return trimmed[0];
+  const dir = trimmed.slice(0, index);
+  return WINDOWS && /^[A-Za-z]:$/.test(dir) ? dir + trimmed[index] : dir;
+}
+
+/** The last component of `path`, as `node:path`'s `basename`. */
+export function basename(path: string): string {
+  const trimmed = trimEnd(path);
+  return trimmed.slice(lastSeparator(trimmed) + 1);
+}
+
+/** `name` inside the folder `dir`. */
+export function join(dir: string, name: string): string {
+  return lastSeparator(dir) === dir.length - 1 ? dir + name : `${dir}/${name}`;
+}
 
 /** Writes every byte of `data` to `file` (Deno's `write` may write fewer). */
 export async function writeAll(file: Deno.FsFile, data: Uint8Array): Promise<void> {
@@ -78,6 +126,7 @@ function writeError(error: unknown, path: string): Error {
  * error thrown names `path` and keeps the system error's class and `code` (e.g. `ENOSPC`).
  */
 export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
+  requireDenoFiles(`writing ${path}`);
   const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
   const temp = temporaryPath(path);
   let created = false;

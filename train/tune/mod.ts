@@ -3,22 +3,23 @@
  * per-epoch checkpoints, an event journal and exact resume. Framework-independent: a trainable is
  * any async function that reports metrics once per epoch.
  *
+ * @example Tune a learning rate with ASHA (no GPU needed: the trainable is plain arithmetic)
  * ```ts
- * import { AshaScheduler, choice, loguniform, tune } from "./mod.ts";
+ * import { AshaScheduler, choice, loguniform, tune } from "@wgtorch/wgtorch/tune";
  *
  * const grid = await tune({
  *   trainable: async (config, session) => {
- *     for (let epoch = session.iteration; epoch < 10; epoch++) {
+ *     for (let epoch = session.iteration; epoch < 4; epoch++) {
  *       const loss = 1 / (epoch + 1) + Number(config.lr);
  *       if (!await session.report({ val_loss: loss })) return;
  *     }
  *   },
  *   paramSpace: { l1: choice([64, 128, 256]), lr: loguniform(1e-4, 1e-2) },
- *   numSamples: 27,
- *   scheduler: new AshaScheduler({ maxT: 10, gracePeriod: 1, reductionFactor: 2 }),
+ *   numSamples: 4,
+ *   scheduler: new AshaScheduler({ maxT: 4, gracePeriod: 1, reductionFactor: 2 }),
  *   metric: "val_loss",
  *   mode: "min",
- *   dir: "results/tune_adam",
+ *   dir: await Deno.makeTempDir(),
  * });
  * console.log(grid.bestResult()?.config);
  * ```
@@ -26,12 +27,18 @@
  * @module
  */
 
-export type { Config, Decision, Json, Metrics, Mode, TrialStatus } from "./types.ts";
+export type {
+  Config as TrialConfig,
+  Decision as SchedulerDecision,
+  Json as JsonValue,
+  Metrics as TrialMetrics,
+  Mode as MetricMode,
+  TrialStatus,
+} from "./types.ts";
 export {
   Choice,
   choice,
   Domain,
-  domainFromJSON,
   type DomainJson,
   GridSearch,
   gridSearch,
@@ -46,18 +53,10 @@ export {
   Uniform,
   uniform,
 } from "./search_space.ts";
-export {
-  countConfigs,
-  generateConfigs,
-  type GenerateOptions,
-  type ParamSpace,
-  type SpaceValue,
-} from "./variants.ts";
-export { nanPercentile } from "./percentile.ts";
+export { countConfigs, type ParamSpace, type SpaceValue } from "./variants.ts";
 export { type TrialScheduler } from "./scheduler.ts";
 export { type AshaOptions, AshaScheduler, type RungState } from "./asha.ts";
 export { type FifoOptions, FifoScheduler } from "./fifo.ts";
-export { schedulerFromJSON } from "./scheduler_json.ts";
 export {
   type CheckpointSpec,
   type ReportOptions,
@@ -70,18 +69,11 @@ export {
   bestOf,
   type BestOptions,
   ResultGrid,
-  type Scope,
-  type TableRow,
+  type Scope as ResultScope,
+  type TableRow as ResultTableRow,
   type TrialResult,
 } from "./result_grid.ts";
-export { type ExperimentSpec, type Ordering, readExperiment } from "./experiment.ts";
-export {
-  type JournalEnd,
-  type JournalEvent,
-  type JournalResult,
-  type JournalStart,
-  readJournal,
-} from "./journal.ts";
 export { decodeMetrics, encodeMetrics, type MetricsJson } from "./metrics.ts";
+export { type Ordering as TrialOrdering } from "./experiment.ts";
 export { tune, type TuneOptions, type TuneProgress } from "./runner.ts";
 export { type AdapterFacts, suggestMaxConcurrent } from "./concurrency.ts";

@@ -64,6 +64,24 @@ function errorMessage(error: unknown): string {
  * A trial that throws is recorded as ERROR and the others go on. Rejects when `signal` aborts
  * (after every running trainable has settled, with the journal consistent for resume) or on
  * an I/O error.
+ *
+ * @example A grid over two learning rates, FIFO (every trial runs to the end)
+ * ```ts
+ * import { gridSearch, tune } from "@wgtorch/wgtorch/tune";
+ *
+ * const grid = await tune({
+ *   trainable: async (config, session) => {
+ *     for (let epoch = session.iteration; epoch < 3; epoch++) {
+ *       await session.report({ loss: Number(config.lr) / (epoch + 1) });
+ *     }
+ *   },
+ *   paramSpace: { lr: gridSearch([0.1, 0.01]) },
+ *   metric: "loss",
+ *   mode: "min",
+ *   dir: await Deno.makeTempDir(),
+ * });
+ * console.log(grid.bestResult()?.config); // { lr: 0.01 }
+ * ```
  */
 export async function tune(options: TuneOptions): Promise<ResultGrid> {
   const { spec, scheduler } = await prepareSpec(options);
