@@ -56,6 +56,8 @@ export interface KernelPlan {
    * index as `group`), or an explicit `[x, y]` grid (the body reads `wid.x`, `wid.y`).
    */
   groups: number | readonly [number, number];
+  /** Workgroups along z (default 1), on top of `groups`: the body reads `wid.z`. */
+  layers?: number;
 }
 
 /** What `source` gets besides the options. */
@@ -92,7 +94,7 @@ export type BindingResource = Tensor | GPUBuffer;
 
 interface CompiledKernel {
   kernel: Kernel;
-  workgroups: [number, number];
+  workgroups: [number, number, number];
 }
 
 const compiled = new Map<string, CompiledKernel>();
@@ -154,11 +156,12 @@ function compile<Options, Plan extends KernelPlan>(
   const context = { plan, policy };
   const groups = plan.groups;
   const count = typeof groups === "number" ? groups : null;
-  const workgroups: [number, number] = typeof groups === "number"
-    ? grid(groups)
-    : [groups[0], groups[1]];
+  const workgroups: [number, number, number] = [
+    ...(typeof groups === "number" ? grid(groups) : groups),
+    plan.layers ?? 1,
+  ] as [number, number, number];
   const limit = gpu().limits.maxComputeWorkgroupsPerDimension;
-  if (workgroups[0] > limit || workgroups[1] > limit) {
+  if (workgroups.some((count) => count > limit)) {
     throw new Error(
       `${spec.name} ${key}: needs ${workgroups.join(" x ")} workgroups; this adapter allows ` +
         `${limit} per dimension`,
@@ -186,6 +189,17 @@ ${count === null ? "" : `  let group = ${workgroupIndex(count)};\n`}${spec.body(
     }),
     workgroups,
   };
+}
+
+/**
+ * The plan `runKernel` uses for `options` under the current policy, for an op that sizes its
+ * buffers by it.
+ */
+export function planKernel<Options, Plan extends KernelPlan>(
+  spec: KernelSpec<Options, Plan>,
+  options: Options,
+): Plan {
+  return spec.plan(options, kernelPolicy());
 }
 
 /** Options of one `runKernel` call. */
