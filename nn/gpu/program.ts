@@ -8,7 +8,8 @@
  *   through `xAt(i)` (element i) and `xVec4(j)` (elements 4j..4j+3), which the layer defines for
  *   a texture mirror (software policy, tensor small enough for a texture) or a storage array;
  * - **grid folding**: a plan of `n` workgroups becomes a 2-D grid past the per-dimension limit,
- *   and the body gets their linear index as `group`;
+ *   and the body gets their linear index as `group` (a plan's `layers` add a z dimension, read as
+ *   `wid.z`);
  * - **the cache**: compiled kernels are keyed by the spec's name, its `key(options)` (built from
  *   shapes and options), the policy and the input modes; the WGSL is generated only on a miss;
  * - **the adapter policy** (`policy.ts`), which `plan` and `source` receive.
