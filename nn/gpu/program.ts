@@ -8,7 +8,8 @@
  *   through `xAt(i)` (element i) and `xVec4(j)` (elements 4j..4j+3), which the layer defines for
  *   a texture mirror (software policy, tensor small enough for a texture) or a storage array;
  * - **grid folding**: a plan of `n` workgroups becomes a 2-D grid past the per-dimension limit,
- *   and the body gets their linear index as `group`;
+ *   and the body gets their linear index as `group` (a plan's `layers` add a z dimension, read as
+ *   `wid.z`);
  * - **the cache**: compiled kernels are keyed by the spec's name, its `key(options)` (built from
  *   shapes and options), the policy and the input modes; the WGSL is generated only on a miss;
  * - **the adapter policy** (`policy.ts`), which `plan` and `source` receive.
@@ -56,6 +57,8 @@ export interface KernelPlan {
    * index as `group`), or an explicit `[x, y]` grid (the body reads `wid.x`, `wid.y`).
    */
   groups: number | readonly [number, number];
+  /** Workgroups along z (default 1), on top of `groups`: the body reads `wid.z`. */
+  layers?: number;
 }
 
 /** What `source` gets besides the options. */
@@ -92,7 +95,7 @@ export type BindingResource = Tensor | GPUBuffer;
 
 interface CompiledKernel {
   kernel: Kernel;
-  workgroups: [number, number];
+  workgroups: [number, number, number];
 }
 
 const compiled = new Map<string, CompiledKernel>();
@@ -154,11 +157,12 @@ function compile<Options, Plan extends KernelPlan>(
   const context = { plan, policy };
   const groups = plan.groups;
   const count = typeof groups === "number" ? groups : null;
-  const workgroups: [number, number] = typeof groups === "number"
-    ? grid(groups)
-    : [groups[0], groups[1]];
+  const workgroups: [number, number, number] = [
+    ...(typeof groups === "number" ? grid(groups) : groups),
+    plan.layers ?? 1,
+  ] as [number, number, number];
   const limit = gpu().limits.maxComputeWorkgroupsPerDimension;
-  if (workgroups[0] > limit || workgroups[1] > limit) {
+  if (workgroups.some((count) => count > limit)) {
     throw new Error(
       `${spec.name} ${key}: needs ${workgroups.join(" x ")} workgroups; this adapter allows ` +
         `${limit} per dimension`,
@@ -186,6 +190,17 @@ ${count === null ? "" : `  let group = ${workgroupIndex(count)};\n`}${spec.body(
     }),
     workgroups,
   };
+}
+
+/**
+ * The plan `runKernel` uses for `options` under the current policy, for an op that sizes its
+ * buffers by it.
+ */
+export function planKernel<Options, Plan extends KernelPlan>(
+  spec: KernelSpec<Options, Plan>,
+  options: Options,
+): Plan {
+  return spec.plan(options, kernelPolicy());
 }
 
 /** Options of one `runKernel` call. */
