@@ -15,6 +15,7 @@
  */
 
 import { downloadCommand } from "./data/command.ts";
+import { shutdown } from "./nn/shutdown.ts";
 import { evaluateCommand } from "./cli/evaluate_command.ts";
 import { experimentCommand } from "./cli/experiment_command.ts";
 import { type CommandIo, CONSOLE_IO } from "./cli/harness.ts";
@@ -100,6 +101,29 @@ export async function main(args: readonly string[], io: CommandIo = CONSOLE_IO):
   return await command.run(rest, io);
 }
 
+/**
+ * Runs `main`, then destroys the WebGPU device before exiting with its code: exiting while
+ * lavapipe's threads still work crashed Deno (SIGSEGV, exit code 139) now and then.
+ */
+async function runAndExit(args: readonly string[]): Promise<never> {
+  let code: number;
+  try {
+    code = await main(args);
+  } catch (error) {
+    console.error(error);
+    code = 1;
+  }
+  try {
+    await shutdown({ timeoutMs: SHUTDOWN_TIMEOUT_MS });
+  } catch (error) {
+    console.error(`wgtorch: shutting the WebGPU device down failed: ${error}`);
+  }
+  Deno.exit(code);
+}
+
+/** Longest wait at exit for GPU work already submitted (it cannot take longer normally). */
+const SHUTDOWN_TIMEOUT_MS = 30_000;
+
 if (import.meta.main) {
-  Deno.exit(await main(Deno.args));
+  await runAndExit(Deno.args);
 }

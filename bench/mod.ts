@@ -34,6 +34,7 @@ import {
   tidy,
 } from "../mod.ts";
 import { Adam } from "../train/optim/adam.ts";
+import { writeJsonAtomic } from "../train/tune/fs_atomic.ts";
 import { findTorchPython, type PytorchReport, pytorchThroughput } from "./pytorch.ts";
 
 /** One measured throughput. */
@@ -429,9 +430,7 @@ async function main(): Promise<void> {
       deno: Deno.version.deno,
       rows,
     };
-    const temporary = `${values.json}.tmp-${crypto.randomUUID()}`;
-    await Deno.writeTextFile(temporary, JSON.stringify(report, null, 2) + "\n");
-    await Deno.rename(temporary, values.json);
+    await writeJsonAtomic(values.json, report);
     console.error(`wrote ${values.json}`);
   }
 }

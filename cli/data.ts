@@ -44,7 +44,7 @@ export function dataChoice(command: string, flags: Flags): DataChoice {
     );
   }
   const number = (name: string) => flags.declared(name) ? flags.number(name) : undefined;
-  return {
+  const choice: DataChoice = {
     dataDir: flags.string("data-dir"),
     verify,
     offline: flags.boolean("offline"),
@@ -54,6 +54,40 @@ export function dataChoice(command: string, flags: Flags): DataChoice {
     swap: flags.declared("swap-split") && flags.boolean("swap-split"),
     splitSeed: number("split-seed") ?? 0,
   };
+  // Known from the flags alone, before the device and the data are touched: a set empty with
+  // --limit N images is empty with fewer too. `prepareData` checks again with the real count.
+  if (choice.limit !== undefined || (choice.swap && choice.valSplit === 0)) {
+    const early = emptySetProblem(choice, choice.limit ?? 1);
+    if (early) throw new UsageError(`${command}: ${early}`);
+  }
+  return choice;
+}
+
+/**
+ * Why splitting `pool` training images as `choice` says leaves the training set (or a requested
+ * validation set) empty, naming the flags to change; null when both have images. Counts as
+ * `splitTrainVal` does: `round(pool * valSplit)` images are held out.
+ */
+export function emptySetProblem(choice: DataChoice, pool: number): string | null {
+  if (pool === 0) return "the training set holds no images";
+  const held = Math.round(pool * choice.valSplit);
+  const [train, val] = choice.swap ? [held, pool - held] : [pool - held, held];
+  const flags = `${choice.limit !== undefined ? `--limit ${choice.limit} with ` : ""}` +
+    `--val-split ${choice.valSplit}${choice.swap ? " --swap-split" : ""}`;
+  const images = `${pool} training image${pool === 1 ? "" : "s"}`;
+  if (train === 0) {
+    return choice.swap
+      ? `${flags} leaves no training images (--swap-split trains on the images held out, ` +
+        `${held} of ${choice.valSplit === 0 ? "any" : images}): raise --val-split or drop ` +
+        "--swap-split"
+      : `${flags} leaves no training images (all ${images} held out for validation): lower ` +
+        `--val-split${choice.limit !== undefined ? " or raise --limit" : ""}`;
+  }
+  if (val === 0 && choice.valSplit > 0) {
+    return `${flags} leaves no validation images (of ${images}): use --val-split 0 for none, ` +
+      `or raise ${choice.swap ? "" : "--val-split or "}--limit`;
+  }
+  return null;
 }
 
 /** How the images were split, for reports. */
@@ -135,12 +169,15 @@ export async function prepareData(
     source = `FashionMNIST from ${file.path.replace(/\/[^/]*$/, "")} (${file.source}, ${how})`;
   }
   const pool = first(train, choice.limit);
+  const empty = emptySetProblem(choice, pool.count);
+  if (empty) throw new UsageError(pool.count === 0 ? `${empty}: ${source}` : empty);
   const parts = splitTrainVal(pool, {
     valFraction: choice.valSplit,
     seed: choice.splitSeed,
     swap: choice.swap,
   });
   const testSet = first(test, choice.testLimit);
+  if (testSet.count === 0) throw new UsageError(`the test set holds no images: ${source}`);
   return {
     train: parts.train,
     val: parts.val,

@@ -13,9 +13,10 @@ import { DataLoader } from "../data/loader.ts";
 import { perClassAccuracy } from "../train/confusion.ts";
 import { evaluate } from "../train/fit.ts";
 import { type FlagSpec, UsageError } from "./args.ts";
-import { dataChoice, prepareData } from "./data.ts";
+import { dataChoice, prepareData, type PreparedData } from "./data.ts";
+import { checkBatchSize } from "./device_limits.ts";
 import { runEnvironment } from "./environment.ts";
-import { writeJson, writeText } from "./files.ts";
+import { makeOutDir, writeJson, writeText } from "./files.ts";
 import { DATA_FLAGS, HELP_FLAG, TRAIN_FLAGS } from "./flags.ts";
 import { type CommandIo, type CommandSpec, runCommand } from "./harness.ts";
 import { fixed, table } from "./markdown.ts";
@@ -81,6 +82,8 @@ export function evaluateCommand(args: readonly string[], io: CommandIo): Promise
     const path = flags.string("weights");
     if (path === undefined) throw new UsageError("evaluate: --weights FILE is required");
     const choice = { ...dataChoice("evaluate", flags), valSplit: 0 };
+    const out = flags.string("out");
+    if (out !== undefined) await makeOutDir("evaluate", out);
     await init();
     const env = runEnvironment("evaluate", args);
     io.err(`Adapter: ${env.adapter}`);
@@ -88,7 +91,14 @@ export function evaluateCommand(args: readonly string[], io: CommandIo): Promise
       model: flags.string("model"),
       l1: flags.number("l1"),
     });
-    const prepared = await prepareData(choice, io.err);
+    let prepared: PreparedData;
+    try {
+      checkBatchSize("evaluate", loaded.model.config, "batch-size", flags.number("batch-size")!);
+      prepared = await prepareData(choice, io.err);
+    } catch (error) {
+      loaded.model.dispose();
+      throw error;
+    }
     const test = new GpuDataset(prepared.test);
     const loader = new DataLoader(test, { batchSize: flags.number("batch-size")!, shuffle: false });
     try {
@@ -135,9 +145,7 @@ export function evaluateCommand(args: readonly string[], io: CommandIo): Promise
           ])
         ) io.out(`  ${line}`);
       }
-      const out = flags.string("out");
       if (out !== undefined) {
-        await Deno.mkdir(out, { recursive: true });
         await writeJson(join(out, "evaluation.json"), summary);
         await writeText(join(out, "evaluation.md"), evaluationMarkdown(path, summary));
         io.err(`Wrote ${join(out, "evaluation.json")} and evaluation.md`);

@@ -15,6 +15,7 @@ import { type CommandIo, type CommandSpec, runCommand, setupRun } from "./harnes
 import { INTERRUPTED_EXIT_CODE } from "./interrupt.ts";
 import { resolveResume, RESUME_FLAG, writeCommandFile } from "./resume.ts";
 import { readTunedConfigs } from "./tune_results.ts";
+import { reportLateInterrupt } from "./unfinished.ts";
 
 const TUNE_FLAG: FlagSpec = {
   name: "tune",
@@ -94,14 +95,21 @@ export function experimentCommand(
     const setup = await setupRun(name, resumed?.args ?? args, flags, io, {
       outDir: resumed?.dir,
       startedAt: resumed?.started,
+      models: definition.runs.map((run) => run.spec),
     });
-    if (!resumed) await writeCommandFile(setup.dir, name, args);
     try {
+      if (!resumed) await writeCommandFile(setup.dir, name, args);
       const outcome = await runExperiment(definition, setup, io, {
         notes: tuned?.notes,
         resume: resumed !== undefined,
       });
       printExperimentOutcome(outcome, io);
+      if (
+        setup.interrupt.signal.aborted && outcome.results.every((r) => r.status !== "interrupted")
+      ) {
+        reportLateInterrupt(io, name, setup.dir);
+        return INTERRUPTED_EXIT_CODE;
+      }
       return experimentExitCode(outcome);
     } finally {
       setup.dispose();

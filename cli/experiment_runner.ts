@@ -84,6 +84,8 @@ export async function runExperiment(
       break;
     }
   }
+  // Ctrl-C after the last run finished: the combined files say interrupted, --resume rewrites them.
+  interrupted ||= setup.interrupt.signal.aborted;
   const outcome: ExperimentResult = { experiment, dir, results, reused, interrupted };
   await writeExperimentFiles(outcome, setup, options.notes ?? []);
   return outcome;

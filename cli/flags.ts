@@ -6,6 +6,12 @@
 
 import type { FlagSpec } from "./args.ts";
 
+/**
+ * Seeds are 32-bit: larger ones would collide with small ones (2^32 + 1 seeding like 1), so
+ * `--seed` and `--split-seed` accept [0, 2^32).
+ */
+export const SEED_LIMIT = 2 ** 32;
+
 /** `-h, --help`. */
 export const HELP_FLAG: FlagSpec = {
   name: "help",
@@ -68,6 +74,8 @@ export const DATA_FLAGS: readonly FlagSpec[] = [
     name: "split-seed",
     kind: "integer",
     min: 0,
+    max: SEED_LIMIT,
+    maxExclusive: true,
     default: 0,
     help: "seed of the shuffle that chooses the validation images",
   },
@@ -79,6 +87,8 @@ export const RUN_FLAGS: readonly FlagSpec[] = [
     name: "seed",
     kind: "integer",
     min: 0,
+    max: SEED_LIMIT,
+    maxExclusive: true,
     default: 0,
     help: "seed of the weights, dropout and batch order",
   },
@@ -86,8 +96,15 @@ export const RUN_FLAGS: readonly FlagSpec[] = [
     name: "out",
     kind: "string",
     metavar: "DIR",
-    help: "output folder",
-    defaultText: "results/<command>/<timestamp>",
+    help: "output folder, new or empty (see --overwrite); one that a live run is using is refused",
+    defaultText: "a new results/<command>/<timestamp>",
+  },
+  {
+    name: "overwrite",
+    kind: "boolean",
+    help: "allow an --out folder that already holds other files: ours (report.md, " +
+      "summary.json...) are written beside them and replace files of the same name; nothing " +
+      "else is deleted",
   },
   {
     name: "progress",

@@ -9,10 +9,12 @@
 
 import { DataError } from "../data/errors.ts";
 import { init } from "../nn/device.ts";
+import type { ModelSizeConfig } from "../nn/model_limits.ts";
 import { type Flags, type FlagSpec, formatHelp, parseFlags, UsageError } from "./args.ts";
 import { type DataChoice, dataChoice, GpuData, prepareData } from "./data.ts";
+import { checkBatchSizeForAll } from "./device_limits.ts";
 import { type RunEnvironment, runEnvironment } from "./environment.ts";
-import { displayPath, prepareOutDir } from "./files.ts";
+import { claimRunDir, displayPath, prepareOutDir, type RunDirClaim } from "./files.ts";
 import { type InterruptHandle, onInterrupt } from "./interrupt.ts";
 import type { ProgressMode } from "./progress.ts";
 
@@ -71,7 +73,9 @@ export async function runCommand(
       io.err(error.message);
       return 2;
     }
-    if (error instanceof DataError) io.err(`error: ${error.message}`);
+    // A system error (ENOSPC, EACCES, ...: it has a `code`) names its file; no stack trace.
+    const systemError = error instanceof Error && typeof Reflect.get(error, "code") === "string";
+    if (error instanceof DataError || systemError) io.err(`error: ${error.message}`);
     else io.err(`error: ${error instanceof Error ? error.stack ?? error.message : error}`);
     return 1;
   }
@@ -93,25 +97,66 @@ export interface RunSetup {
   progress: ProgressMode;
   /** Validation/test batch size. */
   evalBatchSize: number;
-  /** Frees the data and removes the Ctrl-C handler. */
+  /** Frees the data, removes the Ctrl-C handler and releases the output folder's lock. */
   dispose(): void;
 }
 
+/** How `setupRun` gets its output folder: claimed already, an existing run's (`--resume`), or --out. */
+export interface SetupOptions {
+  /** A folder the command claimed itself. */
+  claim?: RunDirClaim;
+  /** The folder of the run being resumed (claimed here). */
+  outDir?: string;
+  /** When the run first started (resume). */
+  startedAt?: string;
+  /** The data flags, when not `flags`'. */
+  choice?: DataChoice;
+  /** Validation/test batch size, when not `flags`'. */
+  evalBatchSize?: number;
+  /** The models the command trains: `--eval-batch-size` must fit each on this adapter. */
+  models?: readonly ModelSizeConfig[];
+}
+
 /**
- * Output folder (checked first: a bad `--out` fails fast), WebGPU device (the adapter is
- * printed), data (loaded, split, uploaded), Ctrl-C handler.
+ * Output folder (claimed first: a bad or busy `--out` fails fast), WebGPU device (the adapter is
+ * printed; `--eval-batch-size` is checked against what it holds for each of `options.models`),
+ * data (loaded, split, uploaded), Ctrl-C handler. The folder is released if setup fails.
  */
 export async function setupRun(
   command: string,
   args: readonly string[],
   flags: Flags,
   io: CommandIo,
-  options: { outDir?: string; startedAt?: string; choice?: DataChoice; evalBatchSize?: number } =
-    {},
+  options: SetupOptions = {},
 ): Promise<RunSetup> {
   const choice = options.choice ?? dataChoice(command, flags);
-  const dir = options.outDir ?? await prepareOutDir(command, flags.string("out"));
+  const claim = options.claim ??
+    (options.outDir !== undefined
+      ? claimRunDir(command, options.outDir)
+      : await prepareOutDir(command, flags.string("out"), {
+        overwrite: flags.boolean("overwrite"),
+      }));
+  try {
+    return await setupClaimed(command, args, flags, io, options, choice, claim);
+  } catch (error) {
+    claim.release();
+    throw error;
+  }
+}
+
+async function setupClaimed(
+  command: string,
+  args: readonly string[],
+  flags: Flags,
+  io: CommandIo,
+  options: SetupOptions,
+  choice: DataChoice,
+  claim: RunDirClaim,
+): Promise<RunSetup> {
+  const dir = claim.dir;
   await init();
+  const evalBatchSize = options.evalBatchSize ?? flags.number("eval-batch-size") ?? 1000;
+  checkBatchSizeForAll(command, options.models ?? [], "eval-batch-size", evalBatchSize);
   const env = runEnvironment(command, args, { startedAt: options.startedAt });
   io.err(`Adapter: ${env.adapter}`);
   const prepared = await prepareData(choice, io.err);
@@ -130,10 +175,11 @@ export async function setupRun(
     choice,
     interrupt,
     progress: (flags.string("progress") ?? "auto") as ProgressMode,
-    evalBatchSize: options.evalBatchSize ?? flags.number("eval-batch-size") ?? 1000,
+    evalBatchSize,
     dispose() {
       interrupt.dispose();
       data.dispose();
+      claim.release();
     },
   };
 }

@@ -6,6 +6,8 @@
  * @module
  */
 
+import { crc32 } from "../data/png.ts";
+
 /** A grey image, one byte per pixel. */
 export interface GreyImage {
   /** Width in pixels. */
@@ -16,10 +18,48 @@ export interface GreyImage {
   pixels: Uint8Array;
 }
 
-async function inflate(bytes: Uint8Array): Promise<Uint8Array> {
-  const stream = new Blob([bytes as Uint8Array<ArrayBuffer>]).stream()
-    .pipeThrough(new DecompressionStream("deflate"));
-  return new Uint8Array(await new Response(stream).arrayBuffer());
+/** Side of the largest image accepted: far more than the 28x28 that `predict` needs. */
+export const MAX_IMAGE_SIDE = 4096;
+
+/** Throws when a `width` x `height` image is empty or larger than `MAX_IMAGE_SIDE` a side. */
+function checkDimensions(name: string, width: number, height: number): void {
+  if (width < 1 || height < 1 || width > MAX_IMAGE_SIDE || height > MAX_IMAGE_SIDE) {
+    throw new Error(
+      `${name}: the image is ${width}x${height} pixels: expected 1 to ${MAX_IMAGE_SIDE} a side ` +
+        "(it is scaled to 28x28)",
+    );
+  }
+}
+
+/**
+ * Inflates a zlib stream (the runtime checks its Adler-32), refusing more than `maxBytes` of
+ * output without holding it.
+ */
+async function inflate(bytes: Uint8Array, maxBytes: number, name: string): Promise<Uint8Array> {
+  const reader = new Blob([bytes as Uint8Array<ArrayBuffer>]).stream()
+    .pipeThrough(new DecompressionStream("deflate")).getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    let chunk: ReadableStreamReadResult<Uint8Array>;
+    try {
+      chunk = await reader.read();
+    } catch (error) {
+      throw new Error(
+        `${name}: corrupt PNG image data (zlib: ${error instanceof Error ? error.message : error})`,
+      );
+    }
+    if (chunk.done) break;
+    total += chunk.value.length;
+    if (total > maxBytes) {
+      await reader.cancel();
+      throw new Error(`${name}: corrupt PNG: its image data inflates past ${maxBytes} bytes`);
+    }
+    chunks.push(chunk.value);
+  }
+  const out = new Uint8Array(total);
+  chunks.reduce((offset, chunk) => (out.set(chunk, offset), offset + chunk.length), 0);
+  return out;
 }
 
 const PNG_SIGNATURE = [137, 80, 78, 71, 13, 10, 26, 10];
@@ -40,22 +80,36 @@ export async function decodePng(bytes: Uint8Array, name = "image"): Promise<Grey
   let palette: Uint8Array | null = null;
   let transparency: Uint8Array | null = null;
   const data: Uint8Array[] = [];
-  for (let at = 8; at + 8 <= bytes.length;) {
+  let ended = false;
+  for (let at = 8; at < bytes.length;) {
+    if (at + 12 > bytes.length) throw new Error(`${name}: truncated PNG (a chunk header is cut)`);
     const length = view.getUint32(at);
     const type = String.fromCharCode(...bytes.subarray(at + 4, at + 8));
+    if (at + 12 + length > bytes.length) {
+      throw new Error(`${name}: truncated PNG (chunk ${JSON.stringify(type)} is cut)`);
+    }
     const body = bytes.subarray(at + 8, at + 8 + length);
+    if (crc32(bytes.subarray(at + 4, at + 8 + length)) !== view.getUint32(at + 8 + length)) {
+      throw new Error(`${name}: corrupt PNG (CRC mismatch in chunk ${JSON.stringify(type)})`);
+    }
     if (type === "IHDR") {
+      if (length < 13) throw new Error(`${name}: corrupt PNG (IHDR of ${length} bytes)`);
       width = view.getUint32(at + 8);
       height = view.getUint32(at + 12);
+      checkDimensions(name, width, height);
       depth = body[8];
       colorType = body[9];
       interlace = body[12];
     } else if (type === "PLTE") palette = body;
     else if (type === "tRNS") transparency = body;
     else if (type === "IDAT") data.push(body);
-    else if (type === "IEND") break;
+    else if (type === "IEND") {
+      ended = true;
+      break;
+    }
     at += 12 + length;
   }
+  if (!ended) throw new Error(`${name}: truncated PNG (no IEND chunk)`);
   const channels = ({ 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 } as Record<number, number>)[colorType];
   if (!width || !height || channels === undefined || depth !== 8 || interlace !== 0) {
     throw new Error(
@@ -67,8 +121,8 @@ export async function decodePng(bytes: Uint8Array, name = "image"): Promise<Grey
   }
   const joined = new Uint8Array(data.reduce((n, d) => n + d.length, 0));
   data.reduce((offset, d) => (joined.set(d, offset), offset + d.length), 0);
-  const raw = await inflate(joined);
   const stride = width * channels;
+  const raw = await inflate(joined, height * (stride + 1), name);
   if (raw.length < height * (stride + 1)) throw new Error(`${name}: truncated PNG data`);
   const out = new Uint8Array(height * stride);
   for (let y = 0; y < height; y++) {
@@ -109,20 +163,32 @@ function decodePgm(bytes: Uint8Array, name = "image"): GreyImage {
   const text = new TextDecoder("latin1").decode(bytes.subarray(0, Math.min(bytes.length, 512)));
   const header = /^(P[25])(?:\s+|#[^\n]*\n)*(\d+)(?:\s+|#[^\n]*\n)*(\d+)(?:\s+|#[^\n]*\n)*(\d+)\s/
     .exec(text);
-  if (!header) throw new Error(`${name}: not a PGM file`);
+  if (!header) throw new Error(`${name}: not a PNG or PGM file`);
   const [whole, magic, w, h, max] = header;
   const width = Number(w), height = Number(h), maxval = Number(max);
+  checkDimensions(name, width, height);
+  if (maxval < 1 || maxval > 65535) {
+    throw new Error(`${name}: PGM maxval ${maxval}: expected 1 to 65535`);
+  }
   const count = width * height;
   const pixels = new Uint8Array(count);
+  const scaled = (value: number, i: number): number => {
+    if (!(value <= maxval)) {
+      throw new Error(`${name}: PGM pixel ${i} is ${value}: expected 0 to maxval ${maxval}`);
+    }
+    return Math.round(value * 255 / maxval);
+  };
   if (magic === "P5") {
     if (maxval > 255) throw new Error(`${name}: 16-bit PGM is not supported`);
     const body = bytes.subarray(whole.length, whole.length + count);
     if (body.length < count) throw new Error(`${name}: truncated PGM`);
-    for (let i = 0; i < count; i++) pixels[i] = Math.round(body[i] * 255 / maxval);
+    for (let i = 0; i < count; i++) pixels[i] = scaled(body[i], i);
   } else {
     const values = new TextDecoder("latin1").decode(bytes).slice(whole.length).trim().split(/\s+/);
     if (values.length < count) throw new Error(`${name}: truncated PGM`);
-    for (let i = 0; i < count; i++) pixels[i] = Math.round(Number(values[i]) * 255 / maxval);
+    for (let i = 0; i < count; i++) {
+      pixels[i] = scaled(/^\d+$/.test(values[i]) ? Number(values[i]) : NaN, i);
+    }
   }
   return { width, height, pixels };
 }

@@ -5,6 +5,9 @@
  * @module
  */
 
+import { shutdown } from "../nn/shutdown.ts";
+import { releaseAllClaims } from "./files.ts";
+
 /** Exit code of a run stopped by Ctrl-C (128 + SIGINT, as shells report it). */
 export const INTERRUPTED_EXIT_CODE = 130;
 
@@ -22,7 +25,10 @@ export function onInterrupt(notice: (line: string) => void): InterruptHandle {
   const handler = () => {
     if (controller.signal.aborted) {
       notice("Second Ctrl-C: quitting now.");
-      Deno.exit(INTERRUPTED_EXIT_CODE);
+      releaseAllClaims();
+      // Destroy the device first: exiting while the driver's threads run can crash (SIGSEGV).
+      shutdown({ timeoutMs: 1000 }).finally(() => Deno.exit(INTERRUPTED_EXIT_CODE));
+      return;
     }
     notice("Ctrl-C: stopping after the GPU work in flight (press Ctrl-C again to quit now)...");
     controller.abort(new DOMException("interrupted by Ctrl-C", "AbortError"));

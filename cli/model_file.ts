@@ -6,8 +6,10 @@
  */
 
 import { type Classifier, createModel, type ModelName } from "../nn/models.ts";
-import { type LoadedWeights, loadWeights } from "../train/checkpoint.ts";
+import { DataError } from "../data/errors.ts";
+import { type CpuTensor, type LoadedWeights, loadWeights } from "../train/checkpoint.ts";
 import { UsageError } from "./args.ts";
+import { checkL1 } from "./device_limits.ts";
 
 const MODELS: readonly ModelName[] = ["mlp", "cnn", "cnn-bn", "tuning-cnn"];
 
@@ -21,7 +23,8 @@ export interface LoadedModel {
 
 /**
  * Builds the model a weights file describes (or `override.model`) and loads the weights into
- * it. Throws `UsageError` when the file names no model and none is given.
+ * it (call `init()` first). Throws `UsageError` when the file names no model and none is given,
+ * or names an `l1` larger than the adapter holds.
  */
 export async function loadModelFile(
   command: string,
@@ -32,10 +35,15 @@ export async function loadModelFile(
   try {
     file = await loadWeights(path);
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound) {
-      throw new UsageError(`${command}: --weights ${path}: no such file`);
-    }
-    throw error;
+    throw new UsageError(`${command}: --weights ${path}: ${whyUnreadable(error)}`);
+  }
+  const bad = firstNonFinite(file.state);
+  if (bad) {
+    throw new DataError(
+      `${path}: ${bad} is NaN or infinite: the run that saved these weights diverged; use a ` +
+        "checkpoint or weights saved before that",
+      path,
+    );
   }
   const name = override.model ?? (file.config?.model as string | undefined);
   if (name === undefined) {
@@ -46,16 +54,64 @@ export async function loadModelFile(
   if (!MODELS.includes(name as ModelName)) {
     throw new UsageError(`${command}: unknown model "${name}" in ${path}`);
   }
-  const l1 = override.l1 ?? (file.config?.l1 as number | undefined);
+  const named = file.config?.model, recordedL1 = file.config?.l1;
+  if (override.model !== undefined && named !== undefined && override.model !== named) {
+    throw new UsageError(
+      `${command}: --model ${override.model} does not apply: ${path} holds ${named} (drop --model)`,
+    );
+  }
+  if (override.l1 !== undefined && name !== "tuning-cnn") {
+    throw new UsageError(
+      `${command}: --l1 does not apply to ${name}: it sets the hidden width of tuning-cnn only`,
+    );
+  }
+  if (override.l1 !== undefined && recordedL1 !== undefined && override.l1 !== recordedL1) {
+    throw new UsageError(
+      `${command}: --l1 ${override.l1} does not apply: ${path} holds a tuning-cnn with l1 ` +
+        `${JSON.stringify(recordedL1)} (drop --l1)`,
+    );
+  }
+  const l1 = override.l1 ?? (recordedL1 as number | undefined);
+  if (name === "tuning-cnn" && l1 !== undefined) {
+    if (override.l1 !== undefined) checkL1(command, l1, "--l1");
+    else if (!Number.isInteger(l1) || l1 < 1) {
+      throw new UsageError(
+        `${command}: ${path}: its metadata gives l1 ${JSON.stringify(l1)}: expected a positive ` +
+          "integer",
+      );
+    } else checkL1(command, l1, `${path}: l1 in its metadata`);
+  }
   const model = createModel(name as ModelName, { l1 });
   try {
     model.loadStateDict(file.state);
   } catch (error) {
     model.dispose();
-    throw new Error(`${path}: ${error instanceof Error ? error.message : error}`);
+    const what = name === "tuning-cnn" ? `tuning-cnn with l1 ${model.config.l1}` : name;
+    throw new UsageError(
+      `${command}: --weights ${path} does not hold ${what} weights ` +
+        `(${error instanceof Error ? error.message : error})`,
+    );
   }
   model.eval();
   return { model, file };
+}
+
+/** Why a weights file could not be read, in one line. */
+function whyUnreadable(error: unknown): string {
+  if (error instanceof Deno.errors.NotFound) return "no such file";
+  if (error instanceof SyntaxError) {
+    return `its metadata is not valid JSON (${error.message})`;
+  }
+  return `not a readable safetensors file (${error instanceof Error ? error.message : error})`;
+}
+
+/** `name[index]` of the first NaN or infinite value of `state`, or null when all are finite. */
+function firstNonFinite(state: Record<string, CpuTensor>): string | null {
+  for (const [name, tensor] of Object.entries(state)) {
+    const index = tensor.data.findIndex((value) => !Number.isFinite(value));
+    if (index >= 0) return `${name}[${index}]`;
+  }
+  return null;
 }
 
 /** One line naming the model and where its weights come from. */

@@ -11,12 +11,12 @@ import { pixelsToFloat32 } from "../data/dataset.ts";
 import { init } from "../nn/device.ts";
 import { tidy } from "../nn/scope.ts";
 import { tensor } from "../nn/tensor.ts";
-import { UsageError } from "./args.ts";
+import { type Flags, UsageError } from "./args.ts";
 import { dataChoice, prepareData } from "./data.ts";
 import { WEIGHTS_FLAGS } from "./evaluate_command.ts";
 import { DATA_FLAGS, HELP_FLAG } from "./flags.ts";
 import { type CommandIo, type CommandSpec, runCommand } from "./harness.ts";
-import { readImage28 } from "./image.ts";
+import { type GreyImage, readImage28 } from "./image.ts";
 import { describeModelFile, loadModelFile } from "./model_file.ts";
 
 /** The `predict` command. */
@@ -45,6 +45,21 @@ objects on a light background).`,
   ],
 };
 
+/** `--image FILE` read as 28x28 grey; a missing or undecodable file is a `UsageError`. */
+async function readImageFlag(path: string, flags: Flags): Promise<GreyImage> {
+  try {
+    return await readImage28(path, flags.boolean("invert"));
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      throw new UsageError(`predict: --image ${path}: no such file`);
+    }
+    const message = error instanceof Error ? error.message : String(error);
+    throw new UsageError(
+      `predict: --image ${message.startsWith(path) ? message : `${path}: ${message}`}`,
+    );
+  }
+}
+
 /** Runs `predict`; resolves to the exit code. */
 export function predictCommand(args: readonly string[], io: CommandIo): Promise<number> {
   return runCommand(PREDICT_COMMAND, args, io, async (flags) => {
@@ -55,6 +70,17 @@ export function predictCommand(args: readonly string[], io: CommandIo): Promise<
     if ((image === undefined) === (index === undefined)) {
       throw new UsageError("predict: give either --index N or --image FILE");
     }
+    if (image === undefined && flags.has("invert")) {
+      throw new UsageError("predict: --invert does not apply to --index: it inverts an --image");
+    }
+    const dataOnly = ["set", "data-dir", "offline", "no-verify"].find((name) => flags.has(name));
+    if (image !== undefined && dataOnly !== undefined) {
+      throw new UsageError(
+        `predict: --${dataOnly} does not apply to --image: it chooses the set of --index`,
+      );
+    }
+    // The image first: a missing or bad file fails before the device and the weights.
+    const picture = image === undefined ? undefined : await readImageFlag(image, flags);
     await init();
     const loaded = await loadModelFile("predict", path, {
       model: flags.string("model"),
@@ -62,8 +88,8 @@ export function predictCommand(args: readonly string[], io: CommandIo): Promise<
     });
     try {
       let pixels: Uint8Array, label: number | null = null, what: string;
-      if (image !== undefined) {
-        pixels = (await readImage28(image, flags.boolean("invert"))).pixels;
+      if (picture !== undefined) {
+        pixels = picture.pixels;
         what = `${image}${flags.boolean("invert") ? " (inverted)" : ""}`;
       } else {
         const prepared = await prepareData(

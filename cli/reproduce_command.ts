@@ -21,6 +21,7 @@ import { displayPath, writeJson, writeText } from "./files.ts";
 import { DATA_FLAGS, EPOCHS_OVERRIDE, HELP_FLAG, RUN_FLAGS } from "./flags.ts";
 import { type CommandIo, type CommandSpec, runCommand, setupRun } from "./harness.ts";
 import { INTERRUPTED_EXIT_CODE } from "./interrupt.ts";
+import { reportLateInterrupt } from "./unfinished.ts";
 import { duration } from "./markdown.ts";
 import { dataLines, LOSS_NOTE, quickRunNotice, SPLIT_NOTE } from "./report.ts";
 import type { RunResult } from "./run_training.ts";
@@ -152,8 +153,8 @@ export function reproduceCommand(args: readonly string[], io: CommandIo): Promis
     const setup = await setupRun("reproduce", resumed?.args ?? args, flags, io, {
       outDir: resumed?.dir,
       startedAt: resumed?.started,
+      models: [{ model: "mlp" }, { model: "cnn" }, { model: "cnn-bn" }, { model: "tuning-cnn" }],
     });
-    if (!resumed) await writeCommandFile(setup.dir, "reproduce", args);
     const epochs = flags.number("epochs");
     const seed = flags.number("seed")!;
     const experiments: ExperimentResult[] = [];
@@ -195,6 +196,7 @@ export function reproduceCommand(args: readonly string[], io: CommandIo): Promis
       interrupted ||= outcome.interrupted;
     };
     try {
+      if (!resumed) await writeCommandFile(setup.dir, "reproduce", args);
       await runOne("compare");
       if (!interrupted) await runOne("optimizers");
       if (!interrupted) {
@@ -220,6 +222,7 @@ export function reproduceCommand(args: readonly string[], io: CommandIo): Promis
         interrupted ||= tune.interrupted;
       }
       if (!interrupted) await runOne("final", tune);
+      interrupted ||= setup.interrupt.signal.aborted;
       await writeText(
         join(setup.dir, "report.md"),
         reproduceReport({
@@ -235,7 +238,10 @@ export function reproduceCommand(args: readonly string[], io: CommandIo): Promis
         }),
       );
       io.out(`Report: ${join(displayPath(setup.dir), "report.md")}`);
-      return interrupted ? INTERRUPTED_EXIT_CODE : code;
+      const told = tune?.interrupted ||
+        experiments.some((e) => e.results.some((r) => r.status === "interrupted"));
+      if (setup.interrupt.signal.aborted && !told) reportLateInterrupt(io, "reproduce", setup.dir);
+      return interrupted || setup.interrupt.signal.aborted ? INTERRUPTED_EXIT_CODE : code;
     } finally {
       setup.dispose();
     }

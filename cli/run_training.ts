@@ -11,6 +11,7 @@
  */
 
 import { join } from "node:path";
+import { firstLine } from "../data/errors.ts";
 import { CLASS_NAMES } from "../data/fashion_mnist.ts";
 import { DataLoader } from "../data/loader.ts";
 import { type Classifier, createModel, type ModelName } from "../nn/models.ts";
@@ -28,6 +29,7 @@ import { StepLR } from "../train/lr_scheduler.ts";
 import { Adam } from "../train/optim/adam.ts";
 import type { Optimizer } from "../train/optim/optimizer.ts";
 import { SGD } from "../train/optim/sgd.ts";
+import { UsageError } from "./args.ts";
 import { curvesSvg } from "./curves.ts";
 import type { GpuData } from "./data.ts";
 import { writeJson, writeText } from "./files.ts";
@@ -245,10 +247,22 @@ export async function runTraining(spec: RunSpec, context: RunContext): Promise<R
   try {
     const checkpointPath = join(dir, "checkpoint.safetensors");
     if (context.resume && await Deno.stat(checkpointPath).then(() => true, () => false)) {
-      const saved = await loadCheckpoint(checkpointPath);
+      let saved: Awaited<ReturnType<typeof loadCheckpoint>>;
+      try {
+        saved = await loadCheckpoint(checkpointPath);
+      } catch (error) {
+        const why = firstLine(error).replace(`${checkpointPath}: `, "");
+        throw new UsageError(
+          `--resume: cannot resume from ${checkpointPath}: it is damaged (${why}); move it away ` +
+            "to train that run from epoch 1",
+        );
+      }
       const savedSpec = (saved.extra as { spec?: RunSpec } | null)?.spec;
       if (!savedSpec || !sameSpec(savedSpec, spec)) {
-        throw new Error(`${checkpointPath}: saved by a run with other settings; cannot resume`);
+        throw new UsageError(
+          `--resume: cannot resume from ${checkpointPath}: it was saved by a run with other ` +
+            "settings",
+        );
       }
       restoreCheckpoint(saved, { model, optimizer, scheduler });
       const file = await readJsonFile<{ history: EpochRecord[] }>(join(dir, "history.json"));
@@ -296,12 +310,20 @@ export async function runTraining(spec: RunSpec, context: RunContext): Promise<R
       error = caught.message;
     }
     progress.clear();
+    // Ctrl-C in the last epoch's tail (validation, checkpoint) or in the test pass interrupts the
+    // run like any other: no test result and no weights; --resume tests the last checkpoint.
+    if (status === "completed" && context.signal?.aborted) status = "interrupted";
     let test: TestResult | null = null;
     if (status === "completed") {
       test = await testModel(model, data, context.evalBatchSize, spec.batchSize);
-      await saveWeights(join(dir, "weights.safetensors"), model, {
-        "wgtorch.run": JSON.stringify(spec),
-      });
+      if (context.signal?.aborted) {
+        status = "interrupted";
+        test = null;
+      } else {
+        await saveWeights(join(dir, "weights.safetensors"), model, {
+          "wgtorch.run": JSON.stringify(spec),
+        });
+      }
     }
     const result: RunResult = {
       ...base,
@@ -319,6 +341,16 @@ export async function runTraining(spec: RunSpec, context: RunContext): Promise<R
     optimizer.dispose();
     model.dispose();
   }
+}
+
+/**
+ * `result` as interrupted (no test result) when Ctrl-C came after it completed; a completed run
+ * stays completed without Ctrl-C, and a diverged one stays diverged.
+ */
+export function interruptedIfAborted(result: RunResult, signal: AbortSignal): RunResult {
+  return result.status === "completed" && signal.aborted
+    ? { ...result, status: "interrupted", test: null }
+    : result;
 }
 
 /** Writes `history.json`, `history.csv` and `curves.svg` of a run, atomically. */

@@ -6,16 +6,19 @@
  */
 
 import { join } from "node:path";
+import { init } from "../nn/device.ts";
 import type { ModelName } from "../nn/models.ts";
-import type { Flags } from "./args.ts";
+import { type Flags, UsageError } from "./args.ts";
+import { dataChoice } from "./data.ts";
 import { studyMatch } from "./experiments.ts";
 import { displayPath, writeJson, writeText } from "./files.ts";
+import { checkBatchSize, checkL1 } from "./device_limits.ts";
 import { DATA_FLAGS, HELP_FLAG, RUN_FLAGS, TRAIN_FLAGS } from "./flags.ts";
 import { type CommandIo, type CommandSpec, runCommand, setupRun } from "./harness.ts";
 import { INTERRUPTED_EXIT_CODE } from "./interrupt.ts";
 import { trainReport } from "./report.ts";
 import { resolveResume, RESUME_FLAG, writeCommandFile } from "./resume.ts";
-import { type RunSpec, runSummary, runTraining } from "./run_training.ts";
+import { interruptedIfAborted, type RunSpec, runSummary, runTraining } from "./run_training.ts";
 import { reportUnfinished } from "./unfinished.ts";
 
 /** The `train` command. */
@@ -70,23 +73,39 @@ export function trainCommand(args: readonly string[], io: CommandIo): Promise<nu
     const runArgs = resumed?.args ?? args;
     const spec = specFromFlags(flags);
     if (flags.has("l1") && spec.model !== "tuning-cnn") {
-      io.err("note: --l1 only applies to --model tuning-cnn; ignored");
+      throw new UsageError(
+        `train: --l1 does not apply to --model ${spec.model}: it sets tuning-cnn's hidden width`,
+      );
     }
     if (flags.has("momentum") && spec.optimizer !== "sgd") {
-      io.err("note: --momentum only applies to --optimizer sgd; ignored");
+      throw new UsageError(
+        `train: --momentum does not apply to --optimizer ${spec.optimizer}: it is SGD's`,
+      );
     }
+    if (flags.has("gamma") && spec.stepSize === 0) {
+      throw new UsageError(
+        "train: --gamma does not apply without --step-size N (N > 0): the lr is constant",
+      );
+    }
+    // What the adapter holds, before the output folder, the data or the weights.
+    dataChoice("train", flags);
+    await init();
+    if (spec.l1 !== undefined) checkL1("train", spec.l1, "--l1");
+    const config = { model: spec.model, l1: spec.l1 };
+    checkBatchSize("train", config, "batch-size", spec.batchSize);
+    checkBatchSize("train", config, "eval-batch-size", flags.number("eval-batch-size")!);
     const setup = await setupRun("train", runArgs, flags, io, {
       outDir: resumed?.dir,
       startedAt: resumed?.started,
     });
-    if (!resumed) await writeCommandFile(setup.dir, "train", args);
     try {
+      if (!resumed) await writeCommandFile(setup.dir, "train", args);
       io.err(
         `Run: ${spec.title}, ${spec.epochs} epoch${
           spec.epochs === 1 ? "" : "s"
         }, seed ${spec.seed}`,
       );
-      const result = await runTraining(spec, {
+      const trained = await runTraining(spec, {
         data: setup.data,
         dir: setup.dir,
         evalBatchSize: setup.evalBatchSize,
@@ -95,6 +114,8 @@ export function trainCommand(args: readonly string[], io: CommandIo): Promise<nu
         log: io.err,
         resume: resumed !== undefined,
       });
+      // Ctrl-C after the run's own files were written: the command's files say interrupted too.
+      const result = interruptedIfAborted(trained, setup.interrupt.signal);
       const study = studyMatch(spec);
       await writeJson(join(setup.dir, "summary.json"), {
         command: "train",
@@ -107,11 +128,11 @@ export function trainCommand(args: readonly string[], io: CommandIo): Promise<nu
         join(setup.dir, "report.md"),
         trainReport({ result, env: setup.env, data: setup.data.prepared, study }),
       );
-      if (result.status !== "completed") {
+      if (result.status !== "completed" || setup.interrupt.signal.aborted) {
         if (result.error) io.err(`error: ${result.error}`);
-        reportUnfinished(result, io);
+        reportUnfinished(interruptedIfAborted(result, setup.interrupt.signal), io);
         io.err(`Report: ${join(displayPath(setup.dir), "report.md")}`);
-        return result.status === "interrupted" ? INTERRUPTED_EXIT_CODE : 1;
+        return result.status === "diverged" ? 1 : INTERRUPTED_EXIT_CODE;
       }
       const test = result.test!;
       io.out(

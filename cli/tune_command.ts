@@ -17,7 +17,7 @@ import type { ParamSpace } from "../train/tune/variants.ts";
 import { gpu, init } from "../nn/device.ts";
 import { type Flags, type FlagSpec, UsageError } from "./args.ts";
 import { type DataChoice, dataChoice } from "./data.ts";
-import { displayPath, prepareOutDir, writeJson, writeText } from "./files.ts";
+import { displayPath, prepareOutDir, type RunDirClaim, writeJson, writeText } from "./files.ts";
 import { DATA_FLAGS, HELP_FLAG, RUN_FLAGS } from "./flags.ts";
 import {
   type CommandIo,
@@ -318,6 +318,7 @@ export function tuneCommand(args: readonly string[], io: CommandIo): Promise<num
     const resumeDir = flags.string("resume");
     let file: TuneFile, dir: string;
     let startedAt: string | undefined;
+    let claim: RunDirClaim | undefined;
     if (resumeDir !== undefined) {
       const others = TUNE_COMMAND.flags.map((f) => f.name)
         .filter((name) => flags.has(name) && !["resume", "progress"].includes(name));
@@ -345,20 +346,30 @@ export function tuneCommand(args: readonly string[], io: CommandIo): Promise<num
       await init();
       const concurrency = flags.number("concurrency") ?? suggestMaxConcurrent(gpu().adapter);
       const settings = settingsFromFlags(flags, concurrency);
-      dir = await prepareOutDir("tune", flags.string("out"));
+      claim = await prepareOutDir("tune", flags.string("out"), {
+        overwrite: flags.boolean("overwrite"),
+      });
+      dir = claim.dir;
       file = { settings, data: choice, evalBatchSize: flags.number("eval-batch-size")! };
-      await writeJson(join(dir, "tune.json"), file);
+      try {
+        await writeJson(join(dir, "tune.json"), file);
+      } catch (error) {
+        claim.release();
+        throw error;
+      }
     }
     const setup = await setupRun("tune", args, flags, io, {
+      claim,
       outDir: dir,
       startedAt,
       choice: file.data,
       evalBatchSize: file.evalBatchSize,
+      models: [{ model: "tuning-cnn" }],
     });
     try {
       const outcome = await runTune(file.settings, setup, io);
       printTuneOutcome(outcome, io);
-      if (outcome.interrupted) {
+      if (outcome.interrupted || setup.interrupt.signal.aborted) {
         io.err(`Interrupted. Continue with: deno run -A cli.ts tune --resume ${displayPath(dir)}`);
         return INTERRUPTED_EXIT_CODE;
       }

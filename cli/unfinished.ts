@@ -39,3 +39,12 @@ export function reportUnfinished(
     );
   }
 }
+
+/**
+ * Prints how to continue a command that Ctrl-C stopped after its runs had finished (while it
+ * wrote its combined files): `--resume` reads the runs back and writes the files again.
+ */
+export function reportLateInterrupt(io: CommandIo, command: string, dir: string): void {
+  io.err(`Interrupted after every run had finished; the run folder is ${displayPath(dir)}`);
+  io.err(`  continue:    deno run -A cli.ts ${command} --resume ${displayPath(dir)}`);
+}

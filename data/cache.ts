@@ -46,6 +46,16 @@ export function resolveDataDir(dataDir?: string): string {
 }
 
 /**
+ * Whether `dir` is the cache folder the library owns: the default one (`defaultDataDir()`), and
+ * only it. A folder the user named (--data-dir, a `dataDir` option, or WGTORCH_DATA_DIR) may
+ * hold their own files under FashionMNIST's names (MNIST uses the same ones), so nothing in it
+ * is ever moved or deleted; only the owned cache heals a corrupt file, by moving it aside.
+ */
+export function isOwnedDataDir(dir: string): boolean {
+  return resolve(dir) === resolve(defaultDataDir());
+}
+
+/**
  * The mirrors to try, in order: the --mirror flags if any, else WGTORCH_MIRRORS, else the
  * official mirrors (the dataset authors' bucket, then the GitHub repository's raw files).
  */

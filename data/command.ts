@@ -25,8 +25,9 @@ Finds FashionMNIST (cache folder, then /usr/share/datasets/fashion-mnist), or do
 the mirrors, verifies every file (MD5, or SHA-256 of the content) and prints where it is.
 
 Options:
-  --data-dir DIR     cache folder (default: $${DATA_DIR_ENV}, else $XDG_CACHE_HOME/wgtorch/fashion-mnist,
-                     else ~/.cache/wgtorch/fashion-mnist)
+  --data-dir DIR     data folder (default: $${DATA_DIR_ENV}, else $XDG_CACHE_HOME/wgtorch/fashion-mnist,
+                     else ~/.cache/wgtorch/fashion-mnist); a folder you name is never changed
+                     except to add missing files: a file there that does not verify is an error
   --mirror URL       a base URL (http://, https://, file://) or folder to download from;
                      repeat to try several in order (default: $${MIRRORS_ENV}, else the official
                      mirrors)

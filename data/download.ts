@@ -1,15 +1,16 @@
 /**
- * Downloads one file from a list of mirrors tried in order: streamed to `NAME.part` while its
- * MD5 is computed, renamed to `NAME` only when it verifies; network errors are retried with
- * exponential back-off (resuming with a Range request when the server allows it); an HTTP error
- * or a checksum mismatch moves on to the next mirror; when every mirror failed, the error lists
- * each URL and why.
+ * Downloads one file from a list of mirrors tried in order: streamed to a temporary file unique
+ * to the process (`NAME.part-PID-N-RANDOM`, so that processes downloading into one folder at
+ * once never share one), verified as it is on disk, and renamed to `NAME` only when it verifies;
+ * network errors are retried with exponential back-off (resuming with a Range request when the
+ * server allows it); an HTTP error or a checksum mismatch moves on to the next mirror; when every
+ * mirror failed, the error lists each URL and why.
  *
  * @module
  */
 
 import { createHash, type Hash } from "node:crypto";
-import { basename, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { IdxFileSpec } from "./checksums.ts";
 import { DataError, fileSystemError, firstLine } from "./errors.ts";
@@ -131,6 +132,11 @@ function sleep(ms: number): Promise<void> {
 /** State of one file's transfer from one mirror, kept across retries to resume. */
 interface Transfer {
   url: string;
+  /** The file's name, for progress. */
+  name: string;
+  /** Where it goes once verified (named in errors: the temporary file is removed). */
+  path: string;
+  /** The temporary file, unique to this process and call. */
   part: string;
   file: Deno.FsFile;
   hash: Hash;
@@ -142,7 +148,7 @@ interface Transfer {
 }
 
 function startProgress(transfer: Transfer, source: string, total: number | null): void {
-  transfer.progress.start(basename(transfer.part, ".part"), source, total, transfer.received);
+  transfer.progress.start(transfer.name, source, total, transfer.received);
   transfer.showing = true;
   transfer.progress.update(transfer.received);
 }
@@ -157,7 +163,7 @@ async function append(transfer: Transfer, chunk: Uint8Array): Promise<void> {
     let offset = 0;
     while (offset < chunk.length) offset += await transfer.file.write(chunk.subarray(offset));
   } catch (error) {
-    throw fileSystemError(error, transfer.part, "writing the download");
+    throw fileSystemError(error, transfer.path, "writing the download");
   }
   transfer.hash.update(chunk);
   transfer.received += chunk.length;
@@ -169,7 +175,7 @@ async function restart(transfer: Transfer): Promise<void> {
     await transfer.file.truncate(0);
     await transfer.file.seek(0, Deno.SeekMode.Start);
   } catch (error) {
-    throw fileSystemError(error, transfer.part, "truncating the partial download");
+    throw fileSystemError(error, transfer.path, "truncating the partial download");
   }
   transfer.hash = createHash("md5");
   transfer.received = 0;
@@ -268,6 +274,42 @@ async function readLocal(transfer: Transfer): Promise<void> {
   }
 }
 
+let partCounter = 0;
+
+/** A temporary name beside `path`, unique to this process and call. */
+function partPath(path: string): string {
+  const random = Array.from(
+    crypto.getRandomValues(new Uint8Array(4)),
+    (byte) => byte.toString(16).padStart(2, "0"),
+  ).join("");
+  return `${path}.part-${Deno.pid}-${partCounter++}-${random}`;
+}
+
+/** A temporary file untouched for this long belongs to a download that was killed. */
+const ABANDONED_AFTER_MS = 60 * 60 * 1000;
+
+/**
+ * Removes the temporary files of `path` (only names `partPath` makes) left by downloads that
+ * were killed: untouched for an hour (a live one writes, or gives up after its stall timeout).
+ */
+async function removeAbandonedParts(path: string, log: (line: string) => void): Promise<void> {
+  const dir = dirname(path);
+  const pattern = new RegExp(
+    `^${basename(path).replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}` +
+      `\\.part-\\d+-\\d+-[0-9a-f]{8}$`,
+  );
+  try {
+    for await (const entry of Deno.readDir(dir)) {
+      if (!entry.isFile || !pattern.test(entry.name)) continue;
+      const part = join(dir, entry.name);
+      const modified = (await Deno.stat(part)).mtime?.getTime() ?? Date.now();
+      if (Date.now() - modified < ABANDONED_AFTER_MS) continue;
+      await Deno.remove(part);
+      log(`${part}: removed a partial download abandoned by a process that was stopped`);
+    }
+  } catch { /* best effort: a file another process removed first, an unreadable folder */ }
+}
+
 async function removeQuietly(path: string): Promise<void> {
   try {
     await Deno.remove(path);
@@ -292,7 +334,8 @@ export async function ensureDirectory(dir: string): Promise<void> {
 /**
  * Downloads `spec` into `dir` from the first mirror that delivers it intact, verifying the MD5
  * (or, for a copy with another gzip header, the SHA-256 of its content). Never leaves a partial
- * or unverified file under the final name. Throws `DownloadError` when every mirror failed, and
+ * or unverified file under the final name; removes the temporary files of this file that killed
+ * downloads left (untouched for an hour). Throws `DownloadError` when every mirror failed, and
  * a one-line `DataError` when the file cannot be written (permissions, full disk).
  */
 export async function downloadFile(
@@ -308,9 +351,9 @@ export async function downloadFile(
     : createProgress({ mode: options.progress });
   const unreachable = options.unreachable ?? new Map<string, string>();
   const path = join(dir, spec.name);
-  const part = path + ".part";
   const mirrors = options.mirrors.map(normalizeMirror);
   await ensureDirectory(dir);
+  await removeAbandonedParts(path, log);
   const attempts: DownloadAttempt[] = [];
   for (const mirror of mirrors) {
     const url = new URL(spec.name, mirror).href;
@@ -319,14 +362,17 @@ export async function downloadFile(
       attempts.push({ url, reason: `skipped: unreachable for an earlier file (${dead})` });
       continue;
     }
+    const part = partPath(path);
     let file: Deno.FsFile;
     try {
-      file = await Deno.open(part, { write: true, create: true, truncate: true });
+      file = await Deno.open(part, { write: true, createNew: true });
     } catch (error) {
-      throw fileSystemError(error, part, "creating the download file");
+      throw fileSystemError(error, path, "creating the download's temporary file");
     }
     const transfer: Transfer = {
       url,
+      name: spec.name,
+      path,
       part,
       file,
       hash: createHash("md5"),
@@ -343,18 +389,24 @@ export async function downloadFile(
         if (failure.unreachable) unreachable.set(mirror, failure.reason);
         continue;
       }
+      let bytes: Uint8Array;
       try {
         await file.sync();
+        file.close();
+        // What is verified is the file as it is on disk, not the stream that was written.
+        bytes = await Deno.readFile(part);
       } catch (error) {
-        throw fileSystemError(error, part, "writing the download");
+        throw fileSystemError(error, path, "writing the download");
       }
-      file.close();
-      const md5 = transfer.hash.digest("hex");
-      const bytes = md5 === spec.md5 ? new Uint8Array() : await Deno.readFile(part);
-      const verified = await verifyGzBytes(bytes, spec, { md5, name: url });
+      const streamed = transfer.hash.digest("hex");
+      const verified = await verifyGzBytes(bytes, spec, { name: url });
       if (!verified.ok) {
+        const received = streamed === spec.md5 || bytes.length !== transfer.received
+          ? `the ${transfer.received} bytes received (MD5 ${streamed}) differ from the ` +
+            `${bytes.length} bytes on disk in ${part}: ${verified.reason}`
+          : verified.reason;
         endProgress(transfer, false, "checksum mismatch");
-        attempts.push({ url, reason: `checksum mismatch: ${verified.reason}` });
+        attempts.push({ url, reason: `checksum mismatch: ${received}` });
         continue;
       }
       endProgress(

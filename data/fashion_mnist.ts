@@ -14,13 +14,13 @@ import {
   type IdxFileSpec,
   SYSTEM_DATA_DIRS,
 } from "./checksums.ts";
-import { resolveDataDir, resolveMirrors } from "./cache.ts";
+import { isOwnedDataDir, resolveDataDir, resolveMirrors } from "./cache.ts";
 import { type ImageSet, imageSetOf } from "./dataset.ts";
 import { downloadFile } from "./download.ts";
 import { DataError, fileSystemError, firstLine } from "./errors.ts";
 import { parseImages, parseLabels, readGzipFile } from "./idx.ts";
 import { createProgress, type ProgressMode, type ProgressReporter } from "./progress.ts";
-import { verifyGzFile } from "./verify.ts";
+import { type Verification, verifyGzFile } from "./verify.ts";
 
 /** The ten classes, by label index. */
 export const CLASS_NAMES: readonly string[] = [
@@ -63,7 +63,11 @@ export interface FashionMnistLocation {
 
 /** Options of `ensureFashionMnist` and `loadFashionMnist`. */
 export interface FashionMnistOptions {
-  /** The cache folder (the --data-dir flag); default WGTORCH_DATA_DIR or the XDG cache. */
+  /**
+   * The data folder (the --data-dir flag); default WGTORCH_DATA_DIR or the XDG cache. A folder
+   * named here or by WGTORCH_DATA_DIR is the user's: a file in it that does not verify is an
+   * error, never deleted or replaced; only the default cache folder heals itself.
+   */
   dataDir?: string;
   /** Mirrors (the --mirror flags); default WGTORCH_MIRRORS or the official ones. */
   mirrors?: readonly string[];
@@ -81,7 +85,7 @@ export interface FashionMnistOptions {
   stallTimeoutMs?: number;
   /** Progress: a mode (default `auto`) or a reporter. */
   progress?: ProgressMode | ProgressReporter;
-  /** Where notices go (removed corrupt files, retries); default `console.error`. */
+  /** Where notices go (corrupt cached files moved aside, retries); default `console.error`. */
   log?: (line: string) => void;
 }
 
@@ -89,26 +93,49 @@ interface Found extends LocatedFile {
   raw: Uint8Array | null;
 }
 
-async function removeCorrupt(path: string, reason: string, log: (line: string) => void) {
-  log(`${path}: corrupt cached file (${reason}); removing it and fetching it again`);
+/** Moves a corrupt file of the owned cache aside (`NAME.corrupt-TIME`) rather than deleting it. */
+async function moveAsideCorrupt(path: string, reason: string, log: (line: string) => void) {
+  const aside = `${path}.corrupt-${new Date().toISOString().replace(/[:.]/g, "-")}`;
   try {
-    await Deno.remove(path);
+    await Deno.rename(path, aside);
   } catch (error) {
-    throw fileSystemError(error, path, "removing a corrupt cached file");
+    throw fileSystemError(error, path, "moving a corrupt cached file aside");
   }
+  log(`${path}: corrupt cached file (${reason}); moved aside to ${aside}; fetching it again`);
+}
+
+/**
+ * The error for files of a folder the user named that are not the official ones: it names each
+ * file and why, says that nothing was changed, and how to proceed.
+ */
+function notOfficialError(
+  dataDir: string,
+  failed: readonly { path: string; reason: string }[],
+): DataError {
+  const files = failed.map((file) => `${file.path} (${file.reason})`).join(", ");
+  const [is, them, are] = failed.length === 1
+    ? ["is not the official FashionMNIST file", "this file", "it is"]
+    : ["are not the official FashionMNIST files", "these files", "they are"];
+  return new DataError(
+    `${files}: ${is}. Nothing was changed in ${dataDir}, a folder you named. To use ${them} as ` +
+      `${are}, add --no-verify (the training commands); for FashionMNIST, choose another folder ` +
+      "with --data-dir or WGTORCH_DATA_DIR, or leave both unset to use the default cache.",
+    failed[0].path,
+  );
 }
 
 async function locate(
   spec: IdxFileSpec,
   dataDir: string,
+  verdict: Verification | null,
   options: FashionMnistOptions,
   shared: { progress: ProgressReporter; unreachable: Map<string, string> },
 ): Promise<Found> {
   const log = options.log ?? ((line: string) => console.error(line));
   const cached = join(dataDir, spec.name);
-  const verdict = await verifyGzFile(cached, spec);
   if (verdict?.ok) return { spec, path: cached, source: "cache", ...verdict };
-  if (verdict) await removeCorrupt(cached, verdict.reason, log);
+  // Only the owned cache gets here with a corrupt file (see locateAll).
+  if (verdict) await moveAsideCorrupt(cached, verdict.reason, log);
   for (const dir of options.systemDirs ?? SYSTEM_DATA_DIRS) {
     const path = join(dir, spec.name);
     let system;
@@ -158,9 +185,24 @@ async function locateAll(
     ? options.progress
     : createProgress({ mode: options.progress });
   const shared = { progress, unreachable: new Map<string, string>() };
+  const verdicts = {} as Record<IdxFileKey, Verification | null>;
+  for (const key of IDX_FILE_KEYS) {
+    verdicts[key] = await verifyGzFile(join(dataDir, files[key].name), files[key]);
+  }
+  if (!isOwnedDataDir(dataDir)) {
+    const failed = IDX_FILE_KEYS.flatMap((key) => {
+      const verdict = verdicts[key];
+      return verdict && !verdict.ok
+        ? [{ path: join(dataDir, files[key].name), reason: verdict.reason }]
+        : [];
+    });
+    if (failed.length > 0) throw notOfficialError(dataDir, failed);
+  }
   const found = {} as Record<IdxFileKey, Found>;
   // One file at a time: downloads share one progress line and one list of dead mirrors.
-  for (const key of IDX_FILE_KEYS) found[key] = await locate(files[key], dataDir, options, shared);
+  for (const key of IDX_FILE_KEYS) {
+    found[key] = await locate(files[key], dataDir, verdicts[key], options, shared);
+  }
   const located = {} as Record<IdxFileKey, LocatedFile>;
   for (const key of IDX_FILE_KEYS) {
     const { raw: _raw, ...file } = found[key];
@@ -171,8 +213,11 @@ async function locateAll(
 
 /**
  * Makes sure the four files are available and verified, without parsing them: files in the
- * cache folder that verify are used as they are (a corrupt one is removed and fetched again),
- * then system copies (verified by content), then downloads from the mirrors.
+ * data folder that verify are used as they are, then system copies (verified by content), then
+ * downloads from the mirrors into the data folder. A file there that does not verify is moved
+ * aside (`NAME.corrupt-TIME`) and fetched again only in the default cache folder, which the
+ * library owns; in a folder the user named (`dataDir`, WGTORCH_DATA_DIR) it is a `DataError`
+ * that names every such file, and nothing is changed.
  */
 export async function ensureFashionMnist(
   options: FashionMnistOptions = {},

@@ -112,6 +112,9 @@ export interface Batch {
 
 function mixSeed(seed: number, epoch: number): number {
   let h = Math.imul((seed | 0) ^ 0x2545f491, 0x9e3779b1) ^ Math.imul(epoch + 1, 0x85ebca6b);
+  // The bits above 2^32 count too (seeds below keep their orders): 2^32 is not seed 0.
+  const high = Math.floor(seed / 2 ** 32);
+  if (high !== 0) h ^= Math.imul((high | 0) ^ 0x6a09e667, 0x27d4eb2f);
   h = Math.imul(h ^ (h >>> 15), 0x2c1b3c6d);
   return (h ^ (h >>> 13)) >>> 0;
 }
@@ -158,6 +161,11 @@ export class DataLoader {
     }
     if (limit !== undefined && !(Number.isInteger(limit) && limit >= 0)) {
       throw new RangeError(`DataLoader: limit ${limit} is not an integer >= 0`);
+    }
+    if (!Number.isSafeInteger(seed)) {
+      throw new RangeError(
+        `DataLoader: seed ${seed} is not an integer from -(2^53 - 1) to 2^53 - 1`,
+      );
     }
     this.dataset = dataset;
     this.batchSize = batchSize;

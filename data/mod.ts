@@ -26,6 +26,7 @@ export {
 export {
   DATA_DIR_ENV,
   defaultDataDir,
+  isOwnedDataDir,
   MIRRORS_ENV,
   resolveDataDir,
   resolveMirrors,

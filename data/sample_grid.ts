@@ -12,6 +12,7 @@ import { DataError, fileSystemError } from "./errors.ts";
 import { CLASS_NAMES } from "./fashion_mnist.ts";
 import { drawText, GLYPH_HEIGHT, textWidth } from "./font.ts";
 import { encodePng } from "./png.ts";
+import { writeFileAtomic } from "../train/tune/fs_atomic.ts";
 
 /** Which images to show and how. */
 export interface SampleGridOptions {
@@ -235,13 +236,10 @@ export async function renderSampleGrid(
     ? await sampleGridPng(set, options)
     : await sampleGridSvg(set, options);
   const bytes = "png" in result ? result.png : new TextEncoder().encode(result.svg);
-  const part = `${path}.part`;
   try {
     await Deno.mkdir(dirname(resolve(path)), { recursive: true });
-    await Deno.writeFile(part, bytes);
-    await Deno.rename(part, path);
+    await writeFileAtomic(path, bytes);
   } catch (error) {
-    await Deno.remove(part).catch(() => {});
     throw fileSystemError(error, path, "writing the figure", {
       elsewhere: "write the figure somewhere else",
       needs: `${bytes.length} bytes`,

@@ -3,6 +3,7 @@
 import {
   Adam,
   cnnBn,
+  correctCount,
   DataLoader,
   evaluate,
   GpuDataset,
@@ -10,10 +11,10 @@ import {
   loadFashionMnist,
   manualSeed,
   nllLoss,
+  noGrad,
   saveSafetensors,
   splitTrainVal,
   StepLR,
-  tidy,
 } from "../mod.ts";
 
 await init();
@@ -33,13 +34,14 @@ const scheduler = new StepLR(optimizer, { stepSize: 10, gamma: 0.1 });
 
 for (let epoch = 0; epoch < 2; epoch++) {
   model.train();
-  for (const batch of trainLoader.batches(epoch)) {
-    tidy(() => {
-      optimizer.zeroGrad();
-      const loss = nllLoss(model.forward(batch.x), batch.y);
-      loss.backward();
-      optimizer.step();
-    });
+  for (const { x, y } of trainLoader.batches(epoch)) {
+    optimizer.zeroGrad();
+    const output = model.forward(x);
+    const loss = nllLoss(output, y);
+    loss.backward(); // also frees what the model kept for it
+    optimizer.step();
+    loss.dispose();
+    output.dispose();
   }
   scheduler.step();
   const { loss, accuracy } = await evaluate(model, valLoader); // one readback per pass
@@ -48,5 +50,14 @@ for (let epoch = 0; epoch < 2; epoch++) {
   );
 }
 const testLoader = new DataLoader(new GpuDataset(test), { batchSize: 1000, shuffle: false });
-console.log(`test accuracy ${(await evaluate(model, testLoader)).accuracy.toFixed(4)}`);
+model.eval();
+let correct = 0;
+for (const { x, y } of testLoader.batches()) {
+  const output = noGrad(() => model.forward(x)); // torch.no_grad(): no graph is kept
+  const hits = correctCount(output, y);
+  correct += await hits.item();
+  hits.dispose();
+  output.dispose();
+}
+console.log(`test accuracy ${(correct / test.count).toFixed(4)}`);
 await saveSafetensors("cnn_bn.safetensors", model.stateDict(), { model: "cnn-bn" });

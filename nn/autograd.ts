@@ -17,6 +17,8 @@ import { formatShape, ones, type Tensor } from "./tensor.ts";
 export class GradNode {
   /** Set once the node's saved state is freed (after backward, or when its output is disposed). */
   released = false;
+  /** Inputs this node keeps alive for backward (see `holdForGraph`), let go when it is released. */
+  readonly held: Tensor[] = [];
 
   /**
    * Records one op application.
@@ -33,12 +35,40 @@ export class GradNode {
     readonly saved: readonly Tensor[],
   ) {}
 
-  /** Frees the saved state. */
+  /** Frees the saved state, and the held inputs that no other node holds. */
   release(): void {
     if (this.released) return;
     this.released = true;
     for (const tensor of this.saved) tensor.dispose();
+    for (const tensor of this.held.splice(0)) letGo(tensor);
   }
+}
+
+/** How many nodes hold each tensor that the graph owns. */
+const holders = new WeakMap<Tensor, number>();
+/** While backward runs: tensors whose last holder let go, freed when it ends. */
+let freeAfterBackward: Tensor[] | null = null;
+
+/**
+ * Makes `node` keep `input` alive: the graph then owns `input`, which is disposed when every node
+ * holding it is released (by backward, or by disposing the output that carries it). Used for
+ * intermediates of a module call that backward still needs.
+ */
+export function holdForGraph(node: GradNode, input: Tensor): void {
+  node.held.push(input);
+  holders.set(input, (holders.get(input) ?? 0) + 1);
+}
+
+function letGo(tensor: Tensor): void {
+  const count = (holders.get(tensor) ?? 1) - 1;
+  if (count > 0) {
+    holders.set(tensor, count);
+    return;
+  }
+  holders.delete(tensor);
+  // Backward releases a node before the nodes below it ran, which may still read this tensor.
+  if (freeAfterBackward) freeAfterBackward.push(tensor);
+  else tensor.dispose();
 }
 
 let gradEnabled = true;
@@ -132,48 +162,58 @@ export function runBackward(
         "or pass { grad } with the output's gradient",
     );
   }
-  noGrad(() => {
-    const grads = new Map<Tensor, Tensor>();
-    grads.set(root, options.grad ? options.grad.view() : ones(root.shape));
-    for (const tensor of topologicalOrder(root)) {
-      const grad = grads.get(tensor);
-      grads.delete(tensor);
-      if (!grad) continue;
-      const node = tensor.node;
-      if (!node) {
-        storeLeafGrad(tensor, grad);
-        continue;
-      }
-      if (node.released) {
-        grad.dispose();
+  const outerFrees = freeAfterBackward;
+  freeAfterBackward = [];
+  try {
+    noGrad(() => walkBackward(root, options));
+  } finally {
+    const frees = freeAfterBackward;
+    freeAfterBackward = outerFrees;
+    for (const tensor of frees) tensor.dispose();
+  }
+}
+
+function walkBackward(root: Tensor, options: { grad?: Tensor; retainGraph?: boolean }): void {
+  const grads = new Map<Tensor, Tensor>();
+  grads.set(root, options.grad ? options.grad.view() : ones(root.shape));
+  for (const tensor of topologicalOrder(root)) {
+    const grad = grads.get(tensor);
+    grads.delete(tensor);
+    if (!grad) continue;
+    const node = tensor.node;
+    if (!node) {
+      storeLeafGrad(tensor, grad);
+      continue;
+    }
+    if (node.released) {
+      grad.dispose();
+      throw new Error(
+        `backward(): the output of ${node.name} (${tensor}) was disposed, or its graph was ` +
+          "already freed by an earlier backward(); call backward() before disposing " +
+          "(inside the same tidy), or pass { retainGraph: true } to backward twice",
+      );
+    }
+    const inputGrads = node.backwardFn(grad);
+    const owned = new Set<Tensor>();
+    node.inputs.forEach((input, i) => {
+      const inputGrad = inputGrads[i];
+      if (inputGrad) owned.add(inputGrad);
+      if (!inputGrad || !input.requiresGrad) return;
+      if (inputGrad.size !== input.size) {
         throw new Error(
-          `backward(): the output of ${node.name} (${tensor}) was disposed, or its graph was ` +
-            "already freed by an earlier backward(); call backward() before disposing " +
-            "(inside the same tidy), or pass { retainGraph: true } to backward twice",
+          `backward(): ${node.name} returned a gradient of shape ` +
+            `${formatShape(inputGrad.shape)} for an input of shape ${formatShape(input.shape)}`,
         );
       }
-      const inputGrads = node.backwardFn(grad);
-      const owned = new Set<Tensor>();
-      node.inputs.forEach((input, i) => {
-        const inputGrad = inputGrads[i];
-        if (inputGrad) owned.add(inputGrad);
-        if (!inputGrad || !input.requiresGrad) return;
-        if (inputGrad.size !== input.size) {
-          throw new Error(
-            `backward(): ${node.name} returned a gradient of shape ` +
-              `${formatShape(inputGrad.shape)} for an input of shape ${formatShape(input.shape)}`,
-          );
-        }
-        const mine = inputGrad.view(input.shape);
-        if (input.node) accumulate(grads, input, mine);
-        else storeLeafGrad(input, mine);
-      });
-      for (const returned of owned) if (returned !== grad) returned.dispose();
-      grad.dispose();
-      // The node stays on its output, released: a second backward through it then says so.
-      if (!options.retainGraph) node.release();
-    }
-  });
+      const mine = inputGrad.view(input.shape);
+      if (input.node) accumulate(grads, input, mine);
+      else storeLeafGrad(input, mine);
+    });
+    for (const returned of owned) if (returned !== grad) returned.dispose();
+    grad.dispose();
+    // The node stays on its output, released: a second backward through it then says so.
+    if (!options.retainGraph) node.release();
+  }
 }
 
 function storeLeafGrad(leaf: Tensor, grad: Tensor): void {

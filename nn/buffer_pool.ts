@@ -5,7 +5,8 @@
  */
 
 import { gpu } from "./device.ts";
-import { textureMemory } from "./texture.ts";
+import { flush } from "./stream.ts";
+import { destroyMirrors, textureMemory } from "./texture.ts";
 
 /**
  * Every buffer can be bound as storage or uniform (small weights read uniformly are fastest as
@@ -32,7 +33,9 @@ export interface MemoryStats {
 }
 
 const free = new Map<number, GPUBuffer[]>();
-const classOf = new WeakMap<GPUBuffer, number>();
+/** Each pooled buffer's size class and the pool generation (device) it belongs to. */
+const classOf = new WeakMap<GPUBuffer, { size: number; generation: number }>();
+let generation = 0;
 const stats: Omit<MemoryStats, "textureBytes"> = {
   liveBytes: 0,
   pooledBytes: 0,
@@ -63,7 +66,7 @@ export function acquireBuffer(bytes: number): GPUBuffer {
     stats.pooledBytes -= size;
   } else {
     buffer = gpu().device.createBuffer({ size, usage: STORAGE_USAGE });
-    classOf.set(buffer, size);
+    classOf.set(buffer, { size, generation });
     stats.buffersCreated++;
   }
   stats.liveBytes += size;
@@ -73,8 +76,10 @@ export function acquireBuffer(bytes: number): GPUBuffer {
 
 /** Gives a buffer from `acquireBuffer` back to the pool. */
 export function releaseBuffer(buffer: GPUBuffer): void {
-  const size = classOf.get(buffer);
-  if (size === undefined) throw new Error("releaseBuffer: this buffer did not come from the pool");
+  const owner = classOf.get(buffer);
+  if (owner === undefined) throw new Error("releaseBuffer: this buffer did not come from the pool");
+  if (owner.generation !== generation) return; // its device was destroyed by shutdown()
+  const size = owner.size;
   stats.liveBytes -= size;
   stats.liveBuffers--;
   stats.pooledBytes += size;
@@ -88,8 +93,24 @@ export function memoryStats(): MemoryStats {
   return { ...stats, textureBytes: textureMemory() };
 }
 
-/** Destroys every pooled (free) buffer, returning their memory to the driver. */
+/**
+ * Destroys every pooled buffer and forgets every live one (their device is being destroyed,
+ * which frees them): a later `releaseBuffer` of one of those does nothing.
+ */
+export function destroyPool(): void {
+  trimPool();
+  generation++;
+  stats.liveBytes = 0;
+  stats.liveBuffers = 0;
+}
+
+/**
+ * Destroys every pooled (free) buffer and its texture mirror, returning their memory to the
+ * driver. Submits the pending commands first, which may still use them.
+ */
 export function trimPool(): void {
+  flush();
+  destroyMirrors([...free.values()].flat());
   for (const list of free.values()) for (const buffer of list) buffer.destroy();
   free.clear();
   stats.pooledBytes = 0;

@@ -92,7 +92,8 @@ async function createContext(): Promise<GpuContext> {
     if (info.reason !== "destroyed") {
       console.error(`wgtorch: the WebGPU device was lost (${info.reason}): ${info.message}`);
     }
-    context = null;
+    // A device destroyed by shutdown() may report this after a later init() made another.
+    if (context?.device === device) context = null;
   });
   const info = adapter.info;
   return {
@@ -106,6 +107,17 @@ async function createContext(): Promise<GpuContext> {
     },
     limits: device.limits,
   };
+}
+
+/**
+ * Forgets the device (after an `init()` in progress finishes) and returns it, or null when there
+ * is none: for `shutdown()` (shutdown.ts), which destroys it. A later `init()` creates a new one.
+ */
+export async function detachDevice(): Promise<GpuContext | null> {
+  if (pending) await pending.catch(() => undefined);
+  const detached = context;
+  context = null;
+  return detached;
 }
 
 /** The device created by `init()`. Throws a clear error when `init()` has not finished. */

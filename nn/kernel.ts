@@ -115,6 +115,12 @@ export function kernel(source: KernelSource): Kernel {
   return compiled;
 }
 
+/** Forgets every compiled kernel (their pipelines belong to a device being destroyed). */
+export function clearKernels(): void {
+  kernels.clear();
+  firstCompileError = null;
+}
+
 /** The first kernel compile error seen so far, if any (checked at every GPU sync). */
 export function takeCompileError(): Error | null {
   const error = firstCompileError;

@@ -6,6 +6,7 @@
 
 export { type AdapterReport, describeAdapter, type GpuContext, init } from "./device.ts";
 export { type MemoryStats, memoryStats, trimPool } from "./buffer_pool.ts";
+export { shutdown, type ShutdownOptions } from "./shutdown.ts";
 export {
   flush,
   type KernelTime,
@@ -18,16 +19,19 @@ export {
 export { type Disposable, keep, tidy, type TidyResult } from "./scope.ts";
 export { GradNode, isGradEnabled, noGrad } from "./autograd.ts";
 export { Rng } from "./random.ts";
+export { maxElementsPerTexture, textureFits } from "./texture.ts";
 export {
   type DType,
   formatShape,
   full,
+  maxTensorElements,
   ones,
   randNormal,
   type RandomOptions,
   randUniform,
   Tensor,
   tensor,
+  tensorFits,
   type TensorOptions,
   type TypedArray,
   zeros,
@@ -66,6 +70,14 @@ export {
   tuningCnn,
   type TuningCnnOptions,
 } from "./models.ts";
+export {
+  floatsPerImage,
+  maxBatchSize,
+  maxL1,
+  maxTensorFloats,
+  type ModelSizeConfig,
+  type TensorSizeLimits,
+} from "./model_limits.ts";
 export {
   checkStateDictShapes,
   type DecodedSafetensors,

@@ -19,10 +19,22 @@ export class Rng {
   #s: Uint32Array;
   #spareNormal: number | null = null;
 
-  /** A generator whose whole sequence is fixed by `seed` (any integer). */
-  constructor(seed: number) {
-    const seedWords = splitmix32((Math.floor(seed) ^ Math.floor(seed / 2 ** 32)) | 0);
-    this.#s = new Uint32Array([seedWords(), seedWords(), seedWords(), seedWords()]);
+  /**
+   * A generator whose whole sequence is fixed by `seed`: an integer (a safe integer as a number,
+   * or a bigint) from -2^63 to 2^64 - 1, like `torch.manual_seed`; a negative seed counts as
+   * 2^64 + seed. Every bit is used: seeds 0, 2^32 and -1 give different sequences. Throws a
+   * clear error for anything else (fractions, NaN, numbers beyond 2^53 that lost their low bits).
+   */
+  constructor(seed: number | bigint) {
+    const [low, high] = seedHalves(seed);
+    const lowWords = splitmix32(low | 0);
+    this.#s = new Uint32Array([lowWords(), lowWords(), lowWords(), lowWords()]);
+    if (high !== 0) {
+      // Seeds below 2^32 keep the sequence they always had; the high half changes every word.
+      const highWords = splitmix32((high ^ HIGH_SEED_SALT) | 0);
+      for (let i = 0; i < 4; i++) this.#s[i] ^= rotl(highWords(), 13);
+      if (this.#s.every((word) => word === 0)) this.#s[0] = 1; // xoshiro's one bad state
+    }
   }
 
   /** The next 32 random bits as an unsigned integer. */
@@ -79,6 +91,24 @@ export class Rng {
     for (let i = 0; i < n; i++) order[i] = i;
     return this.shuffle(order);
   }
+}
+
+/** Mixed into the high half of a seed so that it never cancels the low half. */
+const HIGH_SEED_SALT = 0x6a09e667;
+
+/** The low and high 32 bits of a seed as a 64-bit unsigned integer (negatives wrap). */
+function seedHalves(seed: number | bigint): [number, number] {
+  const valid = typeof seed === "bigint"
+    ? seed >= -(2n ** 63n) && seed < 2n ** 64n
+    : Number.isSafeInteger(seed);
+  if (!valid) {
+    throw new Error(
+      `Rng: invalid seed ${seed}: a seed is an integer from -2^63 to 2^64 - 1 (as a number, ` +
+        `one from -(2^53 - 1) to 2^53 - 1, which numbers hold exactly; pass a bigint for more)`,
+    );
+  }
+  const bits = BigInt.asUintN(64, BigInt(seed));
+  return [Number(bits & 0xffffffffn), Number(bits >> 32n)];
 }
 
 function rotl(x: number, k: number): number {

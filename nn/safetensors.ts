@@ -16,6 +16,7 @@
  * @module
  */
 
+import { writeFileAtomic } from "../train/tune/fs_atomic.ts";
 import { type Tensor, tensor } from "./tensor.ts";
 
 /** A tensor's shape and float32 elements on the CPU (row-major). */
@@ -324,15 +325,11 @@ export function checkStateDictShapes(
   if (problems.length > 0) throw new Error(`${what}: ${problems.join("; ")}`);
 }
 
-function randomSuffix(): string {
-  const words = crypto.getRandomValues(new Uint32Array(2));
-  return Array.from(words, (word) => word.toString(16).padStart(8, "0")).join("");
-}
-
 /**
  * Reads `stateDict`'s GPU tensors back (float32 only) and writes them to `path` as a
- * safetensors file, atomically: the bytes go to `path + ".tmp-<random>"`, are synced to disk,
- * and the file is then renamed over `path`, so a crash never leaves a half-written `path`.
+ * safetensors file, atomically (`writeFileAtomic`: a temporary file beside `path`, synced, then
+ * renamed over it), so a crash never leaves a half-written `path`, and a failed write (a full
+ * disk) leaves no temporary file and throws an error that names `path`.
  */
 export async function saveSafetensors(
   path: string,
@@ -352,21 +349,7 @@ export async function saveSafetensors(
     });
   }
   const bytes = encodeSafetensors(tensors, metadata);
-  const temporary = `${path}.tmp-${randomSuffix()}`;
-  try {
-    const file = await Deno.open(temporary, { write: true, createNew: true });
-    try {
-      let written = 0;
-      while (written < bytes.length) written += await file.write(bytes.subarray(written));
-      await file.syncData();
-    } finally {
-      file.close();
-    }
-    await Deno.rename(temporary, path);
-  } catch (error) {
-    await Deno.remove(temporary).catch(() => {});
-    throw error;
-  }
+  await writeFileAtomic(path, bytes);
 }
 
 /**

@@ -42,29 +42,43 @@ function collect(value: unknown, into: Set<Disposable>, depth = 0): void {
   }
 }
 
+/** The disposables in a tidy function's result (directly, or inside arrays and plain objects). */
+export function returnedItems(value: unknown): Set<Disposable> {
+  const returned = new Set<Disposable>();
+  collect(value, returned);
+  return returned;
+}
+
+/**
+ * Runs `fn` in a scope of its own and hands back what it created and did not `keep()`: the
+ * caller must dispose each item or `track()` it into the enclosing scope. If `fn` throws, what it
+ * created is disposed.
+ */
+export function ownCreated<T>(fn: () => T): { result: T; created: Set<Disposable> } {
+  const created = new Set<Disposable>();
+  scopes.push(created);
+  try {
+    return { result: fn(), created };
+  } catch (error) {
+    for (const item of created) item.dispose();
+    throw error;
+  } finally {
+    scopes.pop();
+  }
+}
+
 /**
  * Runs `fn` and disposes every tensor it created, except what it returns (tensors directly, or
  * inside arrays and plain objects), which moves to the enclosing scope. `fn` must not be async:
  * tensors created after an `await` would escape the scope.
  */
 export function tidy<T extends TidyResult>(fn: () => T): T {
-  const scope = new Set<Disposable>();
-  scopes.push(scope);
-  let result: T;
-  try {
-    result = fn();
-  } catch (error) {
-    for (const item of scope) item.dispose();
-    throw error;
-  } finally {
-    scopes.pop();
-  }
+  const { result, created } = ownCreated(fn);
   if (result instanceof Promise) {
     throw new Error("tidy(fn): fn returned a Promise; tidy only works with synchronous functions");
   }
-  const returned = new Set<Disposable>();
-  collect(result, returned);
-  for (const item of scope) {
+  const returned = returnedItems(result);
+  for (const item of created) {
     if (returned.has(item)) track(item);
     else item.dispose();
   }

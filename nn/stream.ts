@@ -206,6 +206,13 @@ export function dispatch(
     );
   }
   const [x, y = 1, z = 1] = workgroups;
+  if (![x, y, z].every((count) => Number.isInteger(count) && count >= 0)) {
+    throw new Error(
+      `dispatch ${kernel.name}: workgroup counts must be integers >= 0, got ` +
+        `[${workgroups.join(", ")}] (an op planned its grid from an empty or invalid shape)`,
+    );
+  }
+  // Nothing to compute (an empty tensor): WebGPU would run nothing either.
   if (x === 0 || y === 0 || z === 0) return;
   const group = bindGroupFor(kernel, buffers);
   if (profiler) closePass();
@@ -268,9 +275,11 @@ export function copyBufferToTexture(
 /**
  * Uploads `data` into `buffer` at `byteOffset`. If commands not yet submitted use `buffer`,
  * they are submitted first, so that they see the old contents (queue writes run before the
- * next submit).
+ * next submit). Writing 0 bytes does nothing.
  */
 export function writeBuffer(buffer: GPUBuffer, data: ArrayBufferView, byteOffset = 0): void {
+  // Deno (ext/webgpu queue.rs) panics on a 0-byte write: an empty tensor's upload is a no-op.
+  if (data.byteLength === 0) return;
   if (pendingBuffers.has(buffer)) flush();
   touch(buffer);
   device().queue.writeBuffer(
@@ -338,6 +347,30 @@ export async function readBuffer(
   } finally {
     throwPendingErrors();
   }
+}
+
+/**
+ * Drops commands not yet submitted and destroys the stream's own buffers (params ring, staging,
+ * profiler), and forgets cached bind groups: their device is being destroyed.
+ */
+export function resetStream(): void {
+  pass?.end();
+  pass = null;
+  encoder = null;
+  dispatchesPending = 0;
+  pendingBuffers.clear();
+  ring?.destroy();
+  ring = null;
+  ringDevice = null;
+  for (const staging of stagingFree.splice(0)) staging.destroy();
+  if (profiler) {
+    profiler.querySet.destroy();
+    profiler.resolve.destroy();
+    for (const batch of profiler.batches) batch.buffer.destroy();
+    profiler = null;
+  }
+  bindGroups.clear();
+  uncapturedError = null;
 }
 
 /** Time spent in one kernel, summed over its dispatches (from GPU timestamps). */

@@ -6,11 +6,13 @@
  */
 
 import { acquireBuffer, releaseBuffer } from "./buffer_pool.ts";
+import { gpu } from "./device.ts";
 import { type GradNode, recordOp, runBackward } from "./autograd.ts";
 import { fillWords, valueBits } from "./ops/fill.ts";
 import { Rng } from "./random.ts";
 import { type Disposable, track } from "./scope.ts";
 import { readBuffer, writeBuffer } from "./stream.ts";
+import { textureFits } from "./texture.ts";
 
 /** Element types: `f32` for data, `i32` for labels and indices, `u8` for raw image bytes. */
 export type DType = "f32" | "i32" | "u8";
@@ -50,6 +52,20 @@ function checkShape(shape: readonly number[]): number {
   return size;
 }
 
+/** The most elements a tensor of `dtype` can have on this device (one storage binding). */
+export function maxTensorElements(dtype: DType = "f32"): number {
+  return Math.floor(gpu().limits.maxStorageBufferBindingSize / BYTES_PER_ELEMENT[dtype]);
+}
+
+/**
+ * Whether a tensor of `shape` and `dtype` fits in one storage buffer of this device and, for
+ * f32, can be read by the ops (see `textureFits` in texture.ts). Needs `init()`.
+ */
+export function tensorFits(shape: readonly number[], dtype: DType = "f32"): boolean {
+  const size = checkShape(shape);
+  return size <= maxTensorElements(dtype) && (dtype !== "f32" || textureFits(shape));
+}
+
 /** A multi-dimensional array on the GPU. Contiguous, row-major. */
 export class Tensor implements Disposable {
   /** Dimensions, outermost first. */
@@ -79,6 +95,14 @@ export class Tensor implements Disposable {
   static empty(shape: readonly number[], dtype: DType = "f32"): Tensor {
     const size = checkShape(shape);
     const byteLength = Math.ceil(size * BYTES_PER_ELEMENT[dtype] / 4) * 4;
+    const maxBytes = gpu().limits.maxStorageBufferBindingSize;
+    if (byteLength > maxBytes) {
+      throw new Error(
+        `A ${dtype} tensor of shape ${formatShape(shape)} (${size} elements) is too large: the ` +
+          `largest this adapter holds has ${maxTensorElements(dtype)} elements ` +
+          `(maxStorageBufferBindingSize = ${maxBytes} bytes). Use a smaller batch.`,
+      );
+    }
     const storage = new Storage(acquireBuffer(Math.max(4, byteLength)), byteLength);
     return new Tensor(storage, shape, dtype, false);
   }
@@ -209,6 +233,7 @@ function fromData(
       `tensor: ${data.length} values given for shape ${formatShape(shape)}, which holds ${size}`,
     );
   }
+  checkIntegers("tensor", data, dtype);
   const out = Tensor.empty(shape, dtype);
   let bytes: TypedArray;
   if (dtype === "f32") bytes = data instanceof Float32Array ? data : Float32Array.from(data);
@@ -222,7 +247,39 @@ function fromData(
   return out;
 }
 
-/** A tensor holding `data` (row-major), of shape `shape` (default: 1-D). */
+/** The integers an element of each integer dtype holds. */
+const INTEGER_RANGES: Record<"i32" | "u8", [number, number]> = {
+  i32: [-(2 ** 31), 2 ** 31 - 1],
+  u8: [0, 255],
+};
+
+/**
+ * Refuses values an integer dtype cannot hold (out of range, fractions, NaN) instead of letting
+ * them wrap or truncate as a typed array would: PyTorch raises an overflow error for these.
+ */
+function checkIntegers(op: string, data: ArrayLike<number>, dtype: DType): void {
+  if (dtype === "f32") return;
+  // A typed array of the dtype's own kind holds only valid values.
+  if (dtype === "i32" ? data instanceof Int32Array : data instanceof Uint8Array) return;
+  const [low, high] = INTEGER_RANGES[dtype];
+  for (let i = 0; i < data.length; i++) {
+    const value = data[i];
+    if (!Number.isInteger(value) || value < low || value > high) {
+      throw new Error(
+        `${op}: value ${value}${
+          op === "full" ? "" : ` at index ${i}`
+        } does not fit a ${dtype} tensor, which holds ` +
+          `integers from ${low} to ${high} (fractions are refused, not truncated: round them first)`,
+      );
+    }
+  }
+}
+
+/**
+ * A tensor holding `data` (row-major), of shape `shape` (default: 1-D). For `i32` and `u8`
+ * every value must be an integer in the dtype's range (else it throws, naming the first bad value
+ * and its index).
+ */
 export function tensor(
   data: ArrayLike<number>,
   shape: readonly number[] = [data.length],
@@ -235,6 +292,7 @@ export function tensor(
 export function full(shape: readonly number[], value: number, options: TensorOptions = {}): Tensor {
   const dtype = options.dtype ?? "f32";
   if (dtype === "u8") throw new Error("full: u8 tensors can only be made from data");
+  checkIntegers("full", [value], dtype);
   const out = Tensor.empty(shape, dtype);
   fillWords(out.buffer, out.size, valueBits(value, dtype));
   out.requiresGrad = options.requiresGrad ?? false;

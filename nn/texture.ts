@@ -8,19 +8,57 @@
  * `bufferVersion`): a weight read forward and backward, or an activation read by an op and by
  * its gradient, is copied once per step.
  *
- * Layout: element i of the tensor is component i % 4 of texel (i / 4) % 256 in row i / 1024.
+ * Layout: element i of the tensor is component i % 4 of texel (i / 4) % W in row i / (4 W), where
+ * W (`texelsPerRow()`) is 256 unless the adapter's largest storage binding would not fit in a
+ * texture of maxTextureDimension2D rows: then the narrowest power of two whose texture holds it,
+ * so that any tensor a buffer can hold can be read as a texture (llvmpipe: W = 512).
  *
  * @module
  */
 
 import { gpu } from "./device.ts";
 import { bufferVersion, copyBufferToTexture } from "./stream.ts";
-import type { Tensor } from "./tensor.ts";
+import { formatShape, type Tensor } from "./tensor.ts";
 
-/** Texels per texture row (each holds 4 floats). */
-export const TEXELS_PER_ROW = 256;
-const FLOATS_PER_ROW = TEXELS_PER_ROW * 4;
-const BYTES_PER_ROW = FLOATS_PER_ROW * 4;
+/** The fewest texels per texture row (each holds 4 floats): small tensors take little memory. */
+const MIN_TEXELS_PER_ROW = 256;
+
+/** The limits that decide the texture layout. */
+export type TextureLimits = Pick<
+  GPUSupportedLimits,
+  "maxTextureDimension2D" | "maxStorageBufferBindingSize"
+>;
+
+/**
+ * Texels per texture row for an adapter with `limits`: the narrowest power of two from 256 on
+ * whose texture (maxTextureDimension2D rows) holds the largest storage binding, at most
+ * maxTextureDimension2D.
+ */
+export function texelsPerRowFor(limits: TextureLimits): number {
+  const maxSide = limits.maxTextureDimension2D;
+  const bindingFloats = limits.maxStorageBufferBindingSize / 4;
+  let texels = MIN_TEXELS_PER_ROW;
+  while (texels * 4 * maxSide < bindingFloats && texels * 2 <= maxSide) texels *= 2;
+  return texels;
+}
+
+/** Texels per texture row on this process's device (see `texelsPerRowFor`). */
+export function texelsPerRow(): number {
+  return texelsPerRowFor(gpu().limits);
+}
+
+/** The most elements of a tensor that one texture of this device holds. */
+export function maxElementsPerTexture(): number {
+  return texelsPerRow() * 4 * gpu().limits.maxTextureDimension2D;
+}
+
+/**
+ * Whether a tensor of `shape` can be read as a texture by the ops (every f32 op input is), i.e.
+ * has at most `maxElementsPerTexture()` elements. Needs `init()`.
+ */
+export function textureFits(shape: readonly number[]): boolean {
+  return shape.reduce((size, dim) => size * dim, 1) <= maxElementsPerTexture();
+}
 
 /** The texture mirroring a buffer, the version it holds and the elements copied. */
 interface Mirror {
@@ -29,7 +67,7 @@ interface Mirror {
   size: number;
 }
 
-const mirrors = new WeakMap<GPUBuffer, Mirror>();
+let mirrors = new WeakMap<GPUBuffer, Mirror>();
 /**
  * Textures of mirrors whose buffer changed size, by row count, for other mirrors to reuse (not
  * destroyed: pending commands may still read them; reuse is ordered after those reads).
@@ -42,9 +80,9 @@ export function textureMemory(): number {
   return textureBytes;
 }
 
-/** Rows a tensor of `size` floats needs. */
-export function textureRows(size: number): number {
-  return Math.max(1, Math.ceil(size / FLOATS_PER_ROW));
+/** Rows a tensor of `size` floats needs in textures `texels` wide. */
+export function textureRows(size: number, texels: number = texelsPerRow()): number {
+  return Math.max(1, Math.ceil(size / (texels * 4)));
 }
 
 /**
@@ -55,11 +93,17 @@ export function tensorTexture(tensor: Tensor): GPUTexture {
   if (tensor.dtype !== "f32") {
     throw new Error(`tensorTexture: needs an f32 tensor, got ${tensor.dtype}`);
   }
-  const rows = textureRows(tensor.size);
+  const texels = texelsPerRow();
+  const floatsPerRow = texels * 4;
+  const bytesPerRow = floatsPerRow * 4;
+  const rows = textureRows(tensor.size, texels);
   const maxRows = gpu().limits.maxTextureDimension2D;
   if (rows > maxRows) {
     throw new Error(
-      `tensorTexture: ${tensor.size} floats need ${rows} texture rows; the adapter allows ${maxRows}`,
+      `A tensor of shape ${formatShape(tensor.shape)} (${tensor.size} elements) is too large ` +
+        `to be read by an op: the largest that fits in one texture of this adapter has ` +
+        `${maxElementsPerTexture()} elements (maxTextureDimension2D = ${maxRows}). Use a smaller ` +
+        `batch.`,
     );
   }
   const buffer = tensor.buffer;
@@ -74,20 +118,20 @@ export function tensorTexture(tensor: Tensor): GPUTexture {
     let texture = spare.get(rows)?.pop();
     if (!texture) {
       texture = gpu().device.createTexture({
-        size: [TEXELS_PER_ROW, rows],
+        size: [texels, rows],
         format: "rgba32float",
         usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.COPY_DST,
       });
-      textureBytes += rows * BYTES_PER_ROW;
+      textureBytes += rows * bytesPerRow;
     }
     mirrors.set(buffer, mirror = { texture, version: -1, size: 0 });
   }
   const version = bufferVersion(buffer);
   if (mirror.version !== version || mirror.size !== tensor.size) {
-    const fullRows = Math.floor(tensor.size / FLOATS_PER_ROW);
-    const rest = tensor.size - fullRows * FLOATS_PER_ROW;
+    const fullRows = Math.floor(tensor.size / floatsPerRow);
+    const rest = tensor.size - fullRows * floatsPerRow;
     copyBufferToTexture(buffer, mirror.texture, {
-      bytesPerRow: BYTES_PER_ROW,
+      bytesPerRow,
       rows: fullRows,
       lastRowTexels: Math.ceil(rest / 4),
     });
@@ -95,6 +139,32 @@ export function tensorTexture(tensor: Tensor): GPUTexture {
     mirror.size = tensor.size;
   }
   return mirror.texture;
+}
+
+/** Destroys the spare textures and forgets every mirror (their device is being destroyed). */
+export function destroyTextures(): void {
+  for (const list of spare.values()) for (const texture of list) texture.destroy();
+  spare.clear();
+  mirrors = new WeakMap();
+  textureBytes = 0;
+}
+
+/**
+ * Destroys the mirrors of `buffers` (which the pool is destroying) and the spare textures, so
+ * that `trimPool()` gives their memory back too.
+ */
+export function destroyMirrors(buffers: Iterable<GPUBuffer>): void {
+  const textures = [...spare.values()].flat();
+  spare.clear();
+  for (const buffer of buffers) {
+    const mirror = mirrors.get(buffer);
+    mirrors.delete(buffer);
+    if (mirror) textures.push(mirror.texture);
+  }
+  for (const texture of textures) {
+    textureBytes -= texture.height * texture.width * 16;
+    texture.destroy();
+  }
 }
 
 /**
@@ -108,11 +178,13 @@ export function releaseTexture(_texture: GPUTexture): void {}
  * gives elements 4j..4j+3.
  */
 export function textureReaders(name: string): string {
+  const texels = texelsPerRow();
+  const shift = Math.log2(texels);
   return /* wgsl */ `
 fn ${name}At(i: u32) -> f32 {
-  return textureLoad(${name}, vec2<u32>((i >> 2u) & ${TEXELS_PER_ROW - 1}u, i >> 10u), 0)[i & 3u];
+  return textureLoad(${name}, vec2<u32>((i >> 2u) & ${texels - 1}u, i >> ${shift + 2}u), 0)[i & 3u];
 }
 fn ${name}Vec4(j: u32) -> vec4<f32> {
-  return textureLoad(${name}, vec2<u32>(j & ${TEXELS_PER_ROW - 1}u, j >> 8u), 0);
+  return textureLoad(${name}, vec2<u32>(j & ${texels - 1}u, j >> ${shift}u), 0);
 }`;
 }

@@ -49,11 +49,14 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs `deno run -A cli.ts ...args` in the repository root. */
-export async function runCli(args: readonly string[]): Promise<CliResult> {
+/** Runs `deno run -A cli.ts ...args` in the repository root (or in `cwd`). */
+export async function runCli(
+  args: readonly string[],
+  options: { cwd?: string } = {},
+): Promise<CliResult> {
   const output = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", join(ROOT, "cli.ts"), ...args],
-    cwd: ROOT,
+    cwd: options.cwd ?? ROOT,
     stdout: "piped",
     stderr: "piped",
     env: { NO_COLOR: "1" },

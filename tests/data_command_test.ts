@@ -12,7 +12,8 @@ import {
   formatDuration,
   formatProgressLine,
 } from "../data/progress.ts";
-import { tempDir } from "./data_fixtures.ts";
+import { listDir, tempDir } from "./data_fixtures.ts";
+import { runCli, tempOut, writeBlobDataset } from "./cli_fixtures.ts";
 
 function withEnv(values: Record<string, string | undefined>, fn: () => void): void {
   const saved = Object.fromEntries(Object.keys(values).map((key) => [key, Deno.env.get(key)]));
@@ -171,4 +172,41 @@ Deno.test("progress: formats, bar on a terminal, lines otherwise", () => {
     "  f.gz [########################] 1.0 kB / 1.0 kB  300 B/s  ETA 0s\n",
     "  f.gz: 600 B in 2.0 s (300 B/s), MD5 verified\n",
   ]);
+});
+
+Deno.test("train --data-dir with the user's own files: exit 1 naming each file and --no-verify; nothing deleted", async () => {
+  // Four IDX files under FashionMNIST's names that are not the official ones (the user's data).
+  const dir = await writeBlobDataset(64, 32);
+  const before = new Map<string, Uint8Array>();
+  for (const name of listDir(dir)) before.set(name, await Deno.readFile(join(dir, name)));
+  const out = await tempOut("own_data");
+  const run = await runCli([
+    "train",
+    "--model",
+    "mlp",
+    "--epochs",
+    "1",
+    "--limit",
+    "64",
+    "--test-limit",
+    "32",
+    "--offline",
+    "--progress",
+    "none",
+    "--data-dir",
+    dir,
+    "--out",
+    out,
+  ]);
+  equal(run.code, 1, run.stderr);
+  const error = run.stderr.split("\n").find((line) => line.startsWith("error: "));
+  ok(error, run.stderr);
+  for (const name of before.keys()) ok(error.includes(join(dir, name)), error);
+  match(error, /are not the official FashionMNIST files\. Nothing was changed in /);
+  match(error, /add --no-verify .*choose another folder with --data-dir/);
+  ok(!/^\s+at /m.test(run.stderr), "no stack trace");
+  ok(!run.stderr.includes("/usr/share/datasets"), "no silent fall-back to the system copy");
+  deepEqual(listDir(dir), [...before.keys()]);
+  for (const [name, bytes] of before) deepEqual(await Deno.readFile(join(dir, name)), bytes);
+  await Deno.remove(dir, { recursive: true });
 });

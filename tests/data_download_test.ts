@@ -5,12 +5,17 @@ import { DownloadError, downloadFile } from "../data/download.ts";
 import { DataError } from "../data/errors.ts";
 import { ensureFashionMnist, type FashionMnistOptions } from "../data/fashion_mnist.ts";
 import { createProgress } from "../data/progress.ts";
-import { md5Hex } from "../data/verify.ts";
+import { md5Hex, verifyGzFile } from "../data/verify.ts";
+import { FASHION_MNIST_FILES, SYSTEM_DATA_DIRS } from "../data/checksums.ts";
+import { runCli } from "./cli_fixtures.ts";
 import {
+  fillDisk,
   type Fixture,
   listDir,
   makeFixture,
+  mountSmallDisk,
   serveFixture,
+  SMALL_DISK_SKIP,
   tempDir,
   writeFixture,
 } from "./data_fixtures.ts";
@@ -262,22 +267,138 @@ Deno.test("download: every mirror failing lists each URL and why; a dead mirror 
   }
 });
 
-Deno.test("cache: a corrupt cached file is removed and fetched again", async () => {
+/** Sets (or, with undefined, deletes) environment variables for the length of `fn`. */
+async function withEnv<T>(values: Record<string, string | undefined>, fn: () => Promise<T>) {
+  const saved = Object.fromEntries(Object.keys(values).map((key) => [key, Deno.env.get(key)]));
+  const apply = (entries: Record<string, string | undefined>) => {
+    for (const [key, value] of Object.entries(entries)) {
+      if (value === undefined) Deno.env.delete(key);
+      else Deno.env.set(key, value);
+    }
+  };
+  apply(values);
+  try {
+    return await fn();
+  } finally {
+    apply(saved);
+  }
+}
+
+/** Every file of `dir` and its bytes. */
+async function snapshot(dir: string): Promise<Map<string, Uint8Array>> {
+  const files = new Map<string, Uint8Array>();
+  for (const name of listDir(dir)) files.set(name, await Deno.readFile(join(dir, name)));
+  return files;
+}
+
+Deno.test("a folder the user named: files that are not the official ones are an error naming each; nothing is deleted", async () => {
+  // The user's own data (or MNIST) under FashionMNIST's names, with a verified system copy and
+  // a working mirror at hand: neither may replace it silently.
+  const own = await makeFixture({ seed: 7 });
+  const system = tempDir();
+  await writeFixture(fixture, system);
+  const server = serveFixture(fixture.gz);
+  try {
+    for (const how of ["dataDir", "WGTORCH_DATA_DIR"] as const) {
+      const dir = tempDir();
+      await writeFixture(own, dir);
+      await Deno.writeFile(join(dir, "notes.txt"), new TextEncoder().encode("mine"));
+      const before = await snapshot(dir);
+      const { options, log } = quiet({
+        dataDir: how === "dataDir" ? dir : undefined,
+        systemDirs: [system],
+        mirrors: [server.mirror("ok")],
+      });
+      await withEnv({ WGTORCH_DATA_DIR: how === "dataDir" ? undefined : dir }, async () => {
+        await rejects(ensureFashionMnist(options), (error: unknown) => {
+          ok(error instanceof DataError, String(error));
+          ok(!error.message.includes("\n"), error.message);
+          for (const name of NAMES) ok(error.message.includes(join(dir, name)), error.message);
+          match(error.message, /are not the official FashionMNIST files\. Nothing was changed in /);
+          match(
+            error.message,
+            /add --no-verify .*choose another folder with --data-dir or WGTORCH_DATA_DIR/,
+          );
+          equal(error.path, join(dir, TRAIN_IMAGES.name));
+          return true;
+        });
+      });
+      deepEqual(await snapshot(dir), before, `${how}: every file is still there, unchanged`);
+      deepEqual(log, []);
+    }
+    equal(server.hits.length, 0, "nothing is downloaded");
+    // One bad file among good ones is named alone.
+    const dir = tempDir();
+    await writeFixture(fixture, dir);
+    await Deno.writeFile(join(dir, TRAIN_IMAGES.name), own.gz.get(TRAIN_IMAGES.name)!);
+    const { options } = quiet({ dataDir: dir, mirrors: [server.mirror("ok")] });
+    await rejects(
+      ensureFashionMnist(options),
+      new RegExp(
+        `^DataError: ${
+          join(dir, TRAIN_IMAGES.name)
+        } \\(MD5 [0-9a-f]{32}, expected ${TRAIN_IMAGES.md5}.*\\): is not the official FashionMNIST file\\. .*To use this file as it is, add --no-verify`,
+      ),
+    );
+    equal(
+      md5Hex(await Deno.readFile(join(dir, TRAIN_IMAGES.name))),
+      md5Hex(own.gz.get(TRAIN_IMAGES.name)!),
+    );
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("the default cache folder heals itself: a corrupt file is moved aside and fetched again", async () => {
+  const server = serveFixture(fixture.gz);
+  const cacheHome = tempDir();
+  const dir = join(cacheHome, "wgtorch", "fashion-mnist");
+  try {
+    await writeFixture(fixture, dir);
+    const corrupt = fixture.gz.get(TRAIN_IMAGES.name)!.slice(0, 100);
+    await Deno.writeFile(join(dir, TRAIN_IMAGES.name), corrupt);
+    const { options, log } = quiet({ mirrors: [server.mirror("ok")] });
+    const location = await withEnv(
+      { XDG_CACHE_HOME: cacheHome, WGTORCH_DATA_DIR: undefined },
+      () => ensureFashionMnist(options),
+    );
+    equal(location.dataDir, dir);
+    equal(location.files.trainImages.source, "download");
+    equal(location.files.trainLabels.source, "cache");
+    match(
+      log.join("\n"),
+      /train-images-idx3-ubyte\.gz: corrupt cached file \(.*\); moved aside to .*train-images-idx3-ubyte\.gz\.corrupt-[0-9TZ-]+; fetching it again/,
+    );
+    const aside = listDir(dir).filter((name) => name.includes(".corrupt-"));
+    equal(aside.length, 1, listDir(dir).join(", "));
+    deepEqual(await Deno.readFile(join(dir, aside[0])), corrupt, "moved aside, not deleted");
+    await Deno.remove(join(dir, aside[0]));
+    await assertVerifiedFiles(dir);
+    equal(server.hits.length, 1);
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("download: temporary files of killed downloads (untouched for an hour) are removed, nothing else", async () => {
   const server = serveFixture(fixture.gz);
   try {
     const dir = tempDir();
-    await writeFixture(fixture, dir);
-    await Deno.writeFile(
-      join(dir, TRAIN_IMAGES.name),
-      fixture.gz.get(TRAIN_IMAGES.name)!.slice(0, 100),
-    );
-    const { options, log } = quiet({ dataDir: dir, mirrors: [server.mirror("ok")] });
-    const location = await ensureFashionMnist(options);
-    equal(location.files.trainImages.source, "download");
-    equal(location.files.trainLabels.source, "cache");
-    match(log.join("\n"), /train-images-idx3-ubyte\.gz: corrupt cached file \(.*\); removing it/);
-    await assertVerifiedFiles(dir);
-    equal(server.hits.length, 1);
+    const name = TRAIN_IMAGES.name;
+    const abandoned = `${name}.part-4242-0-0123abcd`;
+    const fresh = `${name}.part-4243-0-89abcdef`; // another process may still be writing it
+    const others = [`${name}.part`, `${name}.part-1-2-zz`, `notes.part-4242-0-0123abcd`];
+    for (const file of [abandoned, fresh, ...others]) {
+      await Deno.writeTextFile(join(dir, file), "partial");
+    }
+    const twoHoursAgo = new Date(Date.now() - 2 * 3600_000);
+    for (const file of [abandoned, ...others]) {
+      await Deno.utime(join(dir, file), twoHoursAgo, twoHoursAgo);
+    }
+    const { options, log } = quiet();
+    await downloadFile(TRAIN_IMAGES, dir, { ...options, mirrors: [server.mirror("ok")] });
+    deepEqual(listDir(dir), [fresh, name, ...others].sort());
+    match(log.join("\n"), new RegExp(`${abandoned}: removed a partial download abandoned`));
   } finally {
     await server.close();
   }
@@ -382,39 +503,100 @@ Deno.test({
   },
 });
 
-let hasDevFull = false;
-try {
-  hasDevFull = Deno.statSync("/dev/full").isCharDevice === true;
-} catch { /* not Linux */ }
 Deno.test({
-  name: `full disk: a one-line error naming the file; nothing partial is left${
-    hasDevFull ? "" : " (skipped: no /dev/full)"
+  name: `full disk: a one-line error naming the file; no temporary file is left${
+    SMALL_DISK_SKIP ? ` (skipped: ${SMALL_DISK_SKIP})` : ""
   }`,
-  ignore: !hasDevFull,
+  ignore: SMALL_DISK_SKIP !== null,
   async fn() {
     const server = serveFixture(fixture.gz);
+    const disk = mountSmallDisk(64);
+    if ("skip" in disk) throw new Error(disk.skip);
     try {
-      const dir = tempDir();
-      // Writes to the .part go to /dev/full, which fails every write with ENOSPC.
-      await Deno.symlink("/dev/full", join(dir, TRAIN_IMAGES.name + ".part"));
+      await fillDisk(disk.dir, 60 * 1024); // one 4 KiB page left: the download does not fit
       const { options } = quiet();
       await rejects(
-        downloadFile(TRAIN_IMAGES, dir, {
+        downloadFile(TRAIN_IMAGES, disk.dir, {
           ...options,
           mirrors: [server.mirror("ok"), server.mirror("ok")],
         }),
         (error: unknown) => {
           ok(error instanceof DataError && !(error instanceof DownloadError), String(error));
           ok(!error.message.includes("\n"));
+          equal(error.path, join(disk.dir, TRAIN_IMAGES.name));
           match(
             error.message,
-            /train-images-idx3-ubyte\.gz\.part: the disk is full \(no space left on device while writing the download\)\. Free some space \(FashionMNIST needs about 31 MB\) or choose another folder with --data-dir/,
+            /train-images-idx3-ubyte\.gz: the disk is full \(no space left on device while writing the download\)\. Free some space \(FashionMNIST needs about 31 MB\) or choose another folder with --data-dir/,
           );
           return true;
         },
       );
-      deepEqual(listDir(dir), []);
+      deepEqual(listDir(disk.dir), ["filler"]);
       equal(server.hits.length, 1, "a full disk is not a mirror problem: no other mirror is tried");
+    } finally {
+      await disk.unmount();
+      await server.close();
+    }
+  },
+});
+
+const SYSTEM_COPY = SYSTEM_DATA_DIRS[0];
+const hasSystemCopy = (() => {
+  try {
+    return Deno.statSync(join(SYSTEM_COPY, FASHION_MNIST_FILES.trainImages.name)).isFile;
+  } catch {
+    return false;
+  }
+})();
+Deno.test({
+  name: `two download processes into one folder at once: both succeed, the files verify${
+    hasSystemCopy
+      ? ""
+      : ` (skipped: ${SYSTEM_COPY} is absent: apt-get install dataset-fashion-mnist)`
+  }`,
+  ignore: !hasSystemCopy,
+  async fn() {
+    // Debian's copy, served slowly from a loopback mirror, so that the second process starts
+    // while the first is in the middle of train-images (26 MB).
+    const files = new Map<string, Uint8Array>();
+    for (const spec of Object.values(FASHION_MNIST_FILES)) {
+      files.set(spec.name, await Deno.readFile(join(SYSTEM_COPY, spec.name)));
+    }
+    const server = serveFixture(files);
+    try {
+      const dir = join(tempDir(), "data");
+      const args = [
+        "download",
+        "--data-dir",
+        dir,
+        "--mirror",
+        server.mirror("trickle"),
+        "--no-system",
+        "--progress",
+        "lines",
+      ];
+      const first = runCli(args);
+      const started = Date.now();
+      while (!server.hits.some((hit) => hit.path.endsWith(FASHION_MNIST_FILES.trainImages.name))) {
+        if (Date.now() - started > 60_000) throw new Error("the first download never started");
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const second = runCli(args);
+      const runs = await Promise.all([first, second]);
+      for (const run of runs) {
+        equal(run.code, 0, run.stderr);
+        match(run.stdout, /FashionMNIST is ready \(all four files verified\)/);
+      }
+      const trainImageRequests = server.hits.filter((hit) =>
+        hit.path.endsWith(FASHION_MNIST_FILES.trainImages.name)
+      );
+      equal(trainImageRequests.length, 2, "the two downloads overlapped");
+      deepEqual(listDir(dir), Object.values(FASHION_MNIST_FILES).map((spec) => spec.name).sort());
+      for (const spec of Object.values(FASHION_MNIST_FILES)) {
+        const verdict = await verifyGzFile(join(dir, spec.name), spec);
+        ok(verdict?.ok, `${spec.name}: ${verdict && !verdict.ok ? verdict.reason : "missing"}`);
+      }
     } finally {
       await server.close();
     }

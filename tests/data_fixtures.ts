@@ -124,7 +124,8 @@ export interface FixtureServer {
  * `ok` (full file), `missing` (404), `bad` (one byte flipped: checksum mismatch), `html` (a web
  * page), `cut-once` (first request per file cut after half, then whole files without Range
  * support), `cut-resume` (the same, but later requests honour Range), `cut-always` (always cut),
- * `stall` (half the file, then nothing), `slow` (the file in many small chunks).
+ * `stall` (half the file, then nothing), `slow` (the file in many small chunks), `trickle` (64 KiB
+ * chunks, 5 ms apart).
  */
 export function serveFixture(files: Map<string, Uint8Array>): FixtureServer {
   const hits: Hit[] = [];
@@ -198,6 +199,20 @@ export function serveFixture(files: Map<string, Uint8Array>): FixtureServer {
           { headers: full },
         );
       }
+      case "trickle": {
+        // 64 KiB every 5 ms (about 13 MB/s): a large file takes seconds.
+        let offset = 0;
+        return new Response(
+          new ReadableStream({
+            async pull(controller) {
+              if (offset >= data.length) return controller.close();
+              await new Promise((resolve) => setTimeout(resolve, 5));
+              controller.enqueue(data.slice(offset, offset += 65536));
+            },
+          }),
+          { headers: full },
+        );
+      }
       default:
         return new Response("unknown mirror mode", { status: 500 });
     }
@@ -240,4 +255,49 @@ export function listDir(dir: string): string[] {
   } catch {
     return [];
   }
+}
+
+/** A small tmpfs mounted for a test, or why none could be. */
+export type SmallDisk = { dir: string; unmount(): Promise<void> } | { skip: string };
+
+/**
+ * Mounts a `kib` KiB tmpfs on a fresh temporary folder (`mount -t tmpfs -o size=...`), to run
+ * out of space for real; `{ skip }` says why when mounting is refused (not root, no mount(8)).
+ */
+export function mountSmallDisk(kib: number): SmallDisk {
+  if (Deno.build.os !== "linux") return { skip: "tmpfs mounts need Linux" };
+  const dir = tempDir();
+  let output: Deno.CommandOutput;
+  try {
+    output = new Deno.Command("mount", {
+      args: ["-t", "tmpfs", "-o", `size=${kib}k`, "tmpfs", dir],
+      stdout: "null",
+      stderr: "piped",
+    }).outputSync();
+  } catch (error) {
+    return { skip: `mount(8) could not be run: ${error instanceof Error ? error.message : error}` };
+  }
+  if (!output.success) {
+    const why = new TextDecoder().decode(output.stderr).trim().split("\n")[0];
+    return { skip: `mounting a tmpfs was refused: ${why || `exit ${output.code}`}` };
+  }
+  return {
+    dir,
+    async unmount() {
+      await new Deno.Command("umount", { args: [dir] }).output();
+    },
+  };
+}
+
+/** Whether a small tmpfs can be mounted here (tried once), or why not. */
+export const SMALL_DISK_SKIP: string | null = (() => {
+  const disk = mountSmallDisk(16);
+  if ("skip" in disk) return disk.skip;
+  new Deno.Command("umount", { args: [disk.dir] }).outputSync();
+  return null;
+})();
+
+/** Fills `dir` with a file of `bytes` bytes (`filler`), leaving little room on a small disk. */
+export async function fillDisk(dir: string, bytes: number): Promise<void> {
+  await Deno.writeFile(join(dir, "filler"), new Uint8Array(bytes));
 }

@@ -6,10 +6,15 @@
  * among the module's own properties (in declaration order), so a model reads like PyTorch:
  * `conv1 = new Conv2d(1, 10, 5)` names its weight `conv1.weight`.
  *
+ * Calling `forward` frees what the call created and no one needs (see `call_scope.ts`), so that
+ * loops written as in PyTorch need no `tidy`: dispose the output (or call backward and dispose
+ * it) and the memory of the call is back in the pool.
+ *
  * @module
  */
 
 import { checkStateDictShapes } from "../safetensors.ts";
+import { callScoped } from "./call_scope.ts";
 import { keep } from "../scope.ts";
 import { copyBuffer, writeBuffer } from "../stream.ts";
 import { formatShape, type Tensor } from "../tensor.ts";
@@ -30,7 +35,20 @@ export abstract class Module {
   #parameters = new Map<string, Tensor>();
   #buffers = new Map<string, Tensor>();
 
-  /** Computes the module's output. */
+  /** Makes every call of this module's `forward` run in a module call's scope. */
+  constructor() {
+    const forward = this.forward;
+    Object.defineProperty(this, "forward", {
+      value: (...args: unknown[]) => callScoped(() => Reflect.apply(forward, this, args)),
+      writable: true,
+      configurable: true,
+    });
+  }
+
+  /**
+   * Computes the module's output. Tensors it creates that are neither returned nor needed by the
+   * returned tensors' graph are disposed when it returns.
+   */
   abstract forward(x: Tensor): Tensor;
 
   /** Registers a trainable tensor under `name`; it is kept out of `tidy` scopes. */

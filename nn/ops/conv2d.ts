@@ -155,6 +155,12 @@ export function conv2d(
       `conv2d: stride must be an integer >= 1 and padding >= 0 (got stride ${stride}, padding ${padding})`,
     );
   }
+  if (x.size === 0 || weight.size === 0) {
+    throw new Error(
+      `conv2d: empty tensors are not supported (input ${formatShape(x.shape)}, weight ` +
+        `${formatShape(weight.shape)}): every dimension must be at least 1`,
+    );
+  }
   const [batch, inChannels, height, width] = x.shape;
   const [outChannels, , kernelHeight, kernelWidth] = weight.shape;
   if (bias && (bias.rank !== 1 || bias.shape[0] !== outChannels)) {

@@ -227,6 +227,8 @@ function matmulKernel(
   shape: MatmulShape,
   options: { bias?: Tensor } = {},
 ): Tensor {
+  // An empty product has nothing to compute (and no kernel plan for a 0-sized dimension).
+  if (shape.m === 0 || shape.n === 0) return Tensor.empty([shape.m, shape.n]);
   const out = Tensor.empty([shape.m, shape.n]);
   runKernel(MATMUL, shape, { a, b, c: out, ...(options.bias ? { bias: options.bias } : {}) });
   return out;

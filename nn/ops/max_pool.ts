@@ -161,6 +161,12 @@ function key(g: PoolGeometry): string {
  * whose output is positive).
  */
 export function maxPool2d(x: Tensor, options: MaxPoolOptions): Tensor {
+  if (x.size === 0) {
+    throw new Error(
+      `maxPool2d: empty tensors are not supported (input ${formatShape(x.shape)}): every ` +
+        "dimension must be at least 1",
+    );
+  }
   const g = geometry(x, options);
   const outShape = [x.shape[0], x.shape[1], g.outHeight, g.outWidth];
   const out = Tensor.empty(outShape);

@@ -13,7 +13,7 @@ import { recordOp } from "../autograd.ts";
 import { f32, grid, kernel, u32, workgroupIndex } from "../kernel.ts";
 import { dispatch, type Resource } from "../stream.ts";
 import { releaseTexture, tensorTexture, textureReaders } from "../texture.ts";
-import { formatShape, full, Tensor } from "../tensor.ts";
+import { formatShape, full, Tensor, zeros } from "../tensor.ts";
 
 /** Invocations of the one-workgroup kernels that reduce rows through workgroup memory. */
 const REDUCE_WORKGROUP = 32;
@@ -157,7 +157,10 @@ function checkFloat(op: string, x: Tensor): void {
 
 function reduceAll(op: string, x: Tensor, factor: number): Tensor {
   checkFloat(op, x);
-  if (x.size === 0) return full([], op === "mean" ? NaN : 0);
+  if (x.size === 0) {
+    const empty = full([], op === "mean" ? NaN : 0);
+    return recordOp(op, empty, [x], () => [zeros(x.shape)]);
+  }
   const out = sumAll(x, factor);
   const inputShape = x.shape;
   return recordOp(op, out, [x], (grad) => [broadcastScalar(grad, inputShape, factor)]);

@@ -46,22 +46,54 @@ export async function syncTree(dir: string): Promise<void> {
   await syncDir(dir);
 }
 
-/** Replaces `path` with `data` atomically (temp file + fsync + rename + directory fsync). */
+/** A temporary name beside `path`, unique to this process and call. */
+function temporaryPath(path: string): string {
+  const random = Array.from(
+    crypto.getRandomValues(new Uint8Array(4)),
+    (byte) => byte.toString(16).padStart(2, "0"),
+  ).join("");
+  return join(dirname(path), `.${basename(path)}.tmp-${Deno.pid}-${counter++}-${random}`);
+}
+
+/**
+ * `error`, met while writing `path`, as an error of the same class (so `instanceof
+ * Deno.errors.NotFound` and the like still hold) with the same `code` (`ENOSPC`, ...), whose
+ * message names `path`; `cause` is the original.
+ */
+function writeError(error: unknown, path: string): Error {
+  const text = error instanceof Error ? error.message : String(error);
+  const message = `${path}: could not be written: ${text.split("\n")[0]}`;
+  const Kind = error instanceof Error
+    ? error.constructor as new (message: string, options: { cause: unknown }) => Error
+    : Error;
+  const wrapped = new Kind(message, { cause: error });
+  const code = error && typeof error === "object" && "code" in error ? error.code : undefined;
+  if (code !== undefined) Object.defineProperty(wrapped, "code", { value: code });
+  return wrapped;
+}
+
+/**
+ * Replaces `path` with `data` atomically (temp file + fsync + rename + directory fsync). The
+ * temporary file (`.NAME.tmp-PID-N-RANDOM`, beside `path`) is removed on every failure, and the
+ * error thrown names `path` and keeps the system error's class and `code` (e.g. `ENOSPC`).
+ */
 export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
   const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
-  const temp = join(dirname(path), `.${basename(path)}.tmp-${Deno.pid}-${counter++}`);
-  const file = await Deno.open(temp, { write: true, create: true, truncate: true });
+  const temp = temporaryPath(path);
+  let created = false;
   try {
-    await writeAll(file, bytes);
-    await file.syncData();
-  } finally {
-    file.close();
-  }
-  try {
+    const file = await Deno.open(temp, { write: true, createNew: true });
+    created = true;
+    try {
+      await writeAll(file, bytes);
+      await file.syncData();
+    } finally {
+      file.close();
+    }
     await Deno.rename(temp, path);
   } catch (error) {
-    await Deno.remove(temp).catch(() => {});
-    throw error;
+    if (created) await Deno.remove(temp).catch(() => {});
+    throw writeError(error, path);
   }
   await syncDir(dirname(path));
 }
