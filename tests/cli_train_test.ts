@@ -278,3 +278,30 @@ Deno.test("a diverging run stops with the epoch and exit code 1", async () => {
   const summary = JSON.parse(await Deno.readTextFile(join(out, "summary.json")));
   equal(summary.status, "diverged");
 });
+
+Deno.test("a CNN-BN run with SGD at lr 1e6 stops as diverged with exit code 1", async () => {
+  // It used to end "completed" with a finite loss, running_var infinite and chance accuracy: an
+  // infinite variance normalises to the bias, and ReLU turned NaN into 0.
+  const out = await tempOut("nan_bn");
+  const run = await runCli([
+    "train",
+    "--model",
+    "cnn-bn",
+    "--optimizer",
+    "sgd",
+    "--lr",
+    "1e6",
+    "--epochs",
+    "3",
+    "--out",
+    out,
+    ...data,
+  ]);
+  equal(run.code, 1, run.stderr);
+  match(
+    run.stderr,
+    /error: the (training loss|parameters|running statistics)( \(first [\w.]+\))? became NaN or infinite in epoch 1 \(batch \d\); training diverged/,
+  );
+  const summary = JSON.parse(await Deno.readTextFile(join(out, "summary.json")));
+  equal(summary.status, "diverged");
+});

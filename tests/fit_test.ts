@@ -15,7 +15,12 @@ import { Rng } from "../nn/random.ts";
 import { noGrad } from "../nn/autograd.ts";
 import { tidy } from "../nn/scope.ts";
 import { streamStats } from "../nn/stream.ts";
-import { tensor } from "../nn/tensor.ts";
+import { type Tensor, tensor, zeros } from "../nn/tensor.ts";
+import { Module } from "../nn/modules/module.ts";
+import { linear } from "../nn/ops/matmul.ts";
+import { scale } from "../nn/ops/elementwise.ts";
+import { logSoftmax } from "../nn/ops/softmax.ts";
+import { SGD } from "../train/optim/sgd.ts";
 import {
   loadCheckpoint,
   loadWeights,
@@ -191,7 +196,7 @@ Deno.test("paced reads: fewer than one per step, and the progress numbers add up
   }
 });
 
-/** NaN into the last layer's bias (earlier NaNs may vanish in a ReLU: max(0, NaN) can be 0). */
+/** NaN into the last layer's bias. */
 function poison(model: Classifier): void {
   const [name, weight] = model.namedParameters().at(-1)!;
   const values = new Float32Array(weight.size).fill(NaN);
@@ -346,6 +351,175 @@ Deno.test("MetricsAccumulator flags a non-finite loss and the first bad batch", 
     deepEqual([t.lossSum, t.batches, t.nonFinite, t.firstNonFinite], [1, 1, 0, -1]);
     for (const x of [logp, labels, good, bad]) x.dispose();
   } finally {
+    sums.dispose();
+  }
+});
+
+/** A loader over fixed batches: the surface of `DataLoader` that `trainEpoch` uses. */
+function fixedLoader(batches: { x: Tensor; y: Tensor }[]): DataLoader {
+  return {
+    length: batches.length,
+    *batches() {
+      for (const [index, { x, y }] of batches.entries()) {
+        yield { x, y, size: y.size, index, dispose() {} };
+      }
+    },
+  } as unknown as DataLoader;
+}
+
+/** `count` blob images as a batch, the pixel `nanAt` (if given) replaced by NaN. */
+function blobBatch(count: number, seed: number, nanAt?: number): { x: Tensor; y: Tensor } {
+  const { images, labels } = blobImages(count, seed);
+  const pixels = Float32Array.from(images);
+  if (nanAt !== undefined) pixels[nanAt] = NaN;
+  return {
+    x: tensor(pixels, [count, 1, 28, 28]),
+    y: tensor(Int32Array.from(labels), [count], { dtype: "i32" }),
+  };
+}
+
+Deno.test("one NaN pixel in a CNN-BN training step stops trainEpoch at that batch", async () => {
+  // Before NaN propagated, ReLU turned it into 0: the loss stayed finite while conv1's weights
+  // became NaN, and the epoch ended normally.
+  const model = createModel("cnn-bn", { rng: new Rng(3) });
+  const optimizer = new SGD(model.parameters(), { lr: 0.01 });
+  const batches = [blobBatch(16, 1), blobBatch(16, 2, 5 * 784 + 14 * 28 + 14), blobBatch(16, 3)];
+  try {
+    const error = await trainEpoch(model, { loader: fixedLoader(batches), optimizer, epoch: 1 })
+      .then(() => null, (e) => e);
+    ok(error instanceof NonFiniteLossError, String(error));
+    equal(error.epoch, 1);
+    equal(error.batch, 2);
+    ok(/NaN or infinite in epoch 1 \(batch 2\)/.test(error.message), error.message);
+  } finally {
+    for (const b of batches) b.x.dispose(), b.y.dispose();
+    optimizer.dispose();
+    model.dispose();
+  }
+});
+
+/**
+ * logSoftmax(gain · linear(x)) with an extra buffer `stat`: a large gain gives large but finite
+ * losses and gradients, so that a large learning rate overflows the weights while the loss of
+ * the batch stays finite.
+ */
+class Amplified extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor;
+  readonly stat: Tensor;
+  constructor(readonly gain: number, stat: number) {
+    super();
+    this.weight = this.registerParameter("weight", zeros([10, 784]));
+    this.bias = this.registerParameter("bias", zeros([10]));
+    this.stat = this.registerBuffer("stat", tensor([0, stat, 0], [3]));
+  }
+  forward(x: Tensor): Tensor {
+    return logSoftmax(
+      scale(linear(x.reshape([x.shape[0], 784]), this.weight, this.bias), this.gain),
+    );
+  }
+}
+
+for (
+  const [what, gain, lr, stat, pattern] of [
+    [
+      "parameters",
+      1e30,
+      1e10,
+      0,
+      /^the parameters \(first weight\) became NaN or infinite in epoch 1 \(batch 1\)/,
+    ],
+    [
+      "running statistics",
+      1,
+      0.01,
+      Infinity,
+      /^the running statistics \(first stat\) became NaN or infinite in epoch 1 \(batch 1\)/,
+    ],
+  ] as const
+) {
+  Deno.test(`trainEpoch stops when the ${what} stop being finite while the loss is finite`, async () => {
+    const model = new Amplified(gain, stat);
+    const optimizer = new SGD(model.parameters(), { lr });
+    const batch = blobBatch(8, 4);
+    const accumulator = new MetricsAccumulator();
+    try {
+      const error = await trainEpoch(model, {
+        loader: fixedLoader([batch]),
+        optimizer,
+        epoch: 1,
+        accumulator,
+      }).then(() => null, (e) => e);
+      ok(error instanceof NonFiniteLossError, String(error));
+      equal(error.values, what);
+      ok(pattern.test(error.message), error.message);
+      const sums = await accumulator.read();
+      equal(sums.nonFinite, 0, "the loss was finite");
+    } finally {
+      batch.x.dispose(), batch.y.dispose();
+      accumulator.dispose();
+      optimizer.dispose();
+      model.dispose();
+    }
+  });
+}
+
+Deno.test("update kernels flag the first non-finite parameter and its batch; padding is not tested", async () => {
+  // A pooled buffer that held NaN, reused for 5 values: its 3 padding floats are still NaN.
+  const stale = tensor(new Float32Array(8).fill(NaN), [8]);
+  stale.dispose();
+  const params = [tensor([1, 2, 3, 4, 5], [5]), tensor([1, 2, 3], [3])];
+  for (const p of params) p.requiresGrad = true;
+  const optimizer = new SGD(params, { lr: 0.5 });
+  const sums = new MetricsAccumulator();
+  const logp = tensor([0, -1], [1, 2]), labels = tensor([0], [1], { dtype: "i32" });
+  const loss = tensor([1], []);
+  const step = (grads: number[][]) => {
+    for (const [i, p] of params.entries()) p.grad = tensor(grads[i], p.shape);
+    sums.add(loss, logp, labels);
+    optimizer.step();
+    optimizer.zeroGrad();
+  };
+  try {
+    optimizer.watchFinite(sums.parameterWatch());
+    step([[1, 1, 1, 1, 1], [1, 1, 1]]);
+    equal((await sums.read()).parameters, null, "finite values, NaN padding: no flag");
+    step([[1, 1, 1, 1, 1], [0, Infinity, 0]]);
+    step([[NaN, 1, 1, 1, 1], [1, 1, 1]]);
+    deepEqual((await sums.read()).parameters, { batch: 1, index: 1 });
+    sums.reset();
+    optimizer.watchFinite(null);
+    step([[NaN, 1, 1, 1, 1], [1, 1, 1]]);
+    equal((await sums.read()).parameters, null, "not watched");
+  } finally {
+    for (const t of [...params, logp, labels, loss]) t.dispose();
+    sums.dispose();
+    optimizer.dispose();
+  }
+});
+
+Deno.test("MetricsAccumulator.checkBuffers flags the first non-finite tensor, over several dispatches", async () => {
+  const tensors = Array.from({ length: 9 }, (_, i) => tensor([i, i + 1, i + 2], [3]));
+  const sums = new MetricsAccumulator();
+  const logp = tensor([0, -1], [1, 2]), labels = tensor([0], [1], { dtype: "i32" });
+  const loss = tensor([1], []);
+  try {
+    sums.add(loss, logp, labels);
+    sums.checkBuffers(tensors);
+    equal((await sums.read()).buffers, null);
+    const bad = [tensor([0, NaN, 0], [3]), tensor([-Infinity, 0, 0], [3])];
+    sums.add(loss, logp, labels);
+    sums.checkBuffers([...tensors.slice(0, 8), bad[0]]); // the NaN is in the second dispatch
+    sums.add(loss, logp, labels);
+    sums.checkBuffers([bad[1], ...tensors]);
+    deepEqual((await sums.read()).buffers, { batch: 1, index: 8 });
+    sums.reset();
+    sums.add(loss, logp, labels);
+    sums.checkBuffers([tensors[0], bad[1], bad[0]]);
+    deepEqual((await sums.read()).buffers, { batch: 0, index: 1 });
+    for (const t of bad) t.dispose();
+  } finally {
+    for (const t of [...tensors, logp, labels, loss]) t.dispose();
     sums.dispose();
   }
 });

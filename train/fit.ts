@@ -5,7 +5,9 @@
  * A step is `tidy(() => { zeroGrad; forward; nllLoss; backward; accumulate; step })`: nothing is
  * read back and nothing is awaited per step. The loss sum and the correct count accumulate on the
  * GPU (`MetricsAccumulator`) and are read once per epoch, plus every `ReadPacer` tick (about every
- * half second of GPU work) for the progress bar, NaN detection and interrupts.
+ * half second of GPU work) for the progress bar, NaN detection and interrupts. While it trains,
+ * the optimizer's update kernels flag parameters that stop being finite and one small kernel
+ * per step checks the model's buffers (batch-norm running statistics), into the same sums.
  *
  * ```ts ignore
  * const result = await fit(model, { train, val, optimizer, scheduler, epochs: 10 });
@@ -30,7 +32,13 @@ import { NonFiniteLossError } from "./non_finite.ts";
 import { ReadPacer } from "./read_pacer.ts";
 
 export { evaluate, type EvaluateOptions, type EvaluateResult } from "./evaluate.ts";
-export { checkFinite, type LossPhase, NonFiniteLossError } from "./non_finite.ts";
+export {
+  checkFinite,
+  type LossPhase,
+  NonFiniteLossError,
+  type NonFiniteValues,
+  type WatchedNames,
+} from "./non_finite.ts";
 
 /** Progress within an epoch, at a read. */
 export interface StepProgress {
@@ -113,8 +121,9 @@ function stepProgress(
 }
 
 /**
- * One pass over `loader` in training mode. Throws `NonFiniteLossError` when a loss is NaN or
- * infinite (noticed at the next read, within about two ticks).
+ * One pass over `loader` in training mode. Throws `NonFiniteLossError` when a loss, a parameter
+ * or a buffer (running statistics) is NaN or infinite (noticed at the next read, within about
+ * two ticks).
  */
 export async function trainEpoch(
   model: Module,
@@ -124,8 +133,16 @@ export async function trainEpoch(
   const pacer = options.pacer ?? new ReadPacer();
   const accumulator = options.accumulator ?? new MetricsAccumulator();
   const fences: Fence[] = [];
+  const parameterNames = new Map(model.namedParameters().map(([name, t]) => [t, name]));
+  const buffers = model.namedBuffers().filter(([, t]) => t.dtype === "f32");
+  const names = {
+    parameters: optimizer.params.map((p, i) => parameterNames.get(p) ?? `parameter ${i}`),
+    buffers: buffers.map(([name]) => name),
+  };
+  const bufferTensors = buffers.map(([, t]) => t);
   try {
     accumulator.reset();
+    optimizer.watchFinite(accumulator.parameterWatch());
     model.train();
     const steps = loader.length;
     const start = performance.now();
@@ -141,6 +158,7 @@ export async function trainEpoch(
           loss.backward();
           accumulator.add(loss, logProbs, batch.y);
           optimizer.step();
+          accumulator.checkBuffers(bufferTensors);
         });
       } finally {
         batch.dispose();
@@ -153,7 +171,7 @@ export async function trainEpoch(
       const snapshot = await done.read; // the GPU is still busy with the next tick's steps
       const now = performance.now();
       pacer.observe(done.step, now);
-      checkFinite(snapshot, epoch, "training");
+      checkFinite(snapshot, epoch, "training", names);
       options.onStep?.(stepProgress(snapshot, epoch, steps, (now - start) / 1000));
       if (signal?.aborted) {
         interrupted = true;
@@ -162,7 +180,7 @@ export async function trainEpoch(
     }
     const snapshot = await accumulator.read();
     const seconds = (performance.now() - start) / 1000;
-    checkFinite(snapshot, epoch, "training");
+    checkFinite(snapshot, epoch, "training", names);
     const images = snapshot.samples;
     return {
       loss: images > 0 ? snapshot.lossSum / images : NaN,
@@ -173,6 +191,7 @@ export async function trainEpoch(
       interrupted,
     };
   } finally {
+    optimizer.watchFinite(null);
     if (!options.accumulator) accumulator.dispose();
   }
 }

@@ -1,23 +1,33 @@
 /**
  * Per-epoch loss and accuracy sums kept on the GPU: after each batch, one small fused kernel adds
  * `loss · N` (the batch's summed NLL) and the batch's correct count into a kept 8-float buffer,
- * in place, and flags non-finite losses. Nothing is read back until `read()`, which callers do
- * once per epoch (and every few seconds for a progress bar).
+ * in place, and flags non-finite losses. The optimizer's update kernels (`parameterWatch()`) and
+ * `checkBuffers` flag parameters and buffers (batch-norm running statistics) that stop being
+ * finite into the same buffer. Nothing is read back until `read()`, which callers do once per
+ * epoch (and every few seconds for a progress bar).
  *
  * Buffer layout (f32): `[0]` summed NLL, `[1]` correct predictions, `[2]` samples, `[3]` batches,
  * `[4]` batches whose loss was NaN or ±Inf, `[5]` index of the first such batch (valid when
- * `[4] > 0`).
+ * `[4] > 0`); `[6]` 1 once a parameter was NaN or ±Inf after an optimizer step, `[7]` the index
+ * of the first such batch, `[8]` the index of the parameter (in the optimizer's list); `[9..11]`
+ * the same for buffers (index in the list given to `checkBuffers`).
  *
  * @module
  */
 
-import { workgroupSumWgsl } from "../nn/ops/reduce.ts";
+import { rowArgmaxWgsl, workgroupSumWgsl } from "../nn/ops/reduce.ts";
 import { kernel, u32 } from "../nn/kernel.ts";
 import { keep } from "../nn/scope.ts";
 import { dispatch, readBuffer, writeBuffer } from "../nn/stream.ts";
 import { formatShape, Tensor } from "../nn/tensor.ts";
+import type { FiniteWatch } from "./optim/optimizer.ts";
 
-const SLOTS = 8;
+const SLOTS = 12;
+/** First slots of the parameter and buffer flags (see the layout above). */
+const PARAMETER_FLAGS = 6;
+const BUFFER_FLAGS = 9;
+/** Most tensors one `checkBuffers` dispatch binds (with the sums: 8 storage buffers). */
+const BUFFERS_PER_DISPATCH = 7;
 const WORKGROUP = 64;
 
 /** What an accumulator holds at one point of the command stream. */
@@ -34,6 +44,65 @@ export interface AccumulatorSnapshot {
   nonFinite: number;
   /** 0-based index of the first batch with a non-finite loss (-1 when none). */
   firstNonFinite: number;
+  /** Where a parameter first became non-finite after an optimizer step (null: never). */
+  parameters: NonFiniteTensor | null;
+  /** Where a buffer checked by `checkBuffers` first became non-finite (null: never). */
+  buffers: NonFiniteTensor | null;
+}
+
+/** The first tensor seen NaN or infinite, and when. */
+export interface NonFiniteTensor {
+  /** 0-based index of the batch after which it was seen. */
+  batch: number;
+  /** Its index: in the optimizer's parameters, or in the list given to `checkBuffers`. */
+  index: number;
+}
+
+/**
+ * WGSL statements for a kernel that binds the sums as `array<f32>` named `flags`: records that
+ * tensor `index` (a WGSL u32 expression) is non-finite after the last batch added, unless one
+ * was already recorded. Invocations may run it concurrently: they write the same values.
+ */
+function markWgsl(first: number, flags: string, index: string): string {
+  return /* wgsl */ `if (${flags}[${first}] == 0.0) {
+      ${flags}[${first + 1}] = ${flags}[3] - 1.0;
+      ${flags}[${first + 2}] = f32(${index});
+    }
+    ${flags}[${first}] = 1.0;`;
+}
+
+function checkBuffersKernel(sizes: readonly number[], base: number) {
+  const bindings = sizes.map((_, k) =>
+    `@group(0) @binding(${k}) var<storage, read> t${k}: array<f32>;`
+  ).join("\n");
+  // Each invocation tests a strided share of every tensor; the workgroup keeps the first
+  // tensor (lowest index) that holds a non-finite value.
+  const loops = sizes.map((size, k) => /* wgsl */ `
+  for (var i = lid; i < ${u32(size)}; i += ${u32(WORKGROUP)}) {
+    if ((bitcast<u32>(t${k}[i]) & 0x7f800000u) == 0x7f800000u) { found = min(found, ${u32(k)}); }
+  }`).join("");
+  const code = /* wgsl */ `
+${bindings}
+@group(0) @binding(${sizes.length}) var<storage, read_write> acc: array<f32>;
+var<workgroup> first: atomic<u32>;
+
+@compute @workgroup_size(${WORKGROUP})
+fn main(@builtin(local_invocation_index) lid: u32) {
+  if (lid == 0u) { atomicStore(&first, 0xffffffffu); }
+  workgroupBarrier();
+  var found = 0xffffffffu;${loops}
+  atomicMin(&first, found);
+  workgroupBarrier();
+  let bad = atomicLoad(&first);
+  if (lid == 0u && bad != 0xffffffffu) {
+    ${markWgsl(BUFFER_FLAGS, "acc", `${u32(base)} + bad`)}
+  }
+}`;
+  return kernel({
+    name: `check_finite_${sizes.join("_")}`,
+    code,
+    bindings: [...sizes.map(() => "read" as const), "read_write"],
+  });
 }
 
 function accumulateKernel(rows: number, classes: number) {
@@ -46,15 +115,7 @@ const C: u32 = ${u32(classes)};
 @group(0) @binding(3) var<storage, read_write> acc: array<f32>;
 ${workgroupSumWgsl(WORKGROUP)}
 
-fn rowArgmax(base: u32) -> u32 {
-  var best = x[base];
-  var arg = 0u;
-  for (var j = 1u; j < C; j++) {
-    let v = x[base + j];
-    if (v > best) { best = v; arg = j; }
-  }
-  return arg;
-}
+${rowArgmaxWgsl(classes)}
 
 @compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(local_invocation_index) lid: u32) {
@@ -81,6 +142,10 @@ fn main(@builtin(local_invocation_index) lid: u32) {
     code,
     bindings: ["read", "read", "read", "read_write"],
   });
+}
+
+function flagged(v: Float32Array, first: number): NonFiniteTensor | null {
+  return v[first] > 0 ? { batch: v[first + 1], index: v[first + 2] } : null;
 }
 
 /** Loss and accuracy sums of an epoch, accumulated on the GPU (see the module notes). */
@@ -126,6 +191,39 @@ export class MetricsAccumulator {
   }
 
   /**
+   * Where an optimizer's update kernels flag a parameter that became NaN or infinite
+   * (`optimizer.watchFinite(accumulator.parameterWatch())`); the flag names the batch last
+   * added, so call `add` before `optimizer.step()`.
+   */
+  parameterWatch(): FiniteWatch {
+    return {
+      tensor: this.#sums,
+      mark: (index) => markWgsl(PARAMETER_FLAGS, "watch_flags", u32(index)),
+    };
+  }
+
+  /**
+   * Encodes a check of `tensors` (f32; e.g. a model's batch-norm running statistics) after the
+   * batch last added: the first that holds NaN or ±Inf is flagged (`buffers` of the snapshot).
+   * One small dispatch per 7 tensors; nothing is read back.
+   */
+  checkBuffers(tensors: readonly Tensor[]): void {
+    for (const [i, t] of tensors.entries()) {
+      if (t.dtype !== "f32") {
+        throw new Error(`MetricsAccumulator.checkBuffers: tensor ${i} must be f32, got ${t.dtype}`);
+      }
+    }
+    for (let base = 0; base < tensors.length; base += BUFFERS_PER_DISPATCH) {
+      const chunk = tensors.slice(base, base + BUFFERS_PER_DISPATCH);
+      dispatch(
+        checkBuffersKernel(chunk.map((t) => t.size), base),
+        [...chunk.map((t) => t.buffer), this.#sums.buffer],
+        [1],
+      );
+    }
+  }
+
+  /**
    * Reads the sums as they stand after every dispatch encoded so far. The copy is encoded (and
    * submitted) now, synchronously, so work encoded after this call is not included: a caller may
    * keep encoding and await the promise later.
@@ -140,6 +238,8 @@ export class MetricsAccumulator {
         batches: v[3],
         nonFinite: v[4],
         firstNonFinite: v[4] > 0 ? v[5] : -1,
+        parameters: flagged(v, PARAMETER_FLAGS),
+        buffers: flagged(v, BUFFER_FLAGS),
       };
     });
   }

@@ -25,13 +25,19 @@ export {
   type FitResult,
   type LossPhase,
   NonFiniteLossError,
+  type NonFiniteValues,
   type StepProgress,
   trainEpoch,
   type TrainEpochOptions,
   type TrainEpochResult,
+  type WatchedNames,
 } from "./fit.ts";
 export { type EpochRecord, HISTORY_COLUMNS, historyToCsv } from "./history.ts";
-export { type AccumulatorSnapshot, MetricsAccumulator } from "./metrics_accumulator.ts";
+export {
+  type AccumulatorSnapshot,
+  MetricsAccumulator,
+  type NonFiniteTensor,
+} from "./metrics_accumulator.ts";
 export { ConfusionAccumulator, perClassAccuracy } from "./confusion.ts";
 export { ReadPacer, type ReadPacerOptions } from "./read_pacer.ts";
 export {

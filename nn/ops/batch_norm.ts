@@ -26,6 +26,7 @@
 import { recordOp } from "../autograd.ts";
 import { type Access, f32, grid, u32, workgroupIndex } from "../kernel.ts";
 import { formatShape, Tensor } from "../tensor.ts";
+import { relu1 } from "./nan_wgsl.ts";
 import { PACKED_ARGMAX, quadCorners, quadGradient, quadMax, spreadGradient } from "./pool_quads.ts";
 import { declareTensors, dispatchTensors, type TensorBinding } from "./tensor_bindings.ts";
 
@@ -202,7 +203,9 @@ ${phases.mapUnit ? loop(phases.mapUnit, phases.mapOverQuads) : ""}
 const CHAN_MERGE = /* wgsl */ `
 fn shareStats(n: f32, s1: f32, s2: f32) -> vec4<f32> {
   if (n == 0.0) { return vec4<f32>(0.0); }
-  return vec4<f32>(n, s1 / n, max(s2 - s1 * s1 / n, 0.0), 0.0);
+  // Clamps rounding below 0, but keeps a NaN (from NaN or infinite x): WGSL's max may drop it.
+  let m2 = s2 - s1 * s1 / n;
+  return vec4<f32>(n, s1 / n, ${relu1("m2")}, 0.0);
 }
 fn chanMerge(a: vec4<f32>, b: vec4<f32>) -> vec4<f32> {
   let total = a.x + b.x;

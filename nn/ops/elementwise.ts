@@ -12,6 +12,7 @@ import { f32, grid, kernel, u32, workgroupIndex } from "../kernel.ts";
 import { dispatch } from "../stream.ts";
 import { releaseTexture, tensorTexture, textureReaders } from "../texture.ts";
 import { formatShape, Tensor } from "../tensor.ts";
+import { isNan4, relu4 } from "./nan_wgsl.ts";
 
 const WORKGROUP = 64;
 
@@ -102,13 +103,20 @@ export function scale(x: Tensor, factor: number): Tensor {
   return recordOp("scale", out, [x], (grad) => [scale(grad, factor)]);
 }
 
-/** max(x, 0). */
+/** max(x, 0), NaN staying NaN (as PyTorch). */
 export function relu(x: Tensor): Tensor {
-  const out = map("relu", [x], "max(x0, vec4<f32>(0.0))");
+  const out = map("relu", [x], relu4("x0"));
   return recordOp("relu", out, [x], (grad) => [reluBackward(grad, out)]);
 }
 
-/** The gradient of relu given its output: grad where output > 0, else 0. */
+/**
+ * The gradient of relu given its output: 0 where output <= 0, else grad (NaN outputs pass it,
+ * as PyTorch's `threshold_backward`).
+ */
 function reluBackward(grad: Tensor, output: Tensor): Tensor {
-  return map("relu_backward", [grad, output], "select(vec4<f32>(0.0), x0, x1 > vec4<f32>(0.0))");
+  return map(
+    "relu_backward",
+    [grad, output],
+    `select(select(vec4<f32>(0.0), x0, x1 > vec4<f32>(0.0)), x0, ${isNan4("x1")})`,
+  );
 }

@@ -20,6 +20,7 @@
 import { recordOp } from "../autograd.ts";
 import { u32, workgroupIndex } from "../kernel.ts";
 import { formatShape, Tensor } from "../tensor.ts";
+import { isNan, relu1 } from "./nan_wgsl.ts";
 import { PACKED_ARGMAX, quadCorners, quadGradient, quadMax, spreadGradient } from "./pool_quads.ts";
 import { declareTensors, dispatchTensors, type TensorBinding } from "./tensor_bindings.ts";
 
@@ -38,8 +39,8 @@ export interface MaxPoolOptions {
   padding?: number;
   /**
    * Returns relu(maxPool(x)), computed in the same kernel; equal to maxPool(relu(x)) (ReLU is
-   * monotonic), gradient included: a window whose output is not positive passes none. Default
-   * false.
+   * monotonic), gradient included: a window whose output is 0 passes none (a NaN output passes
+   * its gradient, as PyTorch's relu). Default false.
    */
   relu?: boolean;
 }
@@ -156,7 +157,8 @@ function key(g: PoolGeometry): string {
 /**
  * Max pooling over k × k windows of x [N, C, H, W]: output [N, C, OH, OW] with
  * OH = floor((H + 2 padding - k) / stride) + 1; padding counts as -inf. Ties go to the first
- * maximum in row-major window order. With `relu`, the output is relu(maxPool(x)).
+ * maximum in row-major window order; a window holding NaN gives NaN, its argmax the last NaN
+ * (as PyTorch). With `relu`, the output is relu(maxPool(x)).
  * Differentiable (the gradient goes to each window's argmax; with `relu`, only from windows
  * whose output is positive).
  */
@@ -224,10 +226,11 @@ function pairsForward(g: PoolGeometry): string {
 function windowsForward(g: PoolGeometry): string {
   // Rows and columns outside the input are skipped; a window always holds one real element.
   const inside = g.padding > 0 ? "if (h < 0 || h >= H || w < 0 || w >= W) { continue; }" : "";
+  // As quadMax: NaN wins, the last NaN over earlier ones; relu keeps NaN and its gradient.
   const relu = g.relu
     ? /* wgsl */ `
-        best = max(best, 0.0);
-        if (!(best > 0.0)) { arg = -1; }`
+        best = ${relu1("best")};
+        if (!(best > 0.0) && !${isNan("best")}) { arg = -1; }`
     : "";
   return /* wgsl */ `
       var result = vec4<f32>(0.0);
@@ -246,7 +249,7 @@ function windowsForward(g: PoolGeometry): string {
             let w = ow * STRIDE - PAD + dw;
             ${inside}
             let value = xAt(planeBase + u32(h * W + w));
-            if (arg < 0 || value > best) { best = value; arg = h * W + w; }
+            if (arg < 0 || value > best || ${isNan("value")}) { best = value; arg = h * W + w; }
           }
         }${relu}
         result[e] = best;

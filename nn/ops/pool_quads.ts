@@ -10,6 +10,8 @@
  * @module
  */
 
+import { isNan4, relu4 } from "./nan_wgsl.ts";
+
 /** WGSL texel indices of a quad: upper row left and right, then lower row left and right. */
 function quadTexels(down: string): string[] {
   return ["top", "top + 1u", `top + ${down}`, `top + ${down} + 1u`];
@@ -41,16 +43,19 @@ export function quadCorners(
 /**
  * WGSL: `result`, the maxima of the 4 windows whose corners are `<name>0`..`<name>3` (with
  * `relu`, their ReLU), and `arg`, their argmaxes: 0..3 in window order, the first maximum
- * winning ties (strictly greater wins), or 4 where `relu` gave 0 (no gradient).
+ * winning ties (strictly greater wins), or 4 where `relu` gave 0 (no gradient). A NaN wins over
+ * any number and the last NaN over earlier ones, as PyTorch's CPU kernel (`val > max ||
+ * isnan(val)`), so a window holding NaN gives NaN and sends its gradient to that NaN.
  */
 export function quadMax(name: string, relu: boolean): string {
   const corners = [1, 2, 3].map((k) => /* wgsl */ `
-      arg = select(arg, vec4<u32>(${k}u), ${name}${k} > best);
-      best = select(best, ${name}${k}, ${name}${k} > best);`).join("");
+      let wins${k} = ${name}${k} > best | ${isNan4(`${name}${k}`)};
+      arg = select(arg, vec4<u32>(${k}u), wins${k});
+      best = select(best, ${name}${k}, wins${k});`).join("");
   const result = relu
     ? /* wgsl */ `
-      let result = max(best, vec4<f32>(0.0));
-      arg = select(vec4<u32>(4u), arg, result > vec4<f32>(0.0));`
+      let result = ${relu4("best")};
+      arg = select(vec4<u32>(4u), arg, result > vec4<f32>(0.0) | ${isNan4("result")});`
     : /* wgsl */ `
       let result = best;`;
   return /* wgsl */ `

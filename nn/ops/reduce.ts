@@ -14,6 +14,7 @@ import { f32, grid, kernel, u32, workgroupIndex } from "../kernel.ts";
 import { dispatch, type Resource } from "../stream.ts";
 import { releaseTexture, tensorTexture, textureReaders } from "../texture.ts";
 import { formatShape, full, Tensor, zeros } from "../tensor.ts";
+import { isNan } from "./nan_wgsl.ts";
 
 /** Invocations of the one-workgroup kernels that reduce rows through workgroup memory. */
 const REDUCE_WORKGROUP = 32;
@@ -185,21 +186,27 @@ function checkRows(op: string, x: Tensor, name = "x"): void {
   checkFloat(op, x);
 }
 
-/** WGSL `fn rowArgmax(base: u32) -> u32`: the first maximum of `x[base .. base + C)`. */
-function rowArgmaxWgsl(classes: number): string {
+/**
+ * WGSL `fn rowArgmax(base: u32) -> u32` over the storage array `x`: the first maximum of
+ * `x[base .. base + classes)`, or its first NaN if it holds one (as PyTorch's argmax).
+ */
+export function rowArgmaxWgsl(classes: number): string {
   return /* wgsl */ `
 fn rowArgmax(base: u32) -> u32 {
   var best = x[base];
   var arg = 0u;
   for (var j = 1u; j < ${u32(classes)}; j++) {
     let v = x[base + j];
-    if (v > best) { best = v; arg = j; }
+    if ((v > best || ${isNan("v")}) && !${isNan("best")}) { best = v; arg = j; }
   }
   return arg;
 }`;
 }
 
-/** The index of the first maximum of each row of x [N, C], as an i32 tensor [N]. */
+/**
+ * The index of the first maximum of each row of x [N, C] (of its first NaN, if any), as an i32
+ * tensor [N].
+ */
 export function argmax(x: Tensor): Tensor {
   checkRows("argmax", x);
   const [rows, classes] = x.shape;

@@ -14,12 +14,12 @@ export function mulReference(a: ArrayLike<number>, b: ArrayLike<number>): Float6
   return Float64Array.from(a, (x, i) => x * b[i]);
 }
 
-/** max(x, 0). */
+/** max(x, 0); NaN stays NaN (`Math.max` propagates it, as PyTorch's relu). */
 export function reluReference(x: ArrayLike<number>): Float64Array {
   return Float64Array.from(x, (v) => Math.max(v, 0));
 }
 
-/** The gradient of relu: grad where x > 0. */
+/** The gradient of relu: 0 where x <= 0, else grad (NaN passes it, as PyTorch). */
 export function reluBackwardReference(grad: ArrayLike<number>, x: ArrayLike<number>): Float64Array {
-  return Float64Array.from(grad, (g, i) => x[i] > 0 ? g : 0);
+  return Float64Array.from(grad, (g, i) => x[i] <= 0 ? 0 : g);
 }

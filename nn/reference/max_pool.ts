@@ -34,7 +34,10 @@ export function poolOutputSize(
   return Math.floor((size + 2 * padding - kernelSize) / stride) + 1;
 }
 
-/** Max pooling of `x` of shape [N, C, H, W]; the first maximum of a window wins ties. */
+/**
+ * Max pooling of `x` of shape [N, C, H, W]; the first maximum of a window wins ties, and a
+ * window holding NaN gives NaN with the last NaN as its argmax (as PyTorch).
+ */
 export function maxPool2dReference(
   x: ArrayLike<number>,
   shape: readonly number[],
@@ -58,7 +61,8 @@ export function maxPool2dReference(
             const col = ow * s - p + j;
             if (col < 0 || col >= w) continue;
             const value = x[plane * h * w + row * w + col];
-            if (arg < 0 || value > best) {
+            // As PyTorch's CPU kernel: NaN wins, the last NaN of the window over earlier ones.
+            if (arg < 0 || value > best || Number.isNaN(value)) {
               best = value;
               arg = row * w + col;
             }

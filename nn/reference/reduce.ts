@@ -17,14 +17,15 @@ export function meanReference(x: ArrayLike<number>): number {
   return sumReference(x) / x.length;
 }
 
-/** The index of the first maximum of each row of `classes` values. */
+/** The index of the first maximum of each row of `classes` values (of its first NaN, if any). */
 export function argmaxReference(x: ArrayLike<number>, classes: number): Int32Array {
   const rows = x.length / classes;
   const out = new Int32Array(rows);
   for (let n = 0; n < rows; n++) {
     let best = 0;
-    for (let j = 1; j < classes; j++) {
-      if (x[n * classes + j] > x[n * classes + best]) best = j;
+    for (let j = 1; j < classes && !Number.isNaN(x[n * classes + best]); j++) {
+      const v = x[n * classes + j];
+      if (v > x[n * classes + best] || Number.isNaN(v)) best = j;
     }
     out[n] = best;
   }

@@ -99,7 +99,7 @@ struct Params {
   exp_avg[j] = m;
   exp_avg_sq[j] = v;
   let denom = sqrt(v) / params.bias_correction2_sqrt + EPS;
-  param_data[j] = p - params.step_size * m / denom;`;
+  let updated = p - params.step_size * m / denom;`;
   return { header, body };
 }
 

@@ -5,6 +5,7 @@
  */
 
 export {
+  type FiniteWatch,
   type Hyperparameters,
   Optimizer,
   type OptimizerOptions,

@@ -2,7 +2,8 @@
  * `Optimizer`: the base of SGD, Adam and AdamW. It owns the per-parameter state tensors
  * (created lazily on a parameter's first step, kept outside any `tidy`), counts steps per
  * parameter on the CPU (so that `step()` never reads the GPU), and shares one params-ring slot
- * per distinct set of step scalars among all the parameters' update kernels.
+ * per distinct set of step scalars among all the parameters' update kernels. With
+ * `watchFinite`, each update kernel also flags, on the GPU, a parameter that stops being finite.
  *
  * @module
  */
@@ -40,6 +41,19 @@ export interface OptimizerOptions {
   lr: number;
 }
 
+/**
+ * Where update kernels report a parameter that became NaN or infinite (see
+ * `Optimizer.watchFinite`): each kernel binds `tensor` read-write as `array<f32>` named
+ * `watch_flags` and runs the WGSL statements `mark(index)` when some new value of parameter
+ * `index` is not finite (any of its invocations may run them, at once).
+ */
+export interface FiniteWatch {
+  /** The flags' buffer (f32). */
+  tensor: Tensor;
+  /** WGSL statements on `watch_flags` recording that parameter `index` is not finite. */
+  mark: (index: number) => string;
+}
+
 /** What `update` gets for one parameter with a gradient. */
 export interface ParameterUpdate {
   /** The parameter's index in `params`. */
@@ -54,6 +68,8 @@ export interface ParameterUpdate {
   step: number;
   /** True when the state tensors were just created and hold no values yet. */
   fresh: boolean;
+  /** Where to flag non-finite new values (`watchFinite`), if anywhere. */
+  watch?: FiniteWatch;
 }
 
 /** The params slots of the `step()` running now (steps are synchronous: one at a time). */
@@ -92,15 +108,17 @@ interface UpdateTensor {
 /**
  * Encodes the element-wise update kernel of one parameter, 4 elements at a time: WGSL `header`
  * (constants, `struct Params`, helpers) and `body` (statements for vector `j`). The body reads
- * `param_data`, `grad_data` and each state tensor (by its name) with `load_<name>(j)`, and
- * stores `vec4`s to `param_data[j]` and the state tensors, updated in place (the last vector may
- * run into the buffers' padding, which nothing reads). Inputs are textures for large tensors,
- * else storage buffers. Workgroups of 8 invocations (one SIMD vector on llvmpipe) loop over runs
- * of vectors, which beats one vector per invocation in big workgroups there.
+ * `param_data`, `grad_data` and each state tensor (by its name) with `load_<name>(j)`, stores
+ * `vec4`s to the state tensors, updated in place, and ends with `let updated = ...;`, the new
+ * parameter values, which this stores to `param_data[j]` (the last vector may run into the
+ * buffers' padding, which nothing reads) and, with a `watch`, tests for NaN and infinity.
+ * Inputs are textures for large tensors, else storage buffers. Workgroups of 8 invocations (one
+ * SIMD vector on llvmpipe) loop over runs of vectors, which beats one vector per invocation in
+ * big workgroups there.
  */
 export function encodeUpdate(
   name: string,
-  { param, grad, state }: ParameterUpdate,
+  { index, param, grad, state, watch }: ParameterUpdate,
   { header, body }: { header: string; body: string },
   slot: ParamsSlot,
 ): void {
@@ -142,6 +160,21 @@ fn load_${name}(j: u32) -> vec4<f32> { return ${name}_textureVec4(j); }`);
       declarations.push(`fn load_${name}(j: u32) -> vec4<f32> { return ${name}[j]; }`);
     }
   }
+  if (watch) {
+    bind("var<storage, read_write> watch_flags: array<f32>;", "read_write", watch.tensor.buffer);
+  }
+  // Lanes past the end hold padding (any bits): not tested.
+  const live = size % 4 === 0
+    ? ""
+    : ` & (vec4<u32>(0u, 1u, 2u, 3u) + 4u * j < vec4<u32>(${u32(size)}))`;
+  const check = watch
+    ? /* wgsl */ `
+  // Exponent all ones: NaN or infinite (a bit test: compilers may assume floats are finite).
+  let exponent = bitcast<vec4<u32>>(updated) & vec4<u32>(0x7f800000u);
+  if (any(exponent == vec4<u32>(0x7f800000u)${live})) {
+    ${watch.mark(index)}
+  }`
+    : "";
   const code = /* wgsl */ `
 ${header}
 ${declarations.join("\n")}
@@ -149,6 +182,7 @@ ${declarations.join("\n")}
 
 fn update(j: u32) {
 ${body}
+  param_data[j] = updated;${check}
 }
 
 @compute @workgroup_size(${WORKGROUP})
@@ -160,7 +194,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
 }`;
   const compiled = kernel({
-    name: `${name}_${size}${textured ? "_textures" : ""}`,
+    name: `${name}_${size}${textured ? "_textures" : ""}${watch ? "_watched" : ""}`,
     code,
     bindings: access,
     params: true,
@@ -186,6 +220,7 @@ export abstract class Optimizer {
   #paramSteps: number[];
   #state: (Record<string, Tensor> | null)[];
   #disposed = false;
+  #watch: FiniteWatch | null = null;
 
   /** Takes the parameters to optimize (f32 leaf tensors, each once) and the learning rate. */
   constructor(params: Iterable<Tensor>, options: OptimizerOptions) {
@@ -258,12 +293,22 @@ export abstract class Optimizer {
         const fresh = state === null;
         if (!state) state = this.#state[index] = this.#createState(param);
         const step = ++this.#paramSteps[index];
-        this.update({ index, param, grad, state, step, fresh });
+        const watch = this.#watch ?? undefined;
+        this.update({ index, param, grad, state, step, fresh, watch });
       }
     } finally {
       stepSlots.clear();
     }
     this.#step++;
+  }
+
+  /**
+   * From the next `step()` on, every update kernel flags its parameter into `watch` when a new
+   * value is NaN or infinite (on the GPU, nothing read back); null stops. `fit` watches while
+   * it trains.
+   */
+  watchFinite(watch: FiniteWatch | null): void {
+    this.#watch = watch;
   }
 
   /** Disposes every parameter's gradient and sets it to null (PyTorch's `set_to_none`). */

@@ -83,7 +83,7 @@ struct Params {
   d = ${nesterov ? "d + MOMENTUM * buf" : "buf"};`
       : "// no momentum"
   }
-  param_data[j] = p - params.lr * d;`;
+  let updated = p - params.lr * d;`;
   return { header, body };
 }
 

@@ -1,0 +1,27 @@
+/**
+ * WGSL pieces that keep NaN as PyTorch does. WGSL's `max` may drop a NaN, comparisons with NaN
+ * are false, and a compiler may assume floats are never NaN (and fold `v != v` to false), so
+ * NaN is recognised by a bit test: exponent all ones, mantissa not zero.
+ *
+ * @module
+ */
+
+/** WGSL: whether the `f32` expression `v` is NaN. */
+export function isNan(v: string): string {
+  return `((bitcast<u32>(${v}) & 0x7fffffffu) > 0x7f800000u)`;
+}
+
+/** WGSL: which lanes of the `vec4<f32>` expression `v` are NaN (a `vec4<bool>`). */
+export function isNan4(v: string): string {
+  return `((bitcast<vec4<u32>>(${v}) & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u))`;
+}
+
+/** WGSL: relu of the `vec4<f32>` expression `v` (evaluated twice: pass a name), NaN kept. */
+export function relu4(v: string): string {
+  return `select(max(${v}, vec4<f32>(0.0)), ${v}, ${isNan4(v)})`;
+}
+
+/** WGSL: relu of the `f32` expression `v` (evaluated twice: pass a name), NaN kept. */
+export function relu1(v: string): string {
+  return `select(max(${v}, 0.0), ${v}, ${isNan(v)})`;
+}
