@@ -112,7 +112,8 @@ fn mix4(value: vec4<u32>) -> vec4<u32> {
     if (j < ${u32(Math.ceil(size / 4))}) {
       let i = vec4<u32>(4u * j) + vec4<u32>(0u, 1u, 2u, 3u);
       let keep = mix4(mix4(i) ^ vec4<u32>(key)) >= vec4<u32>(THRESHOLD);
-      out[j] = select(vec4<f32>(0.0), xVec4(j) * SCALE, keep);
+      // A multiply, not a select: a dropped NaN stays NaN (NaN * 0), as in PyTorch.
+      out[j] = xVec4(j) * select(vec4<f32>(0.0), vec4<f32>(SCALE), keep);
     }
   }`,
 };
