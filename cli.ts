@@ -19,6 +19,7 @@ import { shutdown } from "./nn/shutdown.ts";
 import { evaluateCommand } from "./cli/evaluate_command.ts";
 import { experimentCommand } from "./cli/experiment_command.ts";
 import { type CommandIo, CONSOLE_IO } from "./cli/harness.ts";
+import { forcedExitInProgress } from "./cli/interrupt.ts";
 
 export type { CommandIo };
 import { predictCommand } from "./cli/predict_command.ts";
@@ -110,9 +111,11 @@ async function runAndExit(args: readonly string[]): Promise<never> {
   try {
     code = await main(args);
   } catch (error) {
-    console.error(error);
+    if (!forcedExitInProgress()) console.error(error);
     code = 1;
   }
+  // A second Ctrl-C is already shutting down and exits with 130: what it cut short is not the outcome.
+  await forcedExitInProgress();
   try {
     await shutdown({ timeoutMs: SHUTDOWN_TIMEOUT_MS });
   } catch (error) {

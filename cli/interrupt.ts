@@ -11,6 +11,17 @@ import { releaseAllClaims } from "./files.ts";
 /** Exit code of a run stopped by Ctrl-C (128 + SIGINT, as shells report it). */
 export const INTERRUPTED_EXIT_CODE = 130;
 
+let forcedExit: Promise<void> | null = null;
+
+/**
+ * The exit a second Ctrl-C started (the device is being shut down, then the process exits with
+ * 130), or null. Code that ends the process otherwise awaits it: the work it interrupted may fail
+ * on the way (the device is gone), and that failure is not the outcome.
+ */
+export function forcedExitInProgress(): Promise<void> | null {
+  return forcedExit;
+}
+
 /** An installed Ctrl-C handler. */
 export interface InterruptHandle {
   /** Aborted on the first Ctrl-C. */
@@ -27,7 +38,9 @@ export function onInterrupt(notice: (line: string) => void): InterruptHandle {
       notice("Second Ctrl-C: quitting now.");
       releaseAllClaims();
       // Destroy the device first: exiting while the driver's threads run can crash (SIGSEGV).
-      shutdown({ timeoutMs: 1000 }).finally(() => Deno.exit(INTERRUPTED_EXIT_CODE));
+      forcedExit ??= shutdown({ timeoutMs: 1000 }).catch(() => undefined).finally(() =>
+        Deno.exit(INTERRUPTED_EXIT_CODE)
+      );
       return;
     }
     notice("Ctrl-C: stopping after the GPU work in flight (press Ctrl-C again to quit now)...");
