@@ -17,7 +17,7 @@ export {
   sync,
 } from "./stream.ts";
 export { type Disposable, keep, tidy, type TidyResult } from "./scope.ts";
-export { GradNode, isGradEnabled, noGrad } from "./autograd.ts";
+export { type BackwardOptions, GradNode, isGradEnabled, noGrad } from "./autograd.ts";
 export { Rng } from "./random.ts";
 export { maxElementsPerTexture, textureFits } from "./texture.ts";
 export {

@@ -6,8 +6,9 @@
  */
 
 import { acquireBuffer, releaseBuffer } from "./buffer_pool.ts";
+import { formatShape } from "./shape.ts";
 import { gpu } from "./device.ts";
-import { type GradNode, recordOp, runBackward } from "./autograd.ts";
+import { type BackwardOptions, type GradNode, recordOp, runBackward } from "./graph.ts";
 import { fillWords, valueBits } from "./ops/fill.ts";
 import { Rng } from "./random.ts";
 import { type Disposable, track } from "./scope.ts";
@@ -36,10 +37,7 @@ export interface TensorOptions {
   requiresGrad?: boolean;
 }
 
-/** Formats a shape as `[2, 3]` for error messages. */
-export function formatShape(shape: readonly number[]): string {
-  return `[${shape.join(", ")}]`;
-}
+export { formatShape };
 
 function checkShape(shape: readonly number[]): number {
   let size = 1;
@@ -208,7 +206,7 @@ export class Tensor implements Disposable {
    * Computes the gradient of this scalar with respect to every tensor that requires one, adding
    * it to their `.grad`. Frees the graph behind it unless `retainGraph` is set.
    */
-  backward(options: { grad?: Tensor; retainGraph?: boolean } = {}): void {
+  backward(options: BackwardOptions = {}): void {
     runBackward(this, options);
   }
 

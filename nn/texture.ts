@@ -18,7 +18,8 @@
 
 import { gpu } from "./device.ts";
 import { bufferVersion, copyBufferToTexture } from "./stream.ts";
-import { formatShape, type Tensor } from "./tensor.ts";
+import { formatShape } from "./shape.ts";
+import type { Tensor } from "./tensor.ts";
 
 /** The fewest texels per texture row (each holds 4 floats): small tensors take little memory. */
 const MIN_TEXELS_PER_ROW = 256;
