@@ -2,7 +2,8 @@
  * Element-wise ops on same-shape tensors: add, sub, mul, scale, relu.
  *
  * One kernel factory serves them all: each invocation reads 4 elements of every input (through
- * textures under the software policy) and writes 4 with one vec4 store (see the cost table in docs/DESIGN.md).
+ * textures under the software policy) and writes 4 with one vec4 store (see the cost table in
+ * docs/DESIGN.md).
  *
  * @module
  */
@@ -34,7 +35,7 @@ function mapKernel(
   const inputs = Array.from({ length: arity }, (_, k) => `in${k}`);
   return {
     name,
-    key: ({ size, factor }) => `${size}${factor === undefined ? "" : `_${factor}`}`,
+    key: ({ size, factor }) => `${size}${factor === undefined ? "" : `_${f32(factor)}`}`,
     bindings: () => [
       ...inputs.map((input) => ({ name: input, role: "input" as const })),
       { name: "out", role: "write", type: "vec4<f32>" },
