@@ -14,11 +14,12 @@ import {
   type KernelSpec,
   planKernel,
   runKernel,
+  sharedParams,
 } from "../../nn/gpu/program.ts";
 import { u32 } from "../../nn/kernel.ts";
 import { checkStateDictShapes } from "../../nn/safetensors.ts";
 import { keep } from "../../nn/scope.ts";
-import { copyBuffer, params, type ParamsSlot } from "../../nn/stream.ts";
+import { copyBuffer, type ParamsSlot } from "../../nn/stream.ts";
 import { formatShape, Tensor } from "../../nn/tensor.ts";
 import { maxElementsPerTexture } from "../../nn/texture.ts";
 
@@ -89,7 +90,7 @@ const stepSlots = new Map<string, ParamsSlot>();
 export function stepSlot(values: readonly number[]): ParamsSlot {
   const key = values.join(",");
   let slot = stepSlots.get(key);
-  if (!slot) stepSlots.set(key, slot = params(new Float32Array(values)));
+  if (!slot) stepSlots.set(key, slot = sharedParams(new Float32Array(values)));
   return slot;
 }
 
