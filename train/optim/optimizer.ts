@@ -152,9 +152,16 @@ export function updateSpec<Settings>(
   return {
     name: rule.name,
     key: ({ settings, size, state, textured, index, watch }) =>
-      `${size}${textured ? "_textures" : ""}${watch ? `_watched${index}` : ""}_${state.join("_")}_${
-        rule.key(settings)
-      }`,
+      [
+        size,
+        textured ? "textures" : "",
+        watch ? `watched${index}` : "",
+        ...state,
+        rule.key(settings),
+      ]
+        .join("_"),
+    // Untextured, the written tensors are read through their read-write binding: a second,
+    // read-only binding of the same buffer in one dispatch is not allowed.
     bindings: ({ state, textured, watch }): BindingSpec[] => [
       ...(textured
         ? tensors(state).map((name): BindingSpec => ({ name: `${name}_texture`, role: "input" }))
