@@ -39,6 +39,11 @@ export interface KernelPolicy {
   readonly narrowWorkgroup: number;
   /** Most workgroups of the per-parameter update kernels. */
   readonly updateMaxGroups: number;
+  /**
+   * Optimizer update kernels read all their tensors through textures from this many elements
+   * (they read four or five tensors, so the copies pay off later than `textureMinElements`).
+   */
+  readonly updateTextureMinElements: number;
   /** Lanes a conv2d forward or input-gradient dispatch aims for. */
   readonly convLanes: number;
   /** Lanes a conv2d weight-gradient dispatch aims for. */
@@ -52,6 +57,7 @@ const SOFTWARE: KernelPolicy = {
   elementwiseWorkgroup: 64,
   narrowWorkgroup: 8,
   updateMaxGroups: 64,
+  updateTextureMinElements: 8192,
   convLanes: 512,
   weightGradLanes: 768,
 };
@@ -63,6 +69,7 @@ const HARDWARE: KernelPolicy = {
   elementwiseWorkgroup: 64,
   narrowWorkgroup: 64,
   updateMaxGroups: 4096,
+  updateTextureMinElements: Infinity,
   convLanes: 8192,
   weightGradLanes: 8192,
 };

@@ -203,6 +203,14 @@ export function planKernel<Options, Plan extends KernelPlan>(
   return spec.plan(options, kernelPolicy());
 }
 
+/**
+ * A params slot holding `bytes`, for `runKernel` calls that share their per-call scalars (pass
+ * it as `params`): one upload for all of them.
+ */
+export function sharedParams(bytes: ArrayBufferView): ParamsSlot {
+  return paramsSlot(bytes);
+}
+
 /** Options of one `runKernel` call. */
 export interface RunOptions {
   /** The per-call scalars of a kernel with `params`: the bytes of its `Params` struct. */
