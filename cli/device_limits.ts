@@ -6,7 +6,7 @@
  * @module
  */
 
-import { gpu } from "../nn/device.ts";
+import { gpu } from "../nn/gpu/device.ts";
 import { maxBatchSize, maxL1, type ModelSizeConfig } from "../nn/model_limits.ts";
 import { UsageError } from "./args.ts";
 

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { describeAdapter } from "../nn/device.ts";
+import { describeAdapter } from "../nn/gpu/device.ts";
 import { commandLine } from "./markdown.ts";
 
 /** The machine and invocation of a run. */

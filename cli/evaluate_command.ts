@@ -8,7 +8,7 @@
 import { join } from "node:path";
 import { CLASS_NAMES } from "../data/fashion_mnist.ts";
 import { GpuDataset } from "../data/loader.ts";
-import { init } from "../nn/device.ts";
+import { init } from "../nn/gpu/device.ts";
 import { DataLoader } from "../data/loader.ts";
 import { perClassAccuracy } from "../train/confusion.ts";
 import { evaluate } from "../train/fit.ts";

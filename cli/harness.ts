@@ -8,7 +8,7 @@
  */
 
 import { DataError } from "../data/errors.ts";
-import { init } from "../nn/device.ts";
+import { init } from "../nn/gpu/device.ts";
 import type { ModelSizeConfig } from "../nn/model_limits.ts";
 import { type Flags, type FlagSpec, formatHelp, parseFlags, UsageError } from "./args.ts";
 import { type DataChoice, dataChoice, GpuData, prepareData } from "./data.ts";

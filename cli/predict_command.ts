@@ -8,7 +8,7 @@
 import { noGrad } from "../nn/autograd.ts";
 import { CLASS_NAMES } from "../data/fashion_mnist.ts";
 import { pixelsToFloat32 } from "../data/dataset.ts";
-import { init } from "../nn/device.ts";
+import { init } from "../nn/gpu/device.ts";
 import { tidy } from "../nn/scope.ts";
 import { tensor } from "../nn/tensor.ts";
 import { type Flags, UsageError } from "./args.ts";

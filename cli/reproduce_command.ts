@@ -8,7 +8,7 @@
 
 import { join, relative } from "node:path";
 import { suggestMaxConcurrent } from "../train/tune/concurrency.ts";
-import { gpu } from "../nn/device.ts";
+import { gpu } from "../nn/gpu/device.ts";
 import type { FlagSpec } from "./args.ts";
 import type { PreparedData } from "./data.ts";
 import { environmentLines, type RunEnvironment } from "./environment.ts";

@@ -6,7 +6,7 @@
  */
 
 import { join } from "node:path";
-import { init } from "../nn/device.ts";
+import { init } from "../nn/gpu/device.ts";
 import type { ModelName } from "../nn/models.ts";
 import { type Flags, UsageError } from "./args.ts";
 import { dataChoice } from "./data.ts";

@@ -14,7 +14,7 @@ import { ResultGrid, type TrialResult } from "../train/tune/result_grid.ts";
 import { tune, type TuneProgress } from "../train/tune/runner.ts";
 import { choice } from "../train/tune/search_space.ts";
 import type { ParamSpace } from "../train/tune/variants.ts";
-import { gpu, init } from "../nn/device.ts";
+import { gpu, init } from "../nn/gpu/device.ts";
 import { type Flags, type FlagSpec, UsageError } from "./args.ts";
 import { type DataChoice, dataChoice } from "./data.ts";
 import { displayPath, prepareOutDir, type RunDirClaim, writeJson, writeText } from "./files.ts";

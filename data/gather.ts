@@ -5,7 +5,7 @@
  * @module
  */
 
-import { u32 } from "../nn/kernel.ts";
+import { u32 } from "../nn/gpu/kernel.ts";
 import { type KernelSpec, runKernel } from "../nn/gpu/program.ts";
 import type { Tensor } from "../nn/tensor.ts";
 

@@ -4,8 +4,8 @@
  * @module
  */
 
-export { type AdapterReport, describeAdapter, type GpuContext, init } from "./device.ts";
-export { type MemoryStats, memoryStats, trimPool } from "./buffer_pool.ts";
+export { type AdapterReport, describeAdapter, type GpuContext, init } from "./gpu/device.ts";
+export { type MemoryStats, memoryStats, trimPool } from "./gpu/buffer_pool.ts";
 export { shutdown, type ShutdownOptions } from "./shutdown.ts";
 export {
   flush,
@@ -15,11 +15,11 @@ export {
   type StreamStats,
   streamStats,
   sync,
-} from "./stream.ts";
+} from "./gpu/stream.ts";
 export { type Disposable, keep, tidy, type TidyResult } from "./scope.ts";
 export { type BackwardOptions, GradNode, isGradEnabled, noGrad } from "./autograd.ts";
 export { Rng } from "./random.ts";
-export { maxElementsPerTexture, textureFits } from "./texture.ts";
+export { maxElementsPerTexture, textureFits } from "./gpu/texture.ts";
 export {
   type DType,
   formatShape,

@@ -5,15 +5,15 @@
  * @module
  */
 
-import { acquireBuffer, releaseBuffer } from "./buffer_pool.ts";
+import { acquireBuffer, releaseBuffer } from "./gpu/buffer_pool.ts";
 import { formatShape } from "./shape.ts";
-import { gpu } from "./device.ts";
+import { gpu } from "./gpu/device.ts";
 import { type BackwardOptions, type GradNode, recordOp, runBackward } from "./graph.ts";
 import { fillWords, valueBits } from "./ops/fill.ts";
 import { Rng } from "./random.ts";
 import { type Disposable, track } from "./scope.ts";
-import { readBuffer, writeBuffer } from "./stream.ts";
-import { textureFits } from "./texture.ts";
+import { readBuffer, writeBuffer } from "./gpu/stream.ts";
+import { textureFits } from "./gpu/texture.ts";
 
 /** Element types: `f32` for data, `i32` for labels and indices, `u8` for raw image bytes. */
 export type DType = "f32" | "i32" | "u8";

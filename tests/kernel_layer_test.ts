@@ -4,7 +4,7 @@
 import { type KernelSpec, runKernel } from "../nn/gpu/program.ts";
 import { compiledKernelCount } from "../nn/gpu/program.ts";
 import { kernelPolicy, setKernelPolicy } from "../nn/gpu/policy.ts";
-import { u32 } from "../nn/kernel.ts";
+import { u32 } from "../nn/gpu/kernel.ts";
 import { Tensor, tensor } from "../nn/tensor.ts";
 import { assert, assertThrows } from "./assert.ts";
 import { gpuReady, randomArray } from "./testing.ts";

@@ -7,7 +7,7 @@ import {
 import { compiledKernelCount } from "../nn/gpu/program.ts";
 import { decodeSafetensors, encodeSafetensors } from "../nn/safetensors.ts";
 import { tidy } from "../nn/scope.ts";
-import { streamStats } from "../nn/stream.ts";
+import { streamStats } from "../nn/gpu/stream.ts";
 import { type Tensor, tensor } from "../nn/tensor.ts";
 import { Adam, AdamW, type Optimizer, type OptimizerStateDict, SGD } from "../train/optim/mod.ts";
 import { assertClose, gpuReady, randomArray } from "./testing.ts";

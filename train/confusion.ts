@@ -6,10 +6,10 @@
  * @module
  */
 
-import { u32 } from "../nn/kernel.ts";
+import { u32 } from "../nn/gpu/kernel.ts";
 import { type KernelSpec, runKernel } from "../nn/gpu/program.ts";
 import { keep } from "../nn/scope.ts";
-import { readBuffer, writeBuffer } from "../nn/stream.ts";
+import { readBuffer, writeBuffer } from "../nn/gpu/stream.ts";
 import { Tensor } from "../nn/tensor.ts";
 
 /** One lane per row: its argmax and label pick the count to increment. */

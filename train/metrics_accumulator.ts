@@ -17,9 +17,9 @@
 
 import { rowArgmaxWgsl, workgroupSumWgsl } from "../nn/ops/reduce.ts";
 import { type BindingSpec, type KernelSpec, runKernel } from "../nn/gpu/program.ts";
-import { u32 } from "../nn/kernel.ts";
+import { u32 } from "../nn/gpu/kernel.ts";
 import { keep } from "../nn/scope.ts";
-import { readBuffer, writeBuffer } from "../nn/stream.ts";
+import { readBuffer, writeBuffer } from "../nn/gpu/stream.ts";
 import { formatShape, Tensor } from "../nn/tensor.ts";
 import type { FiniteWatch } from "./optim/optimizer.ts";
 

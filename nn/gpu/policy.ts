@@ -16,7 +16,7 @@
  * @module
  */
 
-import { gpu } from "../device.ts";
+import { gpu } from "./device.ts";
 
 /** The two policies. */
 export type PolicyName = "software" | "hardware";

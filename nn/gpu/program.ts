@@ -17,10 +17,10 @@
  * @module
  */
 
-import { gpu } from "../device.ts";
-import { type Access, grid, type Kernel, kernel, workgroupIndex } from "../kernel.ts";
-import { dispatch, params as paramsSlot, type ParamsSlot, type Resource } from "../stream.ts";
-import { tensorTexture, textureReaders, textureRows } from "../texture.ts";
+import { gpu } from "./device.ts";
+import { type Access, grid, type Kernel, kernel, workgroupIndex } from "./kernel.ts";
+import { dispatch, params as paramsSlot, type ParamsSlot, type Resource } from "./stream.ts";
+import { tensorTexture, textureReaders, textureRows } from "./texture.ts";
 import type { Tensor } from "../tensor.ts";
 import { type KernelPolicy, kernelPolicy } from "./policy.ts";
 

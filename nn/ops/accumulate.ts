@@ -5,7 +5,7 @@
  * @module
  */
 
-import { u32 } from "../kernel.ts";
+import { u32 } from "../gpu/kernel.ts";
 import { type KernelSpec, runKernel } from "../gpu/program.ts";
 import { Tensor } from "../tensor.ts";
 

@@ -24,7 +24,7 @@
  */
 
 import { recordOp } from "../autograd.ts";
-import { f32, u32 } from "../kernel.ts";
+import { f32, u32 } from "../gpu/kernel.ts";
 import {
   type BindingResource,
   type BindingSpec,

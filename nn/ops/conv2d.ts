@@ -15,7 +15,7 @@
  */
 
 import { recordOp } from "../autograd.ts";
-import { u32 } from "../kernel.ts";
+import { u32 } from "../gpu/kernel.ts";
 import { type KernelSpec, runKernel } from "../gpu/program.ts";
 import { formatShape, Tensor } from "../tensor.ts";
 import { runForward } from "./conv2d_forward.ts";

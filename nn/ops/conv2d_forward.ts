@@ -6,7 +6,7 @@
  * @module
  */
 
-import { u32 } from "../kernel.ts";
+import { u32 } from "../gpu/kernel.ts";
 import type { KernelPolicy } from "../gpu/policy.ts";
 import { type BindingSpec, type KernelPlan, type KernelSpec, runKernel } from "../gpu/program.ts";
 import { formatShape, Tensor } from "../tensor.ts";

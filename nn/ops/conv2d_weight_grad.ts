@@ -6,7 +6,7 @@
  * @module
  */
 
-import { u32 } from "../kernel.ts";
+import { u32 } from "../gpu/kernel.ts";
 import type { KernelPolicy } from "../gpu/policy.ts";
 import { type KernelPlan, type KernelSpec, planKernel, runKernel } from "../gpu/program.ts";
 import { Tensor } from "../tensor.ts";

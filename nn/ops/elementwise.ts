@@ -9,7 +9,7 @@
  */
 
 import { recordOp } from "../autograd.ts";
-import { f32, u32 } from "../kernel.ts";
+import { f32, u32 } from "../gpu/kernel.ts";
 import { type KernelSpec, runKernel } from "../gpu/program.ts";
 import { formatShape, Tensor } from "../tensor.ts";
 import { isNan4, relu4 } from "./nan_wgsl.ts";

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { u32 } from "../kernel.ts";
+import { u32 } from "../gpu/kernel.ts";
 import { type KernelSpec, runKernel } from "../gpu/program.ts";
 
 const WORDS_PER_INVOCATION = 4;

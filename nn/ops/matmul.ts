@@ -12,7 +12,7 @@
  */
 
 import { recordOp } from "../autograd.ts";
-import { u32 } from "../kernel.ts";
+import { u32 } from "../gpu/kernel.ts";
 import type { KernelPolicy } from "../gpu/policy.ts";
 import { type KernelSpec, runKernel } from "../gpu/program.ts";
 import { formatShape, Tensor } from "../tensor.ts";

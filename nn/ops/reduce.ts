@@ -11,7 +11,7 @@
  */
 
 import { recordOp } from "../autograd.ts";
-import { f32, u32 } from "../kernel.ts";
+import { f32, u32 } from "../gpu/kernel.ts";
 import { type KernelPlan, type KernelSpec, planKernel, runKernel } from "../gpu/program.ts";
 import { formatShape, full, Tensor, zeros } from "../tensor.ts";
 import { isNan } from "./nan_wgsl.ts";

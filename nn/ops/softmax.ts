@@ -13,7 +13,7 @@
  */
 
 import { recordOp } from "../autograd.ts";
-import { f32, u32 } from "../kernel.ts";
+import { f32, u32 } from "../gpu/kernel.ts";
 import { type BindingSpec, type KernelSpec, runKernel } from "../gpu/program.ts";
 import { formatShape, Tensor } from "../tensor.ts";
 import { checkTarget, workgroupSumWgsl } from "./reduce.ts";

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { f32 } from "../../nn/kernel.ts";
+import { f32 } from "../../nn/gpu/kernel.ts";
 import type { Tensor } from "../../nn/tensor.ts";
 import {
   checkNonNegative,

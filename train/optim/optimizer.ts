@@ -16,12 +16,12 @@ import {
   runKernel,
   sharedParams,
 } from "../../nn/gpu/program.ts";
-import { u32 } from "../../nn/kernel.ts";
+import { u32 } from "../../nn/gpu/kernel.ts";
 import { checkStateDictShapes } from "../../nn/safetensors.ts";
 import { keep } from "../../nn/scope.ts";
-import { copyBuffer, type ParamsSlot } from "../../nn/stream.ts";
+import { copyBuffer, type ParamsSlot } from "../../nn/gpu/stream.ts";
 import { formatShape, Tensor } from "../../nn/tensor.ts";
-import { maxElementsPerTexture } from "../../nn/texture.ts";
+import { maxElementsPerTexture } from "../../nn/gpu/texture.ts";
 
 /** Hyperparameters as saved in a state dict (flat, JSON-friendly). */
 export type Hyperparameters = Record<string, number | boolean>;
