@@ -51,8 +51,14 @@
  * @module
  */
 
-export { type AdapterReport, describeAdapter, gpu, type GpuContext, init } from "./nn/device.ts";
-export { type MemoryStats, memoryStats, trimPool } from "./nn/buffer_pool.ts";
+export {
+  type AdapterReport,
+  describeAdapter,
+  gpu,
+  type GpuContext,
+  init,
+} from "./nn/gpu/device.ts";
+export { type MemoryStats, memoryStats, trimPool } from "./nn/gpu/buffer_pool.ts";
 export { shutdown, type ShutdownOptions } from "./nn/shutdown.ts";
 export {
   flush,
@@ -62,11 +68,11 @@ export {
   type StreamStats,
   streamStats,
   sync,
-} from "./nn/stream.ts";
+} from "./nn/gpu/stream.ts";
 export { type Disposable, keep, tidy, type TidyResult } from "./nn/scope.ts";
-export { isGradEnabled, noGrad } from "./nn/autograd.ts";
+export { type BackwardOptions, isGradEnabled, noGrad } from "./nn/autograd.ts";
 export { Rng } from "./nn/random.ts";
-export { maxElementsPerTexture, textureFits } from "./nn/texture.ts";
+export { maxElementsPerTexture, textureFits } from "./nn/gpu/texture.ts";
 export {
   type DType,
   formatShape,

@@ -5,54 +5,71 @@
  * @module
  */
 
-import { grid, kernel, u32, workgroupIndex } from "../nn/kernel.ts";
-import { dispatch, params } from "../nn/stream.ts";
+import { u32 } from "../nn/gpu/kernel.ts";
+import { type KernelSpec, runKernel } from "../nn/gpu/program.ts";
 import type { Tensor } from "../nn/tensor.ts";
 
+/** Lanes per example: they copy its pixels in strides of this many. */
 const WORKGROUP = 64;
 
-function source(dtype: "u8" | "f32", pixels: number, batch: number): string {
-  const aligned = pixels % 4 === 0;
-  const vectors = aligned ? pixels / 4 : pixels;
-  const iterations = Math.ceil(vectors / WORKGROUP);
-  const guard = vectors % WORKGROUP !== 0;
-  let load: string;
-  if (dtype === "u8" && aligned) {
+/** What a gather kernel is specialised on. */
+interface GatherOptions {
+  dtype: "u8" | "f32";
+  pixels: number;
+  batch: number;
+}
+
+/** Whether a row of pixels is copied four at a time. */
+function aligned(pixels: number): boolean {
+  return pixels % 4 === 0;
+}
+
+/** WGSL copying (and for u8, scaling to [0, 1]) pixel vector `v` of example `src` to row `row`. */
+function loadPixels(dtype: "u8" | "f32", pixels: number): string {
+  if (dtype === "f32") return "x[row * V + v] = images[src * V + v];";
+  if (aligned(pixels)) {
     // One u32 word holds 4 pixels, little-endian: unpack4x8unorm gives them as vec4 / 255.
-    load = "x[row * V + v] = unpack4x8unorm(images[src * V + v]);";
-  } else if (dtype === "u8") {
-    load = `let byte = src * V + v;
+    return "x[row * V + v] = unpack4x8unorm(images[src * V + v]);";
+  }
+  return `let byte = src * V + v;
       let word = images[byte >> 2u];
       x[row * V + v] = f32((word >> ((byte & 3u) * 8u)) & 255u) * (1.0 / 255.0);`;
-  } else {
-    load = "x[row * V + v] = images[src * V + v];";
-  }
-  const element = aligned ? "vec4<f32>" : "f32";
-  const imageType = dtype === "u8" ? "u32" : element;
-  return /* wgsl */ `
-const V: u32 = ${u32(vectors)};
-struct Params { start: u32 }
-@group(0) @binding(0) var<storage, read> images: array<${imageType}>;
-@group(0) @binding(1) var<storage, read> labels: array<i32>;
-@group(0) @binding(2) var<storage, read> order: array<i32>;
-@group(0) @binding(3) var<storage, read_write> x: array<${element}>;
-@group(0) @binding(4) var<storage, read_write> y: array<i32>;
-@group(0) @binding(5) var<uniform> params: Params;
+}
 
-@compute @workgroup_size(${WORKGROUP})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let row = ${workgroupIndex(batch)};
-  ${grid(batch)[1] > 1 ? `if (row >= ${u32(batch)}) { return; }` : ""}
+/** One workgroup per example: its index is a uniform load from `order`. */
+const GATHER_BATCH: KernelSpec<GatherOptions> = {
+  name: "gather_batch",
+  key: ({ dtype, pixels, batch }) => `${dtype}_${pixels}_${batch}`,
+  bindings: ({ dtype, pixels }) => {
+    const pixelType = aligned(pixels) ? "vec4<f32>" : "f32";
+    return [
+      { name: "images", role: "read", type: dtype === "u8" ? "u32" : pixelType },
+      { name: "labels", role: "read", type: "i32" },
+      { name: "order", role: "read", type: "i32" },
+      { name: "x", role: "write", type: pixelType },
+      { name: "y", role: "write", type: "i32" },
+    ];
+  },
+  plan: ({ batch }) => ({ workgroupSize: WORKGROUP, groups: batch }),
+  params: "start: u32",
+  prelude: ({ pixels }) => `const V: u32 = ${u32(aligned(pixels) ? pixels / 4 : pixels)};`,
+  body: ({ dtype, pixels, batch }) => {
+    const vectors = aligned(pixels) ? pixels / 4 : pixels;
+    const guard = vectors % WORKGROUP !== 0;
+    return /* wgsl */ `
+  let row = group;
+  // Past the per-dimension limit the grid is folded, with a few workgroups to spare.
+  if (row >= ${u32(batch)}) { return; }
   let src = u32(order[params.start + row]);
   if (lid == 0u) { y[row] = labels[src]; }
-  for (var k = 0u; k < ${u32(iterations)}; k++) {
+  for (var k = 0u; k < ${u32(Math.ceil(vectors / WORKGROUP))}; k++) {
     let v = lid + k * ${u32(WORKGROUP)};
     ${guard ? "if (v < V) {" : "{"}
-      ${load}
+      ${loadPixels(dtype, pixels)}
     }
-  }
-}`;
-}
+  }`;
+  },
+};
 
 /**
  * Encodes one dispatch that fills `x` ([B, ...], f32) and `y` ([B], i32) with the examples
@@ -73,16 +90,7 @@ export function gatherBatch(
       `gatherBatch: rows ${start}..${start + batch} exceed the order's ${data.order.size}`,
     );
   }
-  const compiled = kernel({
-    name: `gather_batch_${dtype}_${pixels}`,
-    code: source(dtype, pixels, batch),
-    bindings: ["read", "read", "read", "read_write", "read_write"],
-    params: true,
+  runKernel(GATHER_BATCH, { dtype, pixels, batch }, { ...data, ...out }, {
+    params: new Uint32Array([start]),
   });
-  dispatch(
-    compiled,
-    [data.images.buffer, data.labels.buffer, data.order.buffer, out.x.buffer, out.y.buffer],
-    grid(batch),
-    params(new Uint32Array([start])),
-  );
 }

@@ -8,9 +8,9 @@
 
 import { Rng } from "../nn/random.ts";
 import { keep } from "../nn/scope.ts";
-import { writeBuffer } from "../nn/stream.ts";
+import { writeBuffer } from "../nn/gpu/stream.ts";
 import { Tensor, tensor } from "../nn/tensor.ts";
-import { gpu } from "../nn/device.ts";
+import { gpu } from "../nn/gpu/device.ts";
 import { type ImageSet, pixelsToFloat32 } from "./dataset.ts";
 import { gatherBatch } from "./gather.ts";
 

@@ -1,114 +1,29 @@
 /**
- * Reverse-mode automatic differentiation on a tape of op nodes.
+ * Reverse-mode automatic differentiation: `backward()` walks the recorded graph (`graph.ts`) in
+ * reverse topological order. Gradient tensors are always fresh tensors (or views) owned by
+ * autograd; leaf gradients are added (out of place) to `.grad` and kept out of any `tidy` scope.
  *
- * Every differentiable op calls `recordOp` with its output, its inputs and a closure that maps
- * the output's gradient to the inputs' gradients. `backward()` walks the nodes in reverse
- * topological order. Gradient tensors are always fresh tensors (or views) owned by autograd;
- * leaf gradients are added (out of place) to `.grad` and kept out of any `tidy` scope.
+ * Ops import `recordOp` and grad mode from here (re-exported from `graph.ts`); importing this
+ * module registers the backward pass that `Tensor.backward()` runs.
  *
  * @module
  */
 
-import { add } from "./ops/elementwise.ts";
+import {
+  type BackwardOptions,
+  GradNode,
+  holdForGraph,
+  isGradEnabled,
+  noGrad,
+  recordOp,
+  registerBackward,
+  withDeferredFrees,
+} from "./graph.ts";
+import { addGradients } from "./ops/accumulate.ts";
 import { keep } from "./scope.ts";
 import { formatShape, ones, type Tensor } from "./tensor.ts";
 
-/** The record of one op application, kept on its output tensor until backward frees it. */
-export class GradNode {
-  /** Set once the node's saved state is freed (after backward, or when its output is disposed). */
-  released = false;
-  /** Inputs this node keeps alive for backward (see `holdForGraph`), let go when it is released. */
-  readonly held: Tensor[] = [];
-
-  /**
-   * Records one op application.
-   *
-   * @param name the op's name, for error messages
-   * @param inputs the op's tensor inputs
-   * @param backwardFn maps the output's gradient to one gradient (or null) per input
-   * @param saved tensors only this node uses (e.g. pooling indices), freed with it
-   */
-  constructor(
-    readonly name: string,
-    readonly inputs: readonly Tensor[],
-    readonly backwardFn: (grad: Tensor) => readonly (Tensor | null)[],
-    readonly saved: readonly Tensor[],
-  ) {}
-
-  /** Frees the saved state, and the held inputs that no other node holds. */
-  release(): void {
-    if (this.released) return;
-    this.released = true;
-    for (const tensor of this.saved) tensor.dispose();
-    for (const tensor of this.held.splice(0)) letGo(tensor);
-  }
-}
-
-/** How many nodes hold each tensor that the graph owns. */
-const holders = new WeakMap<Tensor, number>();
-/** While backward runs: tensors whose last holder let go, freed when it ends. */
-let freeAfterBackward: Tensor[] | null = null;
-
-/**
- * Makes `node` keep `input` alive: the graph then owns `input`, which is disposed when every node
- * holding it is released (by backward, or by disposing the output that carries it). Used for
- * intermediates of a module call that backward still needs.
- */
-export function holdForGraph(node: GradNode, input: Tensor): void {
-  node.held.push(input);
-  holders.set(input, (holders.get(input) ?? 0) + 1);
-}
-
-function letGo(tensor: Tensor): void {
-  const count = (holders.get(tensor) ?? 1) - 1;
-  if (count > 0) {
-    holders.set(tensor, count);
-    return;
-  }
-  holders.delete(tensor);
-  // Backward releases a node before the nodes below it ran, which may still read this tensor.
-  if (freeAfterBackward) freeAfterBackward.push(tensor);
-  else tensor.dispose();
-}
-
-let gradEnabled = true;
-
-/** Whether ops currently record the graph. */
-export function isGradEnabled(): boolean {
-  return gradEnabled;
-}
-
-/** Runs `fn` without recording any graph (for evaluation and optimizer updates). */
-export function noGrad<T>(fn: () => T): T {
-  const previous = gradEnabled;
-  gradEnabled = false;
-  try {
-    return fn();
-  } finally {
-    gradEnabled = previous;
-  }
-}
-
-/**
- * Attaches a backward closure to `output` when grad mode is on and an input requires a
- * gradient; otherwise frees `saved` at once. Returns `output`.
- */
-export function recordOp(
-  name: string,
-  output: Tensor,
-  inputs: readonly Tensor[],
-  backwardFn: (grad: Tensor) => readonly (Tensor | null)[],
-  saved: readonly Tensor[] = [],
-): Tensor {
-  if (!gradEnabled || !inputs.some((input) => input.requiresGrad)) {
-    for (const tensor of saved) tensor.dispose();
-    return output;
-  }
-  for (const tensor of saved) keep(tensor);
-  output.requiresGrad = true;
-  output.node = new GradNode(name, inputs, backwardFn, saved);
-  return output;
-}
+export { type BackwardOptions, GradNode, holdForGraph, isGradEnabled, noGrad, recordOp };
 
 function topologicalOrder(root: Tensor): Tensor[] {
   const order: Tensor[] = [];
@@ -140,16 +55,13 @@ function accumulate(into: Map<Tensor, Tensor>, target: Tensor, grad: Tensor): vo
     into.set(target, grad);
     return;
   }
-  into.set(target, add(previous, grad));
+  into.set(target, addGradients(previous, grad));
   previous.dispose();
   grad.dispose();
 }
 
-/** Implements `Tensor.backward()`. */
-export function runBackward(
-  root: Tensor,
-  options: { grad?: Tensor; retainGraph?: boolean } = {},
-): void {
+/** The backward pass: gradients of `root` with respect to every leaf that requires one. */
+function backwardPass(root: Tensor, options: BackwardOptions): void {
   if (!root.requiresGrad) {
     throw new Error(
       "backward(): this tensor does not require a gradient: no input of the ops that made it " +
@@ -162,18 +74,12 @@ export function runBackward(
         "or pass { grad } with the output's gradient",
     );
   }
-  const outerFrees = freeAfterBackward;
-  freeAfterBackward = [];
-  try {
-    noGrad(() => walkBackward(root, options));
-  } finally {
-    const frees = freeAfterBackward;
-    freeAfterBackward = outerFrees;
-    for (const tensor of frees) tensor.dispose();
-  }
+  withDeferredFrees(() => noGrad(() => walkBackward(root, options)));
 }
 
-function walkBackward(root: Tensor, options: { grad?: Tensor; retainGraph?: boolean }): void {
+registerBackward(backwardPass);
+
+function walkBackward(root: Tensor, options: BackwardOptions): void {
   const grads = new Map<Tensor, Tensor>();
   grads.set(root, options.grad ? options.grad.view() : ones(root.shape));
   for (const tensor of topologicalOrder(root)) {
@@ -226,7 +132,7 @@ function storeLeafGrad(leaf: Tensor, grad: Tensor): void {
     leaf.grad = grad;
     return;
   }
-  const sum = keep(add(leaf.grad, grad));
+  const sum = keep(addGradients(leaf.grad, grad));
   leaf.grad.dispose();
   grad.dispose();
   leaf.grad = sum;

@@ -9,7 +9,7 @@
  */
 
 import type { ModelName } from "./models.ts";
-import { texelsPerRowFor } from "./texture.ts";
+import { texelsPerRowFor } from "./gpu/texture.ts";
 
 /** The adapter limits that bound a tensor's size (a subset of `GPUSupportedLimits`). */
 export interface TensorSizeLimits {

@@ -6,11 +6,11 @@
  * @module
  */
 
-import { destroyPool } from "./buffer_pool.ts";
-import { detachDevice } from "./device.ts";
-import { clearKernels } from "./kernel.ts";
-import { resetStream } from "./stream.ts";
-import { destroyTextures } from "./texture.ts";
+import { destroyPool } from "./gpu/buffer_pool.ts";
+import { detachDevice } from "./gpu/device.ts";
+import { clearKernels } from "./gpu/kernel.ts";
+import { resetStream } from "./gpu/stream.ts";
+import { destroyTextures } from "./gpu/texture.ts";
 
 /** Options of `shutdown`. */
 export interface ShutdownOptions {

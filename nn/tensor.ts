@@ -5,14 +5,15 @@
  * @module
  */
 
-import { acquireBuffer, releaseBuffer } from "./buffer_pool.ts";
-import { gpu } from "./device.ts";
-import { type GradNode, recordOp, runBackward } from "./autograd.ts";
+import { acquireBuffer, releaseBuffer } from "./gpu/buffer_pool.ts";
+import { formatShape } from "./shape.ts";
+import { gpu } from "./gpu/device.ts";
+import { type BackwardOptions, type GradNode, recordOp, runBackward } from "./graph.ts";
 import { fillWords, valueBits } from "./ops/fill.ts";
 import { Rng } from "./random.ts";
 import { type Disposable, track } from "./scope.ts";
-import { readBuffer, writeBuffer } from "./stream.ts";
-import { textureFits } from "./texture.ts";
+import { readBuffer, writeBuffer } from "./gpu/stream.ts";
+import { textureFits } from "./gpu/texture.ts";
 
 /** Element types: `f32` for data, `i32` for labels and indices, `u8` for raw image bytes. */
 export type DType = "f32" | "i32" | "u8";
@@ -36,10 +37,7 @@ export interface TensorOptions {
   requiresGrad?: boolean;
 }
 
-/** Formats a shape as `[2, 3]` for error messages. */
-export function formatShape(shape: readonly number[]): string {
-  return `[${shape.join(", ")}]`;
-}
+export { formatShape };
 
 function checkShape(shape: readonly number[]): number {
   let size = 1;
@@ -227,7 +225,7 @@ export class Tensor implements Disposable {
    * Computes the gradient of this scalar with respect to every tensor that requires one, adding
    * it to their `.grad`. Frees the graph behind it unless `retainGraph` is set.
    */
-  backward(options: { grad?: Tensor; retainGraph?: boolean } = {}): void {
+  backward(options: BackwardOptions = {}): void {
     runBackward(this, options);
   }
 

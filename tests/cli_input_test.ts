@@ -7,7 +7,7 @@
 import { equal, match, ok } from "node:assert/strict";
 import { join } from "node:path";
 import { encodePng } from "../data/png.ts";
-import { gpu } from "../nn/device.ts";
+import { gpu } from "../nn/gpu/device.ts";
 import { maxBatchSize, maxL1 } from "../nn/model_limits.ts";
 import { cnnBn } from "../nn/models.ts";
 import { encodeSafetensors } from "../nn/safetensors.ts";

@@ -2,7 +2,7 @@
 // and a finite-difference check of a small composed network.
 import assert from "node:assert/strict";
 import { isGradEnabled, noGrad } from "../nn/autograd.ts";
-import { memoryStats } from "../nn/buffer_pool.ts";
+import { memoryStats } from "../nn/gpu/buffer_pool.ts";
 import { cnnBn } from "../nn/models.ts";
 import { add, mul, relu, scale } from "../nn/ops/elementwise.ts";
 import { linear } from "../nn/ops/matmul.ts";
@@ -14,7 +14,7 @@ import { Rng } from "../nn/random.ts";
 import { linearReference } from "../nn/reference/matmul.ts";
 import { conv2dReference } from "../nn/reference/conv2d.ts";
 import { keep, tidy } from "../nn/scope.ts";
-import { streamStats, sync } from "../nn/stream.ts";
+import { streamStats, sync } from "../nn/gpu/stream.ts";
 import { full, ones, randNormal, randUniform, type Tensor, tensor, zeros } from "../nn/tensor.ts";
 import { Adam } from "../train/optim/adam.ts";
 import { assertThrows } from "./assert.ts";

@@ -3,9 +3,9 @@ import { gatherReference } from "../data/reference.ts";
 import type { ImageSet } from "../data/dataset.ts";
 import { type Batch, DataLoader, GpuDataset } from "../data/loader.ts";
 import { tidy } from "../nn/scope.ts";
-import { streamStats, sync } from "../nn/stream.ts";
+import { streamStats, sync } from "../nn/gpu/stream.ts";
 import { createModel } from "../nn/models.ts";
-import { memoryStats } from "../nn/buffer_pool.ts";
+import { memoryStats } from "../nn/gpu/buffer_pool.ts";
 import { assertClose, gpuReady } from "./testing.ts";
 import { Rng } from "../nn/random.ts";
 

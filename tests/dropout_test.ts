@@ -90,3 +90,10 @@ Deno.test("dropout rejects a bad p or seed", () => {
   assertThrows(() => dropout(x, { p: 0.5, training: true, seed: -1 }), /^dropout: seed must/);
   assertThrows(() => dropout(x, { p: 0.5, training: true, seed: 0.5 }), /^dropout: seed must/);
 });
+
+Deno.test("dropout keeps NaN where it drops (NaN * 0 is NaN, as in PyTorch)", async () => {
+  const x = tensor(new Float32Array(64).fill(NaN), [64]);
+  const out = await dropout(x, { p: 0.5, training: true, seed: 4 }).toArray();
+  assert.ok(Array.from(dropoutMask(64, 0.5, 4)).includes(0), "some elements are dropped");
+  assert.ok(Array.from(out).every(Number.isNaN), "every element stays NaN");
+});

@@ -3,8 +3,8 @@
 // Deno with SIGSEGV, exit code 139, in about 1.5% of error exits under load).
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { memoryStats } from "../nn/buffer_pool.ts";
-import { gpu, init } from "../nn/device.ts";
+import { memoryStats } from "../nn/gpu/buffer_pool.ts";
+import { gpu, init } from "../nn/gpu/device.ts";
 import { cnnBn } from "../nn/models.ts";
 import { relu } from "../nn/ops/elementwise.ts";
 import { shutdown } from "../nn/shutdown.ts";

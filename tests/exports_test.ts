@@ -13,6 +13,7 @@ const EXPECTED: Record<string, readonly string[]> = {
     "AdamOptions",
     "AdamW",
     "AdapterReport",
+    "BackwardOptions",
     "BatchLoader",
     "BatchNorm1d",
     "BatchNorm2d",

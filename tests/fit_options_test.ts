@@ -9,7 +9,7 @@
 import { deepEqual, equal, ok, rejects } from "node:assert/strict";
 import type { ImageSet } from "../data/dataset.ts";
 import { DataLoader, GpuDataset } from "../data/loader.ts";
-import { memoryStats } from "../nn/buffer_pool.ts";
+import { memoryStats } from "../nn/gpu/buffer_pool.ts";
 import { createModel } from "../nn/models.ts";
 import { Module } from "../nn/modules/module.ts";
 import { mul, sub } from "../nn/ops/elementwise.ts";
@@ -17,7 +17,7 @@ import { linear } from "../nn/ops/matmul.ts";
 import { correctCount, mean, sum } from "../nn/ops/reduce.ts";
 import { nllLoss } from "../nn/ops/softmax.ts";
 import { Rng } from "../nn/random.ts";
-import { streamStats } from "../nn/stream.ts";
+import { streamStats } from "../nn/gpu/stream.ts";
 import { type Tensor, tensor } from "../nn/tensor.ts";
 import {
   accuracy,

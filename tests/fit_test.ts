@@ -8,13 +8,13 @@
 import { deepEqual, equal, ok, rejects } from "node:assert/strict";
 import type { ImageSet } from "../data/dataset.ts";
 import { DataLoader, GpuDataset } from "../data/loader.ts";
-import { memoryStats } from "../nn/buffer_pool.ts";
+import { memoryStats } from "../nn/gpu/buffer_pool.ts";
 import { type Classifier, createModel, type ModelName } from "../nn/models.ts";
 import { nllLoss } from "../nn/ops/softmax.ts";
 import { Rng } from "../nn/random.ts";
 import { noGrad } from "../nn/autograd.ts";
 import { tidy } from "../nn/scope.ts";
-import { streamStats } from "../nn/stream.ts";
+import { streamStats } from "../nn/gpu/stream.ts";
 import { type Tensor, tensor, zeros } from "../nn/tensor.ts";
 import { Module } from "../nn/modules/module.ts";
 import { linear } from "../nn/ops/matmul.ts";

@@ -4,7 +4,7 @@
  */
 
 import { equal, ok } from "node:assert/strict";
-import { gpu } from "../nn/device.ts";
+import { gpu } from "../nn/gpu/device.ts";
 import { floatsPerImage, maxBatchSize, maxL1, type TensorSizeLimits } from "../nn/model_limits.ts";
 import { cnnBn } from "../nn/models.ts";
 import { Rng } from "../nn/random.ts";

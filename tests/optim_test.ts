@@ -4,9 +4,10 @@ import {
   adamWStepReference,
   sgdStepReference,
 } from "../nn/reference/optimizers.ts";
+import { compiledKernelCount } from "../nn/gpu/program.ts";
 import { decodeSafetensors, encodeSafetensors } from "../nn/safetensors.ts";
 import { tidy } from "../nn/scope.ts";
-import { streamStats } from "../nn/stream.ts";
+import { streamStats } from "../nn/gpu/stream.ts";
 import { type Tensor, tensor } from "../nn/tensor.ts";
 import { Adam, AdamW, type Optimizer, type OptimizerStateDict, SGD } from "../train/optim/mod.ts";
 import { assertClose, gpuReady, randomArray } from "./testing.ts";
@@ -69,10 +70,14 @@ async function runCase(
     const withGrad = [0, 1, ...(step >= LATE_START ? [2] : [])];
     for (const i of withGrad) setGrad(params[i], gradFor(i, step, shapes));
     const before = streamStats();
+    const kernelsBefore = compiledKernelCount();
     optimizer.step();
     const after = streamStats();
     assert.equal(after.readbacks, before.readbacks, "step() must not read the GPU back");
     assert.equal(after.dispatches - before.dispatches, withGrad.length, "one dispatch per param");
+    if (step > LATE_START) {
+      assert.equal(compiledKernelCount(), kernelsBefore, "new step scalars compile nothing");
+    }
     expected = expected.map((state, i) =>
       withGrad.includes(i) ? reference(state, f32(gradFor(i, step, shapes))) : state
     );

@@ -4,7 +4,7 @@
  */
 
 import { AssertionError } from "node:assert";
-import { init } from "../nn/device.ts";
+import { init } from "../nn/gpu/device.ts";
 import { Rng } from "../nn/random.ts";
 import { tidy } from "../nn/scope.ts";
 import { type Tensor, tensor } from "../nn/tensor.ts";

@@ -1,10 +1,10 @@
 // Texture mirrors of large tensors: every tensor a storage buffer can hold can be read by the ops.
 import assert from "node:assert/strict";
-import { gpu } from "../nn/device.ts";
+import { gpu } from "../nn/gpu/device.ts";
 import { relu } from "../nn/ops/elementwise.ts";
 import { maxTensorElements, Tensor, tensor, tensorFits } from "../nn/tensor.ts";
 import { assertThrows } from "./assert.ts";
-import { maxElementsPerTexture, texelsPerRowFor, textureFits } from "../nn/texture.ts";
+import { maxElementsPerTexture, texelsPerRowFor, textureFits } from "../nn/gpu/texture.ts";
 import { gpuReady } from "./testing.ts";
 
 await gpuReady();

@@ -17,7 +17,7 @@ import {
   decodeSafetensors,
   encodeSafetensors,
 } from "../nn/safetensors.ts";
-import { copyBuffer, readBuffer } from "../nn/stream.ts";
+import { copyBuffer, readBuffer } from "../nn/gpu/stream.ts";
 import { Tensor, tensor } from "../nn/tensor.ts";
 import type { Module } from "../nn/modules/module.ts";
 import type { LRScheduler, LRSchedulerStateDict } from "./lr_scheduler.ts";

@@ -6,24 +6,30 @@
  * @module
  */
 
-import { kernel, u32 } from "../nn/kernel.ts";
+import { u32 } from "../nn/gpu/kernel.ts";
+import { type KernelSpec, runKernel } from "../nn/gpu/program.ts";
 import { keep } from "../nn/scope.ts";
-import { dispatch, readBuffer, writeBuffer } from "../nn/stream.ts";
+import { readBuffer, writeBuffer } from "../nn/gpu/stream.ts";
 import { Tensor } from "../nn/tensor.ts";
 
-const WORKGROUP = 64;
-
-function confusionKernel(rows: number, classes: number) {
-  const code = /* wgsl */ `
-const ROWS: u32 = ${u32(rows)};
-const C: u32 = ${u32(classes)};
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> labels: array<i32>;
-@group(0) @binding(2) var<storage, read_write> counts: array<atomic<u32>>;
-
-@compute @workgroup_size(${WORKGROUP})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let row = gid.x;
+/** One lane per row: its argmax and label pick the count to increment. */
+const CONFUSION: KernelSpec<{ rows: number; classes: number }> = {
+  name: "confusion",
+  key: ({ rows, classes }) => `${rows}x${classes}`,
+  bindings: () => [
+    { name: "x", role: "read" },
+    { name: "labels", role: "read", type: "i32" },
+    { name: "counts", role: "write", type: "atomic<u32>" },
+  ],
+  plan: ({ rows }, policy) => ({
+    workgroupSize: policy.elementwiseWorkgroup,
+    groups: Math.ceil(rows / policy.elementwiseWorkgroup),
+  }),
+  prelude: ({ rows, classes }) =>
+    `const ROWS: u32 = ${u32(rows)};
+const C: u32 = ${u32(classes)};`,
+  body: (_, { plan }) => /* wgsl */ `
+  let row = group * ${u32(plan.workgroupSize)} + lid;
   if (row >= ROWS) { return; }
   let base = row * C;
   var best = x[base];
@@ -33,14 +39,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (v > best) { best = v; arg = j; }
   }
   let label = labels[row];
-  if (label >= 0 && u32(label) < C) { atomicAdd(&counts[u32(label) * C + arg], 1u); }
-}`;
-  return kernel({
-    name: `confusion_${rows}x${classes}`,
-    code,
-    bindings: ["read", "read", "read_write"],
-  });
-}
+  if (label >= 0 && u32(label) < C) { atomicAdd(&counts[u32(label) * C + arg], 1u); }`,
+};
 
 /** Counts of (true class, predicted class) pairs, kept on the GPU. */
 export class ConfusionAccumulator {
@@ -64,11 +64,7 @@ export class ConfusionAccumulator {
           `do not fit ${this.classes} classes`,
       );
     }
-    dispatch(
-      confusionKernel(rows, classes),
-      [scores.buffer, labels.buffer, this.#counts.buffer],
-      [Math.ceil(rows / WORKGROUP)],
-    );
+    runKernel(CONFUSION, { rows, classes }, { x: scores, labels, counts: this.#counts });
   }
 
   /** The matrix: `matrix[label][prediction]` = count. Waits for the GPU. */

@@ -16,11 +16,11 @@
  * @module
  */
 
-import { kernel, u32 } from "../nn/kernel.ts";
+import { kernel, u32 } from "../nn/gpu/kernel.ts";
 import { scale } from "../nn/ops/elementwise.ts";
 import { correctCount } from "../nn/ops/reduce.ts";
 import { keep } from "../nn/scope.ts";
-import { dispatch, readBuffer, writeBuffer } from "../nn/stream.ts";
+import { dispatch, readBuffer, writeBuffer } from "../nn/gpu/stream.ts";
 import { formatShape, Tensor } from "../nn/tensor.ts";
 
 /**

@@ -16,9 +16,10 @@
  */
 
 import { rowArgmaxWgsl, workgroupSumWgsl } from "../nn/ops/reduce.ts";
-import { kernel, u32 } from "../nn/kernel.ts";
+import { type BindingSpec, type KernelSpec, runKernel } from "../nn/gpu/program.ts";
+import { u32 } from "../nn/gpu/kernel.ts";
 import { keep } from "../nn/scope.ts";
-import { dispatch, readBuffer, writeBuffer } from "../nn/stream.ts";
+import { readBuffer, writeBuffer } from "../nn/gpu/stream.ts";
 import { formatShape, Tensor } from "../nn/tensor.ts";
 import type { FiniteWatch } from "./optim/optimizer.ts";
 
@@ -28,7 +29,6 @@ const PARAMETER_FLAGS = 6;
 const BUFFER_FLAGS = 9;
 /** Most tensors one `checkBuffers` dispatch binds (with the sums: 8 storage buffers). */
 const BUFFERS_PER_DISPATCH = 7;
-const WORKGROUP = 64;
 
 /** What an accumulator holds at one point of the command stream. */
 export interface AccumulatorSnapshot {
@@ -71,56 +71,55 @@ function markWgsl(first: number, flags: string, index: string): string {
     ${flags}[${first}] = 1.0;`;
 }
 
-function checkBuffersKernel(sizes: readonly number[], base: number) {
-  const bindings = sizes.map((_, k) =>
-    `@group(0) @binding(${k}) var<storage, read> t${k}: array<f32>;`
-  ).join("\n");
+/** Flags the first of `sizes.length` tensors that holds NaN or ±Inf (index `base` + k). */
+const CHECK_FINITE: KernelSpec<{ sizes: readonly number[]; base: number }> = {
+  name: "check_finite",
+  key: ({ sizes, base }) => `${sizes.join("_")}_from${base}`,
+  bindings: ({ sizes }) => [
+    ...sizes.map((_, k): BindingSpec => ({ name: `t${k}`, role: "read" })),
+    { name: "acc", role: "write" },
+  ],
+  plan: (_, policy) => ({ workgroupSize: policy.elementwiseWorkgroup, groups: 1 }),
+  prelude: () => "var<workgroup> first: atomic<u32>;",
   // Each invocation tests a strided share of every tensor; the workgroup keeps the first
   // tensor (lowest index) that holds a non-finite value.
-  const loops = sizes.map((size, k) => /* wgsl */ `
-  for (var i = lid; i < ${u32(size)}; i += ${u32(WORKGROUP)}) {
-    if ((bitcast<u32>(t${k}[i]) & 0x7f800000u) == 0x7f800000u) { found = min(found, ${u32(k)}); }
-  }`).join("");
-  const code = /* wgsl */ `
-${bindings}
-@group(0) @binding(${sizes.length}) var<storage, read_write> acc: array<f32>;
-var<workgroup> first: atomic<u32>;
-
-@compute @workgroup_size(${WORKGROUP})
-fn main(@builtin(local_invocation_index) lid: u32) {
+  body: ({ sizes, base }, { plan }) => /* wgsl */ `
   if (lid == 0u) { atomicStore(&first, 0xffffffffu); }
   workgroupBarrier();
-  var found = 0xffffffffu;${loops}
+  var found = 0xffffffffu;${
+    sizes.map((size, k) => /* wgsl */ `
+  for (var i = lid; i < ${u32(size)}; i += ${u32(plan.workgroupSize)}) {
+    if ((bitcast<u32>(t${k}[i]) & 0x7f800000u) == 0x7f800000u) { found = min(found, ${u32(k)}); }
+  }`).join("")
+  }
   atomicMin(&first, found);
   workgroupBarrier();
   let bad = atomicLoad(&first);
   if (lid == 0u && bad != 0xffffffffu) {
     ${markWgsl(BUFFER_FLAGS, "acc", `${u32(base)} + bad`)}
-  }
-}`;
-  return kernel({
-    name: `check_finite_${sizes.join("_")}`,
-    code,
-    bindings: [...sizes.map(() => "read" as const), "read_write"],
-  });
-}
+  }`,
+};
 
-function accumulateKernel(rows: number, classes: number) {
-  const code = /* wgsl */ `
+/** Adds a batch's summed loss and correct count to the sums, flagging a non-finite loss. */
+const ACCUMULATE: KernelSpec<{ rows: number; classes: number }> = {
+  name: "accumulate_metrics",
+  key: ({ rows, classes }) => `${rows}x${classes}`,
+  bindings: () => [
+    { name: "loss", role: "read" },
+    { name: "x", role: "read" },
+    { name: "labels", role: "read", type: "i32" },
+    { name: "acc", role: "write" },
+  ],
+  plan: (_, policy) => ({ workgroupSize: policy.elementwiseWorkgroup, groups: 1 }),
+  prelude: ({ rows, classes }, { plan }) => /* wgsl */ `
 const ROWS: u32 = ${u32(rows)};
 const C: u32 = ${u32(classes)};
-@group(0) @binding(0) var<storage, read> loss: array<f32>;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> labels: array<i32>;
-@group(0) @binding(3) var<storage, read_write> acc: array<f32>;
-${workgroupSumWgsl(WORKGROUP)}
+${workgroupSumWgsl(plan.workgroupSize)}
 
-${rowArgmaxWgsl(classes)}
-
-@compute @workgroup_size(${WORKGROUP})
-fn main(@builtin(local_invocation_index) lid: u32) {
+${rowArgmaxWgsl(classes)}`,
+  body: (_, { plan }) => /* wgsl */ `
   var count = 0.0;
-  for (var row = lid; row < ROWS; row += ${u32(WORKGROUP)}) {
+  for (var row = lid; row < ROWS; row += ${u32(plan.workgroupSize)}) {
     if (i32(rowArgmax(row * C)) == labels[row]) { count += 1.0; }
   }
   let total = workgroupSum(lid, count);
@@ -135,14 +134,8 @@ fn main(@builtin(local_invocation_index) lid: u32) {
     acc[1] += total;
     acc[2] += f32(ROWS);
     acc[3] += 1.0;
-  }
-}`;
-  return kernel({
-    name: `accumulate_metrics_${rows}x${classes}`,
-    code,
-    bindings: ["read", "read", "read", "read_write"],
-  });
-}
+  }`,
+};
 
 function flagged(v: Float32Array, first: number): NonFiniteTensor | null {
   return v[first] > 0 ? { batch: v[first + 1], index: v[first + 2] } : null;
@@ -183,11 +176,7 @@ export class MetricsAccumulator {
     }
     if (labels.dtype !== "i32") throw new Error("MetricsAccumulator.add: labels must be i32");
     const [rows, classes] = logProbs.shape;
-    dispatch(
-      accumulateKernel(rows, classes),
-      [loss.buffer, logProbs.buffer, labels.buffer, this.#sums.buffer],
-      [1],
-    );
+    runKernel(ACCUMULATE, { rows, classes }, { loss, x: logProbs, labels, acc: this.#sums });
   }
 
   /**
@@ -215,11 +204,9 @@ export class MetricsAccumulator {
     }
     for (let base = 0; base < tensors.length; base += BUFFERS_PER_DISPATCH) {
       const chunk = tensors.slice(base, base + BUFFERS_PER_DISPATCH);
-      dispatch(
-        checkBuffersKernel(chunk.map((t) => t.size), base),
-        [...chunk.map((t) => t.buffer), this.#sums.buffer],
-        [1],
-      );
+      const resources: Record<string, Tensor> = { acc: this.#sums };
+      for (const [k, t] of chunk.entries()) resources[`t${k}`] = t;
+      runKernel(CHECK_FINITE, { sizes: chunk.map((t) => t.size), base }, resources);
     }
   }
 

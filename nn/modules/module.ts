@@ -16,7 +16,7 @@
 import { checkStateDictShapes } from "../safetensors.ts";
 import { callScoped } from "./call_scope.ts";
 import { keep } from "../scope.ts";
-import { copyBuffer, writeBuffer } from "../stream.ts";
+import { copyBuffer, writeBuffer } from "../gpu/stream.ts";
 import { formatShape, type Tensor } from "../tensor.ts";
 
 /** A module's state: parameters and buffers by their PyTorch-style dotted names. */

@@ -24,18 +24,16 @@
  */
 
 import { recordOp } from "../autograd.ts";
-import { type Access, f32, grid, u32, workgroupIndex } from "../kernel.ts";
+import { f32, u32 } from "../gpu/kernel.ts";
+import {
+  type BindingResource,
+  type BindingSpec,
+  type KernelSpec,
+  runKernel,
+} from "../gpu/program.ts";
 import { formatShape, Tensor } from "../tensor.ts";
 import { relu1 } from "./nan_wgsl.ts";
 import { PACKED_ARGMAX, quadCorners, quadGradient, quadMax, spreadGradient } from "./pool_quads.ts";
-import { declareTensors, dispatchTensors, type TensorBinding } from "./tensor_bindings.ts";
-
-/**
- * Invocations per workgroup (a power of two, for the tree). One SIMD vector: llvmpipe runs a
- * workgroup with barriers as one coroutine per 8 lanes, and a channel's loop ran 2-4x slower
- * with 64-256 invocations than with 8 (measured: 1.5 vs 3.2-3.7 ms forward on [128,10,24,24]).
- */
-const WORKGROUP = 8;
 
 /** Options of `batchNorm`. */
 export interface BatchNormOptions {
@@ -77,18 +75,14 @@ function layoutOf(shape: readonly number[]): Layout {
   return { channels, count: shape[0] * spatial, width, rowUnits, units };
 }
 
-/**
- * WGSL declarations of a kernel's bindings (a storage binding's `type` may be "V", the layout's
- * unit); each texture also gets `<name>Unit(i)`, its unit i.
- */
-function declare(bound: readonly TensorBinding[], l: Layout): string {
-  const units = bound.filter((b) => b.access === "texture").map(({ name }) =>
+/** WGSL `<name>Unit(i)`, unit i, of each input (a storage binding's `type` may be "V"). */
+function unitReaders(bindings: readonly BindingSpec[], l: Layout): string {
+  return bindings.filter((b) => b.role === "input").map(({ name }) =>
     `fn ${name}Unit(i: u32) -> V { return ${l.width === 4 ? `${name}Vec4(i)` : `${name}At(i)`}; }`
-  );
-  return [declareTensors(bound), ...units].join("\n");
+  ).join("\n");
 }
 
-/** The WGSL of a kernel over channels, phase by phase (see `encodeChannels`). */
+/** The WGSL of a kernel over channels, phase by phase (see `channelKernel`). */
 interface ChannelPhases {
   helpers?: string;
   setup: string;
@@ -99,21 +93,75 @@ interface ChannelPhases {
   mapOverQuads?: boolean;
 }
 
+/** What every kernel over channels is planned from. */
+interface ChannelOptions {
+  shape: readonly number[];
+  /** `batchNormReluMaxPool2d`: the loops run over 2×2 pooling quads (see `quadLoop`). */
+  pool: boolean;
+}
+
 /**
- * Encodes one kernel over every channel, a workgroup each. WGSL, in order: `setup` (sees `c`
- * and `lid`); the optional reduction: `init`, then `unit` for each unit `i` of the invocation's
- * share, then `share` (a vec4 expression: the invocation's result), merged over the workgroup
- * by a tree of `combine` (an expression of `a` and `b`) into `merged`; `finish` (per-channel
- * values; `lid == 0` writes the per-channel results); and `mapUnit` for each unit `i` again.
+ * A kernel over every channel, a workgroup each, of a power-of-two size (for the tree): narrow
+ * (under the software policy one SIMD vector: llvmpipe runs a workgroup with barriers as one
+ * coroutine per 8 lanes, and a channel's loop ran 2-4x slower with 64-256 invocations than with
+ * 8; measured: 1.5 vs 3.2-3.7 ms forward on [128,10,24,24]).
+ *
+ * WGSL, in order: `setup` (sees `c` and `lid`); the optional reduction: `init`, then `unit` for
+ * each unit `i` of the invocation's share, then `share` (a vec4 expression: the invocation's
+ * result), merged over the workgroup by a tree of `combine` (an expression of `a` and `b`) into
+ * `merged`; `finish` (per-channel values; `lid == 0` writes the per-channel results); and
+ * `mapUnit` for each unit `i` again.
  */
-function encodeChannels(
+function channelKernel<Options extends ChannelOptions>(
   name: string,
-  l: Layout,
-  bound: readonly TensorBinding[],
-  phases: ChannelPhases,
-  pool?: { height: number; width: number },
-): void {
-  const wg = WORKGROUP;
+  key: (options: Options) => string,
+  bindings: (options: Options) => BindingSpec[],
+  phases: (options: Options) => ChannelPhases,
+): KernelSpec<Options> {
+  return {
+    name,
+    key,
+    bindings,
+    plan: ({ shape }, policy) => ({
+      workgroupSize: policy.narrowWorkgroup,
+      groups: layoutOf(shape).channels,
+    }),
+    prelude: (options, { plan }) => {
+      const l = layoutOf(options.shape);
+      const pool = options.pool;
+      const wg = plan.workgroupSize;
+      return /* wgsl */ `
+const C: u32 = ${u32(l.channels)};
+const COUNT: f32 = ${f32(l.count)};
+const WIDTH: u32 = ${u32(l.width)};
+const ROW_UNITS: u32 = ${u32(l.rowUnits)};
+const UNITS: u32 = ${u32(l.units)};
+const WG: u32 = ${u32(wg)};
+alias V = ${l.width === 4 ? "vec4<f32>" : "f32"};
+${unitReaders(bindings(options), l)}
+${phases(options).reduce ? `var<workgroup> scratch: array<vec4<f32>, ${wg}>;` : ""}
+${pool ? `// Texels per input row.\nconst ROW_TEXELS: u32 = ${u32(options.shape[3] / 4)};` : ""}
+
+// Index (in units) of unit m of channel c, m running over (n, h, w).
+fn unitAt(c: u32, m: u32) -> u32 {
+  return (m / ROW_UNITS) * (C * ROW_UNITS) + c * ROW_UNITS + m % ROW_UNITS;
+}
+fn hsum(v: V) -> f32 { return ${l.width === 4 ? "dot(v, V(1.0))" : "v"}; }
+fn lead(v: V) -> f32 { return ${l.width === 4 ? "v.x" : "v"}; }
+// Values of the units invocation lid visits.
+fn shareCount(lid: u32) -> f32 {
+  return f32(select(0u, (UNITS - lid + WG - 1u) / WG, lid < UNITS) * WIDTH);
+}
+${phases(options).helpers ?? ""}`;
+    },
+    body: (options, { plan }) => channelBody(options, plan.workgroupSize, phases(options)),
+  };
+}
+
+/** The body of a `channelKernel`'s main. */
+function channelBody(options: ChannelOptions, wg: number, phases: ChannelPhases): string {
+  const l = layoutOf(options.shape);
+  const pool = options.pool ? { height: options.shape[2], width: options.shape[3] } : undefined;
   const iterations = Math.ceil(l.units / wg);
   const guard = l.units % wg !== 0 ? "if (m < UNITS)" : "";
   const unitLoop = (body: string) => /* wgsl */ `
@@ -160,40 +208,14 @@ ${body}
   }
   let merged = scratch[0];`
     : "";
-  const code = /* wgsl */ `
-const C: u32 = ${u32(l.channels)};
-const COUNT: f32 = ${f32(l.count)};
-const WIDTH: u32 = ${u32(l.width)};
-const ROW_UNITS: u32 = ${u32(l.rowUnits)};
-const UNITS: u32 = ${u32(l.units)};
-const WG: u32 = ${u32(wg)};
-alias V = ${l.width === 4 ? "vec4<f32>" : "f32"};
-${declare(bound, l)}
-${r ? `var<workgroup> scratch: array<vec4<f32>, ${wg}>;` : ""}
-${pool ? `// Texels per input row.\nconst ROW_TEXELS: u32 = ${u32(pool.width / 4)};` : ""}
-
-// Index (in units) of unit m of channel c, m running over (n, h, w).
-fn unitAt(c: u32, m: u32) -> u32 {
-  return (m / ROW_UNITS) * (C * ROW_UNITS) + c * ROW_UNITS + m % ROW_UNITS;
-}
-fn hsum(v: V) -> f32 { return ${l.width === 4 ? "dot(v, V(1.0))" : "v"}; }
-fn lead(v: V) -> f32 { return ${l.width === 4 ? "v.x" : "v"}; }
-// Values of the units invocation lid visits.
-fn shareCount(lid: u32) -> f32 {
-  return f32(select(0u, (UNITS - lid + WG - 1u) / WG, lid < UNITS) * WIDTH);
-}
-${phases.helpers ?? ""}
-
-@compute @workgroup_size(${wg})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let c = ${workgroupIndex(l.channels)};
-  ${grid(l.channels)[1] > 1 ? "if (c >= C) { return; }" : ""}
+  // The grid may be folded past the per-dimension limit: workgroups past the channels return.
+  return /* wgsl */ `
+  let c = group;
+  if (c >= C) { return; }
 ${phases.setup}
 ${reduce}
 ${phases.finish}
-${phases.mapUnit ? loop(phases.mapUnit, phases.mapOverQuads) : ""}
-}`;
-  dispatchTensors(name, code, bound, l.channels);
+${phases.mapUnit ? loop(phases.mapUnit, phases.mapOverQuads) : ""}`;
 }
 
 /**
@@ -254,40 +276,53 @@ function checkOptions(x: Tensor, options: BatchNormOptions): void {
   }
 }
 
-/** "train" or "eval", and x's shape: what every kernel name holds. */
-function kernelKey(x: Tensor, training: boolean): string {
-  return `${training ? "train" : "eval"}_${x.shape.join("x")}`;
+/** Everything a forward kernel bakes in. */
+interface ForwardOptions extends ChannelOptions {
+  training: boolean;
+  running: boolean;
+  weight: boolean;
+  bias: boolean;
+  momentum: number;
+  eps: number;
 }
 
-/** [x, weight?, bias?]: the inputs recorded for autograd (never the running statistics). */
-function differentiableInputs(x: Tensor, { weight, bias }: BatchNormOptions): Tensor[] {
-  return [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
+function forwardOptions(x: Tensor, options: BatchNormOptions, pool: boolean): ForwardOptions {
+  return {
+    shape: x.shape,
+    pool,
+    training: options.training,
+    running: !!options.runningMean,
+    weight: !!options.weight,
+    bias: !!options.bias,
+    momentum: options.momentum ?? 0.1,
+    eps: options.eps ?? 1e-5,
+  };
+}
+
+function forwardKey(o: ForwardOptions): string {
+  return `${o.training ? "train" : "eval"}_${o.shape.join("x")}${o.running ? "_r" : ""}` +
+    `${o.weight ? "_w" : ""}${o.bias ? "_b" : ""}_m${o.momentum}_e${o.eps}`;
 }
 
 /**
- * The bindings a forward kernel starts with: x, the running statistics, weight and bias (those
- * given), the saved statistics and the output.
+ * The bindings of a forward kernel: x, the running statistics, weight and bias (those given),
+ * the saved statistics and the output; the fused kernel's argmax codes.
  */
-function forwardBindings(
-  x: Tensor,
-  options: BatchNormOptions,
-  stats: Tensor,
-  out: Tensor,
-): TensorBinding[] {
-  const { weight, bias, runningMean, runningVar, training } = options;
-  const runningAccess: Access = training ? "read_write" : "read";
+function forwardBindings(o: ForwardOptions): BindingSpec[] {
+  const running = o.training ? "write" : "read";
   return [
-    { name: "x", tensor: x, access: "texture" },
-    ...(runningMean && runningVar
+    { name: "x", role: "input" },
+    ...(o.running
       ? [
-        { name: "runningMean", tensor: runningMean, access: runningAccess, type: "f32" },
-        { name: "runningVar", tensor: runningVar, access: runningAccess, type: "f32" },
-      ]
+        { name: "runningMean", role: running, type: "f32" },
+        { name: "runningVar", role: running, type: "f32" },
+      ] as const
       : []),
-    ...(weight ? [{ name: "weight", tensor: weight, access: "read" as const, type: "f32" }] : []),
-    ...(bias ? [{ name: "bias", tensor: bias, access: "read" as const, type: "f32" }] : []),
-    { name: "stats", tensor: stats, access: "read_write", type: "f32" },
-    { name: "out", tensor: out, access: "read_write", type: "V" },
+    ...(o.weight ? [{ name: "weight", role: "read", type: "f32" } as const] : []),
+    ...(o.bias ? [{ name: "bias", role: "read", type: "f32" } as const] : []),
+    { name: "stats", role: "write", type: "f32" },
+    { name: "out", role: "write", type: "V" },
+    ...(o.pool ? [{ name: "codes", role: "write", type: "f32" } as const] : []),
   ];
 }
 
@@ -296,9 +331,8 @@ function forwardBindings(
  * training, else the running ones), saved to `stats`, and the running update in training. After
  * them y = ((x - origin) - offset) * scale + shift.
  */
-function statisticsPhases(options: BatchNormOptions): Omit<ChannelPhases, "mapUnit"> {
-  const { weight, bias, runningMean, training } = options;
-  const momentum = options.momentum ?? 0.1, eps = options.eps ?? 1e-5;
+function statisticsPhases(o: ForwardOptions): Omit<ChannelPhases, "mapUnit"> {
+  const { training, momentum, eps } = o;
   const statistics = training
     ? /* wgsl */ `
   let offset = merged.y;
@@ -308,7 +342,7 @@ function statisticsPhases(options: BatchNormOptions): Omit<ChannelPhases, "mapUn
   let offset = 0.0;
   let mean = origin;
   let variance = runningVar[c];`;
-  const updateRunning = training && runningMean
+  const updateRunning = training && o.running
     ? /* wgsl */ `
     runningMean[c] = ${f32(1 - momentum)} * runningMean[c] + ${f32(momentum)} * mean;
     runningVar[c] = ${f32(1 - momentum)} * runningVar[c] +
@@ -334,14 +368,75 @@ function statisticsPhases(options: BatchNormOptions): Omit<ChannelPhases, "mapUn
       : undefined,
     finish: /* wgsl */ `${statistics}
   let invStd = inverseSqrt(variance + ${f32(eps)});
-  let scale = ${weight ? "weight[c] * " : ""}invStd;
-  let shift = ${bias ? "bias[c]" : "0.0"};
+  let scale = ${o.weight ? "weight[c] * " : ""}invStd;
+  let shift = ${o.bias ? "bias[c]" : "0.0"};
   if (lid == 0u) {
     stats[c] = origin;
     stats[C + c] = offset;
     stats[2u * C + c] = invStd;${updateRunning}
   }`,
   };
+}
+
+/** `batchNorm`'s forward. */
+const BATCH_NORM = channelKernel<ForwardOptions>(
+  "batch_norm",
+  forwardKey,
+  forwardBindings,
+  (o) => ({
+    ...statisticsPhases(o),
+    // Not x * scale - mean * scale: that cancels when |mean| >> std.
+    mapUnit: /* wgsl */ `      out[i] = (${centred("xUnit(i)")}) * scale + shift;`,
+  }),
+);
+
+/**
+ * `batchNormReluMaxPool2d`'s forward: y as batchNorm computes it; then the pool's window order
+ * and ties, then relu.
+ */
+const BATCH_NORM_RELU_POOL = channelKernel<ForwardOptions>(
+  "batch_norm_relu_pool",
+  forwardKey,
+  forwardBindings,
+  (o) => ({
+    ...statisticsPhases(o),
+    mapUnit: /* wgsl */ `
+      ${quadCorners("y", "ROW_TEXELS", (v) => `(${centred(v)}) * scale + shift`)}
+      ${quadMax("y", true)}
+      out[p] = result;
+      codes[p] = ${PACKED_ARGMAX};`,
+    mapOverQuads: true,
+  }),
+);
+
+/** The tensors of a kernel by binding name, those absent left out. */
+function resources(
+  tensors: Record<string, Tensor | null | undefined>,
+): Record<string, BindingResource> {
+  const present: Record<string, BindingResource> = {};
+  for (const [name, tensor] of Object.entries(tensors)) if (tensor) present[name] = tensor;
+  return present;
+}
+
+/** [x, weight?, bias?]: the inputs recorded for autograd (never the running statistics). */
+function differentiableInputs(x: Tensor, { weight, bias }: BatchNormOptions): Tensor[] {
+  return [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
+}
+
+/** Runs a forward kernel: its output and saved tensors, the running statistics updated. */
+function runForward(
+  spec: KernelSpec<ForwardOptions>,
+  x: Tensor,
+  options: BatchNormOptions,
+  out: Tensor,
+  saved: { stats: Tensor; codes?: Tensor },
+): void {
+  const { weight, bias, runningMean, runningVar } = options;
+  runKernel(
+    spec,
+    forwardOptions(x, options, spec === BATCH_NORM_RELU_POOL),
+    resources({ x, runningMean, runningVar, weight, bias, out, ...saved }),
+  );
 }
 
 /**
@@ -355,28 +450,32 @@ function statisticsPhases(options: BatchNormOptions): Omit<ChannelPhases, "mapUn
  */
 export function batchNorm(x: Tensor, options: BatchNormOptions): Tensor {
   checkOptions(x, options);
-  const { weight, bias, training } = options;
-  const l = layoutOf(x.shape);
   const out = Tensor.empty(x.shape);
   // Saved for backward: the channel's origin, mean - origin, and 1 / std.
-  const stats = Tensor.empty([3, l.channels]);
-  encodeChannels(
-    `batch_norm_${kernelKey(x, training)}${weight ? "_w" : ""}${bias ? "_b" : ""}`,
-    l,
-    forwardBindings(x, options, stats, out),
-    {
-      ...statisticsPhases(options),
-      // Not x * scale - mean * scale: that cancels when |mean| >> std.
-      mapUnit: /* wgsl */ `      out[i] = (${centred("xUnit(i)")}) * scale + shift;`,
-    },
-  );
+  const stats = Tensor.empty([3, x.shape[1]]);
+  runForward(BATCH_NORM, x, options, out, { stats });
   return recordOp(
     "batchNorm",
     out,
     differentiableInputs(x, options),
-    (grad) => batchNormBackward(grad, x, stats, options),
+    (grad) => runBackward(BATCH_NORM_BACKWARD, grad, x, stats, options),
     [stats],
   );
+}
+
+/** Everything a backward kernel bakes in: which gradients it writes. */
+interface BackwardOptions extends ChannelOptions {
+  training: boolean;
+  needX: boolean;
+  needWeight: boolean;
+  needBias: boolean;
+  /** Whether the op has a weight. */
+  weight: boolean;
+}
+
+/** Whether a backward kernel reduces (sum grad, sum grad·x̂) first. */
+function withSums(o: BackwardOptions): boolean {
+  return (o.training && o.needX) || o.needWeight || o.needBias;
 }
 
 /** What the backward kernels of `batchNorm` and `batchNormReluMaxPool2d` do each their way. */
@@ -384,85 +483,90 @@ interface BackwardKernel {
   /** The start of the kernel's name. */
   prefix: string;
   /** The bindings before `stats`: grad, and what the WGSL below reads (`withSums`: the sums). */
-  inputs: (withSums: boolean) => TensorBinding[];
+  inputs: (withSums: boolean) => BindingSpec[];
   /** WGSL adding a unit's gradient and gradient·(x - mean) to `sumGrad` and `sumGradX`. */
   sumUnit: string;
   /** WGSL writing a unit's dx: through the batch statistics (training) or not (eval). */
   dxUnit: (training: boolean) => string;
-  /** `batchNormReluMaxPool2d`'s plane size: the loops run over quads (see `quadLoop`). */
-  pool?: { height: number; width: number };
 }
 
 /**
- * Encodes a backward kernel: (sum grad, sum grad·x̂) of each channel where dx in training,
- * dweight or dbias needs them, then dx. Returns [dx, dweight?, dbias?] (only those of present
- * inputs; null where not required).
+ * A backward kernel: (sum grad, sum grad·x̂) of each channel where dx in training, dweight or
+ * dbias needs them, then dx.
  */
-function encodeBackward(
-  x: Tensor,
-  stats: Tensor,
-  options: BatchNormOptions,
-  k: BackwardKernel,
-): (Tensor | null)[] {
-  const { weight, bias, training } = options;
-  const l = layoutOf(x.shape);
-  const needX = x.requiresGrad;
-  const needWeight = weight?.requiresGrad ?? false;
-  const needBias = bias?.requiresGrad ?? false;
-  const dx = needX ? Tensor.empty(x.shape) : null;
-  const dweight = needWeight ? Tensor.empty([l.channels]) : null;
-  const dbias = needBias ? Tensor.empty([l.channels]) : null;
-  const gradients = [dx, ...(weight ? [dweight] : []), ...(bias ? [dbias] : [])];
-  const withSums = (training && needX) || needWeight || needBias;
-  if (!dx && !withSums) return gradients;
-  const optional = (
-    name: string,
-    t: Tensor | null,
-    access: Access,
-    type = "f32",
-  ): TensorBinding[] => t ? [{ name, tensor: t, access, type }] : [];
-  const bound: TensorBinding[] = [
-    ...k.inputs(withSums),
-    { name: "stats", tensor: stats, access: "read", type: "f32" },
-    ...optional("weight", needX ? weight ?? null : null, "read"),
-    ...optional("dx", dx, "read_write", "V"),
-    ...optional("dweight", dweight, "read_write"),
-    ...optional("dbias", dbias, "read_write"),
-  ];
-  encodeChannels(
-    `${k.prefix}_backward_${kernelKey(x, training)}` +
-      `_${needX ? "x" : ""}${needWeight ? "w" : ""}${needBias ? "b" : ""}${weight ? "_w" : ""}`,
-    l,
-    bound,
-    {
+function backwardKernel(k: BackwardKernel): KernelSpec<BackwardOptions> {
+  return channelKernel<BackwardOptions>(
+    `${k.prefix}_backward`,
+    (o) =>
+      `${o.training ? "train" : "eval"}_${o.shape.join("x")}` +
+      `_${o.needX ? "x" : ""}${o.needWeight ? "w" : ""}${o.needBias ? "b" : ""}` +
+      (o.weight ? "_w" : ""),
+    (o) => [
+      ...k.inputs(withSums(o)),
+      { name: "stats", role: "read", type: "f32" },
+      ...(o.needX && o.weight ? [{ name: "weight", role: "read", type: "f32" } as const] : []),
+      ...(o.needX ? [{ name: "dx", role: "write", type: "V" } as const] : []),
+      ...(o.needWeight ? [{ name: "dweight", role: "write", type: "f32" } as const] : []),
+      ...(o.needBias ? [{ name: "dbias", role: "write", type: "f32" } as const] : []),
+    ],
+    (o) => ({
       setup: /* wgsl */ `
   let origin = stats[c];
   let offset = stats[C + c];
   let invStd = stats[2u * C + c];
-  let scale = ${needX && weight ? "weight[c] * " : ""}invStd;`,
-      reduce: withSums
+  let scale = ${o.needX && o.weight ? "weight[c] * " : ""}invStd;`,
+      reduce: withSums(o)
         ? {
           init: "var sumGrad = V(0.0);\n  var sumGradX = V(0.0);",
           unit: k.sumUnit,
           share: "vec4<f32>(hsum(sumGrad), hsum(sumGradX), 0.0, 0.0)",
           combine: "a + b",
-          overQuads: k.pool !== undefined,
+          overQuads: o.pool,
         }
         : undefined,
       // (sum grad, sum grad·x̂) of the channel.
-      finish: withSums
+      finish: withSums(o)
         ? /* wgsl */ `
   let sums = vec2<f32>(merged.x, merged.y * invStd);
   if (lid == 0u) {
-    ${dweight ? "dweight[c] = sums.y;" : ""}
-    ${dbias ? "dbias[c] = sums.x;" : ""}
+    ${o.needWeight ? "dweight[c] = sums.y;" : ""}
+    ${o.needBias ? "dbias[c] = sums.x;" : ""}
   }`
         : "",
-      mapUnit: dx ? k.dxUnit(training) : undefined,
-      mapOverQuads: k.pool !== undefined,
-    },
-    k.pool,
+      mapUnit: o.needX ? k.dxUnit(o.training) : undefined,
+      mapOverQuads: o.pool,
+    }),
   );
+}
+
+/**
+ * Runs a backward kernel. Returns [dx, dweight?, dbias?] (only those of present inputs; null
+ * where not required).
+ */
+function runBackward(
+  spec: KernelSpec<BackwardOptions>,
+  grad: Tensor,
+  x: Tensor,
+  stats: Tensor,
+  options: BatchNormOptions,
+  codes?: Tensor,
+): (Tensor | null)[] {
+  const { weight, bias, training } = options;
+  const o: BackwardOptions = {
+    shape: x.shape,
+    pool: codes !== undefined,
+    training,
+    needX: x.requiresGrad,
+    needWeight: weight?.requiresGrad ?? false,
+    needBias: bias?.requiresGrad ?? false,
+    weight: !!weight,
+  };
+  const dx = o.needX ? Tensor.empty(x.shape) : null;
+  const dweight = o.needWeight ? Tensor.empty([x.shape[1]]) : null;
+  const dbias = o.needBias ? Tensor.empty([x.shape[1]]) : null;
+  const gradients = [dx, ...(weight ? [dweight] : []), ...(bias ? [dbias] : [])];
+  if (!dx && !withSums(o)) return gradients;
+  runKernel(spec, o, resources({ grad, x, codes, stats, weight, dx, dweight, dbias }));
   return gradients;
 }
 
@@ -471,31 +575,24 @@ function centred(v: string): string {
   return `(${v} - V(origin)) - V(offset)`;
 }
 
-/** Returns [dx, dweight?, dbias?] of `batchNorm`. */
-function batchNormBackward(
-  grad: Tensor,
-  x: Tensor,
-  stats: Tensor,
-  options: BatchNormOptions,
-): (Tensor | null)[] {
-  return encodeBackward(x, stats, options, {
-    prefix: "batch_norm",
-    inputs: (withSums) => [
-      { name: "grad", tensor: grad, access: "texture" },
-      ...(withSums ? [{ name: "x", tensor: x, access: "texture" as const }] : []),
-    ],
-    sumUnit: /* wgsl */ `
+/** `batchNorm`'s backward: [dx, dweight?, dbias?]. */
+const BATCH_NORM_BACKWARD = backwardKernel({
+  prefix: "batch_norm",
+  inputs: (withSums) => [
+    { name: "grad", role: "input" },
+    ...(withSums ? [{ name: "x", role: "input" } as const] : []),
+  ],
+  sumUnit: /* wgsl */ `
       let g = gradUnit(i);
       sumGrad += g;
       sumGradX += g * (${centred("xUnit(i)")});`,
-    dxUnit: (training) =>
-      training
-        ? /* wgsl */ `
+  dxUnit: (training) =>
+    training
+      ? /* wgsl */ `
       let normalised = (${centred("xUnit(i)")}) * invStd;
       dx[i] = scale * (gradUnit(i) - V(sums.x / COUNT) - normalised * (sums.y / COUNT));`
-        : /* wgsl */ `      dx[i] = gradUnit(i) * scale;`,
-  });
-}
+      : /* wgsl */ `      dx[i] = gradUnit(i) * scale;`,
+});
 
 /**
  * relu(maxPool2d(batchNorm(x, options), { kernelSize: 2 })) in one kernel per pass, equal to
@@ -513,80 +610,56 @@ export function batchNormReluMaxPool2d(x: Tensor, options: BatchNormOptions): Te
         `${formatShape(x.shape)}; use maxPool2d(batchNorm(x), { kernelSize: 2, relu: true })`,
     );
   }
-  const { weight, bias, training } = options;
   const [n, channels, height, width] = x.shape;
-  const l = layoutOf(x.shape);
   const out = Tensor.empty([n, channels, height / 2, width / 2]);
-  const stats = Tensor.empty([3, l.channels]);
+  const stats = Tensor.empty([3, channels]);
   // The 4 argmaxes of each quad (0..3 in window order; 4: relu gave 0, no gradient), base 8.
   const codes = Tensor.empty([out.size / 4]);
-  encodeChannels(
-    `batch_norm_relu_pool_${kernelKey(x, training)}${weight ? "_w" : ""}${bias ? "_b" : ""}`,
-    l,
-    [
-      ...forwardBindings(x, options, stats, out),
-      { name: "codes", tensor: codes, access: "read_write", type: "f32" },
-    ],
-    {
-      ...statisticsPhases(options),
-      // y as batchNorm computes it; then the pool's window order and ties, then relu.
-      mapUnit: /* wgsl */ `
-      ${quadCorners("y", "ROW_TEXELS", (v) => `(${centred(v)}) * scale + shift`)}
-      ${quadMax("y", true)}
-      out[p] = result;
-      codes[p] = ${PACKED_ARGMAX};`,
-      mapOverQuads: true,
-    },
-    { height, width },
-  );
+  runForward(BATCH_NORM_RELU_POOL, x, options, out, { stats, codes });
   return recordOp(
     "batchNormReluMaxPool2d",
     out,
     differentiableInputs(x, options),
-    (grad) => fusedBackward(grad, x, stats, codes, options),
+    (grad) => runBackward(BATCH_NORM_RELU_POOL_BACKWARD, grad, x, stats, options, codes),
     [stats, codes],
   );
 }
 
-/** Returns [dx, dweight?, dbias?] of `batchNormReluMaxPool2d`. */
-function fusedBackward(
-  grad: Tensor,
-  x: Tensor,
-  stats: Tensor,
-  codes: Tensor,
-  options: BatchNormOptions,
-): (Tensor | null)[] {
-  // The quad's pooled gradient, masked where relu or the argmax passes none.
-  const pooledGradient = quadGradient("gradVec4(p)", "codesAt(p)");
-  const dxTraining = (texel: string, dy: string) =>
-    `dx[${texel}] = scale * (${dy} - meanGrad - (${centred(`xVec4(${texel})`)}) * invStd * ` +
-    `meanGradX);`;
-  return encodeBackward(x, stats, options, {
-    prefix: "batch_norm_relu_pool",
-    inputs: () => [
-      { name: "grad", tensor: grad, access: "texture" },
-      { name: "codes", tensor: codes, access: "texture" },
-      { name: "x", tensor: x, access: "texture" },
-    ],
-    // Only each window's argmax has a gradient: the sums run over the pooled outputs.
-    sumUnit: /* wgsl */ `
-      ${pooledGradient}
+/** The quad's pooled gradient, masked where relu or the argmax passes none. */
+const POOLED_GRADIENT = quadGradient("gradVec4(p)", "codesAt(p)");
+
+/** `batchNormReluMaxPool2d`'s backward: [dx, dweight?, dbias?]. */
+const BATCH_NORM_RELU_POOL_BACKWARD = backwardKernel({
+  prefix: "batch_norm_relu_pool",
+  inputs: () => [
+    { name: "grad", role: "input" },
+    { name: "codes", role: "input" },
+    { name: "x", role: "input" },
+  ],
+  // Only each window's argmax has a gradient: the sums run over the pooled outputs.
+  sumUnit: /* wgsl */ `
+      ${POOLED_GRADIENT}
       ${quadCorners("v", "ROW_TEXELS", centred)}
       let chosen = select(select(select(v0, v1, arg == vec4<u32>(1u)), v2, arg == vec4<u32>(2u)),
         v3, arg == vec4<u32>(3u));
       let passed = select(vec4<f32>(0.0), g, arg < vec4<u32>(4u));
       sumGrad += passed;
       sumGradX += passed * chosen;`,
-    dxUnit: (training) =>
-      training
-        ? /* wgsl */ `
-      ${pooledGradient}
+  dxUnit: (training) =>
+    training
+      ? /* wgsl */ `
+      ${POOLED_GRADIENT}
       let meanGrad = V(sums.x / COUNT);
       let meanGradX = sums.y / COUNT;
-      ${spreadGradient("ROW_TEXELS", dxTraining)}`
-        : /* wgsl */ `
-      ${pooledGradient}
+      ${
+        spreadGradient(
+          "ROW_TEXELS",
+          (texel, dy) =>
+            `dx[${texel}] = scale * (${dy} - meanGrad - (${centred(`xVec4(${texel})`)}) * ` +
+            `invStd * meanGradX);`,
+        )
+      }`
+      : /* wgsl */ `
+      ${POOLED_GRADIENT}
       ${spreadGradient("ROW_TEXELS", (texel, dy) => `dx[${texel}] = ${dy} * scale;`)}`,
-    pool: { height: x.shape[2], width: x.shape[3] },
-  });
-}
+});

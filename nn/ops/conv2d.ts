@@ -15,12 +15,12 @@
  */
 
 import { recordOp } from "../autograd.ts";
-import { grid, kernel, u32, workgroupIndex } from "../kernel.ts";
-import { dispatch } from "../stream.ts";
+import { u32 } from "../gpu/kernel.ts";
+import { type KernelSpec, runKernel } from "../gpu/program.ts";
 import { formatShape, Tensor } from "../tensor.ts";
 import { runForward } from "./conv2d_forward.ts";
-import { transposedInputGrad } from "./conv2d_input_grad.ts";
-import type { ConvShape } from "./conv2d_shape.ts";
+import { transposedInputGrad, transposedInputGradApplies } from "./conv2d_input_grad.ts";
+import { type ConvShape, convShapeKey } from "./conv2d_shape.ts";
 import { weightAndBiasGrad } from "./conv2d_weight_grad.ts";
 
 /** Options of `conv2d`. */
@@ -31,50 +31,57 @@ export interface Conv2dOptions {
   padding?: number;
 }
 
-function dilateForInputGrad(
-  grad: Tensor,
-  shape: ConvShape,
-): { tensor: Tensor; height: number; width: number; padding: number } {
-  const {
-    batch,
-    outChannels: O,
-    stride: S,
-    outHeight: OH,
-    outWidth: OW,
-    kernelHeight: KH,
-    kernelWidth: KW,
-  } = shape;
-  const height = shape.height + KH - 1, width = shape.width + KW - 1;
-  const offsetY = KH - 1 - shape.padding, offsetX = KW - 1 - shape.padding;
-  const out = Tensor.empty([batch, O, height, width]);
-  const total = out.size;
-  const groups = Math.ceil(total / 64);
-  const code = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> g: array<f32>;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-
-@compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let i = ${workgroupIndex(groups)} * 64u + lid;
-  if (i >= ${u32(total)}) { return; }
+/**
+ * Spreads the output gradient out for a strided input gradient: [N, O, H + KH - 1, W + KW - 1],
+ * each gradient value at its strided position (offset by the padding left over), zeros between.
+ */
+const CONV2D_DILATE: KernelSpec<ConvShape> = {
+  name: "conv2d_dilate",
+  key: convShapeKey,
+  bindings: () => [{ name: "g", role: "read" }, { name: "out", role: "write" }],
+  plan: (shape, policy) => ({
+    workgroupSize: policy.elementwiseWorkgroup,
+    groups: Math.ceil(dilatedSize(shape) / policy.elementwiseWorkgroup),
+  }),
+  body: (shape, { plan }) => {
+    const { stride: S, outHeight: OH, outWidth: OW } = shape;
+    const { height, width } = dilatedPlane(shape);
+    const offsetY = shape.kernelHeight - 1 - shape.padding;
+    const offsetX = shape.kernelWidth - 1 - shape.padding;
+    return /* wgsl */ `
+  let i = group * ${u32(plan.workgroupSize)} + lid;
+  if (i >= ${u32(dilatedSize(shape))}) { return; }
   let x = i32(i % ${u32(width)}) - ${offsetX};
   let y = i32((i / ${u32(width)}) % ${u32(height)}) - ${offsetY};
   let plane = i / ${u32(width * height)};
   let inside = x >= 0 && y >= 0 && x % ${S} == 0 && y % ${S} == 0 && x / ${S} < ${OW} && y / ${S} < ${OH};
   let source = plane * ${u32(OH * OW)} + u32(clamp(y / ${S}, 0, ${OH - 1})) * ${
-    u32(OW)
-  } + u32(clamp(x / ${S}, 0, ${OW - 1}));
-  out[i] = select(0.0, g[source], inside);
-}`;
-  dispatch(
-    kernel({
-      name: `conv2d_dilate_${formatShape(out.shape)}`,
-      code,
-      bindings: ["read", "read_write"],
-    }),
-    [grad.buffer, out.buffer],
-    grid(groups),
-  );
+      u32(OW)
+    } + u32(clamp(x / ${S}, 0, ${OW - 1}));
+  out[i] = select(0.0, g[source], inside);`;
+  },
+};
+
+/** Height and width of the dilated gradient. */
+function dilatedPlane(shape: ConvShape): { height: number; width: number } {
+  return {
+    height: shape.height + shape.kernelHeight - 1,
+    width: shape.width + shape.kernelWidth - 1,
+  };
+}
+
+function dilatedSize(shape: ConvShape): number {
+  const { height, width } = dilatedPlane(shape);
+  return shape.batch * shape.outChannels * height * width;
+}
+
+function dilateForInputGrad(
+  grad: Tensor,
+  shape: ConvShape,
+): { tensor: Tensor; height: number; width: number; padding: number } {
+  const { height, width } = dilatedPlane(shape);
+  const out = Tensor.empty([shape.batch, shape.outChannels, height, width]);
+  runKernel(CONV2D_DILATE, shape, { g: grad, out });
   return { tensor: out, height, width, padding: 0 };
 }
 
@@ -88,8 +95,7 @@ function inputGrad(grad: Tensor, weight: Tensor, shape: ConvShape): Tensor {
     kernelHeight: KH,
     kernelWidth: KW,
   } = shape;
-  const transposed = transposedInputGrad(grad, weight, shape);
-  if (transposed) return transposed;
+  if (transposedInputGradApplies(shape)) return transposedInputGrad(grad, weight, shape);
   if (shape.stride === 1 && shape.padding <= KH - 1 && shape.padding <= KW - 1 && KH === KW) {
     // Stride 1: a "full" convolution of the gradient, padding it virtually.
     const padding = KH - 1 - shape.padding;

@@ -6,14 +6,14 @@
  * @module
  */
 
-import { gpu } from "../device.ts";
-import { type Access, grid, kernel, u32, workgroupIndex } from "../kernel.ts";
-import { dispatch, type Resource } from "../stream.ts";
-import { releaseTexture, tensorTexture, textureReaders } from "../texture.ts";
+import { u32 } from "../gpu/kernel.ts";
+import type { KernelPolicy } from "../gpu/policy.ts";
+import { type BindingSpec, type KernelPlan, type KernelSpec, runKernel } from "../gpu/program.ts";
 import { formatShape, Tensor } from "../tensor.ts";
-import { type ConvShape, segmentSource } from "./conv2d_shape.ts";
+import { type ConvShape, convShapeKey, segmentSource } from "./conv2d_shape.ts";
 
-const WORKGROUP = 8;
+/** Lanes from which a dispatch runs 64-wide workgroups (else the policy's narrow ones). */
+const WIDE_WORKGROUP_LANES = 64 * 16;
 const UNIFORM_LIMIT_BYTES = 65536;
 
 /** How the forward kernel reads weight (o, c, ky, kx): as stored, or flipped and transposed. */
@@ -61,7 +61,7 @@ interface ForwardBlock {
  * lane loads the input rows and columns its block meets and `channels x taps` weights, and does
  * `channels x rows x pixels x taps` FMAs.
  */
-function forwardBlock(shape: ConvShape): ForwardBlock {
+function forwardBlock(shape: ConvShape, lanesWanted: number): ForwardBlock {
   const {
     outChannels: O,
     kernelHeight: KH,
@@ -71,7 +71,6 @@ function forwardBlock(shape: ConvShape): ForwardBlock {
     outWidth: OW,
   } = shape;
   const taps = KH * KW;
-  const lanesWanted = gpu().adapter.isFallbackAdapter ? 512 : 8192;
   let best: ForwardBlock = { rows: 1, pixels: Math.min(4, OW), channels: 1 };
   let bestCost = Infinity;
   const pixelChoices = [4, 8, 12, 16, 24, 32].filter((p) => p <= OW && OW % p === 0);
@@ -95,33 +94,80 @@ function forwardBlock(shape: ConvShape): ForwardBlock {
   return best;
 }
 
+/** What a forward kernel is specialised on. */
+interface ForwardOptions {
+  shape: ConvShape;
+  order: WeightOrder;
+  bias: boolean;
+}
+
+/** Lanes over (image, output-row block, column block); output-channel blocks along z. */
+interface ForwardPlan extends KernelPlan {
+  block: ForwardBlock;
+  /** Lanes per channel block (the last workgroup's extra lanes only load). */
+  lanes: number;
+  /** Column blocks per output row. */
+  blocksX: number;
+}
+
+function planForward({ shape }: ForwardOptions, policy: KernelPolicy): ForwardPlan {
+  const block = forwardBlock(shape, policy.convLanes);
+  const blocksX = Math.ceil(shape.outWidth / block.pixels);
+  const lanes = shape.batch * Math.ceil(shape.outHeight / block.rows) * blocksX;
+  const workgroupSize = lanes >= WIDE_WORKGROUP_LANES ? 64 : policy.narrowWorkgroup;
+  return {
+    block,
+    lanes,
+    blocksX,
+    workgroupSize,
+    groups: Math.ceil(lanes / workgroupSize),
+    layers: Math.ceil(shape.outChannels / block.channels),
+  };
+}
+
+/** Whether the weights fit a uniform buffer (the cheapest loads on llvmpipe), else storage. */
+function uniformWeights(shape: ConvShape): boolean {
+  const { outChannels: O, inChannels: C, kernelHeight: KH, kernelWidth: KW } = shape;
+  return O * C * KH * KW * 4 <= UNIFORM_LIMIT_BYTES;
+}
+
 /**
- * The forward kernel: each lane computes a block of output rows x pixels x channels (see
+ * Whether lanes store four pixels at a time: whenever the output width is a multiple of 4, as
+ * every block width `forwardBlock` offers such a width is one too.
+ */
+function vectorStores(shape: ConvShape): boolean {
+  return shape.outWidth % 4 === 0;
+}
+
+function forwardBindings({ shape, bias }: ForwardOptions): BindingSpec[] {
+  const weightVectors = Math.ceil(
+    shape.outChannels * shape.inChannels * shape.kernelHeight * shape.kernelWidth / 4,
+  );
+  const biasVectors = Math.ceil(shape.outChannels / 4);
+  return [
+    { name: "x", role: "input" },
+    uniformWeights(shape)
+      ? { name: "w", role: "uniform", type: `array<vec4<f32>, ${weightVectors}>` }
+      : { name: "w", role: "read" },
+    { name: "out", role: "write", type: vectorStores(shape) ? "vec4<f32>" : "f32" },
+    ...(bias ? [{ name: "b", role: "uniform", type: `array<vec4<f32>, ${biasVectors}>` }] : []),
+  ] as BindingSpec[];
+}
+
+/**
+ * The forward kernel's body: each lane computes a block of output rows x pixels x channels (see
  * `forwardBlock`), looping over input channels; per input channel it loads the input rows its
  * block meets once (zero where they fall in the padding) and every weight of its channels once.
  */
-function forwardSource(shape: ConvShape, order: WeightOrder, bias: boolean) {
+function forwardBody({ shape, order, bias }: ForwardOptions, plan: ForwardPlan): string {
   const { batch, inChannels: C, outChannels: O, height: H, width: W } = shape;
   const { kernelHeight: KH, kernelWidth: KW, stride: S, padding: P, outHeight: OH, outWidth: OW } =
     shape;
-  const block = forwardBlock(shape);
-  const { rows, pixels, channels } = block;
-  const channelBlocks = Math.ceil(O / channels);
-  const rowBlocks = Math.ceil(OH / rows);
-  const blocksX = Math.ceil(OW / pixels);
-  const lanes = batch * rowBlocks * blocksX;
-  const workgroup = lanes >= 64 * 16 ? 64 : WORKGROUP;
-  const groups = Math.ceil(lanes / workgroup);
+  const { block: { rows, pixels, channels }, lanes, blocksX, workgroupSize } = plan;
   const segment = (pixels - 1) * S + KW;
   const inputRows = (rows - 1) * S + KH;
-  const weightCount = O * C * KH * KW;
-  const uniformWeights = weightCount * 4 <= UNIFORM_LIMIT_BYTES;
-  const weightDecl = uniformWeights
-    ? `@group(0) @binding(1) var<uniform> w: array<vec4<f32>, ${Math.ceil(weightCount / 4)}>;`
-    : `@group(0) @binding(1) var<storage, read> w: array<f32>;`;
   const loadWeight = (index: string) =>
-    uniformWeights ? `w[(${index}) >> 2u][(${index}) & 3u]` : `w[${index}]`;
-  const vectorStores = pixels % 4 === 0 && OW % 4 === 0;
+    uniformWeights(shape) ? `w[(${index}) >> 2u][(${index}) & 3u]` : `w[${index}]`;
   const rowLoads: string[] = [];
   for (let r = 0; r < inputRows; r++) {
     const loads = segmentSource({ segment, width: W, stride: S, padding: P, pixels })
@@ -186,7 +232,7 @@ function forwardSource(shape: ConvShape, order: WeightOrder, bias: boolean) {
         u32(OW)
       } + ox0`;
       const inRange = `${channel} < ${u32(O)} && oy0 + ${u32(r)} < ${u32(OH)}`;
-      if (vectorStores) {
+      if (vectorStores(shape)) {
         for (let v = 0; v < pixels / 4; v++) {
           const values = Array.from({ length: 4 }, (_, p) => acc(q, r, 4 * v + p)).join(", ");
           stores.push(
@@ -204,27 +250,19 @@ function forwardSource(shape: ConvShape, order: WeightOrder, bias: boolean) {
       }
     }
   }
-  const code = /* wgsl */ `
-// conv2d ${
+  return /* wgsl */ `
+  // conv2d ${
     formatShape([batch, C, H, W])
   } * [${O}, ${C}, ${KH}, ${KW}] stride ${S} padding ${P} (${order}),
-// ${rows} rows x ${pixels} pixels x ${channels} channels per lane
-@group(0) @binding(0) var x: texture_2d<f32>;
-${textureReaders("x")}
-${weightDecl}
-@group(0) @binding(2) var<storage, read_write> out: array<${vectorStores ? "vec4<f32>" : "f32"}>;
-${bias ? `@group(0) @binding(3) var<uniform> b: array<vec4<f32>, ${Math.ceil(O / 4)}>;` : ""}
-
-@compute @workgroup_size(${workgroup})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let lane = min(${workgroupIndex(groups)} * ${u32(workgroup)} + lid, ${u32(lanes - 1)});
+  // ${rows} rows x ${pixels} pixels x ${channels} channels per lane
+  let lane = min(group * ${u32(workgroupSize)} + lid, ${u32(lanes - 1)});
   let xBlock = lane % ${u32(blocksX)};
   let n = (lane / ${u32(blocksX)}) % ${u32(batch)};
   let oy0 = (lane / ${u32(blocksX * batch)}) * ${u32(rows)};
   let ox0 = xBlock * ${u32(pixels)};
   // Channels come from wid.z; the last block of a channel count that does not divide evenly
   // overlaps the one before (same values written twice).
-  let oBase = ${channelBlocks === 1 ? "0u" : `min(wid.z * ${u32(channels)}, ${u32(O - channels)})`};
+  let oBase = ${plan.layers === 1 ? "0u" : `min(wid.z * ${u32(channels)}, ${u32(O - channels)})`};
   let ix0 = i32(ox0 * ${u32(S)}) - ${P};
   let top = i32(oy0 * ${u32(S)}) - ${P};
   ${accumulators.join("\n  ")}
@@ -233,34 +271,35 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     ${rowLoads.join("\n    ")}
     ${fmas.join("\n    ")}
   }
-  if (${workgroupIndex(groups)} * ${u32(workgroup)} + lid >= ${u32(lanes)}) { return; }
-  ${stores.join("\n  ")}
-}`;
-  const bindings: Access[] = ["texture", uniformWeights ? "uniform" : "read", "read_write"];
-  if (bias) bindings.push("uniform");
-  return { code, groups, bindings, channelBlocks };
+  if (group * ${u32(workgroupSize)} + lid >= ${u32(lanes)}) { return; }
+  ${stores.join("\n  ")}`;
 }
 
+/** The conv2d forward kernel: x read as an input, weights (and bias) preferably as uniforms. */
+const CONV2D_FORWARD: KernelSpec<ForwardOptions, ForwardPlan> = {
+  name: "conv2d",
+  key: ({ shape, order, bias }) => `${order}_${convShapeKey(shape)}${bias ? "_bias" : ""}`,
+  bindings: forwardBindings,
+  plan: planForward,
+  body: (options, { plan }) => forwardBody(options, plan),
+};
+
+/**
+ * The convolution of x with weight (read in `order`) plus bias, into a new
+ * [batch, outChannels, outHeight, outWidth] tensor.
+ */
 export function runForward(
   x: Tensor,
   weight: Tensor,
   bias: Tensor | undefined,
   shape: ConvShape,
   order: WeightOrder,
-) {
-  const source = forwardSource(shape, order, !!bias);
+): Tensor {
   const out = Tensor.empty([shape.batch, shape.outChannels, shape.outHeight, shape.outWidth]);
-  const texture = tensorTexture(x);
-  const buffers: Resource[] = [texture, weight.buffer, out.buffer];
-  if (bias) buffers.push(bias.buffer);
-  const name =
-    `conv2d_${order}_${shape.batch}x${shape.inChannels}x${shape.height}x${shape.width}_` +
-    `${shape.outChannels}k${shape.kernelHeight}x${shape.kernelWidth}s${shape.stride}p${shape.padding}`;
-  dispatch(
-    kernel({ name, code: source.code, bindings: source.bindings }),
-    buffers,
-    [...grid(source.groups), source.channelBlocks],
+  runKernel(
+    CONV2D_FORWARD,
+    { shape, order, bias: !!bias },
+    { x, w: weight, out, ...(bias ? { b: bias } : {}) },
   );
-  releaseTexture(texture);
   return out;
 }

@@ -9,26 +9,35 @@
  * @module
  */
 
-import { gpu } from "../device.ts";
-import { type Access, grid, kernel, u32, workgroupIndex } from "../kernel.ts";
-import { dispatch, type Resource } from "../stream.ts";
-import { releaseTexture, tensorTexture, textureReaders } from "../texture.ts";
+import { u32 } from "../gpu/kernel.ts";
+import type { KernelPolicy } from "../gpu/policy.ts";
+import { type KernelPlan, type KernelSpec, runKernel } from "../gpu/program.ts";
 import { Tensor } from "../tensor.ts";
-import type { ConvShape } from "./conv2d_shape.ts";
+import { type ConvShape, convShapeKey } from "./conv2d_shape.ts";
 
 const MAX_ACCUMULATORS = 128;
 const UNIFORM_LIMIT_BYTES = 65536;
+/** Lanes from which a dispatch runs 64-wide workgroups (else the policy's narrow ones). */
+const WIDE_WORKGROUP_LANES = 64 * 16;
 
-/** Rows and input channels per lane, by the same llvmpipe cost model as the forward kernel. */
-function inputGradBlock(shape: ConvShape): { rows: number; channels: number } | null {
+/** What one lane computes: a block of input-gradient rows (all columns) x input channels. */
+interface InputGradBlock {
+  rows: number;
+  channels: number;
+}
+
+/**
+ * Rows and input channels per lane, by the same llvmpipe cost model as the forward kernel; null
+ * when even one row of one channel exceeds the register budget.
+ */
+function inputGradBlock(shape: ConvShape, lanesWanted: number): InputGradBlock | null {
   const { inChannels: C, height: H, width: W, kernelHeight: KH, kernelWidth: KW } = shape;
   const { outHeight: OH, outWidth: OW, padding: P } = shape;
-  const lanesWanted = gpu().adapter.isFallbackAdapter ? 512 : 8192;
   let pairs = 0; // (ox, kx) pairs that land inside the row
   for (let ox = 0; ox < OW; ox++) {
     for (let kx = 0; kx < KW; kx++) pairs += +(ox + kx - P >= 0 && ox + kx - P < W);
   }
-  let best: { rows: number; channels: number } | null = null, bestCost = Infinity;
+  let best: InputGradBlock | null = null, bestCost = Infinity;
   for (let rows = 1; rows <= Math.min(H, 8); rows++) {
     for (let channels = 1; channels <= C; channels++) {
       if (rows * channels * W > MAX_ACCUMULATORS) continue;
@@ -45,25 +54,46 @@ function inputGradBlock(shape: ConvShape): { rows: number; channels: number } | 
 }
 
 /**
- * The input gradient of a stride-1 convolution, or null when this kernel does not apply (a row
- * wider than the register budget, or weights over 64 KiB).
+ * Whether this kernel computes the input gradient of `shape`: stride 1, a row within the register
+ * budget and weights within a uniform buffer (64 KiB). Whether a block exists does not depend on
+ * the lanes wanted, only its choice does.
  */
-export function transposedInputGrad(grad: Tensor, weight: Tensor, shape: ConvShape): Tensor | null {
+export function transposedInputGradApplies(shape: ConvShape): boolean {
+  const { outChannels: O, inChannels: C, kernelHeight: KH, kernelWidth: KW } = shape;
+  return shape.stride === 1 && O * C * KH * KW * 4 <= UNIFORM_LIMIT_BYTES &&
+    inputGradBlock(shape, 0) !== null;
+}
+
+/** Lanes over (image, row block); input-channel blocks along z. */
+interface InputGradPlan extends KernelPlan {
+  block: InputGradBlock;
+  lanes: number;
+}
+
+function planInputGrad(shape: ConvShape, policy: KernelPolicy): InputGradPlan {
+  const block = inputGradBlock(shape, policy.convLanes);
+  if (!block) throw new Error(`conv2d input gradient: no block fits ${convShapeKey(shape)}`);
+  const lanes = shape.batch * Math.ceil(shape.height / block.rows);
+  const workgroupSize = lanes >= WIDE_WORKGROUP_LANES ? 64 : policy.narrowWorkgroup;
+  return {
+    block,
+    lanes,
+    workgroupSize,
+    groups: Math.ceil(lanes / workgroupSize),
+    layers: Math.ceil(shape.inChannels / block.channels),
+  };
+}
+
+/**
+ * Each lane loads, per output channel, the gradient rows its input rows meet and its channels'
+ * weights, and adds every product into the input positions it lands on.
+ */
+function inputGradBody(shape: ConvShape, plan: InputGradPlan): string {
   const { batch, inChannels: C, outChannels: O, height: H, width: W } = shape;
   const { kernelHeight: KH, kernelWidth: KW, padding: P, outHeight: OH, outWidth: OW } = shape;
-  const block = inputGradBlock(shape);
-  if (shape.stride !== 1 || !block || O * C * KH * KW * 4 > UNIFORM_LIMIT_BYTES) return null;
-  const { rows, channels } = block;
-  const rowBlocks = Math.ceil(H / rows);
-  const channelBlocks = Math.ceil(C / channels);
-  const lanes = batch * rowBlocks;
-  const workgroup = lanes >= 64 * 16 ? 64 : 8;
-  const groups = Math.ceil(lanes / workgroup);
+  const { block: { rows, channels }, lanes, workgroupSize } = plan;
   const gRows = rows + KH - 1;
   const vectorRows = OW % 4 === 0;
-  const vectorStores = W % 4 === 0;
-  const out = Tensor.empty([batch, C, H, W]);
-
   const rowLoads: string[] = [];
   for (let j = 0; j < gRows; j++) {
     const loads = vectorRows
@@ -124,7 +154,7 @@ export function transposedInputGrad(grad: Tensor, weight: Tensor, shape: ConvSha
       );
       const row = `((n * ${u32(C)} + c0 + ${u32(q)}) * ${u32(H)} + iy0 + ${u32(r)}) * ${u32(W)}`;
       const inRange = `iy0 + ${u32(r)} < ${u32(H)}`;
-      if (vectorStores) {
+      if (vectorStores(shape)) {
         for (let v = 0; v < W / 4; v++) {
           const values = Array.from({ length: 4 }, (_, c) => `a${q}_${r}_${4 * v + c}`).join(", ");
           stores.push(`if (${inRange}) { dx[(${row}) / 4u + ${u32(v)}] = vec4<f32>(${values}); }`);
@@ -136,22 +166,15 @@ export function transposedInputGrad(grad: Tensor, weight: Tensor, shape: ConvSha
       }
     }
   }
-  const code = /* wgsl */ `
-// conv2d input gradient (transposed, stride 1): grad [${batch}, ${O}, ${OH}, ${OW}] -> dx
-// [${batch}, ${C}, ${H}, ${W}], kernel ${KH}x${KW} padding ${P}, ${rows} rows x ${channels} channels per lane
-@group(0) @binding(0) var g: texture_2d<f32>;
-${textureReaders("g")}
-@group(0) @binding(1) var<uniform> w: array<vec4<f32>, ${Math.ceil(O * C * KH * KW / 4)}>;
-@group(0) @binding(2) var<storage, read_write> dx: array<${vectorStores ? "vec4<f32>" : "f32"}>;
-
-@compute @workgroup_size(${workgroup})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  return /* wgsl */ `
+  // conv2d input gradient (transposed, stride 1): grad [${batch}, ${O}, ${OH}, ${OW}] -> dx
+  // [${batch}, ${C}, ${H}, ${W}], kernel ${KH}x${KW} padding ${P}, ${rows} rows x ${channels} channels per lane
   // Rows are the slowest-varying index, so that the lanes of a workgroup skip the same
   // out-of-range gradient rows.
-  let lane = min(${workgroupIndex(groups)} * ${u32(workgroup)} + lid, ${u32(lanes - 1)});
+  let lane = min(group * ${u32(workgroupSize)} + lid, ${u32(lanes - 1)});
   let n = lane % ${u32(batch)};
   let iy0 = (lane / ${u32(batch)}) * ${u32(rows)};
-  let c0 = ${channelBlocks === 1 ? "0u" : `min(wid.z * ${u32(channels)}, ${u32(C - channels)})`};
+  let c0 = ${plan.layers === 1 ? "0u" : `min(wid.z * ${u32(channels)}, ${u32(C - channels)})`};
   let top = i32(iy0) + ${P - (KH - 1)};
   ${accumulators.join("\n  ")}
   ${gDeclarations}
@@ -160,21 +183,37 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     ${weights.join("\n    ")}
     ${fmas.join("\n    ")}
   }
-  if (${workgroupIndex(groups)} * ${u32(workgroup)} + lid >= ${u32(lanes)}) { return; }
-  ${stores.join("\n  ")}
-}`;
-  const bindings: Access[] = ["texture", "uniform", "read_write"];
-  const texture = tensorTexture(grad);
-  const resources: Resource[] = [texture, weight.buffer, out.buffer];
-  dispatch(
-    kernel({
-      name: `conv2d_input_grad_${batch}x${C}x${H}x${W}_${O}k${KH}x${KW}p${P}`,
-      code,
-      bindings,
-    }),
-    resources,
-    [...grid(groups), channelBlocks],
-  );
-  releaseTexture(texture);
-  return out;
+  if (group * ${u32(workgroupSize)} + lid >= ${u32(lanes)}) { return; }
+  ${stores.join("\n  ")}`;
+}
+
+/** Whether lanes store the input gradient four columns at a time. */
+function vectorStores(shape: ConvShape): boolean {
+  return shape.width % 4 === 0;
+}
+
+/** The transposed input-gradient kernel: the gradient g read as an input, weights as a uniform. */
+const CONV2D_INPUT_GRAD: KernelSpec<ConvShape, InputGradPlan> = {
+  name: "conv2d_input_grad",
+  key: convShapeKey,
+  bindings: (shape) => [
+    { name: "g", role: "input" },
+    {
+      name: "w",
+      role: "uniform",
+      type: `array<vec4<f32>, ${
+        Math.ceil(shape.outChannels * shape.inChannels * shape.kernelHeight * shape.kernelWidth / 4)
+      }>`,
+    },
+    { name: "dx", role: "write", type: vectorStores(shape) ? "vec4<f32>" : "f32" },
+  ],
+  plan: planInputGrad,
+  body: (shape, { plan }) => inputGradBody(shape, plan),
+};
+
+/** The input gradient of a convolution that `transposedInputGradApplies` to. */
+export function transposedInputGrad(grad: Tensor, weight: Tensor, shape: ConvShape): Tensor {
+  const dx = Tensor.empty([shape.batch, shape.inChannels, shape.height, shape.width]);
+  runKernel(CONV2D_INPUT_GRAD, shape, { g: grad, w: weight, dx });
+  return dx;
 }

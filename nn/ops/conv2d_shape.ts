@@ -20,6 +20,13 @@ export interface ConvShape {
   outWidth: number;
 }
 
+/** A kernel-name key of every size in `shape`, e.g. `128x1x28x28_10k5x5s1p0o24x24`. */
+export function convShapeKey(shape: ConvShape): string {
+  const { batch, inChannels: C, height: H, width: W, outChannels: O } = shape;
+  const { kernelHeight: KH, kernelWidth: KW, stride: S, padding: P } = shape;
+  return `${batch}x${C}x${H}x${W}_${O}k${KH}x${KW}s${S}p${P}o${shape.outHeight}x${shape.outWidth}`;
+}
+
 /**
  * WGSL loading the input row segment `s0..s{segment-1}` (columns ix0.. of row `rowBase`) that a
  * lane's output pixels need. When the segment starts on a texel boundary (stride 1, width and

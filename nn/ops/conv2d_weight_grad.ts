@@ -6,12 +6,11 @@
  * @module
  */
 
-import { gpu } from "../device.ts";
-import { grid, kernel, u32, workgroupIndex } from "../kernel.ts";
-import { dispatch } from "../stream.ts";
-import { releaseTexture, tensorTexture, textureReaders } from "../texture.ts";
+import { u32 } from "../gpu/kernel.ts";
+import type { KernelPolicy } from "../gpu/policy.ts";
+import { type KernelPlan, type KernelSpec, planKernel, runKernel } from "../gpu/program.ts";
 import { Tensor } from "../tensor.ts";
-import { type ConvShape, segmentSource } from "./conv2d_shape.ts";
+import { type ConvShape, convShapeKey, segmentSource } from "./conv2d_shape.ts";
 
 const WEIGHT_GRAD_ACCUMULATORS = 100;
 
@@ -34,36 +33,64 @@ function weightGradBlocks(shape: ConvShape, segment: number): [number, number] {
   return best;
 }
 
+/** Lanes from which a dispatch runs 64-wide workgroups (else the policy's narrow ones). */
+const WIDE_WORKGROUP_LANES = 64 * 8;
+
+/** What a weight-gradient kernel is specialised on. */
+interface WeightGradOptions {
+  shape: ConvShape;
+  withBias: boolean;
+}
+
+/** Lanes over (image chunk, output-channel block, input-channel block). */
+interface WeightGradPlan extends KernelPlan {
+  oBlock: number;
+  cBlock: number;
+  perChunk: number;
+  chunks: number;
+  lanes: number;
+}
+
+/** Input columns a lane's row of output pixels meets. */
+function segmentLength(shape: ConvShape): number {
+  return (shape.outWidth - 1) * shape.stride + shape.kernelWidth;
+}
+
+function planWeightGrad({ shape }: WeightGradOptions, policy: KernelPolicy): WeightGradPlan {
+  const [oBlock, cBlock] = weightGradBlocks(shape, segmentLength(shape));
+  const blocks = Math.ceil(shape.outChannels / oBlock) * Math.ceil(shape.inChannels / cBlock);
+  const perChunk = Math.max(1, Math.floor(shape.batch * blocks / policy.weightGradLanes));
+  const chunks = Math.ceil(shape.batch / perChunk);
+  const lanes = chunks * blocks;
+  const workgroupSize = lanes >= WIDE_WORKGROUP_LANES ? 64 : policy.narrowWorkgroup;
+  return {
+    oBlock,
+    cBlock,
+    perChunk,
+    chunks,
+    lanes,
+    workgroupSize,
+    groups: Math.ceil(lanes / workgroupSize),
+  };
+}
+
 /**
- * Weight and bias gradients. Each lane takes a chunk of images, a block of output channels and
- * a block of input channels, and accumulates every (kernel row, kernel column) weight of those
- * blocks in registers: per output row it loads the gradient rows of its output channels and the
- * input rows they meet (as whole texels where aligned), then does every FMA those values allow.
- * Partial sums per chunk are then added up; the bias gradient (the sum of the output gradient
- * per channel) rides along in lanes of the first input-channel block.
+ * Each lane takes a chunk of images, a block of output channels and a block of input channels,
+ * and accumulates every (kernel row, kernel column) weight of those blocks in registers: per
+ * output row it loads the gradient rows of its output channels and the input rows they meet (as
+ * whole texels where aligned), then does every FMA those values allow. The bias gradient (the
+ * sum of the output gradient per channel) rides along in lanes of the first input-channel block.
  */
-export function weightAndBiasGrad(
-  grad: Tensor,
-  x: Tensor,
-  shape: ConvShape,
-  withBias: boolean,
-): [Tensor, Tensor | null] {
+function weightGradBody({ shape, withBias }: WeightGradOptions, plan: WeightGradPlan): string {
   const { inChannels: C, outChannels: O, height: H, width: W, kernelHeight: KH, kernelWidth: KW } =
     shape;
   const { stride: S, padding: P, outHeight: OH, outWidth: OW, batch } = shape;
+  const { oBlock, cBlock, perChunk, lanes, workgroupSize } = plan;
   const weights = O * C * KH * KW;
   const width = weights + (withBias ? O : 0);
   const taps = KH * KW;
-  const segment = (OW - 1) * S + KW;
-  const [oBlock, cBlock] = weightGradBlocks(shape, segment);
+  const segment = segmentLength(shape);
   const cBlocks = Math.ceil(C / cBlock), oBlocks = Math.ceil(O / oBlock);
-  const targetLanes = gpu().adapter.isFallbackAdapter ? 768 : 8192;
-  const perChunk = Math.max(1, Math.floor(batch * oBlocks * cBlocks / targetLanes));
-  const chunks = Math.ceil(batch / perChunk);
-  const lanes = chunks * oBlocks * cBlocks;
-  const workgroupSize = lanes >= 64 * 8 ? 64 : 8;
-  const groups = Math.ceil(lanes / workgroupSize);
-  const partial = Tensor.empty([chunks, width]);
 
   // Declared per row: the segment values, zero where the row falls in the padding.
   const rowDeclarations = Array.from(
@@ -147,18 +174,10 @@ export function weightAndBiasGrad(
       );
     }
   }
-  const code = /* wgsl */ `
-// conv2d weight gradient: x [${batch}, ${C}, ${H}, ${W}], grad [${batch}, ${O}, ${OH}, ${OW}],
-// ${oBlock} output x ${cBlock} input channels per lane, ${perChunk} images per chunk
-@group(0) @binding(0) var g: texture_2d<f32>;
-@group(0) @binding(1) var x: texture_2d<f32>;
-@group(0) @binding(2) var<storage, read_write> partial: array<f32>;
-${textureReaders("g")}
-${textureReaders("x")}
-
-@compute @workgroup_size(${workgroupSize})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let lane = wid.x * ${u32(workgroupSize)} + lid;
+  return /* wgsl */ `
+  // conv2d weight gradient: x [${batch}, ${C}, ${H}, ${W}], grad [${batch}, ${O}, ${OH}, ${OW}],
+  // ${oBlock} output x ${cBlock} input channels per lane, ${perChunk} images per chunk
+  let lane = group * ${u32(workgroupSize)} + lid;
   if (lane >= ${u32(lanes)}) { return; }
   let cb = lane % ${u32(cBlocks)};
   let chunk = lane / ${u32(cBlocks * oBlocks)};
@@ -179,62 +198,84 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
   }
   let base = chunk * ${u32(width)};
-  ${stores.join("\n  ")}
-}`;
-  const gTexture = tensorTexture(grad);
-  const xTexture = tensorTexture(x);
-  dispatch(
-    kernel({
-      name: `conv2d_weight_grad_${batch}x${C}x${H}x${W}_${O}k${KH}x${KW}s${S}p${P}`,
-      code,
-      bindings: ["texture", "texture", "read_write"],
-    }),
-    [gTexture, xTexture, partial.buffer],
-    [groups],
-  );
-  releaseTexture(gTexture);
-  releaseTexture(xTexture);
-  const weightGrad = Tensor.empty([O, C, KH, KW]);
-  const biasGrad = withBias ? Tensor.empty([O]) : null;
-  sumChunks(partial, chunks, weightGrad, biasGrad);
-  partial.dispose();
-  return [weightGrad, biasGrad];
+  ${stores.join("\n  ")}`;
 }
 
-function sumChunks(
-  partial: Tensor,
-  chunks: number,
-  weightGrad: Tensor,
-  biasGrad: Tensor | null,
-): void {
-  const weights = weightGrad.size;
-  const width = weights + (biasGrad?.size ?? 0);
-  const groups = Math.ceil(width / 64);
-  const code = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> partial: array<f32>;
-@group(0) @binding(1) var<storage, read_write> weightGrad: array<f32>;
-${biasGrad ? "@group(0) @binding(2) var<storage, read_write> biasGrad: array<f32>;" : ""}
+/** Partial weight (and bias) gradients per chunk of images: g and x read as inputs. */
+const CONV2D_WEIGHT_GRAD: KernelSpec<WeightGradOptions, WeightGradPlan> = {
+  name: "conv2d_weight_grad",
+  key: ({ shape, withBias }) => convShapeKey(shape) + (withBias ? "_bias" : ""),
+  bindings: () => [
+    { name: "g", role: "input" },
+    { name: "x", role: "input" },
+    { name: "partial", role: "write" },
+  ],
+  plan: planWeightGrad,
+  body: (options, { plan }) => weightGradBody(options, plan),
+};
 
-@compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let i = ${workgroupIndex(groups)} * 64u + lid;
+/** What a chunk sum is specialised on: `chunks` rows of `weights` (+ `biases`) partial sums. */
+interface SumChunksOptions {
+  chunks: number;
+  weights: number;
+  biases: number;
+}
+
+/** Adds up the partial sums of every chunk: one lane per weight (or bias). */
+const CONV2D_SUM_CHUNKS: KernelSpec<SumChunksOptions> = {
+  name: "conv2d_sum_chunks",
+  key: ({ chunks, weights, biases }) => `${chunks}x${weights}+${biases}`,
+  bindings: ({ biases }) => [
+    { name: "partial", role: "read" },
+    { name: "weightGrad", role: "write" },
+    ...(biases > 0 ? [{ name: "biasGrad", role: "write" } as const] : []),
+  ],
+  plan: ({ weights, biases }, policy) => ({
+    workgroupSize: policy.elementwiseWorkgroup,
+    groups: Math.ceil((weights + biases) / policy.elementwiseWorkgroup),
+  }),
+  body: ({ chunks, weights, biases }, { plan }) => {
+    const width = weights + biases;
+    return /* wgsl */ `
+  let i = group * ${u32(plan.workgroupSize)} + lid;
   if (i >= ${u32(width)}) { return; }
   var total = 0.0;
   for (var chunk = 0u; chunk < ${u32(chunks)}; chunk++) { total += partial[chunk * ${
-    u32(width)
-  } + i]; }
-  ${biasGrad ? `if (i >= ${u32(weights)}) { biasGrad[i - ${u32(weights)}] = total; return; }` : ""}
-  weightGrad[i] = total;
-}`;
-  const buffers = [partial.buffer, weightGrad.buffer];
-  if (biasGrad) buffers.push(biasGrad.buffer);
-  dispatch(
-    kernel({
-      name: `conv2d_sum_chunks_${chunks}x${width}`,
-      code,
-      bindings: biasGrad ? ["read", "read_write", "read_write"] : ["read", "read_write"],
-    }),
-    buffers,
-    grid(groups),
+      u32(width)
+    } + i]; }
+  ${
+      biases > 0
+        ? `if (i >= ${u32(weights)}) { biasGrad[i - ${u32(weights)}] = total; return; }`
+        : ""
+    }
+  weightGrad[i] = total;`;
+  },
+};
+
+/**
+ * Weight and bias gradients: partial sums per chunk of images (see `weightGradBody`), then
+ * added up over the chunks.
+ */
+export function weightAndBiasGrad(
+  grad: Tensor,
+  x: Tensor,
+  shape: ConvShape,
+  withBias: boolean,
+): [Tensor, Tensor | null] {
+  const { outChannels: O, inChannels: C, kernelHeight: KH, kernelWidth: KW } = shape;
+  const options = { shape, withBias };
+  const weights = O * C * KH * KW;
+  const biases = withBias ? O : 0;
+  const { chunks } = planKernel(CONV2D_WEIGHT_GRAD, options);
+  const partial = Tensor.empty([chunks, weights + biases]);
+  runKernel(CONV2D_WEIGHT_GRAD, options, { g: grad, x, partial });
+  const weightGrad = Tensor.empty([O, C, KH, KW]);
+  const biasGrad = withBias ? Tensor.empty([O]) : null;
+  runKernel(
+    CONV2D_SUM_CHUNKS,
+    { chunks, weights, biases },
+    { partial, weightGrad, ...(biasGrad ? { biasGrad } : {}) },
   );
+  partial.dispose();
+  return [weightGrad, biasGrad];
 }

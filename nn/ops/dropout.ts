@@ -11,17 +11,10 @@
  */
 
 import { recordOp } from "../autograd.ts";
-import { f32, grid, kernel, u32, workgroupIndex } from "../kernel.ts";
-import { dispatch, params } from "../stream.ts";
-import { releaseTexture, tensorTexture, textureReaders } from "../texture.ts";
+import { f32, u32 } from "../gpu/kernel.ts";
+import { type KernelPlan, type KernelSpec, runKernel } from "../gpu/program.ts";
 import { Tensor, zeros } from "../tensor.ts";
 
-/** Invocations per workgroup: one SIMD vector on llvmpipe, each looping over a run of vectors. */
-const WORKGROUP = 8;
-/** Most workgroups per dispatch: a few dozen keep both cores busy. */
-const MAX_GROUPS = 64;
-/** Inputs of at least this many elements are read through a texture (see texture.ts). */
-const TEXTURE_MIN_SIZE = 4096;
 const GOLDEN = 0x9e3779b9;
 
 /** Options of `dropout`. */
@@ -73,26 +66,33 @@ function checkOptions(options: DropoutOptions): void {
   }
 }
 
-/** Encodes out = x * keep(seed, i) / (1 - p); forward and backward both use it. */
-function applyMask(x: Tensor, p: number, seed: number): Tensor {
-  const out = Tensor.empty(x.shape);
-  const size = x.size;
-  const vectors = Math.ceil(size / 4);
-  const groups = Math.max(1, Math.min(MAX_GROUPS, Math.ceil(vectors / WORKGROUP)));
-  const perInvocation = Math.ceil(vectors / (groups * WORKGROUP));
-  const textured = size >= TEXTURE_MIN_SIZE;
-  const code = /* wgsl */ `
+/** A plan in which each invocation loops over a run of `perInvocation` vectors. */
+interface LoopPlan extends KernelPlan {
+  groups: number;
+  perInvocation: number;
+}
+
+/** out = x * keep(seed, i) / (1 - p), four elements per step, the seed a per-call param. */
+const APPLY_MASK: KernelSpec<{ size: number; p: number }, LoopPlan> = {
+  name: "dropout",
+  key: ({ size, p }) => `${size}_p${p}`,
+  bindings: () => [
+    { name: "x", role: "input", readOnce: true },
+    { name: "out", role: "write", type: "vec4<f32>" },
+  ],
+  plan: ({ size }, policy) => {
+    const vectors = Math.ceil(size / 4);
+    const workgroupSize = policy.narrowWorkgroup;
+    const groups = Math.max(
+      1,
+      Math.min(policy.updateMaxGroups, Math.ceil(vectors / workgroupSize)),
+    );
+    return { workgroupSize, groups, perInvocation: Math.ceil(vectors / (groups * workgroupSize)) };
+  },
+  params: "seed: u32",
+  prelude: ({ p }) => /* wgsl */ `
 const THRESHOLD: u32 = ${u32(dropThreshold(p))};
 const SCALE: f32 = ${f32(1 / (1 - p))};
-struct Params { seed: u32 }
-${
-    textured
-      ? `@group(0) @binding(0) var x: texture_2d<f32>;\n${textureReaders("x")}`
-      : `@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
-fn xVec4(j: u32) -> vec4<f32> { return x[j]; }`
-  }
-@group(0) @binding(1) var<storage, read_write> out: array<vec4<f32>>;
-@group(0) @binding(2) var<uniform> params: Params;
 
 fn mix4(value: vec4<u32>) -> vec4<u32> {
   var h = value;
@@ -102,31 +102,28 @@ fn mix4(value: vec4<u32>) -> vec4<u32> {
   h *= vec4<u32>(0x846ca68bu);
   h ^= h >> vec4<u32>(16u);
   return h;
-}
-
-@compute @workgroup_size(${WORKGROUP})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+}`,
+  body: ({ size }, { plan }) => /* wgsl */ `
   let key = mix4(vec4<u32>(params.seed + ${u32(GOLDEN)})).x;
-  let base = ${workgroupIndex(groups)} * ${u32(perInvocation * WORKGROUP)} + lid;
-  for (var k = 0u; k < ${u32(perInvocation)}; k++) {
-    let j = base + k * ${u32(WORKGROUP)};
+  let base = group * ${u32(plan.perInvocation * plan.workgroupSize)} + lid;
+  for (var k = 0u; k < ${u32(plan.perInvocation)}; k++) {
+    let j = base + k * ${u32(plan.workgroupSize)};
     // Elements 4j..4j+3; the last vector may run into the buffer's padding, which nothing reads.
-    if (j < ${u32(vectors)}) {
+    if (j < ${u32(Math.ceil(size / 4))}) {
       let i = vec4<u32>(4u * j) + vec4<u32>(0u, 1u, 2u, 3u);
       let keep = mix4(mix4(i) ^ vec4<u32>(key)) >= vec4<u32>(THRESHOLD);
-      out[j] = select(vec4<f32>(0.0), xVec4(j) * SCALE, keep);
+      // A multiply, not a select: a dropped NaN stays NaN (NaN * 0), as in PyTorch.
+      out[j] = xVec4(j) * select(vec4<f32>(0.0), vec4<f32>(SCALE), keep);
     }
-  }
-}`;
-  const compiled = kernel({
-    name: `dropout_${size}${textured ? "_texture" : ""}`,
-    code,
-    bindings: [textured ? "texture" : "read", "read_write"],
-    params: true,
+  }`,
+};
+
+/** Encodes out = x * keep(seed, i) / (1 - p); forward and backward both use it. */
+function applyMask(x: Tensor, p: number, seed: number): Tensor {
+  const out = Tensor.empty(x.shape);
+  runKernel(APPLY_MASK, { size: x.size, p }, { x, out }, {
+    params: new Uint32Array([seed]),
   });
-  const input = textured ? tensorTexture(x) : x.buffer;
-  dispatch(compiled, [input, out.buffer], grid(groups), params(new Uint32Array([seed])));
-  if (input instanceof GPUTexture) releaseTexture(input);
   return out;
 }
 

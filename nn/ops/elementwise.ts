@@ -1,58 +1,69 @@
 /**
  * Element-wise ops on same-shape tensors: add, sub, mul, scale, relu.
  *
- * One kernel generator serves them all: each invocation reads 4 elements of every input from a
- * texture and writes 4 with one vec4 store (see the cost table in docs/DESIGN.md).
+ * One kernel factory serves them all: each invocation reads 4 elements of every input (through
+ * textures under the software policy) and writes 4 with one vec4 store (see the cost table in
+ * docs/DESIGN.md).
  *
  * @module
  */
 
 import { recordOp } from "../autograd.ts";
-import { f32, grid, kernel, u32, workgroupIndex } from "../kernel.ts";
-import { dispatch } from "../stream.ts";
-import { releaseTexture, tensorTexture, textureReaders } from "../texture.ts";
+import { f32, u32 } from "../gpu/kernel.ts";
+import { type KernelSpec, runKernel } from "../gpu/program.ts";
 import { formatShape, Tensor } from "../tensor.ts";
 import { isNan4, relu4 } from "./nan_wgsl.ts";
 
-const WORKGROUP = 64;
+/** Shape and options of one element-wise kernel. */
+interface MapOptions {
+  size: number;
+  /** The factor of `scale`. */
+  factor?: number;
+}
 
 /**
- * Encodes `out = expression` element by element, 4 at a time: the expression reads the inputs
- * as `vec4<f32>` values `x0`, `x1`, ... (read through textures) and gives a `vec4<f32>`, stored
- * with one vec4 store. The last vec4 may run past `out.size` into the buffer's padding (pooled
- * buffers are whole 16-byte multiples), which nothing reads.
+ * A kernel computing `out = expression` element by element, 4 at a time: the expression reads
+ * the inputs as `vec4<f32>` values `x0`, `x1`, ... and gives a `vec4<f32>`, stored with one
+ * vec4 store. The last vec4 may run past the size into the buffer's padding (pooled buffers are
+ * whole 16-byte multiples), which nothing reads.
  */
-function mapInto(
+function mapKernel(
   name: string,
-  out: Tensor,
-  inputs: readonly Tensor[],
-  expression: string,
-): Tensor {
-  const vectors = Math.ceil(out.size / 4);
-  const groups = Math.ceil(vectors / WORKGROUP);
-  const declarations = inputs.map((_, k) =>
-    `@group(0) @binding(${k}) var in${k}: texture_2d<f32>;\n${textureReaders(`in${k}`)}`
-  ).join("\n");
-  const loads = inputs.map((_, k) => `let x${k} = in${k}Vec4(j);`).join(" ");
-  const code = /* wgsl */ `
-${declarations}
-@group(0) @binding(${inputs.length}) var<storage, read_write> out: array<vec4<f32>>;
-
-@compute @workgroup_size(${WORKGROUP})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let j = ${workgroupIndex(groups)} * ${u32(WORKGROUP)} + lid;
-  if (j < ${u32(vectors)}) { ${loads} out[j] = ${expression}; }
-}`;
-  const compiled = kernel({
-    name: `${name}_${out.size}`,
-    code,
-    bindings: [...inputs.map(() => "texture" as const), "read_write"],
-  });
-  const textures = inputs.map((input) => tensorTexture(input));
-  dispatch(compiled, [...textures, out.buffer], grid(groups));
-  for (const texture of textures) releaseTexture(texture);
-  return out;
+  arity: number,
+  expression: (options: MapOptions) => string,
+): KernelSpec<MapOptions> {
+  const inputs = Array.from({ length: arity }, (_, k) => `in${k}`);
+  return {
+    name,
+    key: ({ size, factor }) => `${size}${factor === undefined ? "" : `_${f32(factor)}`}`,
+    bindings: () => [
+      ...inputs.map((input) => ({ name: input, role: "input" as const })),
+      { name: "out", role: "write", type: "vec4<f32>" },
+    ],
+    plan: ({ size }, policy) => ({
+      workgroupSize: policy.elementwiseWorkgroup,
+      groups: Math.ceil(Math.ceil(size / 4) / policy.elementwiseWorkgroup),
+    }),
+    body: (options, { plan }) => {
+      const loads = inputs.map((input, k) => `let x${k} = ${input}Vec4(j);`).join(" ");
+      return /* wgsl */ `
+  let j = group * ${u32(plan.workgroupSize)} + lid;
+  if (j < ${u32(Math.ceil(options.size / 4))}) { ${loads} out[j] = ${expression(options)}; }`;
+    },
+  };
 }
+
+const ADD = mapKernel("add", 2, () => "x0 + x1");
+const SUB = mapKernel("sub", 2, () => "x0 - x1");
+const MUL = mapKernel("mul", 2, () => "x0 * x1");
+const SCALE = mapKernel("scale", 1, ({ factor }) => `x0 * ${f32(factor!)}`);
+const RELU = mapKernel("relu", 1, () => relu4("x0"));
+/** 0 where the output x1 <= 0, else the gradient x0 (NaN outputs pass it). */
+const RELU_BACKWARD = mapKernel(
+  "relu_backward",
+  2,
+  () => `select(select(vec4<f32>(0.0), x0, x1 > vec4<f32>(0.0)), x0, ${isNan4("x1")})`,
+);
 
 function checkSameShape(op: string, a: Tensor, b: Tensor): void {
   if (
@@ -69,28 +80,31 @@ function checkSameShape(op: string, a: Tensor, b: Tensor): void {
   }
 }
 
-function map(name: string, inputs: readonly Tensor[], expression: string): Tensor {
-  return mapInto(name, Tensor.empty(inputs[0].shape), inputs, expression);
+function map(spec: KernelSpec<MapOptions>, inputs: readonly Tensor[], factor?: number): Tensor {
+  const out = Tensor.empty(inputs[0].shape);
+  const resources = Object.fromEntries(inputs.map((input, k) => [`in${k}`, input]));
+  runKernel(spec, { size: out.size, factor }, { ...resources, out });
+  return out;
 }
 
 /** a + b (same shapes). */
 export function add(a: Tensor, b: Tensor): Tensor {
   checkSameShape("add", a, b);
-  const out = map("add", [a, b], "x0 + x1");
+  const out = map(ADD, [a, b]);
   return recordOp("add", out, [a, b], (grad) => [grad.view(), grad.view()]);
 }
 
 /** a - b (same shapes). */
 export function sub(a: Tensor, b: Tensor): Tensor {
   checkSameShape("sub", a, b);
-  const out = map("sub", [a, b], "x0 - x1");
+  const out = map(SUB, [a, b]);
   return recordOp("sub", out, [a, b], (grad) => [grad.view(), scale(grad, -1)]);
 }
 
 /** a * b, element by element (same shapes). */
 export function mul(a: Tensor, b: Tensor): Tensor {
   checkSameShape("mul", a, b);
-  const out = map("mul", [a, b], "x0 * x1");
+  const out = map(MUL, [a, b]);
   return recordOp("mul", out, [a, b], (grad) => [
     a.requiresGrad ? mul(grad, b) : null,
     b.requiresGrad ? mul(grad, a) : null,
@@ -99,13 +113,13 @@ export function mul(a: Tensor, b: Tensor): Tensor {
 
 /** x * factor. */
 export function scale(x: Tensor, factor: number): Tensor {
-  const out = map("scale", [x], `x0 * ${f32(factor)}`);
+  const out = map(SCALE, [x], factor);
   return recordOp("scale", out, [x], (grad) => [scale(grad, factor)]);
 }
 
 /** max(x, 0), NaN staying NaN (as PyTorch). */
 export function relu(x: Tensor): Tensor {
-  const out = map("relu", [x], relu4("x0"));
+  const out = map(RELU, [x]);
   return recordOp("relu", out, [x], (grad) => [reluBackward(grad, out)]);
 }
 
@@ -114,9 +128,5 @@ export function relu(x: Tensor): Tensor {
  * as PyTorch's `threshold_backward`).
  */
 function reluBackward(grad: Tensor, output: Tensor): Tensor {
-  return map(
-    "relu_backward",
-    [grad, output],
-    `select(select(vec4<f32>(0.0), x0, x1 > vec4<f32>(0.0)), x0, ${isNan4("x1")})`,
-  );
+  return map(RELU_BACKWARD, [grad, output]);
 }

@@ -4,41 +4,33 @@
  * @module
  */
 
-import { grid, kernel, u32, workgroupIndex } from "../kernel.ts";
-import { dispatch, params } from "../stream.ts";
+import { u32 } from "../gpu/kernel.ts";
+import { type KernelSpec, runKernel } from "../gpu/program.ts";
 
-const WORKGROUP = 64;
 const WORDS_PER_INVOCATION = 4;
 
-function fillSource(words: number) {
-  const groups = Math.ceil(words / (WORKGROUP * WORDS_PER_INVOCATION));
-  return {
-    name: `fill_${words}`,
-    bindings: ["read_write"] as const,
-    params: true,
-    code: /* wgsl */ `
-const WORDS: u32 = ${u32(words)};
-struct Params { bits: u32 }
-@group(0) @binding(0) var<storage, read_write> out: array<u32>;
-@group(0) @binding(1) var<uniform> params: Params;
-
-@compute @workgroup_size(${WORKGROUP})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let base = ${workgroupIndex(groups)} * ${u32(WORKGROUP * WORDS_PER_INVOCATION)} + lid;
+/** Writes `params.bits` into the first `words` words of `out`. */
+const FILL: KernelSpec<{ words: number }> = {
+  name: "fill",
+  key: ({ words }) => String(words),
+  bindings: () => [{ name: "out", role: "write", type: "u32" }],
+  plan: ({ words }, policy) => ({
+    workgroupSize: policy.elementwiseWorkgroup,
+    groups: Math.ceil(words / (policy.elementwiseWorkgroup * WORDS_PER_INVOCATION)),
+  }),
+  params: "bits: u32",
+  body: ({ words }, { plan }) => /* wgsl */ `
+  let base = group * ${u32(plan.workgroupSize * WORDS_PER_INVOCATION)} + lid;
   for (var k = 0u; k < ${u32(WORDS_PER_INVOCATION)}; k++) {
-    let i = base + k * ${u32(WORKGROUP)};
-    if (i < WORDS) { out[i] = params.bits; }
-  }
-}`,
-    groups,
-  };
-}
+    let i = base + k * ${u32(plan.workgroupSize)};
+    if (i < ${u32(words)}) { out[i] = params.bits; }
+  }`,
+};
 
 /** Sets the first `words` 32-bit words of `buffer` to `bits`. */
 export function fillWords(buffer: GPUBuffer, words: number, bits: number): void {
   if (words === 0) return;
-  const source = fillSource(words);
-  dispatch(kernel(source), [buffer], grid(source.groups), params(new Uint32Array([bits >>> 0])));
+  runKernel(FILL, { words }, { out: buffer }, { params: new Uint32Array([bits >>> 0]) });
 }
 
 /** The bit pattern of `value` as f32 or i32. */

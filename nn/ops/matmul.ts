@@ -12,14 +12,15 @@
  */
 
 import { recordOp } from "../autograd.ts";
-import { gpu } from "../device.ts";
-import { type Access, kernel, u32 } from "../kernel.ts";
-import { dispatch, type Resource } from "../stream.ts";
-import { releaseTexture, tensorTexture, textureReaders } from "../texture.ts";
+import { u32 } from "../gpu/kernel.ts";
+import type { KernelPolicy } from "../gpu/policy.ts";
+import { type KernelSpec, runKernel } from "../gpu/program.ts";
 import { formatShape, Tensor } from "../tensor.ts";
 
 /** How a matmul is laid out on the GPU. */
 interface MatmulPlan {
+  /** Workgroups along (lane dimension, uniform dimension). */
+  groups: [number, number];
   /** Which output dimension is spread over the lanes (the other is uniform per workgroup). */
   lanesOn: "m" | "n";
   /** Indices of the uniform dimension per workgroup. */
@@ -58,27 +59,20 @@ interface Operand {
   contiguousK: boolean;
 }
 
-/** A generated matmul kernel and how to dispatch it. */
-interface MatmulSource {
-  /** WGSL code. */
-  code: string;
-  /** Workgroups along (lane dimension, uniform dimension). */
-  groups: [number, number];
-  /** Access of each binding: a, b (textures), c, [bias]. */
-  access: Access[];
-}
-
-/** The plan chosen for a shape on this adapter. */
-function planMatmul(shape: MatmulShape): MatmulPlan {
+/** The plan chosen for a shape under `policy`. */
+function planMatmul(shape: MatmulShape, policy: KernelPolicy): MatmulPlan {
   const lanesOn = shape.n >= 32 || shape.n >= shape.m ? "n" : "m";
   const uniformDim = lanesOn === "n" ? shape.m : shape.n;
   const laneDim = lanesOn === "n" ? shape.n : shape.m;
-  const software = gpu().adapter.isFallbackAdapter;
-  const workgroupSize = software ? 8 : 64;
+  const workgroupSize = policy.narrowWorkgroup;
   // Measured on llvmpipe (bench): 16x8 register blocks reach 11-14 GFLOP/s on the MLP's shapes.
   const tileU = uniformDim <= 16 ? uniformDim : 16;
   const tileL = laneDim >= workgroupSize * 8 ? 8 : 4;
-  return { lanesOn, tileU, tileL, workgroupSize };
+  const groups: [number, number] = [
+    Math.ceil(laneDim / (workgroupSize * tileL)),
+    Math.ceil(uniformDim / tileU),
+  ];
+  return { lanesOn, tileU, tileL, workgroupSize, groups };
 }
 
 function operands(shape: MatmulShape, plan: MatmulPlan): { u: Operand; l: Operand } {
@@ -143,12 +137,10 @@ function scalarAt(op: Operand, k: number, d: string, kk: string): string {
     : `${op.name}At(${kk} * ${u32(op.dim)} + ${d})`;
 }
 
-/** The WGSL source of one matmul kernel. */
-function matmulSource(shape: MatmulShape, plan: MatmulPlan): MatmulSource {
+/** The body of one matmul kernel's `main`. */
+function matmulBody(shape: MatmulShape, plan: MatmulPlan): string {
   const { u, l } = operands(shape, plan);
   const { tileU, tileL, workgroupSize } = plan;
-  const groupsU = Math.ceil(u.dim / tileU);
-  const groupsL = Math.ceil(l.dim / (workgroupSize * tileL));
   const kMain = shape.k - (shape.k % 4);
   const uVec4 = canVec4(u, shape.k, tileU);
   const lVec4 = canVec4(l, shape.k, tileL);
@@ -192,19 +184,10 @@ function matmulSource(shape: MatmulShape, plan: MatmulPlan): MatmulSource {
       return `if (${inRange}) { c[${row} * ${u32(shape.n)} + ${col}] = ${value}; }`;
     })
   ).join("\n");
-  const code = /* wgsl */ `
-// C[${shape.m}x${shape.n}] = ${shape.transposeA ? "Aᵀ" : "A"} · ${
+  return /* wgsl */ `
+  // C[${shape.m}x${shape.n}] = ${shape.transposeA ? "Aᵀ" : "A"} · ${
     shape.transposeB ? "Bᵀ" : "B"
   }, K = ${shape.k}
-@group(0) @binding(0) var a: texture_2d<f32>;
-@group(0) @binding(1) var b: texture_2d<f32>;
-@group(0) @binding(2) var<storage, read_write> c: array<f32>;
-${shape.bias ? "@group(0) @binding(3) var<storage, read> bias: array<f32>;" : ""}
-${textureReaders("a")}
-${textureReaders("b")}
-
-@compute @workgroup_size(${workgroupSize})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let uBase = wid.y * ${u32(tileU)};
   let lBase = (wid.x * ${u32(workgroupSize)} + lid) * ${u32(tileL)};
   ${declare(uIdx, "uBase", uClampLast, uVec4 && !u.contiguousK)}
@@ -218,12 +201,24 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   ${tail}
   ${uIdx.map((_, i) => `let uRow${i} = uBase + ${u32(i)};`).join("\n")}
   ${lIdx.map((_, j) => `let lRow${j} = lBase + ${u32(j)};`).join("\n")}
-  ${stores}
-}`;
-  const access: Access[] = ["texture", "texture", "read_write"];
-  if (shape.bias) access.push("read");
-  return { code, groups: [groupsL, groupsU], access };
+  ${stores}`;
 }
+
+/** The matmul kernel: A and B read as inputs, C written, an optional bias read. */
+const MATMUL: KernelSpec<MatmulShape, MatmulPlan> = {
+  name: "matmul",
+  key: (s) =>
+    `${s.transposeA ? "t" : "n"}${s.transposeB ? "t" : "n"}_${s.m}x${s.n}x${s.k}` +
+    (s.bias ? "_bias" : "") + (s.relu ? "_relu" : ""),
+  bindings: (s) => [
+    { name: "a", role: "input" },
+    { name: "b", role: "input" },
+    { name: "c", role: "write" },
+    ...(s.bias ? [{ name: "bias", role: "read" } as const] : []),
+  ],
+  plan: planMatmul,
+  body: (shape, { plan }) => matmulBody(shape, plan),
+};
 
 /** Encodes C = op(A) · op(B) (+ bias, relu) into a new [M, N] tensor. */
 function matmulKernel(
@@ -234,21 +229,8 @@ function matmulKernel(
 ): Tensor {
   // An empty product has nothing to compute (and no kernel plan for a 0-sized dimension).
   if (shape.m === 0 || shape.n === 0) return Tensor.empty([shape.m, shape.n]);
-  const { code, groups, access } = matmulSource(shape, planMatmul(shape));
-  const limit = gpu().limits.maxComputeWorkgroupsPerDimension;
-  if (groups[0] > limit || groups[1] > limit) {
-    throw new Error(`matmul: ${shape.m}x${shape.n} needs more workgroups than this adapter allows`);
-  }
-  const name = `matmul_${shape.transposeA ? "t" : "n"}${shape.transposeB ? "t" : "n"}_` +
-    `${shape.m}x${shape.n}x${shape.k}`;
   const out = Tensor.empty([shape.m, shape.n]);
-  const aTexture = tensorTexture(a);
-  const bTexture = a === b ? aTexture : tensorTexture(b);
-  const resources: Resource[] = [aTexture, bTexture, out.buffer];
-  if (options.bias) resources.push(options.bias.buffer);
-  dispatch(kernel({ name, code, bindings: access }), resources, groups);
-  releaseTexture(aTexture);
-  if (bTexture !== aTexture) releaseTexture(bTexture);
+  runKernel(MATMUL, shape, { a, b, c: out, ...(options.bias ? { bias: options.bias } : {}) });
   return out;
 }
 
@@ -306,29 +288,28 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
   ]);
 }
 
-const BIAS_GRAD_WORKGROUP = 64;
+/** Sums a [rows, cols] tensor over its rows: one lane per column. */
+const SUM_ROWS: KernelSpec<{ rows: number; cols: number }> = {
+  name: "sum_rows",
+  key: ({ rows, cols }) => `${rows}x${cols}`,
+  bindings: () => [{ name: "x", role: "input", readOnce: true }, { name: "out", role: "write" }],
+  plan: ({ cols }, policy) => ({
+    workgroupSize: policy.elementwiseWorkgroup,
+    groups: Math.ceil(cols / policy.elementwiseWorkgroup),
+  }),
+  body: ({ rows, cols }, { plan }) => /* wgsl */ `
+  let col = group * ${u32(plan.workgroupSize)} + lid;
+  if (col >= ${u32(cols)}) { return; }
+  var total = 0.0;
+  for (var row = 0u; row < ${u32(rows)}; row++) { total += xAt(row * ${u32(cols)} + col); }
+  out[col] = total;`,
+};
 
 /** Sums a [rows, cols] tensor over its rows: the gradient of a bias added to every row. */
 function sumRows(x: Tensor): Tensor {
   const [rows, cols] = x.shape;
   const out = Tensor.empty([cols]);
-  const groups = Math.ceil(cols / BIAS_GRAD_WORKGROUP);
-  const code = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-
-@compute @workgroup_size(${BIAS_GRAD_WORKGROUP})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let col = gid.x;
-  if (col >= ${u32(cols)}) { return; }
-  var total = 0.0;
-  for (var row = 0u; row < ${u32(rows)}; row++) { total += x[row * ${u32(cols)} + col]; }
-  out[col] = total;
-}`;
-  dispatch(kernel({ name: `sum_rows_${rows}x${cols}`, code, bindings: ["read", "read_write"] }), [
-    x.buffer,
-    out.buffer,
-  ], [groups]);
+  runKernel(SUM_ROWS, { rows, cols }, { x, out });
   return out;
 }
 

@@ -11,23 +11,20 @@
  * scatters (WGSL has no float atomics): each input element sums the gradients of the windows
  * that contain it and chose it, so overlapping windows (stride < kernel) add up without races.
  *
- * Kernels run workgroups of 8 invocations (one SIMD vector on llvmpipe), each looping over a
- * run of work: this measured faster than one item per invocation in workgroups of 64.
+ * Kernels run narrow workgroups (under the software policy 8 invocations, one SIMD vector on
+ * llvmpipe), each looping over a run of work: this measured faster than one item per invocation
+ * in workgroups of 64.
  *
  * @module
  */
 
 import { recordOp } from "../autograd.ts";
-import { u32, workgroupIndex } from "../kernel.ts";
+import { u32 } from "../gpu/kernel.ts";
+import type { KernelPolicy } from "../gpu/policy.ts";
+import { type KernelPlan, type KernelSpec, runKernel } from "../gpu/program.ts";
 import { formatShape, Tensor } from "../tensor.ts";
 import { isNan, relu1 } from "./nan_wgsl.ts";
 import { PACKED_ARGMAX, quadCorners, quadGradient, quadMax, spreadGradient } from "./pool_quads.ts";
-import { declareTensors, dispatchTensors, type TensorBinding } from "./tensor_bindings.ts";
-
-/** Invocations per workgroup. */
-const WORKGROUP = 8;
-/** Most workgroups per dispatch: a few dozen keep both cores busy. */
-const MAX_GROUPS = 64;
 
 /** Options of `maxPool2d`. */
 export interface MaxPoolOptions {
@@ -118,35 +115,39 @@ function pairs(g: PoolGeometry): boolean {
     g.height % 2 === 0;
 }
 
-/**
- * Encodes `body` for every item `t < items` (WGSL `t: u32`), in workgroups of 8 invocations
- * that each loop over a run of items, lanes on adjacent items. Textures are read with
- * `<name>At(i)` and `<name>Vec4(j)`.
- */
-function encodeItems(
-  name: string,
-  items: number,
-  header: string,
-  body: string,
-  bindings: readonly TensorBinding[],
-): void {
-  const groups = Math.min(MAX_GROUPS, Math.ceil(items / WORKGROUP));
-  const perInvocation = Math.ceil(items / (groups * WORKGROUP));
-  const code = /* wgsl */ `
-${declareTensors(bindings)}
-${header}
+/** A plan in which each invocation loops over a run of `perInvocation` items. */
+interface LoopPlan extends KernelPlan {
+  groups: number;
+  perInvocation: number;
+}
 
-@compute @workgroup_size(${WORKGROUP})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let base = ${workgroupIndex(groups)} * ${u32(perInvocation * WORKGROUP)} + lid;
-  for (var k = 0u; k < ${u32(perInvocation)}; k++) {
-    let t = base + k * ${u32(WORKGROUP)};
+/** Narrow workgroups, at most `updateMaxGroups` of them (a few dozen keep both cores busy). */
+function loopPlan(items: number, policy: KernelPolicy): LoopPlan {
+  const workgroupSize = policy.narrowWorkgroup;
+  const groups = Math.min(policy.updateMaxGroups, Math.ceil(items / workgroupSize));
+  return { workgroupSize, groups, perInvocation: Math.ceil(items / (groups * workgroupSize)) };
+}
+
+/** WGSL running `body` for every item `t < items` (WGSL `t: u32`), lanes on adjacent items. */
+function itemLoop(items: number, plan: LoopPlan, body: string): string {
+  return /* wgsl */ `
+  let base = group * ${u32(plan.perInvocation * plan.workgroupSize)} + lid;
+  for (var k = 0u; k < ${u32(plan.perInvocation)}; k++) {
+    let t = base + k * ${u32(plan.workgroupSize)};
     if (t < ${u32(items)}) {
 ${body}
     }
-  }
-}`;
-  dispatchTensors(name, code, bindings, groups);
+  }`;
+}
+
+/** Output vectors: the forward's items, and the packed backward's. */
+function outVectors(g: PoolGeometry): number {
+  return Math.ceil(g.planes * g.outHeight * g.outWidth / 4);
+}
+
+/** Items of the backward: quads (packed), else vectors of dx. */
+function backwardItems(g: PoolGeometry): number {
+  return pairs(g) ? outVectors(g) : Math.ceil(g.planes * g.height * g.width / 4);
 }
 
 function key(g: PoolGeometry): string {
@@ -172,26 +173,9 @@ export function maxPool2d(x: Tensor, options: MaxPoolOptions): Tensor {
   const g = geometry(x, options);
   const outShape = [x.shape[0], x.shape[1], g.outHeight, g.outWidth];
   const out = Tensor.empty(outShape);
-  const packed = pairs(g);
-  const outVectors = Math.ceil(out.size / 4);
   // Packed: one float per 4 windows; else one index per window.
-  const indices = Tensor.empty([packed ? outVectors : out.size]);
-  const bindings: TensorBinding[] = [
-    { name: "x", tensor: x, access: "texture" },
-    { name: "out", tensor: out, access: "read_write", type: "vec4<f32>" },
-    { name: "indices", tensor: indices, access: "read_write", type: packed ? "f32" : "vec4<f32>" },
-  ];
-  if (packed) {
-    encodeItems(
-      `max_pool_2x2_${key(g)}`,
-      outVectors,
-      constants(g),
-      pairsForward(g),
-      bindings,
-    );
-  } else {
-    encodeItems(`max_pool_${key(g)}`, outVectors, constants(g), windowsForward(g), bindings);
-  }
+  const indices = Tensor.empty([pairs(g) ? outVectors(g) : out.size]);
+  runKernel(MAX_POOL, g, { x, out, indices });
   return recordOp(
     "maxPool2d",
     out,
@@ -266,28 +250,7 @@ function maxPool2dBackward(
   g: PoolGeometry,
 ): Tensor {
   const dx = Tensor.empty(inputShape);
-  const bindings: TensorBinding[] = [
-    { name: "grad", tensor: grad, access: "texture" },
-    { name: "indices", tensor: indices, access: "texture" },
-    { name: "dx", tensor: dx, access: "read_write", type: "vec4<f32>" },
-  ];
-  if (pairs(g)) {
-    encodeItems(
-      `max_pool_backward_2x2_${key(g)}`,
-      Math.ceil(grad.size / 4),
-      constants(g),
-      pairsBackward,
-      bindings,
-    );
-  } else {
-    encodeItems(
-      `max_pool_backward_${key(g)}`,
-      Math.ceil(dx.size / 4),
-      constants(g),
-      gatherBody(g),
-      bindings,
-    );
-  }
+  runKernel(MAX_POOL_BACKWARD, g, { grad, indices, dx });
   return dx;
 }
 
@@ -328,3 +291,32 @@ function gatherBody(g: PoolGeometry): string {
       }
       dx[t] = result;`;
 }
+
+/** The forward: 2×2 quads with packed argmaxes (`pairs`), else windows of any geometry. */
+const MAX_POOL: KernelSpec<PoolGeometry, LoopPlan> = {
+  name: "max_pool",
+  key: (g) => `${pairs(g) ? "2x2_" : ""}${key(g)}`,
+  bindings: (g) => [
+    { name: "x", role: "input" },
+    { name: "out", role: "write", type: "vec4<f32>" },
+    { name: "indices", role: "write", type: pairs(g) ? "f32" : "vec4<f32>" },
+  ],
+  plan: (g, policy) => loopPlan(outVectors(g), policy),
+  prelude: constants,
+  body: (g, { plan }) =>
+    itemLoop(outVectors(g), plan, pairs(g) ? pairsForward(g) : windowsForward(g)),
+};
+
+/** The backward: spreads each quad's gradient (`pairs`), else gathers it per input element. */
+const MAX_POOL_BACKWARD: KernelSpec<PoolGeometry, LoopPlan> = {
+  name: "max_pool_backward",
+  key: (g) => `${pairs(g) ? "2x2_" : ""}${key(g)}`,
+  bindings: () => [
+    { name: "grad", role: "input" },
+    { name: "indices", role: "input" },
+    { name: "dx", role: "write", type: "vec4<f32>" },
+  ],
+  plan: (g, policy) => loopPlan(backwardItems(g), policy),
+  prelude: constants,
+  body: (g, { plan }) => itemLoop(backwardItems(g), plan, pairs(g) ? pairsBackward : gatherBody(g)),
+};

@@ -2,36 +2,24 @@
  * Reductions: `sum` and `mean` of all elements (differentiable), `argmax` of each row and
  * `correctCount` (not differentiable).
  *
- * `sum`/`mean` reduce in two passes when the tensor is large: up to `MAX_GROUPS` workgroups of 8
- * invocations each sum a run of vec4s (read through a texture when the tensor is large) into one
- * partial, then one workgroup sums the partials. Small tensors take one pass. Row-wise ops put one row on each invocation (rows are short: class scores).
+ * `sum`/`mean` reduce in two passes when the tensor is large: up to `updateMaxGroups` narrow
+ * workgroups (see the policy) each sum a run of vec4s (read through a texture when the tensor is
+ * large) into one partial, then one workgroup sums the partials. Small tensors take one pass.
+ * Row-wise ops put one row on each invocation (rows are short: class scores).
  *
  * @module
  */
 
 import { recordOp } from "../autograd.ts";
-import { f32, grid, kernel, u32, workgroupIndex } from "../kernel.ts";
-import { dispatch, type Resource } from "../stream.ts";
-import { releaseTexture, tensorTexture, textureReaders } from "../texture.ts";
+import { f32, u32 } from "../gpu/kernel.ts";
+import { type KernelPlan, type KernelSpec, planKernel, runKernel } from "../gpu/program.ts";
 import { formatShape, full, Tensor, zeros } from "../tensor.ts";
 import { isNan } from "./nan_wgsl.ts";
 
-/** Invocations of the one-workgroup kernels that reduce rows through workgroup memory. */
+/** Invocations of `correctCount`'s one workgroup, which reduces rows through workgroup memory. */
 const REDUCE_WORKGROUP = 32;
-/**
- * Invocations of the sum kernels' workgroups (a power of two) and of the broadcast's: one SIMD
- * vector on llvmpipe, each looping over a run of vectors.
- */
-const SUM_WORKGROUP = 8;
-const BROADCAST_WORKGROUP = 8;
-/** Most workgroups of the first pass of a two-pass sum, and of a broadcast. */
-const MAX_GROUPS = 64;
-/** Vectors each invocation of the first pass should at least sum. */
+/** Vectors each invocation of the first pass of a two-pass sum should at least sum. */
 const MIN_PER_INVOCATION = 128;
-/** Inputs of at least this many elements are read through a texture (see texture.ts). */
-const TEXTURE_MIN_SIZE = 4096;
-/** Invocations of row-wise kernels. */
-const ROW_WORKGROUP = 8;
 
 /**
  * WGSL declaring `fn workgroupSum(lid: u32, value: f32) -> f32`: the sum of `value` over the
@@ -53,100 +41,107 @@ fn workgroupSum(lid: u32, value: f32) -> f32 {
 }`;
 }
 
+/** A plan in which each invocation loops over a run of `perInvocation` vectors. */
+interface LoopPlan extends KernelPlan {
+  groups: number;
+  perInvocation: number;
+}
+
+/** The loop plan of `vectors` vectors over `groups` workgroups of `workgroupSize`. */
+function loopPlan(vectors: number, workgroupSize: number, groups: number): LoopPlan {
+  return { workgroupSize, groups, perInvocation: Math.ceil(vectors / (groups * workgroupSize)) };
+}
+
+/** One pass of a sum: `partial` (the first of two passes), else the whole sum in one workgroup. */
+interface SumOptions {
+  size: number;
+  factor: number;
+  partial: boolean;
+}
+
 /**
- * Encodes `out[g] = factor * (sum of x's share g)` over `groups` workgroups for the first `size`
- * values of `input` (a texture, or a storage buffer read as vec4s; the last vector is masked).
+ * `out[g] = factor * (sum of x's share g)`, for the first `size` values of x (the last vector is
+ * masked). The workgroup size is a power of two (for the tree).
  */
-function encodeSumPass(
-  input: Resource,
-  output: GPUBuffer,
-  size: number,
-  groups: number,
-  factor: number,
-): void {
-  const textured = input instanceof GPUTexture;
-  const vectors = Math.ceil(size / 4);
-  const perInvocation = Math.ceil(vectors / (groups * SUM_WORKGROUP));
-  const code = /* wgsl */ `
+const SUM: KernelSpec<SumOptions, LoopPlan> = {
+  name: "sum",
+  key: ({ size, factor, partial }) => `${size}_${factor}${partial ? "_partial" : ""}`,
+  bindings: () => [
+    { name: "x", role: "input", readOnce: true },
+    { name: "out", role: "write" },
+  ],
+  plan: ({ size, partial }, policy) => {
+    const vectors = Math.ceil(size / 4);
+    const workgroupSize = policy.narrowWorkgroup;
+    const groups = partial
+      ? Math.min(
+        policy.updateMaxGroups,
+        Math.ceil(vectors / (workgroupSize * MIN_PER_INVOCATION)),
+      )
+      : 1;
+    return loopPlan(vectors, workgroupSize, groups);
+  },
+  prelude: ({ size, factor }, { plan }) => /* wgsl */ `
 const SIZE: u32 = ${u32(size)};
 const FACTOR: f32 = ${f32(factor)};
-${
-    textured
-      ? `@group(0) @binding(0) var x: texture_2d<f32>;\n${textureReaders("x")}`
-      : `@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
-fn xVec4(j: u32) -> vec4<f32> { return x[j]; }`
-  }
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-${workgroupSumWgsl(SUM_WORKGROUP)}
-
-@compute @workgroup_size(${SUM_WORKGROUP})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+${workgroupSumWgsl(plan.workgroupSize)}`,
+  body: ({ size }, { plan }) => /* wgsl */ `
   var acc = vec4<f32>(0.0);
-  let base = wid.x * ${u32(perInvocation * SUM_WORKGROUP)} + lid;
-  for (var k = 0u; k < ${u32(perInvocation)}; k++) {
-    let j = base + k * ${u32(SUM_WORKGROUP)};
-    if (j < ${u32(vectors)}) {
+  let base = group * ${u32(plan.perInvocation * plan.workgroupSize)} + lid;
+  for (var k = 0u; k < ${u32(plan.perInvocation)}; k++) {
+    let j = base + k * ${u32(plan.workgroupSize)};
+    if (j < ${u32(Math.ceil(size / 4))}) {
       // The last vector's values past SIZE are padding: masked.
       let inside = vec4<u32>(4u * j) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(SIZE);
       acc += select(vec4<f32>(0.0), xVec4(j), inside);
     }
   }
   let total = workgroupSum(lid, dot(acc, vec4<f32>(1.0)));
-  if (lid == 0u) { out[wid.x] = total * FACTOR; }
-}`;
-  const compiled = kernel({
-    name: `sum_${size}_${groups}${textured ? "_texture" : ""}`,
-    code,
-    bindings: [textured ? "texture" : "read", "read_write"],
-  });
-  dispatch(compiled, [input, output], [groups]);
-}
+  if (lid == 0u) { out[group] = total * FACTOR; }`,
+};
 
 /** factor * (sum of every element of x), as a new scalar tensor. */
 function sumAll(x: Tensor, factor: number): Tensor {
   const out = Tensor.empty([]);
-  const vectors = Math.ceil(x.size / 4);
-  const groups = Math.min(MAX_GROUPS, Math.ceil(vectors / (SUM_WORKGROUP * MIN_PER_INVOCATION)));
-  const texture = x.size >= TEXTURE_MIN_SIZE ? tensorTexture(x) : null;
-  const input = texture ?? x.buffer;
+  const { groups } = planKernel(SUM, { size: x.size, factor: 1, partial: true });
   if (groups <= 1) {
-    encodeSumPass(input, out.buffer, x.size, 1, factor);
+    runKernel(SUM, { size: x.size, factor, partial: false }, { x, out });
   } else {
     const partials = Tensor.empty([groups]);
-    encodeSumPass(input, partials.buffer, x.size, groups, 1);
-    encodeSumPass(partials.buffer, out.buffer, groups, 1, factor);
+    runKernel(SUM, { size: x.size, factor: 1, partial: true }, { x, out: partials });
+    runKernel(SUM, { size: groups, factor, partial: false }, { x: partials, out });
     partials.dispose();
   }
-  if (texture) releaseTexture(texture);
   return out;
 }
 
 /** A tensor of `shape` whose every element is `factor * scalar[0]` (read on the GPU). */
+const BROADCAST: KernelSpec<{ size: number; factor: number }, LoopPlan> = {
+  name: "broadcast",
+  key: ({ size, factor }) => `${size}_${factor}`,
+  bindings: () => [
+    { name: "scalar", role: "read" },
+    { name: "out", role: "write", type: "vec4<f32>" },
+  ],
+  plan: ({ size }, policy) => {
+    const vectors = Math.ceil(size / 4);
+    const workgroupSize = policy.narrowWorkgroup;
+    const groups = Math.min(policy.updateMaxGroups, Math.ceil(vectors / workgroupSize));
+    return loopPlan(vectors, workgroupSize, groups);
+  },
+  // Whole vec4s: the last may run into the buffer's padding, which nothing reads.
+  body: ({ size, factor }, { plan }) => /* wgsl */ `
+  let value = vec4<f32>(scalar[0] * ${f32(factor)});
+  let base = group * ${u32(plan.perInvocation * plan.workgroupSize)} + lid;
+  for (var k = 0u; k < ${u32(plan.perInvocation)}; k++) {
+    let j = base + k * ${u32(plan.workgroupSize)};
+    if (j < ${u32(Math.ceil(size / 4))}) { out[j] = value; }
+  }`,
+};
+
 function broadcastScalar(scalar: Tensor, shape: readonly number[], factor: number): Tensor {
   const out = Tensor.empty(shape);
-  // Whole vec4s: the last may run into the buffer's padding, which nothing reads.
-  const vectors = Math.ceil(out.size / 4);
-  const groups = Math.min(MAX_GROUPS, Math.ceil(vectors / BROADCAST_WORKGROUP));
-  const perInvocation = Math.ceil(vectors / (groups * BROADCAST_WORKGROUP));
-  const code = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> scalar: array<f32>;
-@group(0) @binding(1) var<storage, read_write> out: array<vec4<f32>>;
-
-@compute @workgroup_size(${BROADCAST_WORKGROUP})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let value = vec4<f32>(scalar[0] * ${f32(factor)});
-  let base = ${workgroupIndex(groups)} * ${u32(perInvocation * BROADCAST_WORKGROUP)} + lid;
-  for (var k = 0u; k < ${u32(perInvocation)}; k++) {
-    let j = base + k * ${u32(BROADCAST_WORKGROUP)};
-    if (j < ${u32(vectors)}) { out[j] = value; }
-  }
-}`;
-  const compiled = kernel({
-    name: `broadcast_${out.size}`,
-    code,
-    bindings: ["read", "read_write"],
-  });
-  dispatch(compiled, [scalar.buffer, out.buffer], grid(groups));
+  runKernel(BROADCAST, { size: out.size, factor }, { scalar, out });
   return out;
 }
 
@@ -203,6 +198,26 @@ fn rowArgmax(base: u32) -> u32 {
 }`;
 }
 
+/** The index of the first maximum of each row, one row per invocation. */
+const ARGMAX: KernelSpec<{ rows: number; classes: number }> = {
+  name: "argmax",
+  key: ({ rows, classes }) => `${rows}x${classes}`,
+  bindings: () => [
+    { name: "x", role: "read" },
+    { name: "out", role: "write", type: "i32" },
+  ],
+  plan: ({ rows }, policy) => ({
+    workgroupSize: policy.narrowWorkgroup,
+    groups: Math.ceil(rows / policy.narrowWorkgroup),
+  }),
+  prelude: ({ rows, classes }) => /* wgsl */ `
+const ROWS: u32 = ${u32(rows)};
+${rowArgmaxWgsl(classes)}`,
+  body: ({ classes }, { plan }) => /* wgsl */ `
+  let row = group * ${u32(plan.workgroupSize)} + lid;
+  if (row < ROWS) { out[row] = i32(rowArgmax(row * ${u32(classes)})); }`,
+};
+
 /**
  * The index of the first maximum of each row of x [N, C] (of its first NaN, if any), as an i32
  * tensor [N].
@@ -211,24 +226,7 @@ export function argmax(x: Tensor): Tensor {
   checkRows("argmax", x);
   const [rows, classes] = x.shape;
   const out = Tensor.empty([rows], "i32");
-  const groups = Math.ceil(rows / ROW_WORKGROUP);
-  const code = /* wgsl */ `
-const ROWS: u32 = ${u32(rows)};
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> out: array<i32>;
-${rowArgmaxWgsl(classes)}
-
-@compute @workgroup_size(${ROW_WORKGROUP})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let row = ${workgroupIndex(groups)} * ${u32(ROW_WORKGROUP)} + lid;
-  if (row < ROWS) { out[row] = i32(rowArgmax(row * ${u32(classes)})); }
-}`;
-  const compiled = kernel({
-    name: `argmax_${rows}x${classes}`,
-    code,
-    bindings: ["read", "read_write"],
-  });
-  dispatch(compiled, [x.buffer, out.buffer], grid(groups));
+  runKernel(ARGMAX, { rows, classes }, { x, out });
   return out;
 }
 
@@ -249,6 +247,29 @@ export function checkTarget(op: string, x: Tensor, target: Tensor, name = "score
   }
 }
 
+/** How many rows have their first maximum at their label: one workgroup, a tree at the end. */
+const CORRECT_COUNT: KernelSpec<{ rows: number; classes: number }> = {
+  name: "correct_count",
+  key: ({ rows, classes }) => `${rows}x${classes}`,
+  bindings: () => [
+    { name: "x", role: "read" },
+    { name: "labels", role: "read", type: "i32" },
+    { name: "out", role: "write" },
+  ],
+  plan: () => ({ workgroupSize: REDUCE_WORKGROUP, groups: 1 }),
+  prelude: ({ rows, classes }) => /* wgsl */ `
+const ROWS: u32 = ${u32(rows)};
+${rowArgmaxWgsl(classes)}
+${workgroupSumWgsl(REDUCE_WORKGROUP)}`,
+  body: ({ classes }) => /* wgsl */ `
+  var count = 0.0;
+  for (var row = lid; row < ROWS; row += ${u32(REDUCE_WORKGROUP)}) {
+    if (i32(rowArgmax(row * ${u32(classes)})) == labels[row]) { count += 1.0; }
+  }
+  let total = workgroupSum(lid, count);
+  if (lid == 0u) { out[0] = total; }`,
+};
+
 /**
  * How many rows of scores [N, C] have their first maximum at target [N] (i32), as an f32
  * scalar tensor []. Not differentiable; read it back rarely (e.g. once per epoch, after summing).
@@ -257,28 +278,6 @@ export function correctCount(scores: Tensor, target: Tensor): Tensor {
   checkTarget("correctCount", scores, target);
   const [rows, classes] = scores.shape;
   const out = Tensor.empty([]);
-  const code = /* wgsl */ `
-const ROWS: u32 = ${u32(rows)};
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> labels: array<i32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
-${rowArgmaxWgsl(classes)}
-${workgroupSumWgsl(REDUCE_WORKGROUP)}
-
-@compute @workgroup_size(${REDUCE_WORKGROUP})
-fn main(@builtin(local_invocation_index) lid: u32) {
-  var count = 0.0;
-  for (var row = lid; row < ROWS; row += ${u32(REDUCE_WORKGROUP)}) {
-    if (i32(rowArgmax(row * ${u32(classes)})) == labels[row]) { count += 1.0; }
-  }
-  let total = workgroupSum(lid, count);
-  if (lid == 0u) { out[0] = total; }
-}`;
-  const compiled = kernel({
-    name: `correct_count_${rows}x${classes}`,
-    code,
-    bindings: ["read", "read", "read_write"],
-  });
-  dispatch(compiled, [scores.buffer, target.buffer, out.buffer], [1]);
+  runKernel(CORRECT_COUNT, { rows, classes }, { x: scores, labels: target, out });
   return out;
 }

@@ -13,8 +13,8 @@
  */
 
 import { recordOp } from "../autograd.ts";
-import { f32, grid, kernel, u32, workgroupIndex } from "../kernel.ts";
-import { dispatch } from "../stream.ts";
+import { f32, u32 } from "../gpu/kernel.ts";
+import { type BindingSpec, type KernelSpec, runKernel } from "../gpu/program.ts";
 import { formatShape, Tensor } from "../tensor.ts";
 import { checkTarget, workgroupSumWgsl } from "./reduce.ts";
 
@@ -61,68 +61,59 @@ fn rowLogSumExp(base: u32) -> f32 {
 /** Rows of at most this many classes are read once into private memory. */
 const CACHED_CLASSES = 64;
 
-/** Encodes a kernel whose invocation `row` runs `body` for each row < rows. */
-function encodeRows(
-  name: string,
-  rows: number,
-  header: string,
-  body: string,
-  buffers: GPUBuffer[],
-  bindings: readonly ("read" | "read_write")[],
-): void {
-  const groups = Math.ceil(rows / ROW_WORKGROUP);
-  const code = /* wgsl */ `
-${header}
-
-@compute @workgroup_size(${ROW_WORKGROUP})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let row = ${workgroupIndex(groups)} * ${u32(ROW_WORKGROUP)} + lid;
-  if (row < ${u32(rows)}) {
-${body}
-  }
-}`;
-  dispatch(kernel({ name, code, bindings }), buffers, grid(groups));
+/** The shape a row or loss kernel is generated for. */
+interface Rows {
+  rows: number;
+  classes: number;
 }
 
-/** log(softmax(x)) over the last dimension (e.g. x [N, C]). Differentiable. */
-export function logSoftmax(x: Tensor): Tensor {
-  const [rows, classes] = rowsOf("logSoftmax", x);
-  const cached = classes <= CACHED_CLASSES;
-  const out = Tensor.empty(x.shape);
-  encodeRows(
-    `log_softmax_${rows}x${classes}`,
-    rows,
-    /* wgsl */ `
-const C: u32 = ${u32(classes)};
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-${cached ? CACHED_ROW_LOG_SUM_EXP : ROW_LOG_SUM_EXP}`,
-    /* wgsl */ `
+/** A storage binding: `read` of `type`, or `write` when `written`. */
+function storage(name: string, type: "f32" | "i32", written = false): BindingSpec {
+  return { name, role: written ? "write" : "read", type };
+}
+
+/**
+ * A kernel whose invocation `row` runs `body` for each row < rows, with `C` the class count and
+ * `prelude` (given whether rows are cached in private memory) before `main`.
+ */
+function rowKernel(
+  name: string,
+  bindings: readonly BindingSpec[],
+  prelude: (cached: boolean) => string,
+  body: (rows: Rows, cached: boolean) => string,
+): KernelSpec<Rows> {
+  return {
+    name,
+    key: ({ rows, classes }) => `${rows}x${classes}`,
+    bindings: () => bindings,
+    plan: ({ rows }) => ({ workgroupSize: ROW_WORKGROUP, groups: Math.ceil(rows / ROW_WORKGROUP) }),
+    prelude: ({ classes }) =>
+      `const C: u32 = ${u32(classes)};\n${prelude(classes <= CACHED_CLASSES)}`,
+    body: (shape) => /* wgsl */ `
+  let row = group * ${u32(ROW_WORKGROUP)} + lid;
+  if (row < ${u32(shape.rows)}) {
+${body(shape, shape.classes <= CACHED_CLASSES)}
+  }`,
+  };
+}
+
+const LOG_SOFTMAX = rowKernel(
+  "log_softmax",
+  [storage("x", "f32"), storage("out", "f32", true)],
+  (cached) => cached ? CACHED_ROW_LOG_SUM_EXP : ROW_LOG_SUM_EXP,
+  (_, cached) => /* wgsl */ `
     let base = row * C;
     let logSum = rowLogSumExp(base);
     for (var j = 0u; j < C; j++) { out[base + j] = ${
-      cached ? "rowValues[j]" : "x[base + j]"
-    } - logSum; }`,
-    [x.buffer, out.buffer],
-    ["read", "read_write"],
-  );
-  return recordOp("logSoftmax", out, [x], (grad) => [logSoftmaxBackward(grad, out)]);
-}
+    cached ? "rowValues[j]" : "x[base + j]"
+  } - logSum; }`,
+);
 
-/** The gradient of log-softmax given its output y: grad - exp(y) * rowSum(grad). */
-function logSoftmaxBackward(grad: Tensor, output: Tensor): Tensor {
-  const [rows, classes] = rowsOf("logSoftmax backward", output);
-  const dx = Tensor.empty(output.shape);
-  const cached = classes <= CACHED_CLASSES;
-  encodeRows(
-    `log_softmax_backward_${rows}x${classes}`,
-    rows,
-    /* wgsl */ `
-const C: u32 = ${u32(classes)};
-@group(0) @binding(0) var<storage, read> grad: array<f32>;
-@group(0) @binding(1) var<storage, read> y: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dx: array<f32>;
-${cached ? "var<private> rowGrad: array<f32, C>;" : ""}`,
+const LOG_SOFTMAX_BACKWARD = rowKernel(
+  "log_softmax_backward",
+  [storage("grad", "f32"), storage("y", "f32"), storage("dx", "f32", true)],
+  (cached) => cached ? "var<private> rowGrad: array<f32, C>;" : "",
+  (_, cached) =>
     cached
       ? /* wgsl */ `
     let base = row * C;
@@ -134,45 +125,80 @@ ${cached ? "var<private> rowGrad: array<f32, C>;" : ""}`,
     var total = 0.0;
     for (var j = 0u; j < C; j++) { total += grad[base + j]; }
     for (var j = 0u; j < C; j++) { dx[base + j] = grad[base + j] - exp(y[base + j]) * total; }`,
-    [grad.buffer, output.buffer, dx.buffer],
-    ["read", "read", "read_write"],
-  );
+);
+
+/** log(softmax(x)) over the last dimension (e.g. x [N, C]). Differentiable. */
+export function logSoftmax(x: Tensor): Tensor {
+  const [rows, classes] = rowsOf("logSoftmax", x);
+  const out = Tensor.empty(x.shape);
+  runKernel(LOG_SOFTMAX, { rows, classes }, { x, out });
+  return recordOp("logSoftmax", out, [x], (grad) => [logSoftmaxBackward(grad, out)]);
+}
+
+/** The gradient of log-softmax given its output y: grad - exp(y) * rowSum(grad). */
+function logSoftmaxBackward(grad: Tensor, output: Tensor): Tensor {
+  const [rows, classes] = rowsOf("logSoftmax backward", output);
+  const dx = Tensor.empty(output.shape);
+  runKernel(LOG_SOFTMAX_BACKWARD, { rows, classes }, { grad, y: output, dx });
   return dx;
 }
 
 /** WGSL: whether `t` (an i32 target) names a class. */
 const VALID_TARGET = "(t >= 0 && t < i32(C))";
 
-/** Encodes a one-workgroup kernel that sums `perRow` (an f32 expression) over rows into out[0]. */
-function encodeLoss(
+/**
+ * A one-workgroup kernel that sums `perRow` (statements adding to `acc`) over the rows and
+ * writes the sum times 1 / rows (negated when `negate`) into loss[0].
+ */
+function lossKernel(
   name: string,
-  rows: number,
-  header: string,
-  perRow: string,
-  factor: number,
-  buffers: GPUBuffer[],
-  bindings: readonly ("read" | "read_write")[],
-): void {
-  const code = /* wgsl */ `
-${header}
-${workgroupSumWgsl(LOSS_WORKGROUP)}
-
-@compute @workgroup_size(${LOSS_WORKGROUP})
-fn main(@builtin(local_invocation_index) lid: u32) {
+  bindings: readonly BindingSpec[],
+  prelude: (cached: boolean) => string,
+  perRow: (cached: boolean) => string,
+  negate: boolean,
+): KernelSpec<Rows> {
+  return {
+    name,
+    key: ({ rows, classes }) => `${rows}x${classes}`,
+    bindings: () => bindings,
+    plan: () => ({ workgroupSize: LOSS_WORKGROUP, groups: 1 }),
+    prelude: ({ classes }) =>
+      `const C: u32 = ${u32(classes)};\n${prelude(classes <= CACHED_CLASSES)}\n` +
+      workgroupSumWgsl(LOSS_WORKGROUP),
+    body: ({ rows, classes }) => /* wgsl */ `
   var acc = 0.0;
   for (var row = lid; row < ${u32(rows)}; row += ${u32(LOSS_WORKGROUP)}) {
-${perRow}
+${perRow(classes <= CACHED_CLASSES)}
   }
   let total = workgroupSum(lid, acc);
-  if (lid == 0u) { loss[0] = total * ${f32(factor)}; }
-}`;
-  dispatch(kernel({ name, code, bindings }), buffers, [1]);
+  if (lid == 0u) { loss[0] = total * ${f32((negate ? -1 : 1) / rows)}; }`,
+  };
 }
 
 function checkLossInputs(op: string, scores: Tensor, target: Tensor, name: string): void {
   checkTarget(op, scores, target, name);
   if (scores.shape[0] === 0) throw new Error(`${op}: ${name} has no rows`);
 }
+
+const NLL_LOSS = lossKernel(
+  "nll_loss",
+  [storage("logProbs", "f32"), storage("labels", "i32"), storage("loss", "f32", true)],
+  () => "",
+  () => /* wgsl */ `
+    let t = labels[row];
+    if ${VALID_TARGET} { acc += logProbs[row * C + u32(t)]; }`,
+  true,
+);
+
+const NLL_LOSS_BACKWARD = rowKernel(
+  "nll_loss_backward",
+  [storage("grad", "f32"), storage("labels", "i32"), storage("dx", "f32", true)],
+  () => "",
+  ({ rows }) => /* wgsl */ `
+    let value = -grad[0] * ${f32(1 / rows)};
+    let t = labels[row];
+    for (var j = 0u; j < C; j++) { dx[row * C + j] = select(0.0, value, i32(j) == t); }`,
+);
 
 /**
  * The negative log-likelihood -mean_n logProbs[n, target[n]] of logProbs [N, C] and i32 target
@@ -183,21 +209,7 @@ export function nllLoss(logProbs: Tensor, target: Tensor): Tensor {
   checkLossInputs("nllLoss", logProbs, target, "logProbs");
   const [rows, classes] = logProbs.shape;
   const loss = Tensor.empty([]);
-  encodeLoss(
-    `nll_loss_${rows}x${classes}`,
-    rows,
-    /* wgsl */ `
-const C: u32 = ${u32(classes)};
-@group(0) @binding(0) var<storage, read> logProbs: array<f32>;
-@group(0) @binding(1) var<storage, read> labels: array<i32>;
-@group(0) @binding(2) var<storage, read_write> loss: array<f32>;`,
-    /* wgsl */ `
-    let t = labels[row];
-    if ${VALID_TARGET} { acc += logProbs[row * C + u32(t)]; }`,
-    -1 / rows,
-    [logProbs.buffer, target.buffer, loss.buffer],
-    ["read", "read", "read_write"],
-  );
+  runKernel(NLL_LOSS, { rows, classes }, { logProbs, labels: target, loss });
   return recordOp("nllLoss", loss, [logProbs, target], (grad) => [
     nllLossBackward(grad, target, rows, classes),
     null,
@@ -207,23 +219,49 @@ const C: u32 = ${u32(classes)};
 /** dx[n, j] = -grad / N where j == target[n], else 0. */
 function nllLossBackward(grad: Tensor, target: Tensor, rows: number, classes: number): Tensor {
   const dx = Tensor.empty([rows, classes]);
-  encodeRows(
-    `nll_loss_backward_${rows}x${classes}`,
-    rows,
-    /* wgsl */ `
-const C: u32 = ${u32(classes)};
-@group(0) @binding(0) var<storage, read> grad: array<f32>;
-@group(0) @binding(1) var<storage, read> labels: array<i32>;
-@group(0) @binding(2) var<storage, read_write> dx: array<f32>;`,
-    /* wgsl */ `
-    let value = -grad[0] * ${f32(1 / rows)};
-    let t = labels[row];
-    for (var j = 0u; j < C; j++) { dx[row * C + j] = select(0.0, value, i32(j) == t); }`,
-    [grad.buffer, target.buffer, dx.buffer],
-    ["read", "read", "read_write"],
-  );
+  runKernel(NLL_LOSS_BACKWARD, { rows, classes }, { grad, labels: target, dx });
   return dx;
 }
+
+const CROSS_ENTROPY = lossKernel(
+  "cross_entropy",
+  [
+    storage("x", "f32"),
+    storage("labels", "i32"),
+    storage("logSums", "f32", true),
+    storage("loss", "f32", true),
+  ],
+  (cached) => cached ? CACHED_ROW_LOG_SUM_EXP : ROW_LOG_SUM_EXP,
+  (cached) => /* wgsl */ `
+    let base = row * C;
+    let logSum = rowLogSumExp(base);
+    logSums[row] = logSum;
+    let t = labels[row];
+    if ${VALID_TARGET} { acc += logSum - ${cached ? "rowValues[u32(t)]" : "x[base + u32(t)]"}; }`,
+  false,
+);
+
+/** dx = (exp(x - logSumExp) - onehot(target)) * grad / N, zero on rows with a bad target. */
+const CROSS_ENTROPY_BACKWARD = rowKernel(
+  "cross_entropy_backward",
+  [
+    storage("grad", "f32"),
+    storage("x", "f32"),
+    storage("labels", "i32"),
+    storage("logSums", "f32"),
+    storage("dx", "f32", true),
+  ],
+  () => "",
+  ({ rows }) => /* wgsl */ `
+    let t = labels[row];
+    let factor = select(0.0, grad[0] * ${f32(1 / rows)}, ${VALID_TARGET});
+    let logSum = logSums[row];
+    let base = row * C;
+    for (var j = 0u; j < C; j++) {
+      let onehot = select(0.0, 1.0, i32(j) == t);
+      dx[base + j] = (exp(x[base + j] - logSum) - onehot) * factor;
+    }`,
+);
 
 /**
  * Cross-entropy of logits [N, C] against i32 target [N]: nllLoss(logSoftmax(logits), target),
@@ -235,27 +273,7 @@ export function crossEntropy(logits: Tensor, target: Tensor): Tensor {
   const [rows, classes] = logits.shape;
   const loss = Tensor.empty([]);
   const logSums = Tensor.empty([rows]);
-  const cached = classes <= CACHED_CLASSES;
-  encodeLoss(
-    `cross_entropy_${rows}x${classes}`,
-    rows,
-    /* wgsl */ `
-const C: u32 = ${u32(classes)};
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> labels: array<i32>;
-@group(0) @binding(2) var<storage, read_write> logSums: array<f32>;
-@group(0) @binding(3) var<storage, read_write> loss: array<f32>;
-${cached ? CACHED_ROW_LOG_SUM_EXP : ROW_LOG_SUM_EXP}`,
-    /* wgsl */ `
-    let base = row * C;
-    let logSum = rowLogSumExp(base);
-    logSums[row] = logSum;
-    let t = labels[row];
-    if ${VALID_TARGET} { acc += logSum - ${cached ? "rowValues[u32(t)]" : "x[base + u32(t)]"}; }`,
-    1 / rows,
-    [logits.buffer, target.buffer, logSums.buffer, loss.buffer],
-    ["read", "read", "read_write", "read_write"],
-  );
+  runKernel(CROSS_ENTROPY, { rows, classes }, { x: logits, labels: target, logSums, loss });
   return recordOp(
     "crossEntropy",
     loss,
@@ -274,27 +292,12 @@ function crossEntropyBackward(
 ): Tensor {
   const [rows, classes] = logits.shape;
   const dx = Tensor.empty(logits.shape);
-  encodeRows(
-    `cross_entropy_backward_${rows}x${classes}`,
-    rows,
-    /* wgsl */ `
-const C: u32 = ${u32(classes)};
-@group(0) @binding(0) var<storage, read> grad: array<f32>;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> labels: array<i32>;
-@group(0) @binding(3) var<storage, read> logSums: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dx: array<f32>;`,
-    /* wgsl */ `
-    let t = labels[row];
-    let factor = select(0.0, grad[0] * ${f32(1 / rows)}, ${VALID_TARGET});
-    let logSum = logSums[row];
-    let base = row * C;
-    for (var j = 0u; j < C; j++) {
-      let onehot = select(0.0, 1.0, i32(j) == t);
-      dx[base + j] = (exp(x[base + j] - logSum) - onehot) * factor;
-    }`,
-    [grad.buffer, logits.buffer, target.buffer, logSums.buffer, dx.buffer],
-    ["read", "read", "read", "read", "read_write"],
-  );
+  runKernel(CROSS_ENTROPY_BACKWARD, { rows, classes }, {
+    grad,
+    x: logits,
+    labels: target,
+    logSums,
+    dx,
+  });
   return dx;
 }

@@ -5,14 +5,14 @@
  * @module
  */
 
-/** x * mask / (1 - p): kept elements scaled up, dropped ones zero. */
+/** x * mask / (1 - p): kept elements scaled up, dropped ones zero (NaN stays NaN, as NaN * 0). */
 export function dropoutReference(
   x: ArrayLike<number>,
   mask: ArrayLike<number>,
   p: number,
 ): Float64Array {
   if (p >= 1) return new Float64Array(x.length);
-  return Float64Array.from(x, (v, i) => mask[i] ? v / (1 - p) : 0);
+  return Float64Array.from(x, (v, i) => v * (mask[i] ? 1 / (1 - p) : 0));
 }
 
 /** The gradient of dropout: the output's gradient through the same mask and scale. */

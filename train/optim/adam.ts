@@ -1,14 +1,14 @@
 /**
  * `Adam` (L2 weight decay added to the gradient) and `AdamW` (decoupled weight decay), as
  * `torch.optim.Adam` / `torch.optim.AdamW`, bias correction included. One fused kernel per
- * parameter updates the parameter and both moments in place (see `encodeUpdate`: large tensors
+ * parameter updates the parameter and both moments in place (see `updateSpec`: large tensors
  * are read through textures; vec4 stores); the step-dependent scalars (`lr / (1-β1^t)`,
  * `sqrt(1-β2^t)`, `1 - lr·wd`) come from one shared params slot.
  *
  * @module
  */
 
-import { f32 } from "../../nn/kernel.ts";
+import { f32 } from "../../nn/gpu/kernel.ts";
 import type { Tensor } from "../../nn/tensor.ts";
 import {
   checkNonNegative,
@@ -17,6 +17,7 @@ import {
   Optimizer,
   type ParameterUpdate,
   stepSlot,
+  updateSpec,
 } from "./optimizer.ts";
 
 const EXP_AVG = "exp_avg";
@@ -60,36 +61,33 @@ function validate(
   return { beta1, beta2, eps, weightDecay };
 }
 
-/** WGSL constants and params of the Adam kernel, and its per-vector update. */
-function adamSource(settings: AdamSettings, decoupled: boolean): { header: string; body: string } {
-  const { beta1, beta2, eps, weightDecay } = settings;
-  const decay = weightDecay === 0
-    ? "// no weight decay"
-    : decoupled
-    ? "p = p * params.decay; // AdamW: decoupled weight decay"
-    : "g = g + WEIGHT_DECAY * p; // Adam: L2 penalty";
-  const header = /* wgsl */ `
+/**
+ * The Adam update (`decoupled`: AdamW's). Params: `step_size` = lr / (1 - beta1^t),
+ * `bias_correction2_sqrt` = sqrt(1 - beta2^t), `decay` = 1 - lr * weight_decay (AdamW), and
+ * `first_step` (1 on the parameter's first step: both moments start from zero).
+ */
+function adamUpdate(name: string, decoupled: boolean) {
+  return updateSpec<AdamSettings>({
+    name,
+    key: ({ beta1, beta2, eps, weightDecay }) => `${beta1}_${beta2}_${eps}_${weightDecay}`,
+    params: "step_size: f32, bias_correction2_sqrt: f32, decay: f32, first_step: f32",
+    constants: ({ beta1, beta2, eps, weightDecay }) => /* wgsl */ `
 const BETA1: f32 = ${f32(beta1)};
 const ONE_MINUS_BETA1: f32 = ${f32(1 - beta1)};
 const BETA2: f32 = ${f32(beta2)};
 const ONE_MINUS_BETA2: f32 = ${f32(1 - beta2)};
 const EPS: f32 = ${f32(eps)};
-const WEIGHT_DECAY: f32 = ${f32(weightDecay)};
-
-struct Params {
-  // lr / (1 - beta1^t)
-  step_size: f32,
-  // sqrt(1 - beta2^t)
-  bias_correction2_sqrt: f32,
-  // 1 - lr * weight_decay (AdamW)
-  decay: f32,
-  // 1 on the parameter's first step: both moments start from zero.
-  first_step: f32,
-}`;
-  const body = /* wgsl */ `
+const WEIGHT_DECAY: f32 = ${f32(weightDecay)};`,
+    body: ({ weightDecay }) => /* wgsl */ `
   var p = load_param_data(j);
   var g = load_grad_data(j);
-  ${decay}
+  ${
+      weightDecay === 0
+        ? "// no weight decay"
+        : decoupled
+        ? "p = p * params.decay; // AdamW: decoupled weight decay"
+        : "g = g + WEIGHT_DECAY * p; // Adam: L2 penalty"
+    }
   var m = ONE_MINUS_BETA1 * g;
   var v = ONE_MINUS_BETA2 * g * g;
   if (params.first_step == 0.0) {
@@ -99,9 +97,12 @@ struct Params {
   exp_avg[j] = m;
   exp_avg_sq[j] = v;
   let denom = sqrt(v) / params.bias_correction2_sqrt + EPS;
-  let updated = p - params.step_size * m / denom;`;
-  return { header, body };
+  let updated = p - params.step_size * m / denom;`,
+  });
 }
+
+const ADAM_UPDATE = adamUpdate("adam", false);
+const ADAMW_UPDATE = adamUpdate("adamw", true);
 
 /**
  * Adam, exactly as `torch.optim.Adam` (`amsgrad`, `maximize` aside): per parameter, `t += 1`,
@@ -173,7 +174,7 @@ export class Adam extends Optimizer {
       decoupled ? 1 - lr * weightDecay : 1,
       fresh ? 1 : 0,
     ]);
-    encodeUpdate(decoupled ? "adamw" : "adam", target, adamSource(this.#settings, decoupled), slot);
+    encodeUpdate(decoupled ? ADAMW_UPDATE : ADAM_UPDATE, this.#settings, target, slot);
   }
 }
 

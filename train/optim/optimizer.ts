@@ -8,12 +8,20 @@
  * @module
  */
 
-import { type Access, grid, kernel, u32, workgroupIndex } from "../../nn/kernel.ts";
+import {
+  type BindingSpec,
+  type KernelPlan,
+  type KernelSpec,
+  planKernel,
+  runKernel,
+  sharedParams,
+} from "../../nn/gpu/program.ts";
+import { u32 } from "../../nn/gpu/kernel.ts";
 import { checkStateDictShapes } from "../../nn/safetensors.ts";
 import { keep } from "../../nn/scope.ts";
-import { copyBuffer, dispatch, params, type ParamsSlot, type Resource } from "../../nn/stream.ts";
+import { copyBuffer, type ParamsSlot } from "../../nn/gpu/stream.ts";
 import { formatShape, Tensor } from "../../nn/tensor.ts";
-import { releaseTexture, tensorTexture, textureReaders } from "../../nn/texture.ts";
+import { maxElementsPerTexture } from "../../nn/gpu/texture.ts";
 
 /** Hyperparameters as saved in a state dict (flat, JSON-friendly). */
 export type Hyperparameters = Record<string, number | boolean>;
@@ -82,125 +90,163 @@ const stepSlots = new Map<string, ParamsSlot>();
 export function stepSlot(values: readonly number[]): ParamsSlot {
   const key = values.join(",");
   let slot = stepSlots.get(key);
-  if (!slot) stepSlots.set(key, slot = params(new Float32Array(values)));
+  if (!slot) stepSlots.set(key, slot = sharedParams(new Float32Array(values)));
   return slot;
 }
 
-/** Invocations per workgroup of the update kernels: one SIMD vector on llvmpipe. */
-const WORKGROUP = 8;
-/** Most workgroups of an update kernel: a few dozen keep both cores busy. */
-const MAX_GROUPS = 64;
-/**
- * Parameters of at least this many elements are read through textures. Each texture copy
- * breaks the compute pass (~20-25 µs on llvmpipe), more than storage loads cost on small
- * tensors (measured: equal near 4,096 elements with four inputs).
- */
-const TEXTURE_MIN_SIZE = 8192;
+/** What an update kernel's code depends on, besides its rule. */
+export interface UpdateOptions<Settings> {
+  /** The optimizer's hyperparameters that its WGSL bakes in. */
+  settings: Settings;
+  /** Elements of the parameter. */
+  size: number;
+  /** Names of its state tensors, in binding order. */
+  state: readonly string[];
+  /** Read every tensor through textures (from the plan: see `encodeUpdate`). */
+  textured: boolean;
+  /** The parameter's index, baked in when watched. */
+  index: number;
+  /** Where to flag non-finite new values; `mark` must depend on the index only. */
+  watch?: FiniteWatch;
+}
 
-/** A tensor an update kernel reads, and writes back in place when `written`. */
-interface UpdateTensor {
-  /** WGSL name: read with `load_<name>(j)` (elements 4j..4j+3), written as `<name>[j]`. */
-  name: string;
-  tensor: Tensor;
-  written: boolean;
+/** Each invocation loops over a run of `perInvocation` vectors of 4 elements. */
+export interface UpdatePlan extends KernelPlan {
+  groups: number;
+  perInvocation: number;
+  /** Whether the policy reads the tensors through textures at this size. */
+  textured: boolean;
 }
 
 /**
- * Encodes the element-wise update kernel of one parameter, 4 elements at a time: WGSL `header`
- * (constants, `struct Params`, helpers) and `body` (statements for vector `j`). The body reads
+ * The optimizer-specific part of an update kernel. Its `body` (statements for vector `j`) reads
  * `param_data`, `grad_data` and each state tensor (by its name) with `load_<name>(j)`, stores
  * `vec4`s to the state tensors, updated in place, and ends with `let updated = ...;`, the new
- * parameter values, which this stores to `param_data[j]` (the last vector may run into the
- * buffers' padding, which nothing reads) and, with a `watch`, tests for NaN and infinity.
- * Inputs are textures for large tensors, else storage buffers. Workgroups of 8 invocations (one
- * SIMD vector on llvmpipe) loop over runs of vectors, which beats one vector per invocation in
- * big workgroups there.
+ * parameter values.
  */
-export function encodeUpdate(
-  name: string,
-  { index, param, grad, state, watch }: ParameterUpdate,
-  { header, body }: { header: string; body: string },
-  slot: ParamsSlot,
-): void {
-  const size = param.size;
-  const tensors: UpdateTensor[] = [
-    { name: "param_data", tensor: param, written: true },
-    { name: "grad_data", tensor: grad, written: false },
-    ...Object.entries(state).map(([name, tensor]) => ({ name, tensor, written: true })),
-  ];
-  const textured = size >= TEXTURE_MIN_SIZE;
-  const vectors = Math.ceil(size / 4);
-  const groups = Math.max(1, Math.min(MAX_GROUPS, Math.ceil(vectors / WORKGROUP)));
-  const perInvocation = Math.ceil(vectors / (groups * WORKGROUP));
-  const access: Access[] = [];
-  const resources: Resource[] = [];
-  const textures: GPUTexture[] = [];
-  const declarations: string[] = [];
-  const bind = (declaration: string, kind: Access, resource: Resource) => {
-    declarations.push(`@group(0) @binding(${access.length}) ${declaration}`);
-    access.push(kind);
-    resources.push(resource);
-  };
-  for (const { name, tensor, written } of tensors) {
-    if (textured) {
-      const texture = tensorTexture(tensor);
-      textures.push(texture);
-      bind(`var ${name}_texture: texture_2d<f32>;`, "texture", texture);
-      declarations.push(`${textureReaders(`${name}_texture`)}
-fn load_${name}(j: u32) -> vec4<f32> { return ${name}_textureVec4(j); }`);
-    } else if (!written) {
-      bind(`var<storage, read> ${name}: array<vec4<f32>>;`, "read", tensor.buffer);
-      declarations.push(`fn load_${name}(j: u32) -> vec4<f32> { return ${name}[j]; }`);
-    }
-  }
-  for (const { name, tensor, written } of tensors) {
-    if (!written) continue;
-    bind(`var<storage, read_write> ${name}: array<vec4<f32>>;`, "read_write", tensor.buffer);
-    if (!textured) {
-      declarations.push(`fn load_${name}(j: u32) -> vec4<f32> { return ${name}[j]; }`);
-    }
-  }
-  if (watch) {
-    bind("var<storage, read_write> watch_flags: array<f32>;", "read_write", watch.tensor.buffer);
-  }
-  // Lanes past the end hold padding (any bits): not tested.
-  const live = size % 4 === 0
-    ? ""
-    : ` & (vec4<u32>(0u, 1u, 2u, 3u) + 4u * j < vec4<u32>(${u32(size)}))`;
-  const check = watch
-    ? /* wgsl */ `
+export interface UpdateRule<Settings> {
+  /** Kernel name. */
+  name: string;
+  /** A short string that differs whenever `constants` or `body` would. */
+  key(settings: Settings): string;
+  /** Fields of the per-step `Params` uniform (filled from `stepSlot`). */
+  params: string;
+  /** WGSL constants. */
+  constants(settings: Settings): string;
+  /** WGSL statements updating vector `j` (see above). */
+  body(settings: Settings): string;
+}
+
+/**
+ * The element-wise update kernel of `rule`, 4 elements at a time: it stores `updated` to
+ * `param_data[j]` (the last vector may run into the buffers' padding, which nothing reads) and,
+ * with a `watch`, tests it for NaN and infinity. Large tensors are read through textures (the
+ * written ones too, then), else from storage. Narrow workgroups (one SIMD vector on llvmpipe)
+ * loop over runs of vectors, which beats one vector per invocation in big workgroups there.
+ */
+export function updateSpec<Settings>(
+  rule: UpdateRule<Settings>,
+): KernelSpec<UpdateOptions<Settings>, UpdatePlan> {
+  const tensors = (state: readonly string[]) => ["param_data", "grad_data", ...state];
+  const written = (state: readonly string[]) => ["param_data", ...state];
+  return {
+    name: rule.name,
+    key: ({ settings, size, state, textured, index, watch }) =>
+      [
+        size,
+        textured ? "textures" : "",
+        watch ? `watched${index}` : "",
+        ...state,
+        rule.key(settings),
+      ]
+        .join("_"),
+    // Untextured, the written tensors are read through their read-write binding: a second,
+    // read-only binding of the same buffer in one dispatch is not allowed.
+    bindings: ({ state, textured, watch }): BindingSpec[] => [
+      ...(textured
+        ? tensors(state).map((name): BindingSpec => ({ name: `${name}_texture`, role: "input" }))
+        : [{ name: "grad_data", role: "read", type: "vec4<f32>" } as const]),
+      ...written(state).map((name): BindingSpec => ({ name, role: "write", type: "vec4<f32>" })),
+      ...(watch ? [{ name: "watch_flags", role: "write" } as const] : []),
+    ],
+    plan: ({ size }, policy) => {
+      const vectors = Math.ceil(size / 4);
+      const workgroupSize = policy.narrowWorkgroup;
+      const groups = Math.max(
+        1,
+        Math.min(policy.updateMaxGroups, Math.ceil(vectors / workgroupSize)),
+      );
+      return {
+        workgroupSize,
+        groups,
+        perInvocation: Math.ceil(vectors / (groups * workgroupSize)),
+        // A tensor too large for a texture is read from storage rather than failing.
+        textured: policy.textureInputs && size >= policy.updateTextureMinElements &&
+          size <= maxElementsPerTexture(),
+      };
+    },
+    params: rule.params,
+    prelude: ({ settings, size, state, textured, index, watch }) => {
+      const loads = tensors(state).map((name) =>
+        `fn load_${name}(j: u32) -> vec4<f32> { return ${
+          textured ? `${name}_textureVec4(j)` : `${name}[j]`
+        }; }`
+      );
+      // Lanes past the end hold padding (any bits): not tested.
+      const live = size % 4 === 0
+        ? ""
+        : ` & (vec4<u32>(0u, 1u, 2u, 3u) + 4u * j < vec4<u32>(${u32(size)}))`;
+      const check = watch
+        ? /* wgsl */ `
   // Exponent all ones: NaN or infinite (a bit test: compilers may assume floats are finite).
   let exponent = bitcast<vec4<u32>>(updated) & vec4<u32>(0x7f800000u);
   if (any(exponent == vec4<u32>(0x7f800000u)${live})) {
     ${watch.mark(index)}
   }`
-    : "";
-  const code = /* wgsl */ `
-${header}
-${declarations.join("\n")}
-@group(0) @binding(${access.length}) var<uniform> params: Params;
+        : "";
+      return /* wgsl */ `
+${rule.constants(settings)}
+${loads.join("\n")}
 
 fn update(j: u32) {
-${body}
+${rule.body(settings)}
   param_data[j] = updated;${check}
+}`;
+    },
+    body: ({ size }, { plan }) => /* wgsl */ `
+  let base = group * ${u32(plan.perInvocation * plan.workgroupSize)} + lid;
+  for (var k = 0u; k < ${u32(plan.perInvocation)}; k++) {
+    let j = base + k * ${u32(plan.workgroupSize)};
+    if (j < ${u32(Math.ceil(size / 4))}) { update(j); }
+  }`,
+  };
 }
 
-@compute @workgroup_size(${WORKGROUP})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let base = ${workgroupIndex(groups)} * ${u32(perInvocation * WORKGROUP)} + lid;
-  for (var k = 0u; k < ${u32(perInvocation)}; k++) {
-    let j = base + k * ${u32(WORKGROUP)};
-    if (j < ${u32(vectors)}) { update(j); }
+/**
+ * Encodes the update kernel `spec` (from `updateSpec`) of one parameter, its step scalars from
+ * `slot`.
+ */
+export function encodeUpdate<Settings>(
+  spec: KernelSpec<UpdateOptions<Settings>, UpdatePlan>,
+  settings: Settings,
+  { index, param, grad, state, watch }: ParameterUpdate,
+  slot: ParamsSlot,
+): void {
+  const options: UpdateOptions<Settings> = {
+    settings,
+    size: param.size,
+    state: Object.keys(state),
+    textured: false,
+    index,
+    watch,
+  };
+  options.textured = planKernel(spec, options).textured;
+  const resources: Record<string, Tensor> = { param_data: param, grad_data: grad, ...state };
+  if (options.textured) {
+    for (const [name, tensor] of Object.entries(resources)) resources[`${name}_texture`] = tensor;
   }
-}`;
-  const compiled = kernel({
-    name: `${name}_${size}${textured ? "_textures" : ""}${watch ? "_watched" : ""}`,
-    code,
-    bindings: access,
-    params: true,
-  });
-  dispatch(compiled, resources, grid(groups), slot);
-  for (const texture of textures) releaseTexture(texture);
+  if (watch) resources.watch_flags = watch.tensor;
+  runKernel(spec, options, resources, { params: slot });
 }
 
 /** Throws `Invalid <what>: <value>` (PyTorch's wording) unless `value` is finite and >= 0. */

@@ -1,12 +1,12 @@
 /**
  * `SGD`, as `torch.optim.SGD`: plain by default, with optional momentum, dampening, Nesterov
  * momentum and L2 weight decay. One fused kernel per parameter updates it (and its momentum
- * buffer) in place (see `encodeUpdate`: large tensors are read through textures; vec4 stores).
+ * buffer) in place (see `updateSpec`: large tensors are read through textures; vec4 stores).
  *
  * @module
  */
 
-import { f32 } from "../../nn/kernel.ts";
+import { f32 } from "../../nn/gpu/kernel.ts";
 import type { Tensor } from "../../nn/tensor.ts";
 import {
   checkNonNegative,
@@ -15,6 +15,7 @@ import {
   Optimizer,
   type ParameterUpdate,
   stepSlot,
+  updateSpec,
 } from "./optimizer.ts";
 
 const MOMENTUM_BUFFER = "momentum_buffer";
@@ -55,26 +56,25 @@ function validate(options: Partial<SgdSettings>): SgdSettings {
   return { momentum, dampening, nesterov, weightDecay };
 }
 
-/** WGSL constants and params of the SGD kernel, and its per-vector update. */
-function sgdSource(settings: SgdSettings): { header: string; body: string } {
-  const { momentum, dampening, nesterov, weightDecay } = settings;
-  const hasMomentum = momentum !== 0;
-  const header = /* wgsl */ `
+/**
+ * The SGD update. Params: `lr`, and `first_step` (1 on the parameter's first step: the momentum
+ * buffer starts as the gradient).
+ */
+const SGD_UPDATE = updateSpec<SgdSettings>({
+  name: "sgd",
+  key: ({ momentum, dampening, nesterov, weightDecay }) =>
+    `${momentum}_${dampening}_${nesterov ? "nesterov" : ""}_${weightDecay}`,
+  params: "lr: f32, first_step: f32",
+  constants: ({ momentum, dampening, weightDecay }) => /* wgsl */ `
 const MOMENTUM: f32 = ${f32(momentum)};
 const ONE_MINUS_DAMPENING: f32 = ${f32(1 - dampening)};
-const WEIGHT_DECAY: f32 = ${f32(weightDecay)};
-
-struct Params {
-  lr: f32,
-  // 1 on the parameter's first step: the momentum buffer starts as the gradient.
-  first_step: f32,
-}`;
-  const body = /* wgsl */ `
+const WEIGHT_DECAY: f32 = ${f32(weightDecay)};`,
+  body: ({ momentum, nesterov, weightDecay }) => /* wgsl */ `
   let p = load_param_data(j);
   var d = load_grad_data(j);
   ${weightDecay !== 0 ? "d = d + WEIGHT_DECAY * p;" : "// no weight decay"}
   ${
-    hasMomentum
+    momentum !== 0
       ? `var buf = d;
   if (params.first_step == 0.0) {
     buf = MOMENTUM * load_momentum_buffer(j) + ONE_MINUS_DAMPENING * d;
@@ -83,9 +83,8 @@ struct Params {
   d = ${nesterov ? "d + MOMENTUM * buf" : "buf"};`
       : "// no momentum"
   }
-  let updated = p - params.lr * d;`;
-  return { header, body };
-}
+  let updated = p - params.lr * d;`,
+});
 
 /**
  * Stochastic gradient descent, exactly as `torch.optim.SGD` (`maximize` aside):
@@ -146,12 +145,6 @@ export class SGD extends Optimizer {
   protected update(target: ParameterUpdate): void {
     const hasMomentum = this.#settings.momentum !== 0;
     const slot = stepSlot([this.lr, hasMomentum && target.fresh ? 1 : 0]);
-    const { nesterov } = this.#settings;
-    encodeUpdate(
-      `sgd${hasMomentum ? "_momentum" : ""}${nesterov ? "_nesterov" : ""}`,
-      target,
-      sgdSource(this.#settings),
-      slot,
-    );
+    encodeUpdate(SGD_UPDATE, this.#settings, target, slot);
   }
 }

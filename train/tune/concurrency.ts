@@ -11,6 +11,10 @@
  * reasoned defaults, not measurements; pass `maxConcurrent` to override. `tune()` itself defaults
  * to 1, which also makes every run reproducible without relying on the deterministic ordering.
  *
+ * This asks the adapter, not the kernel policy (`nn/gpu/policy.ts`): the policy says how to plan
+ * kernels and can be forced to `hardware` on llvmpipe (the tests do), which would not free any
+ * CPU core for a second trial.
+ *
  * @module
  */
 

@@ -18,7 +18,8 @@
 
 import { gpu } from "./device.ts";
 import { bufferVersion, copyBufferToTexture } from "./stream.ts";
-import { formatShape, type Tensor } from "./tensor.ts";
+import { formatShape } from "../shape.ts";
+import type { Tensor } from "../tensor.ts";
 
 /** The fewest texels per texture row (each holds 4 floats): small tensors take little memory. */
 const MIN_TEXELS_PER_ROW = 256;
@@ -166,12 +167,6 @@ export function destroyMirrors(buffers: Iterable<GPUBuffer>): void {
     texture.destroy();
   }
 }
-
-/**
- * Marks the end of a dispatch's use of a texture from `tensorTexture`. Mirrors stay with their
- * buffer, so this does nothing; kept so that kernels state where a texture's use ends.
- */
-export function releaseTexture(_texture: GPUTexture): void {}
 
 /**
  * WGSL functions reading the texture `name`: `<name>At(i)` gives element i, `<name>Vec4(j)`

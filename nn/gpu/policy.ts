@@ -1,0 +1,119 @@
+/**
+ * The adapter policy: every choice that depends on what kind of GPU runs the kernels, in one
+ * place, chosen once per device.
+ *
+ * - **software** (Mesa's llvmpipe/lavapipe, SwiftShader: `isFallbackAdapter`): a workgroup's
+ *   invocations are SIMD lanes of one CPU core, storage loads go lane by lane while texture loads
+ *   are vectorised, and each dispatch costs tens of microseconds. So inputs are read through
+ *   texture mirrors, workgroups are small (one or a few SIMD vectors) and a dispatch wants only a
+ *   few hundred lanes (docs/DESIGN.md has the measurements).
+ * - **hardware** (a real GPU): inputs are read straight from storage buffers (no copy into a
+ *   texture), workgroups are 64 wide and a dispatch wants thousands of lanes.
+ *
+ * `WGTORCH_KERNEL_POLICY=software|hardware` (or `setKernelPolicy`) forces one, so that both run
+ * on any machine: the tests run every op under each.
+ *
+ * @module
+ */
+
+import { gpu } from "./device.ts";
+
+/** The two policies. */
+export type PolicyName = "software" | "hardware";
+
+/** What the kernels of a device are planned with. */
+export interface KernelPolicy {
+  /** Which policy this is. */
+  readonly name: PolicyName;
+  /** Read f32 inputs through rgba32float texture mirrors (else as storage arrays). */
+  readonly textureInputs: boolean;
+  /**
+   * Inputs that a kernel reads about once per element go through a texture only from this many
+   * elements: each mirror copy breaks the compute pass (~20-25 µs on llvmpipe), more than lane
+   * by lane storage loads cost on small tensors (equal near 4,096 elements, measured).
+   */
+  readonly textureMinElements: number;
+  /** Invocations per workgroup of element-wise and reduction kernels. */
+  readonly elementwiseWorkgroup: number;
+  /** Invocations per workgroup of matmul and of the small update kernels. */
+  readonly narrowWorkgroup: number;
+  /** Most workgroups of the per-parameter update kernels. */
+  readonly updateMaxGroups: number;
+  /**
+   * Optimizer update kernels read all their tensors through textures from this many elements
+   * (they read four or five tensors, so the copies pay off later than `textureMinElements`).
+   */
+  readonly updateTextureMinElements: number;
+  /** Lanes a conv2d forward or input-gradient dispatch aims for. */
+  readonly convLanes: number;
+  /** Lanes a conv2d weight-gradient dispatch aims for. */
+  readonly weightGradLanes: number;
+}
+
+const SOFTWARE: KernelPolicy = {
+  name: "software",
+  textureInputs: true,
+  textureMinElements: 4096,
+  elementwiseWorkgroup: 64,
+  narrowWorkgroup: 8,
+  updateMaxGroups: 64,
+  updateTextureMinElements: 8192,
+  convLanes: 512,
+  weightGradLanes: 768,
+};
+
+const HARDWARE: KernelPolicy = {
+  name: "hardware",
+  textureInputs: false,
+  textureMinElements: Infinity,
+  elementwiseWorkgroup: 64,
+  narrowWorkgroup: 64,
+  updateMaxGroups: 4096,
+  updateTextureMinElements: Infinity,
+  convLanes: 8192,
+  weightGradLanes: 8192,
+};
+
+const POLICIES: Record<PolicyName, KernelPolicy> = { software: SOFTWARE, hardware: HARDWARE };
+
+let forced: PolicyName | null = null;
+let chosen: { device: GPUDevice; policy: KernelPolicy } | null = null;
+
+/** The policy named by `WGTORCH_KERNEL_POLICY`, if set (and readable: browsers have no env). */
+function policyFromEnvironment(): PolicyName | null {
+  let value: string | undefined;
+  try {
+    value = (globalThis as { Deno?: typeof Deno }).Deno?.env.get("WGTORCH_KERNEL_POLICY");
+  } catch {
+    return null; // no --allow-env: the adapter decides
+  }
+  if (value === undefined || value === "") return null;
+  if (value !== "software" && value !== "hardware") {
+    throw new Error(
+      `WGTORCH_KERNEL_POLICY=${value} is not a kernel policy: use "software" or "hardware"`,
+    );
+  }
+  return value;
+}
+
+/**
+ * Forces a policy for kernels planned from now on (`null`: the adapter decides again). Kernels
+ * already compiled keep theirs; results are the same under both, only speed differs.
+ */
+export function setKernelPolicy(name: PolicyName | null): void {
+  if (name !== null && !(name in POLICIES)) {
+    throw new Error(`setKernelPolicy: "${name}" is not a policy: use "software" or "hardware"`);
+  }
+  forced = name;
+  chosen = null;
+}
+
+/** The policy of the current device: forced, else from the environment, else from the adapter. */
+export function kernelPolicy(): KernelPolicy {
+  const { device, adapter } = gpu();
+  if (chosen?.device === device) return chosen.policy;
+  const name = forced ?? policyFromEnvironment() ??
+    (adapter.isFallbackAdapter ? "software" : "hardware");
+  chosen = { device, policy: POLICIES[name] };
+  return chosen.policy;
+}
