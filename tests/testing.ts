@@ -34,6 +34,8 @@ export interface Tolerance {
   atol?: number;
   /** Relative tolerance. */
   rtol?: number;
+  /** Whether NaN equals NaN (default false: any NaN fails). */
+  equalNan?: boolean;
 }
 
 /** Asserts that two arrays have the same length and are close element by element. */
@@ -43,7 +45,10 @@ export function assertClose(
   tolerance: Tolerance = {},
   what = "values",
 ): void {
-  const { atol = 1e-5, rtol = 1e-4 } = tolerance;
+  const { atol = 1e-5, rtol = 1e-4, equalNan = false } = tolerance;
+  const close = (a: number, e: number) =>
+    Math.abs(a - e) <= atol + rtol * Math.abs(e) ||
+    (equalNan && Number.isNaN(a) && Number.isNaN(e));
   if (actual.length !== expected.length) {
     throw new AssertionError({
       message: `${what}: length ${actual.length} != expected ${expected.length}`,
@@ -51,17 +56,16 @@ export function assertClose(
   }
   let worst = -1, worstExcess = 0;
   for (let i = 0; i < actual.length; i++) {
+    if (close(actual[i], expected[i])) continue;
     const excess = Math.abs(actual[i] - expected[i]) - (atol + rtol * Math.abs(expected[i]));
-    if (!(excess <= 0) && (worst < 0 || !(excess <= worstExcess))) {
+    if (worst < 0 || !(excess <= worstExcess)) {
       worst = i;
       worstExcess = excess;
     }
   }
   if (worst >= 0) {
-    const bad = Array.from({ length: actual.length }, (_, i) =>
-      i).filter((i) =>
-        !(Math.abs(actual[i] - expected[i]) <= atol + rtol * Math.abs(expected[i]))
-      ).length;
+    const bad = Array.from({ length: actual.length }, (_, i) => i)
+      .filter((i) => !close(actual[i], expected[i])).length;
     throw new AssertionError({
       message: `${what}: ${bad} of ${actual.length} differ beyond atol ${atol} rtol ${rtol}; ` +
         `worst at [${worst}]: ${actual[worst]} vs expected ${expected[worst]}`,
@@ -98,6 +102,37 @@ export interface GradCheckCase {
 }
 
 /**
+ * The gradient with respect to input `k` of L = sum(reference(inputs) * weights), by central
+ * finite differences (float64) with step `eps`.
+ */
+export function finiteDifferences(
+  reference: (inputs: Float64Array[]) => ArrayLike<number>,
+  inputs: readonly Float64Array[],
+  k: number,
+  weights: ArrayLike<number>,
+  eps = 1e-3,
+): Float64Array {
+  const values = inputs.map((input) => Float64Array.from(input));
+  const objective = () => {
+    const out = reference(values);
+    let total = 0;
+    for (let i = 0; i < out.length; i++) total += out[i] * weights[i];
+    return total;
+  };
+  const numeric = new Float64Array(values[k].length);
+  for (let i = 0; i < numeric.length; i++) {
+    const original = values[k][i];
+    values[k][i] = original + eps;
+    const plus = objective();
+    values[k][i] = original - eps;
+    const minus = objective();
+    values[k][i] = original;
+    numeric[i] = (plus - minus) / (2 * eps);
+  }
+  return numeric;
+}
+
+/**
  * Checks an op's GPU forward against its CPU reference, and its GPU gradients against central
  * finite differences of the reference (float64) of L = sum(output * R) for a random R.
  */
@@ -105,12 +140,6 @@ export async function gradCheck(testCase: GradCheckCase): Promise<void> {
   const { reference, inputs, eps = 1e-3 } = testCase;
   const expected = reference(inputs.map((input) => input.data));
   const weights = randomArray(expected.length, testCase.seed ?? 99);
-  const objective = (values: Float64Array[]) => {
-    const out = reference(values);
-    let total = 0;
-    for (let i = 0; i < out.length; i++) total += out[i] * weights[i];
-    return total;
-  };
   const gpuInputs = inputs.map((input) =>
     tensor(Float32Array.from(input.data), input.shape, { requiresGrad: input.check !== false })
   );
@@ -124,17 +153,13 @@ export async function gradCheck(testCase: GradCheckCase): Promise<void> {
   assertClose(await out.toArray(), expected, testCase.forwardTolerance ?? {}, "forward");
   for (const [k, input] of inputs.entries()) {
     if (input.check === false) continue;
-    const numeric = new Float64Array(input.data.length);
-    const values = inputs.map((other) => Float64Array.from(other.data));
-    for (let i = 0; i < numeric.length; i++) {
-      const original = values[k][i];
-      values[k][i] = original + eps;
-      const plus = objective(values);
-      values[k][i] = original - eps;
-      const minus = objective(values);
-      values[k][i] = original;
-      numeric[i] = (plus - minus) / (2 * eps);
-    }
+    const numeric = finiteDifferences(
+      reference,
+      inputs.map((other) => other.data),
+      k,
+      weights,
+      eps,
+    );
     const grad = gpuInputs[k].grad;
     if (!grad) throw new AssertionError({ message: `input ${k}: no gradient was computed` });
     assertClose(

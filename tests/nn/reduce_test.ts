@@ -3,28 +3,38 @@ import { argmax, correctCount, mean, sum } from "../../nn/ops/reduce.ts";
 import {
   argmaxReference,
   correctCountReference,
+  meanBackwardReference,
   meanReference,
+  sumBackwardReference,
   sumReference,
 } from "./reference/reduce.ts";
 import { tensor, zeros } from "../../nn/tensor.ts";
-import { assertClose, gpuReady, gradCheck, randomArray, randomInts } from "../testing.ts";
+import { gpuReady, randomArray, randomInts } from "../testing.ts";
+import { testOp } from "./op_helper.ts";
 
 await gpuReady();
 
 for (const shape of [[1], [7], [3, 5], [4, 33], [1000]]) {
   Deno.test(`sum and mean match the reference and finite differences (${shape})`, async () => {
     const size = shape.reduce((a, b) => a * b, 1);
-    const inputs = [{ data: randomArray(size, size), shape }];
-    await gradCheck({
-      inputs,
-      reference: ([x]) => Float64Array.of(sumReference(x)),
+    await testOp({
+      name: `sum [${shape}]`,
+      inputs: [shape],
+      seed: size,
       gpu: ([x]) => sum(x),
+      reference: ([x]) => sumReference(x),
+      backward: ([x], [grad]) => [sumBackwardReference(grad, x.length)],
+      outputShape: [],
       forwardTolerance: { atol: 1e-4 },
     });
-    await gradCheck({
-      inputs,
-      reference: ([x]) => Float64Array.of(meanReference(x)),
+    await testOp({
+      name: `mean [${shape}]`,
+      inputs: [shape],
+      seed: size,
       gpu: ([x]) => mean(x),
+      reference: ([x]) => meanReference(x),
+      backward: ([x], [grad]) => [meanBackwardReference(grad, x.length)],
+      outputShape: [],
     });
   });
 }
@@ -32,42 +42,75 @@ for (const shape of [[1], [7], [3, 5], [4, 33], [1000]]) {
 // Large sizes take the two-pass path (vec4 when the size is a multiple of 4, scalar otherwise).
 for (const shape of [[128, 10, 24, 24], [70_001], [128, 20, 8, 8], [4099]]) {
   Deno.test(`sum and mean of ${shape} match the reference, and backward broadcasts`, async () => {
-    const size = shape.reduce((a, b) => a * b, 1);
-    const data = randomArray(size, 5);
-    const x = tensor(Float32Array.from(data), shape, { requiresGrad: true });
-    const total = sum(x);
-    assert.deepEqual(total.shape, []);
-    assertClose([await total.item()], [sumReference(data)], { atol: 2e-2, rtol: 1e-5 }, "sum");
-    total.backward({ grad: tensor([3], []) });
-    assertClose(await x.grad!.toArray(), new Float64Array(size).fill(3), {}, "sum gradient");
-    x.grad!.dispose();
-    x.grad = null;
-    const average = mean(x);
-    assertClose([await average.item()], [meanReference(data)], { atol: 1e-6 }, "mean");
-    average.backward();
-    assertClose(await x.grad!.toArray(), new Float64Array(size).fill(1 / size), {}, "mean grad");
+    await testOp({
+      name: `sum [${shape}]`,
+      inputs: [shape],
+      seed: 5,
+      gpu: ([x]) => sum(x),
+      reference: ([x]) => sumReference(x),
+      backward: ([x], [grad]) => [sumBackwardReference(grad, x.length)],
+      outputShape: [],
+      forwardTolerance: { atol: 2e-2, rtol: 1e-5 },
+    });
+    // backward() without a gradient seeds the scalar's gradient with 1.
+    await testOp({
+      name: `mean [${shape}]`,
+      inputs: [shape],
+      seed: 5,
+      gpu: ([x]) => mean(x),
+      reference: ([x]) => meanReference(x),
+      backward: ([x], [grad]) => [meanBackwardReference(grad, x.length)],
+      implicitGrad: true,
+      outputShape: [],
+      forwardTolerance: { atol: 1e-6 },
+    });
   });
 }
 
 Deno.test("sum of an empty tensor is 0 and mean is NaN", async () => {
-  assert.deepEqual(await sum(zeros([0, 3])).item(), 0);
+  const inputs = [{ shape: [0, 3], grad: false }];
+  await testOp({
+    name: "sum [0, 3]",
+    inputs,
+    gpu: ([x]) => sum(x),
+    reference: ([x]) => sumReference(x),
+    forwardTolerance: { atol: 0, rtol: 0 },
+  });
+  await testOp({
+    name: "mean [0]",
+    inputs: [{ shape: [0], grad: false }],
+    gpu: ([x]) => mean(x),
+    reference: ([x]) => meanReference(x),
+  });
+  // testOp's forward counts NaN as equal to NaN: check that mean really is NaN.
   assert.deepEqual(await mean(zeros([0])).item(), NaN);
 });
 
 for (const [rows, classes] of [[1, 1], [7, 3], [128, 10], [32, 10], [33, 1000]]) {
   Deno.test(`argmax and correctCount match the reference ([${rows}, ${classes}])`, async () => {
     const scores = randomArray(rows * classes, rows + classes);
-    const x = tensor(Float32Array.from(scores), [rows, classes]);
-    const predicted = argmax(x);
-    assert.deepEqual(predicted.dtype, "i32");
-    assert.deepEqual(predicted.shape, [rows]);
     const expected = argmaxReference(scores, classes);
-    assert.deepEqual(await predicted.toTypedArray(), expected);
+    await testOp({
+      name: `argmax [${rows}, ${classes}]`,
+      inputs: [{ shape: [rows, classes], data: scores }],
+      gpu: ([x]) => argmax(x),
+      reference: ([x]) => argmaxReference(x, classes),
+      outputShape: [rows],
+      outputDtype: "i32",
+    });
     // About half the targets are the argmax, the rest random.
     const target = randomInts(rows, classes, 3).map((t, n) => n % 2 ? expected[n] : t);
-    const count = correctCount(x, tensor(target, [rows], { dtype: "i32" }));
-    assert.deepEqual(count.shape, []);
-    assert.deepEqual(await count.item(), correctCountReference(scores, target, classes));
+    await testOp({
+      name: `correctCount [${rows}, ${classes}]`,
+      inputs: [
+        { shape: [rows, classes], data: scores, grad: false },
+        { shape: [rows], dtype: "i32", data: target },
+      ],
+      gpu: ([x, t]) => correctCount(x, t),
+      reference: ([x, t]) => correctCountReference(x, t, classes),
+      outputShape: [],
+      forwardTolerance: { atol: 0, rtol: 0 },
+    });
   });
 }
 

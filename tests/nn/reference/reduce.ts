@@ -17,6 +17,16 @@ export function meanReference(x: ArrayLike<number>): number {
   return sumReference(x) / x.length;
 }
 
+/** The gradient of sum: the output's gradient at every one of `size` elements. */
+export function sumBackwardReference(grad: number, size: number): Float64Array {
+  return new Float64Array(size).fill(grad);
+}
+
+/** The gradient of mean: the output's gradient / size at every one of `size` elements. */
+export function meanBackwardReference(grad: number, size: number): Float64Array {
+  return new Float64Array(size).fill(grad / size);
+}
+
 /** The index of the first maximum of each row of `classes` values (of its first NaN, if any). */
 export function argmaxReference(x: ArrayLike<number>, classes: number): Int32Array {
   const rows = x.length / classes;

@@ -1,0 +1,205 @@
+/**
+ * `testOp`: one op on the GPU against its float64 reference, forward and backward (after tinygrad's
+ * `helper_test_op`). Seeded inputs of the given shapes go through both; the outputs are compared,
+ * then a seeded random output gradient is backpropagated through the GPU op and compared, input by
+ * input, with the reference backward (or, without one, with central finite differences of the
+ * reference forward). When both exist and the inputs are small, the reference backward is itself
+ * checked against finite differences, so a large shape needs no finite differences of its own.
+ *
+ * @module
+ */
+
+import { AssertionError } from "node:assert";
+import assert from "node:assert/strict";
+import { type DType, type Tensor, tensor } from "../../nn/tensor.ts";
+import { tidy } from "../../nn/scope.ts";
+import {
+  assertClose,
+  finiteDifferences,
+  randomArray,
+  randomInts,
+  type Tolerance,
+} from "../testing.ts";
+
+/** One input of `testOp`: a shape, or a shape with options. */
+export type OpInput = readonly number[] | OpInputSpec;
+
+/** An input of `testOp` with options. */
+export interface OpInputSpec {
+  /** Its shape. */
+  shape: readonly number[];
+  /** Its dtype: `f32` (default) or `i32` (never differentiated). */
+  dtype?: "f32" | "i32";
+  /** Its values (row-major); default seeded uniform values in [low, high), integers for `i32`. */
+  data?: ArrayLike<number>;
+  /** Lowest random value (default -1; 0 for `i32`). */
+  low?: number;
+  /** Bound of the random values, excluded (default 1; for `i32`, required). */
+  high?: number;
+  /** Whether to differentiate it and check its gradient (default: true for `f32`). */
+  grad?: boolean;
+}
+
+/** The inputs as the references see them. */
+export type RefInputs = Float64Array[];
+
+/** What `testOp` checks. */
+export interface OpTestCase {
+  /** Named in every failure message. */
+  name: string;
+  /** The inputs: shapes, or shapes with options. */
+  inputs: readonly OpInput[];
+  /** The GPU op under test. */
+  gpu: (inputs: Tensor[]) => Tensor;
+  /** The float64 reference forward; a number stands for a scalar output. */
+  reference: (inputs: RefInputs) => ArrayLike<number> | number;
+  /**
+   * The float64 reference backward: given the inputs and the output gradient, the gradient of
+   * each input (null where there is none). Without it, gradients are checked against central
+   * finite differences of `reference`.
+   */
+  backward?: (inputs: RefInputs, grad: Float64Array) => (ArrayLike<number> | null)[];
+  /** The output's shape, when it should be checked. */
+  outputShape?: readonly number[];
+  /** The output's dtype (default `f32`); non-f32 outputs must equal the reference exactly. */
+  outputDtype?: DType;
+  /** Tolerance of the forward (default atol 1e-5, rtol 1e-4; NaN equals NaN). */
+  forwardTolerance?: Tolerance;
+  /** Tolerance of the gradients (default atol 1e-5, rtol 1e-4 against `backward`; atol 1e-3, rtol
+   * 1e-2 against finite differences). */
+  gradTolerance?: Tolerance;
+  /** Finite-difference step (default 1e-3). */
+  eps?: number;
+  /** Largest total input size checked by finite differences (default 2,000). */
+  finiteDifferenceLimit?: number;
+  /** Seed of the inputs (input k uses seed + k) and, with seed + 99, of the output gradient. */
+  seed?: number;
+  /**
+   * Call `backward()` without a gradient (a scalar output, whose gradient is then 1) instead of
+   * with a random one.
+   */
+  implicitGrad?: boolean;
+}
+
+function spec(input: OpInput): OpInputSpec {
+  return "shape" in input ? input : { shape: input as readonly number[] };
+}
+
+function sizeOf(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+/** Runs one `OpTestCase`; throws an AssertionError naming the case and what differed. */
+export async function testOp(testCase: OpTestCase): Promise<void> {
+  const { name, seed = 1, eps = 1e-3 } = testCase;
+  const specs = testCase.inputs.map(spec);
+  const values: RefInputs = specs.map((input, k) => {
+    const size = sizeOf(input.shape);
+    if (input.data !== undefined) {
+      assert.equal(input.data.length, size, `${name}: input ${k}: data length`);
+      return Float64Array.from(input.data);
+    }
+    if (input.dtype === "i32") {
+      if (input.high === undefined) throw new Error(`${name}: input ${k}: i32 needs high`);
+      const low = input.low ?? 0;
+      return Float64Array.from(randomInts(size, input.high - low, seed + k), (v) => v + low);
+    }
+    return randomArray(size, seed + k, input.low ?? -1, input.high ?? 1);
+  });
+  const differentiable = specs.map((input) => input.dtype !== "i32" && input.grad !== false);
+  const raw = testCase.reference(values);
+  const expected = typeof raw === "number" ? Float64Array.of(raw) : Float64Array.from(raw);
+  const outputDtype = testCase.outputDtype ?? "f32";
+  // Inputs of an op with no f32 output (argmax) are never differentiated.
+  const backward = differentiable.some((d) => d) && outputDtype === "f32";
+  const outGradValues = testCase.implicitGrad
+    ? new Float64Array(expected.length).fill(1)
+    : randomArray(expected.length, seed + 99);
+
+  const gpuInputs = specs.map((input, k) =>
+    input.dtype === "i32"
+      ? tensor(Int32Array.from(values[k]), input.shape, { dtype: "i32" })
+      : tensor(Float32Array.from(values[k]), input.shape, {
+        requiresGrad: backward && differentiable[k],
+      })
+  );
+  const outGrad = tensor(Float32Array.from(outGradValues), [expected.length]);
+  try {
+    // Forward and backward in one tidy: the intermediates of a composed op live until backward.
+    const out = tidy(() => {
+      const result = testCase.gpu(gpuInputs);
+      if (backward) {
+        if (!result.requiresGrad) {
+          throw new AssertionError({ message: `${name}: the output does not require a gradient` });
+        }
+        if (testCase.implicitGrad) result.backward();
+        else result.backward({ grad: outGrad.view(result.shape) });
+      }
+      return result;
+    });
+    try {
+      if (testCase.outputShape) {
+        assert.deepEqual(out.shape, [...testCase.outputShape], `${name}: output shape`);
+      }
+      assert.equal(out.dtype, outputDtype, `${name}: output dtype`);
+      if (outputDtype === "f32") {
+        const tolerance = { equalNan: true, ...testCase.forwardTolerance };
+        assertClose(await out.toArray(), expected, tolerance, `${name}: forward`);
+      } else {
+        assert.deepEqual(
+          Array.from(await out.toTypedArray()),
+          Array.from(expected),
+          `${name}: forward`,
+        );
+      }
+    } finally {
+      out.dispose();
+    }
+    if (!backward) return;
+
+    const reference = (inputs: RefInputs) => {
+      const result = testCase.reference(inputs);
+      return typeof result === "number" ? [result] : result;
+    };
+    const totalSize = values.reduce((total, v) => total + v.length, 0);
+    const finite = totalSize <= (testCase.finiteDifferenceLimit ?? 2000);
+    const analytic = testCase.backward?.(values, outGradValues);
+    for (const [k, input] of gpuInputs.entries()) {
+      if (!differentiable[k]) continue;
+      const grad = input.grad;
+      if (!grad) throw new AssertionError({ message: `${name}: input ${k}: no gradient` });
+      const actual = await grad.toArray();
+      const numeric = finite || !analytic
+        ? finiteDifferences(reference, values, k, outGradValues, eps)
+        : null;
+      const expectedGrad = analytic?.[k];
+      if (analytic && !expectedGrad) {
+        throw new AssertionError({ message: `${name}: backward gives no gradient of input ${k}` });
+      }
+      if (expectedGrad) {
+        assertClose(actual, expectedGrad, testCase.gradTolerance ?? {}, `${name}: grad ${k}`);
+        if (numeric) {
+          assertClose(
+            expectedGrad,
+            numeric,
+            { atol: 1e-6, rtol: 1e-5 },
+            `${name}: reference backward of input ${k} vs finite differences`,
+          );
+        }
+      } else {
+        assertClose(
+          actual,
+          numeric!,
+          testCase.gradTolerance ?? { atol: 1e-3, rtol: 1e-2 },
+          `${name}: grad ${k} vs finite differences`,
+        );
+      }
+    }
+  } finally {
+    for (const input of gpuInputs) {
+      input.grad?.dispose();
+      input.dispose();
+    }
+    outGrad.dispose();
+  }
+}
