@@ -1,6 +1,12 @@
 import { linear, matmul } from "../../nn/ops/matmul.ts";
-import { linearReference, matmulReference } from "./reference/matmul.ts";
-import { gpuReady, gradCheck, randomArray } from "../testing.ts";
+import {
+  linearBackwardReference,
+  linearReference,
+  matmulBackwardReference,
+  matmulReference,
+} from "./reference/matmul.ts";
+import { gpuReady, randomArray } from "../testing.ts";
+import { testOp } from "./op_helper.ts";
 import { assertThrows } from "../assert.ts";
 import { tensor } from "../../nn/tensor.ts";
 
@@ -17,22 +23,27 @@ const shapes: [number, number, number][] = [
   [10, 320, 128],
 ];
 
+// Gradients against the reference backward at every shape, and against finite differences too where
+// m·n·k <= 20,000.
 for (const [m, n, k] of shapes) {
   for (const transposeA of [false, true]) {
     for (const transposeB of [false, true]) {
       const layout = `${transposeA ? "T" : "N"}${transposeB ? "T" : "N"}`;
       Deno.test(`matmul ${layout} ${m}x${n}x${k} matches the reference and finite differences`, async () => {
-        const a = randomArray(m * k, m * 7 + k);
-        const b = randomArray(k * n, n * 13 + k);
-        const small = m * n * k <= 20_000;
-        await gradCheck({
+        const dims = { m, n, k, transposeA, transposeB };
+        await testOp({
+          name: `matmul ${layout} ${m}x${n}x${k}`,
           inputs: [
-            { data: a, shape: transposeA ? [k, m] : [m, k], check: small },
-            { data: b, shape: transposeB ? [n, k] : [k, n], check: small },
+            { shape: transposeA ? [k, m] : [m, k], data: randomArray(m * k, m * 7 + k) },
+            { shape: transposeB ? [n, k] : [k, n], data: randomArray(k * n, n * 13 + k) },
           ],
-          reference: ([x, y]) => matmulReference(x, y, { m, n, k, transposeA, transposeB }),
           gpu: ([x, y]) => matmul(x, y, { transposeA, transposeB }),
+          reference: ([x, y]) => matmulReference(x, y, dims),
+          backward: ([x, y], grad) => matmulBackwardReference(x, y, grad, dims),
+          outputShape: [m, n],
           forwardTolerance: { atol: 1e-4, rtol: 1e-4 },
+          gradTolerance: { atol: 1e-4, rtol: 1e-4 },
+          finiteDifferenceLimit: m * n * k <= 20_000 ? Infinity : 0,
         });
       });
     }
@@ -43,20 +54,17 @@ for (
   const [batch, inFeatures, outFeatures] of [[1, 3, 2], [9, 31, 17], [128, 784, 256], [32, 128, 10]]
 ) {
   Deno.test(`linear ${batch}x${inFeatures}->${outFeatures} matches the reference and finite differences`, async () => {
-    const small = batch * inFeatures * outFeatures <= 20_000;
-    await gradCheck({
-      inputs: [
-        { data: randomArray(batch * inFeatures, 1), shape: [batch, inFeatures], check: small },
-        {
-          data: randomArray(outFeatures * inFeatures, 2),
-          shape: [outFeatures, inFeatures],
-          check: small,
-        },
-        { data: randomArray(outFeatures, 3), shape: [outFeatures], check: small },
-      ],
-      reference: ([x, w, b]) => linearReference(x, w, b, { batch, inFeatures, outFeatures }),
+    const sizes = { batch, inFeatures, outFeatures };
+    await testOp({
+      name: `linear ${batch}x${inFeatures}->${outFeatures}`,
+      inputs: [[batch, inFeatures], [outFeatures, inFeatures], [outFeatures]],
       gpu: ([x, w, b]) => linear(x, w, b),
+      reference: ([x, w, b]) => linearReference(x, w, b, sizes),
+      backward: ([x, w], grad) => linearBackwardReference(x, w, grad, sizes),
+      outputShape: [batch, outFeatures],
       forwardTolerance: { atol: 1e-4, rtol: 1e-4 },
+      gradTolerance: { atol: 1e-4, rtol: 1e-4 },
+      finiteDifferenceLimit: batch * inFeatures * outFeatures <= 20_000 ? Infinity : 0,
     });
   });
 }

@@ -57,3 +57,45 @@ export function linearReference(
   if (bias) { for (let i = 0; i < out.length; i++) out[i] += bias[i % outFeatures]; }
   return out;
 }
+
+/** The gradients [dA, dB] of C = op(A) · op(B), each stored as its input is, given dC [M, N]. */
+export function matmulBackwardReference(
+  a: ArrayLike<number>,
+  b: ArrayLike<number>,
+  grad: ArrayLike<number>,
+  shape: MatmulReferenceShape,
+): [Float64Array, Float64Array] {
+  const { m, n, k, transposeA = false, transposeB = false } = shape;
+  const gradA = new Float64Array(m * k), gradB = new Float64Array(k * n);
+  for (let i = 0; i < m; i++) {
+    for (let p = 0; p < k; p++) {
+      const ai = transposeA ? p * m + i : i * k + p;
+      for (let j = 0; j < n; j++) {
+        const bi = transposeB ? j * k + p : p * n + j;
+        const g = grad[i * n + j];
+        gradA[ai] += g * b[bi];
+        gradB[bi] += g * a[ai];
+      }
+    }
+  }
+  return [gradA, gradB];
+}
+
+/** The gradients [dx, dweight, dbias] of `linearReference`, given dy [N, out]. */
+export function linearBackwardReference(
+  x: ArrayLike<number>,
+  weight: ArrayLike<number>,
+  grad: ArrayLike<number>,
+  sizes: { batch: number; inFeatures: number; outFeatures: number },
+): [Float64Array, Float64Array, Float64Array] {
+  const { batch, inFeatures, outFeatures } = sizes;
+  const [gradX, gradWeight] = matmulBackwardReference(x, weight, grad, {
+    m: batch,
+    n: outFeatures,
+    k: inFeatures,
+    transposeB: true,
+  });
+  const gradBias = new Float64Array(outFeatures);
+  for (let i = 0; i < grad.length; i++) gradBias[i % outFeatures] += grad[i];
+  return [gradX, gradWeight, gradBias];
+}
