@@ -9,7 +9,8 @@ import {
 } from "./reference/softmax.ts";
 import { tensor, zeros } from "../../nn/tensor.ts";
 import { assert, assertThrows } from "../assert.ts";
-import { assertClose, gpuReady, gradCheck, randomArray, randomInts } from "../testing.ts";
+import { assertClose, gpuReady, randomArray, randomInts } from "../testing.ts";
+import { testOp } from "./op_helper.ts";
 
 await gpuReady();
 
@@ -23,46 +24,57 @@ Deno.test("logSoftmax of [1, 2, 3] is [-2.4076, -1.4076, -0.4076], also shifted 
 
 for (const [rows, classes] of [[1, 1], [1, 10], [3, 7], [4, 10]]) {
   Deno.test(`logSoftmax matches the reference and finite differences ([${rows}, ${classes}])`, async () => {
-    await gradCheck({
+    await testOp({
+      name: `logSoftmax [${rows}, ${classes}]`,
       inputs: [{
-        data: randomArray(rows * classes, rows * classes, -3, 3),
         shape: [rows, classes],
+        data: randomArray(rows * classes, rows * classes, -3, 3),
       }],
-      reference: ([x]) => logSoftmaxReference(x, classes),
       gpu: ([x]) => logSoftmax(x),
+      reference: ([x]) => logSoftmaxReference(x, classes),
+      backward: ([x], grad) => [
+        logSoftmaxBackwardReference(grad, logSoftmaxReference(x, classes), classes),
+      ],
+      outputShape: [rows, classes],
     });
   });
 }
 
 for (const [rows, classes] of [[128, 10], [32, 10], [33, 1000]]) {
   Deno.test(`logSoftmax forward and backward match the reference ([${rows}, ${classes}])`, async () => {
-    const data = randomArray(rows * classes, 7, -5, 5);
-    const weights = randomArray(rows * classes, 8);
-    const x = tensor(Float32Array.from(data), [rows, classes], { requiresGrad: true });
-    const out = logSoftmax(x);
-    const expected = logSoftmaxReference(data, classes);
-    assertClose(await out.toArray(), expected, {}, "forward");
-    out.backward({ grad: tensor(Float32Array.from(weights), [rows, classes]) });
-    const dx = logSoftmaxBackwardReference(weights, expected, classes);
-    assertClose(await x.grad!.toArray(), dx, { atol: 1e-4 }, "gradient");
+    await testOp({
+      name: `logSoftmax [${rows}, ${classes}]`,
+      inputs: [{ shape: [rows, classes], data: randomArray(rows * classes, 7, -5, 5) }],
+      seed: 8,
+      gpu: ([x]) => logSoftmax(x),
+      reference: ([x]) => logSoftmaxReference(x, classes),
+      backward: ([x], grad) => [
+        logSoftmaxBackwardReference(grad, logSoftmaxReference(x, classes), classes),
+      ],
+      gradTolerance: { atol: 1e-4 },
+    });
   });
 }
 
 for (const [rows, classes] of [[1, 1], [1, 10], [5, 3], [128, 10], [32, 10]]) {
   Deno.test(`nllLoss and crossEntropy match the reference and finite differences ([${rows}, ${classes}])`, async () => {
-    const labels = randomInts(rows, classes, rows);
-    const target = tensor(labels, [rows], { dtype: "i32" });
+    const target = { shape: [rows], dtype: "i32" as const, data: randomInts(rows, classes, rows) };
     const logits = randomArray(rows * classes, classes, -3, 3);
-    const logProbs = logSoftmaxReference(logits, classes);
-    await gradCheck({
-      inputs: [{ data: logProbs, shape: [rows, classes] }],
-      reference: ([x]) => Float64Array.of(nllLossReference(x, labels, classes)),
-      gpu: ([x]) => nllLoss(x, target),
+    await testOp({
+      name: `nllLoss [${rows}, ${classes}]`,
+      inputs: [{ shape: [rows, classes], data: logSoftmaxReference(logits, classes) }, target],
+      gpu: ([x, t]) => nllLoss(x, t),
+      reference: ([x, t]) => nllLossReference(x, t, classes),
+      backward: (_, [grad]) => [nllLossBackwardReference(grad, target.data, classes), null],
+      outputShape: [],
     });
-    await gradCheck({
-      inputs: [{ data: logits, shape: [rows, classes] }],
-      reference: ([x]) => Float64Array.of(crossEntropyReference(x, labels, classes)),
-      gpu: ([x]) => crossEntropy(x, target),
+    await testOp({
+      name: `crossEntropy [${rows}, ${classes}]`,
+      inputs: [{ shape: [rows, classes], data: logits }, target],
+      gpu: ([x, t]) => crossEntropy(x, t),
+      reference: ([x, t]) => crossEntropyReference(x, t, classes),
+      backward: ([x, t], [grad]) => [crossEntropyBackwardReference(grad, x, t, classes), null],
+      outputShape: [],
     });
   });
 }
