@@ -65,8 +65,11 @@ export interface OpTestCase {
   outputDtype?: DType;
   /** Tolerance of the forward (default atol 1e-5, rtol 1e-4; NaN equals NaN). */
   forwardTolerance?: Tolerance;
-  /** Tolerance of the gradients (default atol 1e-5, rtol 1e-4 against `backward`; atol 1e-3, rtol
-   * 1e-2 against finite differences). */
+  /**
+   * Tolerance of the GPU gradients (default atol 1e-5, rtol 1e-4 against `backward`; atol 1e-3,
+   * rtol 1e-2 against finite differences). `backward` itself must be within atol 1e-5, rtol 1e-3
+   * of the finite differences.
+   */
   gradTolerance?: Tolerance;
   /** Finite-difference step (default 1e-3). */
   eps?: number;
