@@ -3,6 +3,7 @@ import { dropoutBackwardReference, dropoutReference } from "./reference/dropout.
 import { ones, tensor } from "../../nn/tensor.ts";
 import { assert, assertThrows } from "../assert.ts";
 import { assertClose, gpuReady, gradCheck, randomArray } from "../testing.ts";
+import { testOp } from "./op_helper.ts";
 
 await gpuReady();
 
@@ -47,14 +48,16 @@ const cases: [number[], number, number][] = [
 for (const [shape, p, seed] of cases) {
   Deno.test(`dropout matches dropoutMask and the reference (${shape}, p ${p})`, async () => {
     const size = shape.reduce((a, b) => a * b, 1);
-    const data = randomArray(size, size);
     const mask = dropoutMask(size, p, seed);
-    const x = tensor(Float32Array.from(data), shape, { requiresGrad: true });
-    const out = dropout(x, { p, training: true, seed });
-    assertClose(await out.toArray(), dropoutReference(data, mask, p), {}, "forward");
-    const grad = randomArray(size, 7);
-    out.backward({ grad: tensor(Float32Array.from(grad), shape) });
-    assertClose(await x.grad!.toArray(), dropoutBackwardReference(grad, mask, p), {}, "gradient");
+    await testOp({
+      name: `dropout [${shape}] p ${p} seed ${seed}`,
+      inputs: [{ shape, data: randomArray(size, size) }],
+      seed: 7,
+      gpu: ([x]) => dropout(x, { p, training: true, seed }),
+      reference: ([x]) => dropoutReference(x, mask, p),
+      backward: (_, grad) => [dropoutBackwardReference(grad, mask, p)],
+      outputShape: shape,
+    });
   });
 }
 
