@@ -4,7 +4,8 @@ import { reluBackwardReference, reluReference } from "./reference/elementwise.ts
 import { maxPool2dBackwardReference, maxPool2dReference } from "./reference/max_pool.ts";
 import { tensor, zeros } from "../../nn/tensor.ts";
 import { assert, assertThrows } from "../assert.ts";
-import { assertClose, gpuReady, gradCheck, randomArray } from "../testing.ts";
+import { assertClose, gpuReady, randomArray } from "../testing.ts";
+import { testOp } from "./op_helper.ts";
 
 await gpuReady();
 
@@ -22,10 +23,16 @@ const cases: [number[], MaxPoolOptions][] = [
 for (const [shape, options] of cases) {
   Deno.test(`maxPool2d matches the reference and finite differences (${shape}, ${JSON.stringify(options)})`, async () => {
     const size = shape.reduce((a, b) => a * b, 1);
-    await gradCheck({
-      inputs: [{ data: randomArray(size, size), shape }],
-      reference: ([x]) => maxPool2dReference(x, shape, options).output,
+    await testOp({
+      name: `maxPool2d [${shape}] ${JSON.stringify(options)}`,
+      inputs: [{ shape, data: randomArray(size, size) }],
       gpu: ([x]) => maxPool2d(x, options),
+      reference: ([x]) => maxPool2dReference(x, shape, options).output,
+      backward: ([x], grad) => {
+        const { indices, shape: outShape } = maxPool2dReference(x, shape, options);
+        return [maxPool2dBackwardReference(grad, indices, shape, outShape)];
+      },
+      outputShape: maxPool2dReference(new Float64Array(size), shape, options).shape,
     });
   });
 }
@@ -105,14 +112,20 @@ const reluCases: [number[], MaxPoolOptions][] = [
 for (const [shape, options] of reluCases) {
   Deno.test(`maxPool2d with relu matches maxPool(relu(x)): reference and finite differences (${shape}, ${JSON.stringify(options)})`, async () => {
     const size = shape.reduce((a, b) => a * b, 1);
-    await gradCheck({
+    await testOp({
+      name: `maxPool2d with relu [${shape}] ${JSON.stringify(options)}`,
       // No value within the finite-difference step of ReLU's kink at 0.
       inputs: [{
-        data: randomArray(size, size + 1).map((v) => Math.abs(v) < 0.01 ? v + 0.02 : v),
         shape,
+        data: randomArray(size, size + 1).map((v) => Math.abs(v) < 0.01 ? v + 0.02 : v),
       }],
-      reference: ([x]) => reluPoolReference(x, shape, options).output,
       gpu: ([x]) => maxPool2d(x, options),
+      reference: ([x]) => reluPoolReference(x, shape, options).output,
+      backward: ([x], grad) => {
+        const { indices, shape: outShape } = reluPoolReference(x, shape, options);
+        const dx = maxPool2dBackwardReference(grad, indices, shape, outShape);
+        return [reluBackwardReference(dx, x)];
+      },
     });
   });
 }
