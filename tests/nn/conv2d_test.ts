@@ -5,9 +5,10 @@ import {
   conv2dReference,
   convOutputSize,
 } from "./reference/conv2d.ts";
-import { tensor } from "../../nn/tensor.ts";
+import { type Tensor, tensor } from "../../nn/tensor.ts";
 import { assertThrows } from "../assert.ts";
-import { assertClose, gpuReady, gradCheck, randomArray } from "../testing.ts";
+import { assertClose, gpuReady } from "../testing.ts";
+import { testOp } from "./op_helper.ts";
 
 await gpuReady();
 
@@ -36,7 +37,6 @@ function dims(
 const describe = (d: Conv2dDims) =>
   `[${d.batch},${d.inChannels},${d.height},${d.width}] * [${d.outChannels},${d.inChannels},${d.kernelHeight},${d.kernelWidth}] s${d.stride} p${d.padding}`;
 
-// Small cases: finite differences of the float64 reference.
 const small = [
   dims(1, 1, 1, [3, 3], [2, 2]),
   dims(2, 3, 5, [7, 5], [3, 3]),
@@ -45,24 +45,29 @@ const small = [
   dims(1, 2, 3, [7, 7], [3, 3], 2, 1),
   dims(1, 3, 2, [5, 6], [5, 5], 1, 2),
 ];
+function convCase(d: Conv2dDims) {
+  const backward = (inputs: Float64Array[], grad: Float64Array) => {
+    const expected = conv2dBackwardReference(grad, inputs[0], inputs[1], d);
+    return [expected.input, expected.weight, expected.bias];
+  };
+  return {
+    name: `conv2d ${describe(d)}`,
+    inputs: [
+      [d.batch, d.inChannels, d.height, d.width],
+      [d.outChannels, d.inChannels, d.kernelHeight, d.kernelWidth],
+      [d.outChannels],
+    ],
+    gpu: ([x, w, b]: Tensor[]) => conv2d(x, w, b, { stride: d.stride, padding: d.padding }),
+    reference: ([x, w, b]: Float64Array[]) => conv2dReference(x, w, b, d),
+    backward,
+    outputShape: [d.batch, d.outChannels, ...convOutputSize(d)],
+  };
+}
+
+// Small cases: also finite differences of the float64 reference.
 for (const d of small) {
   Deno.test(`conv2d ${describe(d)} matches the reference and finite differences`, async () => {
-    const weight = d.outChannels * d.inChannels * d.kernelHeight * d.kernelWidth;
-    await gradCheck({
-      inputs: [
-        {
-          data: randomArray(d.batch * d.inChannels * d.height * d.width, 1),
-          shape: [d.batch, d.inChannels, d.height, d.width],
-        },
-        {
-          data: randomArray(weight, 2),
-          shape: [d.outChannels, d.inChannels, d.kernelHeight, d.kernelWidth],
-        },
-        { data: randomArray(d.outChannels, 3), shape: [d.outChannels] },
-      ],
-      reference: ([x, w, b]) => conv2dReference(x, w, b, d),
-      gpu: ([x, w, b]) => conv2d(x, w, b, { stride: d.stride, padding: d.padding }),
-    });
+    await testOp(convCase(d));
   });
 }
 
@@ -76,49 +81,17 @@ const large = [
 ];
 for (const d of large) {
   Deno.test(`conv2d ${describe(d)}: forward and all gradients match the reference`, async () => {
-    const [OH, OW] = convOutputSize(d);
-    const xData = randomArray(d.batch * d.inChannels * d.height * d.width, 4);
-    const wData = randomArray(d.outChannels * d.inChannels * d.kernelHeight * d.kernelWidth, 5);
-    const bData = randomArray(d.outChannels, 6);
-    const gData = randomArray(d.batch * d.outChannels * OH * OW, 7);
-    const x = tensor(Float32Array.from(xData), [d.batch, d.inChannels, d.height, d.width], {
-      requiresGrad: true,
+    await testOp({
+      ...convCase(d),
+      seed: 4,
+      forwardTolerance: { atol: 1e-4, rtol: 1e-4 },
+      // input, weight, bias
+      gradTolerance: [{ atol: 1e-3, rtol: 1e-4 }, { atol: 1e-2, rtol: 1e-4 }, {
+        atol: 1e-2,
+        rtol: 1e-4,
+      }],
+      finiteDifferenceLimit: 0,
     });
-    const w = tensor(Float32Array.from(wData), [
-      d.outChannels,
-      d.inChannels,
-      d.kernelHeight,
-      d.kernelWidth,
-    ], {
-      requiresGrad: true,
-    });
-    const b = tensor(Float32Array.from(bData), [d.outChannels], { requiresGrad: true });
-    const out = conv2d(x, w, b, { stride: d.stride, padding: d.padding });
-    assertClose(await out.toArray(), conv2dReference(xData, wData, bData, d), {
-      atol: 1e-4,
-      rtol: 1e-4,
-    }, "forward");
-    out.backward({ grad: tensor(Float32Array.from(gData), out.shape) });
-    const expected = conv2dBackwardReference(gData, xData, wData, d);
-    assertClose(
-      await x.grad!.toArray(),
-      expected.input,
-      { atol: 1e-3, rtol: 1e-4 },
-      "input gradient",
-    );
-    assertClose(
-      await w.grad!.toArray(),
-      expected.weight,
-      { atol: 1e-2, rtol: 1e-4 },
-      "weight gradient",
-    );
-    assertClose(
-      await b.grad!.toArray(),
-      expected.bias,
-      { atol: 1e-2, rtol: 1e-4 },
-      "bias gradient",
-    );
-    for (const t of [x, w, b, out, x.grad!, w.grad!, b.grad!]) t.dispose();
   });
 }
 

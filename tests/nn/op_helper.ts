@@ -66,11 +66,11 @@ export interface OpTestCase {
   /** Tolerance of the forward (default atol 1e-5, rtol 1e-4; NaN equals NaN). */
   forwardTolerance?: Tolerance;
   /**
-   * Tolerance of the GPU gradients (default atol 1e-5, rtol 1e-4 against `backward`; atol 1e-3,
-   * rtol 1e-2 against finite differences). `backward` itself must be within atol 1e-5, rtol 1e-3
-   * of the finite differences.
+   * Tolerance of the GPU gradients, one for all inputs or one per input (default atol 1e-5, rtol
+   * 1e-4 against `backward`; atol 1e-3, rtol 1e-2 against finite differences). `backward` itself
+   * must be within atol 1e-5, rtol 1e-3 of the finite differences.
    */
-  gradTolerance?: Tolerance;
+  gradTolerance?: Tolerance | readonly Tolerance[];
   /** Finite-difference step (default 1e-3). */
   eps?: number;
   /** Largest total input size checked by finite differences (default 2,000). */
@@ -167,6 +167,10 @@ export async function testOp(testCase: OpTestCase): Promise<void> {
     const totalSize = values.reduce((total, v) => total + v.length, 0);
     const finite = totalSize <= (testCase.finiteDifferenceLimit ?? 2000);
     const analytic = testCase.backward?.(values, outGradValues);
+    const gradTolerance = (k: number): Tolerance | undefined => {
+      const tolerance = testCase.gradTolerance;
+      return Array.isArray(tolerance) ? tolerance[k] : tolerance as Tolerance | undefined;
+    };
     for (const [k, input] of gpuInputs.entries()) {
       if (!differentiable[k]) continue;
       const grad = input.grad;
@@ -180,7 +184,7 @@ export async function testOp(testCase: OpTestCase): Promise<void> {
         throw new AssertionError({ message: `${name}: backward gives no gradient of input ${k}` });
       }
       if (expectedGrad) {
-        assertClose(actual, expectedGrad, testCase.gradTolerance ?? {}, `${name}: grad ${k}`);
+        assertClose(actual, expectedGrad, gradTolerance(k) ?? {}, `${name}: grad ${k}`);
         if (numeric) {
           assertClose(
             expectedGrad,
@@ -193,7 +197,7 @@ export async function testOp(testCase: OpTestCase): Promise<void> {
         assertClose(
           actual,
           numeric!,
-          testCase.gradTolerance ?? { atol: 1e-3, rtol: 1e-2 },
+          gradTolerance(k) ?? { atol: 1e-3, rtol: 1e-2 },
           `${name}: grad ${k} vs finite differences`,
         );
       }
