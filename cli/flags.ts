@@ -4,6 +4,7 @@
  * @module
  */
 
+import { MODEL_NAMES } from "../models/mod.ts";
 import type { FlagSpec } from "./args.ts";
 
 /**
@@ -127,7 +128,7 @@ export const TRAIN_FLAGS: readonly FlagSpec[] = [
   {
     name: "model",
     kind: "choice",
-    choices: ["mlp", "cnn", "cnn-bn", "tuning-cnn"],
+    choices: MODEL_NAMES,
     default: "cnn-bn",
     help: "architecture (see docs/STUDY.md)",
   },

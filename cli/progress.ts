@@ -13,11 +13,16 @@ import {
   type ProgressMode,
   resolveProgressMode,
   StatusLine,
-  writeStderr,
-} from "../data/progress.ts";
+} from "../data/mod.ts";
 import type { EpochRecord, FitProgress, StepProgress } from "../mod.ts";
 
 export type { ProgressMode };
+
+const encoder = new TextEncoder();
+
+function writeStderr(text: string): void {
+  Deno.stderr.writeSync(encoder.encode(text));
+}
 
 /** `1,234`. */
 function formatCount(value: number): string {

@@ -8,6 +8,7 @@
 
 import { join } from "node:path";
 import { gpu, init } from "../mod.ts";
+import { formatDuration } from "../data/mod.ts";
 import {
   AshaScheduler,
   choice,
@@ -33,7 +34,6 @@ import {
 } from "./harness.ts";
 import { INTERRUPTED_EXIT_CODE } from "./interrupt.ts";
 import { writtenAt } from "./resume.ts";
-import { formatDuration } from "../data/progress.ts";
 import { TrainingProgress } from "./progress.ts";
 import { plotFile, tunePlotSvg, tuneReport, type TuneSettings } from "./tune_report.ts";
 import {

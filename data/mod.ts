@@ -38,7 +38,15 @@ export {
   parseImages,
   parseLabels,
 } from "./idx.ts";
-export { type ProgressMode, type ProgressReporter } from "./progress.ts";
+export {
+  formatBar,
+  formatDuration,
+  formatEta,
+  type ProgressMode,
+  type ProgressReporter,
+  resolveProgressMode,
+  StatusLine,
+} from "./progress.ts";
 export {
   CLASS_NAMES,
   ensureFashionMnist,

@@ -121,7 +121,7 @@ async function createContext(): Promise<GpuContext> {
   return {
     device,
     adapter: {
-      description: info.description || info.device || "unknown adapter",
+      description: adapterName(info),
       vendor: info.vendor,
       architecture: info.architecture,
       isFallbackAdapter: info.isFallbackAdapter ?? false,
@@ -140,6 +140,26 @@ export async function detachDevice(): Promise<GpuContext | null> {
   const detached = context;
   context = null;
   return detached;
+}
+
+/**
+ * A name for the adapter. Browsers often leave `description` (and `device`) empty to limit
+ * fingerprinting: then vendor and architecture, else what kind of adapter it is.
+ */
+export function adapterName(info: {
+  description?: string;
+  device?: string;
+  vendor?: string;
+  architecture?: string;
+  isFallbackAdapter?: boolean;
+}): string {
+  if (info.description) return info.description;
+  if (info.device) return info.device;
+  const named = [info.vendor, info.architecture].filter((part) => part).join(" ");
+  if (named) return `${named} (no description given)`;
+  return info.isFallbackAdapter
+    ? "unnamed software adapter (the browser gave no description)"
+    : "unnamed adapter (the browser gave no description)";
 }
 
 /** The device created by `init()`. Throws a clear error when `init()` has not finished. */

@@ -16,18 +16,7 @@ const ENTRY_FILES = new Set(["mod.ts", "data/mod.ts", "models/mod.ts", "train/tu
  * Imports still waiting for other work of the same change, each with its reason. Each entry
  * must still be needed (the test fails on a stale one), so the list can only shrink.
  */
-const PENDING: Record<string, { imports: readonly string[]; reason: string }> = {
-  "cli/progress.ts": {
-    imports: ["data/progress.ts"],
-    reason: "the terminal progress parts (StatusLine, formatBar, formatEta, resolveProgressMode) " +
-      "are the library's download display too: whether ./data exports them or the library takes " +
-      "a progress callback instead is still open",
-  },
-  "cli/tune_command.ts": {
-    imports: ["data/progress.ts"],
-    reason: "formatDuration: as cli/progress.ts",
-  },
-};
+const PENDING: Record<string, { imports: readonly string[]; reason: string }> = {};
 
 interface GraphModule {
   specifier: string;

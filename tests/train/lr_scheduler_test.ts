@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { tensor } from "../../nn/tensor.ts";
-import { SGD } from "../../train/optim/mod.ts";
+import { SGD } from "../../mod.ts";
 import { CosineAnnealingLR, type LrTarget, StepLR } from "../../train/lr_scheduler.ts";
 import { assertClose, gpuReady } from "../testing.ts";
 

@@ -5,13 +5,7 @@ import { decodeSafetensors, encodeSafetensors } from "../../nn/safetensors.ts";
 import { tidy } from "../../nn/scope.ts";
 import { streamStats } from "../../nn/gpu/stream.ts";
 import { type Tensor, tensor } from "../../nn/tensor.ts";
-import {
-  Adam,
-  AdamW,
-  type Optimizer,
-  type OptimizerStateDict,
-  SGD,
-} from "../../train/optim/mod.ts";
+import { Adam, AdamW, type Optimizer, type OptimizerStateDict, SGD } from "../../mod.ts";
 import { assertClose, gpuReady, randomArray } from "../testing.ts";
 
 await gpuReady();
