@@ -90,6 +90,30 @@ export {
   zeros,
 } from "./nn/tensor.ts";
 export { add, mul, relu, scale, sub } from "./nn/ops/elementwise.ts";
+export {
+  abs,
+  clamp,
+  type ClampOptions,
+  cos,
+  elu,
+  type EluOptions,
+  exp,
+  gelu,
+  type GeluOptions,
+  leakyRelu,
+  type LeakyReluOptions,
+  log,
+  neg,
+  rsqrt,
+  sigmoid,
+  silu,
+  sin,
+  softplus,
+  type SoftplusOptions,
+  sqrt,
+  square,
+  tanh,
+} from "./nn/ops/unary.ts";
 export { linear, matmul, type MatmulOptions } from "./nn/ops/matmul.ts";
 export { conv2d, type Conv2dOptions } from "./nn/ops/conv2d.ts";
 export { batchNorm, type BatchNormOptions } from "./nn/ops/batch_norm.ts";
