@@ -54,7 +54,11 @@ function unaryKernel(
       groups: Math.ceil(Math.ceil(size / 4) / policy.elementwiseWorkgroup),
     }),
     params,
-    prelude: () => ERF_WGSL,
+    prelude: ({ constants }) => {
+      const code = expression(constants.map(f32));
+      return HELPERS.filter(([helper]) => code.includes(`${helper}(`)).map(([, wgsl]) => wgsl)
+        .join("\n");
+    },
     body: ({ size, constants }, { plan }) => {
       const loads = inputs.map((input, k) => `let x${k} = ${input}Vec4(j);`).join(" ");
       return /* wgsl */ `
@@ -65,10 +69,15 @@ function unaryKernel(
 }
 
 /**
- * erf of a vec4, float32-accurate (within ~4e-7 absolutely): x P(x²) / Q(x²) on x clamped to
- * [-4, 4] (Eigen's `generic_fast_erf_float` rational approximation); NaN stays NaN.
+ * WGSL helpers, by name; a kernel gets those its expression calls. `erf4` is float32-accurate
+ * (within ~4e-7 absolutely): x P(x²) / Q(x²) on x clamped to [-4, 4] (Eigen's
+ * `generic_fast_erf_float` rational approximation), NaN kept. `tanh4` clamps to [-10, 10] first
+ * (tanh is ±1 in f32 beyond 9), so no implementation can overflow an exp inside.
  */
-const ERF_WGSL = /* wgsl */ `
+const HELPERS: readonly (readonly [string, string])[] = [
+  [
+    "erf4",
+    /* wgsl */ `
 fn erf4(v: vec4<f32>) -> vec4<f32> {
   let x = clamp(v, vec4<f32>(-4.0), vec4<f32>(4.0));
   let x2 = x * x;
@@ -83,11 +92,17 @@ fn erf4(v: vec4<f32>) -> vec4<f32> {
   q = q * x2 - 7.37332916720468e-03;
   q = q * x2 - 1.42647390514189e-02;
   return select(x * p / q, v, ${isNan4("v")});
-}
-fn sigmoid4(x: vec4<f32>) -> vec4<f32> { return 1.0 / (1.0 + exp(-x)); }
+}`,
+  ],
+  ["sigmoid4", "fn sigmoid4(x: vec4<f32>) -> vec4<f32> { return 1.0 / (1.0 + exp(-x)); }"],
+  [
+    "tanh4",
+    /* wgsl */ `
 fn tanh4(x: vec4<f32>) -> vec4<f32> {
   return select(tanh(clamp(x, vec4<f32>(-10.0), vec4<f32>(10.0))), x, ${isNan4("x")});
-}`;
+}`,
+  ],
+];
 
 // Forward kernels: x0 is the input.
 const NEG = unaryKernel("neg", 1, () => "-x0");
