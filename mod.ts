@@ -89,7 +89,17 @@ export {
   type TypedArray,
   zeros,
 } from "./nn/tensor.ts";
-export { add, mul, relu, scale, sub } from "./nn/ops/elementwise.ts";
+export {
+  add,
+  div,
+  maximum,
+  minimum,
+  mul,
+  type Operand,
+  relu,
+  scale,
+  sub,
+} from "./nn/ops/elementwise.ts";
 export { linear, matmul, type MatmulOptions } from "./nn/ops/matmul.ts";
 export { conv2d, type Conv2dOptions } from "./nn/ops/conv2d.ts";
 export { batchNorm, type BatchNormOptions } from "./nn/ops/batch_norm.ts";
