@@ -95,29 +95,40 @@ function pick(fn: "max" | "min", x0: string, x1: string, vec: boolean): string {
 
 type BinaryOp = "add" | "sub" | "mul" | "div" | "maximum" | "minimum" | "max_weight" | "min_weight";
 
-/** Each binary op: its equal-shape vec4 kernel and its broadcast kernels (tensor, number). */
-const BINARY: Record<BinaryOp, {
+/** The kernels of one binary op. */
+interface BinaryKernels {
+  /** Equal shapes: 4 elements per invocation. */
   map: KernelSpec<MapOptions>;
+  /** Two tensors of different shapes. */
   broadcast: KernelSpec<BroadcastOptions>;
+  /** A tensor and a number (in `params`). */
   scalar: KernelSpec<BroadcastOptions>;
-}> = Object.fromEntries(
-  (
-    [
-      ["add", ADD, (a: string, b: string) => `${a} + ${b}`],
-      ["sub", SUB, (a: string, b: string) => `${a} - ${b}`],
-      ["mul", MUL, (a: string, b: string) => `${a} * ${b}`],
-      ["div", null, (a: string, b: string) => `${a} / ${b}`],
-      ["maximum", null, (a: string, b: string, vec = false) => pick("max", a, b, vec)],
-      ["minimum", null, (a: string, b: string, vec = false) => pick("min", a, b, vec)],
-      ["max_weight", null, (a: string, b: string, vec = false) => maxWeight(a, b, vec)],
-      ["min_weight", null, (a: string, b: string, vec = false) => minWeight(a, b, vec)],
-    ] as const
-  ).map(([op, map, expression]) => [op, {
-    map: map ?? mapKernel(op, 2, () => expression("x0", "x1", true)),
-    broadcast: broadcastKernel(op, expression, false),
-    scalar: broadcastKernel(op, expression, true),
-  }]),
-) as never;
+}
+
+/** The kernels of `op`, whose WGSL is `expression` on f32 or (`vec`) vec4 values. */
+function binaryKernels(
+  op: BinaryOp,
+  expression: (x0: string, x1: string, vec: boolean) => string,
+  map = mapKernel(op, 2, () => expression("x0", "x1", true)),
+): BinaryKernels {
+  const scalar = (x0: string, x1: string) => expression(x0, x1, false);
+  return {
+    map,
+    broadcast: broadcastKernel(op, scalar, false),
+    scalar: broadcastKernel(op, scalar, true),
+  };
+}
+
+const BINARY: Record<BinaryOp, BinaryKernels> = {
+  add: binaryKernels("add", (a, b) => `${a} + ${b}`, ADD),
+  sub: binaryKernels("sub", (a, b) => `${a} - ${b}`, SUB),
+  mul: binaryKernels("mul", (a, b) => `${a} * ${b}`, MUL),
+  div: binaryKernels("div", (a, b) => `${a} / ${b}`),
+  maximum: binaryKernels("maximum", (a, b, vec) => pick("max", a, b, vec)),
+  minimum: binaryKernels("minimum", (a, b, vec) => pick("min", a, b, vec)),
+  max_weight: binaryKernels("max_weight", maxWeight),
+  min_weight: binaryKernels("min_weight", minWeight),
+};
 
 /** An operand of the broadcasting binary ops: a tensor, or a number (which gets no gradient). */
 export type Operand = Tensor | number;
