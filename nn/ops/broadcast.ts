@@ -1,10 +1,10 @@
 /**
  * Broadcasting (NumPy/PyTorch rules): the shape two operands broadcast to, the binary kernel for
- * operands of different shapes (or a JS number), and `sumTo`, the reduction of a gradient back
+ * tensors of different shapes, and `sumTo`, the reduction of a gradient back
  * to an operand's shape (PyTorch's `sum_to_size`).
  *
- * Shapes and strides are baked into the WGSL as constants; a number operand is passed through the
- * kernel's `params`, so new values compile nothing.
+ * Shapes and strides are baked into the WGSL as constants. (A number operand does not come here:
+ * `elementwise.ts` passes it through `params` to a vec4 kernel.)
  *
  * @module
  */
@@ -57,58 +57,51 @@ function sizeOf(shape: readonly number[]): number {
 /** WGSL of the binary ops, on the f32 values `x0` and `x1`. */
 export type BinaryExpression = (x0: string, x1: string) => string;
 
-/** Options of the broadcast kernel: the output shape and each tensor operand's (null: a number). */
+/** Options of the broadcast kernel: the output shape and each operand's. */
 export interface BroadcastOptions {
   out: readonly number[];
-  a: readonly number[] | null;
-  b: readonly number[] | null;
+  a: readonly number[];
+  b: readonly number[];
 }
 
 /**
  * The kernel computing `out[i] = expression(a[ia], b[ib])`, one element per invocation, with
- * `ia`, `ib` found from `i` through the baked-in shapes and strides; a number operand is
- * `params.scalar` (`scalar` true), the other a tensor.
+ * `ia`, `ib` found from `i` through the baked-in shapes and strides.
  */
 export function broadcastKernel(
   name: string,
   expression: BinaryExpression,
-  scalar: boolean,
 ): KernelSpec<BroadcastOptions> {
   return {
-    name: `${name}_broadcast${scalar ? "_scalar" : ""}`,
-    key: ({ out, a, b }) =>
-      [out, a, b].map((s) => (s === null ? "s" : s.join("x") || "0d")).join("_"),
-    bindings: ({ a, b }) => [
-      ...(a === null ? [] : [{ name: "in0", role: "input" as const }]),
-      ...(b === null ? [] : [{ name: "in1", role: "input" as const }]),
+    name: `${name}_broadcast`,
+    key: ({ out, a, b }) => [out, a, b].map((s) => s.join("x") || "0d").join("_"),
+    bindings: () => [
+      { name: "in0", role: "input" },
+      { name: "in1", role: "input" },
       { name: "out", role: "write" },
     ],
-    params: scalar ? "scalar: f32" : undefined,
     plan: ({ out }, policy) => ({
       workgroupSize: policy.elementwiseWorkgroup,
       groups: Math.ceil(sizeOf(out) / policy.elementwiseWorkgroup),
     }),
     body: ({ out, a, b }, { plan }) => {
-      const sa = a === null ? null : alignedStrides(a, out);
-      const sb = b === null ? null : alignedStrides(b, out);
+      const sa = alignedStrides(a, out);
+      const sb = alignedStrides(b, out);
       const steps: string[] = [];
       for (let d = out.length - 1; d >= 0; d--) {
         const terms = [
-          sa && sa[d] ? ` ia += c * ${u32(sa[d])};` : "",
-          sb && sb[d] ? ` ib += c * ${u32(sb[d])};` : "",
+          sa[d] ? ` ia += c * ${u32(sa[d])};` : "",
+          sb[d] ? ` ib += c * ${u32(sb[d])};` : "",
         ].join("");
         if (out[d] === 1 || terms === "") continue;
         steps.push(`    { let c = rest % ${u32(out[d])}; rest = rest / ${u32(out[d])};${terms} }`);
-        // After the last dimension that moves an index, the rest is never read.
       }
-      const x0 = a === null ? "params.scalar" : "in0At(ia)";
-      const x1 = b === null ? "params.scalar" : "in1At(ib)";
       return /* wgsl */ `
   let i = group * ${u32(plan.workgroupSize)} + lid;
   if (i < ${u32(sizeOf(out))}) {
     var rest = i; var ia = 0u; var ib = 0u;
 ${steps.join("\n")}
-    let x0 = ${x0}; let x1 = ${x1};
+    let x0 = in0At(ia); let x1 = in1At(ib);
     out[i] = ${expression("x0", "x1")};
   }`;
     },

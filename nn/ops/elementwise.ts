@@ -101,8 +101,47 @@ interface BinaryKernels {
   map: KernelSpec<MapOptions>;
   /** Two tensors of different shapes. */
   broadcast: KernelSpec<BroadcastOptions>;
-  /** A tensor and a number (in `params`). */
-  scalar: KernelSpec<BroadcastOptions>;
+  /** A tensor and a number (in `params`): 4 elements per invocation. */
+  mapScalar: KernelSpec<ScalarMapOptions>;
+}
+
+/** Options of the vec4 kernel of a tensor and a number. */
+interface ScalarMapOptions {
+  size: number;
+  /** Whether the number is the first operand. */
+  numberFirst: boolean;
+}
+
+/**
+ * `out = expression(x0, x1)` 4 elements at a time, one operand the tensor `in0`, the other the
+ * number `params.scalar` (a uniform load at a constant offset: one load and a broadcast).
+ */
+function scalarMapKernel(
+  name: string,
+  expression: (x0: string, x1: string) => string,
+): KernelSpec<ScalarMapOptions> {
+  return {
+    name: `${name}_scalar`,
+    key: ({ size, numberFirst }) => `${size}${numberFirst ? "_first" : ""}`,
+    bindings: () => [
+      { name: "in0", role: "input" },
+      { name: "out", role: "write", type: "vec4<f32>" },
+    ],
+    params: "scalar: f32",
+    plan: ({ size }, policy) => ({
+      workgroupSize: policy.elementwiseWorkgroup,
+      groups: Math.ceil(Math.ceil(size / 4) / policy.elementwiseWorkgroup),
+    }),
+    body: ({ size, numberFirst }, { plan }) => {
+      const [x0, x1] = numberFirst ? ["s", "v"] : ["v", "s"];
+      return /* wgsl */ `
+  let j = group * ${u32(plan.workgroupSize)} + lid;
+  if (j < ${u32(Math.ceil(size / 4))}) {
+    let v = in0Vec4(j); let s = vec4<f32>(params.scalar);
+    out[j] = ${expression(x0, x1)};
+  }`;
+    },
+  };
 }
 
 /** The kernels of `op`, whose WGSL is `expression` on f32 or (`vec`) vec4 values. */
@@ -114,8 +153,8 @@ function binaryKernels(
   const scalar = (x0: string, x1: string) => expression(x0, x1, false);
   return {
     map,
-    broadcast: broadcastKernel(op, scalar, false),
-    scalar: broadcastKernel(op, scalar, true),
+    broadcast: broadcastKernel(op, scalar),
+    mapScalar: scalarMapKernel(op, (x0, x1) => expression(x0, x1, true)),
   };
 }
 
@@ -158,19 +197,21 @@ function binary(op: BinaryOp, a: Operand, b: Operand): Tensor {
   ) {
     return map(kernels.map, [a, b]);
   }
+  if (typeof a === "number" || typeof b === "number") {
+    const [only, number] = typeof a === "number" ? [b as Tensor, a] : [a, b as number];
+    const out = Tensor.empty(only.shape);
+    if (out.size === 0) return out;
+    runKernel(
+      kernels.mapScalar,
+      { size: out.size, numberFirst: typeof a === "number" },
+      { in0: only, out },
+      { params: new Float32Array([number]) },
+    );
+    return out;
+  }
   const out = Tensor.empty(shape);
   if (out.size === 0) return out;
-  const options = {
-    out: shape,
-    a: typeof a === "number" ? null : a.shape,
-    b: typeof b === "number" ? null : b.shape,
-  };
-  const resources: Record<string, Tensor> = { out };
-  if (typeof a !== "number") resources.in0 = a;
-  if (typeof b !== "number") resources.in1 = b;
-  const number = typeof a === "number" ? a : typeof b === "number" ? b : null;
-  if (number === null) runKernel(kernels.broadcast, options, resources);
-  else runKernel(kernels.scalar, options, resources, { params: new Float32Array([number]) });
+  runKernel(kernels.broadcast, { out: shape, a: a.shape, b: b.shape }, { in0: a, in1: b, out });
   return out;
 }
 
