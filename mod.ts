@@ -89,7 +89,17 @@ export {
   type TypedArray,
   zeros,
 } from "./nn/tensor.ts";
-export { add, mul, relu, scale, sub } from "./nn/ops/elementwise.ts";
+export {
+  add,
+  div,
+  maximum,
+  minimum,
+  mul,
+  type Operand,
+  relu,
+  scale,
+  sub,
+} from "./nn/ops/elementwise.ts";
 export {
   abs,
   clamp,

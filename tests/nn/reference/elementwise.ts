@@ -52,3 +52,107 @@ export function mulBackwardReference(
 ): [Float64Array, Float64Array] {
   return [Float64Array.from(grad, (g, i) => g * b[i]), Float64Array.from(grad, (g, i) => g * a[i])];
 }
+
+/** The broadcasting binary ops. */
+export type BinaryOpName = "add" | "sub" | "mul" | "div" | "maximum" | "minimum";
+
+/** The shape a and b broadcast to (NumPy rules); throws when they do not. */
+export function broadcastShapeReference(a: readonly number[], b: readonly number[]): number[] {
+  const rank = Math.max(a.length, b.length);
+  return Array.from({ length: rank }, (_, d) => {
+    const da = a[d - (rank - a.length)] ?? 1;
+    const db = b[d - (rank - b.length)] ?? 1;
+    if (da !== db && da !== 1 && db !== 1) throw new Error("shapes do not broadcast");
+    return Math.max(da, db);
+  });
+}
+
+/** For each element of the broadcast shape, the index of a and of b it reads. */
+function broadcastIndices(
+  aShape: readonly number[],
+  bShape: readonly number[],
+): [number, number][] {
+  const out = broadcastShapeReference(aShape, bShape);
+  const size = out.reduce((x, y) => x * y, 1);
+  const index = (shape: readonly number[], coords: number[]) => {
+    let i = 0;
+    for (const [k, d] of shape.entries()) {
+      const c = coords[k + coords.length - shape.length];
+      i = i * d + (d === 1 ? 0 : c);
+    }
+    return i;
+  };
+  return Array.from({ length: size }, (_, i) => {
+    const coords: number[] = [];
+    for (let d = out.length - 1; d >= 0; d--) {
+      coords.unshift(i % out[d]);
+      i = Math.floor(i / out[d]);
+    }
+    return [index(aShape, coords), index(bShape, coords)];
+  });
+}
+
+function apply(op: BinaryOpName, x: number, y: number): number {
+  switch (op) {
+    case "add":
+      return x + y;
+    case "sub":
+      return x - y;
+    case "mul":
+      return x * y;
+    case "div":
+      return x / y;
+    case "maximum":
+      return Math.max(x, y); // NaN if either is
+    case "minimum":
+      return Math.min(x, y);
+  }
+}
+
+/** d(op)/dx and d(op)/dy at (x, y); max/min: half each on ties, both on NaN (as PyTorch). */
+function partials(op: BinaryOpName, x: number, y: number): [number, number] {
+  switch (op) {
+    case "add":
+      return [1, 1];
+    case "sub":
+      return [1, -1];
+    case "mul":
+      return [y, x];
+    case "div":
+      return [1 / y, -x / (y * y)];
+    case "maximum":
+      return x === y ? [0.5, 0.5] : [x < y ? 0 : 1, x > y ? 0 : 1];
+    case "minimum":
+      return x === y ? [0.5, 0.5] : [x > y ? 0 : 1, x < y ? 0 : 1];
+  }
+}
+
+/** op(a, b) with a of `aShape` and b of `bShape`, broadcasting. */
+export function binaryReference(
+  op: BinaryOpName,
+  a: ArrayLike<number>,
+  aShape: readonly number[],
+  b: ArrayLike<number>,
+  bShape: readonly number[],
+): Float64Array {
+  return Float64Array.from(broadcastIndices(aShape, bShape), ([i, j]) => apply(op, a[i], b[j]));
+}
+
+/** The gradients of op(a, b), broadcasting: each summed back to its operand's shape. */
+export function binaryBackwardReference(
+  op: BinaryOpName,
+  grad: ArrayLike<number>,
+  a: ArrayLike<number>,
+  aShape: readonly number[],
+  b: ArrayLike<number>,
+  bShape: readonly number[],
+): [Float64Array, Float64Array] {
+  const ga = new Float64Array(a.length);
+  const gb = new Float64Array(b.length);
+  for (const [k, [i, j]] of broadcastIndices(aShape, bShape).entries()) {
+    const [da, db] = partials(op, a[i], b[j]);
+    ga[i] += grad[k] * da;
+    gb[j] += grad[k] * db;
+  }
+  return [ga, gb];
+}
