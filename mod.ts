@@ -96,6 +96,7 @@ export {
   minimum,
   mul,
   type Operand,
+  pow,
   relu,
   scale,
   sub,

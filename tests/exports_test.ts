@@ -157,6 +157,7 @@ const EXPECTED: Record<string, readonly string[]> = {
     "noGrad",
     "ones",
     "perClassAccuracy",
+    "pow",
     "randNormal",
     "randUniform",
     "relu",

@@ -1,5 +1,5 @@
 /**
- * Element-wise ops: add, sub, mul, div, maximum, minimum (broadcasting, a number on either side),
+ * Element-wise ops: add, sub, mul, div, maximum, minimum, pow (broadcasting, a number on either side),
  * scale, relu.
  *
  * Operands of equal shapes go through one kernel factory: each invocation reads 4 elements of every input (through
@@ -93,7 +93,58 @@ function pick(fn: "max" | "min", x0: string, x1: string, vec: boolean): string {
   return `select(${fn}(${x0}, ${x1}), ${x0} + ${x1}, ${nan})`;
 }
 
-type BinaryOp = "add" | "sub" | "mul" | "div" | "maximum" | "minimum" | "max_weight" | "min_weight";
+/**
+ * a^b as PyTorch (C's `pow`): a negative base takes integer exponents only (NaN otherwise, the
+ * sign from odd ones), 0 to a negative power is inf, x^0 = 1 and 1^y = 1 even for NaN. `a` and
+ * `b` are names (evaluated several times). WGSL's own `pow` is only defined for a > 0.
+ */
+function powExpression(a: string, b: string, vec: boolean): string {
+  const t = vec ? "vec4<f32>" : "f32";
+  const tu = vec ? "vec4<u32>" : "u32";
+  const magnitude = `pow(abs(${a}), ${b})`;
+  // Bit patterns built from a runtime value, so that no constant is inf or NaN.
+  const inf = `bitcast<${t}>((bitcast<${tu}>(${a}) & ${tu}(0u)) | ${tu}(0x7f800000u))`;
+  const nan = `bitcast<${t}>(bitcast<${tu}>(${a}) | ${tu}(0x7fc00000u))`;
+  const integer = `(floor(${b}) == ${b})`;
+  const odd = `(${integer} & (${b} - ${t}(2.0) * floor(${b} * ${t}(0.5)) == ${t}(1.0)))`;
+  const atZero = `select(${t}(0.0), ${inf}, ${b} < ${t}(0.0))`;
+  const unsigned = `select(${magnitude}, ${atZero}, abs(${a}) == ${t}(0.0))`;
+  const negative = `((bitcast<${tu}>(${a}) & ${tu}(0x80000000u)) != ${tu}(0u))`;
+  const signed = `select(${unsigned}, -${unsigned}, ${odd} & ${negative})`;
+  // WGSL's pow need not keep NaN (llvmpipe's gives 0 for NaN^-3): NaN in, NaN out.
+  const anyNan = vec ? `(${isNan4(a)} | ${isNan4(b)})` : `(${isNan(a)} | ${isNan(b)})`;
+  const real = `select(${signed}, ${nan}, ((${a} < ${t}(0.0)) & !${integer}) | ${anyNan})`;
+  return `select(${real}, ${t}(1.0), (${b} == ${t}(0.0)) | (${a} == ${t}(1.0)))`;
+}
+
+/** d(a^b)/da as PyTorch: b * a^(b - 1), 0 where b == 0. */
+function powGradBase(a: string, b: string, vec: boolean): string {
+  const t = vec ? "vec4<f32>" : "f32";
+  return `select(${b} * ${
+    powExpression(a, `(${b} - ${t}(1.0))`, vec)
+  }, ${t}(0.0), ${b} == ${t}(0.0))`;
+}
+
+/** d(a^b)/db as PyTorch: a^b * ln a, 0 where a == 0 and b >= 0. */
+function powGradExponent(a: string, b: string, vec: boolean): string {
+  const t = vec ? "vec4<f32>" : "f32";
+  return `select(${
+    powExpression(a, b, vec)
+  } * log(${a}), ${t}(0.0), (${a} == ${t}(0.0)) & (${b} >= ${t}(0.0)))`;
+}
+
+type BinaryOp =
+  | "add"
+  | "sub"
+  | "mul"
+  | "div"
+  | "maximum"
+  | "minimum"
+  | "max_weight"
+  | "min_weight"
+  | "pow"
+  | "pow_grad_base"
+  | "pow_grad_exponent";
 
 /** The kernels of one binary op. */
 interface BinaryKernels {
@@ -167,6 +218,9 @@ const BINARY: Record<BinaryOp, BinaryKernels> = {
   minimum: binaryKernels("minimum", (a, b, vec) => pick("min", a, b, vec)),
   max_weight: binaryKernels("max_weight", maxWeight),
   min_weight: binaryKernels("min_weight", minWeight),
+  pow: binaryKernels("pow", powExpression),
+  pow_grad_base: binaryKernels("pow_grad_base", powGradBase),
+  pow_grad_exponent: binaryKernels("pow_grad_exponent", powGradExponent),
 };
 
 /** An operand of the broadcasting binary ops: a tensor, or a number (which gets no gradient). */
@@ -299,6 +353,32 @@ export function maximum(a: Operand, b: Operand): Tensor {
 export function minimum(a: Operand, b: Operand): Tensor {
   const out = binary("minimum", a, b);
   return record("minimum", out, a, b, (grad, which) => pickGrad("min_weight", grad, a, b, which));
+}
+
+/**
+ * a raised to the power b, element by element, broadcasting; either may be a number. As
+ * PyTorch: a negative base with an integer exponent keeps its sign for odd ones (NaN for other
+ * exponents), 0^0 = 1, x^0 = 1 and 1^y = 1 even for NaN. Differentiable in both: d/da =
+ * b·a^(b-1) (0 where b = 0), d/db = a^b·ln a (0 where a = 0 and b >= 0).
+ *
+ * @example Squares, and powers of two
+ * ```ts
+ * import { init, pow, tensor } from "@wgtorch/wgtorch";
+ *
+ * await init();
+ * const x = tensor([-2, 0, 3], [3]);
+ * console.log(await pow(x, 2).toArray()); // [4, 0, 9]
+ * console.log(await pow(2, x).toArray()); // [0.25, 1, 8]
+ * ```
+ */
+export function pow(a: Operand, b: Operand): Tensor {
+  const out = binary("pow", a, b);
+  return record("pow", out, a, b, (grad, which) => {
+    const partial = binary(which === 0 ? "pow_grad_base" : "pow_grad_exponent", a, b);
+    const result = binary("mul", grad, partial);
+    partial.dispose();
+    return result;
+  });
 }
 
 /** grad times the weight of operand `which` in maximum/minimum, at the output's shape. */

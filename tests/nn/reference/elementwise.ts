@@ -56,6 +56,17 @@ export function mulBackwardReference(
 /** The broadcasting binary ops. */
 export type BinaryOpName = "add" | "sub" | "mul" | "div" | "maximum" | "minimum";
 
+/** The broadcasting ops of `binaryReference`: the binary ops and pow. */
+export type BroadcastOpName = BinaryOpName | "pow";
+
+/**
+ * a^b as PyTorch (C's `pow`): JavaScript's `**` agrees except 1^NaN, which is 1 in C (and
+ * PyTorch) but NaN in JavaScript.
+ */
+export function powReference(x: number, y: number): number {
+  return x === 1 ? 1 : x ** y;
+}
+
 /** The shape a and b broadcast to (NumPy rules); throws when they do not. */
 export function broadcastShapeReference(a: readonly number[], b: readonly number[]): number[] {
   const rank = Math.max(a.length, b.length);
@@ -92,8 +103,10 @@ function broadcastIndices(
   });
 }
 
-function apply(op: BinaryOpName, x: number, y: number): number {
+function apply(op: BroadcastOpName, x: number, y: number): number {
   switch (op) {
+    case "pow":
+      return powReference(x, y);
     case "add":
       return x + y;
     case "sub":
@@ -109,9 +122,14 @@ function apply(op: BinaryOpName, x: number, y: number): number {
   }
 }
 
-/** d(op)/dx and d(op)/dy at (x, y); max/min: half each on ties, both on NaN (as PyTorch). */
-function partials(op: BinaryOpName, x: number, y: number): [number, number] {
+/** d(op)/dx and d(op)/dy at (x, y) (pow: as PyTorch); max/min: half each on ties, both on NaN (as PyTorch). */
+function partials(op: BroadcastOpName, x: number, y: number): [number, number] {
   switch (op) {
+    case "pow": // PyTorch's pow_backward_self and pow_backward_exponent
+      return [
+        y === 0 ? 0 : y * powReference(x, y - 1),
+        x === 0 && y >= 0 ? 0 : powReference(x, y) * Math.log(x),
+      ];
     case "add":
       return [1, 1];
     case "sub":
@@ -129,7 +147,7 @@ function partials(op: BinaryOpName, x: number, y: number): [number, number] {
 
 /** op(a, b) with a of `aShape` and b of `bShape`, broadcasting. */
 export function binaryReference(
-  op: BinaryOpName,
+  op: BroadcastOpName,
   a: ArrayLike<number>,
   aShape: readonly number[],
   b: ArrayLike<number>,
@@ -140,7 +158,7 @@ export function binaryReference(
 
 /** The gradients of op(a, b), broadcasting: each summed back to its operand's shape. */
 export function binaryBackwardReference(
-  op: BinaryOpName,
+  op: BroadcastOpName,
   grad: ArrayLike<number>,
   a: ArrayLike<number>,
   aShape: readonly number[],
