@@ -89,6 +89,7 @@ export {
   type TypedArray,
   zeros,
 } from "./nn/tensor.ts";
+export { eq, ge, gt, le, lt, ne, where } from "./nn/ops/compare.ts";
 export {
   add,
   div,

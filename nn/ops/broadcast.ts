@@ -39,7 +39,7 @@ export function broadcastShapes(
 }
 
 /** The strides of `shape` as read at the coordinates of `out` (0 along stretched dimensions). */
-function alignedStrides(shape: readonly number[], out: readonly number[]): number[] {
+export function alignedStrides(shape: readonly number[], out: readonly number[]): number[] {
   const strides = new Array<number>(out.length).fill(0);
   let stride = 1;
   for (let k = 1; k <= shape.length; k++) {
