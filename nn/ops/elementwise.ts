@@ -11,55 +11,17 @@
  */
 
 import { recordOp } from "../autograd.ts";
-import { f32, u32 } from "../gpu/kernel.ts";
+import { u32 } from "../gpu/kernel.ts";
 import { type KernelSpec, runKernel } from "../gpu/program.ts";
 import { Tensor } from "../tensor.ts";
+import { mapKernel, type MapOptions, runMap } from "./map_kernel.ts";
 import { broadcastKernel, type BroadcastOptions, broadcastShapes, sumTo } from "./broadcast.ts";
 import { isNan, isNan4, relu4 } from "./nan_wgsl.ts";
-
-/** Shape and options of one element-wise kernel. */
-interface MapOptions {
-  size: number;
-  /** The factor of `scale`. */
-  factor?: number;
-}
-
-/**
- * A kernel computing `out = expression` element by element, 4 at a time: the expression reads
- * the inputs as `vec4<f32>` values `x0`, `x1`, ... and gives a `vec4<f32>`, stored with one
- * vec4 store. The last vec4 may run past the size into the buffer's padding (pooled buffers are
- * whole 16-byte multiples), which nothing reads.
- */
-function mapKernel(
-  name: string,
-  arity: number,
-  expression: (options: MapOptions) => string,
-): KernelSpec<MapOptions> {
-  const inputs = Array.from({ length: arity }, (_, k) => `in${k}`);
-  return {
-    name,
-    key: ({ size, factor }) => `${size}${factor === undefined ? "" : `_${f32(factor)}`}`,
-    bindings: () => [
-      ...inputs.map((input) => ({ name: input, role: "input" as const })),
-      { name: "out", role: "write", type: "vec4<f32>" },
-    ],
-    plan: ({ size }, policy) => ({
-      workgroupSize: policy.elementwiseWorkgroup,
-      groups: Math.ceil(Math.ceil(size / 4) / policy.elementwiseWorkgroup),
-    }),
-    body: (options, { plan }) => {
-      const loads = inputs.map((input, k) => `let x${k} = ${input}Vec4(j);`).join(" ");
-      return /* wgsl */ `
-  let j = group * ${u32(plan.workgroupSize)} + lid;
-  if (j < ${u32(Math.ceil(options.size / 4))}) { ${loads} out[j] = ${expression(options)}; }`;
-    },
-  };
-}
 
 const ADD = mapKernel("add", 2, () => "x0 + x1");
 const SUB = mapKernel("sub", 2, () => "x0 - x1");
 const MUL = mapKernel("mul", 2, () => "x0 * x1");
-const SCALE = mapKernel("scale", 1, ({ factor }) => `x0 * ${f32(factor!)}`);
+const SCALE = mapKernel("scale", 1, ([factor]) => `x0 * ${factor}`);
 const RELU = mapKernel("relu", 1, () => relu4("x0"));
 /** 0 where the output x1 <= 0, else the gradient x0 (NaN outputs pass it). */
 const RELU_BACKWARD = mapKernel(
@@ -67,13 +29,6 @@ const RELU_BACKWARD = mapKernel(
   2,
   () => `select(select(vec4<f32>(0.0), x0, x1 > vec4<f32>(0.0)), x0, ${isNan4("x1")})`,
 );
-
-function map(spec: KernelSpec<MapOptions>, inputs: readonly Tensor[], factor?: number): Tensor {
-  const out = Tensor.empty(inputs[0].shape);
-  const resources = Object.fromEntries(inputs.map((input, k) => [`in${k}`, input]));
-  runKernel(spec, { size: out.size, factor }, { ...resources, out });
-  return out;
-}
 
 /** Weight of x0's gradient in maximum(x0, x1): 1 if larger (or NaN), 0.5 on ties, else 0. */
 function maxWeight(x0: string, x1: string, vec: boolean): string {
@@ -249,7 +204,7 @@ function binary(op: BinaryOp, a: Operand, b: Operand): Tensor {
     typeof a !== "number" && typeof b !== "number" && a.shape.length === b.shape.length &&
     a.shape.every((d, i) => d === b.shape[i])
   ) {
-    return map(kernels.map, [a, b]);
+    return runMap(kernels.map, [a, b]);
   }
   if (typeof a === "number" || typeof b === "number") {
     const [only, number] = typeof a === "number" ? [b as Tensor, a] : [a, b as number];
@@ -397,13 +352,13 @@ function pickGrad(
 
 /** x * factor. */
 export function scale(x: Tensor, factor: number): Tensor {
-  const out = map(SCALE, [x], factor);
+  const out = runMap(SCALE, [x], [factor]);
   return recordOp("scale", out, [x], (grad) => [scale(grad, factor)]);
 }
 
 /** max(x, 0), NaN staying NaN (as PyTorch). */
 export function relu(x: Tensor): Tensor {
-  const out = map(RELU, [x]);
+  const out = runMap(RELU, [x]);
   return recordOp("relu", out, [x], (grad) => [reluBackward(grad, out)]);
 }
 
@@ -412,5 +367,5 @@ export function relu(x: Tensor): Tensor {
  * as PyTorch's `threshold_backward`).
  */
 function reluBackward(grad: Tensor, output: Tensor): Tensor {
-  return map(RELU_BACKWARD, [grad, output]);
+  return runMap(RELU_BACKWARD, [grad, output]);
 }

@@ -13,17 +13,10 @@
  */
 
 import { recordOp } from "../autograd.ts";
-import { f32, u32 } from "../gpu/kernel.ts";
-import { type KernelSpec, runKernel } from "../gpu/program.ts";
-import { Tensor } from "../tensor.ts";
+import type { KernelSpec } from "../gpu/program.ts";
+import type { Tensor } from "../tensor.ts";
+import { mapKernel, type MapOptions, runMap } from "./map_kernel.ts";
 import { isNan4 } from "./nan_wgsl.ts";
-
-/** Shape and baked constants of one unary kernel. */
-interface UnaryOptions {
-  size: number;
-  /** Constants baked into the code (part of the key). */
-  constants: readonly number[];
-}
 
 const ZERO = "vec4<f32>(0.0)";
 /** NaN where x0 < 0 (built from x0's bits: a constant NaN is a WGSL compile error). */
@@ -32,40 +25,21 @@ const NAN = "bitcast<vec4<f32>>(bitcast<vec4<u32>>(x0) | vec4<u32>(0x7fc00000u))
 const INF = "bitcast<vec4<f32>>(bitcast<vec4<u32>>(x0) | vec4<u32>(0x7f800000u))";
 
 /**
- * A kernel computing `out = expression` 4 elements at a time: the expression reads the inputs as
- * `vec4<f32>` values `x0`, `x1`, ... and the baked constants as WGSL literals `c[k]`.
+ * A map kernel (`map_kernel.ts`) whose prelude holds the WGSL helpers its expression calls.
  */
 function unaryKernel(
   name: string,
   arity: number,
   expression: (c: readonly string[]) => string,
   params?: string,
-): KernelSpec<UnaryOptions> {
-  const inputs = Array.from({ length: arity }, (_, k) => `in${k}`);
-  return {
-    name,
-    key: ({ size, constants }) => [size, ...constants.map(f32)].join("_"),
-    bindings: () => [
-      ...inputs.map((input) => ({ name: input, role: "input" as const })),
-      { name: "out", role: "write", type: "vec4<f32>" },
-    ],
-    plan: ({ size }, policy) => ({
-      workgroupSize: policy.elementwiseWorkgroup,
-      groups: Math.ceil(Math.ceil(size / 4) / policy.elementwiseWorkgroup),
-    }),
-    params,
-    prelude: ({ constants }) => {
-      const code = expression(constants.map(f32));
-      return HELPERS.filter(([helper]) => code.includes(`${helper}(`)).map(([, wgsl]) => wgsl)
-        .join("\n");
-    },
-    body: ({ size, constants }, { plan }) => {
-      const loads = inputs.map((input, k) => `let x${k} = ${input}Vec4(j);`).join(" ");
-      return /* wgsl */ `
-  let j = group * ${u32(plan.workgroupSize)} + lid;
-  if (j < ${u32(Math.ceil(size / 4))}) { ${loads} out[j] = ${expression(constants.map(f32))}; }`;
-    },
-  };
+): KernelSpec<MapOptions> {
+  return mapKernel(name, arity, expression, { params, prelude: helpersFor });
+}
+
+/** The WGSL helpers (`HELPERS`) that `code` calls. */
+function helpersFor(code: string): string {
+  return HELPERS.filter(([helper]) => code.includes(`${helper}(`)).map(([, wgsl]) => wgsl)
+    .join("\n");
 }
 
 /**
@@ -211,23 +185,6 @@ function checkF32(op: string, x: Tensor): void {
   if (x.dtype !== "f32") throw new Error(`${op}: needs an f32 tensor, got ${x.dtype}`);
 }
 
-function run(
-  spec: KernelSpec<UnaryOptions>,
-  inputs: readonly Tensor[],
-  constants: readonly number[] = [],
-  params?: Float32Array,
-): Tensor {
-  const out = Tensor.empty(inputs[0].shape);
-  const resources = Object.fromEntries(inputs.map((input, k) => [`in${k}`, input]));
-  runKernel(
-    spec,
-    { size: out.size, constants },
-    { ...resources, out },
-    params ? { params } : {},
-  );
-  return out;
-}
-
 /**
  * One unary op: the forward kernel, and a backward kernel given the output gradient and the
  * saved input (or, with `savesOutput`, the output).
@@ -235,8 +192,8 @@ function run(
 function unary(
   name: string,
   x: Tensor,
-  forward: KernelSpec<UnaryOptions>,
-  backward: KernelSpec<UnaryOptions>,
+  forward: KernelSpec<MapOptions>,
+  backward: KernelSpec<MapOptions>,
   { constants = [], params, savesOutput = false }: {
     constants?: readonly number[];
     params?: Float32Array;
@@ -244,17 +201,17 @@ function unary(
   } = {},
 ): Tensor {
   checkF32(name, x);
-  const out = run(forward, [x], constants, params);
+  const out = runMap(forward, [x], constants, params);
   return recordOp(name, out, [x], (grad) => [
-    run(backward, [grad, savesOutput ? out : x], constants, params),
+    runMap(backward, [grad, savesOutput ? out : x], constants, params),
   ]);
 }
 
 /** -x. */
 export function neg(x: Tensor): Tensor {
   checkF32("neg", x);
-  const out = run(NEG, [x]);
-  return recordOp("neg", out, [x], (grad) => [run(NEG, [grad])]);
+  const out = runMap(NEG, [x]);
+  return recordOp("neg", out, [x], (grad) => [runMap(NEG, [grad])]);
 }
 
 /** |x|; its gradient is sign(x), 0 at 0 and at NaN (as PyTorch). */
