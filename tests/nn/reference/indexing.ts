@@ -119,7 +119,7 @@ export function oneHotReference(index: ArrayLike<number>, classes: number): Floa
  */
 export function toI32Reference(v: number): number {
   if (Number.isNaN(v)) return 0;
-  return Math.min(Math.max(Math.trunc(v), -(2 ** 31)), 2 ** 31 - 1);
+  return Math.min(Math.max(Math.trunc(v), -(2 ** 31)), 2 ** 31 - 1) + 0; // + 0: no -0
 }
 
 /** → u8: an integer wrapped modulo 256 (a float first truncated as `toI32Reference`). */
