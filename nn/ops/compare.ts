@@ -7,6 +7,10 @@
  * byte k is element 4j + k). `where` reads a `u8` mask byte by byte from its words, or an `f32`
  * tensor as true where nonzero.
  *
+ * Dtypes: integer operands (i32 or u8 tensors, integer numbers within i32's range) are compared
+ * exactly, as i32 (a u8 tensor cast to i32 first); any other mix is compared as f32, the
+ * integer tensors cast first (PyTorch's type promotion).
+ *
  * @module
  */
 
@@ -16,6 +20,7 @@ import { type BindingSpec, type KernelSpec, runKernel } from "../gpu/program.ts"
 import { Tensor } from "../tensor.ts";
 import { alignedStrides, broadcastShapes, sumTo } from "./broadcast.ts";
 import type { Operand } from "./elementwise.ts";
+import { cast } from "./cast.ts";
 import { isNan } from "./nan_wgsl.ts";
 
 /** The comparisons. */
@@ -62,28 +67,36 @@ interface CompareOptions {
   number: "none" | "a" | "b";
 }
 
-/** The comparison kernel of `op`: 4 results per invocation, packed into one u32. */
-function compareKernel(op: CompareOp): KernelSpec<CompareOptions> {
+/**
+ * The comparison kernel of `op`: 4 results per invocation, packed into one u32. With `int`, the
+ * operands are i32 arrays and the number an i32.
+ */
+function compareKernel(op: CompareOp, int = false): KernelSpec<CompareOptions> {
+  const operand = (name: string): BindingSpec =>
+    int ? { name, role: "read", type: "i32" } : { name, role: "input" };
   return {
-    name: op,
+    name: int ? `${op}_i32` : op,
     key: ({ out, a, b, number }) =>
       [out, a, b].map((s) => s.join("x") || "0d").join("_") + `_${number}`,
     bindings: ({ number }) => [
-      ...(number === "a" ? [] : [{ name: "in0", role: "input" } as BindingSpec]),
-      ...(number === "b" ? [] : [{ name: number === "a" ? "in0" : "in1", role: "input" } as const]),
+      ...(number === "a" ? [] : [operand("in0")]),
+      ...(number === "b" ? [] : [operand(number === "a" ? "in0" : "in1")]),
       { name: "out", role: "write", type: "u32" },
     ],
-    params: "scalar: f32",
+    params: int ? "scalar: i32" : "scalar: f32",
     plan: ({ out }, policy) => ({
       workgroupSize: policy.elementwiseWorkgroup,
       groups: Math.ceil(Math.ceil(sizeOf(out) / 4) / policy.elementwiseWorkgroup),
     }),
     body: ({ out, a, b, number }, { plan }) => {
       const size = sizeOf(out);
-      const x0 = number === "a" ? "params.scalar" : "in0At(ia)";
-      const x1 = number === "b" ? "params.scalar" : number === "a" ? "in0At(ib)" : "in1At(ib)";
+      const read = (name: string, index: string) =>
+        int ? `${name}[${index}]` : `${name}At(${index})`;
+      const x0 = number === "a" ? "params.scalar" : read("in0", "ia");
+      const x1 = number === "b" ? "params.scalar" : read(number === "a" ? "in0" : "in1", "ib");
       // NaN compares false, except `ne` (tested by bits: a compiler may assume no NaN).
       const nanResult = op === "ne" ? "true" : "false";
+      const nan = int ? "false" : `${isNan("x0")} || ${isNan("x1")}`;
       return /* wgsl */ `
   let j = group * ${u32(plan.workgroupSize)} + lid;
   if (j < ${u32(Math.ceil(size / 4))}) {
@@ -93,7 +106,7 @@ function compareKernel(op: CompareOp): KernelSpec<CompareOptions> {
       if (i < ${u32(size)}) {
         ${indexSteps(out, [a, b], ["ia", "ib"])}
         let x0 = ${x0}; let x1 = ${x1};
-        let hit = select(x0 ${OPERATORS[op]} x1, ${nanResult}, ${isNan("x0")} || ${isNan("x1")});
+        let hit = select(x0 ${OPERATORS[op]} x1, ${nanResult}, ${nan});
         word |= select(0u, 1u, hit) << (k * 8u);
       }
     }
@@ -112,6 +125,22 @@ const KERNELS: Record<CompareOp, KernelSpec<CompareOptions>> = {
   ge: compareKernel("ge"),
 };
 
+const INT_KERNELS: Record<CompareOp, KernelSpec<CompareOptions>> = {
+  eq: compareKernel("eq", true),
+  ne: compareKernel("ne", true),
+  lt: compareKernel("lt", true),
+  le: compareKernel("le", true),
+  gt: compareKernel("gt", true),
+  ge: compareKernel("ge", true),
+};
+
+/** Whether `x` is an integer operand: an i32 or u8 tensor, or an integer number within i32. */
+function isIntOperand(x: Operand): boolean {
+  return typeof x === "number"
+    ? Number.isInteger(x) && x >= -(2 ** 31) && x < 2 ** 31
+    : x.dtype === "i32" || x.dtype === "u8";
+}
+
 function shapeOf(x: Operand): readonly number[] {
   return typeof x === "number" ? [] : x.shape;
 }
@@ -120,7 +149,10 @@ function shapeOf(x: Operand): readonly number[] {
 function checkF32(op: string, operands: readonly Operand[], names: readonly string[]): void {
   for (const [k, x] of operands.entries()) {
     if (typeof x !== "number" && x.dtype !== "f32") {
-      throw new Error(`${op}: ${names[k]} must be an f32 tensor or a number, got ${x.dtype}`);
+      throw new Error(
+        `${op}: ${names[k]} must be an f32 tensor or a number, got ${x.dtype} ` +
+          `(cast(${names[k]}, "f32") first)`,
+      );
     }
   }
 }
@@ -129,7 +161,28 @@ function compare(op: CompareOp, a: Operand, b: Operand): Tensor {
   if (typeof a === "number" && typeof b === "number") {
     throw new Error(`${op}: needs at least one tensor, got two numbers`);
   }
-  checkF32(op, [a, b], ["a", "b"]);
+  if (
+    (typeof a === "number" || a.dtype === "f32") && (typeof b === "number" || b.dtype === "f32")
+  ) {
+    return compareAs(op, a, b, false);
+  }
+  // Promotion: integers compared as i32, any other mix as f32.
+  const int = isIntOperand(a) && isIntOperand(b);
+  const to = int ? "i32" : "f32";
+  const casts: Tensor[] = [];
+  const convert = (x: Operand): Operand => {
+    if (typeof x === "number" || x.dtype === to) return x;
+    const converted = cast(x, to);
+    casts.push(converted);
+    return converted;
+  };
+  const mask = compareAs(op, convert(a), convert(b), int);
+  for (const t of casts) t.dispose();
+  return mask;
+}
+
+/** The comparison of f32 (or, with `int`, i32) operands. */
+function compareAs(op: CompareOp, a: Operand, b: Operand, int: boolean): Tensor {
   const out = broadcastShapes(op, shapeOf(a), shapeOf(b));
   const mask = Tensor.empty(out, "u8");
   if (mask.size === 0) return mask;
@@ -138,9 +191,14 @@ function compare(op: CompareOp, a: Operand, b: Operand): Tensor {
   const resources: Record<string, Tensor> = { out: mask };
   const tensors = [a, b].filter((x): x is Tensor => typeof x !== "number");
   for (const [k, t] of tensors.entries()) resources[`in${k}`] = t;
-  runKernel(KERNELS[op], { out, a: shapeOf(a), b: shapeOf(b), number }, resources, {
-    params: new Float32Array([scalar]),
-  });
+  runKernel(
+    (int ? INT_KERNELS : KERNELS)[op],
+    { out, a: shapeOf(a), b: shapeOf(b), number },
+    resources,
+    {
+      params: int ? new Int32Array([scalar]) : new Float32Array([scalar]),
+    },
+  );
   return mask;
 }
 

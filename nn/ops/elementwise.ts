@@ -7,15 +7,30 @@
  * docs/DESIGN.md). Other shapes and numbers go through the broadcast kernel (`broadcast.ts`), and
  * gradients are summed back to each operand's shape with `sumTo`.
  *
+ * Dtypes are promoted as PyTorch does where it applies (`promote`): i32 with i32 (or with an
+ * integer number) stays i32 for add, sub, mul, maximum and minimum, computed by one integer
+ * kernel (wrapping on overflow, as PyTorch); i32 with an f32 tensor or a fractional number, and
+ * `div` of integers (true division), are f32, the integer tensors cast first. A `u8` mask in
+ * arithmetic is cast to f32 (PyTorch's bool with float; wgtorch also does so for u8 with u8 and
+ * with integers, where PyTorch keeps an integer type). `pow` of integers only is refused (PyTorch
+ * keeps it an integer). f32 operands take exactly the f32 path: no extra dispatch.
+ *
  * @module
  */
 
 import { recordOp } from "../autograd.ts";
 import { u32 } from "../gpu/kernel.ts";
-import { type KernelSpec, runKernel } from "../gpu/program.ts";
+import { type BindingSpec, type KernelSpec, runKernel } from "../gpu/program.ts";
 import { Tensor } from "../tensor.ts";
 import { mapKernel, type MapOptions, runMap } from "./map_kernel.ts";
-import { broadcastKernel, type BroadcastOptions, broadcastShapes, sumTo } from "./broadcast.ts";
+import {
+  alignedStrides,
+  broadcastKernel,
+  type BroadcastOptions,
+  broadcastShapes,
+  sumTo,
+} from "./broadcast.ts";
+import { cast } from "./cast.ts";
 import { isNan, isNan4, relu4 } from "./nan_wgsl.ts";
 
 const ADD = mapKernel("add", 2, () => "x0 + x1");
@@ -187,7 +202,9 @@ function checkOperands(op: string, a: Operand, b: Operand): number[] {
   }
   const dtypes = [a, b].map((x) => typeof x === "number" ? "number" : x.dtype);
   if (dtypes.some((d) => d !== "f32" && d !== "number")) {
-    throw new Error(`${op}: needs f32 tensors, got ${dtypes.join(" and ")}`);
+    throw new Error(
+      `${op}: needs f32 tensors, got ${dtypes.join(" and ")} (cast(x, "f32") first)`,
+    );
   }
   return broadcastShapes(op, shapeOf(a), shapeOf(b));
 }
@@ -224,9 +241,153 @@ function binary(op: BinaryOp, a: Operand, b: Operand): Tensor {
   return out;
 }
 
+/** The ops that keep i32 operands i32 (as PyTorch). */
+type IntOp = "add" | "sub" | "mul" | "maximum" | "minimum";
+
+const INT_EXPRESSIONS: Record<IntOp, (x0: string, x1: string) => string> = {
+  add: (a, b) => `${a} + ${b}`,
+  sub: (a, b) => `${a} - ${b}`,
+  mul: (a, b) => `${a} * ${b}`,
+  maximum: (a, b) => `max(${a}, ${b})`,
+  minimum: (a, b) => `min(${a}, ${b})`,
+};
+
+/** Options of the integer kernel: the output's shape, each operand's, or null for the number. */
+interface IntBinaryOptions {
+  out: readonly number[];
+  a: readonly number[] | null;
+  b: readonly number[] | null;
+}
+
+/**
+ * `out[i] = expression(a[ia], b[ib])` on i32 values, one element per invocation, broadcasting
+ * through baked-in shapes and strides; a number operand is `params.scalar`. WGSL's i32
+ * arithmetic wraps on overflow, as PyTorch's.
+ */
+function intBinaryKernel(op: IntOp): KernelSpec<IntBinaryOptions> {
+  return {
+    name: `${op}_i32`,
+    key: ({ out, a, b }) => [out, a ?? ["n"], b ?? ["n"]].map((s) => s.join("x") || "0d").join("_"),
+    bindings: ({ a, b }) => [
+      ...(a ? [{ name: "in0", role: "read", type: "i32" } as BindingSpec] : []),
+      ...(b ? [{ name: "in1", role: "read", type: "i32" } as BindingSpec] : []),
+      { name: "out", role: "write", type: "i32" },
+    ],
+    params: "scalar: i32",
+    plan: ({ out }, policy) => ({
+      workgroupSize: policy.elementwiseWorkgroup,
+      groups: Math.ceil(sizeOf(out) / policy.elementwiseWorkgroup),
+    }),
+    body: ({ out, a, b }, { plan }) => {
+      const sa = alignedStrides(a ?? [], out);
+      const sb = alignedStrides(b ?? [], out);
+      const steps: string[] = [];
+      for (let d = out.length - 1; d >= 0; d--) {
+        const terms = [
+          sa[d] ? ` ia += c * ${u32(sa[d])};` : "",
+          sb[d] ? ` ib += c * ${u32(sb[d])};` : "",
+        ].join("");
+        if (out[d] === 1 || terms === "") continue;
+        steps.push(`    { let c = rest % ${u32(out[d])}; rest = rest / ${u32(out[d])};${terms} }`);
+      }
+      const x0 = a ? "in0[ia]" : "params.scalar";
+      const x1 = b ? "in1[ib]" : "params.scalar";
+      return /* wgsl */ `
+  let i = group * ${u32(plan.workgroupSize)} + lid;
+  if (i < ${u32(sizeOf(out))}) {
+    var rest = i; var ia = 0u; var ib = 0u;
+${steps.join("\n")}
+    out[i] = ${INT_EXPRESSIONS[op](x0, x1)};
+  }`;
+    },
+  };
+}
+
+const INT_BINARY: Record<IntOp, KernelSpec<IntBinaryOptions>> = {
+  add: intBinaryKernel("add"),
+  sub: intBinaryKernel("sub"),
+  mul: intBinaryKernel("mul"),
+  maximum: intBinaryKernel("maximum"),
+  minimum: intBinaryKernel("minimum"),
+};
+
+function sizeOf(shape: readonly number[]): number {
+  return shape.reduce((x, y) => x * y, 1);
+}
+
+/** Whether `x` is an integer operand: an i32 tensor, or an integer number within i32's range. */
+function isIntOperand(x: Operand): boolean {
+  return typeof x === "number"
+    ? Number.isInteger(x) && x >= -(2 ** 31) && x < 2 ** 31
+    : x.dtype === "i32";
+}
+
+/** The operands of a binary op after type promotion, and the casts made for them. */
+interface Promoted {
+  a: Operand;
+  b: Operand;
+  /** Whether they are computed as i32 (both integer operands). */
+  int: boolean;
+  /** Tensors cast to f32 here, to dispose when no longer needed (or save with the node). */
+  casts: Tensor[];
+}
+
+/**
+ * PyTorch's type promotion for the binary op `op` (see the module notes): f32 operands pass as
+ * they are; integer operands stay i32 for the integer ops; otherwise every non-f32 tensor is
+ * cast to f32. Throws naming `op` and the dtypes where the result would be an integer type that
+ * wgtorch does not compute (`pow` of integers).
+ */
+function promote(op: string, a: Operand, b: Operand): Promoted {
+  const tensors = [a, b].filter((x): x is Tensor => typeof x !== "number");
+  if (tensors.every((t) => t.dtype === "f32")) return { a, b, int: false, casts: [] };
+  if (tensors.length === 0) throw new Error(`${op}: needs at least one tensor, got two numbers`);
+  if (isIntOperand(a) && isIntOperand(b)) {
+    if (op in INT_BINARY) return { a, b, int: true, casts: [] };
+    if (op === "pow") {
+      const dtypes = [a, b].map((x) => typeof x === "number" ? "number" : x.dtype);
+      throw new Error(
+        `pow: integer operands (${dtypes.join(" and ")}) give an integer power in PyTorch, ` +
+          `which wgtorch does not compute; cast(x, "f32") first for a float power`,
+      );
+    }
+  }
+  const casts: Tensor[] = [];
+  const toF32 = (x: Operand): Operand => {
+    if (typeof x === "number" || x.dtype === "f32") return x;
+    const f = cast(x, "f32");
+    casts.push(f);
+    return f;
+  };
+  return { a: toF32(a), b: toF32(b), int: false, casts };
+}
+
+/** The i32 result of the integer op `op`, broadcasting; not differentiable (as PyTorch). */
+function intBinary(op: IntOp, a: Operand, b: Operand): Tensor {
+  const shape = broadcastShapes(op, shapeOf(a), shapeOf(b));
+  const out = Tensor.empty(shape, "i32");
+  if (out.size === 0) return out;
+  const number = typeof a === "number" ? a : typeof b === "number" ? b : 0;
+  const resources: Record<string, Tensor> = { out };
+  if (typeof a !== "number") resources.in0 = a;
+  if (typeof b !== "number") resources.in1 = b;
+  runKernel(
+    INT_BINARY[op],
+    {
+      out: shape,
+      a: typeof a === "number" ? null : a.shape,
+      b: typeof b === "number" ? null : b.shape,
+    },
+    resources,
+    { params: new Int32Array([number]) },
+  );
+  return out;
+}
+
 /**
  * Records `out` with the gradients `rule` gives, at the output's shape, for each tensor operand
  * that needs one (`which`: 0 for a, 1 for b); they are summed back to the operand's shape.
+ * `saved` (casts of integer operands) live as long as the node, or are freed at once.
  */
 function record(
   op: string,
@@ -234,6 +395,7 @@ function record(
   a: Operand,
   b: Operand,
   rule: (grad: Tensor, which: 0 | 1) => Tensor,
+  saved: readonly Tensor[] = [],
 ): Tensor {
   const operands = ([[a, 0], [b, 1]] as const).filter(
     (entry): entry is readonly [Tensor, 0 | 1] => typeof entry[0] !== "number",
@@ -244,11 +406,30 @@ function record(
     operands.map(([t]) => t),
     (grad) =>
       operands.map(([t, which]) => t.requiresGrad ? sumTo(rule(grad, which), t.shape) : null),
+    saved,
   );
 }
 
 /**
- * a + b, broadcasting (NumPy/PyTorch rules); either may be a number.
+ * A binary op with type promotion: the integer kernel for integer operands of an integer op,
+ * else the f32 forward `binary` recorded with `rule`, given the promoted operands and the output.
+ */
+function promoted(
+  op: BinaryOp,
+  a: Operand,
+  b: Operand,
+  rule: (grad: Tensor, which: 0 | 1, a: Operand, b: Operand, out: Tensor) => Tensor,
+): Tensor {
+  const p = promote(op, a, b);
+  if (p.int) return intBinary(op as IntOp, p.a, p.b);
+  const out = binary(op, p.a, p.b);
+  return record(op, out, p.a, p.b, (grad, which) => rule(grad, which, p.a, p.b, out), p.casts);
+}
+
+/**
+ * a + b, broadcasting (NumPy/PyTorch rules); either may be a number. i32 + i32 (or an integer
+ * number) is i32; with an f32 tensor, a fractional number or a u8 mask, f32 (PyTorch's type
+ * promotion; see the module notes).
  *
  * @example Broadcasting a row, and adding a number
  * ```ts
@@ -261,26 +442,31 @@ function record(
  * ```
  */
 export function add(a: Operand, b: Operand): Tensor {
-  const out = binary("add", a, b);
-  return record("add", out, a, b, (grad) => grad.view());
+  return promoted("add", a, b, (grad) => grad.view());
 }
 
-/** a - b, broadcasting (NumPy/PyTorch rules); either may be a number. */
+/**
+ * a - b, broadcasting (NumPy/PyTorch rules); either may be a number. Integer operands stay i32
+ * (see `add`).
+ */
 export function sub(a: Operand, b: Operand): Tensor {
-  const out = binary("sub", a, b);
-  return record("sub", out, a, b, (grad, which) => which === 0 ? grad.view() : scale(grad, -1));
+  return promoted("sub", a, b, (grad, which) => which === 0 ? grad.view() : scale(grad, -1));
 }
 
-/** a * b, element by element, broadcasting (NumPy/PyTorch rules); either may be a number. */
+/**
+ * a * b, element by element, broadcasting (NumPy/PyTorch rules); either may be a number.
+ * Integer operands stay i32 (see `add`).
+ */
 export function mul(a: Operand, b: Operand): Tensor {
-  const out = binary("mul", a, b);
-  return record("mul", out, a, b, (grad, which) => binary("mul", grad, which === 0 ? b : a));
+  return promoted("mul", a, b, (grad, which, a, b) => binary("mul", grad, which === 0 ? b : a));
 }
 
-/** a / b, element by element, broadcasting (NumPy/PyTorch rules); either may be a number. */
+/**
+ * a / b, element by element, broadcasting (NumPy/PyTorch rules); either may be a number. True
+ * division: integer operands give f32 (as PyTorch).
+ */
 export function div(a: Operand, b: Operand): Tensor {
-  const out = binary("div", a, b);
-  return record("div", out, a, b, (grad, which) => {
+  return promoted("div", a, b, (grad, which, _a, b, out) => {
     const quotient = binary("div", grad, b);
     if (which === 0) return quotient;
     // d/db = -grad * a / b^2 = -(grad / b) * (a / b)
@@ -294,27 +480,38 @@ export function div(a: Operand, b: Operand): Tensor {
 
 /**
  * The larger of a and b, element by element, broadcasting; either may be a number. NaN if either
- * is NaN; on ties each side gets half the gradient (as PyTorch).
+ * is NaN; on ties each side gets half the gradient (as PyTorch). Integer operands stay i32.
  */
 export function maximum(a: Operand, b: Operand): Tensor {
-  const out = binary("maximum", a, b);
-  return record("maximum", out, a, b, (grad, which) => pickGrad("max_weight", grad, a, b, which));
+  return promoted(
+    "maximum",
+    a,
+    b,
+    (grad, which, a, b) => pickGrad("max_weight", grad, a, b, which),
+  );
 }
 
 /**
  * The smaller of a and b, element by element, broadcasting; either may be a number. NaN if
- * either is NaN; on ties each side gets half the gradient (as PyTorch).
+ * either is NaN; on ties each side gets half the gradient (as PyTorch). Integer operands stay
+ * i32.
  */
 export function minimum(a: Operand, b: Operand): Tensor {
-  const out = binary("minimum", a, b);
-  return record("minimum", out, a, b, (grad, which) => pickGrad("min_weight", grad, a, b, which));
+  return promoted(
+    "minimum",
+    a,
+    b,
+    (grad, which, a, b) => pickGrad("min_weight", grad, a, b, which),
+  );
 }
 
 /**
  * a raised to the power b, element by element, broadcasting; either may be a number. As
  * PyTorch: a negative base with an integer exponent keeps its sign for odd ones (NaN for other
  * exponents), 0^0 = 1, x^0 = 1 and 1^y = 1 even for NaN. Differentiable in both: d/da =
- * b·a^(b-1) (0 where b = 0), d/db = a^b·ln a (0 where a = 0 and b >= 0).
+ * b·a^(b-1) (0 where b = 0), d/db = a^b·ln a (0 where a = 0 and b >= 0). An i32 or u8 tensor
+ * with an f32 tensor or a fractional number is cast to f32; integers only are refused (PyTorch
+ * gives an integer power).
  *
  * @example Squares, and powers of two
  * ```ts
@@ -327,8 +524,7 @@ export function minimum(a: Operand, b: Operand): Tensor {
  * ```
  */
 export function pow(a: Operand, b: Operand): Tensor {
-  const out = binary("pow", a, b);
-  return record("pow", out, a, b, (grad, which) => {
+  return promoted("pow", a, b, (grad, which, a, b) => {
     const partial = binary(which === 0 ? "pow_grad_base" : "pow_grad_exponent", a, b);
     const result = binary("mul", grad, partial);
     partial.dispose();
@@ -350,14 +546,25 @@ function pickGrad(
   return result;
 }
 
-/** x * factor. */
+/** x * factor (for a non-f32 x, `mul(x, factor)`, with its type promotion). */
 export function scale(x: Tensor, factor: number): Tensor {
+  if (x.dtype !== "f32") return mul(x, factor);
   const out = runMap(SCALE, [x], [factor]);
   return recordOp("scale", out, [x], (grad) => [scale(grad, factor)]);
 }
 
-/** max(x, 0), NaN staying NaN (as PyTorch). */
+/**
+ * max(x, 0), NaN staying NaN (as PyTorch). An i32 x gives i32 (`maximum(x, 0)`); a u8 mask is
+ * returned as f32.
+ */
 export function relu(x: Tensor): Tensor {
+  if (x.dtype === "i32") return maximum(x, 0);
+  if (x.dtype === "u8") {
+    const f = cast(x, "f32");
+    const out = relu(f);
+    f.dispose();
+    return out;
+  }
   const out = runMap(RELU, [x]);
   return recordOp("relu", out, [x], (grad) => [reluBackward(grad, out)]);
 }

@@ -9,12 +9,19 @@
  * from the per-call `params` uniform, so new bounds compile no new pipeline. NaN propagates as in
  * PyTorch, forward and backward (tested value by value in `tests/nn/unary_test.ts`).
  *
+ * Dtypes (PyTorch's type promotion): an `i32` tensor stays i32 in neg, abs, square and clamp
+ * with integer bounds (computed by the integer kernels of `elementwise.ts`); every other op, and
+ * every op of a `u8` mask, casts it to f32 first (the float functions PyTorch computes in float
+ * for integers; wgtorch also does so where PyTorch refuses integers, e.g. gelu).
+ *
  * @module
  */
 
 import { recordOp } from "../autograd.ts";
 import type { KernelSpec } from "../gpu/program.ts";
 import type { Tensor } from "../tensor.ts";
+import { cast } from "./cast.ts";
+import { maximum, minimum, mul, sub } from "./elementwise.ts";
 import { mapKernel, type MapOptions, runMap } from "./map_kernel.ts";
 import { isNan4 } from "./nan_wgsl.ts";
 
@@ -181,8 +188,12 @@ const CLAMP_BACKWARD = unaryKernel(
   "lo: f32, hi: f32",
 );
 
-function checkF32(op: string, x: Tensor): void {
-  if (x.dtype !== "f32") throw new Error(`${op}: needs an f32 tensor, got ${x.dtype}`);
+/** `op` of x cast to f32 (x is an i32 or u8 tensor, which has no gradient). */
+function ofFloat(x: Tensor, op: (x: Tensor) => Tensor): Tensor {
+  const f = cast(x, "f32");
+  const out = op(f);
+  f.dispose();
+  return out;
 }
 
 /**
@@ -200,22 +211,34 @@ function unary(
     savesOutput?: boolean;
   } = {},
 ): Tensor {
-  checkF32(name, x);
+  if (x.dtype !== "f32") {
+    return ofFloat(x, (f) => unary(name, f, forward, backward, { constants, params, savesOutput }));
+  }
   const out = runMap(forward, [x], constants, params);
   return recordOp(name, out, [x], (grad) => [
     runMap(backward, [grad, savesOutput ? out : x], constants, params),
   ]);
 }
 
-/** -x. */
+/** -x (i32 stays i32, wrapping at -2^31 as PyTorch; a u8 mask gives f32). */
 export function neg(x: Tensor): Tensor {
-  checkF32("neg", x);
+  if (x.dtype === "i32") return sub(0, x);
+  if (x.dtype === "u8") return ofFloat(x, neg);
   const out = runMap(NEG, [x]);
   return recordOp("neg", out, [x], (grad) => [runMap(NEG, [grad])]);
 }
 
-/** |x|; its gradient is sign(x), 0 at 0 and at NaN (as PyTorch). */
+/**
+ * |x|; its gradient is sign(x), 0 at 0 and at NaN (as PyTorch). i32 stays i32 (|-2^31| wraps to
+ * -2^31, as PyTorch).
+ */
 export function abs(x: Tensor): Tensor {
+  if (x.dtype === "i32") {
+    const negated = sub(0, x);
+    const out = maximum(x, negated);
+    negated.dispose();
+    return out;
+  }
   return unary("abs", x, ABS, MUL_SIGN);
 }
 
@@ -239,8 +262,9 @@ export function rsqrt(x: Tensor): Tensor {
   return unary("rsqrt", x, RSQRT, RSQRT_BACKWARD, { savesOutput: true });
 }
 
-/** x * x. */
+/** x * x (i32 stays i32, wrapping on overflow). */
 export function square(x: Tensor): Tensor {
+  if (x.dtype === "i32") return mul(x, x);
   return unary("square", x, SQUARE, SQUARE_BACKWARD);
 }
 
@@ -333,11 +357,22 @@ export interface ClampOptions {
 
 /**
  * min(max(x, min), max), NaN staying NaN; the gradient passes where min <= x <= max and is 0
- * elsewhere (as PyTorch). The bounds are per-call uniforms: new bounds compile nothing.
+ * elsewhere (as PyTorch). The bounds are per-call uniforms: new bounds compile nothing. An i32
+ * x with integer bounds stays i32; with a fractional bound it is clamped as f32.
  */
 export function clamp(x: Tensor, { min, max }: ClampOptions = {}): Tensor {
   if (min === undefined && max === undefined) {
     throw new Error("clamp: needs min or max (or both)");
+  }
+  const integer = (bound?: number) => bound === undefined || Number.isInteger(bound);
+  if (x.dtype === "i32" && integer(min) && integer(max)) {
+    // Integer bounds keep an i32 x i32 (as PyTorch); bounds beyond i32 are clipped to it.
+    const clip = (bound: number) => Math.min(Math.max(bound, -(2 ** 31)), 2 ** 31 - 1);
+    const lower = min === undefined ? x.view() : maximum(x, clip(min));
+    if (max === undefined) return lower;
+    const out = minimum(lower, clip(max));
+    lower.dispose();
+    return out;
   }
   const params = new Float32Array([min ?? -Infinity, max ?? Infinity]);
   return unary("clamp", x, CLAMP, CLAMP_BACKWARD, { params });

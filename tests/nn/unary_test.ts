@@ -32,6 +32,7 @@ import { testOp } from "./op_helper.ts";
 import { assertClose, gpuReady, randomArray } from "../testing.ts";
 import { type Tensor, tensor } from "../../nn/tensor.ts";
 import { tidy } from "../../nn/scope.ts";
+import { cast } from "../../nn/ops/cast.ts";
 
 await gpuReady();
 
@@ -599,17 +600,48 @@ Deno.test("gelu's erf is float32-accurate: within 1e-6 of PyTorch's gelu on [-6,
   }
 });
 
-Deno.test("unary ops refuse non-f32 tensors, naming the op and the dtype", () => {
+Deno.test("unary ops of i32 and u8: neg, abs, square, clamp keep i32, the rest compute in f32", async () => {
+  const INTEGER_OPS = ["neg", "abs", "square", "clamp"];
   for (const dtype of ["i32", "u8"] as const) {
-    const x = tensor(dtype === "i32" ? new Int32Array(4) : new Uint8Array(4), [4], { dtype });
+    const values = dtype === "i32" ? [-3, -1, 0, 2, 5, 46340, -7] : [0, 1, 2, 200, 255, 3, 9];
+    const x = tensor(values, [values.length], { dtype });
     try {
       for (const [name, op] of Object.entries(SPECIAL_OPS)) {
-        const opName = name === "geluTanh" ? "gelu" : name;
-        assert.throws(() => op(x), new RegExp(`^Error: ${opName}: .*${dtype}`));
+        const expectedDtype = dtype === "i32" && INTEGER_OPS.includes(name) ? "i32" : "f32";
+        const [actual, expected] = tidy(() => [op(x), op(cast(x, "f32"))]);
+        try {
+          assert.equal(actual.dtype, expectedDtype, `${name} of ${dtype}: dtype`);
+          assert.equal(actual.requiresGrad, false, `${name} of ${dtype}: no gradient`);
+          assertMatches(await actual.toArray(), Array.from(await expected.toArray()), name);
+        } finally {
+          actual.dispose();
+          expected.dispose();
+        }
       }
     } finally {
       x.dispose();
     }
+  }
+});
+
+Deno.test("i32 neg, abs, square, clamp wrap and clip as PyTorch's integer ops", async () => {
+  const x = tensor([-(2 ** 31), 2 ** 31 - 1, -5, 65536, 7], [5], { dtype: "i32" });
+  try {
+    const cases: [string, Tensor, number[]][] = tidy(() => [
+      ["neg", neg(x), [-(2 ** 31), -(2 ** 31) + 1, 5, -65536, -7]],
+      ["abs", abs(x), [-(2 ** 31), 2 ** 31 - 1, 5, 65536, 7]],
+      ["square", square(x), [0, 1, 25, 0, 49]],
+      ["clamp", clamp(x, { min: -6, max: 1e12 }), [-6, 2 ** 31 - 1, -5, 65536, 7]],
+      ["clamp max only", clamp(x, { max: 6 }), [-(2 ** 31), 6, -5, 6, 6]],
+      ["clamp fractional", clamp(x, { min: 0.5 }), [0.5, 2 ** 31, 0.5, 65536, 7]],
+    ]);
+    for (const [name, out, expected] of cases) {
+      assert.deepEqual(Array.from(await out.toTypedArray()), expected, name);
+      assert.equal(out.dtype, name === "clamp fractional" ? "f32" : "i32", name);
+      out.dispose();
+    }
+  } finally {
+    x.dispose();
   }
 });
 
