@@ -90,6 +90,8 @@ export {
   zeros,
 } from "./nn/tensor.ts";
 export { eq, ge, gt, le, lt, ne, where } from "./nn/ops/compare.ts";
+export { cast } from "./nn/ops/cast.ts";
+export { gather, indexSelect, oneHot } from "./nn/ops/indexing.ts";
 export {
   add,
   div,

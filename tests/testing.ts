@@ -47,6 +47,7 @@ export function assertClose(
 ): void {
   const { atol = 1e-5, rtol = 1e-4, equalNan = false } = tolerance;
   const close = (a: number, e: number) =>
+    a === e || // equal infinities, whose difference is NaN
     Math.abs(a - e) <= atol + rtol * Math.abs(e) ||
     (equalNan && Number.isNaN(a) && Number.isNaN(e));
   if (actual.length !== expected.length) {

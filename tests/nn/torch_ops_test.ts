@@ -22,6 +22,8 @@ import * as unary from "../../nn/ops/unary.ts";
 import { linear, matmul } from "../../nn/ops/matmul.ts";
 import { logSoftmax } from "../../nn/ops/softmax.ts";
 import { mean, sum } from "../../nn/ops/reduce.ts";
+import { cast } from "../../nn/ops/cast.ts";
+import { gather, indexSelect, oneHot } from "../../nn/ops/indexing.ts";
 
 /** One input of a case. */
 interface Input {
@@ -235,6 +237,57 @@ const CASES: TorchCase[] = [
     inputs: [{ shape: [4, 10], low: -3, high: 3 }],
     op: ([x]) => logSoftmax(x),
     torch: "F.log_softmax(x0, -1)",
+  },
+  // Indexing (repeated indices: their gradients add up) and casts.
+  {
+    name: "indexSelect dim 1",
+    inputs: [{ shape: [3, 5] }, { shape: [4], dtype: "i32", values: [4, 0, 4, 2] }],
+    op: ([x, i]) => indexSelect(x, 1, i),
+    torch: "torch.index_select(x0, 1, x1.long())",
+  },
+  {
+    name: "gather dim -1",
+    inputs: [{ shape: [2, 4] }, { shape: [2, 3], dtype: "i32", values: [0, 3, 3, 1, 1, 2] }],
+    op: ([x, i]) => gather(x, -1, i),
+    torch: "torch.gather(x0, -1, x1.long())",
+  },
+  {
+    name: "oneHot",
+    inputs: [{ shape: [5], dtype: "i32", values: [0, 3, 1, 3, 2] }],
+    op: ([i]) => oneHot(i, 4),
+    torch: "F.one_hot(x0.long(), 4).int()",
+  },
+  {
+    name: "cast f32 to i32 (toward zero)",
+    inputs: [{ shape: [6], values: [-2.7, -0.5, 0, 0.5, 1.99, 300.2], grad: false }],
+    op: ([x]) => cast(x, "i32"),
+    torch: "x0.to(torch.int32)",
+  },
+  {
+    name: "i32 + float number is f32",
+    inputs: [{ shape: [4], dtype: "i32", values: [1, -2, 3, 7] }],
+    op: ([x]) => add(x, 0.5),
+    torch: "x0 + 0.5",
+  },
+  {
+    name: "i32 * i32 stays i32",
+    inputs: [{ shape: [2, 2], dtype: "i32", values: [1, -2, 3, 7] }, {
+      shape: [2],
+      dtype: "i32",
+      values: [3, -4],
+    }],
+    op: ([a, b]) => mul(a, b),
+    torch: "x0 * x1",
+  },
+  {
+    name: "i32 / i32 is true division",
+    inputs: [{ shape: [3], dtype: "i32", values: [7, -7, 1] }, {
+      shape: [3],
+      dtype: "i32",
+      values: [2, 2, 3],
+    }],
+    op: ([a, b]) => div(a, b),
+    torch: "x0 / x1",
   },
 ];
 
