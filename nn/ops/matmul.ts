@@ -404,15 +404,6 @@ function release(view: Tensor, from: Tensor): void {
   if (view !== from) view.dispose();
 }
 
-/**
- * A gradient `grad` (owned) brought to an operand's `shape`: itself, a view, or summed over the
- * broadcast dimensions.
- */
-function toShape(grad: Tensor, shape: readonly number[]): Tensor {
-  if (sameShape(grad.shape, shape)) return grad;
-  return sumTo(grad, shape);
-}
-
 function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
 }
@@ -519,52 +510,54 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
   const full = product(av, bv, transposeA, transposeB);
   release(av, a);
   release(bv, b);
-  const out = sameShape(full.shape, views.result) ? full : full.view(views.result);
-  if (out !== full) full.dispose();
+  const out = shaped(full, views.result);
+  release(full, out);
   return recordOp("matmul", out, [a, b], (grad) => {
     const g = shaped(grad, views.out);
-    const gradA = !a.requiresGrad ? null : operandGrad(
-      b,
-      views.b,
-      g,
-      (bm, gm) =>
-        transposeA ? product(bm, gm, transposeB, true) : product(gm, bm, false, !transposeB),
-      views.a,
-      a.shape,
-    );
-    const gradB = !b.requiresGrad ? null : operandGrad(
-      a,
-      views.a,
-      g,
-      (am, gm) =>
-        transposeB ? product(gm, am, true, transposeA) : product(am, gm, !transposeA, false),
-      views.b,
-      b.shape,
-    );
+    // The 2-D rules, on the views (batched where the forward was): dA = dC · op(B)ᵀ, dB = op(A)ᵀ · dC.
+    const gradA = a.requiresGrad
+      ? operandGrad(
+        b,
+        views.b,
+        (bm) => transposeA ? product(bm, g, transposeB, true) : product(g, bm, false, !transposeB),
+        {
+          view: views.a,
+          shape: a.shape,
+        },
+      )
+      : null;
+    const gradB = b.requiresGrad
+      ? operandGrad(
+        a,
+        views.a,
+        (am) => transposeB ? product(g, am, true, transposeA) : product(am, g, !transposeA, false),
+        {
+          view: views.b,
+          shape: b.shape,
+        },
+      )
+      : null;
     release(g, grad);
     return [gradA, gradB];
   });
 }
 
 /**
- * One operand's gradient: `compute(other viewed as otherView, grad)`, summed to the operand's
- * view and then given the operand's shape.
+ * One operand's gradient: `compute(other viewed as otherView)`, summed over the broadcast batch
+ * dimensions to the operand's `view`, then given the operand's `shape`.
  */
 function operandGrad(
   other: Tensor,
   otherView: readonly number[],
-  grad: Tensor,
-  compute: (other: Tensor, grad: Tensor) => Tensor,
-  view: readonly number[],
-  shape: readonly number[],
+  compute: (other: Tensor) => Tensor,
+  operand: { view: readonly number[]; shape: readonly number[] },
 ): Tensor {
   const o = shaped(other, otherView);
-  const full = compute(o, grad);
+  const full = compute(o);
   release(o, other);
-  const summed = toShape(full, view);
-  if (sameShape(summed.shape, shape)) return summed;
-  const out = summed.view(shape);
-  summed.dispose();
+  const summed = sameShape(full.shape, operand.view) ? full : sumTo(full, operand.view);
+  const out = shaped(summed, operand.shape);
+  release(summed, out);
   return out;
 }
 

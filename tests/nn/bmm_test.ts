@@ -20,7 +20,9 @@ import {
 import { gpuReady } from "../testing.ts";
 import { testOp } from "./op_helper.ts";
 import { assertThrows } from "../assert.ts";
-import { tensor, zeros } from "../../nn/tensor.ts";
+import { ones, tensor, zeros } from "../../nn/tensor.ts";
+import { memoryStats } from "../../nn/gpu/buffer_pool.ts";
+import { sync } from "../../nn/gpu/stream.ts";
 import { tidy } from "../../nn/scope.ts";
 
 await gpuReady();
@@ -203,4 +205,36 @@ Deno.test("matmul and linear name the shapes when they do not fit", () => {
     );
     assertThrows(() => linear(t([]), t([5, 1])), /linear: input \[\] does not fit weight \[5, 1\]/);
   });
+});
+
+Deno.test("matmul and linear of every kind free what they create, forward and backward", async () => {
+  const step = () => {
+    const pairs: [number[], number[], { transposeA?: boolean; transposeB?: boolean }][] = [
+      [[3], [3], {}],
+      [[2, 3], [3], {}],
+      [[5], [2, 5, 3], {}],
+      [[4, 3, 5], [5, 2], {}],
+      [[2, 1, 3, 4], [5, 6, 4], { transposeB: true }],
+      [[6, 4], [3, 6, 5], { transposeA: true }],
+    ];
+    for (const [aShape, bShape, options] of pairs) {
+      const a = ones(aShape, { requiresGrad: true }), b = ones(bShape, { requiresGrad: true });
+      const out = matmul(a, b, options);
+      const grad = ones(out.shape);
+      out.backward({ grad });
+      for (const t of [a.grad!, b.grad!, a, b, out, grad]) t.dispose();
+    }
+    const x = ones([2, 3, 7], { requiresGrad: true }), w = ones([5, 7], { requiresGrad: true });
+    const bias = ones([5], { requiresGrad: true });
+    const y = linear(x, w, bias);
+    const grad = ones(y.shape);
+    y.backward({ grad });
+    for (const t of [x.grad!, w.grad!, bias.grad!, x, w, bias, y, grad]) t.dispose();
+  };
+  step();
+  await sync();
+  const before = memoryStats().liveBuffers;
+  step();
+  await sync();
+  assert.equal(memoryStats().liveBuffers, before);
 });
