@@ -56,7 +56,7 @@ export class Linear extends Module {
       : this.registerParameter("bias", biasUniformDefault(outFeatures, inFeatures, rng));
   }
 
-  /** x [N, in] → [N, out]. */
+  /** x [*, in] → [*, out] (any leading dimensions, or none). */
   forward(x: Tensor): Tensor {
     return linear(x, this.weight, this.bias ?? undefined);
   }

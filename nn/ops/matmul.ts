@@ -8,14 +8,22 @@
  * each lane owning `tileL` indices of it. Every lane accumulates a tileU × tileL block of C in
  * registers, stepping K four at a time with vec4 loads where the layout allows.
  *
+ * `matmul` follows `torch.matmul`: 1-D operands gain a dimension that the result drops again, and
+ * operands of rank > 2 are stacks of matrices whose batch dimensions broadcast. A stack times one
+ * matrix ([B, M, K] @ [K, N]) folds into one 2-D matmul ([B·M, K] @ [K, N], views, no copy);
+ * other stacks run the same kernel once for the whole batch, the batch index on the grid's z
+ * (`layers`) and each operand's batch strides baked in (0 along broadcast dimensions).
+ *
  * @module
  */
 
 import { recordOp } from "../autograd.ts";
+import { gpu } from "../gpu/device.ts";
 import { u32 } from "../gpu/kernel.ts";
 import type { KernelPolicy } from "../gpu/policy.ts";
 import { type KernelSpec, runKernel } from "../gpu/program.ts";
 import { formatShape, Tensor } from "../tensor.ts";
+import { alignedStrides, sumTo } from "./broadcast.ts";
 
 /** How a matmul is laid out on the GPU. */
 interface MatmulPlan {
@@ -29,6 +37,28 @@ interface MatmulPlan {
   tileL: number;
   /** Invocations per workgroup. */
   workgroupSize: number;
+  /** Workgroups along z: the batch (a 2-D matmul has none). */
+  layers?: number;
+  /** Workgroups along y per uniform tile row of one matrix (`groups[1]` is this times `batchesPerRow`). */
+  uniformGroups: number;
+  /**
+   * Matrices of the batch per z layer: 1, unless the batch exceeds the z limit
+   * (maxComputeWorkgroupsPerDimension); then y holds `batchesPerRow` matrices' tiles.
+   */
+  batchesPerRow: number;
+}
+
+/**
+ * The batch of a batched matmul: the output's batch dimensions (adjacent ones merged where both
+ * operands allow) and each operand's stride along them, in elements (0 where it broadcasts).
+ */
+interface MatmulBatch {
+  /** Sizes of the (merged) batch dimensions of C, outermost first. */
+  dims: readonly number[];
+  /** A's stride along each of `dims`, in elements. */
+  aStrides: readonly number[];
+  /** B's stride along each of `dims`, in elements. */
+  bStrides: readonly number[];
 }
 
 /** Shape and options of one matmul kernel. */
@@ -47,6 +77,8 @@ interface MatmulShape {
   bias: boolean;
   /** Applies max(·, 0) after the bias. */
   relu: boolean;
+  /** A stack of matmuls, one per batch index (C's matrices contiguous, M·N apart). */
+  batch?: MatmulBatch;
 }
 
 /** One operand as the kernel sees it: its own dimension `d` and the shared K. */
@@ -57,6 +89,8 @@ interface Operand {
   dim: number;
   /** True when consecutive k are adjacent in memory (element (d, k) at d*K + k). */
   contiguousK: boolean;
+  /** WGSL prefix adding the batch offset to an index (`aBase + `), empty for a 2-D matmul. */
+  offset: string;
 }
 
 /** The plan chosen for a shape under `policy`. */
@@ -68,16 +102,38 @@ function planMatmul(shape: MatmulShape, policy: KernelPolicy): MatmulPlan {
   // Measured on llvmpipe (bench): 16x8 register blocks reach 11-14 GFLOP/s on the MLP's shapes.
   const tileU = uniformDim <= 16 ? uniformDim : 16;
   const tileL = laneDim >= workgroupSize * 8 ? 8 : 4;
-  const groups: [number, number] = [
-    Math.ceil(laneDim / (workgroupSize * tileL)),
-    Math.ceil(uniformDim / tileU),
-  ];
-  return { lanesOn, tileU, tileL, workgroupSize, groups };
+  const uniformGroups = Math.ceil(uniformDim / tileU);
+  const groups: [number, number] = [Math.ceil(laneDim / (workgroupSize * tileL)), uniformGroups];
+  if (!shape.batch) {
+    return { lanesOn, tileU, tileL, workgroupSize, groups, uniformGroups, batchesPerRow: 1 };
+  }
+  // One z layer per matrix; past the z limit, several matrices share a layer, side by side in y.
+  const total = sizeOf(shape.batch.dims);
+  const limit = gpu().limits.maxComputeWorkgroupsPerDimension;
+  const batchesPerRow = Math.ceil(total / limit);
+  groups[1] = uniformGroups * batchesPerRow;
+  const layers = Math.ceil(total / batchesPerRow);
+  return { lanesOn, tileU, tileL, workgroupSize, groups, layers, uniformGroups, batchesPerRow };
+}
+
+function sizeOf(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
 }
 
 function operands(shape: MatmulShape, plan: MatmulPlan): { u: Operand; l: Operand } {
-  const a: Operand = { name: "a", dim: shape.m, contiguousK: !shape.transposeA };
-  const b: Operand = { name: "b", dim: shape.n, contiguousK: shape.transposeB };
+  const batched = shape.batch !== undefined;
+  const a: Operand = {
+    name: "a",
+    dim: shape.m,
+    contiguousK: !shape.transposeA,
+    offset: batched ? "aBase + " : "",
+  };
+  const b: Operand = {
+    name: "b",
+    dim: shape.n,
+    contiguousK: shape.transposeB,
+    offset: batched ? "bBase + " : "",
+  };
   return plan.lanesOn === "n" ? { u: a, l: b } : { u: b, l: a };
 }
 
@@ -89,12 +145,14 @@ function loadBlock(op: Operand, k: number, target: string, ds: string[], vec4: b
   const K = u32(k);
   if (op.contiguousK) {
     if (vec4) {
-      return ds.map((d, i) => `let ${target}${i} = ${op.name}Vec4((${d} * ${K} + k0) / 4u);`).join(
+      return ds.map((d, i) =>
+        `let ${target}${i} = ${op.name}Vec4((${op.offset}${d} * ${K} + k0) / 4u);`
+      ).join(
         "\n",
       );
     }
     return ds.map((d, i) => {
-      const base = `${d} * ${K} + k0`;
+      const base = `${op.offset}${d} * ${K} + k0`;
       return `let ${target}${i} = vec4<f32>(${op.name}At(${base}), ${op.name}At(${base} + 1u), ` +
         `${op.name}At(${base} + 2u), ${op.name}At(${base} + 3u));`;
     }).join("\n");
@@ -107,7 +165,9 @@ function loadBlock(op: Operand, k: number, target: string, ds: string[], vec4: b
     for (let g = 0; g < ds.length; g += 4) {
       for (let j = 0; j < 4; j++) {
         lines.push(
-          `let ${target}_t${g}_${j} = ${op.name}Vec4(((k0 + ${j}u) * ${D} + ${ds[g]}) / 4u);`,
+          `let ${target}_t${g}_${j} = ${op.name}Vec4((${op.offset}(k0 + ${j}u) * ${D} + ${
+            ds[g]
+          }) / 4u);`,
         );
       }
       for (let i = 0; i < 4 && g + i < ds.length; i++) {
@@ -121,8 +181,10 @@ function loadBlock(op: Operand, k: number, target: string, ds: string[], vec4: b
     return lines.join("\n");
   }
   return ds.map((d, i) =>
-    `let ${target}${i} = vec4<f32>(${op.name}At(k0 * ${D} + ${d}), ${op.name}At((k0 + 1u) * ${D} + ${d}), ` +
-    `${op.name}At((k0 + 2u) * ${D} + ${d}), ${op.name}At((k0 + 3u) * ${D} + ${d}));`
+    `let ${target}${i} = vec4<f32>(${op.name}At(${op.offset}k0 * ${D} + ${d}), ` +
+    `${op.name}At(${op.offset}(k0 + 1u) * ${D} + ${d}), ` +
+    `${op.name}At(${op.offset}(k0 + 2u) * ${D} + ${d}), ` +
+    `${op.name}At(${op.offset}(k0 + 3u) * ${D} + ${d}));`
   ).join("\n");
 }
 
@@ -133,8 +195,36 @@ function canVec4(op: Operand, k: number, tile: number): boolean {
 
 function scalarAt(op: Operand, k: number, d: string, kk: string): string {
   return op.contiguousK
-    ? `${op.name}At(${d} * ${u32(k)} + ${kk})`
-    : `${op.name}At(${kk} * ${u32(op.dim)} + ${d})`;
+    ? `${op.name}At(${op.offset}${d} * ${u32(k)} + ${kk})`
+    : `${op.name}At(${op.offset}${kk} * ${u32(op.dim)} + ${d})`;
+}
+
+/**
+ * WGSL finding the batch index `bi` of this workgroup and the offsets `aBase`, `bBase`, `cBase` of
+ * its matrices (returns early past the end when several matrices share a z layer).
+ */
+function batchPrologue(shape: MatmulShape, batch: MatmulBatch, plan: MatmulPlan): string {
+  const total = sizeOf(batch.dims);
+  const lines = plan.batchesPerRow === 1 ? ["let bi = wid.z;"] : [
+    `let bi = wid.z * ${u32(plan.batchesPerRow)} + wid.y / ${u32(plan.uniformGroups)};`,
+    `if (bi >= ${u32(total)}) { return; }`,
+  ];
+  lines.push("var aBase = 0u;", "var bBase = 0u;");
+  if (batch.dims.length > 0) lines.push("var rest = bi;");
+  for (let d = batch.dims.length - 1; d >= 0; d--) {
+    const size = u32(batch.dims[d]);
+    const terms = [
+      batch.aStrides[d] ? ` aBase += i * ${u32(batch.aStrides[d])};` : "",
+      batch.bStrides[d] ? ` bBase += i * ${u32(batch.bStrides[d])};` : "",
+    ].join("");
+    lines.push(
+      d === 0
+        ? `{ let i = rest;${terms} }`
+        : `{ let i = rest % ${size}; rest = rest / ${size};${terms} }`,
+    );
+  }
+  lines.push(`let cBase = bi * ${u32(shape.m * shape.n)};`);
+  return "\n  " + lines.join("\n  ");
 }
 
 /** The body of one matmul kernel's `main`. */
@@ -181,14 +271,17 @@ function matmulBody(shape: MatmulShape, plan: MatmulPlan): string {
       let value = acc(i, j);
       if (shape.bias) value = `${value} + bias[${col}]`;
       if (shape.relu) value = `max(${value}, 0.0)`;
-      return `if (${inRange}) { c[${row} * ${u32(shape.n)} + ${col}] = ${value}; }`;
+      const at = `${shape.batch ? "cBase + " : ""}${row} * ${u32(shape.n)} + ${col}`;
+      return `if (${inRange}) { c[${at}] = ${value}; }`;
     })
   ).join("\n");
   return /* wgsl */ `
   // C[${shape.m}x${shape.n}] = ${shape.transposeA ? "Aᵀ" : "A"} · ${
     shape.transposeB ? "Bᵀ" : "B"
-  }, K = ${shape.k}
-  let uBase = wid.y * ${u32(tileU)};
+  }, K = ${shape.k}${shape.batch ? batchPrologue(shape, shape.batch, plan) : ""}
+  let uBase = ${
+    shape.batch && plan.batchesPerRow > 1 ? `(wid.y % ${u32(plan.uniformGroups)})` : "wid.y"
+  } * ${u32(tileU)};
   let lBase = (wid.x * ${u32(workgroupSize)} + lid) * ${u32(tileL)};
   ${declare(uIdx, "uBase", uClampLast, uVec4 && !u.contiguousK)}
   ${declare(lIdx, "lBase", lClampLast, lVec4 && !l.contiguousK)}
@@ -209,7 +302,12 @@ const MATMUL: KernelSpec<MatmulShape, MatmulPlan> = {
   name: "matmul",
   key: (s) =>
     `${s.transposeA ? "t" : "n"}${s.transposeB ? "t" : "n"}_${s.m}x${s.n}x${s.k}` +
-    (s.bias ? "_bias" : "") + (s.relu ? "_relu" : ""),
+    (s.bias ? "_bias" : "") + (s.relu ? "_relu" : "") +
+    (s.batch
+      ? `_batch${s.batch.dims.join("x")}_a${s.batch.aStrides.join(".")}_b${
+        s.batch.bStrides.join(".")
+      }`
+      : ""),
   bindings: (s) => [
     { name: "a", role: "input" },
     { name: "b", role: "input" },
@@ -234,6 +332,82 @@ function matmulKernel(
   return out;
 }
 
+/**
+ * The batch layout of C's batch dimensions `out` for operands with batch dimensions `a` and `b`
+ * (matrices of `aMatrix` and `bMatrix` elements): size-1 dimensions dropped, and adjacent
+ * dimensions merged where both operands step through them as through one.
+ */
+function batchLayout(
+  out: readonly number[],
+  a: readonly number[],
+  b: readonly number[],
+  aMatrix: number,
+  bMatrix: number,
+): MatmulBatch {
+  const aAligned = alignedStrides(a, out), bAligned = alignedStrides(b, out);
+  const dims: number[] = [], aStrides: number[] = [], bStrides: number[] = [];
+  for (const [d, size] of out.entries()) {
+    if (size === 1) continue;
+    const sa = aAligned[d] * aMatrix, sb = bAligned[d] * bMatrix;
+    const last = dims.length - 1;
+    if (last >= 0 && aStrides[last] === sa * size && bStrides[last] === sb * size) {
+      dims[last] *= size;
+      aStrides[last] = sa;
+      bStrides[last] = sb;
+    } else {
+      dims.push(size);
+      aStrides.push(sa);
+      bStrides.push(sb);
+    }
+  }
+  return { dims, aStrides, bStrides };
+}
+
+/**
+ * C = op(A) · op(B) for A [...batchA, *, *] and B [...batchB, *, *] (shapes already checked), a
+ * new [...batch, M, N] tensor: the 2-D kernel for matrices, the batched one for stacks.
+ */
+function product(a: Tensor, b: Tensor, transposeA: boolean, transposeB: boolean): Tensor {
+  const [m, k] = transposeA
+    ? [a.shape.at(-1)!, a.shape.at(-2)!]
+    : [a.shape.at(-2)!, a.shape.at(-1)!];
+  const n = transposeB ? b.shape.at(-2)! : b.shape.at(-1)!;
+  const flags = { transposeA, transposeB, bias: false, relu: false };
+  if (a.rank === 2 && b.rank === 2) return matmulKernel(a, b, { m, n, k, ...flags });
+  const aBatch = a.shape.slice(0, -2), bBatch = b.shape.slice(0, -2);
+  const outBatch = broadcastBatch(aBatch, bBatch)!;
+  const out = Tensor.empty([...outBatch, m, n]);
+  if (out.size === 0) return out;
+  const batch = batchLayout(outBatch, aBatch, bBatch, m * k, k * n);
+  runKernel(MATMUL, { m, n, k, ...flags, batch }, { a, b, c: out });
+  return out;
+}
+
+/** The batch shape `a` and `b` broadcast to (NumPy rules), or null when they do not. */
+function broadcastBatch(a: readonly number[], b: readonly number[]): number[] | null {
+  const out: number[] = [];
+  for (let d = 1; d <= Math.max(a.length, b.length); d++) {
+    const da = a[a.length - d] ?? 1, db = b[b.length - d] ?? 1;
+    if (da !== db && da !== 1 && db !== 1) return null;
+    out.unshift(da === 1 ? db : da);
+  }
+  return out;
+}
+
+/** `t` with `shape`: itself when it has it already, else a view (released with `release`). */
+function shaped(t: Tensor, shape: readonly number[]): Tensor {
+  return sameShape(t.shape, shape) ? t : t.view(shape);
+}
+
+/** Disposes `view` when `shaped` made it (not the tensor it was made from). */
+function release(view: Tensor, from: Tensor): void {
+  if (view !== from) view.dispose();
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
 function checkFloat(op: string, ...tensors: Tensor[]): void {
   for (const t of tensors) {
     if (t.dtype !== "f32") {
@@ -244,48 +418,147 @@ function checkFloat(op: string, ...tensors: Tensor[]): void {
 
 /** Options of `matmul`. */
 export interface MatmulOptions {
-  /** Use Aᵀ: A is stored [K, M]. */
+  /** Use Aᵀ: A's last two dimensions are stored [K, M]. */
   transposeA?: boolean;
-  /** Use Bᵀ: B is stored [N, K]. */
+  /** Use Bᵀ: B's last two dimensions are stored [N, K]. */
   transposeB?: boolean;
 }
 
+/** How a matmul call is run: the shapes its operands and result are viewed as. */
+interface MatmulViews {
+  /** A as the kernel reads it (2-D when folded). */
+  a: readonly number[];
+  /** B as the kernel reads it. */
+  b: readonly number[];
+  /** C as the kernel writes it. */
+  out: readonly number[];
+  /** C as `matmul` returns it. */
+  result: readonly number[];
+}
+
+/** Checks `matmul`'s operands (naming both shapes) and chooses the views it runs on. */
+function matmulViews(a: Tensor, b: Tensor, transposeA: boolean, transposeB: boolean): MatmulViews {
+  const shapes = `${formatShape(a.shape)} and ${formatShape(b.shape)}`;
+  if (a.rank === 0 || b.rank === 0) {
+    throw new Error(`matmul: both arguments need at least 1 dimension, got ${shapes}`);
+  }
+  for (const [flag, name, t] of [[transposeA, "A", a], [transposeB, "B", b]] as const) {
+    if (flag && t.rank < 2) {
+      throw new Error(
+        `matmul: transpose${name} needs ${name} with at least 2 dimensions, got ${name} ` +
+          `${formatShape(t.shape)} (A ${formatShape(a.shape)}, B ${formatShape(b.shape)})`,
+      );
+    }
+  }
+  // torch.matmul: a 1-D A is a row [1, K], a 1-D B a column [K, 1]; the result drops that dim.
+  const aShape = a.rank === 1 ? [1, a.shape[0]] : a.shape;
+  const bShape = b.rank === 1 ? [b.shape[0], 1] : b.shape;
+  const [aRows, aCols] = aShape.slice(-2), [bRows, bCols] = bShape.slice(-2);
+  const [m, k] = transposeA ? [aCols, aRows] : [aRows, aCols];
+  const [kb, n] = transposeB ? [bCols, bRows] : [bRows, bCols];
+  if (k !== kb) {
+    const side = (name: string, t: Tensor, flag: boolean, dim: string) =>
+      `${flag ? `${name}ᵀ of ` : ""}${name} ${formatShape(t.shape)} has ${dim}`;
+    throw new Error(
+      `matmul: inner dimensions differ: ${side("A", a, transposeA, `K = ${k}`)}, ` +
+        `${side("B", b, transposeB, `K = ${kb}`)} (${
+          a.rank === 1 ? "A's only" : transposeA ? "A's dimension -2" : "A's last"
+        } dimension must equal ${
+          b.rank === 1 ? "B's only" : transposeB ? "B's last" : "B's dimension -2"
+        } one)`,
+    );
+  }
+  const aBatch = aShape.slice(0, -2), bBatch = bShape.slice(0, -2);
+  const batch = broadcastBatch(aBatch, bBatch);
+  if (!batch) {
+    throw new Error(
+      `matmul: batch dimensions do not broadcast: A ${formatShape(a.shape)} has batch ` +
+        `${formatShape(aBatch)}, B ${formatShape(b.shape)} has batch ${formatShape(bBatch)}`,
+    );
+  }
+  const result = [...batch, ...(a.rank === 1 ? [] : [m]), ...(b.rank === 1 ? [] : [n])];
+  const aCount = sizeOf(aBatch), bCount = sizeOf(bBatch);
+  // A stack times one matrix is one matrix of stacked rows (when A's rows are rows in memory).
+  if (bCount === 1 && (!transposeA || aCount === 1)) {
+    return {
+      a: transposeA ? [k, m] : [aCount * m, k],
+      b: transposeB ? [n, k] : [k, n],
+      out: [aCount * m, n],
+      result,
+    };
+  }
+  return { a: aShape, b: bShape, out: [...batch, m, n], result };
+}
+
 /**
- * Matrix product of 2-D tensors, op(A) · op(B), where op transposes when asked (without a
- * transpose pass). Differentiable.
+ * Matrix product as `torch.matmul`, op(A) · op(B), where op transposes the last two dimensions
+ * when asked (without a transpose pass). 1-D · 1-D is a dot product (0-d); a 1-D A is a row
+ * vector and a 1-D B a column, whose dimension the result drops; operands of rank > 2 are stacks
+ * of matrices whose batch dimensions broadcast (`[2, 1, 3, 4] @ [5, 4, 6]` is `[2, 5, 3, 6]`).
+ * Differentiable; gradients are summed over broadcast batch dimensions.
+ *
+ * @param a the left operand, at least 1-D
+ * @param b the right operand, at least 1-D
+ * @param options which operands to transpose
+ * @returns the product, of shape `[...batch, M, N]` less the dimensions of 1-D operands
  */
 export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tensor {
   const transposeA = options.transposeA ?? false, transposeB = options.transposeB ?? false;
   checkFloat("matmul", a, b);
-  if (a.rank !== 2 || b.rank !== 2) {
-    throw new Error(
-      `matmul: needs 2-D tensors, got ${formatShape(a.shape)} and ${formatShape(b.shape)}`,
-    );
-  }
-  const [m, k] = transposeA ? [a.shape[1], a.shape[0]] : [a.shape[0], a.shape[1]];
-  const [kb, n] = transposeB ? [b.shape[1], b.shape[0]] : [b.shape[0], b.shape[1]];
-  if (k !== kb) {
-    throw new Error(
-      `matmul: inner dimensions differ: ${transposeA ? "Aᵀ" : "A"} is [${m}, ${k}] ` +
-        `(A ${formatShape(a.shape)}) and ${transposeB ? "Bᵀ" : "B"} is [${kb}, ${n}] (B ${
-          formatShape(b.shape)
-        })`,
-    );
-  }
-  const shape = { m, n, k, transposeA, transposeB, bias: false, relu: false };
-  const out = matmulKernel(a, b, shape);
-  return recordOp("matmul", out, [a, b], (grad) => [
-    !a.requiresGrad
-      ? null
-      : transposeA
-      ? matmul(b, grad, { transposeA: transposeB, transposeB: true })
-      : matmul(grad, b, { transposeB: !transposeB }),
-    !b.requiresGrad
-      ? null
-      : transposeB
-      ? matmul(grad, a, { transposeA: true, transposeB: transposeA })
-      : matmul(a, grad, { transposeA: !transposeA }),
-  ]);
+  const views = matmulViews(a, b, transposeA, transposeB);
+  const av = shaped(a, views.a), bv = shaped(b, views.b);
+  const full = product(av, bv, transposeA, transposeB);
+  release(av, a);
+  release(bv, b);
+  const out = shaped(full, views.result);
+  release(full, out);
+  return recordOp("matmul", out, [a, b], (grad) => {
+    const g = shaped(grad, views.out);
+    // The 2-D rules, on the views (batched where the forward was): dA = dC · op(B)ᵀ, dB = op(A)ᵀ · dC.
+    const gradA = a.requiresGrad
+      ? operandGrad(
+        b,
+        views.b,
+        (bm) => transposeA ? product(bm, g, transposeB, true) : product(g, bm, false, !transposeB),
+        {
+          view: views.a,
+          shape: a.shape,
+        },
+      )
+      : null;
+    const gradB = b.requiresGrad
+      ? operandGrad(
+        a,
+        views.a,
+        (am) => transposeB ? product(g, am, true, transposeA) : product(am, g, !transposeA, false),
+        {
+          view: views.b,
+          shape: b.shape,
+        },
+      )
+      : null;
+    release(g, grad);
+    return [gradA, gradB];
+  });
+}
+
+/**
+ * One operand's gradient: `compute(other viewed as otherView)`, summed over the broadcast batch
+ * dimensions to the operand's `view`, then given the operand's `shape`.
+ */
+function operandGrad(
+  other: Tensor,
+  otherView: readonly number[],
+  compute: (other: Tensor) => Tensor,
+  operand: { view: readonly number[]; shape: readonly number[] },
+): Tensor {
+  const o = shaped(other, otherView);
+  const full = compute(o);
+  release(o, other);
+  const summed = sameShape(full.shape, operand.view) ? full : sumTo(full, operand.view);
+  const out = shaped(summed, operand.shape);
+  release(summed, out);
+  return out;
 }
 
 /** Sums a [rows, cols] tensor over its rows: one lane per column. */
@@ -314,18 +587,25 @@ function sumRows(x: Tensor): Tensor {
 }
 
 /**
- * y = x · weightᵀ + bias, as `torch.nn.functional.linear`: x [N, in], weight [out, in],
- * bias [out]. One kernel forward; backward computes only the gradients that are needed.
+ * y = x · weightᵀ + bias, as `torch.nn.functional.linear`: x [*, in] (any leading dimensions, or
+ * none: [in] gives [out]), weight [out, in], bias [out]. The leading dimensions are folded into
+ * rows (a view, no copy): one kernel forward; backward computes only the gradients that are
+ * needed.
+ *
+ * @param x the input, [*, in]
+ * @param weight the weight, [out, in]
+ * @param bias the bias, [out], if any
+ * @returns [*, out]
  */
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
   checkFloat("linear", x, weight, ...(bias ? [bias] : []));
-  if (x.rank !== 2 || weight.rank !== 2 || x.shape[1] !== weight.shape[1]) {
+  if (x.rank < 1 || weight.rank !== 2 || x.shape.at(-1) !== weight.shape[1]) {
     throw new Error(
       `linear: input ${formatShape(x.shape)} does not fit weight ${formatShape(weight.shape)} ` +
-        `(needs input [N, ${weight.shape[1] ?? "in"}] for weight [out, in])`,
+        `(needs input [*, ${weight.shape[1] ?? "in"}] for weight [out, in])`,
     );
   }
-  const [n, inFeatures] = x.shape;
+  const inFeatures = weight.shape[1];
   const outFeatures = weight.shape[0];
   if (bias && (bias.rank !== 1 || bias.shape[0] !== outFeatures)) {
     throw new Error(
@@ -334,8 +614,10 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
       } (needs [${outFeatures}])`,
     );
   }
+  const rows = sizeOf(x.shape.slice(0, -1));
+  const outShape = [...x.shape.slice(0, -1), outFeatures];
   const shape = {
-    m: n,
+    m: rows,
     n: outFeatures,
     k: inFeatures,
     transposeA: false,
@@ -343,11 +625,27 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
     bias: !!bias,
     relu: false,
   };
-  const out = matmulKernel(x, weight, shape, { bias });
+  const x2 = shaped(x, [rows, inFeatures]);
+  const out2 = matmulKernel(x2, weight, shape, { bias });
+  release(x2, x);
+  const out = shaped(out2, outShape);
+  release(out2, out);
   const inputs = bias ? [x, weight, bias] : [x, weight];
-  return recordOp("linear", out, inputs, (grad) => [
-    x.requiresGrad ? matmul(grad, weight) : null,
-    weight.requiresGrad ? matmul(grad, x, { transposeA: true }) : null,
-    bias?.requiresGrad ? sumRows(grad) : null,
-  ]);
+  return recordOp("linear", out, inputs, (grad) => {
+    const g = shaped(grad, [rows, outFeatures]);
+    let gradX: Tensor | null = null, gradWeight: Tensor | null = null;
+    if (x.requiresGrad) {
+      const gx = matmul(g, weight);
+      gradX = shaped(gx, x.shape);
+      release(gx, gradX);
+    }
+    if (weight.requiresGrad) {
+      const xm = shaped(x, [rows, inFeatures]);
+      gradWeight = matmul(g, xm, { transposeA: true });
+      release(xm, x);
+    }
+    const gradBias = bias?.requiresGrad ? sumRows(g) : null;
+    release(g, grad);
+    return [gradX, gradWeight, gradBias];
+  });
 }
