@@ -223,6 +223,41 @@ const CASES: TorchCase[] = [
     torch: "F.linear(x0, x1, x2)",
     tolerance: { rtol: 1e-5, atol: 1e-5 },
   },
+  {
+    name: "matmul 1-D . 1-D",
+    inputs: [{ shape: [7] }, { shape: [7] }],
+    op: ([a, b]) => matmul(a, b),
+    torch: "torch.matmul(x0, x1)",
+    tolerance: { rtol: 1e-5, atol: 1e-5 },
+  },
+  {
+    name: "matmul [2,3] . [3]",
+    inputs: [{ shape: [2, 3] }, { shape: [3] }],
+    op: ([a, b]) => matmul(a, b),
+    torch: "torch.matmul(x0, x1)",
+    tolerance: { rtol: 1e-5, atol: 1e-5 },
+  },
+  {
+    name: "matmul batched, broadcast batch dims",
+    inputs: [{ shape: [2, 1, 3, 4] }, { shape: [5, 4, 6] }],
+    op: ([a, b]) => matmul(a, b),
+    torch: "torch.matmul(x0, x1)",
+    tolerance: { rtol: 1e-5, atol: 1e-5 },
+  },
+  {
+    name: "matmul stack . matrix",
+    inputs: [{ shape: [3, 5, 4] }, { shape: [4, 2] }],
+    op: ([a, b]) => matmul(a, b),
+    torch: "torch.matmul(x0, x1)",
+    tolerance: { rtol: 1e-5, atol: 1e-5 },
+  },
+  {
+    name: "linear on [2,3,6]",
+    inputs: [{ shape: [2, 3, 6] }, { shape: [4, 6] }, { shape: [4] }],
+    op: ([x, w, b]) => linear(x, w, b),
+    torch: "F.linear(x0, x1, x2)",
+    tolerance: { rtol: 1e-5, atol: 1e-5 },
+  },
   // Reductions and softmax.
   {
     name: "sum all",
