@@ -64,12 +64,12 @@ export function tensorFits(shape: readonly number[], dtype: DType = "f32"): bool
   return size <= maxTensorElements(dtype) && (dtype !== "f32" || textureFits(shape));
 }
 
-/** Tensor members that are not op methods: every other method returning a Tensor is one. */
-type OwnMethod = "view" | "reshape" | "flatten";
-
-/** The names of Tensor's op methods (`add`, `matmul`, `relu`, ...). */
+/**
+ * The names of Tensor's op methods (`add`, `matmul`, `relu`, ...): every method returning a
+ * Tensor except Tensor's own (`view`, `reshape`, `flatten`).
+ */
 export type TensorMethodName = {
-  [K in keyof Tensor]: K extends OwnMethod ? never
+  [K in keyof Tensor]: K extends "view" | "reshape" | "flatten" ? never
     : Tensor[K] extends (...args: never[]) => Tensor ? K
     : never;
 }[keyof Tensor];
@@ -117,6 +117,20 @@ function tensorOps(): TensorMethodTable {
  * const x = tensor([4, 5, 6], [3]);
  * sum(mul(w, x)).backward();
  * console.log(await w.grad!.toArray()); // Float32Array(3) [4, 5, 6]
+ * ```
+ *
+ * @example Op methods, as in PyTorch: a linear layer, ReLU and a sum, with backward
+ * ```ts
+ * import { init, tensor } from "@wgtorch/wgtorch";
+ *
+ * await init();
+ * const x = tensor([1, -2, 3, 4], [2, 2]);
+ * const w = tensor([1, 0, 0, 1], [2, 2], { requiresGrad: true });
+ * const b = tensor([0.5, -0.5], [2], { requiresGrad: true });
+ * const loss = x.matmul(w).add(b).relu().sum();
+ * loss.backward();
+ * console.log(await loss.item()); // 1.5 + 0 + 3.5 + 3.5 = 8.5
+ * console.log(await b.grad!.toArray()); // Float32Array(2) [2, 1]
  * ```
  */
 export class Tensor implements Disposable {
