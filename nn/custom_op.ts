@@ -72,9 +72,8 @@ export interface CustomOpDefinition {
   inputs: readonly string[];
   /**
    * The output's element `i`: see `CustomWgsl`. `SIZE`, `DIM0`, `DIM1`, ... are the output's
-   * size and dimensions (u32 constants).
-   *
-   * @example `"xAt(i) * sigmoid(BETA * xAt(i))"` is swish (given a `sigmoid` helper and `BETA`).
+   * size and dimensions (u32 constants). E.g. `"xAt(i) * sig(BETA * xAt(i))"` is swish, given
+   * a `sig` helper and a constant `BETA`.
    */
   forward: CustomWgsl;
   /** The output's shape from the inputs' shapes (default: the first input's shape). */

@@ -7,6 +7,7 @@ import { mul, scale } from "../../nn/ops/elementwise.ts";
 import { neg } from "../../nn/ops/unary.ts";
 import { sum } from "../../nn/ops/reduce.ts";
 import { compiledKernelCount } from "../../nn/gpu/program.ts";
+import { memoryStats } from "../../nn/gpu/buffer_pool.ts";
 import { kernelPolicy } from "../../nn/gpu/policy.ts";
 import { gpu } from "../../nn/gpu/device.ts";
 import { flush, sync } from "../../nn/gpu/stream.ts";
@@ -215,6 +216,30 @@ Deno.test("markWritten refuses a tensor that unsubmitted wgtorch commands use", 
     assert.throws(() => markWritten("x" as unknown as Tensor), /markWritten: takes tensors/);
   } finally {
     y.dispose();
+    x.dispose();
+  }
+});
+
+Deno.test("customOp leaks no GPU buffer: forward and backward, WGSL and composed", async () => {
+  const x = tensor(Float32Array.from(randomArray(15, 8)), [3, 5], { requiresGrad: true });
+  // No tidy around backward: what the op's own backward creates must be freed by the op.
+  const step = async () => {
+    const a = swish(x), b = swish4(x), c = rowMeanSquares(b), d = c.reshape([3, 1]);
+    const e = mul(a, d), loss = sum(e);
+    loss.backward();
+    await loss.item();
+    for (const t of [a, b, c, d, e, loss]) t.dispose();
+    x.grad?.dispose();
+    x.grad = null;
+  };
+  try {
+    await step(); // warm-up: pipelines, pooled buffers
+    const before = memoryStats();
+    for (let k = 0; k < 3; k++) await step();
+    const after = memoryStats();
+    assert.equal(after.liveBuffers, before.liveBuffers, "live buffers");
+    assert.equal(after.buffersCreated, before.buffersCreated, "buffers created");
+  } finally {
     x.dispose();
   }
 });
