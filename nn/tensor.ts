@@ -65,6 +65,46 @@ export function tensorFits(shape: readonly number[], dtype: DType = "f32"): bool
 }
 
 /**
+ * The names of Tensor's op methods (`add`, `matmul`, `relu`, ...): every method returning a
+ * Tensor except Tensor's own (`view`, `reshape`, `flatten`).
+ */
+export type TensorMethodName = {
+  [K in keyof Tensor]: K extends "view" | "reshape" | "flatten" ? never
+    : Tensor[K] extends (...args: never[]) => Tensor ? K
+    : never;
+}[keyof Tensor];
+
+/**
+ * The ops behind Tensor's op methods: for each method, the op function taking the tensor first
+ * (`add(self, other)` for `self.add(other)`). `nn/tensor_methods.ts` installs it.
+ */
+export type TensorMethodTable = {
+  readonly [K in TensorMethodName]: Tensor[K] extends (...args: infer A) => Tensor
+    ? (self: Tensor, ...args: A) => Tensor
+    : never;
+};
+
+let methodTable: TensorMethodTable | null = null;
+
+/**
+ * Installs the ops behind Tensor's op methods (called once by `nn/tensor_methods.ts`: tensor.ts
+ * cannot import the ops, which import it).
+ */
+export function installTensorMethods(table: TensorMethodTable): void {
+  methodTable = table;
+}
+
+function tensorOps(): TensorMethodTable {
+  if (!methodTable) {
+    throw new Error(
+      "Tensor methods (x.add(y), x.matmul(w), ...) are not loaded: import wgtorch from its " +
+        "entry point (mod.ts), which installs them (or import nn/tensor_methods.ts)",
+    );
+  }
+  return methodTable;
+}
+
+/**
  * A multi-dimensional array on the GPU. Contiguous, row-major. Make one with `tensor`, `zeros`,
  * `ones`, `full`, `randUniform` or `randNormal`; free it with `dispose()`, or let `tidy` do it.
  *
@@ -77,6 +117,20 @@ export function tensorFits(shape: readonly number[], dtype: DType = "f32"): bool
  * const x = tensor([4, 5, 6], [3]);
  * sum(mul(w, x)).backward();
  * console.log(await w.grad!.toArray()); // Float32Array(3) [4, 5, 6]
+ * ```
+ *
+ * @example Op methods, as in PyTorch: a linear layer, ReLU and a sum, with backward
+ * ```ts
+ * import { init, tensor } from "@wgtorch/wgtorch";
+ *
+ * await init();
+ * const x = tensor([1, -2, 3, 4], [2, 2]);
+ * const w = tensor([1, 0, 0, 1], [2, 2], { requiresGrad: true });
+ * const b = tensor([0.5, -0.5], [2], { requiresGrad: true });
+ * const loss = x.matmul(w).add(b).relu().sum();
+ * loss.backward();
+ * console.log(await loss.item()); // 1.5 + 0 + 3.5 + 3.5 = 8.5
+ * console.log(await b.grad!.toArray()); // Float32Array(2) [2, 1]
  * ```
  */
 export class Tensor implements Disposable {
@@ -227,6 +281,190 @@ export class Tensor implements Disposable {
    */
   backward(options: BackwardOptions = {}): void {
     runBackward(this, options);
+  }
+
+  // Op methods, as PyTorch's (`x.matmul(w).add(b).relu()`): each calls the op of its name,
+  // installed by `nn/tensor_methods.ts` (which mod.ts loads). A new one is two lines: its
+  // declaration here and its entry in that table.
+
+  /** this + other, broadcasting (see `add`). */
+  add(other: Tensor | number): Tensor {
+    return tensorOps().add(this, other);
+  }
+
+  /** this - other, broadcasting (see `sub`). */
+  sub(other: Tensor | number): Tensor {
+    return tensorOps().sub(this, other);
+  }
+
+  /** this * other, element by element, broadcasting (see `mul`). */
+  mul(other: Tensor | number): Tensor {
+    return tensorOps().mul(this, other);
+  }
+
+  /** this / other, element by element, broadcasting (see `div`). */
+  div(other: Tensor | number): Tensor {
+    return tensorOps().div(this, other);
+  }
+
+  /** this raised to the power other, broadcasting (see `pow`). */
+  pow(other: Tensor | number): Tensor {
+    return tensorOps().pow(this, other);
+  }
+
+  /** The larger of this and other, element by element, broadcasting (see `maximum`). */
+  maximum(other: Tensor | number): Tensor {
+    return tensorOps().maximum(this, other);
+  }
+
+  /** The smaller of this and other, element by element, broadcasting (see `minimum`). */
+  minimum(other: Tensor | number): Tensor {
+    return tensorOps().minimum(this, other);
+  }
+
+  /** this == other as a u8 mask, broadcasting (see `eq`). */
+  eq(other: Tensor | number): Tensor {
+    return tensorOps().eq(this, other);
+  }
+
+  /** this != other as a u8 mask, broadcasting (see `ne`). */
+  ne(other: Tensor | number): Tensor {
+    return tensorOps().ne(this, other);
+  }
+
+  /** this < other as a u8 mask, broadcasting (see `lt`). */
+  lt(other: Tensor | number): Tensor {
+    return tensorOps().lt(this, other);
+  }
+
+  /** this <= other as a u8 mask, broadcasting (see `le`). */
+  le(other: Tensor | number): Tensor {
+    return tensorOps().le(this, other);
+  }
+
+  /** this > other as a u8 mask, broadcasting (see `gt`). */
+  gt(other: Tensor | number): Tensor {
+    return tensorOps().gt(this, other);
+  }
+
+  /** this >= other as a u8 mask, broadcasting (see `ge`). */
+  ge(other: Tensor | number): Tensor {
+    return tensorOps().ge(this, other);
+  }
+
+  /** -this (see `neg`). */
+  neg(): Tensor {
+    return tensorOps().neg(this);
+  }
+
+  /** |this| (see `abs`). */
+  abs(): Tensor {
+    return tensorOps().abs(this);
+  }
+
+  /** e^this (see `exp`). */
+  exp(): Tensor {
+    return tensorOps().exp(this);
+  }
+
+  /** The natural logarithm (see `log`). */
+  log(): Tensor {
+    return tensorOps().log(this);
+  }
+
+  /** The square root (see `sqrt`). */
+  sqrt(): Tensor {
+    return tensorOps().sqrt(this);
+  }
+
+  /** 1 / sqrt(this) (see `rsqrt`). */
+  rsqrt(): Tensor {
+    return tensorOps().rsqrt(this);
+  }
+
+  /** this * this (see `square`). */
+  square(): Tensor {
+    return tensorOps().square(this);
+  }
+
+  /** The sine (see `sin`). */
+  sin(): Tensor {
+    return tensorOps().sin(this);
+  }
+
+  /** The cosine (see `cos`). */
+  cos(): Tensor {
+    return tensorOps().cos(this);
+  }
+
+  /** 1 / (1 + e^-this) (see `sigmoid`). */
+  sigmoid(): Tensor {
+    return tensorOps().sigmoid(this);
+  }
+
+  /** The hyperbolic tangent (see `tanh`). */
+  tanh(): Tensor {
+    return tensorOps().tanh(this);
+  }
+
+  /** max(this, 0) (see `relu`). */
+  relu(): Tensor {
+    return tensorOps().relu(this);
+  }
+
+  /** The leaky ReLU (see `leakyRelu`). */
+  leakyRelu(options?: { negativeSlope?: number }): Tensor {
+    return tensorOps().leakyRelu(this, options);
+  }
+
+  /** The ELU (see `elu`). */
+  elu(options?: { alpha?: number }): Tensor {
+    return tensorOps().elu(this, options);
+  }
+
+  /** The GELU (see `gelu`). */
+  gelu(options?: { approximate?: "none" | "tanh" }): Tensor {
+    return tensorOps().gelu(this, options);
+  }
+
+  /** this * sigmoid(this) (see `silu`). */
+  silu(): Tensor {
+    return tensorOps().silu(this);
+  }
+
+  /** log(1 + e^(beta this)) / beta (see `softplus`). */
+  softplus(options?: { beta?: number; threshold?: number }): Tensor {
+    return tensorOps().softplus(this, options);
+  }
+
+  /** this clamped to [min, max] (see `clamp`). */
+  clamp(options: { min?: number; max?: number }): Tensor {
+    return tensorOps().clamp(this, options);
+  }
+
+  /** The matrix product this · other of 2-D tensors (see `matmul`). */
+  matmul(other: Tensor, options?: { transposeA?: boolean; transposeB?: boolean }): Tensor {
+    return tensorOps().matmul(this, other, options);
+  }
+
+  /** The sum of every element, as a scalar (see `sum`). */
+  sum(): Tensor {
+    return tensorOps().sum(this);
+  }
+
+  /** The mean of every element, as a scalar (see `mean`). */
+  mean(): Tensor {
+    return tensorOps().mean(this);
+  }
+
+  /** The index of each row's first maximum, as i32 (see `argmax`). */
+  argmax(): Tensor {
+    return tensorOps().argmax(this);
+  }
+
+  /** log(softmax(this)) over the last dimension (see `logSoftmax`). */
+  logSoftmax(): Tensor {
+    return tensorOps().logSoftmax(this);
   }
 
   /** A short description, e.g. `Tensor(f32, [128, 10])`. */

@@ -34,3 +34,19 @@ Deno.test("examples/train_cnn_bn.ts trains CNN-BN on FashionMNIST and saves safe
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("examples/custom_op.ts: its WGSL swish equals the composed ops, and sees a raw write", async () => {
+  const out = await runExample("custom_op.ts", Deno.cwd());
+  const swish = (v: number) => v / (1 + Math.exp(-1.5 * v));
+  const printed = out.match(/swish\(x\) = \[([^\]]*)\]/)?.[1].split(", ").map(Number);
+  assert.deepEqual(
+    printed,
+    Array.from({ length: 11 }, (_, i) => Number(swish(i / 2 - 2.5).toFixed(4))),
+    out,
+  );
+  for (const what of ["forward", "gradient"]) {
+    const difference = Number(out.match(new RegExp(`${what} difference (\\S+)`))?.[1]);
+    assert.ok(difference < 1e-5, `${what}: ${out}`);
+  }
+  assert.match(out, new RegExp(`after writing 2s: swish\\(2\\) = ${swish(2).toFixed(4)}`), out);
+});

@@ -142,6 +142,23 @@ function touch(buffer: GPUBuffer): void {
 }
 
 /**
+ * Records that `buffer` was written outside the stream (the user's own `queue.writeBuffer` or
+ * compute pass): bumps its version, so that texture mirrors of it are copied again before the
+ * next kernel reads it. Throws when commands not yet submitted use `buffer`: they were encoded
+ * before that write but would run after it (call `flush()` before writing).
+ */
+export function markBufferWritten(buffer: GPUBuffer, who = "markWritten"): void {
+  if (pendingBuffers.has(buffer)) {
+    throw new Error(
+      `${who}: wgtorch commands not yet submitted use this buffer, so they would run after your ` +
+        `write although they were issued before it. Call flush() before writing a tensor's ` +
+        `buffer with your own WebGPU commands, then ${who}(tensor) after.`,
+    );
+  }
+  touch(buffer);
+}
+
+/**
  * A number that changes whenever something encoded later in the stream writes `buffer` (a
  * kernel binding it read-write, a copy into it, an upload): caches of its contents compare it.
  */
