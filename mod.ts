@@ -51,6 +51,8 @@
  * @module
  */
 
+import "./nn/tensor_methods.ts";
+
 export {
   type AdapterReport,
   describeAdapter,
@@ -91,6 +93,15 @@ export {
 } from "./nn/tensor.ts";
 export { eq, ge, gt, le, lt, ne, where } from "./nn/ops/compare.ts";
 export { cast } from "./nn/ops/cast.ts";
+export {
+  type CustomBackwardFunction,
+  type CustomOp,
+  customOp,
+  type CustomOpDefinition,
+  type CustomOpInfo,
+  type CustomWgsl,
+  markWritten,
+} from "./nn/custom_op.ts";
 export { gather, indexSelect, oneHot } from "./nn/ops/indexing.ts";
 export {
   add,

@@ -1,8 +1,20 @@
 // A custom op written in WGSL: swish(x) = x · sigmoid(βx), with its gradient as a second WGSL
 // kernel, checked against the same function composed of wgtorch's ops. Then a tensor written
 // with raw WebGPU commands, which wgtorch's ops see after markWritten.
-import { flush, gpu, init, mul, noGrad, scale, sigmoid, sum, tensor, tidy } from "../mod.ts";
-import { customOp, markWritten } from "../nn/custom_op.ts";
+import {
+  customOp,
+  flush,
+  gpu,
+  init,
+  markWritten,
+  mul,
+  noGrad,
+  scale,
+  sigmoid,
+  sum,
+  tensor,
+  tidy,
+} from "../mod.ts";
 
 await init();
 const BETA = 1.5;
