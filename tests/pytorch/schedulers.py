@@ -33,6 +33,8 @@ def make_optimizer(case):
 def make_scheduler(optimizer, spec):
     kind = spec["kind"]
     options = {snake(k): v for k, v in spec.get("options", {}).items()}
+    if "maxLrFactor" in spec:  # max_lr: each group's start lr times this
+        options["max_lr"] = [g["lr"] * spec["maxLrFactor"] for g in optimizer.param_groups]
     if kind == "LambdaLR":
         options["lr_lambda"] = eval(spec["lambda"])  # the test's own expression
     if kind == "SequentialLR":
@@ -56,7 +58,9 @@ def run(case):
             scheduler.step(case["metrics"][i])
         else:
             scheduler.step()
-        lrs.append(list(scheduler.get_last_lr()))
+        # ReduceLROnPlateau (1.13) has no get_last_lr(), only _last_lr
+        last = scheduler._last_lr if case["kind"] == "ReduceLROnPlateau" else scheduler.get_last_lr()
+        lrs.append(list(last))
         moms.append(momentums(optimizer))
     return {"lrs": lrs, "momentums": moms}
 

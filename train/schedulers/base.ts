@@ -135,28 +135,41 @@ export function savedNumber(
 }
 
 let seek: (scheduler: LRScheduler, epoch: number) => void;
+let restart: (scheduler: LRScheduler) => void;
 
 /**
- * Moves `scheduler` to `epoch` and sets the groups' lrs to that epoch's (PyTorch's deprecated
- * `step(epoch)` with the closed form; `SequentialLR` uses it at its milestones).
+ * Moves `scheduler` to `epoch` and sets the groups' lrs to that epoch's closed form (PyTorch's
+ * deprecated `step(epoch)`; `SequentialLR` uses it at its milestones, with epoch 0).
  */
 export function seekEpoch(scheduler: LRScheduler, epoch: number): void {
   seek(scheduler, epoch);
 }
 
-/** Base class of the epoch-driven schedulers: epoch counting, lr updates and state dicts. */
+/** Runs `scheduler`'s initial step again (PyTorch's `_initial_step()`; `SequentialLR`). */
+export function initialStepOf(scheduler: LRScheduler): void {
+  restart(scheduler);
+}
+
+/**
+ * Base class of the epoch-driven schedulers: epoch counting, lr updates and state dicts. As in
+ * PyTorch, `step()` applies the chainable form (`chainedLr`: from each group's current lr, so
+ * schedulers made on the same optimizer compose, and a scheduler made after another starts from
+ * the lr that one set), and `lrAt` is the closed form (PyTorch's `_get_closed_form_lr`).
+ */
 export abstract class LRScheduler {
   static {
     seek = (scheduler, epoch) => {
       scheduler.#lastEpoch = epoch;
-      scheduler.applyEpoch();
+      scheduler.#apply(scheduler.#baseLrs.map((_, i) => scheduler.lrAt(epoch, i)));
     };
+    restart = (scheduler) => scheduler.initialStep();
   }
 
   /** The optimizer whose lr this sets. */
   readonly optimizer: LrTarget;
   #baseLrs: number[];
   #lastEpoch = 0;
+  #lastLrs: number[];
 
   /**
    * Records every group's initial lr as its base lr (epoch 0). Subclasses call `initialStep()`
@@ -165,13 +178,22 @@ export abstract class LRScheduler {
   constructor(optimizer: LrTarget) {
     this.optimizer = optimizer;
     this.#baseLrs = initialLrsOf(groupsOf(optimizer));
+    this.#lastLrs = groupsOf(optimizer).map((group) => group.lr);
   }
 
   /** The scheduler's kind, as saved in state dicts. */
   abstract get name(): string;
 
-  /** The lr of parameter group `group` (default 0) at `epoch`: a closed form. */
+  /** The lr of parameter group `group` (default 0) at `epoch`: the closed form, from its base lr. */
   abstract lrAt(epoch: number, group?: number): number;
+
+  /**
+   * The lr of `group` at `epoch` given its current lr `lr` (PyTorch's chainable `get_lr()`).
+   * Default: the closed form (schedulers whose `get_lr()` is not chainable: LambdaLR, OneCycleLR).
+   */
+  protected chainedLr(epoch: number, group: number, _lr: number): number {
+    return this.lrAt(epoch, group);
+  }
 
   /** The schedule's own settings, for `stateDict()`. */
   protected abstract hyperparameters(): Record<string, SchedulerSetting>;
@@ -187,19 +209,32 @@ export abstract class LRScheduler {
   /** Sets the lrs of epoch 0: the end of a subclass's constructor. */
   protected initialStep(): void {
     this.#lastEpoch = 0;
-    this.applyEpoch();
+    this.#chain();
   }
+
+  #chain(): void {
+    const epoch = this.#lastEpoch;
+    this.beforeUpdate(epoch);
+    this.#apply(this.groups.map((group, i) => this.chainedLr(epoch, i, group.lr)));
+  }
+
+  #apply(lrs: readonly number[]): void {
+    this.groups.forEach((group, i) => {
+      group.lr = lrs[i];
+    });
+    this.#lastLrs = this.groups.map((group) => group.lr);
+    this.afterUpdate();
+  }
+
+  /** Called before the chainable update of `epoch` (`SequentialLR` steps its scheduler). */
+  protected beforeUpdate(_epoch: number): void {}
+
+  /** Called after every lr update (e.g. `OneCycleLR` sets the momentum of `lastEpoch`). */
+  protected afterUpdate(): void {}
 
   /** Replaces the base lrs (`OneCycleLR` derives them from `maxLr`). */
   protected setBaseLrs(lrs: readonly number[]): void {
     this.#baseLrs = [...lrs];
-  }
-
-  /** Sets every group's lr to its value at `lastEpoch` (overridden to set more, e.g. momentum). */
-  protected applyEpoch(): void {
-    this.groups.forEach((group, i) => {
-      group.lr = this.lrAt(this.#lastEpoch, i);
-    });
   }
 
   /** The first group's base lr (PyTorch's `initial_lr`). */
@@ -217,40 +252,39 @@ export abstract class LRScheduler {
     return this.#lastEpoch;
   }
 
-  /** The first group's lr at `lastEpoch` (the only group's for optimizers without groups). */
+  /** The first group's lr as this scheduler set it last (the only group's without groups). */
   get lastLr(): number {
-    return this.lrAt(this.#lastEpoch, 0);
+    return this.#lastLrs[0];
   }
 
-  /** Every group's lr at `lastEpoch`, as PyTorch's `get_last_lr()` (a list, one per group). */
+  /** Every group's lr as this scheduler set it last: PyTorch's `get_last_lr()`, one per group. */
   getLastLr(): number[] {
-    return this.#baseLrs.map((_, i) => this.lrAt(this.#lastEpoch, i));
+    return [...this.#lastLrs];
   }
 
-  /** Ends an epoch: moves to the next one and sets the groups' lrs to its values. */
+  /** Ends an epoch: moves to the next one and updates the groups' lrs (the chainable form). */
   step(): void {
     this.#lastEpoch++;
-    this.applyEpoch();
+    this.#chain();
   }
 
-  /** The epoch counter, base lrs and settings. */
+  /** The epoch counter, base lrs, last lrs and settings. */
   stateDict(): LRSchedulerStateDict {
-    const lastLrs = this.getLastLr();
     return {
       scheduler: this.name,
       lastEpoch: this.#lastEpoch,
       baseLr: this.#baseLrs[0],
-      lastLr: lastLrs[0],
+      lastLr: this.#lastLrs[0],
       baseLrs: [...this.#baseLrs],
-      lastLrs,
+      lastLrs: [...this.#lastLrs],
       hyperparameters: this.hyperparameters(),
     };
   }
 
   /**
    * Restores a state saved by `stateDict()` of the same kind of scheduler (states saved before
-   * parameter groups included), and sets the groups' lrs to the schedule's values at the
-   * restored epoch.
+   * parameter groups included), and sets the groups' lrs to the saved last lrs (PyTorch keeps
+   * them in the optimizer's state dict), from which the next `step()` continues.
    */
   loadStateDict(saved: LRSchedulerStateDict): void {
     if (saved.scheduler !== this.name) {
@@ -261,11 +295,12 @@ export abstract class LRScheduler {
     if (!Number.isSafeInteger(saved.lastEpoch) || saved.lastEpoch < 0) {
       throw new Error(`${this.name}.loadStateDict: invalid lastEpoch ${saved.lastEpoch}`);
     }
-    const baseLrs = (saved.baseLrs ?? [saved.baseLr]).map((lr, i) =>
-      checkFinite(lr, `${this.name}.loadStateDict: baseLrs[${i}]`)
-    );
+    const list = (values: number[], what: string) =>
+      values.map((lr, i) => checkFinite(lr, `${this.name}.loadStateDict: ${what}[${i}]`));
+    const baseLrs = list(saved.baseLrs ?? [saved.baseLr], "baseLrs");
+    const lastLrs = list(saved.lastLrs ?? [saved.lastLr], "lastLrs");
     const groups = this.groups.length;
-    if (baseLrs.length !== groups) {
+    if (baseLrs.length !== groups || lastLrs.length !== groups) {
       throw new Error(
         `${this.name}.loadStateDict: the state has ${baseLrs.length} parameter group(s), the ` +
           `optimizer ${groups}`,
@@ -274,6 +309,6 @@ export abstract class LRScheduler {
     this.setHyperparameters(saved.hyperparameters);
     this.#baseLrs = baseLrs;
     this.#lastEpoch = saved.lastEpoch;
-    this.applyEpoch();
+    this.#apply(lastLrs);
   }
 }

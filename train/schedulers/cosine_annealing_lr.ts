@@ -59,6 +59,17 @@ export class CosineAnnealingLR extends LRScheduler {
     return low + (base - low) * (1 + Math.cos(Math.PI * epoch / this.#tMax)) / 2;
   }
 
+  /** PyTorch's chainable form (a ratio of cosines, and the restart step past each cycle). */
+  protected override chainedLr(epoch: number, group: number, lr: number): number {
+    const tMax = this.#tMax, low = this.#etaMin;
+    if (epoch === 0) return lr;
+    if ((epoch - 1 - tMax) % (2 * tMax) === 0) {
+      return lr + (this.baseLrs[group] - low) * (1 - Math.cos(Math.PI / tMax)) / 2;
+    }
+    return (1 + Math.cos(Math.PI * epoch / tMax)) / (1 + Math.cos(Math.PI * (epoch - 1) / tMax)) *
+        (lr - low) + low;
+  }
+
   /** tMax and etaMin. */
   protected hyperparameters(): Record<string, SchedulerSetting> {
     return { tMax: this.#tMax, etaMin: this.#etaMin };

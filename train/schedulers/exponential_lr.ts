@@ -44,6 +44,11 @@ export class ExponentialLR extends LRScheduler {
     return this.baseLrs[group] * this.#gamma ** epoch;
   }
 
+  /** PyTorch's chainable form: `lr · gamma`, except at epoch 0. */
+  protected override chainedLr(epoch: number, _group: number, lr: number): number {
+    return epoch === 0 ? lr : lr * this.#gamma;
+  }
+
   /** gamma. */
   protected hyperparameters(): Record<string, SchedulerSetting> {
     return { gamma: this.#gamma };

@@ -79,6 +79,20 @@ export class LinearLR extends LRScheduler {
     return this.baseLrs[group] * (start + (end - start) * Math.min(total, epoch) / total);
   }
 
+  /**
+   * PyTorch's chainable form: `lr · startFactor` at epoch 0, then `lr · (1 + (end - start) /
+   * (totalIters · start + (epoch - 1) · (end - start)))` up to totalIters. With startFactor 0 that
+   * divides 0 by 0 (PyTorch raises ZeroDivisionError); the closed form is used instead.
+   */
+  protected override chainedLr(epoch: number, group: number, lr: number): number {
+    const start = this.#startFactor, end = this.#endFactor, total = this.#totalIters;
+    if (epoch === 0) return lr * start;
+    if (epoch > total) return lr;
+    const denominator = total * start + (epoch - 1) * (end - start);
+    if (denominator === 0) return this.lrAt(epoch, group);
+    return lr * (1 + (end - start) / denominator);
+  }
+
   /** startFactor, endFactor and totalIters. */
   protected hyperparameters(): Record<string, SchedulerSetting> {
     return {

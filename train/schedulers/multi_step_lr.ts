@@ -70,6 +70,11 @@ export class MultiStepLR extends LRScheduler {
     return this.baseLrs[group] * this.#gamma ** passed;
   }
 
+  /** PyTorch's chainable form: `lr · gamma` at a milestone, else `lr`. */
+  protected override chainedLr(epoch: number, _group: number, lr: number): number {
+    return this.#milestones.includes(epoch) ? lr * this.#gamma : lr;
+  }
+
   /** milestones and gamma. */
   protected hyperparameters(): Record<string, SchedulerSetting> {
     return { milestones: [...this.#milestones], gamma: this.#gamma };

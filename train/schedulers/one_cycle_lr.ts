@@ -269,9 +269,8 @@ export class OneCycleLR extends LRScheduler {
     return this.#at(step, group).momentum;
   }
 
-  /** Sets the lrs, and the momentums when cycling them. */
-  protected override applyEpoch(): void {
-    super.applyEpoch();
+  /** Sets the momentums of `lastEpoch` when cycling them (PyTorch sets them in `get_lr()`). */
+  protected override afterUpdate(): void {
     if (!this.#cycleMomentum) return;
     this.groups.forEach((group, i) => {
       const momentum = this.momentumAt(this.lastEpoch, i);

@@ -7,6 +7,7 @@
 
 import {
   groupsOf,
+  initialStepOf,
   LRScheduler,
   type LRSchedulerStateDict,
   type LrTarget,
@@ -101,10 +102,22 @@ export class SequentialLR extends LRScheduler {
     return here.scheduler.lrAt(here.epoch, group);
   }
 
-  /** Moves the running scheduler to its epoch, which sets the lrs (and momentum, if it does). */
-  protected override applyEpoch(): void {
-    const here = this.#locate(this.lastEpoch);
-    seekEpoch(here.scheduler, here.epoch);
+  /** The lrs the running scheduler set (in `beforeUpdate`). */
+  protected override chainedLr(epoch: number, group: number, _lr: number): number {
+    return this.#locate(epoch).scheduler.getLastLr()[group];
+  }
+
+  /**
+   * Moves the scheduler running at `epoch`: the first one's initial step at epoch 0 (PyTorch's
+   * constructor undoes the others' initial steps and redoes the first's), `step(0)` (the closed
+   * form of its epoch 0) at its milestone, else its `step()`.
+   */
+  protected override beforeUpdate(epoch: number): void {
+    const index = this.#milestones.filter((m) => m <= epoch).length;
+    const scheduler = this.#schedulers[index];
+    if (epoch === 0) initialStepOf(scheduler);
+    else if (index > 0 && this.#milestones[index - 1] === epoch) seekEpoch(scheduler, 0);
+    else scheduler.step();
   }
 
   /** milestones. */

@@ -54,6 +54,11 @@ export class StepLR extends LRScheduler {
     return this.baseLrs[group] * this.#gamma ** Math.floor(epoch / this.#stepSize);
   }
 
+  /** PyTorch's chainable form: `lr · gamma` at multiples of stepSize, else `lr`. */
+  protected override chainedLr(epoch: number, _group: number, lr: number): number {
+    return epoch === 0 || epoch % this.#stepSize !== 0 ? lr : lr * this.#gamma;
+  }
+
   /** stepSize and gamma. */
   protected hyperparameters(): Record<string, SchedulerSetting> {
     return { stepSize: this.#stepSize, gamma: this.#gamma };
