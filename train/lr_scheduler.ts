@@ -2,9 +2,12 @@
  * Learning-rate schedulers with PyTorch 1.13's semantics: construct after the optimizer (each
  * parameter group's lr at that moment is its base lr), then call `step()` once per epoch after
  * that epoch's optimizer steps (`OneCycleLR`: once per batch; `ReduceLROnPlateau`:
- * `step(metric)` per epoch). The lr of epoch `e` is a closed form of `e`, so a scheduler
- * restored from its state dict continues the same sequence. One file each under
- * `train/schedulers/`; this module gathers them.
+ * `step(metric)` per epoch). With parameter groups (`paramGroups`), each group is scheduled from
+ * its own initial lr and `getLastLr()` has one lr per group. `step()` applies PyTorch's
+ * chainable form (from each group's current lr, so values equal PyTorch's to rounding, and
+ * schedulers on one optimizer compose as in PyTorch); `lrAt(epoch)` is the closed form. A
+ * scheduler restored from its state dict (which holds the last lrs) continues the same sequence.
+ * One file each under `train/schedulers/`; this module gathers them.
  *
  * ```ts ignore
  * const scheduler = new StepLR(optimizer, { stepSize: 10, gamma: 0.1 });

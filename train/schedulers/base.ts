@@ -1,9 +1,11 @@
 /**
  * The base of the learning-rate schedulers (PyTorch 1.13's `_LRScheduler`): parameter groups,
- * base lrs (PyTorch's `initial_lr`), epoch counting, lr updates and state dicts. Each scheduler
- * gives the lr of a group at an epoch as a closed form, so a scheduler restored from its state
- * dict continues the same sequence; the closed forms equal PyTorch's chainable (recursive)
- * updates to rounding (the tests compare them with PyTorch's `get_last_lr()`).
+ * base lrs (PyTorch's `initial_lr`, shared by the schedulers of one optimizer), epoch counting,
+ * lr updates and state dicts. `step()` applies each scheduler's chainable form (PyTorch's
+ * `get_lr()`, from the groups' current lrs), `lrAt` is its closed form (PyTorch's
+ * `_get_closed_form_lr()`, used at `SequentialLR`'s milestones); the state dict holds the last
+ * lrs, so a restored scheduler continues the same sequence. The tests compare every curve with
+ * PyTorch's `get_last_lr()`.
  *
  * @module
  */
