@@ -3,7 +3,8 @@
 Reads {"cases": [...]} on stdin (json_io). A case: {"kind": "StepLR", "lrs": [per group],
 "optimizer": "sgd" | "adam", "options": {camelCase options}, "steps": n, "metrics": [...]
 (ReduceLROnPlateau), "lambda": "python expression" (LambdaLR), "schedulers": [{"kind",
-"options", "lambda"}], "milestones": [...] (SequentialLR)}. Answers per case "lrs": get_last_lr()
+"options", "lambda"}], "milestones": [...] (SequentialLR); kind "Stacked": "schedulers" all made on the optimizer
+and all stepped every epoch}. Answers per case "lrs": get_last_lr()
 after construction and after each of the n steps, and "momentums": every group's momentum (or
 betas[0]) at the same points."""
 import re
@@ -37,6 +38,8 @@ def make_scheduler(optimizer, spec):
         options["max_lr"] = [g["lr"] * spec["maxLrFactor"] for g in optimizer.param_groups]
     if kind == "LambdaLR":
         options["lr_lambda"] = eval(spec["lambda"])  # the test's own expression
+    if kind == "Stacked":  # several schedulers on one optimizer, all stepped every epoch
+        return [make_scheduler(optimizer, s) for s in spec["schedulers"]]
     if kind == "SequentialLR":
         inner = [make_scheduler(optimizer, s) for s in spec["schedulers"]]
         return lr_scheduler.SequentialLR(optimizer, inner, milestones=spec["milestones"])
@@ -56,10 +59,18 @@ def run(case):
         optimizer.step()
         if case["kind"] == "ReduceLROnPlateau":
             scheduler.step(case["metrics"][i])
+        elif case["kind"] == "Stacked":
+            for s in scheduler:
+                s.step()
         else:
             scheduler.step()
         # ReduceLROnPlateau (1.13) has no get_last_lr(), only _last_lr
-        last = scheduler._last_lr if case["kind"] == "ReduceLROnPlateau" else scheduler.get_last_lr()
+        if case["kind"] == "Stacked":
+            last = scheduler[-1].get_last_lr()
+        elif case["kind"] == "ReduceLROnPlateau":
+            last = scheduler._last_lr
+        else:
+            last = scheduler.get_last_lr()
         lrs.append(list(last))
         moms.append(momentums(optimizer))
     return {"lrs": lrs, "momentums": moms}

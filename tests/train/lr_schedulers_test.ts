@@ -347,3 +347,14 @@ Deno.test("SequentialLR resets to the initial lrs and checks saved scheduler sta
     /SequentialLR.loadStateDict: the state holds 1 scheduler states, for 2 schedulers/,
   );
 });
+
+Deno.test("LinearLR from startFactor 0 follows the closed form (PyTorch divides by zero)", () => {
+  const target = { lr: 1, paramGroups: [{ lr: 1 }, { lr: 0.5 }] };
+  const scheduler = new LinearLR(target, { startFactor: 0, totalIters: 4 });
+  const seen = [scheduler.getLastLr()];
+  for (let i = 0; i < 5; i++) {
+    scheduler.step();
+    seen.push(scheduler.getLastLr());
+  }
+  assertClose(seen.flat(), [0, 0, 0.25, 0.125, 0.5, 0.25, 0.75, 0.375, 1, 0.5, 1, 0.5], TIGHT);
+});

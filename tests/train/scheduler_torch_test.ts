@@ -5,7 +5,13 @@
  * with a printed reason, when PyTorch is not importable (`tests/torch.ts`).
  */
 
-import { type LrGroup, OneCycleLR } from "../../train/lr_scheduler.ts";
+import {
+  ExponentialLR,
+  LinearLR,
+  type LrGroup,
+  MultiStepLR,
+  OneCycleLR,
+} from "../../train/lr_scheduler.ts";
 import { askTorch, skipWithoutTorch } from "../torch.ts";
 import { assertClose } from "../testing.ts";
 import { CASES, curveOf, GROUP_LRS, momentumCurveOf, targetOf } from "./scheduler_cases.ts";
@@ -69,5 +75,37 @@ Deno.test({
     }
     assertClose(seen.flat(), answer.cases[0].lrs.flat(), TOLERANCE, "lrs");
     assertClose(betas.flat(), answer.cases[0].momentums.flat(), TOLERANCE, "betas[0]");
+  },
+});
+
+Deno.test({
+  name: "schedulers stacked on one optimizer compose as PyTorch's chainable forms",
+  ignore: skip,
+  async fn() {
+    const lrs = [0.1, 0.02];
+    const answer = await askTorch<TorchCurves>("schedulers.py", {
+      cases: [{
+        kind: "Stacked",
+        lrs,
+        steps: 30,
+        schedulers: [
+          { kind: "LinearLR", options: { startFactor: 0.2, totalIters: 4 } },
+          { kind: "ExponentialLR", options: { gamma: 0.95 } },
+          { kind: "MultiStepLR", options: { milestones: [6, 15], gamma: 0.5 } },
+        ],
+      }],
+    });
+    const target = targetOf(lrs);
+    const stacked = [
+      new LinearLR(target, { startFactor: 0.2, totalIters: 4 }),
+      new ExponentialLR(target, { gamma: 0.95 }),
+      new MultiStepLR(target, { milestones: [6, 15], gamma: 0.5 }),
+    ];
+    const seen = [stacked[2].getLastLr()];
+    for (let i = 0; i < 30; i++) {
+      for (const scheduler of stacked) scheduler.step();
+      seen.push(stacked[2].getLastLr());
+    }
+    assertClose(seen.flat(), answer.cases[0].lrs.flat(), TOLERANCE, "stacked");
   },
 });
