@@ -251,7 +251,7 @@ Deno.test("bad input: messages name the scheduler, what was given and what is ri
     ],
     [
       () => new OneCycleLR(two, { maxLr: [1, 2, 3], totalSteps: 9, cycleMomentum: false }),
-      /expected 2 values for maxLr \(one per parameter group\), got 3/,
+      /OneCycleLR maxLr: expected 2 values \(one per parameter group\), got 3/,
     ],
     [
       () => new OneCycleLR(t, { maxLr: 1, totalSteps: 9 }),
@@ -274,7 +274,10 @@ Deno.test("bad input: messages name the scheduler, what was given and what is ri
       /threshold mode x is unknown!/,
     ],
     [() => new ReduceLROnPlateau(t, { patience: -1 }), /patience must be an integer >= 0, got -1/],
-    [() => new ReduceLROnPlateau(two, { minLr: [0] }), /expected 2 values for minLr/],
+    [
+      () => new ReduceLROnPlateau(two, { minLr: [0] }),
+      /ReduceLROnPlateau minLr: expected 2 values/,
+    ],
     [
       () => new ReduceLROnPlateau(t).step(undefined as unknown as number),
       /ReduceLROnPlateau.step: needs the epoch's metric/,

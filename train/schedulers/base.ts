@@ -119,7 +119,7 @@ export function perGroup(
   if (typeof value === "number") return new Array(groups).fill(value);
   if (!Array.isArray(value) || value.length !== groups) {
     throw new Error(
-      `expected ${groups} values for ${what} (one per parameter group), got ${
+      `${what}: expected ${groups} values (one per parameter group), got ${
         Array.isArray(value) ? value.length : value
       }`,
     );

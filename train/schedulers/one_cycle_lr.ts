@@ -205,13 +205,21 @@ export class OneCycleLR extends LRScheduler {
     this.#threePhase = options.threePhase ?? false;
     this.#divFactor = checkFinite(options.divFactor ?? 25, "OneCycleLR divFactor");
     this.#finalDivFactor = checkFinite(options.finalDivFactor ?? 1e4, "OneCycleLR finalDivFactor");
-    this.#maxLrs = perGroup(options.maxLr, groups.length, "maxLr").map((lr) =>
+    this.#maxLrs = perGroup(options.maxLr, groups.length, "OneCycleLR maxLr").map((lr) =>
       checkFinite(lr, "OneCycleLR maxLr")
     );
     this.#cycleMomentum = options.cycleMomentum ?? true;
-    this.#maxMomentums = perGroup(options.maxMomentum ?? 0.95, groups.length, "maxMomentum")
+    this.#maxMomentums = perGroup(
+      options.maxMomentum ?? 0.95,
+      groups.length,
+      "OneCycleLR maxMomentum",
+    )
       .map((m) => checkFinite(m, "OneCycleLR maxMomentum"));
-    this.#baseMomentums = perGroup(options.baseMomentum ?? 0.85, groups.length, "baseMomentum")
+    this.#baseMomentums = perGroup(
+      options.baseMomentum ?? 0.85,
+      groups.length,
+      "OneCycleLR baseMomentum",
+    )
       .map((m) => checkFinite(m, "OneCycleLR baseMomentum"));
     this.#phases = phasesOf(this.#totalSteps, this.#pctStart, this.#threePhase);
     if (this.#cycleMomentum) {
@@ -311,7 +319,7 @@ export class OneCycleLR extends LRScheduler {
   protected setHyperparameters(saved: Record<string, SchedulerSetting>): void {
     const groups = groupsOf(this.optimizer);
     const list = (key: string) =>
-      perGroup(saved[key] as number[], groups.length, key).map((v) =>
+      perGroup(saved[key] as number[], groups.length, `OneCycleLR.loadStateDict: ${key}`).map((v) =>
         checkFinite(v, `OneCycleLR.loadStateDict: ${key}`)
       );
     const maxLrs = list("maxLrs");

@@ -73,7 +73,7 @@ function validate(options: ReduceLROnPlateauOptions, groups: number): Settings {
     threshold: checkFinite(options.threshold ?? 1e-4, "ReduceLROnPlateau threshold"),
     thresholdMode,
     cooldown: checkNonNegativeInteger(options.cooldown ?? 0, "cooldown"),
-    minLrs: perGroup(options.minLr ?? 0, groups, "minLr").map((lr) =>
+    minLrs: perGroup(options.minLr ?? 0, groups, "ReduceLROnPlateau minLr").map((lr) =>
       checkFinite(lr, "ReduceLROnPlateau minLr")
     ),
     eps: checkFinite(options.eps ?? 1e-8, "ReduceLROnPlateau eps"),
