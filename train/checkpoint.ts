@@ -20,7 +20,7 @@ import {
 import { copyBuffer, readBuffer } from "../nn/gpu/stream.ts";
 import { Tensor, tensor } from "../nn/tensor.ts";
 import type { Module } from "../nn/modules/module.ts";
-import type { LRScheduler, LRSchedulerStateDict } from "./lr_scheduler.ts";
+import type { LRScheduler, LRSchedulerStateDict, ReduceLROnPlateau } from "./lr_scheduler.ts";
 import type { Optimizer, OptimizerStateDict } from "./optim/optimizer.ts";
 import { requireDenoFiles, writeFileAtomic } from "./tune/fs_atomic.ts";
 import type { Json } from "./tune/types.ts";
@@ -120,7 +120,7 @@ export interface TrainingState {
   /** Its optimizer. */
   optimizer: Optimizer;
   /** Its LR scheduler, if any. */
-  scheduler?: LRScheduler | null;
+  scheduler?: LRScheduler | ReduceLROnPlateau | null;
 }
 
 /** Saves model, optimizer and scheduler state after `epoch` epochs to `path`, atomically. */

@@ -25,7 +25,7 @@ import { tidy } from "../nn/scope.ts";
 import { type BatchLoader, BatchMeasure } from "./batch_measure.ts";
 import { evaluate } from "./evaluate.ts";
 import type { EpochRecord } from "./history.ts";
-import type { LRScheduler } from "./lr_scheduler.ts";
+import { LRScheduler, ReduceLROnPlateau } from "./lr_scheduler.ts";
 import { type AccumulatorSnapshot, MetricsAccumulator } from "./metrics_accumulator.ts";
 import type { LossFunction, Metric } from "./metrics.ts";
 import { checkFinite } from "./non_finite.ts";
@@ -96,6 +96,8 @@ export interface TrainEpochOptions {
   accumulator?: MetricsAccumulator;
   /** Called at every read within the epoch. */
   onStep?: (progress: StepProgress) => void;
+  /** Called after every optimizer step (e.g. a per-batch LR scheduler's `step()`). */
+  onOptimizerStep?: () => void;
   /** The loss, `(output, target) => batch mean`, differentiable (default `nllLoss`). */
   loss?: LossFunction;
   /**
@@ -179,6 +181,7 @@ export async function trainEpoch(
           optimizer.step();
           accumulator.checkBuffers(bufferTensors);
         });
+        options.onOptimizerStep?.();
       } finally {
         batch.dispose();
       }
@@ -250,8 +253,14 @@ export interface FitOptions {
   val?: BatchLoader;
   /** The optimizer over the model's parameters. */
   optimizer: Optimizer;
-  /** Stepped once after every epoch (optional). */
-  scheduler?: LRScheduler;
+  /**
+   * The LR scheduler (optional), stepped after every epoch (after validation), or after every
+   * optimizer step with `schedulerInterval: "batch"` (e.g. `OneCycleLR`). A `ReduceLROnPlateau`
+   * is fed the epoch's validation loss, or its training loss without `val`.
+   */
+  scheduler?: LRScheduler | ReduceLROnPlateau;
+  /** When `scheduler` steps: `"epoch"` (default) or `"batch"` (not for `ReduceLROnPlateau`). */
+  schedulerInterval?: "epoch" | "batch";
   /** The total number of epochs. */
   epochs: number;
   /**
@@ -364,6 +373,20 @@ export async function fit(model: Module, options: FitOptions): Promise<FitResult
         `${initialEpoch}`,
     );
   }
+  const interval = options.schedulerInterval ?? "epoch";
+  if (interval !== "epoch" && interval !== "batch") {
+    throw new RangeError(`fit: schedulerInterval must be "epoch" or "batch", got ${interval}`);
+  }
+  if (interval === "batch" && scheduler instanceof ReduceLROnPlateau) {
+    throw new RangeError(
+      "fit: ReduceLROnPlateau needs an epoch's loss, so it steps per epoch; schedulerInterval " +
+        '"batch" is for schedulers such as OneCycleLR',
+    );
+  }
+  const batchScheduler = interval === "batch" && scheduler instanceof LRScheduler
+    ? scheduler
+    : null;
+  const perBatch = batchScheduler ? () => batchScheduler.step() : undefined;
   const pacer = options.pacer ?? new ReadPacer();
   const accumulator = new MetricsAccumulator();
   const measured = { loss: options.loss, metrics: options.metrics };
@@ -381,12 +404,14 @@ export async function fit(model: Module, options: FitOptions): Promise<FitResult
         accumulator,
         ...measured,
         onStep: progress?.step ? (p) => progress.step!({ ...p, epochs }) : undefined,
+        onOptimizerStep: perBatch,
       });
       if (trained.interrupted) return { history, interrupted: true, stopped: false };
       const checked = val
         ? await evaluate(model, val, { epoch, phase: "validation", ...measured })
         : null;
-      scheduler?.step();
+      if (scheduler instanceof ReduceLROnPlateau) scheduler.step(checked?.loss ?? trained.loss);
+      else if (interval === "epoch") scheduler?.step();
       const record: EpochRecord = {
         epoch,
         lr,

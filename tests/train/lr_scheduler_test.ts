@@ -19,7 +19,7 @@ function lrPerEpoch(optimizer: LrTarget, scheduler: { step(): void }, epochs: nu
 Deno.test("StepLR(10, 0.1) from 0.01 over 30 epochs: 0.01, then 0.001, then 0.0001", () => {
   const optimizer = { lr: 0.01 };
   const scheduler = new StepLR(optimizer, { stepSize: 10, gamma: 0.1 });
-  assert.equal(scheduler.getLastLr(), 0.01);
+  assert.deepEqual(scheduler.getLastLr(), [0.01]);
   const lrs = lrPerEpoch(optimizer, scheduler, 30);
   const expected = [
     ...new Array(10).fill(0.01),
@@ -87,7 +87,7 @@ Deno.test("CosineAnnealingLR values: known points and PyTorch's recursive form",
           (lr - etaMin) + etaMin;
     }
     assertClose([withFloor.lr], [lr], { atol: 1e-12, rtol: 1e-9 }, `epoch ${epoch}`);
-    assert.equal(cosine.getLastLr(), withFloor.lr);
+    assert.deepEqual(cosine.getLastLr(), [withFloor.lr]);
   }
   assertClose([cosine.lrAt(tMax)], [etaMin], { atol: 1e-15, rtol: 0 });
 });
@@ -135,6 +135,8 @@ Deno.test("schedulers validate their options and state dicts", () => {
     lastEpoch: 0,
     baseLr: 0.1,
     lastLr: 0.1,
+    baseLrs: [0.1],
+    lastLrs: [0.1],
     hyperparameters: { stepSize: 2, gamma: 0.1 },
   });
 });
