@@ -36,7 +36,12 @@ export function resolveShape(
     } else known *= dim;
   }
   if (inferred < 0) {
-    if (known !== size) throw new Error(`${op}: ${what}: the number of elements differs`);
+    if (known !== size) {
+      throw new Error(
+        `${op}: cannot view ${size} elements of shape ${formatShape(from)} as ` +
+          `${formatShape(shape)} (${known} elements)`,
+      );
+    }
     return [...shape];
   }
   if (known === 0 || size % known !== 0) {
