@@ -12,7 +12,8 @@ import { mul } from "../../nn/ops/elementwise.ts";
 import { sum } from "../../nn/ops/reduce.ts";
 import { tidy } from "../../nn/scope.ts";
 import { type Tensor, tensor } from "../../nn/tensor.ts";
-import { gpuReady } from "../testing.ts";
+import { assertClose, gpuReady, randomArray } from "../testing.ts";
+import { askTorch, skipWithoutTorch } from "../torch.ts";
 import { testOp } from "./op_helper.ts";
 import {
   catBackwardReference,
@@ -545,4 +546,155 @@ Deno.test("no leak: every op, forward and backward, then dispose", async () => {
   assert.equal(after.liveBuffers, before.liveBuffers, "live buffers");
   assert.equal(after.liveBytes, before.liveBytes, "live bytes");
   assert.equal(after.buffersCreated, before.buffersCreated, "no new GPUBuffer after warm-up");
+});
+
+/** One op for PyTorch and for wgtorch, on f32 inputs of `shapes`. */
+interface OracleCase {
+  op: string;
+  shapes: number[][];
+  args: Record<string, unknown>;
+  gpu: (xs: Tensor[]) => Tensor;
+}
+
+const ORACLE_CASES: readonly OracleCase[] = [
+  {
+    op: "permute",
+    shapes: [[2, 3, 5]],
+    args: { dims: [2, 0, 1] },
+    gpu: ([x]) => permute(x, [2, 0, 1]),
+  },
+  {
+    op: "permute",
+    shapes: [[4, 8, 12]],
+    args: { dims: [2, 0, 1] },
+    gpu: ([x]) => permute(x, [2, 0, 1]),
+  },
+  {
+    op: "transpose",
+    shapes: [[2, 3, 5]],
+    args: { dim0: 0, dim1: -1 },
+    gpu: ([x]) => transpose(x, 0, -1),
+  },
+  {
+    op: "expand",
+    shapes: [[3, 1]],
+    args: { shape: [2, 3, 4] },
+    gpu: ([x]) => expand(x, [2, 3, 4]),
+  },
+  {
+    op: "expand",
+    shapes: [[1, 5, 1]],
+    args: { shape: [3, -1, 7] },
+    gpu: ([x]) => expand(x, [3, -1, 7]),
+  },
+  {
+    op: "narrow",
+    shapes: [[2, 3, 5]],
+    args: { dim: -1, start: 3, length: 2 },
+    gpu: ([x]) => narrow(x, -1, 3, 2),
+  },
+  {
+    op: "narrow",
+    shapes: [[2, 3, 5]],
+    args: { dim: 1, start: -2, length: 2 },
+    gpu: ([x]) => narrow(x, 1, -2, 2),
+  },
+  {
+    op: "pad",
+    shapes: [[3, 4, 5]],
+    args: { pads: [-1, 2, 1, -1], value: 0.5 },
+    gpu: ([x]) => pad(x, [-1, 2, 1, -1], { value: 0.5 }),
+  },
+  {
+    op: "pad",
+    shapes: [[2, 3]],
+    args: { pads: [1, 1, 2, 0], value: 0 },
+    gpu: ([x]) => pad(x, [1, 1, 2, 0]),
+  },
+  {
+    op: "cat",
+    shapes: [[2, 3, 5], [2, 1, 5], [2, 4, 5]],
+    args: { dim: 1 },
+    gpu: (xs) => cat(xs, { dim: 1 }),
+  },
+  {
+    op: "cat",
+    shapes: Array.from({ length: 10 }, () => [2, 3]),
+    args: { dim: -1 },
+    gpu: (xs) => cat(xs, { dim: -1 }),
+  },
+  {
+    op: "stack",
+    shapes: [[2, 3], [2, 3], [2, 3]],
+    args: { dim: -1 },
+    gpu: (xs) => stack(xs, { dim: -1 }),
+  },
+  {
+    op: "split",
+    shapes: [[2, 5, 3]],
+    args: { sizes: [1, 2, 2], dim: 1, index: 2 },
+    gpu: ([x]) => split(x, [1, 2, 2], { dim: 1 })[2],
+  },
+  {
+    op: "split",
+    shapes: [[7, 2]],
+    args: { sizes: 3, dim: 0, index: 2 },
+    gpu: ([x]) => split(x, 3)[2],
+  },
+  {
+    op: "flatten",
+    shapes: [[2, 3, 1, 5]],
+    args: { startDim: 1, endDim: -2 },
+    gpu: ([x]) => flatten(x, { startDim: 1, endDim: -2 }),
+  },
+  { op: "flatten", shapes: [[]], args: { startDim: 0, endDim: -1 }, gpu: ([x]) => flatten(x) },
+  { op: "squeeze", shapes: [[1, 3, 1, 5, 1]], args: {}, gpu: ([x]) => squeeze(x) },
+  { op: "squeeze", shapes: [[1, 3, 1]], args: { dim: 1 }, gpu: ([x]) => squeeze(x, { dim: 1 }) },
+  { op: "unsqueeze", shapes: [[2, 3]], args: { dim: -1 }, gpu: ([x]) => unsqueeze(x, -1) },
+  {
+    op: "reshape",
+    shapes: [[2, 3, 5]],
+    args: { shape: [5, -1] },
+    gpu: ([x]) => reshape(x, [5, -1]),
+  },
+];
+
+Deno.test("the shape ops agree with PyTorch: shapes, values and gradients", async () => {
+  if (skipWithoutTorch("shape ops vs PyTorch")) return;
+  const cases = ORACLE_CASES.map((c, n) => {
+    const inputs = c.shapes.map((shape, k) => ({
+      shape,
+      data: Array.from(randomArray(sizeOf(shape), 100 * n + k)),
+    }));
+    return { ...c, inputs };
+  });
+  const outputs = cases.map((c) =>
+    tidy(() => {
+      const xs = c.inputs.map((input) => tensor(input.data, input.shape, { requiresGrad: true }));
+      const out = c.gpu(xs);
+      return { shape: [...out.shape], size: out.size, xs, out };
+    })
+  );
+  const grads = outputs.map(({ size }, n) => Array.from(randomArray(size, 7000 + n)));
+  const { answers } = await askTorch<{
+    answers: { shape: number[]; values: number[]; grads: number[][] }[];
+  }>("shape_ops.py", {
+    cases: cases.map((c, n) => ({ op: c.op, inputs: c.inputs, args: c.args, grad: grads[n] })),
+  });
+  for (const [n, c] of cases.entries()) {
+    const { xs, out, shape } = outputs[n];
+    const name = `${c.op} ${JSON.stringify(c.shapes)} ${JSON.stringify(c.args)}`;
+    const answer = answers[n];
+    assert.deepEqual(shape, answer.shape, `${name}: shape`);
+    assertClose(await out.toArray(), answer.values, {}, `${name}: values`);
+    const grad = tensor(grads[n], shape);
+    out.backward({ grad });
+    for (const [k, x] of xs.entries()) {
+      assertClose(await x.grad!.toArray(), answer.grads[k], {}, `${name}: grad ${k}`);
+      x.grad!.dispose();
+      x.dispose();
+    }
+    grad.dispose();
+    out.dispose();
+  }
 });
