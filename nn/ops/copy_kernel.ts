@@ -246,14 +246,18 @@ function elementsBody(options: CopyOptions, workgroupSize: number): string {
     const c = coordinates(out);
     const vec4Source = (source: CopySource) =>
       dtype !== "u8" && source.strides[last] === 1 && !source.bounds[last] &&
-      source.offset >= 0 && source.offset % 4 === 0 &&
+      ((source.offset % 4) + 4) % 4 === 0 &&
       source.strides.every((stride, d) => d === last || out[d] === 1 || stride % 4 === 0);
     const shared = sources.length === 1 || selectDim !== last ||
       sources.every((source) => source.start % 4 === 0);
     if (shared && sources.every(vec4Source)) {
       const one = (k: number) => {
-        const { index } = sourceIndex(sources[k], c);
-        return `let v = src${k}Vec4((${index}) >> 2u); out[j] = v;`;
+        // Bounds on other dimensions hold for all four or for none.
+        const { index, valid } = sourceIndex(sources[k], c);
+        if (!valid) return `out[j] = src${k}Vec4((${index}) >> 2u);`;
+        const type = elementType(dtype);
+        return `let ok = ${valid}; out[j] = select(vec4<${type}>(${fillValue(dtype)}), ` +
+          `src${k}Vec4(select(0u, ${index}, ok) >> 2u), ok);`;
       };
       let code = one(sources.length - 1);
       for (let k = sources.length - 2; k >= 0; k--) {

@@ -221,6 +221,7 @@ const NARROW_CASES: readonly { shape: number[]; dim: number; start: number; leng
   { shape: [7], dim: 0, start: 0, length: 7 },
   { shape: [4, 12], dim: 1, start: 4, length: 8 }, // vec4 loads
   { shape: [4, 12], dim: 1, start: 1, length: 8 },
+  { shape: [5, 8], dim: 0, start: 1, length: 3 }, // backward: vec4 loads, padded rows
   { shape: [3, 6], dim: 1, start: 2, length: 0 }, // empty
   { shape: [70, 70], dim: 0, start: 5, length: 61 }, // a texture read
 ];
@@ -287,6 +288,8 @@ const PAD_CASES: readonly { shape: number[]; pads: number[]; value?: number }[] 
   { shape: [2, 3], pads: [0, 0, -1, 0] },
   { shape: [1, 1], pads: [3, 0, 0, 2], value: -1 },
   { shape: [4, 8], pads: [4, 4] }, // aligned rows
+  { shape: [3, 8], pads: [0, 0, 1, 1], value: 3 }, // vec4 loads, padded rows
+  { shape: [2, 3, 4], pads: [0, 0, -1, 1, 1, 0] }, // vec4 loads, padded and cropped
   { shape: [0, 3], pads: [0, 0, 1, 1], value: 7 }, // from nothing
   { shape: [], pads: [] },
   { shape: [40, 120], pads: [1, -3, 2, 2] }, // a texture read
@@ -319,6 +322,8 @@ const CAT_CASES: readonly { shapes: number[][]; dim: number }[] = [
   { shapes: [[2, 3, 5], [2, 1, 5], [2, 4, 5]], dim: 1 }, // 3 tensors, sizes differ
   { shapes: [[3, 4], [3, 8]], dim: -1 }, // aligned along the last dim: vec4 loads
   { shapes: [[3, 3], [3, 2], [3, 1]], dim: -1 }, // unaligned along the last dim
+  { shapes: [[3, 3], [3, 5]], dim: 1 }, // rows of 8 from two sources: chosen per element
+  { shapes: [[2, 1, 4], [2, 2, 4], [2, 1, 4]], dim: 1 }, // vec4 loads, chosen per row
   { shapes: [[1, 4], [2, 4], [3, 4]], dim: 0 },
   { shapes: [[2, 0, 5], [2, 3, 5]], dim: 1 }, // an empty one
   { shapes: [[5]], dim: 0 }, // one tensor
