@@ -69,7 +69,8 @@ function sizeOf(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
-function rowMajorStrides(shape: readonly number[]): number[] {
+/** The row-major (contiguous) strides of `shape`, in elements. */
+export function rowMajorStrides(shape: readonly number[]): number[] {
   const strides = new Array<number>(shape.length);
   let stride = 1;
   for (let d = shape.length - 1; d >= 0; d--) {
@@ -429,6 +430,3 @@ export function runCopy(
   }
   return out;
 }
-
-/** The row-major strides of `shape` (for callers describing sources). */
-export { rowMajorStrides };
