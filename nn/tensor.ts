@@ -6,7 +6,7 @@
  */
 
 import { acquireBuffer, releaseBuffer } from "./gpu/buffer_pool.ts";
-import { formatShape } from "./shape.ts";
+import { formatShape, resolveShape } from "./shape.ts";
 import { gpu } from "./gpu/device.ts";
 import { type BackwardOptions, type GradNode, recordOp, runBackward } from "./graph.ts";
 import { fillWords, valueBits } from "./ops/fill.ts";
@@ -234,21 +234,15 @@ export class Tensor implements Disposable {
    * Differentiable.
    */
   reshape(shape: readonly number[]): Tensor {
-    const known = shape.reduce((product, dim) => dim === -1 ? product : product * dim, 1);
-    const inferred = shape.map((dim) => dim === -1 ? this.size / Math.max(known, 1) : dim);
-    if (shape.filter((dim) => dim === -1).length > 1 || !Number.isInteger(inferred.at(-1)!)) {
-      throw new Error(
-        `reshape: cannot reshape ${formatShape(this.shape)} to ${formatShape(shape)}`,
-      );
-    }
-    const out = this.view(inferred);
+    const out = this.view(resolveShape("reshape", this.shape, shape));
     const inputShape = this.shape;
     return recordOp("reshape", out, [this], (grad) => [grad.view(inputShape)]);
   }
 
   /** Flattens every dimension from `startDim` on into one (no copy), like `torch.flatten`. */
   flatten(startDim = 1): Tensor {
-    return this.reshape([...this.shape.slice(0, startDim), -1]);
+    const kept = this.shape.slice(0, startDim);
+    return this.reshape([...kept, this.shape.slice(startDim).reduce((a, b) => a * b, 1)]);
   }
 
   /** Copies the elements to the CPU as their own typed array. Waits for the GPU. */
