@@ -94,6 +94,27 @@ export {
 export { eq, ge, gt, le, lt, ne, where } from "./nn/ops/compare.ts";
 export { cast } from "./nn/ops/cast.ts";
 export {
+  flatten,
+  type FlattenOptions,
+  reshape,
+  squeeze,
+  type SqueezeOptions,
+  unsqueeze,
+  view,
+} from "./nn/ops/shape.ts";
+export {
+  cat,
+  type DimOptions,
+  expand,
+  narrow,
+  pad,
+  type PadOptions,
+  permute,
+  split,
+  stack,
+  transpose,
+} from "./nn/ops/layout.ts";
+export {
   type CustomBackwardFunction,
   type CustomOp,
   customOp,
