@@ -284,13 +284,14 @@ function reducer(kind: ReduceKind, count: number, constant: number): Reducer {
           `mean[${o}] = avg${s};`,
       };
     case "logsumexp":
-      // The (NaN-aware) maximum, then the sum of exp(x - max); an infinite max shifts by 0.
+      // The maximum, then the sum of exp(x - max); an infinite max shifts by 0. A NaN makes the
+      // sum NaN whether or not the maximum kept it (so the plain, branch-free max will do).
       return {
         outputs: [{ name: "out", type: "f32" }],
         passes: [
           {
-            init: (s) => `var best${s} = 0.0; var arg${s} = 0u;`,
-            step: extremeStep(">"),
+            init: (s) => `var best${s} = ${f32(-Infinity)};`,
+            step: (s, v) => `best${s} = max(best${s}, ${v});`,
           },
           {
             init: (s) =>

@@ -22,10 +22,15 @@ import {
   referenceDims,
   spreadReference,
 } from "./reference/reduce.ts";
-import { type Tensor, tensor, zeros } from "../../nn/tensor.ts";
+import { randUniform, type Tensor, tensor, zeros } from "../../nn/tensor.ts";
+import { memoryStats } from "../../nn/gpu/buffer_pool.ts";
+import { sync } from "../../nn/gpu/stream.ts";
+import { tidy } from "../../nn/scope.ts";
+import { logSoftmax, softmax } from "../../nn/ops/softmax.ts";
 import { assert, assertThrows } from "../assert.ts";
-import { gpuReady, randomArray } from "../testing.ts";
+import { assertClose, gpuReady, randomArray } from "../testing.ts";
 import { testOp } from "./op_helper.ts";
+import { askTorch, skipWithoutTorch } from "../torch.ts";
 
 await gpuReady();
 
@@ -267,6 +272,13 @@ Deno.test("empty reductions: sum 0, prod 1, mean and variance NaN, logsumexp -in
   assertThrows(() => argmax(x), /^argmax: cannot reduce over a dimension of size 0/);
 });
 
+Deno.test("logsumexp of infinite rows: all -inf gives -inf, +inf gives inf (as PyTorch)", async () => {
+  const x = tensor([-Infinity, -Infinity, -Infinity, Infinity, 1, 2, 1000, 1000, 0], [3, 3]);
+  const values = [...await logsumexp(x, { dim: 1 }).toArray()];
+  assert.deepEqual(values.slice(0, 2), [-Infinity, Infinity]);
+  assert.ok(Math.abs(values[2] - (1000 + Math.log(2))) < 1e-3, `${values[2]}`);
+});
+
 Deno.test("variance of one element is NaN (correction 1) and 0 (correction 0)", async () => {
   const x = tensor([1, 2, 3], [3, 1]);
   assert.ok([...await variance(x, { dim: 1 }).toArray()].every(Number.isNaN));
@@ -371,4 +383,123 @@ Deno.test("compositions: a log-sum-exp classifier loss matches float64, with gra
     implicitGrad: true,
     outputShape: [],
   });
+});
+
+Deno.test("reductions and softmax leak no GPU buffer: forward, backward, dispose, no tidy", async () => {
+  const x = randUniform([6, 12], { requiresGrad: true });
+  const ops: ((x: Tensor) => Tensor)[] = [
+    (x) => sum(x, { dim: 1 }),
+    (x) => mean(x, { dim: 0, keepdim: true }),
+    (x) => max(x, { dim: 1 }),
+    (x) => min(x),
+    (x) => variance(x, { dim: 1 }),
+    (x) => std(x, { dim: [0, 1] }),
+    (x) => logsumexp(x, { dim: 0 }),
+    (x) => prod(x, { dim: 1 }),
+    (x) => softmax(x, { dim: 0 }),
+    (x) => logSoftmax(x, { dim: 1 }),
+  ];
+  const run = () => {
+    for (const op of ops) {
+      const y = op(x);
+      const loss = sum(y);
+      loss.backward();
+      loss.dispose();
+      y.dispose();
+      x.grad!.dispose();
+      x.grad = null;
+      argmax(x, { dim: 1 }).dispose();
+    }
+  };
+  run(); // fills the pool
+  await sync();
+  const before = memoryStats().liveBuffers;
+  run();
+  await sync();
+  assert.equal(memoryStats().liveBuffers, before);
+  x.dispose();
+});
+
+/** One case for the PyTorch oracle (`tests/pytorch/reductions.py`). */
+interface TorchCase {
+  op: string;
+  shape: number[];
+  dim: number | number[] | null;
+  keepdim?: boolean;
+  correction?: number;
+  x: number[];
+  grad?: number[];
+}
+
+Deno.test({
+  name: "reductions and softmax agree with PyTorch, values and gradients (ties, NaN, zeros)",
+  ignore: skipWithoutTorch("reduce_dim_test PyTorch oracle"),
+  fn: async () => {
+    const gpuOps: Record<string, (x: Tensor, c: TorchCase) => Tensor> = {
+      sum: (x, c) => sum(x, { dim: c.dim ?? undefined, keepdim: c.keepdim }),
+      mean: (x, c) => mean(x, { dim: c.dim ?? undefined, keepdim: c.keepdim }),
+      max: (x, c) => max(x, { dim: c.dim ?? undefined, keepdim: c.keepdim }),
+      min: (x, c) => min(x, { dim: c.dim ?? undefined, keepdim: c.keepdim }),
+      argmax: (x, c) => argmax(x, { dim: (c.dim ?? undefined) as number, keepdim: c.keepdim }),
+      argmin: (x, c) => argmin(x, { dim: (c.dim ?? undefined) as number, keepdim: c.keepdim }),
+      var: (x, c) =>
+        variance(x, { dim: c.dim ?? undefined, keepdim: c.keepdim, correction: c.correction }),
+      std: (x, c) =>
+        std(x, { dim: c.dim ?? undefined, keepdim: c.keepdim, correction: c.correction }),
+      logsumexp: (x, c) => logsumexp(x, { dim: c.dim ?? undefined, keepdim: c.keepdim }),
+      prod: (x, c) => prod(x, { dim: c.dim ?? undefined, keepdim: c.keepdim }),
+      softmax: (x, c) => softmax(x, { dim: c.dim as number }),
+      log_softmax: (x, c) => logSoftmax(x, { dim: c.dim as number }),
+    };
+    const random = Array.from(randomArray(30, 11, -2, 2));
+    const ties = [2, 5, 5, 1, 0, 0, 5, 3, -1, -1, 4, 4];
+    const nan = [1, NaN, 2, NaN, 3, 0, 1, 3, NaN, 5, NaN, -1];
+    const zeros = [2, 0, 3, 4, 0, 5, 0, 2, 1, 2, 3, 0.5];
+    const cases: TorchCase[] = [];
+    for (const op of ["sum", "mean", "var", "std", "logsumexp", "max", "min", "prod"]) {
+      for (const dim of [null, 1, -1, [0, 2]]) {
+        if (Array.isArray(dim) && (op === "max" || op === "min" || op === "prod")) continue;
+        cases.push({ op, shape: [2, 3, 5], dim, keepdim: dim === 1, x: random });
+      }
+    }
+    for (const op of ["argmax", "argmin", "max", "min"]) {
+      for (const dim of [null, 0, 1]) {
+        cases.push({ op, shape: [3, 4], dim, x: ties }, { op, shape: [3, 4], dim, x: nan });
+      }
+    }
+    for (const dim of [null, 0, 1]) cases.push({ op: "prod", shape: [3, 4], dim, x: zeros });
+    cases.push({ op: "var", shape: [2, 3, 5], dim: 1, correction: 0, x: random });
+    cases.push({ op: "std", shape: [2, 3, 5], dim: [0, 1], correction: 2, x: random });
+    for (const op of ["softmax", "log_softmax"]) {
+      for (const dim of [0, 1, -1]) cases.push({ op, shape: [2, 3, 5], dim, x: random });
+    }
+    // Gradients of sum(out * grad), with seeded weights of the output's size.
+    for (const [k, c] of cases.entries()) {
+      const out = tidy(() => gpuOps[c.op](tensor(c.x, c.shape), c));
+      c.grad = Array.from(randomArray(out.size, 100 + k));
+      out.dispose();
+    }
+    const { answers } = await askTorch<{
+      answers: { shape: number[]; out: number[]; grad?: number[] }[];
+    }>("reductions.py", { cases });
+    for (const [k, c] of cases.entries()) {
+      const what = `${c.op} dim ${JSON.stringify(c.dim)} of ${JSON.stringify(c.x.slice(0, 4))}...`;
+      const expected = answers[k];
+      const x = tensor(c.x, c.shape, { requiresGrad: expected.grad !== undefined });
+      const out = tidy(() => {
+        const result = gpuOps[c.op](x, c);
+        if (expected.grad) result.backward({ grad: tensor(c.grad!, result.shape) });
+        return result;
+      });
+      assert.deepEqual(out.shape, expected.shape, `${what}: shape`);
+      const tolerance = { atol: 1e-5, rtol: 1e-4, equalNan: true };
+      assertClose(await out.toArray(), expected.out, tolerance, `${what}: values`);
+      if (expected.grad) {
+        assertClose(await x.grad!.toArray(), expected.grad, tolerance, `${what}: gradient`);
+      }
+      out.dispose();
+      x.grad?.dispose();
+      x.dispose();
+    }
+  },
 });
