@@ -3,8 +3,9 @@
  *
  * `softmax` and `logSoftmax` over a dimension of size C and stride S (the product of the sizes
  * after it) run one strided row kernel: each invocation owns one row (C elements S apart, read
- * through `xAt`: no transpose), or, when the row is contiguous (S = 1) and C a multiple of 4, reads
- * and writes it 4 elements at a time. Three passes over the row: the maximum, the sum of
+ * through `xAt`: no transpose); when the row is contiguous (S = 1) and C a multiple of 4, it reads
+ * and writes it 4 elements at a time, and when S is a multiple of 4 it owns 4 neighbouring rows,
+ * one per lane of a vec4. Three passes over the row: the maximum, the sum of
  * exp(x - max), the output. `logSoftmax` over the last dimension of at most 64 classes keeps its
  * own kernel below (the study's training path).
  *
@@ -153,27 +154,36 @@ interface StridedRows {
   stride: number;
 }
 
-/** Whether rows are contiguous and read and written as vec4s. */
-function vectorRows({ classes, stride }: StridedRows): boolean {
-  return stride === 1 && classes % 4 === 0;
+/**
+ * How an invocation reads: `row` (one contiguous row, C a multiple of 4, 4 elements at a time),
+ * `columns` (four neighbouring rows, S a multiple of 4: their elements j are one vec4, so each
+ * lane of the vec4 is a row of its own) or `scalar` (one row, one element at a time).
+ */
+type StridedMode = "row" | "columns" | "scalar";
+
+function stridedMode({ classes, stride }: StridedRows): StridedMode {
+  if (stride === 1 && classes % 4 === 0) return "row";
+  return stride % 4 === 0 ? "columns" : "scalar";
 }
 
 /**
- * WGSL of one strided kernel's row: forward kernels read `x` and write `out`; backward kernels
- * read `g` (the output's gradient) and `y` (the output) and write `dx`. `at(name, j)` reads
- * element j of the row (`vec` says whether it is a vec4 index).
+ * WGSL of one strided kernel's row(s): forward kernels read `x` and write `out`; backward
+ * kernels read `g` (the output's gradient) and `y` (the output) and write `dx`.
  */
-function stridedRow(kind: StridedKind, vec: boolean): string {
+function stridedRow(kind: StridedKind, mode: StridedMode): string {
+  const vec = mode !== "scalar";
   const t = vec ? "vec4<f32>" : "f32";
-  const read = (name: string) => vec ? `${name}Vec4(base4 + j)` : `${name}At(base + j * S)`;
+  const index = mode === "row" ? "base4 + j" : mode === "columns" ? "base4 + j * (S / 4u)" : "";
+  const read = (name: string) => vec ? `${name}Vec4(${index})` : `${name}At(base + j * S)`;
   const write = (name: string, value: string) =>
-    vec ? `${name}[base4 + j] = ${value};` : `${name}[base + j * S] = ${value};`;
-  const total = (value: string) => vec ? `dot(${value}, vec4<f32>(1.0))` : value;
-  const n = vec ? "C / 4u" : "C";
+    vec ? `${name}[${index}] = ${value};` : `${name}[base + j * S] = ${value};`;
+  // A contiguous row's 4 lanes are one row: sum them; in columns mode each lane is a row.
+  const total = (value: string) => mode === "row" ? `dot(${value}, vec4<f32>(1.0))` : value;
+  const n = mode === "row" ? "C / 4u" : "C";
   switch (kind) {
     case "softmax":
     case "log_softmax": {
-      const most = vec ? "max(max(m.x, m.y), max(m.z, m.w))" : "m";
+      const most = mode === "row" ? "max(max(m.x, m.y), max(m.z, m.w))" : "m";
       const value = kind === "softmax" ? "exp(v - biggest) * inverse" : "v - biggest - logSum";
       return /* wgsl */ `
     var m = ${read("x").replace("j", "0u")};
@@ -203,12 +213,17 @@ function stridedRow(kind: StridedKind, vec: boolean): string {
   }
 }
 
+/** Rows an invocation owns. */
+function rowsPerInvocation(options: StridedRows): number {
+  return stridedMode(options) === "columns" ? 4 : 1;
+}
+
 /** Softmax, log-softmax and their gradients over rows `stride` apart, one row per invocation. */
 const STRIDED: KernelSpec<StridedRows> = {
   name: "softmax_strided",
   key: ({ kind, rows, classes, stride }) => `${kind}_${rows}x${classes}s${stride}`,
   bindings: (options) => {
-    const type = vectorRows(options) ? "vec4<f32>" : "f32";
+    const type = stridedMode(options) === "scalar" ? "f32" : "vec4<f32>";
     return options.kind.endsWith("backward")
       ? [
         { name: "g", role: "input" },
@@ -217,21 +232,21 @@ const STRIDED: KernelSpec<StridedRows> = {
       ]
       : [{ name: "x", role: "input" }, { name: "out", role: "write", type }];
   },
-  plan: ({ rows }, policy) => ({
+  plan: (options, policy) => ({
     workgroupSize: policy.narrowWorkgroup,
-    groups: Math.ceil(rows / policy.narrowWorkgroup),
+    groups: Math.ceil(options.rows / rowsPerInvocation(options) / policy.narrowWorkgroup),
   }),
   prelude: ({ rows, classes, stride }) => /* wgsl */ `
 const ROWS: u32 = ${u32(rows)};
 const C: u32 = ${u32(classes)};
 const S: u32 = ${u32(stride)};`,
   body: (options, { plan }) => /* wgsl */ `
-  let row = group * ${u32(plan.workgroupSize)} + lid;
+  let row = (group * ${u32(plan.workgroupSize)} + lid) * ${u32(rowsPerInvocation(options))};
   if (row < ROWS) {
     // Row (outer, inner) starts at outer * C * S + inner.
     let base = (row / S) * (C * S) + row % S;
     let base4 = base / 4u;
-${stridedRow(options.kind, vectorRows(options))}
+${stridedRow(options.kind, stridedMode(options))}
   }`,
 };
 

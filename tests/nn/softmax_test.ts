@@ -154,7 +154,9 @@ const DIM_CASES: readonly [number[], number | undefined][] = [
   [[4, 1, 3], 1],
   [[1, 6], 0],
   [[3, 8], -1], // contiguous rows, 4 at a time
-  [[8, 4], 0],
+  [[8, 4], 0], // four neighbouring rows per invocation, one per vec4 lane
+  [[3, 5, 8], 1],
+  [[5, 12], 0],
   [[3, 100], -1], // logSoftmax: past the private-memory fast path
   [[33, 130], -1],
   [[33, 130], 0],
