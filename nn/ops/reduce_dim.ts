@@ -28,7 +28,9 @@ import { formatShape, Tensor } from "../tensor.ts";
 
 /** A run of dimensions after simplification: its size, and whether it is reduced. */
 export interface Segment {
+  /** The product of the sizes of its dimensions. */
   size: number;
+  /** Whether its dimensions are reduced (else kept). */
   reduced: boolean;
 }
 
@@ -48,7 +50,9 @@ export type ReduceKind =
 
 /** Options of `REDUCE`. */
 export interface ReduceOptions {
+  /** The reduction. */
   kind: ReduceKind;
+  /** The input's simplified shape (`segmentsOf`). */
   segments: readonly Segment[];
   /** sum: the factor of the result (1 / count for mean). var: the correction. */
   constant?: number;
@@ -314,7 +318,7 @@ const SUFFIXES = ["0", "1", "2", "3"];
 const COMPONENTS = ["x", "y", "z", "w"];
 
 /** `out = reduction of x over the reduced segments`, one (or four) outputs per invocation. */
-export const REDUCE: KernelSpec<ReduceOptions> = {
+const REDUCE: KernelSpec<ReduceOptions> = {
   name: "reduce_dim",
   key: ({ kind, segments, constant }) =>
     `${kind}_${segments.map((s) => `${s.size}${s.reduced ? "r" : "k"}`).join("_") || "0d"}` +
@@ -418,7 +422,9 @@ export type ExpandKind =
 
 /** Options of `EXPAND`. */
 export interface ExpandOptions {
+  /** The gradient's rule. */
   kind: ExpandKind;
+  /** The input's simplified shape (`segmentsOf`). */
   segments: readonly Segment[];
   /** scale: the factor; var, std: the divisor max(0, count - correction). */
   constant?: number;
