@@ -19,6 +19,12 @@
  * output an invocation owns), in passes over the reduced elements (var: the mean, then the
  * squared deviations).
  *
+ * Not done yet: a reduction with few outputs and many elements each (max over all elements of
+ * [1024, 1024], sum over dim 0 of [65536, 10]) runs on as many lanes as it has outputs (about
+ * 1-2 ms on llvmpipe for a million elements; `sum`/`mean` over all elements take their own
+ * two-pass kernel). Splitting the reduced range into partials would need a combine step per
+ * reducer.
+ *
  * @module
  */
 
@@ -182,8 +188,6 @@ function decode(
 interface Reducer {
   /** Output bindings: the first is `out`. */
   outputs: readonly { name: string; type: "f32" | "i32" }[];
-  /** Extra inputs read per output (`<name>[o]`), as storage. */
-  extras?: readonly string[];
   /**
    * Passes: `init(s, o)` declares the accumulators of suffix `s` for output `o`; `step(s, v, r)`
    * folds in value `v` (an f32 expression, evaluated several times) at reduced index `r`.
