@@ -1,5 +1,13 @@
 /**
- * Log-softmax over the last dimension, negative log-likelihood and cross-entropy losses.
+ * Softmax and log-softmax over any dimension, negative log-likelihood and cross-entropy losses.
+ *
+ * `softmax` and `logSoftmax` over a dimension of size C and stride S (the product of the sizes
+ * after it) run one strided row kernel: each invocation owns one row (C elements S apart, read
+ * through `xAt`: no transpose); when the row is contiguous (S = 1) and C a multiple of 4, it reads
+ * and writes it 4 elements at a time, and when S is a multiple of 4 it owns 4 neighbouring rows,
+ * one per lane of a vec4. Three passes over the row: the maximum, the sum of
+ * exp(x - max), the output. `logSoftmax` over the last dimension of at most 64 classes keeps its
+ * own kernel below (the study's training path).
  *
  * Rows are short (class scores), so each invocation owns whole rows (lanes on batch rows); the
  * losses sum their rows in one workgroup. Rows of up to 64 classes are read from storage once
@@ -17,6 +25,7 @@ import { f32, u32 } from "../gpu/kernel.ts";
 import { type BindingSpec, type KernelSpec, runKernel } from "../gpu/program.ts";
 import { formatShape, Tensor } from "../tensor.ts";
 import { checkTarget, workgroupSumWgsl } from "./reduce.ts";
+import { normalizeDims } from "./reduce_dim.ts";
 
 /** Invocations per workgroup of the row kernels (one row each). */
 const ROW_WORKGROUP = 8;
@@ -127,12 +136,194 @@ const LOG_SOFTMAX_BACKWARD = rowKernel(
     for (var j = 0u; j < C; j++) { dx[base + j] = grad[base + j] - exp(y[base + j]) * total; }`,
 );
 
-/** log(softmax(x)) over the last dimension (e.g. x [N, C]). Differentiable. */
-export function logSoftmax(x: Tensor): Tensor {
-  const [rows, classes] = rowsOf("logSoftmax", x);
-  const out = Tensor.empty(x.shape);
-  runKernel(LOG_SOFTMAX, { rows, classes }, { x, out });
-  return recordOp("logSoftmax", out, [x], (grad) => [logSoftmaxBackward(grad, out)]);
+/** Options of `softmax` and `logSoftmax`. */
+export interface SoftmaxOptions {
+  /** The dimension the probabilities run along, negative counting from the end (default -1). */
+  dim?: number;
+}
+
+/** The four strided row kernels. */
+type StridedKind = "softmax" | "log_softmax" | "softmax_backward" | "log_softmax_backward";
+
+/** A tensor seen as rows of `classes` elements `stride` apart. */
+interface StridedRows {
+  kind: StridedKind;
+  /** Rows: the product of every size but the dimension's. */
+  rows: number;
+  classes: number;
+  stride: number;
+}
+
+/**
+ * How an invocation reads: `row` (one contiguous row, C a multiple of 4, 4 elements at a time),
+ * `columns` (four neighbouring rows, S a multiple of 4: their elements j are one vec4, so each
+ * lane of the vec4 is a row of its own) or `scalar` (one row, one element at a time).
+ */
+type StridedMode = "row" | "columns" | "scalar";
+
+function stridedMode({ classes, stride }: StridedRows): StridedMode {
+  if (stride === 1 && classes % 4 === 0) return "row";
+  return stride % 4 === 0 ? "columns" : "scalar";
+}
+
+/**
+ * WGSL of one strided kernel's row(s): forward kernels read `x` and write `out`; backward
+ * kernels read `g` (the output's gradient) and `y` (the output) and write `dx`.
+ */
+function stridedRow(kind: StridedKind, mode: StridedMode): string {
+  const vec = mode !== "scalar";
+  const t = vec ? "vec4<f32>" : "f32";
+  const index = mode === "row" ? "base4 + j" : mode === "columns" ? "base4 + j * (S / 4u)" : "";
+  const read = (name: string) => vec ? `${name}Vec4(${index})` : `${name}At(base + j * S)`;
+  const write = (name: string, value: string) =>
+    vec ? `${name}[${index}] = ${value};` : `${name}[base + j * S] = ${value};`;
+  // A contiguous row's 4 lanes are one row: sum them; in columns mode each lane is a row.
+  const total = (value: string) => mode === "row" ? `dot(${value}, vec4<f32>(1.0))` : value;
+  const n = mode === "row" ? "C / 4u" : "C";
+  switch (kind) {
+    case "softmax":
+    case "log_softmax": {
+      const most = mode === "row" ? "max(max(m.x, m.y), max(m.z, m.w))" : "m";
+      const value = kind === "softmax" ? "exp(v - biggest) * inverse" : "v - biggest - logSum";
+      return /* wgsl */ `
+    var m = ${read("x").replace("j", "0u")};
+    for (var j = 1u; j < ${n}; j++) { m = max(m, ${read("x")}); }
+    let biggest = ${most};
+    var s = ${t}(0.0);
+    for (var j = 0u; j < ${n}; j++) { s += exp(${read("x")} - biggest); }
+    let sum = ${total("s")};
+    let inverse = 1.0 / sum;
+    let logSum = log(sum);
+    for (var j = 0u; j < ${n}; j++) { let v = ${read("x")}; ${write("out", value)} }`;
+    }
+    case "softmax_backward":
+      // dx = y * (g - sum(g * y))
+      return /* wgsl */ `
+    var s = ${t}(0.0);
+    for (var j = 0u; j < ${n}; j++) { s += ${read("g")} * ${read("y")}; }
+    let weighted = ${total("s")};
+    for (var j = 0u; j < ${n}; j++) { ${write("dx", `${read("y")} * (${read("g")} - weighted)`)} }`;
+    case "log_softmax_backward":
+      // dx = g - exp(y) * sum(g)
+      return /* wgsl */ `
+    var s = ${t}(0.0);
+    for (var j = 0u; j < ${n}; j++) { s += ${read("g")}; }
+    let sum = ${total("s")};
+    for (var j = 0u; j < ${n}; j++) { ${write("dx", `${read("g")} - exp(${read("y")}) * sum`)} }`;
+  }
+}
+
+/** Rows an invocation owns. */
+function rowsPerInvocation(options: StridedRows): number {
+  return stridedMode(options) === "columns" ? 4 : 1;
+}
+
+/** Softmax, log-softmax and their gradients over rows `stride` apart, one row per invocation. */
+const STRIDED: KernelSpec<StridedRows> = {
+  name: "softmax_strided",
+  key: ({ kind, rows, classes, stride }) => `${kind}_${rows}x${classes}s${stride}`,
+  bindings: (options) => {
+    const type = stridedMode(options) === "scalar" ? "f32" : "vec4<f32>";
+    return options.kind.endsWith("backward")
+      ? [
+        { name: "g", role: "input" },
+        { name: "y", role: "input" },
+        { name: "dx", role: "write", type },
+      ]
+      : [{ name: "x", role: "input" }, { name: "out", role: "write", type }];
+  },
+  plan: (options, policy) => ({
+    workgroupSize: policy.narrowWorkgroup,
+    groups: Math.ceil(options.rows / rowsPerInvocation(options) / policy.narrowWorkgroup),
+  }),
+  prelude: ({ rows, classes, stride }) => /* wgsl */ `
+const ROWS: u32 = ${u32(rows)};
+const C: u32 = ${u32(classes)};
+const S: u32 = ${u32(stride)};`,
+  body: (options, { plan }) => /* wgsl */ `
+  let row = (group * ${u32(plan.workgroupSize)} + lid) * ${u32(rowsPerInvocation(options))};
+  if (row < ROWS) {
+    // Row (outer, inner) starts at outer * C * S + inner.
+    let base = (row / S) * (C * S) + row % S;
+    let base4 = base / 4u;
+${stridedRow(options.kind, stridedMode(options))}
+  }`,
+};
+
+/** Runs `STRIDED` of `kind` over dim `dim` of `shape` into `out`. */
+function runStrided(
+  kind: StridedKind,
+  shape: readonly number[],
+  dim: number,
+  resources: Record<string, Tensor>,
+  out: Tensor,
+): Tensor {
+  if (out.size === 0) return out;
+  const classes = shape[dim] ?? 1;
+  const stride = shape.slice(dim + 1).reduce((a, b) => a * b, 1);
+  const rows = out.size / classes;
+  const name = kind.endsWith("backward") ? "dx" : "out";
+  runKernel(STRIDED, { kind, rows, classes, stride }, { ...resources, [name]: out });
+  return out;
+}
+
+/** The dimension `dim` names (0 for a 0-d tensor), checked as PyTorch does. */
+function softmaxDim(op: string, x: Tensor, dim: number | undefined): number {
+  if (x.dtype !== "f32") {
+    throw new Error(`${op}: needs an f32 tensor, got ${x.dtype} of shape ${formatShape(x.shape)}`);
+  }
+  if (dim !== undefined && typeof dim !== "number") {
+    throw new Error(`${op}: dim must be one dimension (a number), got ${JSON.stringify(dim)}`);
+  }
+  return normalizeDims(op, x.shape, dim ?? -1)[0] ?? 0;
+}
+
+/**
+ * softmax(x) = exp(x) / sum(exp(x)) along `dim` (default -1), computed without overflow (shifted
+ * by the maximum). Differentiable.
+ *
+ * @example Probabilities along the last dimension, and along the first
+ * ```ts
+ * import { init, softmax, tensor } from "@wgtorch/wgtorch";
+ *
+ * await init();
+ * const x = tensor([1, 2, 3, 1, 1, 1], [2, 3]);
+ * console.log(await softmax(x).toArray()); // [0.090, 0.245, 0.665, 0.333, 0.333, 0.333]
+ * console.log(await softmax(x, { dim: 0 }).toArray()); // [0.5, 0.731, 0.881, 0.5, 0.269, 0.119]
+ * ```
+ */
+export function softmax(x: Tensor, options: SoftmaxOptions = {}): Tensor {
+  const dim = softmaxDim("softmax", x, options.dim);
+  const out = runStrided("softmax", x.shape, dim, { x }, Tensor.empty(x.shape));
+  return recordOp("softmax", out, [x], (grad) => [
+    runStrided("softmax_backward", out.shape, dim, { g: grad, y: out }, Tensor.empty(out.shape)),
+  ]);
+}
+
+/**
+ * log(softmax(x)) along `dim` (default -1, e.g. the classes of scores [N, C]), computed without
+ * overflow. Differentiable.
+ */
+export function logSoftmax(x: Tensor, options: SoftmaxOptions = {}): Tensor {
+  const dim = softmaxDim("logSoftmax", x, options.dim);
+  const last = dim === x.rank - 1;
+  const classes = x.shape[dim] ?? 1;
+  if (last && classes <= CACHED_CLASSES && classes > 0) {
+    // The training path: rows of few classes, read once into private memory.
+    const out = Tensor.empty(x.shape);
+    if (out.size > 0) runKernel(LOG_SOFTMAX, { rows: x.size / classes, classes }, { x, out });
+    return recordOp("logSoftmax", out, [x], (grad) => [logSoftmaxBackward(grad, out)]);
+  }
+  const out = runStrided("log_softmax", x.shape, dim, { x }, Tensor.empty(x.shape));
+  return recordOp("logSoftmax", out, [x], (grad) => [
+    runStrided(
+      "log_softmax_backward",
+      out.shape,
+      dim,
+      { g: grad, y: out },
+      Tensor.empty(out.shape),
+    ),
+  ]);
 }
 
 /** The gradient of log-softmax given its output y: grad - exp(y) * rowSum(grad). */

@@ -196,7 +196,7 @@ Deno.test("argmax picks a row's first NaN, as PyTorch; correctCount and the metr
   const loss = tensor([1], []);
   const sums = new MetricsAccumulator();
   try {
-    assert.deepEqual(Array.from(await argmax(x).toArray()), expected);
+    assert.deepEqual(Array.from(await argmax(x, { dim: 1 }).toArray()), expected);
     assert.deepEqual(Array.from(argmaxReference(scores, 4)), expected);
     assert.equal(await correctCount(x, labels).item(), 3);
     sums.add(loss, x, labels);

@@ -93,7 +93,7 @@ for (const [rows, classes] of [[1, 1], [7, 3], [128, 10], [32, 10], [33, 1000]])
     await testOp({
       name: `argmax [${rows}, ${classes}]`,
       inputs: [{ shape: [rows, classes], data: scores }],
-      gpu: ([x]) => argmax(x),
+      gpu: ([x]) => argmax(x, { dim: -1 }),
       reference: ([x]) => argmaxReference(x, classes),
       outputShape: [rows],
       outputDtype: "i32",
@@ -116,7 +116,12 @@ for (const [rows, classes] of [[1, 1], [7, 3], [128, 10], [32, 10], [33, 1000]])
 
 Deno.test("argmax takes the first maximum on ties; correctCount counts known rows", async () => {
   const x = tensor([1, 3, 3, 0, 0, 0, -1, -2, -1, 5, 4, 5], [4, 3]);
-  assert.deepEqual(Array.from(await argmax(x).toTypedArray()), [1, 0, 0, 0]);
+  assert.deepEqual(Array.from(await argmax(x, { dim: 1 }).toTypedArray()), [1, 0, 0, 0]);
+  // Without a dim: the index into the flattened tensor, as a 0-d i32 tensor (PyTorch's).
+  const flat = argmax(x);
+  assert.deepEqual(flat.shape, []);
+  assert.equal(flat.dtype, "i32");
+  assert.equal(await flat.item(), 9);
   const target = tensor(Int32Array.of(1, 2, 0, 2), [4]);
   assert.deepEqual(await correctCount(x, target).item(), 2);
 });
@@ -128,6 +133,9 @@ Deno.test("reductions reject bad shapes and dtypes, naming the op and shapes", (
     /^correctCount: target shape \[5\] does not match scores \[4, 10\] \(needs \[4\]\)$/,
   );
   assertThrows(() => correctCount(x, zeros([4])), /target must be an i32 tensor/);
-  assertThrows(() => argmax(zeros([4])), /^argmax: x must have shape \[N, C\]/);
+  assertThrows(
+    () => argmax(zeros([4]), { dim: 1 }),
+    /^argmax: dim 1 is out of range for a tensor of rank 1 \(expected -1\.\.0\)$/,
+  );
   assertThrows(() => sum(zeros([3], { dtype: "i32" })), /^sum: needs an f32 tensor/);
 });

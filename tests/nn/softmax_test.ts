@@ -1,4 +1,4 @@
-import { crossEntropy, logSoftmax, nllLoss } from "../../nn/ops/softmax.ts";
+import { crossEntropy, logSoftmax, nllLoss, softmax } from "../../nn/ops/softmax.ts";
 import {
   crossEntropyBackwardReference,
   crossEntropyReference,
@@ -6,6 +6,8 @@ import {
   logSoftmaxReference,
   nllLossBackwardReference,
   nllLossReference,
+  softmaxDimBackwardReference,
+  softmaxDimReference,
 } from "./reference/softmax.ts";
 import { tensor, zeros } from "../../nn/tensor.ts";
 import { assert, assertThrows } from "../assert.ts";
@@ -135,5 +137,76 @@ Deno.test("losses reject bad shapes and dtypes, naming the op and both shapes", 
   );
   assertThrows(() => crossEntropy(x, zeros([4])), /^crossEntropy: target must be an i32 tensor/);
   assertThrows(() => nllLoss(zeros([4]), zeros([4], { dtype: "i32" })), /^nllLoss: logProbs must/);
-  assertThrows(() => logSoftmax(zeros([3, 0])), /^logSoftmax: needs a last dimension/);
+  // An empty dimension gives an empty result, as PyTorch.
+  assert.deepEqual(logSoftmax(zeros([3, 0])).shape, [3, 0]);
+});
+
+/** Shapes and dims of softmax: strided rows, contiguous vec4 rows, 0-d, size-1 dims. */
+const DIM_CASES: readonly [number[], number | undefined][] = [
+  [[2, 3, 5], 0],
+  [[2, 3, 5], 1],
+  [[2, 3, 5], 2],
+  [[2, 3, 5], undefined],
+  [[2, 3, 5], -2],
+  [[], undefined],
+  [[], 0],
+  [[7], 0],
+  [[4, 1, 3], 1],
+  [[1, 6], 0],
+  [[3, 8], -1], // contiguous rows, 4 at a time
+  [[8, 4], 0], // four neighbouring rows per invocation, one per vec4 lane
+  [[3, 5, 8], 1],
+  [[5, 12], 0],
+  [[3, 100], -1], // logSoftmax: past the private-memory fast path
+  [[33, 130], -1],
+  [[33, 130], 0],
+];
+
+for (const [shape, dim] of DIM_CASES) {
+  Deno.test(`softmax and logSoftmax over dim ${dim} of [${shape}] match the reference`, async () => {
+    const size = shape.reduce((a, b) => a * b, 1);
+    const d = dim ?? -1;
+    for (const log of [false, true]) {
+      const op = log ? logSoftmax : softmax;
+      await testOp({
+        name: `${log ? "logSoftmax" : "softmax"} [${shape}] dim ${dim}`,
+        inputs: [{ shape, data: randomArray(size, size, -4, 4) }],
+        gpu: ([x]) => dim === undefined ? op(x) : op(x, { dim }),
+        reference: ([x]) => softmaxDimReference(x, shape, d, log),
+        backward: ([x], grad) => [softmaxDimBackwardReference(grad, x, shape, d, log)],
+        outputShape: shape,
+        gradTolerance: { atol: 2e-5, rtol: 1e-4 },
+      });
+    }
+  });
+}
+
+Deno.test("softmax of a row holding NaN is NaN; large values do not overflow", async () => {
+  const x = tensor([1, NaN, 2, 1000, 1001, 1002], [2, 3]);
+  const p = await softmax(x).toArray();
+  assert.ok(p.slice(0, 3).every(Number.isNaN));
+  assertClose(p.slice(3), [0.09003057, 0.24472847, 0.66524096]);
+  const columns = await softmax(x, { dim: 0 }).toArray();
+  assert.ok(Number.isNaN(columns[1]) && Number.isNaN(columns[4]));
+  assertClose([columns[0], columns[3]], [0, 1]);
+});
+
+Deno.test("softmax and logSoftmax refuse bad dims and dtypes, naming the op", () => {
+  const x = zeros([3, 4]);
+  assertThrows(
+    () => softmax(x, { dim: 2 }),
+    /^softmax: dim 2 is out of range for a tensor of rank 2 \(expected -2\.\.1\)$/,
+  );
+  assertThrows(
+    () => logSoftmax(x, { dim: -3 }),
+    /^logSoftmax: dim -3 is out of range for a tensor of rank 2 \(expected -2\.\.1\)$/,
+  );
+  assertThrows(
+    () => softmax(x, { dim: [0] as unknown as number }),
+    /^softmax: dim must be one dimension \(a number\), got \[0\]$/,
+  );
+  assertThrows(
+    () => softmax(zeros([3], { dtype: "i32" })),
+    /^softmax: needs an f32 tensor, got i32 of shape \[3\]$/,
+  );
 });

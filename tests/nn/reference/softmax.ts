@@ -96,3 +96,57 @@ export function crossEntropyBackwardReference(
   }
   return dx;
 }
+
+/** Rows of `shape` along `dim`: for each, the flat indices of its elements in order. */
+function rowsAlong(shape: readonly number[], dim: number): number[][] {
+  const d = shape.length === 0 ? 0 : (dim + shape.length) % shape.length;
+  const classes = shape[d] ?? 1;
+  const stride = shape.slice(d + 1).reduce((a, b) => a * b, 1);
+  const size = shape.reduce((a, b) => a * b, 1);
+  const rows: number[][] = [];
+  for (let outer = 0; outer < size / (classes * stride); outer++) {
+    for (let inner = 0; inner < stride; inner++) {
+      const base = outer * classes * stride + inner;
+      rows.push(Array.from({ length: classes }, (_, j) => base + j * stride));
+    }
+  }
+  return rows;
+}
+
+/** softmax (or log-softmax, with `log`) of x along `dim`. */
+export function softmaxDimReference(
+  x: ArrayLike<number>,
+  shape: readonly number[],
+  dim: number,
+  log = false,
+): Float64Array {
+  const out = new Float64Array(x.length);
+  for (const row of rowsAlong(shape, dim)) {
+    const m = Math.max(...row.map((i) => x[i]));
+    const logSum = m + Math.log(row.reduce((s, i) => s + Math.exp(x[i] - m), 0));
+    for (const i of row) out[i] = log ? x[i] - logSum : Math.exp(x[i] - logSum);
+  }
+  return out;
+}
+
+/** The gradient of softmax (or log-softmax) along `dim`, given the input. */
+export function softmaxDimBackwardReference(
+  grad: ArrayLike<number>,
+  x: ArrayLike<number>,
+  shape: readonly number[],
+  dim: number,
+  log = false,
+): Float64Array {
+  const p = softmaxDimReference(x, shape, dim);
+  const dx = new Float64Array(x.length);
+  for (const row of rowsAlong(shape, dim)) {
+    if (log) {
+      const sum = row.reduce((s, i) => s + grad[i], 0);
+      for (const i of row) dx[i] = grad[i] - p[i] * sum;
+    } else {
+      const dot = row.reduce((s, i) => s + grad[i] * p[i], 0);
+      for (const i of row) dx[i] = p[i] * (grad[i] - dot);
+    }
+  }
+  return dx;
+}
