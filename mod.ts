@@ -165,8 +165,29 @@ export { conv2d, type Conv2dOptions } from "./nn/ops/conv2d.ts";
 export { batchNorm, type BatchNormOptions } from "./nn/ops/batch_norm.ts";
 export { maxPool2d, type MaxPoolOptions } from "./nn/ops/max_pool.ts";
 export { dropout, type DropoutOptions } from "./nn/ops/dropout.ts";
-export { crossEntropy, logSoftmax, nllLoss } from "./nn/ops/softmax.ts";
-export { argmax, correctCount, mean, sum } from "./nn/ops/reduce.ts";
+export {
+  crossEntropy,
+  logSoftmax,
+  nllLoss,
+  softmax,
+  type SoftmaxOptions,
+} from "./nn/ops/softmax.ts";
+export {
+  argmax,
+  argmin,
+  type ArgReductionOptions,
+  correctCount,
+  logsumexp,
+  max,
+  mean,
+  min,
+  prod,
+  type ReductionOptions,
+  std,
+  sum,
+  variance,
+  type VarianceOptions,
+} from "./nn/ops/reduce.ts";
 export { Module, type StateDict, type StateDictInput } from "./nn/modules/module.ts";
 export { defaultGenerator, type InitOptions, manualSeed } from "./nn/modules/init.ts";
 export { Linear, type LinearOptions } from "./nn/modules/linear.ts";

@@ -36,6 +36,7 @@ import {
 import { createModel, MODEL_NAMES, type ModelName } from "../models/mod.ts";
 import { writeJsonAtomic } from "../train/tune/fs_atomic.ts";
 import { findTorchPython, type PytorchReport, pytorchThroughput } from "./pytorch.ts";
+import { OP_CASES, tfjsOpRate, wgtorchOpRate } from "./ops.ts";
 
 /** One measured throughput. */
 export interface Throughput {
@@ -241,7 +242,7 @@ export function benchTable(rows: readonly BenchRow[]): string {
     value === undefined ? "—" : fmt(value, digits);
   const ratio = (value: number | undefined) => value === undefined ? "—" : `${fmt(value, 2)}x`;
   const lines = rows.map((r) => {
-    const digits = r.unit === "GFLOP/s" ? 2 : 0;
+    const digits = r.unit === "img/s" ? 0 : 2;
     return `| ${r.what} | ${r.unit} | ${cell(r.wgtorch, digits)} | ${cell(r.tfjs, digits)} | ${
       cell(r.pytorch, digits)
     } | ${ratio(r.ratio)} | ${ratio(r.ratioPytorch)} | ${cell(r.dispatchesPerStep, 0)} |`;
@@ -392,9 +393,9 @@ async function main(args: readonly string[]): Promise<void> {
     if (row.tfjs !== undefined) row.ratio = row.wgtorch / row.tfjs;
     rows.push(row);
     console.error(
-      `${row.what}: wgtorch ${fmt(row.wgtorch, row.unit === "GFLOP/s" ? 2 : 0)} ${row.unit}` +
+      `${row.what}: wgtorch ${fmt(row.wgtorch, row.unit === "img/s" ? 0 : 2)} ${row.unit}` +
         (row.tfjs !== undefined
-          ? `, TF.js ${fmt(row.tfjs, row.unit === "GFLOP/s" ? 2 : 0)} (x${fmt(row.ratio, 1)})`
+          ? `, TF.js ${fmt(row.tfjs, row.unit === "img/s" ? 0 : 2)} (x${fmt(row.ratio, 1)})`
           : ""),
     );
   };
@@ -450,6 +451,12 @@ async function main(args: readonly string[]): Promise<void> {
         });
     }
     add({ what: c.name, wgtorch: ours, tfjs: theirs, unit: "GFLOP/s" });
+  }
+  for (const c of OP_CASES) {
+    const timing = { windows: 3, targetMs: 300 };
+    const ours = await wgtorchOpRate(c, timing);
+    const theirs = tfjs ? await tfjsOpRate(await tfjs.tfjsModule(), c, timing) : undefined;
+    add({ what: c.name, wgtorch: ours, tfjs: theirs, unit: c.unit });
   }
   let pytorch: PytorchReport | null = null;
   if (python) {

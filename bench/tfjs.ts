@@ -196,6 +196,12 @@ export function disposeTfjs(): void {
   setupResult = undefined;
 }
 
+/** The TF.js module, set up (webgpu backend) by `setupTfjs`. */
+export async function tfjsModule(): Promise<Tf> {
+  await setupTfjs();
+  return getTf();
+}
+
 function getTf(): Tf {
   if (!tfModule) throw new Error("call setupTfjs() before any TF.js benchmark");
   return tfModule;

@@ -441,24 +441,113 @@ export class Tensor implements Disposable {
     return tensorOps().matmul(this, other, options);
   }
 
-  /** The sum of every element, as a scalar (see `sum`). */
-  sum(): Tensor {
-    return tensorOps().sum(this);
+  /** The sum over `dim` (default: every element) (see `sum`). */
+  sum(options?: { dim?: number | readonly number[]; keepdim?: boolean }): Tensor {
+    return tensorOps().sum(this, options);
   }
 
-  /** The mean of every element, as a scalar (see `mean`). */
-  mean(): Tensor {
-    return tensorOps().mean(this);
+  /** The mean over `dim` (default: every element) (see `mean`). */
+  mean(options?: { dim?: number | readonly number[]; keepdim?: boolean }): Tensor {
+    return tensorOps().mean(this, options);
   }
 
-  /** The index of each row's first maximum, as i32 (see `argmax`). */
-  argmax(): Tensor {
-    return tensorOps().argmax(this);
+  /** The largest value over `dim` (default: every element) (see `max`). */
+  max(options?: { dim?: number | readonly number[]; keepdim?: boolean }): Tensor {
+    return tensorOps().max(this, options);
   }
 
-  /** log(softmax(this)) over the last dimension (see `logSoftmax`). */
-  logSoftmax(): Tensor {
-    return tensorOps().logSoftmax(this);
+  /** The smallest value over `dim` (default: every element) (see `min`). */
+  min(options?: { dim?: number | readonly number[]; keepdim?: boolean }): Tensor {
+    return tensorOps().min(this, options);
+  }
+
+  /** The product over `dim` (default: every element) (see `prod`). */
+  prod(options?: { dim?: number | readonly number[]; keepdim?: boolean }): Tensor {
+    return tensorOps().prod(this, options);
+  }
+
+  /** log(sum(exp(this))) over `dim`, computed stably (see `logsumexp`). */
+  logsumexp(options?: { dim?: number | readonly number[]; keepdim?: boolean }): Tensor {
+    return tensorOps().logsumexp(this, options);
+  }
+
+  /** The variance over `dim`, with Bessel's correction unless `correction: 0` (see `variance`). */
+  var(
+    options?: { dim?: number | readonly number[]; keepdim?: boolean; correction?: number },
+  ): Tensor {
+    return tensorOps().var(this, options);
+  }
+
+  /** The standard deviation over `dim` (see `std`). */
+  std(
+    options?: { dim?: number | readonly number[]; keepdim?: boolean; correction?: number },
+  ): Tensor {
+    return tensorOps().std(this, options);
+  }
+
+  /** The index of the first maximum over `dim` (default: of the flattened tensor), as i32. */
+  argmax(options?: { dim?: number; keepdim?: boolean }): Tensor {
+    return tensorOps().argmax(this, options);
+  }
+
+  /** The index of the first minimum over `dim` (default: of the flattened tensor), as i32. */
+  argmin(options?: { dim?: number; keepdim?: boolean }): Tensor {
+    return tensorOps().argmin(this, options);
+  }
+
+  /** softmax over `dim` (default -1) (see `softmax`). */
+  softmax(options?: { dim?: number }): Tensor {
+    return tensorOps().softmax(this, options);
+  }
+
+  /** log(softmax(this)) over `dim` (default -1) (see `logSoftmax`). */
+  logSoftmax(options?: { dim?: number }): Tensor {
+    return tensorOps().logSoftmax(this, options);
+  }
+
+  /** Without the size-1 dimensions (all, or those of `dim`): a view (see `squeeze`). */
+  squeeze(options?: { dim?: number | readonly number[] }): Tensor {
+    return tensorOps().squeeze(this, options);
+  }
+
+  /** With a size-1 dimension inserted at `dim`: a view (see `unsqueeze`). */
+  unsqueeze(dim: number): Tensor {
+    return tensorOps().unsqueeze(this, dim);
+  }
+
+  /** Dimensions `dim0` and `dim1` swapped, as a contiguous copy (see `transpose`). */
+  transpose(dim0: number, dim1: number): Tensor {
+    return tensorOps().transpose(this, dim0, dim1);
+  }
+
+  /** The dimensions reordered, as a contiguous copy (see `permute`). */
+  permute(dims: readonly number[]): Tensor {
+    return tensorOps().permute(this, dims);
+  }
+
+  /** Size-1 dimensions repeated to `shape` (see `expand`). */
+  expand(shape: readonly number[]): Tensor {
+    return tensorOps().expand(this, shape);
+  }
+
+  /** `length` elements of dimension `dim` from `start` (see `narrow`). */
+  narrow(dim: number, start: number, length: number): Tensor {
+    return tensorOps().narrow(this, dim, start, length);
+  }
+
+  /** The entries of `index` (1-D, i32) along `dim` (see `indexSelect`). */
+  indexSelect(dim: number, index: Tensor): Tensor {
+    return tensorOps().indexSelect(this, dim, index);
+  }
+
+  /** Values picked along `dim` by an i32 `index` of the same rank (see `gather`). */
+  gather(dim: number, index: Tensor): Tensor {
+    return tensorOps().gather(this, dim, index);
+  }
+
+  /** The elements converted to `dtype` (see `cast`; PyTorch's `x.to(dtype)`). */
+  cast(dtype: DType): Tensor {
+    return tensorOps().cast(this, dtype);
   }
 
   /** A short description, e.g. `Tensor(f32, [128, 10])`. */

@@ -30,8 +30,23 @@ import {
   tanh,
 } from "./ops/unary.ts";
 import { matmul } from "./ops/matmul.ts";
-import { argmax, mean, sum } from "./ops/reduce.ts";
-import { logSoftmax } from "./ops/softmax.ts";
+import {
+  argmax,
+  argmin,
+  logsumexp,
+  max,
+  mean,
+  min,
+  prod,
+  std,
+  sum,
+  variance,
+} from "./ops/reduce.ts";
+import { logSoftmax, softmax } from "./ops/softmax.ts";
+import { squeeze, unsqueeze } from "./ops/shape.ts";
+import { expand, narrow, permute, transpose } from "./ops/layout.ts";
+import { gather, indexSelect } from "./ops/indexing.ts";
+import { cast } from "./ops/cast.ts";
 
 /** The op behind each Tensor method, by method name. */
 export const TENSOR_METHODS: TensorMethodTable = {
@@ -69,8 +84,25 @@ export const TENSOR_METHODS: TensorMethodTable = {
   matmul,
   sum,
   mean,
+  max,
+  min,
+  prod,
+  logsumexp,
+  var: variance,
+  std,
   argmax,
+  argmin,
+  softmax,
   logSoftmax,
+  squeeze,
+  unsqueeze,
+  transpose,
+  permute,
+  expand,
+  narrow,
+  indexSelect,
+  gather,
+  cast,
 };
 
 installTensorMethods(TENSOR_METHODS);

@@ -64,27 +64,41 @@ export interface BroadcastOptions {
   b: readonly number[];
 }
 
+/** Whether the broadcast kernel can work on vec4s: whole rows of 4 (see `broadcastKernel`). */
+function vectorized(out: readonly number[]): boolean {
+  return out.length > 0 && out[out.length - 1] % 4 === 0;
+}
+
 /**
- * The kernel computing `out[i] = expression(a[ia], b[ib])`, one element per invocation, with
- * `ia`, `ib` found from `i` through the baked-in shapes and strides.
+ * The kernel computing `out[i] = expression(a[ia], b[ib])`, with `ia`, `ib` found from `i`
+ * through the baked-in shapes and strides: one element per invocation, or, given `vec4` (the
+ * expression on vec4 values) and an output whose last dimension is a multiple of 4, four
+ * neighbouring elements of one row per invocation. Then an operand either runs along that row
+ * (a vec4 load: its offset is a multiple of 4, since its other strides are multiples of its last
+ * dimension) or is constant along it (one value, splat).
  */
 export function broadcastKernel(
   name: string,
   expression: BinaryExpression,
+  vec4?: BinaryExpression,
 ): KernelSpec<BroadcastOptions> {
+  const vec = ({ out }: BroadcastOptions) => vec4 !== undefined && vectorized(out);
   return {
     name: `${name}_broadcast`,
-    key: ({ out, a, b }) => [out, a, b].map((s) => s.join("x") || "0d").join("_"),
-    bindings: () => [
+    key: (options) =>
+      [options.out, options.a, options.b].map((s) => s.join("x") || "0d").join("_") +
+      (vec(options) ? "_v4" : ""),
+    bindings: (options) => [
       { name: "in0", role: "input" },
       { name: "in1", role: "input" },
-      { name: "out", role: "write" },
+      { name: "out", role: "write", type: vec(options) ? "vec4<f32>" : "f32" },
     ],
-    plan: ({ out }, policy) => ({
+    plan: (options, policy) => ({
       workgroupSize: policy.elementwiseWorkgroup,
-      groups: Math.ceil(sizeOf(out) / policy.elementwiseWorkgroup),
+      groups: Math.ceil(sizeOf(options.out) / (vec(options) ? 4 : 1) / policy.elementwiseWorkgroup),
     }),
-    body: ({ out, a, b }, { plan }) => {
+    body: (options, { plan }) => {
+      const { out, a, b } = options;
       const sa = alignedStrides(a, out);
       const sb = alignedStrides(b, out);
       const steps: string[] = [];
@@ -96,13 +110,26 @@ export function broadcastKernel(
         if (out[d] === 1 || terms === "") continue;
         steps.push(`    { let c = rest % ${u32(out[d])}; rest = rest / ${u32(out[d])};${terms} }`);
       }
-      return /* wgsl */ `
-  let i = group * ${u32(plan.workgroupSize)} + lid;
-  if (i < ${u32(sizeOf(out))}) {
+      const index = /* wgsl */ `
     var rest = i; var ia = 0u; var ib = 0u;
-${steps.join("\n")}
+${steps.join("\n")}`;
+      if (!vec(options)) {
+        return /* wgsl */ `
+  let i = group * ${u32(plan.workgroupSize)} + lid;
+  if (i < ${u32(sizeOf(out))}) {${index}
     let x0 = in0At(ia); let x1 = in1At(ib);
     out[i] = ${expression("x0", "x1")};
+  }`;
+      }
+      const last = out.length - 1;
+      const load = (input: string, offset: string, strides: number[]) =>
+        strides[last] === 1 ? `${input}Vec4(${offset} / 4u)` : `vec4<f32>(${input}At(${offset}))`;
+      return /* wgsl */ `
+  let j = group * ${u32(plan.workgroupSize)} + lid;
+  if (j < ${u32(sizeOf(out) / 4)}) {
+    let i = 4u * j;${index}
+    let x0 = ${load("in0", "ia", sa)}; let x1 = ${load("in1", "ib", sb)};
+    out[j] = ${vec4!("x0", "x1")};
   }`;
     },
   };

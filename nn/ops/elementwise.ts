@@ -174,7 +174,7 @@ function binaryKernels(
   const scalar = (x0: string, x1: string) => expression(x0, x1, false);
   return {
     map,
-    broadcast: broadcastKernel(op, scalar),
+    broadcast: broadcastKernel(op, scalar, (x0, x1) => expression(x0, x1, true)),
     mapScalar: scalarMapKernel(op, (x0, x1) => expression(x0, x1, true)),
   };
 }

@@ -100,6 +100,11 @@ const BROADCAST_SHAPES: [number[], number[]][] = [
   [[1, 7], [7]],
   [[5, 1, 7], [3, 1]],
   [[33, 1, 65], [1, 17, 65]],
+  // Rows of a multiple of 4: the vec4 broadcast kernel (row loads and splats).
+  [[128, 8], [8]],
+  [[2, 1, 12], [3, 1]],
+  [[4], [3, 1]],
+  [[6, 1, 8], [1, 5, 8]],
 ];
 
 const sizeOf = (shape: readonly number[]) => shape.reduce((x, y) => x * y, 1);

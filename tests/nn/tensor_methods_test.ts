@@ -28,8 +28,23 @@ import {
   tanh,
 } from "../../nn/ops/unary.ts";
 import { matmul } from "../../nn/ops/matmul.ts";
-import { argmax, mean, sum } from "../../nn/ops/reduce.ts";
-import { logSoftmax } from "../../nn/ops/softmax.ts";
+import {
+  argmax,
+  argmin,
+  logsumexp,
+  max,
+  mean,
+  min,
+  prod,
+  std,
+  sum,
+  variance,
+} from "../../nn/ops/reduce.ts";
+import { logSoftmax, softmax } from "../../nn/ops/softmax.ts";
+import { squeeze, unsqueeze } from "../../nn/ops/shape.ts";
+import { expand, narrow, permute, transpose } from "../../nn/ops/layout.ts";
+import { gather, indexSelect } from "../../nn/ops/indexing.ts";
+import { cast } from "../../nn/ops/cast.ts";
 import { tidy } from "../../nn/scope.ts";
 import { assertClose, gpuReady, randomArray } from "../testing.ts";
 
@@ -110,9 +125,43 @@ const CASES: Record<TensorMethodName, MethodCase> = {
     grad: true,
   },
   sum: unary((x) => x.sum(), sum),
-  mean: unary((x) => x.mean(), mean),
+  mean: unary((x) => x.mean({ dim: 0, keepdim: true }), (x) => mean(x, { dim: 0, keepdim: true })),
+  max: unary((x) => x.max({ dim: 1 }), (x) => max(x, { dim: 1 })),
+  min: unary((x) => x.min({ dim: -1 }), (x) => min(x, { dim: -1 })),
+  prod: unary((x) => x.prod({ dim: 0 }), (x) => prod(x, { dim: 0 })),
+  logsumexp: unary((x) => x.logsumexp({ dim: 1 }), (x) => logsumexp(x, { dim: 1 })),
+  var: unary(
+    (x) => x.var({ dim: 1, correction: 0 }),
+    (x) => variance(x, { dim: 1, correction: 0 }),
+  ),
+  std: unary((x) => x.std({ dim: [0, 1] }), (x) => std(x, { dim: [0, 1] })),
   argmax: { method: ({ x }) => x.argmax(), fn: ({ x }) => argmax(x), grad: false },
+  argmin: {
+    method: ({ x }) => x.argmin({ dim: 1 }),
+    fn: ({ x }) => argmin(x, { dim: 1 }),
+    grad: false,
+  },
+  softmax: unary((x) => x.softmax({ dim: 0 }), (x) => softmax(x, { dim: 0 })),
   logSoftmax: unary((x) => x.logSoftmax(), logSoftmax),
+  squeeze: unary((x) => x.unsqueeze(1).squeeze(), (x) => squeeze(unsqueeze(x, 1))),
+  unsqueeze: unary((x) => x.unsqueeze(-1), (x) => unsqueeze(x, -1)),
+  transpose: unary((x) => x.transpose(0, 1), (x) => transpose(x, 0, 1)),
+  permute: unary((x) => x.permute([1, 0]), (x) => permute(x, [1, 0])),
+  expand: unary((x) => x.unsqueeze(0).expand([2, 3, 5]), (x) => expand(unsqueeze(x, 0), [2, 3, 5])),
+  narrow: unary((x) => x.narrow(1, 1, 3), (x) => narrow(x, 1, 1, 3)),
+  indexSelect: unary(
+    (x) => x.indexSelect(1, tensor([4, 0, 4], [3], { dtype: "i32" })),
+    (x) => indexSelect(x, 1, tensor([4, 0, 4], [3], { dtype: "i32" })),
+  ),
+  gather: unary(
+    (x) => x.gather(0, tensor([2, 0, 1, 1, 0], [1, 5], { dtype: "i32" })),
+    (x) => gather(x, 0, tensor([2, 0, 1, 1, 0], [1, 5], { dtype: "i32" })),
+  ),
+  cast: {
+    method: ({ x }) => x.mul(3).cast("i32"),
+    fn: ({ x }) => cast(mul(x, 3), "i32"),
+    grad: false,
+  },
 };
 
 const X = Float32Array.from(randomArray(15, 1, 0.2, 2));
