@@ -409,7 +409,7 @@ function throughBytes(dict: OptimizerStateDict, arrays: Record<string, Float32Ar
         optimizer: dict.optimizer,
         step: dict.step,
         paramSteps: dict.paramSteps,
-        hyperparameters: dict.hyperparameters,
+        paramGroups: dict.paramGroups,
       }),
     },
   );
@@ -491,7 +491,7 @@ Deno.test("loadStateDict rejects another optimizer's or mis-shaped state, changi
       other.loadStateDict({
         ...dict,
         state: { ...dict.state, "0.exp_avg": wrong, "7.exp_avg": wrong },
-        hyperparameters: { ...dict.hyperparameters, beta1: 0.25 },
+        paramGroups: [{ ...dict.paramGroups[0], betas: [0.25, 0.999] }],
       }),
     {
       message: "Adam.loadStateDict: unexpected: 7.exp_avg; wrong shape: 0.exp_avg is [2] in the " +
@@ -507,7 +507,8 @@ Deno.test("loadStateDict rejects another optimizer's or mis-shaped state, changi
     /paramSteps must be 2 integers/,
   );
   assert.throws(
-    () => other.loadStateDict({ ...dict, hyperparameters: { ...dict.hyperparameters, beta2: 2 } }),
+    () =>
+      other.loadStateDict({ ...dict, paramGroups: [{ ...dict.paramGroups[0], betas: [0.9, 2] }] }),
     /Invalid beta parameter at index 1: 2/,
   );
   other.loadStateDict(dict);
