@@ -9,7 +9,6 @@
  * @module
  */
 
-import type { Tensor } from "../../nn/tensor.ts";
 import {
   checkNonNegative,
   encodeUpdate,

@@ -8,7 +8,6 @@
  * @module
  */
 
-import type { Tensor } from "../../nn/tensor.ts";
 import {
   checkNonNegative,
   encodeUpdate,
