@@ -69,8 +69,8 @@ const ADAGRAD_UPDATE = updateSpec<{ weightDecay: boolean }>({
   }
   total = total + g * g;
   sum[j] = total;
-  let std = sqrt(total) + params.eps;
-  let updated = p - params.clr * (g / std);`,
+  let denom = sqrt(total) + params.eps;
+  let updated = p - params.clr * (g / denom);`,
 });
 
 /**
