@@ -77,6 +77,9 @@ const ADAGRAD_UPDATE = updateSpec<{ weightDecay: boolean }>({
  * Adagrad, exactly as `torch.optim.Adagrad` (dense gradients, `maximize` aside), per parameter
  * group: per parameter, `t += 1`, `g = g + wd·p`, `clr = lr / (1 + (t-1)·lrDecay)`,
  * `sum = sum + g²` (starting at `initialAccumulatorValue`), `p = p - clr·g / (sqrt(sum) + eps)`.
+ * One difference: a parameter's `sum` starts at its group's `initialAccumulatorValue` (on its
+ * first step), where PyTorch 1.13 fills every `sum` with the constructor's value and ignores
+ * the groups'.
  */
 export class Adagrad extends Optimizer<AdagradParamGroup> {
   /**
