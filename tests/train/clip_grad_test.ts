@@ -6,7 +6,9 @@
  */
 import assert from "node:assert/strict";
 import { clipGradNormReference, clipGradValueReference } from "./reference/clip_grad.ts";
+import { memoryStats } from "../../nn/gpu/buffer_pool.ts";
 import { streamStats } from "../../nn/gpu/stream.ts";
+import { SGD } from "../../train/optim/sgd.ts";
 import { type Tensor, tensor } from "../../nn/tensor.ts";
 import { clipGradNorm, clipGradValue } from "../../train/optim/clip_grad.ts";
 import { assertClose, gpuReady, randomArray } from "../testing.ts";
@@ -216,4 +218,33 @@ Deno.test({
     }
     dispose(params);
   },
+});
+
+Deno.test("clipped gradients reach the optimizer (texture mirrors refresh); no buffer leaks", async () => {
+  const shape = [97, 89]; // large enough for the update kernel to read textures
+  const start = Float32Array.from(randomArray(size(shape), 60));
+  const grad = Float32Array.from(randomArray(size(shape), 61));
+  const p = tensor(start, shape, { requiresGrad: true });
+  p.grad = tensor(grad, shape);
+  const sgd = new SGD([p], { lr: 0.5 });
+  const live = memoryStats().liveBuffers;
+  for (let k = 0; k < 2; k++) {
+    const norm = clipGradNorm([p], 1);
+    norm.dispose();
+    clipGradValue([p], 0.001);
+  }
+  assert.equal(memoryStats().liveBuffers, live, "clipping keeps no buffer");
+  sgd.step(); // reads the clipped gradient (through a texture under the software policy)
+  const { grads: [clipped] } = clipGradNormReference([grad], 1);
+  const expected = clipGradValueReference([clipGradNormReference([clipped], 1).grads[0]], 0.001)[0];
+  assertClose(await p.grad.toArray(), expected, { atol: 1e-7, rtol: 1e-5 }, "grad");
+  assertClose(
+    await p.toArray(),
+    Float64Array.from(start, (v, i) => v - 0.5 * expected[i]),
+    { atol: 1e-6, rtol: 1e-5 },
+    "param after the step",
+  );
+  sgd.zeroGrad();
+  sgd.dispose();
+  p.dispose();
 });
