@@ -47,8 +47,6 @@ export interface AdagradParamGroup extends ParamGroup {
   eps: number;
 }
 
-type AdagradGroup = GroupHyperparameters<AdagradParamGroup>;
-
 /**
  * The Adagrad update. Params: `clr` = lr / (1 + (t-1)·lr_decay), `eps`, `weight_decay`, `initial`
  * (the accumulator's initial value) and `first_step` (1 when `sum` is new: it starts at
@@ -103,7 +101,7 @@ export class Adagrad extends Optimizer<AdagradParamGroup> {
 
   /** PyTorch's checks (its messages). */
   protected validateGroup(
-    { lrDecay, weightDecay, initialAccumulatorValue, eps }: AdagradGroup,
+    { lrDecay, weightDecay, initialAccumulatorValue, eps }: GroupHyperparameters<AdagradParamGroup>,
   ): void {
     checkNonNegative(lrDecay, "lr_decay value");
     checkNonNegative(weightDecay, "weight_decay value");
@@ -127,7 +125,7 @@ export class Adagrad extends Optimizer<AdagradParamGroup> {
   }
 
   /** One dispatch: param and sum updated in place. */
-  protected update(target: ParameterUpdate, group: AdagradGroup): void {
+  protected update(target: ParameterUpdate, group: GroupHyperparameters<AdagradParamGroup>): void {
     const { lr, lrDecay, eps, weightDecay, initialAccumulatorValue } = group;
     const slot = stepSlot([
       lr / (1 + (target.step - 1) * lrDecay),

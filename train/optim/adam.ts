@@ -47,10 +47,8 @@ export interface AdamParamGroup extends ParamGroup {
   weightDecay: number;
 }
 
-type AdamGroup = GroupHyperparameters<AdamParamGroup>;
-
 /** Throws PyTorch's message unless the Adam hyperparameters (other than lr) are valid. */
-function validate({ betas, eps, weightDecay }: AdamGroup): void {
+function validate({ betas, eps, weightDecay }: GroupHyperparameters<AdamParamGroup>): void {
   checkNonNegative(eps, "epsilon value");
   if (!Array.isArray(betas) || betas.length !== 2) {
     throw new Error(`Invalid betas: ${JSON.stringify(betas)} (a pair [beta1, beta2])`);
@@ -153,7 +151,7 @@ export class Adam extends Optimizer<AdamParamGroup> {
   }
 
   /** PyTorch's checks. */
-  protected validateGroup(group: AdamGroup): void {
+  protected validateGroup(group: GroupHyperparameters<AdamParamGroup>): void {
     validate(group);
   }
 
@@ -179,7 +177,7 @@ export class Adam extends Optimizer<AdamParamGroup> {
   }
 
   /** One dispatch: param, exp_avg and exp_avg_sq updated in place. */
-  protected update(target: ParameterUpdate, group: AdamGroup): void {
+  protected update(target: ParameterUpdate, group: GroupHyperparameters<AdamParamGroup>): void {
     const { step, fresh } = target;
     const { lr, betas: [beta1, beta2], eps, weightDecay } = group;
     const decoupled = this.decoupledWeightDecay;

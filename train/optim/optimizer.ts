@@ -467,7 +467,7 @@ export abstract class Optimizer<Group extends ParamGroup = ParamGroup> {
    * A group's hyperparameters from a state dict saved before parameter groups (the flat
    * `hyperparameters`); the names are the same unless an optimizer says otherwise.
    */
-  protected legacyGroup(saved: Hyperparameters): Fields {
+  protected legacyGroup(saved: Hyperparameters): Record<string, unknown> {
     return { ...saved };
   }
 

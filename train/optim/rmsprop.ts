@@ -54,8 +54,6 @@ export interface RMSpropParamGroup extends ParamGroup {
   centered: boolean;
 }
 
-type RmspropGroup = GroupHyperparameters<RMSpropParamGroup>;
-
 /** What the RMSprop kernel's code depends on: which terms it has. */
 interface RmspropKernel {
   momentum: boolean;
@@ -133,7 +131,9 @@ export class RMSprop extends Optimizer<RMSpropParamGroup> {
   }
 
   /** PyTorch's checks (its messages). */
-  protected validateGroup({ alpha, eps, weightDecay, momentum, centered }: RmspropGroup): void {
+  protected validateGroup(
+    { alpha, eps, weightDecay, momentum, centered }: GroupHyperparameters<RMSpropParamGroup>,
+  ): void {
     checkNonNegative(eps, "epsilon value");
     checkNonNegative(momentum, "momentum value");
     checkNonNegative(weightDecay, "weight_decay value");
@@ -142,7 +142,9 @@ export class RMSprop extends Optimizer<RMSpropParamGroup> {
   }
 
   /** `square_avg`, plus `momentum_buffer` with momentum and `grad_avg` when centered. */
-  protected stateNames({ momentum, centered }: RmspropGroup): readonly string[] {
+  protected stateNames(
+    { momentum, centered }: GroupHyperparameters<RMSpropParamGroup>,
+  ): readonly string[] {
     return [
       SQUARE_AVG,
       ...(momentum > 0 ? [MOMENTUM_BUFFER] : []),
@@ -161,7 +163,7 @@ export class RMSprop extends Optimizer<RMSpropParamGroup> {
   }
 
   /** One dispatch: param and its state updated in place. */
-  protected update(target: ParameterUpdate, group: RmspropGroup): void {
+  protected update(target: ParameterUpdate, group: GroupHyperparameters<RMSpropParamGroup>): void {
     const { lr, alpha, eps, momentum, weightDecay, centered } = group;
     const fresh = (name: string) => target.freshState.has(name) ? 1 : 0;
     const slot = stepSlot([

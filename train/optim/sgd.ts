@@ -48,10 +48,10 @@ export interface SGDParamGroup extends ParamGroup {
   weightDecay: number;
 }
 
-type SgdGroup = GroupHyperparameters<SGDParamGroup>;
-
 /** Throws PyTorch's message unless the SGD hyperparameters (other than lr) are valid. */
-function validate({ momentum, dampening, nesterov, weightDecay }: SgdGroup): void {
+function validate(
+  { momentum, dampening, nesterov, weightDecay }: GroupHyperparameters<SGDParamGroup>,
+): void {
   checkNonNegative(momentum, "momentum value");
   checkNonNegative(weightDecay, "weight_decay value");
   if (typeof dampening !== "number" || !Number.isFinite(dampening)) {
@@ -154,12 +154,12 @@ export class SGD extends Optimizer<SGDParamGroup> {
   }
 
   /** PyTorch's checks. */
-  protected validateGroup(group: SgdGroup): void {
+  protected validateGroup(group: GroupHyperparameters<SGDParamGroup>): void {
     validate(group);
   }
 
   /** `momentum_buffer` when momentum is on, else nothing. */
-  protected stateNames(group: SgdGroup): readonly string[] {
+  protected stateNames(group: GroupHyperparameters<SGDParamGroup>): readonly string[] {
     return group.momentum !== 0 ? [MOMENTUM_BUFFER] : [];
   }
 
@@ -174,7 +174,7 @@ export class SGD extends Optimizer<SGDParamGroup> {
   }
 
   /** One dispatch: param (and momentum buffer) updated in place. */
-  protected update(target: ParameterUpdate, group: SgdGroup): void {
+  protected update(target: ParameterUpdate, group: GroupHyperparameters<SGDParamGroup>): void {
     const { lr, momentum, dampening, nesterov, weightDecay } = group;
     const slot = stepSlot([
       lr,
