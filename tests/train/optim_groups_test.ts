@@ -643,3 +643,51 @@ Deno.test("old single-group state dicts (and checkpoints) still load", async () 
   }
   for (const p of [...a, ...b, ...model.parameters()]) p.dispose();
 });
+
+/** The shape the LR schedulers drive (train/lr_scheduler.ts's `LrTarget`, with groups). */
+interface LrTarget {
+  lr: number;
+  paramGroups?: readonly { lr: number; momentum?: number; betas?: [number, number] }[];
+}
+
+Deno.test("every optimizer is an LrTarget with groups; writes through it reach the next step", async () => {
+  const a = tensor([1, 2, 3], [3], { requiresGrad: true });
+  const targets: LrTarget[] = [
+    new SGD([a], { momentum: 0.9 }),
+    new Adam([a]),
+    new AdamW([a]),
+    new RMSprop([a], { momentum: 0.5 }),
+    new Adagrad([a]),
+  ];
+  for (const target of targets) {
+    const optimizer = target as unknown as Optimizer;
+    const group = target.paramGroups![0];
+    group.lr = 0.25;
+    if (group.momentum !== undefined) group.momentum = 0.75;
+    if (group.betas !== undefined) group.betas[0] = 0.6;
+    assert.equal(target.lr, 0.25);
+    const saved = optimizer.stateDict().paramGroups[0];
+    assert.equal(saved.lr, 0.25);
+    if (group.momentum !== undefined) assert.equal(saved.momentum, 0.75);
+    if (group.betas !== undefined) assert.deepEqual(saved.betas, [0.6, 0.999]);
+    optimizer.dispose();
+  }
+  // The first SGD step with momentum 0.75 and lr 0.25: p - 0.25·g (the buffer starts as g); the
+  // second: buf = 0.75·g + g.
+  const sgd = new SGD([a], { momentum: 0.9 });
+  const target: LrTarget = sgd;
+  for (let k = 0; k < 2; k++) {
+    target.paramGroups![0].lr = 0.25;
+    target.paramGroups![0].momentum = 0.75;
+    a.grad?.dispose();
+    a.grad = tensor([1, 1, 1], [3]);
+    sgd.step();
+  }
+  assertClose(await a.toArray(), [1 - 0.25 - 0.4375, 2 - 0.6875, 3 - 0.6875], {
+    atol: 1e-6,
+    rtol: 0,
+  });
+  sgd.zeroGrad();
+  sgd.dispose();
+  a.dispose();
+});
