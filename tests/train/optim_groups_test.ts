@@ -67,17 +67,17 @@ const CASES: Case[] = [
     updates: { 2: [[1, { momentum: 0.9 }]] },
   },
   {
-    label: "Adam: betas, lr and weight decay per group, new betas assigned",
+    label: "Adam: betas, lr, weight decay and AMSGrad per group, new betas assigned",
     optimizer: "Adam",
     defaults: { lr: 0.01 },
-    groups: [{}, { lr: 0.003, betas: [0.8, 0.99], weightDecay: 0.1 }],
+    groups: [{}, { lr: 0.003, betas: [0.8, 0.99], weightDecay: 0.1, amsgrad: true }],
     updates: { 2: [[0, { betas: [0.85, 0.995] }]], 3: [[0, { lr: 0.005 }]] },
   },
   {
     label: "AdamW: decoupled weight decay per group",
     optimizer: "AdamW",
     defaults: { lr: 0.01, weightDecay: 0.05 },
-    groups: [{ weightDecay: 0 }, { lr: 0.02, eps: 1e-6 }],
+    groups: [{ weightDecay: 0, amsgrad: true }, { lr: 0.02, eps: 1e-6 }],
     updates: { 3: [[1, { betas: [0.5, 0.9] }]] },
   },
   {
@@ -141,8 +141,8 @@ function gradFor(i: number, step: number): Float64Array | null {
 function resolved(kind: Kind, defaults: Options, group: Options): Options {
   const base: Record<Kind, Options> = {
     SGD: { lr: 1e-3, momentum: 0, dampening: 0, nesterov: false, weightDecay: 0 },
-    Adam: { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0 },
-    AdamW: { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 1e-2 },
+    Adam: { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0, amsgrad: false },
+    AdamW: { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 1e-2, amsgrad: false },
     RMSprop: {
       lr: 0.01,
       alpha: 0.99,
@@ -187,6 +187,7 @@ function referenceStep(kind: Kind, o: Options, s: RefState, grad: Float64Array):
         grad,
         expAvg: b.exp_avg,
         expAvgSq: b.exp_avg_sq,
+        maxExpAvgSq: b.max_exp_avg_sq,
         step: s.step,
       }, {
         lr: n("lr"),
@@ -195,12 +196,15 @@ function referenceStep(kind: Kind, o: Options, s: RefState, grad: Float64Array):
         eps: n("eps"),
         weightDecay: n("weightDecay"),
         decoupledWeightDecay: kind === "AdamW",
+        amsgrad: o.amsgrad as boolean,
       });
-      return {
-        param: out.param,
-        buffers: { exp_avg: out.expAvg, exp_avg_sq: out.expAvgSq },
-        step: out.step,
+      const buffers: Record<string, Float64Array | null> = {
+        ...b,
+        exp_avg: out.expAvg,
+        exp_avg_sq: out.expAvgSq,
       };
+      if (out.maxExpAvgSq) buffers.max_exp_avg_sq = out.maxExpAvgSq;
+      return { param: out.param, buffers, step: out.step };
     }
     case "RMSprop": {
       const out = rmspropStepReference({
@@ -593,6 +597,7 @@ Deno.test("old single-group state dicts (and checkpoints) still load", async () 
     betas: [0.8, 0.99],
     eps: 1e-7,
     weightDecay: 0.5,
+    amsgrad: false,
   });
   assert.deepEqual(resumed.stateDict().paramSteps, [2, 2]);
 

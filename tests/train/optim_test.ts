@@ -140,13 +140,15 @@ function adamReference(
       grad,
       expAvg: state.buffers.exp_avg,
       expAvgSq: state.buffers.exp_avg_sq,
+      maxExpAvgSq: state.buffers.max_exp_avg_sq,
       step: state.step,
     }, options);
-    return {
-      param: out.param,
-      buffers: { exp_avg: out.expAvg, exp_avg_sq: out.expAvgSq },
-      step: out.step,
+    const buffers: Record<string, Float64Array | null> = {
+      exp_avg: out.expAvg,
+      exp_avg_sq: out.expAvgSq,
     };
+    if (out.maxExpAvgSq) buffers.max_exp_avg_sq = out.maxExpAvgSq;
+    return { param: out.param, buffers, step: out.step };
   };
 }
 
@@ -288,7 +290,12 @@ for (const [label, options] of SGD_CASES) {
 const ADAM_CASES: [string, ConstructorParameters<typeof Adam>[1] & { lr: number }][] = [
   ["defaults, lr 0.01", { lr: 0.01 }],
   ["L2 weight decay, custom betas", { lr: 0.003, betas: [0.8, 0.99], weightDecay: 0.1 }],
+  ["AMSGrad, weight decay", { lr: 0.01, weightDecay: 0.1, amsgrad: true }],
 ];
+
+function adamNames(options: { amsgrad?: boolean }): string[] {
+  return ["exp_avg", "exp_avg_sq", ...(options.amsgrad ? ["max_exp_avg_sq"] : [])];
+}
 
 for (const [label, options] of ADAM_CASES) {
   Deno.test(`GPU Adam (${label}) matches the reference over ${STEPS} steps`, async () => {
@@ -296,7 +303,7 @@ for (const [label, options] of ADAM_CASES) {
     await runCase(
       (params) => new Adam(params, options),
       adamReference({ ...rest, beta1: betas[0], beta2: betas[1] }),
-      ["exp_avg", "exp_avg_sq"],
+      adamNames(options),
     );
   });
 }
@@ -307,7 +314,7 @@ for (const [label, options] of ADAM_CASES) {
     await runCase(
       (params) => new AdamW(params, options),
       adamReference({ ...rest, beta1: betas[0], beta2: betas[1] }, adamWStepReference),
-      ["exp_avg", "exp_avg_sq"],
+      adamNames(options),
     );
   });
 }
@@ -316,7 +323,7 @@ for (const [label, options] of ADAM_CASES) {
   Deno.test(`GPU Adam and AdamW (${label}) on a large parameter (texture inputs) match the reference`, async () => {
     const { betas = [0.9, 0.999], ...rest } = options;
     const reference = { ...rest, beta1: betas[0], beta2: betas[1] };
-    const names = ["exp_avg", "exp_avg_sq"];
+    const names = adamNames(options);
     await runCase(
       (params) => new Adam(params, options),
       adamReference(reference),

@@ -9,6 +9,7 @@
  * @module
  */
 
+import { isNan4 } from "../../nn/ops/nan_wgsl.ts";
 import {
   checkNonNegative,
   encodeUpdate,
@@ -24,6 +25,7 @@ import {
 
 const EXP_AVG = "exp_avg";
 const EXP_AVG_SQ = "exp_avg_sq";
+const MAX_EXP_AVG_SQ = "max_exp_avg_sq";
 
 /** Options of `Adam` and `AdamW` (PyTorch's names in camelCase): defaults of their groups. */
 export interface AdamOptions {
@@ -35,6 +37,8 @@ export interface AdamOptions {
   eps?: number;
   /** Adam: L2 penalty added to the gradient (default 0). AdamW: decoupled decay (default 1e-2). */
   weightDecay?: number;
+  /** AMSGrad: divide by the running maximum of the second moment (default false). */
+  amsgrad?: boolean;
 }
 
 /** A parameter group of `Adam` or `AdamW`: parameters and hyperparameters. */
@@ -45,10 +49,14 @@ export interface AdamParamGroup extends ParamGroup {
   eps: number;
   /** Weight decay (L2 for Adam, decoupled for AdamW). */
   weightDecay: number;
+  /** Whether this group uses AMSGrad. */
+  amsgrad: boolean;
 }
 
 /** Throws PyTorch's message unless the Adam hyperparameters (other than lr) are valid. */
-function validate({ betas, eps, weightDecay }: GroupHyperparameters<AdamParamGroup>): void {
+function validate(
+  { betas, eps, weightDecay, amsgrad }: GroupHyperparameters<AdamParamGroup>,
+): void {
   checkNonNegative(eps, "epsilon value");
   if (!Array.isArray(betas) || betas.length !== 2) {
     throw new Error(`Invalid betas: ${JSON.stringify(betas)} (a pair [beta1, beta2])`);
@@ -61,23 +69,25 @@ function validate({ betas, eps, weightDecay }: GroupHyperparameters<AdamParamGro
     throw new Error(`Invalid beta parameter at index 1: ${beta2}`);
   }
   checkNonNegative(weightDecay, "weight_decay value");
+  if (typeof amsgrad !== "boolean") throw new Error(`Invalid amsgrad value: ${amsgrad}`);
 }
 
 /**
  * The Adam update (`decoupled`: AdamW's) with or without weight decay. Params: `step_size` =
  * lr / (1 - beta1^t), `bias_correction2_sqrt` = sqrt(1 - beta2^t), `decay` = 1 - lr * weight_decay
- * (AdamW), the betas, eps and weight decay, and `first_step` (1 on the parameter's first step:
- * both moments start from zero).
+ * (AdamW), the betas, eps and weight decay, `first_step` (1 on the parameter's first step: both
+ * moments start from zero) and, for AMSGrad, `fresh_max` (1 when `max_exp_avg_sq` is new: zero).
+ * The running maximum keeps NaN, as `torch.maximum` does.
  */
 function adamUpdate(name: string, decoupled: boolean) {
-  return updateSpec<{ weightDecay: boolean }>({
+  return updateSpec<{ weightDecay: boolean; amsgrad: boolean }>({
     name,
-    key: ({ weightDecay }) => weightDecay ? "wd" : "",
+    key: ({ weightDecay, amsgrad }) => `${weightDecay ? "wd" : ""}${amsgrad ? "ams" : ""}`,
     params: "step_size: f32, bias_correction2_sqrt: f32, decay: f32, beta1: f32, " +
       "one_minus_beta1: f32, beta2: f32, one_minus_beta2: f32, eps: f32, weight_decay: f32, " +
-      "first_step: f32",
+      "first_step: f32, fresh_max: f32",
     constants: () => "",
-    body: ({ weightDecay }) => /* wgsl */ `
+    body: ({ weightDecay, amsgrad }) => /* wgsl */ `
   var p = load_param_data(j);
   var g = load_grad_data(j);
   ${
@@ -95,7 +105,18 @@ function adamUpdate(name: string, decoupled: boolean) {
   }
   exp_avg[j] = m;
   exp_avg_sq[j] = v;
-  let denom = sqrt(v) / params.bias_correction2_sqrt + params.eps;
+  ${
+      amsgrad
+        ? `var v_max = v;
+  if (params.fresh_max == 0.0) {
+    let old = load_max_exp_avg_sq(j);
+    let both = old + v; // NaN exactly when one is (both are >= 0 or NaN)
+    v_max = select(max(old, v), both, ${isNan4("both")});
+  }
+  max_exp_avg_sq[j] = v_max;
+  let denom = sqrt(v_max) / params.bias_correction2_sqrt + params.eps;`
+        : "let denom = sqrt(v) / params.bias_correction2_sqrt + params.eps;"
+    }
   let updated = p - params.step_size * m / denom;`,
   });
 }
@@ -104,9 +125,10 @@ const ADAM_UPDATE = adamUpdate("adam", false);
 const ADAMW_UPDATE = adamUpdate("adamw", true);
 
 /**
- * Adam, exactly as `torch.optim.Adam` (`amsgrad`, `maximize` aside), per parameter group: per
+ * Adam, exactly as `torch.optim.Adam` (`maximize` aside), per parameter group: per
  * parameter, `t += 1`, `g = g + wd·p`, `m = β1·m + (1-β1)·g`, `v = β2·v + (1-β2)·g²`,
- * `p = p - (lr / (1-β1^t)) · m / (sqrt(v) / sqrt(1-β2^t) + eps)`.
+ * `p = p - (lr / (1-β1^t)) · m / (sqrt(v) / sqrt(1-β2^t) + eps)`; with AMSGrad, `v` in the
+ * denominator is the running maximum `v_max = max(v_max, v)` (`max_exp_avg_sq`).
  */
 export class Adam extends Optimizer<AdamParamGroup> {
   /**
@@ -121,6 +143,7 @@ export class Adam extends Optimizer<AdamParamGroup> {
       eps: options.eps ?? 1e-8,
       weightDecay: options.weightDecay ??
         (new.target === AdamW || new.target.prototype instanceof AdamW ? 1e-2 : 0),
+      amsgrad: options.amsgrad ?? false,
     });
   }
 
@@ -155,9 +178,9 @@ export class Adam extends Optimizer<AdamParamGroup> {
     validate(group);
   }
 
-  /** `exp_avg` and `exp_avg_sq`. */
-  protected stateNames(): readonly string[] {
-    return [EXP_AVG, EXP_AVG_SQ];
+  /** `exp_avg` and `exp_avg_sq`, and `max_exp_avg_sq` with AMSGrad. */
+  protected stateNames(group: GroupHyperparameters<AdamParamGroup>): readonly string[] {
+    return group.amsgrad ? [EXP_AVG, EXP_AVG_SQ, MAX_EXP_AVG_SQ] : [EXP_AVG, EXP_AVG_SQ];
   }
 
   /** `exp_avg` and `exp_avg_sq`. */
@@ -165,21 +188,21 @@ export class Adam extends Optimizer<AdamParamGroup> {
     return [EXP_AVG, EXP_AVG_SQ];
   }
 
-  /** `exp_avg` and `exp_avg_sq`. */
+  /** `exp_avg`, `exp_avg_sq` and `max_exp_avg_sq`. */
   protected knownStateNames(): readonly string[] {
-    return [EXP_AVG, EXP_AVG_SQ];
+    return [EXP_AVG, EXP_AVG_SQ, MAX_EXP_AVG_SQ];
   }
 
-  /** Old state dicts saved the betas as `beta1` and `beta2`. */
+  /** Old state dicts saved the betas as `beta1` and `beta2`, and had no AMSGrad. */
   protected override legacyGroup(saved: Hyperparameters): Record<string, unknown> {
     const { beta1, beta2, ...rest } = saved;
-    return { ...rest, betas: [beta1, beta2] };
+    return { amsgrad: false, ...rest, betas: [beta1, beta2] };
   }
 
   /** One dispatch: param, exp_avg and exp_avg_sq updated in place. */
   protected update(target: ParameterUpdate, group: GroupHyperparameters<AdamParamGroup>): void {
     const { step, fresh } = target;
-    const { lr, betas: [beta1, beta2], eps, weightDecay } = group;
+    const { lr, betas: [beta1, beta2], eps, weightDecay, amsgrad } = group;
     const decoupled = this.decoupledWeightDecay;
     const slot = stepSlot([
       lr / (1 - beta1 ** step),
@@ -192,14 +215,15 @@ export class Adam extends Optimizer<AdamParamGroup> {
       eps,
       weightDecay,
       fresh ? 1 : 0,
+      target.freshState.has(MAX_EXP_AVG_SQ) ? 1 : 0,
     ]);
     const kernel = decoupled ? ADAMW_UPDATE : ADAM_UPDATE;
-    encodeUpdate(kernel, { weightDecay: weightDecay !== 0 }, target, slot);
+    encodeUpdate(kernel, { weightDecay: weightDecay !== 0, amsgrad }, target, slot);
   }
 }
 
 /**
- * AdamW, exactly as `torch.optim.AdamW` (`amsgrad`, `maximize` aside): Adam with decoupled
+ * AdamW, exactly as `torch.optim.AdamW` (`maximize` aside): Adam with decoupled
  * weight decay, `p = p · (1 - lr·wd)` before the Adam update; default `weightDecay` 1e-2.
  */
 export class AdamW extends Adam {

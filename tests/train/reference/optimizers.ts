@@ -78,6 +78,8 @@ export interface AdamReferenceOptions {
   weightDecay?: number;
   /** AdamW: decay the parameter by `lr·wd` instead of adding `wd·p` to the gradient. */
   decoupledWeightDecay?: boolean;
+  /** AMSGrad: divide by the running maximum of the second moment. */
+  amsgrad?: boolean;
 }
 
 /** A parameter, its gradient and its Adam state before the step. */
@@ -90,6 +92,8 @@ export interface AdamReferenceInput {
   expAvg?: ArrayLike<number> | null;
   /** Second moment, or null/absent before the first step (zeros). */
   expAvgSq?: ArrayLike<number> | null;
+  /** AMSGrad's running maximum of the second moment, or null/absent (zeros). */
+  maxExpAvgSq?: ArrayLike<number> | null;
   /** Steps this parameter has taken so far (default 0). */
   step?: number;
 }
@@ -102,14 +106,16 @@ export interface AdamReferenceOutput {
   expAvg: Float64Array;
   /** Second moment. */
   expAvgSq: Float64Array;
+  /** AMSGrad's running maximum (null without AMSGrad). */
+  maxExpAvgSq: Float64Array | null;
   /** Steps taken, this one included. */
   step: number;
 }
 
 /**
  * One Adam step: `t += 1`; Adam adds `wd·p` to `g`, AdamW multiplies `p` by `1 - lr·wd`;
- * `m = β1·m + (1-β1)·g`, `v = β2·v + (1-β2)·g²`;
- * `p = p - (lr / (1-β1^t)) · m / (sqrt(v) / sqrt(1-β2^t) + eps)`.
+ * `m = β1·m + (1-β1)·g`, `v = β2·v + (1-β2)·g²` (AMSGrad: `v_max = max(v_max, v)` takes `v`'s
+ * place below); `p = p - (lr / (1-β1^t)) · m / (sqrt(v) / sqrt(1-β2^t) + eps)`.
  */
 export function adamStepReference(
   input: AdamReferenceInput,
@@ -127,16 +133,24 @@ export function adamStepReference(
   const next = new Float64Array(param.length);
   const expAvg = new Float64Array(param.length);
   const expAvgSq = new Float64Array(param.length);
+  const maxExpAvgSq = options.amsgrad ? new Float64Array(param.length) : null;
   for (let i = 0; i < param.length; i++) {
     let p = param[i], g = grad[i];
     if (decoupled) p *= 1 - lr * weightDecay;
     else if (weightDecay !== 0) g += weightDecay * p;
     expAvg[i] = beta1 * (input.expAvg?.[i] ?? 0) + (1 - beta1) * g;
     expAvgSq[i] = beta2 * (input.expAvgSq?.[i] ?? 0) + (1 - beta2) * g * g;
-    const denom = Math.sqrt(expAvgSq[i]) / biasCorrection2Sqrt + eps;
+    let second = expAvgSq[i];
+    if (maxExpAvgSq) {
+      const old = input.maxExpAvgSq?.[i] ?? 0;
+      second = maxExpAvgSq[i] = Number.isNaN(old) || Number.isNaN(second)
+        ? NaN
+        : Math.max(old, second);
+    }
+    const denom = Math.sqrt(second) / biasCorrection2Sqrt + eps;
     next[i] = p - stepSize * expAvg[i] / denom;
   }
-  return { param: next, expAvg, expAvgSq, step };
+  return { param: next, expAvg, expAvgSq, maxExpAvgSq, step };
 }
 
 /** One AdamW step: `adamStepReference` with decoupled weight decay (default 1e-2). */
