@@ -210,14 +210,23 @@ export {
 } from "./nn/safetensors.ts";
 export {
   type FiniteWatch,
+  type GroupHyperparameters,
   type Hyperparameters,
+  type LegacyOptimizerStateDict,
   Optimizer,
   type OptimizerOptions,
   type OptimizerStateDict,
   type ParameterUpdate,
+  type ParamGroup,
+  type ParamGroupInput,
+  type ParamsInput,
+  type SavedParamGroup,
 } from "./train/optim/optimizer.ts";
-export { SGD, type SGDOptions } from "./train/optim/sgd.ts";
-export { Adam, type AdamOptions, AdamW } from "./train/optim/adam.ts";
+export { SGD, type SGDOptions, type SGDParamGroup } from "./train/optim/sgd.ts";
+export { Adam, type AdamOptions, type AdamParamGroup, AdamW } from "./train/optim/adam.ts";
+export { RMSprop, type RMSpropOptions, type RMSpropParamGroup } from "./train/optim/rmsprop.ts";
+export { Adagrad, type AdagradOptions, type AdagradParamGroup } from "./train/optim/adagrad.ts";
+export { clipGradNorm, type ClipGradNormOptions, clipGradValue } from "./train/optim/clip_grad.ts";
 export {
   CosineAnnealingLR,
   type CosineAnnealingLROptions,

@@ -21,7 +21,7 @@ import { copyBuffer, readBuffer } from "../nn/gpu/stream.ts";
 import { Tensor, tensor } from "../nn/tensor.ts";
 import type { Module } from "../nn/modules/module.ts";
 import type { LRScheduler, LRSchedulerStateDict, ReduceLROnPlateau } from "./lr_scheduler.ts";
-import type { Optimizer, OptimizerStateDict } from "./optim/optimizer.ts";
+import type { LegacyOptimizerStateDict, Optimizer, OptimizerStateDict } from "./optim/optimizer.ts";
 import { requireDenoFiles, writeFileAtomic } from "./tune/fs_atomic.ts";
 import type { Json } from "./tune/types.ts";
 
@@ -105,8 +105,11 @@ export interface CheckpointInfo {
   epoch: number;
   /** The model's config. */
   model: Record<string, unknown>;
-  /** The optimizer's state without its tensors. */
-  optimizer: Omit<OptimizerStateDict, "state">;
+  /**
+   * The optimizer's state without its tensors (checkpoints saved before parameter groups hold
+   * the legacy form, which `restoreCheckpoint` still loads).
+   */
+  optimizer: Omit<OptimizerStateDict, "state"> | Omit<LegacyOptimizerStateDict, "state">;
   /** The scheduler's state, if there was one. */
   scheduler: LRSchedulerStateDict | null;
   /** Free JSON saved by the caller (e.g. the command's settings and history). */

@@ -124,7 +124,7 @@ Deno.test("OneCycleLR cycles betas[0] on Adam-like groups and keeps betas[1]", (
   assert.equal(scheduler.lastEpoch, 10);
 });
 
-Deno.test("schedulers on today's real SGD and Adam (one group)", () => {
+Deno.test("schedulers on real SGD and Adam: lr, and OneCycleLR's momentum and betas[0]", () => {
   const p = tensor([1, 2, 3], [3], { requiresGrad: true });
   try {
     const sgd = new SGD([p], { lr: 0.1, momentum: 0.9 });
@@ -134,19 +134,16 @@ Deno.test("schedulers on today's real SGD and Adam (one group)", () => {
     assertClose([sgd.lr], [0.075], TIGHT);
     assert.deepEqual(linear.getLastLr(), [sgd.lr]);
     const sgd2 = new SGD([p], { lr: 0.1, momentum: 0.9 });
-    assert.throws(
-      () => new OneCycleLR(sgd2, { maxLr: 1, totalSteps: 10 }),
-      /OneCycleLR: cycleMomentum sets SGD's momentum, which is read-only; pass cycleMomentum: false/,
-    );
-    const oneCycle = new OneCycleLR(sgd2, { maxLr: 1, totalSteps: 10, cycleMomentum: false });
-    assertClose([sgd2.lr], [0.04], TIGHT);
+    // Momentum cycles from maxMomentum (0.95) down to baseMomentum (0.85) while lr rises.
+    const oneCycle = new OneCycleLR(sgd2, { maxLr: 1, totalSteps: 10 });
+    assertClose([sgd2.lr, sgd2.paramGroups[0].momentum], [0.04, 0.95], TIGHT);
     oneCycle.step();
-    assertClose([sgd2.lr], [0.52], TIGHT);
+    assertClose([sgd2.lr, sgd2.paramGroups[0].momentum], [0.52, 0.9], TIGHT);
+    const adamCycled = new Adam([p], { lr: 0.01, betas: [0.9, 0.99] });
+    const adamCycle = new OneCycleLR(adamCycled, { maxLr: 1, totalSteps: 10 });
+    adamCycle.step();
+    assertClose([...adamCycled.paramGroups[0].betas], [0.9, 0.99], TIGHT);
     const adam = new Adam([p], { lr: 0.01 });
-    assert.throws(
-      () => new OneCycleLR(adam, { maxLr: 1, totalSteps: 10 }),
-      /cycleMomentum sets Adam's betas, which is read-only/,
-    );
     const plateau = new ReduceLROnPlateau(adam, { patience: 0 });
     plateau.step(1);
     plateau.step(1);

@@ -1,5 +1,13 @@
 import assert from "node:assert/strict";
-import { adamStepReference, adamWStepReference, sgdStepReference } from "./reference/optimizers.ts";
+import {
+  adagradStepReference,
+  adamStepReference,
+  adamWStepReference,
+  rmspropStepReference,
+  sgdStepReference,
+} from "./reference/optimizers.ts";
+import { RMSprop } from "../../train/optim/rmsprop.ts";
+import { Adagrad } from "../../train/optim/adagrad.ts";
 import { compiledKernelCount } from "../../nn/gpu/program.ts";
 import { decodeSafetensors, encodeSafetensors } from "../../nn/safetensors.ts";
 import { tidy } from "../../nn/scope.ts";
@@ -53,6 +61,7 @@ async function runCase(
   reference: ReferenceStep,
   stateNames: string[],
   shapes = SHAPES,
+  stateAtol = 1e-6,
 ): Promise<void> {
   const initial = shapes.map((shape, i) =>
     f32(randomArray(shape.reduce((a, b) => a * b, 1), 50 + i))
@@ -96,7 +105,7 @@ async function runCase(
       assertClose(
         await read(dict.state[`${i}.${name}`]),
         expected[i].buffers[name]!,
-        { atol: 1e-6, rtol: 1e-5 },
+        { atol: stateAtol, rtol: 1e-5 },
         `${i}.${name}`,
       );
     }
@@ -131,13 +140,15 @@ function adamReference(
       grad,
       expAvg: state.buffers.exp_avg,
       expAvgSq: state.buffers.exp_avg_sq,
+      maxExpAvgSq: state.buffers.max_exp_avg_sq,
       step: state.step,
     }, options);
-    return {
-      param: out.param,
-      buffers: { exp_avg: out.expAvg, exp_avg_sq: out.expAvgSq },
-      step: out.step,
+    const buffers: Record<string, Float64Array | null> = {
+      exp_avg: out.expAvg,
+      exp_avg_sq: out.expAvgSq,
     };
+    if (out.maxExpAvgSq) buffers.max_exp_avg_sq = out.maxExpAvgSq;
+    return { param: out.param, buffers, step: out.step };
   };
 }
 
@@ -279,7 +290,12 @@ for (const [label, options] of SGD_CASES) {
 const ADAM_CASES: [string, ConstructorParameters<typeof Adam>[1] & { lr: number }][] = [
   ["defaults, lr 0.01", { lr: 0.01 }],
   ["L2 weight decay, custom betas", { lr: 0.003, betas: [0.8, 0.99], weightDecay: 0.1 }],
+  ["AMSGrad, weight decay", { lr: 0.01, weightDecay: 0.1, amsgrad: true }],
 ];
+
+function adamNames(options: { amsgrad?: boolean }): string[] {
+  return ["exp_avg", "exp_avg_sq", ...(options.amsgrad ? ["max_exp_avg_sq"] : [])];
+}
 
 for (const [label, options] of ADAM_CASES) {
   Deno.test(`GPU Adam (${label}) matches the reference over ${STEPS} steps`, async () => {
@@ -287,7 +303,7 @@ for (const [label, options] of ADAM_CASES) {
     await runCase(
       (params) => new Adam(params, options),
       adamReference({ ...rest, beta1: betas[0], beta2: betas[1] }),
-      ["exp_avg", "exp_avg_sq"],
+      adamNames(options),
     );
   });
 }
@@ -298,7 +314,7 @@ for (const [label, options] of ADAM_CASES) {
     await runCase(
       (params) => new AdamW(params, options),
       adamReference({ ...rest, beta1: betas[0], beta2: betas[1] }, adamWStepReference),
-      ["exp_avg", "exp_avg_sq"],
+      adamNames(options),
     );
   });
 }
@@ -307,7 +323,7 @@ for (const [label, options] of ADAM_CASES) {
   Deno.test(`GPU Adam and AdamW (${label}) on a large parameter (texture inputs) match the reference`, async () => {
     const { betas = [0.9, 0.999], ...rest } = options;
     const reference = { ...rest, beta1: betas[0], beta2: betas[1] };
-    const names = ["exp_avg", "exp_avg_sq"];
+    const names = adamNames(options);
     await runCase(
       (params) => new Adam(params, options),
       adamReference(reference),
@@ -409,7 +425,7 @@ function throughBytes(dict: OptimizerStateDict, arrays: Record<string, Float32Ar
         optimizer: dict.optimizer,
         step: dict.step,
         paramSteps: dict.paramSteps,
-        hyperparameters: dict.hyperparameters,
+        paramGroups: dict.paramGroups,
       }),
     },
   );
@@ -491,7 +507,7 @@ Deno.test("loadStateDict rejects another optimizer's or mis-shaped state, changi
       other.loadStateDict({
         ...dict,
         state: { ...dict.state, "0.exp_avg": wrong, "7.exp_avg": wrong },
-        hyperparameters: { ...dict.hyperparameters, beta1: 0.25 },
+        paramGroups: [{ ...dict.paramGroups[0], betas: [0.25, 0.999] }],
       }),
     {
       message: "Adam.loadStateDict: unexpected: 7.exp_avg; wrong shape: 0.exp_avg is [2] in the " +
@@ -507,7 +523,8 @@ Deno.test("loadStateDict rejects another optimizer's or mis-shaped state, changi
     /paramSteps must be 2 integers/,
   );
   assert.throws(
-    () => other.loadStateDict({ ...dict, hyperparameters: { ...dict.hyperparameters, beta2: 2 } }),
+    () =>
+      other.loadStateDict({ ...dict, paramGroups: [{ ...dict.paramGroups[0], betas: [0.9, 2] }] }),
     /Invalid beta parameter at index 1: 2/,
   );
   other.loadStateDict(dict);
@@ -519,4 +536,190 @@ Deno.test("loadStateDict rejects another optimizer's or mis-shaped state, changi
   for (const o of [adam, sgd, other]) o.dispose();
   adam.zeroGrad();
   for (const t of [p, q, wrong]) t.dispose();
+});
+
+function rmspropReference(options: Parameters<typeof rmspropStepReference>[1]): ReferenceStep {
+  return (state, grad) => {
+    const out = rmspropStepReference({
+      param: state.param,
+      grad,
+      squareAvg: state.buffers.square_avg,
+      momentumBuffer: state.buffers.momentum_buffer,
+      gradAvg: state.buffers.grad_avg,
+    }, options);
+    const buffers: Record<string, Float64Array | null> = { square_avg: out.squareAvg };
+    if (out.momentumBuffer) buffers.momentum_buffer = out.momentumBuffer;
+    if (out.gradAvg) buffers.grad_avg = out.gradAvg;
+    return { param: out.param, buffers, step: state.step + 1 };
+  };
+}
+
+function adagradReference(options: Parameters<typeof adagradStepReference>[1]): ReferenceStep {
+  return (state, grad) => {
+    const out = adagradStepReference({
+      param: state.param,
+      grad,
+      sum: state.buffers.sum,
+      step: state.step,
+    }, options);
+    return { param: out.param, buffers: { sum: out.sum }, step: out.step };
+  };
+}
+
+Deno.test("RMSprop and Adagrad: references and GPU match hand-computed first steps", async () => {
+  // RMSprop's first step: v = (1-α)·g² = 0.01·g², so p moves by lr·g / (0.1·|g|) = 10·lr·sign(g).
+  const r = rmspropStepReference({ param: [1, 1], grad: [2, -0.5] }, { lr: 0.01, eps: 0 });
+  assertClose(r.param, [0.9, 1.1], { atol: 1e-12, rtol: 0 });
+  assertClose(r.squareAvg, [0.04, 0.0025], { atol: 1e-12, rtol: 0 });
+  // Centered: ḡ = 0.01·g, v - ḡ² = 0.01·g² - 0.0001·g² = 0.0099·g².
+  const c = rmspropStepReference({ param: [0], grad: [1] }, { lr: 1, eps: 0, centered: true });
+  assertClose(c.param, [-1 / Math.sqrt(0.0099)], { atol: 1e-12, rtol: 0 });
+  // Momentum 0.5, twice the same g = 1 (eps 0): b1 = 10, v2 = 0.0199, b2 = 5 + 1/sqrt(0.0199).
+  const m1 = rmspropStepReference({ param: [0], grad: [1] }, { lr: 1, eps: 0, momentum: 0.5 });
+  const m2 = rmspropStepReference(
+    { param: m1.param, grad: [1], squareAvg: m1.squareAvg, momentumBuffer: m1.momentumBuffer },
+    { lr: 1, eps: 0, momentum: 0.5 },
+  );
+  assertClose(m2.momentumBuffer!, [5 + 1 / Math.sqrt(0.0199)], { atol: 1e-9, rtol: 0 });
+  // Adagrad's first step: sum = g², so p moves by lr·sign(g); with lrDecay 1 the second step's
+  // lr halves: sum = 2g², p moves by (lr/2)·g/(sqrt(2)|g|).
+  const a1 = adagradStepReference({ param: [1, 1], grad: [2, -0.5] }, { lr: 0.1, lrDecay: 1 });
+  assertClose(a1.param, [0.9, 1.1], { atol: 1e-9, rtol: 0 });
+  const a2 = adagradStepReference(
+    { param: a1.param, grad: [2, -0.5], sum: a1.sum, step: 1 },
+    { lr: 0.1, lrDecay: 1 },
+  );
+  assertClose(a2.param, [0.9 - 0.05 / Math.SQRT2, 1.1 + 0.05 / Math.SQRT2], {
+    atol: 1e-9,
+    rtol: 0,
+  });
+  // Initial accumulator 3, g = 1: p moves by lr / 2.
+  const init = adagradStepReference({ param: [0], grad: [1] }, {
+    lr: 1,
+    initialAccumulatorValue: 3,
+  });
+  assertClose(init.param, [-0.5], { atol: 1e-9, rtol: 0 });
+
+  const p = tensor([1, 1], [2], { requiresGrad: true });
+  const q = tensor([1, 1], [2], { requiresGrad: true });
+  const rmsprop = new RMSprop([p], { lr: 0.01, eps: 0 });
+  const adagrad = new Adagrad([q], { lr: 0.1 });
+  setGrad(p, [2, -0.5]);
+  setGrad(q, [2, -0.5]);
+  rmsprop.step();
+  adagrad.step();
+  assertClose(await p.toArray(), [0.9, 1.1], { atol: 1e-6, rtol: 0 });
+  assertClose(await q.toArray(), [0.9, 1.1], { atol: 1e-6, rtol: 0 });
+  for (const o of [rmsprop, adagrad]) {
+    o.zeroGrad();
+    o.dispose();
+  }
+  p.dispose();
+  q.dispose();
+});
+
+const RMSPROP_CASES: [string, ConstructorParameters<typeof RMSprop>[1] & object][] = [
+  ["defaults", {}],
+  ["momentum", { lr: 0.003, momentum: 0.9 }],
+  ["centered + weight decay", { lr: 0.002, centered: true, weightDecay: 0.1 }],
+  ["centered + momentum, alpha 0.9, eps 1e-4", {
+    lr: 0.001,
+    alpha: 0.9,
+    eps: 1e-4,
+    momentum: 0.5,
+    centered: true,
+  }],
+];
+
+function rmspropNames(options: RMSpropOptionsLike): string[] {
+  return [
+    "square_avg",
+    ...(options.momentum ? ["momentum_buffer"] : []),
+    ...(options.centered ? ["grad_avg"] : []),
+  ];
+}
+
+type RMSpropOptionsLike = { momentum?: number; centered?: boolean };
+
+for (const [label, options] of RMSPROP_CASES) {
+  for (const [size, shapes] of [["", SHAPES], [" on a large parameter", LARGE_SHAPES]] as const) {
+    Deno.test(`GPU RMSprop (${label})${size} matches the reference over ${STEPS} steps`, async () => {
+      await runCase(
+        (params) => new RMSprop(params, options),
+        rmspropReference(options),
+        rmspropNames(options),
+        shapes,
+        // Momentum buffers sum terms g / avg of size ~10 that can cancel: f32 rounding of ~1e-6
+        // relative to those terms.
+        2e-5,
+      );
+    });
+  }
+}
+
+const ADAGRAD_CASES: [string, ConstructorParameters<typeof Adagrad>[1] & object][] = [
+  ["defaults", {}],
+  ["lr decay, weight decay, initial accumulator", {
+    lr: 0.05,
+    lrDecay: 0.1,
+    weightDecay: 0.05,
+    initialAccumulatorValue: 0.5,
+    eps: 1e-6,
+  }],
+];
+
+for (const [label, options] of ADAGRAD_CASES) {
+  for (const [size, shapes] of [["", SHAPES], [" on a large parameter", LARGE_SHAPES]] as const) {
+    Deno.test(`GPU Adagrad (${label})${size} matches the reference over ${STEPS} steps`, async () => {
+      await runCase(
+        (params) => new Adagrad(params, options),
+        adagradReference(options),
+        ["sum"],
+        shapes,
+      );
+    });
+  }
+}
+
+Deno.test("RMSprop and Adagrad: PyTorch's defaults and messages for invalid options", () => {
+  const p = tensor([1]);
+  const rmsprop = new RMSprop([p]);
+  assert.deepEqual(
+    { ...rmsprop.paramGroups[0], params: null },
+    {
+      params: null,
+      lr: 0.01,
+      alpha: 0.99,
+      eps: 1e-8,
+      weightDecay: 0,
+      momentum: 0,
+      centered: false,
+    },
+  );
+  const adagrad = new Adagrad([p]);
+  assert.deepEqual(
+    { ...adagrad.paramGroups[0], params: null },
+    {
+      params: null,
+      lr: 0.01,
+      lrDecay: 0,
+      weightDecay: 0,
+      initialAccumulatorValue: 0,
+      eps: 1e-10,
+    },
+  );
+  assert.throws(() => new RMSprop([p], { lr: -1 }), /Invalid learning rate: -1 \(RMSprop\)/);
+  assert.throws(() => new RMSprop([p], { eps: -1 }), /Invalid epsilon value: -1/);
+  assert.throws(() => new RMSprop([p], { momentum: -1 }), /Invalid momentum value: -1/);
+  assert.throws(() => new RMSprop([p], { weightDecay: -1 }), /Invalid weight_decay value: -1/);
+  assert.throws(() => new RMSprop([p], { alpha: -1 }), /Invalid alpha value: -1/);
+  assert.throws(() => new Adagrad([p], { lr: -1 }), /Invalid learning rate: -1 \(Adagrad\)/);
+  assert.throws(() => new Adagrad([p], { lrDecay: -1 }), /Invalid lr_decay value: -1/);
+  assert.throws(() => new Adagrad([p], { weightDecay: -1 }), /Invalid weight_decay value: -1/);
+  assert.throws(
+    () => new Adagrad([p], { initialAccumulatorValue: -1 }),
+    /Invalid initial_accumulator_value value: -1/,
+  );
+  assert.throws(() => new Adagrad([p], { eps: -1 }), /Invalid epsilon value: -1/);
+  p.dispose();
 });

@@ -1,9 +1,11 @@
 /**
- * `Optimizer`: the base of SGD, Adam and AdamW. It owns the per-parameter state tensors
- * (created lazily on a parameter's first step, kept outside any `tidy`), counts steps per
- * parameter on the CPU (so that `step()` never reads the GPU), and shares one params-ring slot
- * per distinct set of step scalars among all the parameters' update kernels. With
- * `watchFinite`, each update kernel also flags, on the GPU, a parameter that stops being finite.
+ * `Optimizer`: the base of SGD, Adam, AdamW, RMSprop and Adagrad. It holds the parameter groups
+ * (`paramGroups`: each a plain object of parameters and hyperparameters, read by every `step()`,
+ * so schedulers may change them between steps), owns the per-parameter state tensors (created
+ * lazily on a parameter's first step, kept outside any `tidy`), counts steps per parameter on the
+ * CPU (so that `step()` never reads the GPU), and shares one params-ring slot per distinct set of
+ * step scalars among all the parameters' update kernels. With `watchFinite`, each update kernel
+ * also flags, on the GPU, a parameter that stops being finite.
  *
  * @module
  */
@@ -23,12 +25,46 @@ import { copyBuffer, type ParamsSlot } from "../../nn/gpu/stream.ts";
 import { formatShape, Tensor } from "../../nn/tensor.ts";
 import { maxElementsPerTexture } from "../../nn/gpu/texture.ts";
 
-/** Hyperparameters as saved in a state dict (flat, JSON-friendly). */
+/** Hyperparameters as saved in a state dict before parameter groups (flat, JSON-friendly). */
 export type Hyperparameters = Record<string, number | boolean>;
+
+/**
+ * A parameter group, as PyTorch's `param_groups` entries: its parameters and its
+ * hyperparameters as plain mutable fields (PyTorch's names in camelCase), read by every
+ * `step()`. Learning-rate schedulers write `lr` (and `momentum` or `betas`).
+ */
+export interface ParamGroup {
+  /** The group's parameters (fixed when the optimizer is made). */
+  readonly params: readonly Tensor[];
+  /** Learning rate (finite, >= 0). */
+  lr: number;
+}
+
+/**
+ * A parameter group as given to an optimizer: `params` plus any of the optimizer's options,
+ * which override the defaults (the constructor's options) for this group.
+ */
+export type ParamGroupInput<Options extends object = OptimizerOptions> = Partial<Options> & {
+  /** The group's parameters (f32 leaf tensors, each in one group only). */
+  params: Iterable<Tensor> | Tensor;
+};
+
+/** What optimizers take: parameters (one group), or parameter groups. */
+export type ParamsInput<Options extends object = OptimizerOptions> =
+  | Iterable<Tensor>
+  | readonly ParamGroupInput<Options>[];
+
+/** A parameter group in a state dict: the indices of its parameters and its hyperparameters. */
+export interface SavedParamGroup {
+  /** Indices of the group's parameters in `Optimizer.params` (numbered across the groups). */
+  params: number[];
+  /** Hyperparameters by name (`lr`, `weightDecay`, `betas`...). */
+  [hyperparameter: string]: number | boolean | number[];
+}
 
 /** An optimizer's state: save it with the model to resume training exactly. */
 export interface OptimizerStateDict {
-  /** The optimizer's kind: `SGD`, `Adam` or `AdamW`. */
+  /** The optimizer's kind: `SGD`, `Adam`, `AdamW`, `RMSprop` or `Adagrad`. */
   optimizer: string;
   /** Number of `step()` calls so far. */
   step: number;
@@ -39,7 +75,24 @@ export interface OptimizerStateDict {
    * `3.momentum_buffer` (present for parameters that took at least one step).
    */
   state: Record<string, Tensor>;
-  /** Hyperparameters, `lr` included. */
+  /** Each group's parameter indices and hyperparameters, `lr` included. */
+  paramGroups: SavedParamGroup[];
+}
+
+/**
+ * The state dict of wgtorch before parameter groups (one group, flat hyperparameters): still
+ * accepted by `loadStateDict` (checkpoints saved then), for an optimizer with one group.
+ */
+export interface LegacyOptimizerStateDict {
+  /** The optimizer's kind. */
+  optimizer: string;
+  /** Number of `step()` calls so far. */
+  step: number;
+  /** Steps each parameter has taken. */
+  paramSteps: number[];
+  /** State tensors named `<parameter index>.<name>`. */
+  state: Record<string, Tensor>;
+  /** Hyperparameters, `lr` included (Adam's betas as `beta1` and `beta2`). */
   hyperparameters: Hyperparameters;
 }
 
@@ -70,12 +123,17 @@ export interface ParameterUpdate {
   param: Tensor;
   /** Its gradient (same size, f32). */
   grad: Tensor;
-  /** Its state tensors by name (uninitialised on its first step: see `fresh`). */
+  /**
+   * The state tensors its update uses now (`stateNames` of its group), by name; those in
+   * `freshState` were just created and hold no values yet.
+   */
   state: Record<string, Tensor>;
   /** Steps this parameter has taken, this one included (1 on its first step). */
   step: number;
-  /** True when the state tensors were just created and hold no values yet. */
+  /** True when every tensor of `state` was just created (always on the first step). */
   fresh: boolean;
+  /** Names of the tensors of `state` created for this step (uninitialised). */
+  freshState: ReadonlySet<string>;
   /** Where to flag non-finite new values (`watchFinite`), if anywhere. */
   watch?: FiniteWatch;
 }
@@ -229,7 +287,10 @@ ${rule.body(settings)}
 export function encodeUpdate<Settings>(
   spec: KernelSpec<UpdateOptions<Settings>, UpdatePlan>,
   settings: Settings,
-  { index, param, grad, state, watch }: ParameterUpdate,
+  { index, param, grad, state, watch }: Pick<
+    ParameterUpdate,
+    "index" | "param" | "grad" | "state" | "watch"
+  >,
   slot: ParamsSlot,
 ): void {
   const options: UpdateOptions<Settings> = {
@@ -257,63 +318,168 @@ export function checkNonNegative(value: number, what: string): number {
   return value;
 }
 
+/** A group's hyperparameters: the group without its parameters. */
+export type GroupHyperparameters<Group extends ParamGroup> = Omit<Group, "params">;
+
+type Fields = Record<string, unknown>;
+
+/** A copy of a hyperparameter value (arrays copied, so that groups never share one). */
+function copyValue(value: unknown): unknown {
+  return Array.isArray(value) ? [...value] : value;
+}
+
+function describe(value: unknown): string {
+  if (value instanceof Tensor) return `a Tensor of shape ${formatShape(value.shape)}`;
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  return typeof value === "object" ? "an object" : `${typeof value} ${String(value)}`;
+}
+
 /** Base class of the optimizers: see the module documentation. */
-export abstract class Optimizer {
-  /** The parameters, in the order given (state dict names use these indices). */
+export abstract class Optimizer<Group extends ParamGroup = ParamGroup> {
+  /**
+   * Every parameter, group after group in the order given (state dict names use these
+   * indices, as PyTorch's state dicts do).
+   */
   readonly params: readonly Tensor[];
-  #lr: number;
+  /**
+   * The parameter groups: plain objects whose hyperparameters may be changed between steps
+   * (validated by each `step()`); their `params` are fixed.
+   */
+  readonly paramGroups: readonly Group[];
+  #groupParams: (readonly Tensor[])[];
+  #groupIndices: number[][];
+  #fields: readonly string[];
   #step = 0;
   #paramSteps: number[];
-  #state: (Record<string, Tensor> | null)[];
+  #state: Record<string, Tensor>[];
   #disposed = false;
   #watch: FiniteWatch | null = null;
 
-  /** Takes the parameters to optimize (f32 leaf tensors, each once) and the learning rate. */
-  constructor(params: Iterable<Tensor>, options: OptimizerOptions) {
-    this.#lr = checkNonNegative(options.lr, "learning rate");
-    this.params = [...params];
-    if (this.params.length === 0) throw new Error("optimizer got an empty parameter list");
+  /**
+   * Takes the parameters to optimize (f32 leaf tensors, each once), or parameter groups
+   * `{ params, ...options }`, and `defaults`: every hyperparameter of a group (`lr` included),
+   * used where a group does not give its own.
+   */
+  constructor(params: ParamsInput<object>, defaults: GroupHyperparameters<Group>) {
+    const list: unknown[] = params instanceof Tensor
+      ? [params]
+      : [...(params as Iterable<unknown>)];
+    if (list.length === 0) throw new Error("optimizer got an empty parameter list");
+    const grouped = list[0] !== null && typeof list[0] === "object" &&
+      !(list[0] instanceof Tensor);
+    const inputs: Fields[] = grouped ? (list as Fields[]) : [{ params: list }];
+    this.#fields = Object.keys(defaults);
+    // The subclass's getter (on the prototype): no instance field involved.
+    const kind = (this as { readonly name: string }).name;
+    const groups: Group[] = [];
+    const all: Tensor[] = [];
     const seen = new Set<Tensor>();
-    for (const [i, param] of this.params.entries()) {
-      if (!(param instanceof Tensor)) {
-        throw new Error(`optimizer: parameter ${i} is not a Tensor`);
+    this.#groupIndices = [];
+    for (const [g, input] of inputs.entries()) {
+      if (input === null || typeof input !== "object" || input instanceof Tensor) {
+        throw new Error(
+          `${kind}: parameter group ${g} must be an object { params, ...options }, got ` +
+            describe(input),
+        );
       }
-      if (seen.has(param)) throw new Error(`optimizer: parameter ${i} appears more than once`);
-      seen.add(param);
-      if (param.dtype !== "f32") {
-        throw new Error(`optimizer: parameter ${i} is ${param.dtype}; only f32 can be optimized`);
+      if (!("params" in input)) {
+        throw new Error(`${kind}: parameter group ${g} has no params`);
       }
-      if (param.node) {
-        throw new Error(`optimizer: can't optimize a non-leaf Tensor (parameter ${i})`);
+      const given = input.params;
+      const members: unknown[] = given instanceof Tensor
+        ? [given]
+        : given !== null && typeof given === "object" && Symbol.iterator in given
+        ? [...(given as Iterable<unknown>)]
+        : [given];
+      const indices: number[] = [];
+      for (const param of members) {
+        const i = all.length;
+        if (!(param instanceof Tensor)) {
+          throw new Error(`optimizer: parameter ${i} is not a Tensor (got ${describe(param)})`);
+        }
+        if (seen.has(param)) {
+          throw new Error(
+            indices.some((j) => all[j] === param)
+              ? `optimizer: parameter ${i} appears more than once`
+              : "some parameters appear in more than one parameter group",
+          );
+        }
+        seen.add(param);
+        if (param.dtype !== "f32") {
+          throw new Error(`optimizer: parameter ${i} is ${param.dtype}; only f32 can be optimized`);
+        }
+        if (param.node) {
+          throw new Error(`optimizer: can't optimize a non-leaf Tensor (parameter ${i})`);
+        }
+        indices.push(i);
+        all.push(param);
       }
+      const group: Fields = { params: Object.freeze(indices.map((i) => all[i])) };
+      for (const name of this.#fields) {
+        const value = input[name] === undefined ? (defaults as Fields)[name] : input[name];
+        group[name] = copyValue(value);
+      }
+      for (const name of Object.keys(input)) {
+        if (name !== "params" && !this.#fields.includes(name)) {
+          throw new Error(
+            `${kind}: parameter group ${g} has an unknown option "${name}" (${kind} ` +
+              `takes ${this.#fields.join(", ")})`,
+          );
+        }
+      }
+      groups.push(group as unknown as Group);
+      this.#groupIndices.push(indices);
     }
-    this.#paramSteps = this.params.map(() => 0);
-    this.#state = this.params.map(() => null);
+    this.params = Object.freeze(all);
+    this.paramGroups = Object.freeze(groups);
+    this.#groupParams = groups.map((group) => group.params);
+    for (const [g, group] of groups.entries()) this.#validate(group, g, "");
+    this.#paramSteps = all.map(() => 0);
+    this.#state = all.map(() => ({}));
   }
 
   /** The optimizer's kind, as saved in state dicts. */
   abstract get name(): string;
 
-  /** Names of the state tensors each parameter gets under the current hyperparameters. */
-  protected abstract stateNames(): readonly string[];
+  /**
+   * Throws PyTorch's message (e.g. `Invalid momentum value: -1`) unless the group's
+   * hyperparameters other than `lr` are valid.
+   */
+  protected abstract validateGroup(group: GroupHyperparameters<Group>): void;
 
-  /** Hyperparameters other than `lr`, for `stateDict()`. */
-  protected abstract hyperparameters(): Hyperparameters;
+  /** Names of the state tensors a parameter of `group` needs under its hyperparameters now. */
+  protected abstract stateNames(group: GroupHyperparameters<Group>): readonly string[];
 
-  /** Validates and applies saved hyperparameters (other than `lr`): `loadStateDict()`. */
-  protected abstract setHyperparameters(saved: Hyperparameters): void;
+  /**
+   * Names of the state tensors every parameter that took a step has (created on its first step
+   * whatever the hyperparameters); a loaded state dict must hold them.
+   */
+  protected abstract requiredStateNames(group: GroupHyperparameters<Group>): readonly string[];
 
-  /** Encodes the one fused update kernel of one parameter. */
-  protected abstract update(target: ParameterUpdate): void;
+  /** Every state name the optimizer may create. */
+  protected abstract knownStateNames(): readonly string[];
 
-  /** The learning rate used by the next `step()`. */
-  get lr(): number {
-    return this.#lr;
+  /** Encodes the one fused update kernel of one parameter of `group`. */
+  protected abstract update(target: ParameterUpdate, group: GroupHyperparameters<Group>): void;
+
+  /**
+   * A group's hyperparameters from a state dict saved before parameter groups (the flat
+   * `hyperparameters`); the names are the same unless an optimizer says otherwise.
+   */
+  protected legacyGroup(saved: Hyperparameters): Record<string, unknown> {
+    return { ...saved };
   }
 
-  /** Sets the learning rate (finite, >= 0); LR schedulers call this. */
+  /** The learning rate of the first parameter group. */
+  get lr(): number {
+    return this.paramGroups[0].lr;
+  }
+
+  /** Sets every group's learning rate (finite, >= 0); LR schedulers call this. */
   set lr(value: number) {
-    this.#lr = checkNonNegative(value, "learning rate");
+    checkNonNegative(value, "learning rate");
+    for (const group of this.paramGroups) group.lr = value;
   }
 
   /** Number of `step()` calls so far. */
@@ -323,24 +489,44 @@ export abstract class Optimizer {
 
   /**
    * Updates every parameter that has a gradient, in place: one kernel dispatch per parameter,
-   * nothing read back. Parameters whose `grad` is null are skipped (their step count too).
+   * nothing read back, each with its group's hyperparameters as they are now (validated first:
+   * nothing changes when one is invalid). Parameters whose `grad` is null are skipped (their
+   * step count too).
    */
   step(): void {
     this.#checkAlive("step");
+    for (const [g, group] of this.paramGroups.entries()) {
+      if (group.params !== this.#groupParams[g]) {
+        throw new Error(`${this.name}.step(): parameter group ${g}'s params were replaced`);
+      }
+      this.#validate(group, g, `${this.name}.step(): `);
+    }
     for (const [index, param] of this.params.entries()) {
       if (param.grad) this.#checkGrad(index, param, param.grad);
     }
     stepSlots.clear();
     try {
-      for (const [index, param] of this.params.entries()) {
-        const grad = param.grad;
-        if (!grad) continue;
-        let state = this.#state[index];
-        const fresh = state === null;
-        if (!state) state = this.#state[index] = this.#createState(param);
-        const step = ++this.#paramSteps[index];
-        const watch = this.#watch ?? undefined;
-        this.update({ index, param, grad, state, step, fresh, watch });
+      for (const [g, group] of this.paramGroups.entries()) {
+        const names = this.stateNames(group);
+        for (const index of this.#groupIndices[g]) {
+          const param = this.params[index];
+          const grad = param.grad;
+          if (!grad) continue;
+          const held = this.#state[index];
+          const state: Record<string, Tensor> = {};
+          const freshState = new Set<string>();
+          for (const name of names) {
+            if (!held[name]) {
+              held[name] = keep(Tensor.empty(param.shape));
+              freshState.add(name);
+            }
+            state[name] = held[name];
+          }
+          const step = ++this.#paramSteps[index];
+          const fresh = freshState.size === names.length;
+          const watch = this.#watch ?? undefined;
+          this.update({ index, param, grad, state, step, fresh, freshState, watch }, group);
+        }
       }
     } finally {
       stepSlots.clear();
@@ -366,33 +552,41 @@ export abstract class Optimizer {
   }
 
   /**
-   * The state: step counts, hyperparameters and the optimizer's own state tensors (not copies:
-   * do not dispose them; the next `step()` changes them). Save it with `saveSafetensors` (the
-   * tensors) plus JSON of the rest in the metadata.
+   * The state: step counts, each group's hyperparameters (with its parameters' indices) and the
+   * optimizer's own state tensors (not copies: do not dispose them; the next `step()` changes
+   * them). Save it with `saveSafetensors` (the tensors) plus JSON of the rest in the metadata.
    */
   stateDict(): OptimizerStateDict {
     this.#checkAlive("stateDict");
     const state: Record<string, Tensor> = {};
     for (const [index, tensors] of this.#state.entries()) {
-      for (const [name, tensor] of Object.entries(tensors ?? {})) {
-        state[`${index}.${name}`] = tensor;
-      }
+      for (const [name, tensor] of Object.entries(tensors)) state[`${index}.${name}`] = tensor;
     }
+    const paramGroups = this.paramGroups.map((group, g) => {
+      const saved: SavedParamGroup = { params: [...this.#groupIndices[g]] };
+      for (const name of this.#fields) {
+        saved[name] = copyValue((group as unknown as Fields)[name]) as SavedParamGroup[string];
+      }
+      return saved;
+    });
     return {
       optimizer: this.name,
       step: this.#step,
       paramSteps: [...this.#paramSteps],
       state,
-      hyperparameters: { lr: this.#lr, ...this.hyperparameters() },
+      paramGroups,
     };
   }
 
   /**
-   * Restores a state saved by `stateDict()` of the same kind of optimizer over parameters of
-   * the same shapes: hyperparameters (lr included), step counts, and a copy of every state
-   * tensor (the given tensors stay the caller's). Throws, changing nothing, on any mismatch.
+   * Restores a state saved by `stateDict()` of the same kind of optimizer over parameter groups
+   * of the same sizes and parameters of the same shapes: each group's hyperparameters (written
+   * into the existing group objects), step counts, and a copy of every state tensor (the given
+   * tensors stay the caller's). A state dict saved before parameter groups
+   * (`hyperparameters`) loads into an optimizer with one group. Throws, changing nothing, on any
+   * mismatch.
    */
-  loadStateDict(saved: OptimizerStateDict): void {
+  loadStateDict(saved: OptimizerStateDict | LegacyOptimizerStateDict): void {
     this.#checkAlive("loadStateDict");
     const what = `${this.name}.loadStateDict`;
     if (saved.optimizer !== this.name) {
@@ -411,30 +605,25 @@ export abstract class Optimizer {
           JSON.stringify(steps),
       );
     }
-    const { lr, ...rest } = saved.hyperparameters;
-    checkNonNegative(lr as number, "learning rate");
-    const previous = this.hyperparameters();
-    this.setHyperparameters(rest);
-    try {
-      this.#checkSavedState(saved, what);
-    } catch (error) {
-      this.setHyperparameters(previous);
-      throw error;
+    const groups = this.#savedGroups(saved, what);
+    for (const [g, group] of groups.entries()) this.#validate(group, g, `${what}: `);
+    this.#checkSavedState(saved, groups, what);
+    for (const [g, group] of groups.entries()) {
+      Object.assign(this.paramGroups[g], group);
     }
-    this.#lr = lr as number;
     for (const [index, param] of this.params.entries()) {
-      if (steps[index] === 0) {
-        for (const tensor of Object.values(this.#state[index] ?? {})) tensor.dispose();
-        this.#state[index] = null;
-        continue;
+      const held = this.#state[index];
+      const names = steps[index] === 0 ? [] : Object.keys(saved.state)
+        .filter((key) => key.startsWith(`${index}.`))
+        .map((key) => key.slice(`${index}.`.length));
+      for (const [name, tensor] of Object.entries(held)) {
+        if (!names.includes(name)) {
+          tensor.dispose();
+          delete held[name];
+        }
       }
-      let state = this.#state[index];
-      const names = this.stateNames();
-      if (!state || Object.keys(state).join() !== names.join()) {
-        for (const tensor of Object.values(state ?? {})) tensor.dispose();
-        state = this.#state[index] = this.#createState(param);
-      }
-      for (const [name, target] of Object.entries(state)) {
+      for (const name of names) {
+        const target = held[name] ??= keep(Tensor.empty(param.shape));
         const source = saved.state[`${index}.${name}`].buffer;
         if (source !== target.buffer) copyBuffer(source, target.buffer, target.byteLength);
       }
@@ -446,9 +635,9 @@ export abstract class Optimizer {
   /** Frees the state tensors. The optimizer cannot be used afterwards. */
   dispose(): void {
     for (const tensors of this.#state) {
-      for (const tensor of Object.values(tensors ?? {})) tensor.dispose();
+      for (const tensor of Object.values(tensors)) tensor.dispose();
     }
-    this.#state = this.params.map(() => null);
+    this.#state = this.params.map(() => ({}));
     this.#disposed = true;
   }
 
@@ -459,6 +648,76 @@ export abstract class Optimizer {
 
   #checkAlive(method: string): void {
     if (this.#disposed) throw new Error(`${this.name}.${method}(): the optimizer was disposed`);
+  }
+
+  /** Validates a group's hyperparameters, naming the optimizer (and group, when several). */
+  #validate(group: Fields | Group, g: number, prefix: string): void {
+    try {
+      const fields = group as unknown as GroupHyperparameters<Group> & { lr: number };
+      checkNonNegative(fields.lr, "learning rate");
+      this.validateGroup(fields);
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      const where = this.paramGroups.length > 1 ? `, parameter group ${g}` : "";
+      throw new Error(`${prefix}${message} (${this.name}${where})`);
+    }
+  }
+
+  /** The hyperparameters of each group of a state dict (new format or old), not yet checked. */
+  #savedGroups(saved: OptimizerStateDict | LegacyOptimizerStateDict, what: string): Fields[] {
+    let groups: Fields[];
+    if ("paramGroups" in saved && saved.paramGroups !== undefined) {
+      const list = saved.paramGroups;
+      if (!Array.isArray(list) || list.length !== this.paramGroups.length) {
+        throw new Error(
+          `${what}: loaded state dict has a different number of parameter groups ` +
+            `(${Array.isArray(list) ? list.length : describe(list)}, this optimizer has ` +
+            `${this.paramGroups.length})`,
+        );
+      }
+      groups = list.map((group, g) => {
+        const indices = group?.params;
+        if (
+          !Array.isArray(indices) || indices.length !== this.#groupIndices[g].length ||
+          indices.some((i) => !Number.isSafeInteger(i) || i < 0)
+        ) {
+          throw new Error(
+            `${what}: loaded state dict contains a parameter group that doesn't match the size ` +
+              `of optimizer's group (group ${g}: ${
+                Array.isArray(indices) ? indices.length : describe(indices)
+              } parameters, this optimizer's has ${this.#groupIndices[g].length})`,
+          );
+        }
+        const { params: _, ...fields } = group;
+        return fields;
+      });
+    } else if ("hyperparameters" in saved && saved.hyperparameters !== undefined) {
+      if (this.paramGroups.length !== 1) {
+        throw new Error(
+          `${what}: the state dict has one parameter group (saved before parameter groups), ` +
+            `this optimizer has ${this.paramGroups.length}`,
+        );
+      }
+      groups = [this.legacyGroup(saved.hyperparameters)];
+    } else {
+      throw new Error(`${what}: the state dict has neither paramGroups nor hyperparameters`);
+    }
+    return groups.map((fields, g) => {
+      const group: Fields = {};
+      for (const name of this.#fields) {
+        if (!(name in fields)) {
+          throw new Error(`${what}: parameter group ${g} has no ${name}`);
+        }
+        group[name] = copyValue(fields[name]);
+      }
+      const unknown = Object.keys(fields).filter((name) => !this.#fields.includes(name));
+      if (unknown.length > 0) {
+        throw new Error(
+          `${what}: parameter group ${g} has unknown hyperparameters: ${unknown.join(", ")}`,
+        );
+      }
+      return group;
+    });
   }
 
   #checkGrad(index: number, param: Tensor, grad: Tensor): void {
@@ -473,17 +732,27 @@ export abstract class Optimizer {
     }
   }
 
-  #createState(param: Tensor): Record<string, Tensor> {
-    const state: Record<string, Tensor> = {};
-    for (const name of this.stateNames()) state[name] = keep(Tensor.empty(param.shape));
-    return state;
-  }
-
-  #checkSavedState(saved: OptimizerStateDict, what: string): void {
+  /**
+   * Checks the saved state tensors: each named `<index>.<name>` with a known name, of a
+   * parameter that took a step, shaped as it; the required ones of every such parameter there.
+   */
+  #checkSavedState(
+    saved: OptimizerStateDict | LegacyOptimizerStateDict,
+    groups: readonly Fields[],
+    what: string,
+  ): void {
     const expected: Record<string, readonly number[]> = {};
-    for (const [index, param] of this.params.entries()) {
-      if (saved.paramSteps[index] === 0) continue;
-      for (const name of this.stateNames()) expected[`${index}.${name}`] = param.shape;
+    const known = this.knownStateNames();
+    for (const [g, indices] of this.#groupIndices.entries()) {
+      const group = groups[g] as unknown as GroupHyperparameters<Group>;
+      for (const index of indices) {
+        if (saved.paramSteps[index] === 0) continue;
+        const shape = this.params[index].shape;
+        for (const name of this.requiredStateNames(group)) expected[`${index}.${name}`] = shape;
+        for (const name of known) {
+          if (`${index}.${name}` in saved.state) expected[`${index}.${name}`] = shape;
+        }
+      }
     }
     const got: Record<string, readonly number[]> = {};
     for (const [name, tensor] of Object.entries(saved.state)) {

@@ -1,26 +1,28 @@
 /**
  * `SGD`, as `torch.optim.SGD`: plain by default, with optional momentum, dampening, Nesterov
- * momentum and L2 weight decay. One fused kernel per parameter updates it (and its momentum
- * buffer) in place (see `updateSpec`: large tensors are read through textures; vec4 stores).
+ * momentum and L2 weight decay, per parameter group. One fused kernel per parameter updates it
+ * (and its momentum buffer) in place (see `updateSpec`: large tensors are read through textures;
+ * vec4 stores); the hyperparameters travel in the step's params slot, so changing them between
+ * steps (a scheduler's lr or momentum) compiles nothing.
  *
  * @module
  */
 
-import { f32 } from "../../nn/gpu/kernel.ts";
-import type { Tensor } from "../../nn/tensor.ts";
 import {
   checkNonNegative,
   encodeUpdate,
-  type Hyperparameters,
+  type GroupHyperparameters,
   Optimizer,
   type ParameterUpdate,
+  type ParamGroup,
+  type ParamsInput,
   stepSlot,
   updateSpec,
 } from "./optimizer.ts";
 
 const MOMENTUM_BUFFER = "momentum_buffer";
 
-/** Options of `SGD` (PyTorch's names in camelCase). */
+/** Options of `SGD` (PyTorch's names in camelCase): defaults of its parameter groups. */
 export interface SGDOptions {
   /** Learning rate (default 1e-3, as PyTorch 2). */
   lr?: number;
@@ -34,71 +36,96 @@ export interface SGDOptions {
   weightDecay?: number;
 }
 
-interface SgdSettings {
+/** A parameter group of `SGD`: its parameters and hyperparameters, changeable between steps. */
+export interface SGDParamGroup extends ParamGroup {
+  /** Momentum factor. */
   momentum: number;
+  /** Dampening of the momentum. */
   dampening: number;
+  /** Nesterov momentum. */
   nesterov: boolean;
+  /** L2 weight decay. */
   weightDecay: number;
 }
 
-function validate(options: Partial<SgdSettings>): SgdSettings {
-  const momentum = checkNonNegative(options.momentum ?? 0, "momentum value");
-  const weightDecay = checkNonNegative(options.weightDecay ?? 0, "weight_decay value");
-  const dampening = options.dampening ?? 0;
+/** Throws PyTorch's message unless the SGD hyperparameters (other than lr) are valid. */
+function validate(
+  { momentum, dampening, nesterov, weightDecay }: GroupHyperparameters<SGDParamGroup>,
+): void {
+  checkNonNegative(momentum, "momentum value");
+  checkNonNegative(weightDecay, "weight_decay value");
   if (typeof dampening !== "number" || !Number.isFinite(dampening)) {
     throw new Error(`Invalid dampening value: ${dampening}`);
   }
-  const nesterov = options.nesterov ?? false;
   if (typeof nesterov !== "boolean") throw new Error(`Invalid nesterov value: ${nesterov}`);
   if (nesterov && (momentum <= 0 || dampening !== 0)) {
     throw new Error("Nesterov momentum requires a momentum and zero dampening");
   }
-  return { momentum, dampening, nesterov, weightDecay };
+}
+
+/** What the SGD kernel's code depends on: which terms it has. */
+interface SgdKernel {
+  momentum: boolean;
+  nesterov: boolean;
+  weightDecay: boolean;
 }
 
 /**
- * The SGD update. Params: `lr`, and `first_step` (1 on the parameter's first step: the momentum
- * buffer starts as the gradient).
+ * The SGD update. Params: the group's `lr`, `momentum`, `1 - dampening`, `weight_decay`, and
+ * `first_step` (1 when the momentum buffer is new: it starts as the gradient).
  */
-const SGD_UPDATE = updateSpec<SgdSettings>({
+const SGD_UPDATE = updateSpec<SgdKernel>({
   name: "sgd",
-  key: ({ momentum, dampening, nesterov, weightDecay }) =>
-    `${momentum}_${dampening}_${nesterov ? "nesterov" : ""}_${weightDecay}`,
-  params: "lr: f32, first_step: f32",
-  constants: ({ momentum, dampening, weightDecay }) => /* wgsl */ `
-const MOMENTUM: f32 = ${f32(momentum)};
-const ONE_MINUS_DAMPENING: f32 = ${f32(1 - dampening)};
-const WEIGHT_DECAY: f32 = ${f32(weightDecay)};`,
+  key: ({ momentum, nesterov, weightDecay }) =>
+    `${momentum ? "m" : ""}${nesterov ? "n" : ""}${weightDecay ? "wd" : ""}`,
+  params: "lr: f32, momentum: f32, one_minus_dampening: f32, weight_decay: f32, first_step: f32",
+  constants: () => "",
   body: ({ momentum, nesterov, weightDecay }) => /* wgsl */ `
   let p = load_param_data(j);
   var d = load_grad_data(j);
-  ${weightDecay !== 0 ? "d = d + WEIGHT_DECAY * p;" : "// no weight decay"}
+  ${weightDecay ? "d = d + params.weight_decay * p;" : "// no weight decay"}
   ${
-    momentum !== 0
+    momentum
       ? `var buf = d;
   if (params.first_step == 0.0) {
-    buf = MOMENTUM * load_momentum_buffer(j) + ONE_MINUS_DAMPENING * d;
+    buf = params.momentum * load_momentum_buffer(j) + params.one_minus_dampening * d;
   }
   momentum_buffer[j] = buf;
-  d = ${nesterov ? "d + MOMENTUM * buf" : "buf"};`
+  d = ${nesterov ? "d + params.momentum * buf" : "buf"};`
       : "// no momentum"
   }
   let updated = p - params.lr * d;`,
 });
 
 /**
- * Stochastic gradient descent, exactly as `torch.optim.SGD` (`maximize` aside):
- * `d = g + wd·p`; with momentum `buf = d` on a parameter's first step, then
- * `buf = μ·buf + (1-dampening)·d`, and `d = d + μ·buf` (Nesterov) or `d = buf`;
+ * Stochastic gradient descent, exactly as `torch.optim.SGD` (`maximize` aside), per parameter
+ * group: `d = g + wd·p`; with momentum `buf = d` on a parameter's first step (with momentum),
+ * then `buf = μ·buf + (1-dampening)·d`, and `d = d + μ·buf` (Nesterov) or `d = buf`;
  * `p = p - lr·d`.
+ *
+ * @example Two parameter groups: no weight decay on the biases
+ * ```ts ignore
+ * const sgd = new SGD([
+ *   { params: weights },
+ *   { params: biases, weightDecay: 0 },
+ * ], { lr: 0.1, momentum: 0.9, weightDecay: 1e-4 });
+ * sgd.paramGroups[1].lr = 0.01; // from the next step on
+ * ```
  */
-export class SGD extends Optimizer {
-  #settings: SgdSettings;
-
-  /** Validates the options as PyTorch does (e.g. Nesterov needs momentum, no dampening). */
-  constructor(params: Iterable<Tensor>, options: SGDOptions = {}) {
-    super(params, { lr: options.lr ?? 1e-3 });
-    this.#settings = validate(options);
+export class SGD extends Optimizer<SGDParamGroup> {
+  /**
+   * Takes parameters (one group) or parameter groups `{ params, ...options }`; `options` are
+   * the groups' defaults. Validates them as PyTorch does (e.g. Nesterov needs momentum, no
+   * dampening).
+   */
+  constructor(params: ParamsInput<SGDOptions>, options: SGDOptions = {}) {
+    super(params, {
+      lr: options.lr ?? 1e-3,
+      momentum: options.momentum ?? 0,
+      dampening: options.dampening ?? 0,
+      nesterov: options.nesterov ?? false,
+      weightDecay: options.weightDecay ?? 0,
+    });
   }
 
   /** `"SGD"`. */
@@ -106,45 +133,57 @@ export class SGD extends Optimizer {
     return "SGD";
   }
 
-  /** Momentum factor. */
+  /** Momentum factor (of the first group). */
   get momentum(): number {
-    return this.#settings.momentum;
+    return this.paramGroups[0].momentum;
   }
 
-  /** Dampening of the momentum. */
+  /** Dampening of the momentum (of the first group). */
   get dampening(): number {
-    return this.#settings.dampening;
+    return this.paramGroups[0].dampening;
   }
 
-  /** Whether the momentum is Nesterov's. */
+  /** Whether the momentum is Nesterov's (in the first group). */
   get nesterov(): boolean {
-    return this.#settings.nesterov;
+    return this.paramGroups[0].nesterov;
   }
 
-  /** L2 weight decay. */
+  /** L2 weight decay (of the first group). */
   get weightDecay(): number {
-    return this.#settings.weightDecay;
+    return this.paramGroups[0].weightDecay;
+  }
+
+  /** PyTorch's checks. */
+  protected validateGroup(group: GroupHyperparameters<SGDParamGroup>): void {
+    validate(group);
   }
 
   /** `momentum_buffer` when momentum is on, else nothing. */
-  protected stateNames(): readonly string[] {
-    return this.#settings.momentum !== 0 ? [MOMENTUM_BUFFER] : [];
+  protected stateNames(group: GroupHyperparameters<SGDParamGroup>): readonly string[] {
+    return group.momentum !== 0 ? [MOMENTUM_BUFFER] : [];
   }
 
-  /** momentum, dampening, nesterov, weightDecay. */
-  protected hyperparameters(): Hyperparameters {
-    return { ...this.#settings };
+  /** None: the momentum buffer exists only once a step had momentum. */
+  protected requiredStateNames(): readonly string[] {
+    return [];
   }
 
-  /** Validates, then applies, saved hyperparameters. */
-  protected setHyperparameters(saved: Hyperparameters): void {
-    this.#settings = validate(saved as Partial<SgdSettings>);
+  /** `momentum_buffer`. */
+  protected knownStateNames(): readonly string[] {
+    return [MOMENTUM_BUFFER];
   }
 
   /** One dispatch: param (and momentum buffer) updated in place. */
-  protected update(target: ParameterUpdate): void {
-    const hasMomentum = this.#settings.momentum !== 0;
-    const slot = stepSlot([this.lr, hasMomentum && target.fresh ? 1 : 0]);
-    encodeUpdate(SGD_UPDATE, this.#settings, target, slot);
+  protected update(target: ParameterUpdate, group: GroupHyperparameters<SGDParamGroup>): void {
+    const { lr, momentum, dampening, nesterov, weightDecay } = group;
+    const slot = stepSlot([
+      lr,
+      momentum,
+      1 - dampening,
+      weightDecay,
+      target.freshState.has(MOMENTUM_BUFFER) ? 1 : 0,
+    ]);
+    const kernel = { momentum: momentum !== 0, nesterov, weightDecay: weightDecay !== 0 };
+    encodeUpdate(SGD_UPDATE, kernel, target, slot);
   }
 }
