@@ -69,11 +69,20 @@ export {
 } from "./dataset.ts";
 export {
   type Batch,
+  type Collate,
+  type CollatedBatch,
   DataLoader,
   type DataLoaderOptions,
+  defaultCollate,
   GpuDataset,
   type GpuDatasetOptions,
 } from "./loader.ts";
+export {
+  type DatasetTensor,
+  TensorDataset,
+  type TensorDatasetEntry,
+  type TensorDatasetInput,
+} from "./tensor_dataset.ts";
 export {
   renderSampleGrid,
   type SampleGridInfo,
