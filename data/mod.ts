@@ -1,7 +1,8 @@
 /**
- * FashionMNIST for wgtorch: verified download from mirrors (or the system copy), IDX parsing,
- * the seeded train/validation split, GPU loaders that gather each batch in one dispatch, and
- * sample-image figures.
+ * Data for wgtorch: `TensorDataset` (any tensors held on the GPU once) and `DataLoader` (batches
+ * gathered on the GPU, shuffled per epoch by a seed); FashionMNIST: verified download from
+ * mirrors (or the system copy), IDX parsing, the seeded train/validation split, `GpuDataset`,
+ * and sample-image figures.
  *
  * ```ts ignore
  * // ignore: downloads FashionMNIST (about 30 MB) the first time.

@@ -89,6 +89,33 @@ function mixedColumns(count: number): Column[] {
       scale: -2,
       dtype: "f32",
     },
+    {
+      name: "bytes [N, 4] u8 * 0.5",
+      data: bytes(count * 4, 14),
+      sampleShape: [4],
+      scale: 0.5,
+      dtype: "f32",
+    },
+    {
+      name: "i32 [N, 2, 2]",
+      data: Int32Array.from({ length: count * 4 }, (_, i) => (i * 37) % 101 - 50),
+      sampleShape: [2, 2],
+      dtype: "i32",
+    },
+    {
+      name: "f32 [N, 4] * 3",
+      data: floats(count * 4, 15),
+      sampleShape: [4],
+      scale: 3,
+      dtype: "f32",
+    },
+    {
+      name: "f32 [N, 1, 3] * 3",
+      data: floats(count * 3, 16),
+      sampleShape: [1, 3],
+      scale: 3,
+      dtype: "f32",
+    },
     { name: "targets [N, 2] f32", data: floats(count * 2, 6), sampleShape: [2], dtype: "f32" },
     {
       name: "classes [N] i32",
