@@ -8,6 +8,10 @@
  * multiple of 4, else one) of one row, so that the row's index is loaded once per few vectors;
  * the vectors of a row are interleaved across invocations (coalesced on real GPUs).
  *
+ * The dataset tensor is bound as a storage array (role `read`), not as an `input`: a gather reads
+ * each of its elements at most once per epoch, and a texture mirror of a whole dataset would
+ * double its memory (and may not fit a texture).
+ *
  * @module
  */
 
