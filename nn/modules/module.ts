@@ -10,6 +10,11 @@
  * loops written as in PyTorch need no `tidy`: dispose the output (or call backward and dispose
  * it) and the memory of the call is back in the pool.
  *
+ * `forward` takes one tensor and returns one by default (`Module`, that is
+ * `Module<[Tensor], Tensor>`); a module with other inputs or outputs says so with the type
+ * arguments: `class Heads extends Module<[Tensor, Tensor], { a: Tensor; b: Tensor }>`. Every
+ * tensor returned, directly or inside arrays and plain objects, survives the call.
+ *
  * @module
  */
 
@@ -27,6 +32,30 @@ export type StateDictInput = Record<
   string,
   Tensor | { shape: readonly number[]; data: Float32Array }
 >;
+
+/** Options of `Module.loadStateDict`. */
+export interface LoadStateDictOptions {
+  /**
+   * Whether every key must match (default true, as PyTorch): missing or unexpected keys throw.
+   * With false, the tensors whose names match are loaded and the others are reported in the
+   * result. Shape mismatches throw either way (as PyTorch).
+   */
+  strict?: boolean;
+}
+
+/** What `Module.loadStateDict` returns (PyTorch's `_IncompatibleKeys`). */
+export interface LoadStateDictResult {
+  /** The module's parameters and buffers that `state` did not hold (left as they were). */
+  missingKeys: string[];
+  /** The keys of `state` that name no parameter or buffer of the module (ignored). */
+  unexpectedKeys: string[];
+}
+
+/**
+ * Any module, whatever its `forward` takes and returns (what containers hold and
+ * `namedChildren()` gives).
+ */
+export type AnyModule = Module<unknown[], unknown>;
 
 /**
  * The base class of layers and models. A subclass registers its tensors with
@@ -52,7 +81,7 @@ export type StateDictInput = Record<
  * console.log(net.forward(zeros([3, 4])).shape); // [3, 2]
  * ```
  */
-export abstract class Module {
+export abstract class Module<Inputs extends unknown[] = [Tensor], Output = Tensor> {
   /** True in training mode (dropout active, batch norm uses batch statistics). */
   training = true;
   #parameters = new Map<string, Tensor>();
@@ -69,10 +98,12 @@ export abstract class Module {
   }
 
   /**
-   * Computes the module's output. Tensors it creates that are neither returned nor needed by the
-   * returned tensors' graph are disposed when it returns.
+   * Computes the module's output from its inputs (one tensor unless the subclass's type
+   * arguments say otherwise). Tensors it creates that are neither returned (directly, or inside
+   * arrays and plain objects) nor needed by the returned tensors' graph are disposed when it
+   * returns.
    */
-  abstract forward(x: Tensor): Tensor;
+  abstract forward(...inputs: Inputs): Output;
 
   /** Registers a trainable tensor under `name`; it is kept out of `tidy` scopes. */
   protected registerParameter(name: string, tensor: Tensor): Tensor {
@@ -88,8 +119,8 @@ export abstract class Module {
   }
 
   /** Direct child modules with their names, in declaration order. */
-  namedChildren(): [string, Module][] {
-    return Object.entries(this).filter((entry): entry is [string, Module] =>
+  namedChildren(): [string, AnyModule][] {
+    return Object.entries(this).filter((entry): entry is [string, AnyModule] =>
       entry[1] instanceof Module
     );
   }
@@ -152,33 +183,62 @@ export abstract class Module {
 
   /**
    * Copies `state` into this module's parameters and buffers (in place, so optimizers keep
-   * working). Throws one error naming every missing, unexpected and mis-shaped tensor, and
-   * changes nothing in that case. PyTorch's `num_batches_tracked` entries are accepted and ignored.
+   * working), as PyTorch's `load_state_dict`. Strict (the default): throws one error naming every
+   * missing, unexpected and mis-shaped tensor. Not strict: loads the tensors whose names match
+   * and returns the others' names; mis-shaped tensors still throw. An error changes nothing.
+   * PyTorch's `num_batches_tracked` entries are accepted and ignored.
    */
-  loadStateDict(state: StateDictInput): void {
+  loadStateDict(
+    state: StateDictInput,
+    { strict = true }: LoadStateDictOptions = {},
+  ): LoadStateDictResult {
     const mine = this.stateDict();
     const given = Object.fromEntries(
       Object.entries(state).filter(([name]) => !name.endsWith("num_batches_tracked")),
     );
-    const shapes = (dict: Record<string, { shape: readonly number[] }>) =>
-      Object.fromEntries(Object.entries(dict).map(([name, t]) => [name, t.shape]));
-    checkStateDictShapes(shapes(mine), shapes(given), "loadStateDict");
-    for (const [name, target] of Object.entries(mine)) {
+    const has = (record: object, key: string) => Object.prototype.hasOwnProperty.call(record, key);
+    const missingKeys = Object.keys(mine).filter((name) => !has(given, name));
+    const unexpectedKeys = Object.keys(given).filter((name) => !has(mine, name));
+    const matching = Object.keys(mine).filter((name) => has(given, name));
+    const shapes = (dict: Record<string, { shape: readonly number[] }>, names: string[]) =>
+      Object.fromEntries(names.map((name) => [name, dict[name].shape]));
+    if (strict) {
+      try {
+        checkStateDictShapes(
+          shapes(mine, Object.keys(mine)),
+          shapes(given, Object.keys(given)),
+          "loadStateDict",
+        );
+      } catch (error) {
+        if (missingKeys.length + unexpectedKeys.length === 0) throw error;
+        throw new Error(
+          `${(error as Error).message} (loadStateDict(state, { strict: false }) loads the ` +
+            "tensors whose names match)",
+        );
+      }
+    } else {
+      checkStateDictShapes(shapes(mine, matching), shapes(given, matching), "loadStateDict");
+    }
+    for (const name of matching) {
       const source = given[name];
+      if (!("buffer" in source) && source.data.length !== mine[name].size) {
+        throw new Error(
+          `loadStateDict: ${name} has ${source.data.length} values for shape ${
+            formatShape(mine[name].shape)
+          } (${mine[name].size} values)`,
+        );
+      }
+    }
+    for (const name of matching) {
+      const source = given[name];
+      const target = mine[name];
       if ("buffer" in source) {
-        if (source === target) continue;
-        copyTensor(source, target);
+        if (source !== target) copyTensor(source, target);
       } else {
-        if (source.data.length !== target.size) {
-          throw new Error(
-            `loadStateDict: ${name} has ${source.data.length} values for shape ${
-              formatShape(target.shape)
-            }`,
-          );
-        }
         writeBuffer(target.buffer, source.data);
       }
     }
+    return { missingKeys, unexpectedKeys };
   }
 
   /** Frees every parameter and buffer (and the gradients) of this module and its descendants. */
