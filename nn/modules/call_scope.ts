@@ -1,6 +1,7 @@
 /**
  * The implicit scope of a module call, so that PyTorch-style code needs no `tidy`: when
- * `forward` returns, every tensor it created is disposed unless it is returned or an autograd node
+ * `forward` returns, every tensor it created is disposed unless it is returned (alone, or inside
+ * the arrays, tuples and plain records of a forward with several outputs) or an autograd node
  * reachable from what it returns still needs it. Those the graph needs are handed to the graph
  * (`holdForGraph`): backward frees them, and so does disposing the output without backward. In
  * `noGrad` nothing is recorded, so every intermediate goes at once.
