@@ -62,6 +62,10 @@ export type AnyModule = Module<unknown[], unknown>;
  * `registerParameter`/`registerBuffer`; modules held in its fields are its children, named by
  * field as in PyTorch.
  *
+ * @typeParam Inputs The types of `forward`'s arguments (default one tensor: `[Tensor]`).
+ * @typeParam Output What `forward` returns (default `Tensor`): several outputs travel in an array,
+ * a tuple or a plain record.
+ *
  * @example A two-layer module of one's own
  * ```ts
  * import { init, Linear, Module, relu, type Tensor, zeros } from "@wgtorch/wgtorch";
@@ -79,6 +83,25 @@ export type AnyModule = Module<unknown[], unknown>;
  * console.log(Object.keys(net.stateDict()));
  * // ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]
  * console.log(net.forward(zeros([3, 4])).shape); // [3, 2]
+ * ```
+ *
+ * @example Two inputs and two outputs: the type arguments give forward's signature
+ * ```ts
+ * import { add, init, Linear, Module, type Tensor, zeros } from "@wgtorch/wgtorch";
+ *
+ * class Fuse extends Module<[Tensor, Tensor], { sum: Tensor; logits: Tensor }> {
+ *   image = new Linear(6, 4);
+ *   text = new Linear(3, 4);
+ *   head = new Linear(4, 2);
+ *   forward(image: Tensor, text: Tensor): { sum: Tensor; logits: Tensor } {
+ *     const sum = add(this.image.forward(image), this.text.forward(text));
+ *     return { sum, logits: this.head.forward(sum) }; // both outputs survive the call
+ *   }
+ * }
+ *
+ * await init();
+ * const { sum, logits } = new Fuse().forward(zeros([5, 6]), zeros([5, 3]));
+ * console.log(sum.shape, logits.shape); // [5, 4] [5, 2]
  * ```
  */
 export abstract class Module<Inputs extends unknown[] = [Tensor], Output = Tensor> {
