@@ -226,19 +226,11 @@ export abstract class Module<Inputs extends unknown[] = [Tensor], Output = Tenso
     const shapes = (dict: Record<string, { shape: readonly number[] }>, names: string[]) =>
       Object.fromEntries(names.map((name) => [name, dict[name].shape]));
     if (strict) {
-      try {
-        checkStateDictShapes(
-          shapes(mine, Object.keys(mine)),
-          shapes(given, Object.keys(given)),
-          "loadStateDict",
-        );
-      } catch (error) {
-        if (missingKeys.length + unexpectedKeys.length === 0) throw error;
-        throw new Error(
-          `${(error as Error).message} (loadStateDict(state, { strict: false }) loads the ` +
-            "tensors whose names match)",
-        );
-      }
+      checkStateDictShapes(
+        shapes(mine, Object.keys(mine)),
+        shapes(given, Object.keys(given)),
+        "loadStateDict",
+      );
     } else {
       checkStateDictShapes(shapes(mine, matching), shapes(given, matching), "loadStateDict");
     }
