@@ -148,23 +148,30 @@ export abstract class Module<Inputs extends unknown[] = [Tensor], Output = Tenso
     );
   }
 
-  /** Every parameter of this module and its descendants with dotted names (`conv1.weight`). */
+  /**
+   * Every parameter of this module and its descendants with dotted names (`conv1.weight`). A
+   * tensor reached twice (a module shared by two fields or container slots) is listed once,
+   * under its first name, as in PyTorch.
+   */
   namedParameters(prefix = ""): [string, Tensor][] {
     const own: [string, Tensor][] = [...this.#parameters].map(([name, t]) => [prefix + name, t]);
-    return own.concat(
+    return firstOfEach(own.concat(
       ...this.namedChildren().map(([name, child]) => child.namedParameters(`${prefix}${name}.`)),
-    );
+    ));
   }
 
-  /** Every buffer of this module and its descendants with dotted names (`bn1.running_mean`). */
+  /**
+   * Every buffer of this module and its descendants with dotted names (`bn1.running_mean`), each
+   * tensor once (as `namedParameters`).
+   */
   namedBuffers(prefix = ""): [string, Tensor][] {
     const own: [string, Tensor][] = [...this.#buffers].map(([name, t]) => [prefix + name, t]);
-    return own.concat(
+    return firstOfEach(own.concat(
       ...this.namedChildren().map(([name, child]) => child.namedBuffers(`${prefix}${name}.`)),
-    );
+    ));
   }
 
-  /** Every parameter, in registration order (what optimizers take). */
+  /** Every parameter, in registration order, each once (what optimizers take). */
   parameters(): Tensor[] {
     return this.namedParameters().map(([, tensor]) => tensor);
   }
@@ -188,7 +195,8 @@ export abstract class Module<Inputs extends unknown[] = [Tensor], Output = Tenso
 
   /**
    * Parameters and buffers by name, in PyTorch's order (each module's parameters, then its
-   * buffers, then its children). The tensors are the module's own, not copies.
+   * buffers, then its children). The tensors are the module's own, not copies; a module shared
+   * by two fields or container slots appears under both names (as in PyTorch).
    */
   stateDict(): StateDict {
     return Object.fromEntries(this.#stateEntries(""));
@@ -264,6 +272,12 @@ export abstract class Module<Inputs extends unknown[] = [Tensor], Output = Tenso
       tensor.dispose();
     }
   }
+}
+
+/** The entries whose tensor no earlier entry holds. */
+function firstOfEach(entries: [string, Tensor][]): [string, Tensor][] {
+  const seen = new Set<Tensor>();
+  return entries.filter(([, tensor]) => !seen.has(tensor) && seen.add(tensor));
 }
 
 function copyTensor(source: Tensor, target: Tensor): void {

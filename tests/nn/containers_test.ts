@@ -367,3 +367,17 @@ Deno.test("loadStateDict non-strict: loads what matches, returns missing and une
   assert.deepEqual([...await state["fc.weight"].toArray()], [1, 2, 3, 4, 5, 6]);
   model.dispose();
 });
+
+Deno.test("a module in two slots: its parameters once in parameters(), under both names in stateDict(), as PyTorch", () => {
+  const shared = new Linear(2, 2);
+  const list = new ModuleList([shared, shared, new ReLU()]);
+  // PyTorch: nn.ModuleList([l, l, nn.ReLU()]) has named_parameters 0.weight, 0.bias and
+  // state_dict keys 0.weight, 0.bias, 1.weight, 1.bias.
+  assert.deepEqual(list.namedParameters().map(([name]) => name), ["0.weight", "0.bias"]);
+  assert.deepEqual(list.parameters(), [shared.weight, shared.bias]);
+  assert.equal(list.parameterCount(), 6);
+  assert.deepEqual(Object.keys(list.stateDict()), ["0.weight", "0.bias", "1.weight", "1.bias"]);
+  assert.deepEqual(list.loadStateDict(list.stateDict()), { missingKeys: [], unexpectedKeys: [] });
+  list.dispose();
+  assert.ok(shared.weight.isDisposed && shared.bias!.isDisposed);
+});
