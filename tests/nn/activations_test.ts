@@ -180,6 +180,17 @@ Deno.test("maxout: ties give the first maximum the gradient; NaN wins its group"
   x.dispose();
 });
 
+Deno.test("maxout of an empty tensor is empty, gradient included", async () => {
+  const x = tensor(new Float32Array(0), [0, 6], { requiresGrad: true });
+  const out = maxout(x, { pieces: 3 });
+  assert.deepEqual(out.shape, [0, 2]);
+  assert.equal((await out.toArray()).length, 0);
+  const grad = tensor(new Float32Array(0), [0, 2]);
+  out.backward({ grad });
+  assert.deepEqual(x.grad!.shape, [0, 6]);
+  for (const t of [out, grad, x.grad!, x]) t.dispose();
+});
+
 Deno.test("maxout: clear errors", () => {
   const x = tensor(new Float32Array(12), [2, 6]);
   assertThrows(

@@ -381,3 +381,23 @@ Deno.test("a module in two slots: its parameters once in parameters(), under bot
   list.dispose();
   assert.ok(shared.weight.isDisposed && shared.bias!.isDisposed);
 });
+
+Deno.test("a forward returning a Map keeps its tensors", async () => {
+  class Named extends Module<[Tensor], Map<string, Tensor>> {
+    readonly fc = new Linear(3, 2, { rng: new Rng(9) });
+    forward(x: Tensor): Map<string, Tensor> {
+      const y = this.fc.forward(x);
+      return new Map([["y", y], ["activated", relu(y)]]);
+    }
+  }
+  const model = new Named();
+  const x = tensor(Float32Array.from(randomArray(6, 10)), [2, 3]);
+  const before = await footprint();
+  const out = model.forward(x);
+  const y = await out.get("y")!.toArray();
+  assert.deepEqual([...await out.get("activated")!.toArray()], [...y].map((v) => Math.max(v, 0)));
+  for (const t of out.values()) t.dispose();
+  assert.deepEqual(await footprint(), before);
+  model.dispose();
+  x.dispose();
+});
