@@ -13,7 +13,7 @@
  * `forward` takes one tensor and returns one by default (`Module`, that is
  * `Module<[Tensor], Tensor>`); a module with other inputs or outputs says so with the type
  * arguments: `class Heads extends Module<[Tensor, Tensor], { a: Tensor; b: Tensor }>`. Every
- * tensor returned, directly or inside arrays and plain objects, survives the call.
+ * tensor returned, directly or inside arrays, plain objects or a Map, survives the call.
  *
  * @module
  */
@@ -64,7 +64,7 @@ export type AnyModule = Module<unknown[], unknown>;
  *
  * @typeParam Inputs The types of `forward`'s arguments (default one tensor: `[Tensor]`).
  * @typeParam Output What `forward` returns (default `Tensor`): several outputs travel in an array,
- * a tuple or a plain record.
+ * a tuple, a plain record or a Map.
  *
  * @example A two-layer module of one's own
  * ```ts
@@ -123,7 +123,7 @@ export abstract class Module<Inputs extends unknown[] = [Tensor], Output = Tenso
   /**
    * Computes the module's output from its inputs (one tensor unless the subclass's type
    * arguments say otherwise). Tensors it creates that are neither returned (directly, or inside
-   * arrays and plain objects) nor needed by the returned tensors' graph are disposed when it
+   * arrays, plain objects or a Map) nor needed by the returned tensors' graph are disposed when it
    * returns.
    */
   abstract forward(...inputs: Inputs): Output;
