@@ -3,6 +3,7 @@ import { Embedding } from "../../nn/modules/embedding.ts";
 import { sum } from "../../nn/ops/reduce.ts";
 import { Rng } from "../../nn/random.ts";
 import { saveSafetensors } from "../../nn/safetensors.ts";
+import { memoryStats } from "../../nn/gpu/buffer_pool.ts";
 import { tidy } from "../../nn/scope.ts";
 import { tensor } from "../../nn/tensor.ts";
 import { embeddingBackwardReference, embeddingReference } from "./reference/embedding.ts";
@@ -198,4 +199,22 @@ Deno.test({
       await Deno.remove(dir, { recursive: true });
     }
   },
+});
+
+Deno.test("Embedding training steps leave no GPU buffer behind", async () => {
+  const table = new Embedding(7, 4, { paddingIdx: 0, rng: new Rng(1) });
+  const index = tensor([1, 0, 6, 1, 3, 2], [2, 3], { dtype: "i32" });
+  const step = () => {
+    table.weight.grad?.dispose();
+    table.weight.grad = null;
+    sum(table.forward(index)).backward();
+  };
+  tidy(step);
+  await table.weight.grad!.toArray();
+  const before = memoryStats().liveBuffers;
+  for (let i = 0; i < 3; i++) tidy(step);
+  await table.weight.grad!.toArray();
+  assert.equal(memoryStats().liveBuffers, before, "live buffers after 3 more steps");
+  index.dispose();
+  table.dispose();
 });

@@ -1,6 +1,7 @@
 import { groupNorm, layerNorm } from "../../nn/ops/norm.ts";
 import { GroupNorm, LayerNorm } from "../../nn/modules/normalization.ts";
 import { saveSafetensors } from "../../nn/safetensors.ts";
+import { memoryStats } from "../../nn/gpu/buffer_pool.ts";
 import { tidy } from "../../nn/scope.ts";
 import { type Tensor, tensor } from "../../nn/tensor.ts";
 import {
@@ -359,4 +360,31 @@ Deno.test({
       await Deno.remove(dir, { recursive: true });
     }
   },
+});
+
+Deno.test("LayerNorm and GroupNorm training steps leave no GPU buffer behind", async () => {
+  const ln = new LayerNorm(12);
+  const gn = new GroupNorm(3, 6);
+  const x = tensor(Float32Array.from(randomArray(2 * 6 * 12, 5)), [2, 6, 12], {
+    requiresGrad: true,
+  });
+  const step = () => {
+    for (const t of [x, ...ln.parameters(), ...gn.parameters()]) {
+      t.grad?.dispose();
+      t.grad = null;
+    }
+    const y = gn.forward(ln.forward(x));
+    y.backward({ grad: tensor(new Float32Array(y.size).fill(0.5), y.shape) });
+    y.dispose();
+  };
+  tidy(step);
+  await x.grad!.toArray();
+  const before = memoryStats().liveBuffers;
+  for (let i = 0; i < 3; i++) tidy(step);
+  await x.grad!.toArray();
+  assert.equal(memoryStats().liveBuffers, before, "live buffers after 3 more steps");
+  for (const t of [x, ...ln.parameters(), ...gn.parameters()]) t.grad?.dispose();
+  x.dispose();
+  ln.dispose();
+  gn.dispose();
 });
