@@ -8,8 +8,9 @@
  * (layerNorm) or per channel (groupNorm):
  *
  * - forward: one row per invocation (no barriers): the row's mean, then the mean of the squared
- *   deviations from it (two passes, no E[x²] - E[x]² cancellation), then y = x̂ · weight + bias
- *   with vec4 stores; it saves each row's mean and 1/std for the backward;
+ *   deviations from it (two passes, no E[x²] - E[x]² cancellation; sums about the row's first
+ *   value, so that |mean| >> std loses no digits), then y = x̂ · weight + bias with vec4 stores;
+ *   it saves each row's statistics for the backward;
  * - input gradient: one row per invocation: dx = rstd · (g·w - mean(g·w) - x̂ · mean(g·w·x̂));
  * - weight and bias gradients: one invocation per element of the row (layerNorm, 4 at a time
  *   when the row length is a multiple of 4) or per channel (groupNorm), summing g·x̂ and g over
@@ -112,6 +113,9 @@ const PER_GROUP: u32 = ${u32(l.perGroup)};
 const SPATIAL_UNITS: u32 = ${u32(l.spatialUnits)};
 alias V = ${vec ? "vec4<f32>" : "f32"};
 fn hsum(v: V) -> f32 { return ${vec ? "dot(v, V(1.0))" : "v"}; }
+fn lead(v: V) -> f32 { return ${vec ? "v.x" : "v"}; }
+// x - mean, as (x - origin) - offset (see the forward).
+fn centred(v: V, origin: f32, offset: f32) -> V { return (v - V(origin)) - V(offset); }
 ${readers}
 fn scaleOf(row: u32, u: u32) -> V { return ${scale}; }`;
 }
@@ -123,7 +127,11 @@ interface ForwardOptions extends NormShape {
   bias: boolean;
 }
 
-/** The forward: y, and each row's (mean, 1/std) in `stats` [2, rows]. */
+/**
+ * The forward: y, and each row's (origin, offset, 1/std) in `stats` [3, rows]. Sums are taken
+ * about the row's first value (its origin) and the mean is kept relative to it (the offset), so
+ * that rows with |mean| >> std keep their digits in f32 (as `batchNorm` does).
+ */
 const NORM_FORWARD: KernelSpec<ForwardOptions> = {
   name: "norm",
   key: (o) => `${shapeKey(o)}_e${o.eps}${o.weight ? "_w" : ""}${o.bias ? "_b" : ""}`,
@@ -153,19 +161,22 @@ fn shiftOf(row: u32, u: u32) -> V { return ${shift}; }`;
   let row = group * ${u32(plan.workgroupSize)} + lid;
   if (row >= ROWS) { return; }
   let base = row * UNITS;
+  let origin = lead(xUnit(base));
   var total = V(0.0);
-  for (var u = 0u; u < UNITS; u++) { total += xUnit(base + u); }
-  let mean = hsum(total) / COUNT;
+  for (var u = 0u; u < UNITS; u++) { total += xUnit(base + u) - V(origin); }
+  let offset = hsum(total) / COUNT;
   var squares = V(0.0);
   for (var u = 0u; u < UNITS; u++) {
-    let d = xUnit(base + u) - V(mean);
+    let d = centred(xUnit(base + u), origin, offset);
     squares += d * d;
   }
   let rstd = inverseSqrt(hsum(squares) / COUNT + EPS);
-  stats[row] = mean;
-  stats[ROWS + row] = rstd;
+  stats[row] = origin;
+  stats[ROWS + row] = offset;
+  stats[2u * ROWS + row] = rstd;
   for (var u = 0u; u < UNITS; u++) {
-    out[base + u] = (xUnit(base + u) - V(mean)) * V(rstd) * scaleOf(row, u) + shiftOf(row, u);
+    out[base + u] = centred(xUnit(base + u), origin, offset) * V(rstd) * scaleOf(row, u) +
+      shiftOf(row, u);
   }`,
 };
 
@@ -194,21 +205,22 @@ const NORM_INPUT_GRAD: KernelSpec<BackwardOptions> = {
   let row = group * ${u32(plan.workgroupSize)} + lid;
   if (row >= ROWS) { return; }
   let base = row * UNITS;
-  let mean = statsAt(row);
-  let rstd = statsAt(ROWS + row);
+  let origin = statsAt(row);
+  let offset = statsAt(ROWS + row);
+  let rstd = statsAt(2u * ROWS + row);
   var sumGw = V(0.0);
   var sumGwx = V(0.0);
   for (var u = 0u; u < UNITS; u++) {
     let gw = gradUnit(base + u) * scaleOf(row, u);
     sumGw += gw;
-    sumGwx += gw * (xUnit(base + u) - V(mean));
+    sumGwx += gw * centred(xUnit(base + u), origin, offset);
   }
   let meanGw = hsum(sumGw) / COUNT;
   // mean(g·w·x̂) · rstd, folded: x̂ · that = (x - mean) · rstd² · mean(g·w·(x - mean)).
   let meanGwx = hsum(sumGwx) / COUNT * rstd * rstd;
   for (var u = 0u; u < UNITS; u++) {
     let gw = gradUnit(base + u) * scaleOf(row, u);
-    let d = xUnit(base + u) - V(mean);
+    let d = centred(xUnit(base + u), origin, offset);
     dx[base + u] = V(rstd) * (gw - V(meanGw) - d * V(meanGwx));
   }`,
 };
@@ -253,7 +265,12 @@ const NORM_PARAM_GRAD: KernelSpec<ParamGradOptions> = {
     const accumulate = /* wgsl */ `
       let g = gradUnit(i);
       ${o.needBias ? "sumG += g;" : ""}
-      ${o.needWeight ? "sumGx += g * (xUnit(i) - V(statsAt(row))) * V(statsAt(ROWS + row));" : ""}`;
+      ${
+      o.needWeight
+        ? "sumGx += g * centred(xUnit(i), statsAt(row), statsAt(ROWS + row)) * " +
+          "V(statsAt(2u * ROWS + row));"
+        : ""
+    }`;
     const loops = o.perElement
       ? /* wgsl */ `
   for (var row = 0u; row < ROWS; row++) {
@@ -288,7 +305,7 @@ function normalize(
   if (!(eps >= 0)) throw new Error(`${name}: eps must be a number >= 0, got ${eps}`);
   const { rows } = layoutOf(shape);
   const out = Tensor.empty(x.shape);
-  const stats = Tensor.empty([2, rows]);
+  const stats = Tensor.empty([3, rows]);
   const resources: Record<string, Tensor> = { x, stats, out };
   if (weight) resources.weight = weight;
   if (bias) resources.bias = bias;

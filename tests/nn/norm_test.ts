@@ -388,3 +388,51 @@ Deno.test("LayerNorm and GroupNorm training steps leave no GPU buffer behind", a
   ln.dispose();
   gn.dispose();
 });
+
+Deno.test("layerNorm and groupNorm keep their digits when |mean| >> std", async () => {
+  // Rows around 1000 with a spread of 0.05: f32 sums of the raw values would lose the spread.
+  for (
+    const [name, shape, paramShape, refShape, op] of [
+      [
+        "layerNorm",
+        [3, 37],
+        [37],
+        layerNormShape(3 * 37, 37),
+        (x: Tensor, w?: Tensor, b?: Tensor) => layerNorm(x, 37, { weight: w, bias: b }),
+      ],
+      [
+        "groupNorm",
+        [2, 4, 24],
+        [4],
+        groupNormShape([2, 4, 24], 2),
+        (x: Tensor, w?: Tensor, b?: Tensor) => groupNorm(x, 2, { weight: w, bias: b }),
+      ],
+    ] as const
+  ) {
+    await testOp({
+      name: `${name} of values near 1000`,
+      inputs: [
+        { shape, data: f32Values(sizeOf(shape), 7, 1000, 1000.05) },
+        { shape: paramShape, low: 0.5, high: 1.5 },
+        paramShape,
+      ],
+      gpu: ([x, w, b]) => op(x, w, b),
+      reference: ([x, w, b]) => normReference(x, refShape, { weight: w, bias: b }),
+      backward: ([x, w, b], grad) => {
+        const { dx, dweight, dbias } = normBackwardReference(grad, x, refShape, {
+          weight: w,
+          bias: b,
+        });
+        return [dx, dweight, dbias];
+      },
+      // Finite differences of step 1e-3 do not resolve a spread of 0.05: the reference backward
+      // is checked by the other cases.
+      finiteDifferenceLimit: 0,
+      forwardTolerance: { atol: 2e-4, rtol: 1e-4 },
+      gradTolerance: [{ atol: 0.02, rtol: 1e-3 }, { atol: 2e-3, rtol: 1e-3 }, {
+        atol: 1e-4,
+        rtol: 1e-4,
+      }],
+    });
+  }
+});
