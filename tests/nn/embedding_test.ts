@@ -49,6 +49,7 @@ const CASES: EmbeddingCase[] = [
     data: [0, 1, 1, 2, 0, 2, 2, 1],
   },
   { name: "many indices", index: [3, 50], rows: 20, dim: 12 },
+  { name: "rows of two blocks of vec4s", index: [2, 9], rows: 5, dim: 72 },
 ];
 
 for (const c of CASES) {
