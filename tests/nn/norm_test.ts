@@ -436,3 +436,29 @@ Deno.test("layerNorm and groupNorm keep their digits when |mean| >> std", async 
     });
   }
 });
+
+Deno.test("layerNorm and groupNorm give only the gradients asked for (x or bias frozen)", async () => {
+  for (const kind of ["layer", "group"] as const) {
+    const shape = kind === "layer" ? [3, 8] : [2, 4, 3];
+    const params = kind === "layer" ? 8 : 4;
+    const refShape = kind === "layer" ? layerNormShape(24, 8) : groupNormShape(shape, 2);
+    const xData = f32Values(24, 21, -2, 2);
+    const wData = f32Values(params, 22, 0.5, 1.5);
+    const bData = f32Values(params, 23);
+    const gData = f32Values(24, 24);
+    const x = tensor(Float32Array.from(xData), shape);
+    const weight = tensor(Float32Array.from(wData), [params], { requiresGrad: true });
+    const bias = tensor(Float32Array.from(bData), [params]);
+    tidy(() => {
+      const y = kind === "layer"
+        ? layerNorm(x, 8, { weight, bias })
+        : groupNorm(x, 2, { weight, bias });
+      y.backward({ grad: tensor(Float32Array.from(gData), shape) });
+    });
+    const expected = normBackwardReference(gData, xData, refShape, { weight: wData });
+    assert.equal(x.grad, null, `${kind}: no x gradient`);
+    assert.equal(bias.grad, null, `${kind}: no bias gradient`);
+    assertClose(await weight.grad!.toArray(), expected.dweight, { atol: 1e-5, rtol: 1e-4 }, kind);
+    for (const t of [x, weight.grad!, weight, bias]) t.dispose();
+  }
+});
