@@ -1,0 +1,387 @@
+/**
+ * The general convolution kernels: any stride per dimension, padding per side, dilation and
+ * groups, every size baked in as a constant. `conv2d`, `conv1d` and `convTranspose2d` use them
+ * for what the specialised kernels (`conv2d_forward.ts`, `conv2d_input_grad.ts`,
+ * `conv2d_weight_grad.ts`: one stride, the same padding on every side, no dilation, one group)
+ * do not cover.
+ *
+ * A convolution here maps x [N, C, H, W] with weight [O, C / groups, KH, KW] to
+ * [N, O, OH, OW]:
+ *
+ * out[n, o, oy, ox] = Σ_c Σ_ky Σ_kx x[n, g·C/G + c, oy·sh + ky·dh − pt, ox·sw + kx·dw − pl] ·
+ * w[o, c, ky, kx], with g = o / (O / G) and reads outside the input zero.
+ *
+ * @module
+ */
+
+import { u32 } from "../gpu/kernel.ts";
+import { type KernelPlan, type KernelSpec, runKernel } from "../gpu/program.ts";
+import { Tensor } from "../tensor.ts";
+import { CONV2D_SUM_CHUNKS } from "./conv2d_weight_grad.ts";
+
+/** Every size a general convolution kernel is specialised on. */
+export interface GeneralConvShape {
+  /** Images. */
+  batch: number;
+  /** Input channels (C). */
+  inChannels: number;
+  /** Output channels (O). */
+  outChannels: number;
+  /** Channel groups (G): C and O are both multiples of it. */
+  groups: number;
+  /** Input height. */
+  height: number;
+  /** Input width. */
+  width: number;
+  /** Kernel height. */
+  kernelHeight: number;
+  /** Kernel width. */
+  kernelWidth: number;
+  /** Vertical stride. */
+  strideHeight: number;
+  /** Horizontal stride. */
+  strideWidth: number;
+  /** Zero rows above the input (the rows below follow from the output height). */
+  padTop: number;
+  /** Zero columns left of the input (those on the right follow from the output width). */
+  padLeft: number;
+  /** Vertical dilation. */
+  dilationHeight: number;
+  /** Horizontal dilation. */
+  dilationWidth: number;
+  /** Output height. */
+  outHeight: number;
+  /** Output width. */
+  outWidth: number;
+}
+
+/** A kernel-name key of every size in `shape`. */
+export function generalConvKey(shape: GeneralConvShape): string {
+  const s = shape;
+  return `${s.batch}x${s.inChannels}x${s.height}x${s.width}_${s.outChannels}g${s.groups}` +
+    `k${s.kernelHeight}x${s.kernelWidth}s${s.strideHeight}x${s.strideWidth}` +
+    `p${s.padTop}x${s.padLeft}d${s.dilationHeight}x${s.dilationWidth}` +
+    `o${s.outHeight}x${s.outWidth}`;
+}
+
+/** Output pixels per lane of the forward kernel (along a row). */
+const FORWARD_PIXELS = 4;
+
+/** What a general forward kernel is specialised on. */
+interface GeneralOptions {
+  shape: GeneralConvShape;
+  bias: boolean;
+}
+
+function elementPlan(lanes: number, workgroupSize: number): KernelPlan {
+  return { workgroupSize, groups: Math.max(1, Math.ceil(lanes / workgroupSize)) };
+}
+
+function forwardLanes(shape: GeneralConvShape): number {
+  return shape.batch * shape.outChannels * shape.outHeight *
+    Math.ceil(shape.outWidth / FORWARD_PIXELS);
+}
+
+/**
+ * The forward kernel: a lane computes `FORWARD_PIXELS` neighbouring outputs of one row of one
+ * output channel, looping over the input channels of its group; each weight is loaded once and
+ * used for every pixel.
+ */
+const CONV_GENERAL_FORWARD: KernelSpec<GeneralOptions> = {
+  name: "conv_general",
+  key: ({ shape, bias }) => generalConvKey(shape) + (bias ? "_bias" : ""),
+  bindings: ({ shape, bias }) => [
+    { name: "x", role: "input" },
+    { name: "w", role: "input" },
+    ...(bias ? [{ name: "b", role: "input", readOnce: true } as const] : []),
+    { name: "out", role: "write", type: shape.outWidth % 4 === 0 ? "vec4<f32>" : "f32" },
+  ],
+  plan: ({ shape }, policy) => elementPlan(forwardLanes(shape), policy.elementwiseWorkgroup),
+  body: ({ shape, bias }, { plan }) => {
+    const { batch, inChannels: C, outChannels: O, groups: G, height: H, width: W } = shape;
+    const { kernelHeight: KH, kernelWidth: KW, strideHeight: SH, strideWidth: SW } = shape;
+    const { padTop: PT, padLeft: PL, dilationHeight: DH, dilationWidth: DW } = shape;
+    const { outHeight: OH, outWidth: OW } = shape;
+    const CG = C / G, OG = O / G, P = FORWARD_PIXELS;
+    const blocksX = Math.ceil(OW / P);
+    const taps: string[] = [];
+    for (let ky = 0; ky < KH; ky++) {
+      const row: string[] = [];
+      for (let kx = 0; kx < KW; kx++) {
+        row.push(`let w${kx} = wAt(wBase + ${u32(ky * KW + kx)});`);
+        for (let p = 0; p < P; p++) {
+          const ix = `ixs + ${p * SW + kx * DW}`;
+          row.push(
+            `a${p} += w${kx} * select(0.0, xAt(rowBase + u32(clamp(${ix}, 0, ${W - 1}))), ` +
+              `${ix} >= 0 && ${ix} < ${W});`,
+          );
+        }
+      }
+      taps.push(
+        `{\n      let iy = iys + ${ky * DH};\n      if (iy >= 0 && iy < ${H}) {\n        ` +
+          `let rowBase = plane + u32(iy) * ${u32(W)};\n        ${
+            row.join("\n        ")
+          }\n      }\n    }`,
+      );
+    }
+    const plus = bias ? " + bAt(o)" : "";
+    const stores = OW % 4 === 0
+      ? `out[(rowOut + ox0) / 4u] = vec4<f32>(a0, a1, a2, a3)${plus};`
+      : Array.from(
+        { length: P },
+        (_, p) =>
+          `if (ox0 + ${u32(p)} < ${u32(OW)}) { out[rowOut + ox0 + ${u32(p)}] = a${p}${plus}; }`,
+      ).join("\n  ");
+    return /* wgsl */ `
+  // general conv [${batch}, ${C}, ${H}, ${W}] * [${O}, ${CG}, ${KH}, ${KW}], groups ${G},
+  // stride ${SH}x${SW}, padding top ${PT} left ${PL}, dilation ${DH}x${DW} -> ${OH}x${OW}
+  let lane = group * ${u32(plan.workgroupSize)} + lid;
+  if (lane >= ${u32(forwardLanes(shape))}) { return; }
+  let ox0 = (lane % ${u32(blocksX)}) * ${u32(P)};
+  let oy = (lane / ${u32(blocksX)}) % ${u32(OH)};
+  let o = (lane / ${u32(blocksX * OH)}) % ${u32(O)};
+  let n = lane / ${u32(blocksX * OH * O)};
+  let firstChannel = (o / ${u32(OG)}) * ${u32(CG)};
+  let iys = i32(oy) * ${SH} - ${PT};
+  let ixs = i32(ox0) * ${SW} - ${PL};
+  ${Array.from({ length: P }, (_, p) => `var a${p} = 0.0;`).join(" ")}
+  for (var c = 0u; c < ${u32(CG)}; c++) {
+    let plane = (n * ${u32(C)} + firstChannel + c) * ${u32(H * W)};
+    let wBase = (o * ${u32(CG)} + c) * ${u32(KH * KW)};
+    ${taps.join("\n    ")}
+  }
+  let rowOut = ((n * ${u32(O)} + o) * ${u32(OH)} + oy) * ${u32(OW)};
+  ${stores}`;
+  },
+};
+
+/**
+ * The input-gradient kernel (also the transposed convolution's forward): one lane per input
+ * element, adding every output-gradient value whose window covers it, times the weight that
+ * joined them, over the output channels of its group (+ bias per input channel).
+ */
+const CONV_GENERAL_INPUT_GRAD: KernelSpec<GeneralOptions> = {
+  name: "conv_general_input_grad",
+  key: ({ shape, bias }) => generalConvKey(shape) + (bias ? "_bias" : ""),
+  bindings: ({ bias }) => [
+    { name: "g", role: "input" },
+    { name: "w", role: "input" },
+    ...(bias ? [{ name: "b", role: "input", readOnce: true } as const] : []),
+    { name: "dx", role: "write" },
+  ],
+  plan: ({ shape }, policy) =>
+    elementPlan(
+      shape.batch * shape.inChannels * shape.height * shape.width,
+      policy.elementwiseWorkgroup,
+    ),
+  body: ({ shape, bias }, { plan }) => {
+    const { batch, inChannels: C, outChannels: O, groups: G, height: H, width: W } = shape;
+    const { kernelHeight: KH, kernelWidth: KW, strideHeight: SH, strideWidth: SW } = shape;
+    const { padTop: PT, padLeft: PL, dilationHeight: DH, dilationWidth: DW } = shape;
+    const { outHeight: OH, outWidth: OW } = shape;
+    const CG = C / G, OG = O / G;
+    const size = batch * C * H * W;
+    const onGrid = (t: string, s: number, limit: number) =>
+      `${t} >= 0${s === 1 ? "" : ` && ${t} % ${s} == 0`} && ${t} < ${s * limit}`;
+    const taps: string[] = [];
+    for (let ky = 0; ky < KH; ky++) {
+      const row: string[] = [];
+      for (let kx = 0; kx < KW; kx++) {
+        row.push(
+          `{ let tx = txs - ${kx * DW}; if (${onGrid("tx", SW, OW)}) { ` +
+            `acc += gAt(gRow + u32(tx${SW === 1 ? "" : ` / ${SW}`})) * ` +
+            `wAt(wBase + ${u32(ky * KW + kx)}); } }`,
+        );
+      }
+      taps.push(
+        `{\n      let ty = tys - ${ky * DH};\n      if (${onGrid("ty", SH, OH)}) {\n        ` +
+          `let gRow = gPlane + u32(ty${SH === 1 ? "" : ` / ${SH}`}) * ${u32(OW)};\n        ` +
+          `${row.join("\n        ")}\n      }\n    }`,
+      );
+    }
+    return /* wgsl */ `
+  // general conv input gradient: grad [${batch}, ${O}, ${OH}, ${OW}] -> [${batch}, ${C}, ${H}, ${W}],
+  // weight [${O}, ${CG}, ${KH}, ${KW}], groups ${G}, stride ${SH}x${SW}, padding top ${PT} left ${PL},
+  // dilation ${DH}x${DW}
+  let lane = group * ${u32(plan.workgroupSize)} + lid;
+  if (lane >= ${u32(size)}) { return; }
+  let ix = lane % ${u32(W)};
+  let iy = (lane / ${u32(W)}) % ${u32(H)};
+  let ci = (lane / ${u32(H * W)}) % ${u32(C)};
+  let n = lane / ${u32(C * H * W)};
+  let firstOut = (ci / ${u32(CG)}) * ${u32(OG)};
+  let local = ci % ${u32(CG)};
+  let tys = i32(iy) + ${PT};
+  let txs = i32(ix) + ${PL};
+  var acc = 0.0;
+  for (var k = 0u; k < ${u32(OG)}; k++) {
+    let o = firstOut + k;
+    let gPlane = (n * ${u32(O)} + o) * ${u32(OH * OW)};
+    let wBase = (o * ${u32(CG)} + local) * ${u32(KH * KW)};
+    ${taps.join("\n    ")}
+  }
+  dx[lane] = acc${bias ? " + bAt(ci)" : ""};`;
+  },
+};
+
+/** What the general weight-gradient kernel is specialised on. */
+interface WeightGradOptions {
+  shape: GeneralConvShape;
+  bias: boolean;
+  /** Images per chunk: each lane sums over one chunk, a second kernel over the chunks. */
+  perChunk: number;
+}
+
+function weightCount(shape: GeneralConvShape): number {
+  return shape.outChannels * (shape.inChannels / shape.groups) * shape.kernelHeight *
+    shape.kernelWidth;
+}
+
+/**
+ * Partial weight (and bias) gradients per chunk of images: one lane per (chunk, weight) summing
+ * grad × input over its images and output pixels, and per (chunk, output channel) for the bias.
+ */
+const CONV_GENERAL_WEIGHT_GRAD: KernelSpec<WeightGradOptions> = {
+  name: "conv_general_weight_grad",
+  key: ({ shape, bias, perChunk }) => `${generalConvKey(shape)}_c${perChunk}${bias ? "_bias" : ""}`,
+  bindings: () => [
+    { name: "g", role: "input" },
+    { name: "x", role: "input" },
+    { name: "partial", role: "write" },
+  ],
+  plan: ({ shape, bias, perChunk }, policy) =>
+    elementPlan(
+      Math.ceil(shape.batch / perChunk) * (weightCount(shape) + (bias ? shape.outChannels : 0)),
+      policy.elementwiseWorkgroup,
+    ),
+  body: ({ shape, bias, perChunk }, { plan }) => {
+    const { batch, inChannels: C, outChannels: O, groups: G, height: H, width: W } = shape;
+    const { kernelHeight: KH, kernelWidth: KW, strideHeight: SH, strideWidth: SW } = shape;
+    const { padTop: PT, padLeft: PL, dilationHeight: DH, dilationWidth: DW } = shape;
+    const { outHeight: OH, outWidth: OW } = shape;
+    const CG = C / G, OG = O / G;
+    const weights = weightCount(shape);
+    const width = weights + (bias ? O : 0);
+    const lanes = Math.ceil(batch / perChunk) * width;
+    const biasLanes = bias
+      ? /* wgsl */ `
+  if (i >= ${u32(weights)}) {
+    let o = i - ${u32(weights)};
+    var total = 0.0;
+    for (var n = n0; n < n1; n++) {
+      let gPlane = (n * ${u32(O)} + o) * ${u32(OH * OW)};
+      for (var j = 0u; j < ${u32(OH * OW)}; j++) { total += gAt(gPlane + j); }
+    }
+    partial[lane] = total;
+    return;
+  }`
+      : "";
+    return /* wgsl */ `
+  // general conv weight gradient: x [${batch}, ${C}, ${H}, ${W}], grad [${batch}, ${O}, ${OH}, ${OW}],
+  // weight [${O}, ${CG}, ${KH}, ${KW}], groups ${G}, ${perChunk} images per chunk
+  let lane = group * ${u32(plan.workgroupSize)} + lid;
+  if (lane >= ${u32(lanes)}) { return; }
+  let i = lane % ${u32(width)};
+  let chunk = lane / ${u32(width)};
+  let n0 = chunk * ${u32(perChunk)};
+  let n1 = min(n0 + ${u32(perChunk)}, ${u32(batch)});${biasLanes}
+  let kx = i32(i % ${u32(KW)});
+  let ky = i32((i / ${u32(KW)}) % ${u32(KH)});
+  let local = (i / ${u32(KH * KW)}) % ${u32(CG)};
+  let o = i / ${u32(CG * KH * KW)};
+  let ci = (o / ${u32(OG)}) * ${u32(CG)} + local;
+  // The output pixels whose window reaches inside the input at this tap.
+  let oyStart = u32(max(0, (${PT} - ky * ${DH} + ${SH - 1}) / ${SH}));
+  let oyLast = ${H - 1 + PT} - ky * ${DH};
+  let oyEnd = u32(select(0, min(oyLast / ${SH} + 1, ${OH}), oyLast >= 0));
+  let oxStart = u32(max(0, (${PL} - kx * ${DW} + ${SW - 1}) / ${SW}));
+  let oxLast = ${W - 1 + PL} - kx * ${DW};
+  let oxEnd = u32(select(0, min(oxLast / ${SW} + 1, ${OW}), oxLast >= 0));
+  var total = 0.0;
+  for (var n = n0; n < n1; n++) {
+    let gPlane = (n * ${u32(O)} + o) * ${u32(OH * OW)};
+    let xPlane = (n * ${u32(C)} + ci) * ${u32(H * W)};
+    for (var oy = oyStart; oy < oyEnd; oy++) {
+      let xRow = xPlane + u32(i32(oy) * ${SH} + ky * ${DH} - ${PT}) * ${u32(W)};
+      let gRow = gPlane + oy * ${u32(OW)};
+      for (var ox = oxStart; ox < oxEnd; ox++) {
+        total += gAt(gRow + ox) * xAt(xRow + u32(i32(ox) * ${SW} + kx * ${DW} - ${PL}));
+      }
+    }
+  }
+  partial[lane] = total;`;
+  },
+};
+
+/** The general convolution of x with weight (+ bias): [N, O, OH, OW]. */
+export function generalForward(
+  x: Tensor,
+  weight: Tensor,
+  bias: Tensor | undefined,
+  shape: GeneralConvShape,
+): Tensor {
+  const out = Tensor.empty([shape.batch, shape.outChannels, shape.outHeight, shape.outWidth]);
+  runKernel(
+    CONV_GENERAL_FORWARD,
+    { shape, bias: !!bias },
+    { x, w: weight, out, ...(bias ? { b: bias } : {}) },
+  );
+  return out;
+}
+
+/**
+ * The input gradient of the general convolution `shape` from the output gradient `grad`
+ * (+ `bias` per input channel: the transposed convolution's forward): [N, C, H, W].
+ */
+export function generalInputGrad(
+  grad: Tensor,
+  weight: Tensor,
+  bias: Tensor | undefined,
+  shape: GeneralConvShape,
+): Tensor {
+  const dx = Tensor.empty([shape.batch, shape.inChannels, shape.height, shape.width]);
+  runKernel(
+    CONV_GENERAL_INPUT_GRAD,
+    { shape, bias: !!bias },
+    { g: grad, w: weight, dx, ...(bias ? { b: bias } : {}) },
+  );
+  return dx;
+}
+
+/** Lanes a general weight-gradient dispatch aims for (chunks of the batch add lanes). */
+const WEIGHT_GRAD_LANES = 2048;
+
+/**
+ * The weight gradient [O, C / G, KH, KW] (and the bias gradient [O] when `withBias`) of the
+ * general convolution `shape`, from its output gradient `grad` and input `x`.
+ */
+export function generalWeightGrad(
+  grad: Tensor,
+  x: Tensor,
+  shape: GeneralConvShape,
+  withBias: boolean,
+): [Tensor, Tensor | null] {
+  const weights = weightCount(shape);
+  const biases = withBias ? shape.outChannels : 0;
+  const width = weights + biases;
+  const chunks = Math.min(shape.batch, Math.max(1, Math.floor(WEIGHT_GRAD_LANES / width)));
+  const perChunk = Math.ceil(shape.batch / chunks);
+  const options = { shape, bias: withBias, perChunk };
+  const used = Math.ceil(shape.batch / perChunk);
+  const partial = Tensor.empty([used, width]);
+  runKernel(CONV_GENERAL_WEIGHT_GRAD, options, { g: grad, x, partial });
+  const weightGrad = Tensor.empty([
+    shape.outChannels,
+    shape.inChannels / shape.groups,
+    shape.kernelHeight,
+    shape.kernelWidth,
+  ]);
+  const biasGrad = withBias ? Tensor.empty([shape.outChannels]) : null;
+  runKernel(
+    CONV2D_SUM_CHUNKS,
+    { chunks: used, weights, biases },
+    { partial, weightGrad, ...(biasGrad ? { biasGrad } : {}) },
+  );
+  partial.dispose();
+  return [weightGrad, biasGrad];
+}
