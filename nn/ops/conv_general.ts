@@ -64,9 +64,6 @@ export function generalConvKey(shape: GeneralConvShape): string {
     `o${s.outHeight}x${s.outWidth}`;
 }
 
-/** Output pixels per lane of the forward kernel (along a row). */
-const FORWARD_PIXELS = 4;
-
 /** What a general forward kernel is specialised on. */
 interface GeneralOptions {
   shape: GeneralConvShape;
@@ -77,15 +74,27 @@ function elementPlan(lanes: number, workgroupSize: number): KernelPlan {
   return { workgroupSize, groups: Math.max(1, Math.ceil(lanes / workgroupSize)) };
 }
 
+/**
+ * What a forward lane computes: `pixels` neighbouring outputs of a row x `channels` output
+ * channels of one group (`channels` divides the group's output channels: no channel guard).
+ */
+function forwardBlock(shape: GeneralConvShape): { pixels: number; channels: number } {
+  const pixels = shape.outWidth % 8 === 0 ? 8 : 4;
+  const perGroup = shape.outChannels / shape.groups;
+  const channels = [4, 2, 1].find((q) => perGroup % q === 0)!;
+  return { pixels, channels };
+}
+
 function forwardLanes(shape: GeneralConvShape): number {
-  return shape.batch * shape.outChannels * shape.outHeight *
-    Math.ceil(shape.outWidth / FORWARD_PIXELS);
+  const { pixels, channels } = forwardBlock(shape);
+  return shape.batch * (shape.outChannels / channels) * shape.outHeight *
+    Math.ceil(shape.outWidth / pixels);
 }
 
 /**
- * The forward kernel: a lane computes `FORWARD_PIXELS` neighbouring outputs of one row of one
- * output channel, looping over the input channels of its group; each weight is loaded once and
- * used for every pixel.
+ * The forward kernel: a lane computes a block of neighbouring outputs of one row x a few output
+ * channels (`forwardBlock`), looping over the input channels of its group; per input row it
+ * loads each input column its block meets once, and each weight once.
  */
 const CONV_GENERAL_FORWARD: KernelSpec<GeneralOptions> = {
   name: "conv_general",
@@ -102,19 +111,30 @@ const CONV_GENERAL_FORWARD: KernelSpec<GeneralOptions> = {
     const { kernelHeight: KH, kernelWidth: KW, strideHeight: SH, strideWidth: SW } = shape;
     const { padTop: PT, padLeft: PL, dilationHeight: DH, dilationWidth: DW } = shape;
     const { outHeight: OH, outWidth: OW } = shape;
-    const CG = C / G, OG = O / G, P = FORWARD_PIXELS;
+    const CG = C / G, OG = O / G;
+    const { pixels: P, channels: Q } = forwardBlock(shape);
     const blocksX = Math.ceil(OW / P);
+    const acc = (q: number, p: number) => `a${q}_${p}`;
     const taps: string[] = [];
     for (let ky = 0; ky < KH; ky++) {
       const row: string[] = [];
-      for (let kx = 0; kx < KW; kx++) {
-        row.push(`let w${kx} = wAt(wBase + ${u32(ky * KW + kx)});`);
-        for (let p = 0; p < P; p++) {
-          const ix = `ixs + ${p * SW + kx * DW}`;
-          row.push(
-            `a${p} += w${kx} * select(0.0, xAt(rowBase + u32(clamp(${ix}, 0, ${W - 1}))), ` +
-              `${ix} >= 0 && ${ix} < ${W});`,
-          );
+      const offsets = new Set<number>();
+      for (let p = 0; p < P; p++) {
+        for (let kx = 0; kx < KW; kx++) offsets.add(p * SW + kx * DW);
+      }
+      for (const offset of [...offsets].sort((a, b) => a - b)) {
+        const ix = `ixs + ${offset}`;
+        row.push(
+          `let v${offset} = select(0.0, xAt(rowBase + u32(clamp(${ix}, 0, ${W - 1}))), ` +
+            `${ix} >= 0 && ${ix} < ${W});`,
+        );
+      }
+      for (let q = 0; q < Q; q++) {
+        for (let kx = 0; kx < KW; kx++) {
+          row.push(`let w${q}_${kx} = wAt(wBase + ${u32(q * CG * KH * KW + ky * KW + kx)});`);
+          for (let p = 0; p < P; p++) {
+            row.push(`${acc(q, p)} += w${q}_${kx} * v${p * SW + kx * DW};`);
+          }
         }
       }
       taps.push(
@@ -124,34 +144,50 @@ const CONV_GENERAL_FORWARD: KernelSpec<GeneralOptions> = {
           }\n      }\n    }`,
       );
     }
-    const plus = bias ? " + bAt(o)" : "";
-    const stores = OW % 4 === 0
-      ? `out[(rowOut + ox0) / 4u] = vec4<f32>(a0, a1, a2, a3)${plus};`
-      : Array.from(
-        { length: P },
-        (_, p) =>
-          `if (ox0 + ${u32(p)} < ${u32(OW)}) { out[rowOut + ox0 + ${u32(p)}] = a${p}${plus}; }`,
-      ).join("\n  ");
+    const stores: string[] = [];
+    for (let q = 0; q < Q; q++) {
+      const plus = bias ? ` + bAt(o0 + ${u32(q)})` : "";
+      const rowOut = `((n * ${u32(O)} + o0 + ${u32(q)}) * ${u32(OH)} + oy) * ${u32(OW)} + ox0`;
+      if (OW % 4 === 0) {
+        for (let v = 0; v < P / 4; v++) {
+          const values = Array.from({ length: 4 }, (_, p) => acc(q, 4 * v + p)).join(", ");
+          const store = `out[(${rowOut}) / 4u + ${u32(v)}] = vec4<f32>(${values})${plus};`;
+          stores.push(OW % P === 0 ? store : `if (ox0 + ${u32(4 * v)} < ${u32(OW)}) { ${store} }`);
+        }
+      } else {
+        for (let p = 0; p < P; p++) {
+          stores.push(
+            `if (ox0 + ${u32(p)} < ${u32(OW)}) { out[${rowOut} + ${u32(p)}] = ${
+              acc(q, p)
+            }${plus}; }`,
+          );
+        }
+      }
+    }
+    const accumulators = Array.from(
+      { length: Q },
+      (_, q) => Array.from({ length: P }, (_, p) => `var ${acc(q, p)} = 0.0;`).join(" "),
+    );
     return /* wgsl */ `
   // general conv [${batch}, ${C}, ${H}, ${W}] * [${O}, ${CG}, ${KH}, ${KW}], groups ${G},
-  // stride ${SH}x${SW}, padding top ${PT} left ${PL}, dilation ${DH}x${DW} -> ${OH}x${OW}
+  // stride ${SH}x${SW}, padding top ${PT} left ${PL}, dilation ${DH}x${DW} -> ${OH}x${OW};
+  // ${P} pixels x ${Q} channels per lane
   let lane = group * ${u32(plan.workgroupSize)} + lid;
   if (lane >= ${u32(forwardLanes(shape))}) { return; }
   let ox0 = (lane % ${u32(blocksX)}) * ${u32(P)};
   let oy = (lane / ${u32(blocksX)}) % ${u32(OH)};
-  let o = (lane / ${u32(blocksX * OH)}) % ${u32(O)};
-  let n = lane / ${u32(blocksX * OH * O)};
-  let firstChannel = (o / ${u32(OG)}) * ${u32(CG)};
+  let o0 = ((lane / ${u32(blocksX * OH)}) % ${u32(O / Q)}) * ${u32(Q)};
+  let n = lane / ${u32(blocksX * OH * (O / Q))};
+  let firstChannel = (o0 / ${u32(OG)}) * ${u32(CG)};
   let iys = i32(oy) * ${SH} - ${PT};
   let ixs = i32(ox0) * ${SW} - ${PL};
-  ${Array.from({ length: P }, (_, p) => `var a${p} = 0.0;`).join(" ")}
+  ${accumulators.join("\n  ")}
   for (var c = 0u; c < ${u32(CG)}; c++) {
     let plane = (n * ${u32(C)} + firstChannel + c) * ${u32(H * W)};
-    let wBase = (o * ${u32(CG)} + c) * ${u32(KH * KW)};
+    let wBase = (o0 * ${u32(CG)} + c) * ${u32(KH * KW)};
     ${taps.join("\n    ")}
   }
-  let rowOut = ((n * ${u32(O)} + o) * ${u32(OH)} + oy) * ${u32(OW)};
-  ${stores}`;
+  ${stores.join("\n  ")}`;
   },
 };
 
