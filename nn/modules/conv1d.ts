@@ -80,6 +80,7 @@ export class Conv1d extends Module {
       : this.registerParameter("bias", biasUniformDefault(outChannels, fanIn, rng));
   }
 
+  /** The layer as PyTorch prints it, for error messages. */
   private describe(): string {
     return `Conv1d(${this.inChannels}, ${this.outChannels}, kernelSize=${this.kernelSize})`;
   }

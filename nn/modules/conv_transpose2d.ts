@@ -84,6 +84,7 @@ export class ConvTranspose2d extends Module {
       : this.registerParameter("bias", biasUniformDefault(outChannels, fanIn, rng));
   }
 
+  /** The layer as PyTorch prints it, for error messages. */
   private describe(): string {
     return `ConvTranspose2d(${this.inChannels}, ${this.outChannels}, kernelSize=${
       JSON.stringify(this.kernelSize)
