@@ -6,7 +6,7 @@
 
 import { conv1d, type Conv1dPadding } from "../ops/conv1d.ts";
 import type { Tensor } from "../tensor.ts";
-import { checkLayerInput, checkLayerOptions, type PaddingMode } from "./conv2d.ts";
+import { checkLayerInput, checkLayerOptions, type PaddingMode, withBatch } from "./conv2d.ts";
 import {
   biasUniformDefault,
   defaultGenerator,
@@ -85,15 +85,22 @@ export class Conv1d extends Module {
     return `Conv1d(${this.inChannels}, ${this.outChannels}, kernelSize=${this.kernelSize})`;
   }
 
-  /** x [N, in, L] → [N, out, L']. */
+  /** x [N, in, L] → [N, out, L'] (or unbatched [in, L] → [out, L']). */
   forward(x: Tensor): Tensor {
-    checkLayerInput(this.describe(), x, 3, this.inChannels, `[N, ${this.inChannels}, L]`);
-    return conv1d(x, this.weight, {
-      bias: this.bias,
-      stride: this.stride,
-      padding: this.padding,
-      dilation: this.dilation,
-      groups: this.groups,
-    });
+    const unbatched = checkLayerInput(
+      this.describe(),
+      x,
+      3,
+      this.inChannels,
+      `[N, ${this.inChannels}, L]`,
+    );
+    return withBatch(x, unbatched, (batched) =>
+      conv1d(batched, this.weight, {
+        bias: this.bias,
+        stride: this.stride,
+        padding: this.padding,
+        dilation: this.dilation,
+        groups: this.groups,
+      }));
   }
 }

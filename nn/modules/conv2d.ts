@@ -61,8 +61,9 @@ export function checkLayerOptions(
 }
 
 /**
- * Throws naming `layer`, the expected input shape and the given one, unless x has `rank`
- * dimensions and `channels` channels (dimension 1).
+ * Checks a layer's input: `rank` dimensions with `channels` at dimension 1, or, unbatched as
+ * PyTorch allows, `rank − 1` with `channels` first. Throws naming `layer`, the shape expected
+ * (`expected`, batched) and the one given; returns whether the input is unbatched.
  */
 export function checkLayerInput(
   layer: string,
@@ -70,10 +71,24 @@ export function checkLayerInput(
   rank: number,
   channels: number,
   expected: string,
-): void {
-  if (x.rank !== rank || x.shape[1] !== channels) {
-    throw new Error(`${layer}: expected input ${expected}, got ${formatShape(x.shape)}`);
-  }
+): boolean {
+  if (x.rank === rank && x.shape[1] === channels) return false;
+  if (x.rank === rank - 1 && x.shape[0] === channels) return true;
+  throw new Error(
+    `${layer}: expected input ${expected} (or unbatched ${expected.replace("[N, ", "[")}), ` +
+      `got ${formatShape(x.shape)}`,
+  );
+}
+
+/** Runs `forward` on x, adding a batch dimension of 1 around it when `unbatched`. */
+export function withBatch(
+  x: Tensor,
+  unbatched: boolean,
+  forward: (batched: Tensor) => Tensor,
+): Tensor {
+  if (!unbatched) return forward(x);
+  const out = forward(x.reshape([1, ...x.shape]));
+  return out.reshape(out.shape.slice(1));
 }
 
 /**
@@ -140,15 +155,22 @@ export class Conv2d extends Module {
     })`;
   }
 
-  /** x [N, in, H, W] → [N, out, H', W']. */
+  /** x [N, in, H, W] → [N, out, H', W'] (or unbatched [in, H, W] → [out, H', W']). */
   forward(x: Tensor): Tensor {
-    checkLayerInput(this.describe(), x, 4, this.inChannels, `[N, ${this.inChannels}, H, W]`);
-    return conv2d(x, this.weight, {
-      bias: this.bias,
-      stride: this.stride,
-      padding: this.padding,
-      dilation: this.dilation,
-      groups: this.groups,
-    });
+    const unbatched = checkLayerInput(
+      this.describe(),
+      x,
+      4,
+      this.inChannels,
+      `[N, ${this.inChannels}, H, W]`,
+    );
+    return withBatch(x, unbatched, (batched) =>
+      conv2d(batched, this.weight, {
+        bias: this.bias,
+        stride: this.stride,
+        padding: this.padding,
+        dilation: this.dilation,
+        groups: this.groups,
+      }));
   }
 }

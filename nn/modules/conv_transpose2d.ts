@@ -7,7 +7,7 @@
 import { type Size2d, sizePair } from "../ops/conv2d.ts";
 import { convTranspose2d } from "../ops/conv_transpose2d.ts";
 import type { Tensor } from "../tensor.ts";
-import { checkLayerInput, checkLayerOptions, type PaddingMode } from "./conv2d.ts";
+import { checkLayerInput, checkLayerOptions, type PaddingMode, withBatch } from "./conv2d.ts";
 import {
   biasUniformDefault,
   defaultGenerator,
@@ -91,16 +91,23 @@ export class ConvTranspose2d extends Module {
     })`;
   }
 
-  /** x [N, in, H, W] → [N, out, H', W']. */
+  /** x [N, in, H, W] → [N, out, H', W'] (or unbatched [in, H, W] → [out, H', W']). */
   forward(x: Tensor): Tensor {
-    checkLayerInput(this.describe(), x, 4, this.inChannels, `[N, ${this.inChannels}, H, W]`);
-    return convTranspose2d(x, this.weight, {
-      bias: this.bias,
-      stride: this.stride,
-      padding: this.padding,
-      outputPadding: this.outputPadding,
-      groups: this.groups,
-      dilation: this.dilation,
-    });
+    const unbatched = checkLayerInput(
+      this.describe(),
+      x,
+      4,
+      this.inChannels,
+      `[N, ${this.inChannels}, H, W]`,
+    );
+    return withBatch(x, unbatched, (batched) =>
+      convTranspose2d(batched, this.weight, {
+        bias: this.bias,
+        stride: this.stride,
+        padding: this.padding,
+        outputPadding: this.outputPadding,
+        groups: this.groups,
+        dilation: this.dilation,
+      }));
   }
 }

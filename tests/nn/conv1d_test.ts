@@ -136,7 +136,7 @@ Deno.test("Conv1d: parameters, init and errors naming the layer", async () => {
   }
   assertThrows(
     () => conv.forward(zeros([2, 3, 9])),
-    /Conv1d\(4, 6, kernelSize=3\): expected input \[N, 4, L\], got \[2, 3, 9\]/,
+    /Conv1d\(4, 6, kernelSize=3\): expected input \[N, 4, L\] \(or unbatched \[4, L\]\), got \[2, 3, 9\]/,
   );
   assertThrows(() => new Conv1d(3, 6, 3, { groups: 2 }), /Conv1d\(3, 6, kernelSize=3\): groups 2/);
 });

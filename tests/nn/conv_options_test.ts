@@ -1,7 +1,14 @@
 import { conv2d, type Conv2dOptions, type Conv2dPadding } from "../../nn/ops/conv2d.ts";
 import { Conv2d } from "../../nn/modules/conv2d.ts";
 import { Rng } from "../../nn/random.ts";
-import { type Tensor, tensor, zeros } from "../../nn/tensor.ts";
+import { conv1d } from "../../nn/ops/conv1d.ts";
+import { convTranspose2d } from "../../nn/ops/conv_transpose2d.ts";
+import { add } from "../../nn/ops/elementwise.ts";
+import { sum } from "../../nn/ops/reduce.ts";
+import { memoryStats } from "../../nn/gpu/buffer_pool.ts";
+import { sync } from "../../nn/gpu/stream.ts";
+import { tidy } from "../../nn/scope.ts";
+import { randUniform, type Tensor, tensor, zeros } from "../../nn/tensor.ts";
 import { assertThrows } from "../assert.ts";
 import { assertClose, gpuReady } from "../testing.ts";
 import { testOp } from "./op_helper.ts";
@@ -350,14 +357,52 @@ Deno.test("Conv2d: bad construction and inputs name the layer, the expected and 
   const conv = new Conv2d(16, 32, [3, 3], { padding: "same" });
   assertThrows(
     () => conv.forward(zeros([2, 3, 8, 8])),
-    /Conv2d\(16, 32, kernelSize=\[3,3\]\): expected input \[N, 16, H, W\], got \[2, 3, 8, 8\]/,
+    /Conv2d\(16, 32, kernelSize=\[3,3\]\): expected input \[N, 16, H, W\] \(or unbatched \[16, H, W\]\), got \[2, 3, 8, 8\]/,
   );
   assertThrows(
-    () => conv.forward(zeros([16, 8, 8])),
-    /Conv2d\(16, 32, kernelSize=\[3,3\]\): expected input \[N, 16, H, W\], got \[16, 8, 8\]/,
+    () => conv.forward(zeros([3, 8, 8])),
+    /Conv2d\(16, 32, kernelSize=\[3,3\]\): expected input \[N, 16, H, W\] \(or unbatched \[16, H, W\]\), got \[3, 8, 8\]/,
   );
   assertThrows(
     () => new Conv2d(4, 4, 3, { padding: "same", stride: 2 }).forward(zeros([1, 4, 8, 8])),
     /padding "same" needs stride 1/,
   );
+});
+
+Deno.test("Conv2d: an unbatched input [C, H, W] gives [O, H', W'] and the batched values", async () => {
+  const conv = new Conv2d(2, 3, [2, 3], { padding: "same", groups: 1, rng: new Rng(5) });
+  const x = tensor(Float32Array.from({ length: 2 * 4 * 5 }, (_, i) => Math.sin(i)), [2, 4, 5]);
+  const single = conv.forward(x);
+  if (JSON.stringify(single.shape) !== "[3,4,5]") throw new Error(`shape ${single.shape}`);
+  assertClose(await single.toArray(), await conv.forward(x.reshape([1, 2, 4, 5])).toArray());
+});
+
+Deno.test("conv2d, conv1d and convTranspose2d through the general kernels leave no GPU buffer behind", async () => {
+  const run = () =>
+    tidy(() => {
+      const x = randUniform([2, 4, 7, 6], { seed: 1 });
+      x.requiresGrad = true;
+      const w = randUniform([4, 2, 3, 2], { seed: 2 });
+      w.requiresGrad = true;
+      const b = randUniform([4], { seed: 3 });
+      b.requiresGrad = true;
+      const y = conv2d(x, w, { bias: b, groups: 2, dilation: [2, 1], padding: "same" });
+      const z = convTranspose2d(y, w, { bias: b, groups: 2, stride: 2 });
+      const x1 = randUniform([2, 4, 9], { seed: 4 });
+      x1.requiresGrad = true;
+      const w1 = randUniform([4, 2, 3], { seed: 5 });
+      w1.requiresGrad = true;
+      const v = conv1d(x1, w1, { bias: b, groups: 2, stride: 2 });
+      add(sum(z), sum(v)).backward();
+      // Gradients are kept past the tidy: dispose them here.
+      for (const leaf of [x, w, b, x1, w1]) leaf.grad!.dispose();
+    });
+  run();
+  await sync();
+  const before = memoryStats().liveBuffers;
+  run();
+  await sync();
+  if (memoryStats().liveBuffers !== before) {
+    throw new Error(`live buffers ${before} -> ${memoryStats().liveBuffers}`);
+  }
 });

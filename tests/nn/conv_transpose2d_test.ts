@@ -201,6 +201,6 @@ Deno.test("ConvTranspose2d: parameters, init and errors naming the layer", async
   }
   assertThrows(
     () => layer.forward(zeros([2, 6, 5, 4])),
-    /ConvTranspose2d\(4, 6, kernelSize=\[3,2\]\): expected input \[N, 4, H, W\], got \[2, 6, 5, 4\]/,
+    /ConvTranspose2d\(4, 6, kernelSize=\[3,2\]\): expected input \[N, 4, H, W\] \(or unbatched \[4, H, W\]\), got \[2, 6, 5, 4\]/,
   );
 });
