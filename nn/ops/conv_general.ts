@@ -273,9 +273,29 @@ function weightCount(shape: GeneralConvShape): number {
     shape.kernelWidth;
 }
 
+/** Most accumulators of a weight-gradient lane. */
+const WEIGHT_GRAD_ACCUMULATORS = 64;
+/** Output pixels a weight-gradient lane reads per step along a row. */
+const WEIGHT_GRAD_PIXELS = 4;
+
+/** Output channels per weight-gradient lane (dividing a group's output channels). */
+function weightGradChannels(shape: GeneralConvShape): number {
+  const perGroup = shape.outChannels / shape.groups;
+  const taps = shape.kernelHeight * shape.kernelWidth;
+  return [4, 2, 1].find((q) => perGroup % q === 0 && q * taps <= WEIGHT_GRAD_ACCUMULATORS) ?? 1;
+}
+
+/** Lanes per chunk of images: one per (output-channel block, input channel), one per bias. */
+function weightGradLanesPerChunk(shape: GeneralConvShape, bias: boolean): number {
+  const blocks = shape.outChannels / weightGradChannels(shape) * (shape.inChannels / shape.groups);
+  return blocks + (bias ? shape.outChannels : 0);
+}
+
 /**
- * Partial weight (and bias) gradients per chunk of images: one lane per (chunk, weight) summing
- * grad × input over its images and output pixels, and per (chunk, output channel) for the bias.
+ * Partial weight (and bias) gradients per chunk of images: a lane takes a block of output
+ * channels and one input channel of their group, and accumulates every tap of those weights,
+ * reading per output row `WEIGHT_GRAD_PIXELS` gradient values per channel and each input
+ * column they meet once; bias lanes sum the gradient of one output channel.
  */
 const CONV_GENERAL_WEIGHT_GRAD: KernelSpec<WeightGradOptions> = {
   name: "conv_general_weight_grad",
@@ -287,7 +307,7 @@ const CONV_GENERAL_WEIGHT_GRAD: KernelSpec<WeightGradOptions> = {
   ],
   plan: ({ shape, bias, perChunk }, policy) =>
     elementPlan(
-      Math.ceil(shape.batch / perChunk) * (weightCount(shape) + (bias ? shape.outChannels : 0)),
+      Math.ceil(shape.batch / perChunk) * weightGradLanesPerChunk(shape, bias),
       policy.elementwiseWorkgroup,
     ),
   body: ({ shape, bias, perChunk }, { plan }) => {
@@ -295,57 +315,107 @@ const CONV_GENERAL_WEIGHT_GRAD: KernelSpec<WeightGradOptions> = {
     const { kernelHeight: KH, kernelWidth: KW, strideHeight: SH, strideWidth: SW } = shape;
     const { padTop: PT, padLeft: PL, dilationHeight: DH, dilationWidth: DW } = shape;
     const { outHeight: OH, outWidth: OW } = shape;
-    const CG = C / G, OG = O / G;
+    const CG = C / G, OG = O / G, T = KH * KW, P = WEIGHT_GRAD_PIXELS;
+    const Q = weightGradChannels(shape);
     const weights = weightCount(shape);
     const width = weights + (bias ? O : 0);
-    const lanes = Math.ceil(batch / perChunk) * width;
+    const perChunkLanes = weightGradLanesPerChunk(shape, bias);
+    const blocks = O / Q * CG;
+    const lanes = Math.ceil(batch / perChunk) * perChunkLanes;
+    const gLoads: string[] = [];
+    for (let q = 0; q < Q; q++) {
+      for (let p = 0; p < P; p++) {
+        const value = `gAt(gRow + ${u32(q * OH * OW)} + min(ox0 + ${u32(p)}, ${u32(OW - 1)}))`;
+        gLoads.push(
+          OW % P === 0
+            ? `let g${q}_${p} = ${value};`
+            : `let g${q}_${p} = select(0.0, ${value}, ox0 + ${u32(p)} < ${u32(OW)});`,
+        );
+      }
+    }
+    const rows: string[] = [];
+    for (let ky = 0; ky < KH; ky++) {
+      const offsets = new Set<number>();
+      for (let p = 0; p < P; p++) {
+        for (let kx = 0; kx < KW; kx++) offsets.add(p * SW + kx * DW);
+      }
+      const body: string[] = [];
+      for (const offset of [...offsets].sort((a, b) => a - b)) {
+        const ix = `ixs + ${offset}`;
+        body.push(
+          `let v${offset} = select(0.0, xAt(xRow + u32(clamp(${ix}, 0, ${W - 1}))), ` +
+            `${ix} >= 0 && ${ix} < ${W});`,
+        );
+      }
+      for (let q = 0; q < Q; q++) {
+        for (let kx = 0; kx < KW; kx++) {
+          const terms = Array.from({ length: P }, (_, p) => `g${q}_${p} * v${p * SW + kx * DW}`);
+          body.push(`a${q}_${ky * KW + kx} += ${terms.join(" + ")};`);
+        }
+      }
+      rows.push(
+        `{\n          let iy = i32(oy) * ${SH} + ${ky * DH - PT};\n          ` +
+          `if (iy >= 0 && iy < ${H}) {\n            ` +
+          `let xRow = xPlane + u32(iy) * ${u32(W)};\n            ${
+            body.join("\n            ")
+          }\n          }\n        }`,
+      );
+    }
+    const accumulators = Array.from(
+      { length: Q },
+      (_, q) => Array.from({ length: T }, (_, t) => `var a${q}_${t} = 0.0;`).join(" "),
+    );
+    const stores: string[] = [];
+    for (let q = 0; q < Q; q++) {
+      for (let t = 0; t < T; t++) {
+        stores.push(
+          `partial[base + ((o0 + ${u32(q)}) * ${u32(CG)} + local) * ${u32(T)} + ${u32(t)}] = ` +
+            `a${q}_${t};`,
+        );
+      }
+    }
     const biasLanes = bias
       ? /* wgsl */ `
-  if (i >= ${u32(weights)}) {
-    let o = i - ${u32(weights)};
+  if (i >= ${u32(blocks)}) {
+    let o = i - ${u32(blocks)};
     var total = 0.0;
     for (var n = n0; n < n1; n++) {
       let gPlane = (n * ${u32(O)} + o) * ${u32(OH * OW)};
       for (var j = 0u; j < ${u32(OH * OW)}; j++) { total += gAt(gPlane + j); }
     }
-    partial[lane] = total;
+    partial[base + ${u32(weights)} + o] = total;
     return;
   }`
       : "";
     return /* wgsl */ `
   // general conv weight gradient: x [${batch}, ${C}, ${H}, ${W}], grad [${batch}, ${O}, ${OH}, ${OW}],
-  // weight [${O}, ${CG}, ${KH}, ${KW}], groups ${G}, ${perChunk} images per chunk
+  // weight [${O}, ${CG}, ${KH}, ${KW}], groups ${G}, stride ${SH}x${SW}, padding top ${PT}
+  // left ${PL}, dilation ${DH}x${DW}; ${Q} output channels x 1 input channel x ${T} taps per lane,
+  // ${perChunk} images per chunk
   let lane = group * ${u32(plan.workgroupSize)} + lid;
   if (lane >= ${u32(lanes)}) { return; }
-  let i = lane % ${u32(width)};
-  let chunk = lane / ${u32(width)};
+  let i = lane % ${u32(perChunkLanes)};
+  let chunk = lane / ${u32(perChunkLanes)};
+  let base = chunk * ${u32(width)};
   let n0 = chunk * ${u32(perChunk)};
   let n1 = min(n0 + ${u32(perChunk)}, ${u32(batch)});${biasLanes}
-  let kx = i32(i % ${u32(KW)});
-  let ky = i32((i / ${u32(KW)}) % ${u32(KH)});
-  let local = (i / ${u32(KH * KW)}) % ${u32(CG)};
-  let o = i / ${u32(CG * KH * KW)};
-  let ci = (o / ${u32(OG)}) * ${u32(CG)} + local;
-  // The output pixels whose window reaches inside the input at this tap.
-  let oyStart = u32(max(0, (${PT} - ky * ${DH} + ${SH - 1}) / ${SH}));
-  let oyLast = ${H - 1 + PT} - ky * ${DH};
-  let oyEnd = u32(select(0, min(oyLast / ${SH} + 1, ${OH}), oyLast >= 0));
-  let oxStart = u32(max(0, (${PL} - kx * ${DW} + ${SW - 1}) / ${SW}));
-  let oxLast = ${W - 1 + PL} - kx * ${DW};
-  let oxEnd = u32(select(0, min(oxLast / ${SW} + 1, ${OW}), oxLast >= 0));
-  var total = 0.0;
+  let local = i % ${u32(CG)};
+  let o0 = (i / ${u32(CG)}) * ${u32(Q)};
+  let ci = (o0 / ${u32(OG)}) * ${u32(CG)} + local;
+  ${accumulators.join("\n  ")}
   for (var n = n0; n < n1; n++) {
-    let gPlane = (n * ${u32(O)} + o) * ${u32(OH * OW)};
+    let gPlane = (n * ${u32(O)} + o0) * ${u32(OH * OW)};
     let xPlane = (n * ${u32(C)} + ci) * ${u32(H * W)};
-    for (var oy = oyStart; oy < oyEnd; oy++) {
-      let xRow = xPlane + u32(i32(oy) * ${SH} + ky * ${DH} - ${PT}) * ${u32(W)};
+    for (var oy = 0u; oy < ${u32(OH)}; oy++) {
       let gRow = gPlane + oy * ${u32(OW)};
-      for (var ox = oxStart; ox < oxEnd; ox++) {
-        total += gAt(gRow + ox) * xAt(xRow + u32(i32(ox) * ${SW} + kx * ${DW} - ${PL}));
+      for (var ox0 = 0u; ox0 < ${u32(OW)}; ox0 += ${u32(P)}) {
+        let ixs = i32(ox0) * ${SW} - ${PL};
+        ${gLoads.join("\n        ")}
+        ${rows.join("\n        ")}
       }
     }
   }
-  partial[lane] = total;`;
+  ${stores.join("\n  ")}`;
   },
 };
 
@@ -399,13 +469,12 @@ export function generalWeightGrad(
 ): [Tensor, Tensor | null] {
   const weights = weightCount(shape);
   const biases = withBias ? shape.outChannels : 0;
-  const width = weights + biases;
-  const chunks = Math.min(shape.batch, Math.max(1, Math.floor(WEIGHT_GRAD_LANES / width)));
-  const perChunk = Math.ceil(shape.batch / chunks);
-  const options = { shape, bias: withBias, perChunk };
-  const used = Math.ceil(shape.batch / perChunk);
-  const partial = Tensor.empty([used, width]);
-  runKernel(CONV_GENERAL_WEIGHT_GRAD, options, { g: grad, x, partial });
+  const perChunkLanes = weightGradLanesPerChunk(shape, withBias);
+  const wanted = Math.min(shape.batch, Math.max(1, Math.ceil(WEIGHT_GRAD_LANES / perChunkLanes)));
+  const perChunk = Math.ceil(shape.batch / wanted);
+  const chunks = Math.ceil(shape.batch / perChunk);
+  const partial = Tensor.empty([chunks, weights + biases]);
+  runKernel(CONV_GENERAL_WEIGHT_GRAD, { shape, bias: withBias, perChunk }, { g: grad, x, partial });
   const weightGrad = Tensor.empty([
     shape.outChannels,
     shape.inChannels / shape.groups,
@@ -415,7 +484,7 @@ export function generalWeightGrad(
   const biasGrad = withBias ? Tensor.empty([shape.outChannels]) : null;
   runKernel(
     CONV2D_SUM_CHUNKS,
-    { chunks: used, weights, biases },
+    { chunks, weights, biases },
     { partial, weightGrad, ...(biasGrad ? { biasGrad } : {}) },
   );
   partial.dispose();
