@@ -68,6 +68,12 @@ export function generalConvKey(shape: GeneralConvShape): string {
 interface GeneralOptions {
   shape: GeneralConvShape;
   bias: boolean;
+  /**
+   * Read the weight flipped and transposed (the forward kernel computing a stride-1 input
+   * gradient): `shape`'s weight (o, c, ky, kx) is the stored [O', O / G, KH, KW] weight's
+   * (group·C/G + c, o mod O/G, KH − 1 − ky, KW − 1 − kx).
+   */
+  flipped?: boolean;
 }
 
 function elementPlan(lanes: number, workgroupSize: number): KernelPlan {
@@ -98,7 +104,8 @@ function forwardLanes(shape: GeneralConvShape): number {
  */
 const CONV_GENERAL_FORWARD: KernelSpec<GeneralOptions> = {
   name: "conv_general",
-  key: ({ shape, bias }) => generalConvKey(shape) + (bias ? "_bias" : ""),
+  key: ({ shape, bias, flipped }) =>
+    generalConvKey(shape) + (bias ? "_bias" : "") + (flipped ? "_flipped" : ""),
   bindings: ({ shape, bias }) => [
     { name: "x", role: "input" },
     { name: "w", role: "input" },
@@ -106,13 +113,18 @@ const CONV_GENERAL_FORWARD: KernelSpec<GeneralOptions> = {
     { name: "out", role: "write", type: shape.outWidth % 4 === 0 ? "vec4<f32>" : "f32" },
   ],
   plan: ({ shape }, policy) => elementPlan(forwardLanes(shape), policy.elementwiseWorkgroup),
-  body: ({ shape, bias }, { plan }) => {
+  body: ({ shape, bias, flipped }, { plan }) => {
     const { batch, inChannels: C, outChannels: O, groups: G, height: H, width: W } = shape;
     const { kernelHeight: KH, kernelWidth: KW, strideHeight: SH, strideWidth: SW } = shape;
     const { padTop: PT, padLeft: PL, dilationHeight: DH, dilationWidth: DW } = shape;
     const { outHeight: OH, outWidth: OW } = shape;
-    const CG = C / G, OG = O / G;
+    const CG = C / G, OG = O / G, T = KH * KW;
     const { pixels: P, channels: Q } = forwardBlock(shape);
+    const weightOffset = (q: number, ky: number, kx: number) =>
+      flipped ? q * T + (KH - 1 - ky) * KW + (KW - 1 - kx) : q * CG * T + ky * KW + kx;
+    const weightBase = flipped
+      ? `(((o0 / ${u32(OG)}) * ${u32(CG)} + c) * ${u32(OG)} + o0 % ${u32(OG)}) * ${u32(T)}`
+      : `(o0 * ${u32(CG)} + c) * ${u32(T)}`;
     const blocksX = Math.ceil(OW / P);
     const acc = (q: number, p: number) => `a${q}_${p}`;
     const taps: string[] = [];
@@ -131,7 +143,7 @@ const CONV_GENERAL_FORWARD: KernelSpec<GeneralOptions> = {
       }
       for (let q = 0; q < Q; q++) {
         for (let kx = 0; kx < KW; kx++) {
-          row.push(`let w${q}_${kx} = wAt(wBase + ${u32(q * CG * KH * KW + ky * KW + kx)});`);
+          row.push(`let w${q}_${kx} = wAt(wBase + ${u32(weightOffset(q, ky, kx))});`);
           for (let p = 0; p < P; p++) {
             row.push(`${acc(q, p)} += w${q}_${kx} * v${p * SW + kx * DW};`);
           }
@@ -171,7 +183,7 @@ const CONV_GENERAL_FORWARD: KernelSpec<GeneralOptions> = {
     return /* wgsl */ `
   // general conv [${batch}, ${C}, ${H}, ${W}] * [${O}, ${CG}, ${KH}, ${KW}], groups ${G},
   // stride ${SH}x${SW}, padding top ${PT} left ${PL}, dilation ${DH}x${DW} -> ${OH}x${OW};
-  // ${P} pixels x ${Q} channels per lane
+  // ${P} pixels x ${Q} channels per lane${flipped ? ", weight read flipped and transposed" : ""}
   let lane = group * ${u32(plan.workgroupSize)} + lid;
   if (lane >= ${u32(forwardLanes(shape))}) { return; }
   let ox0 = (lane % ${u32(blocksX)}) * ${u32(P)};
@@ -184,7 +196,7 @@ const CONV_GENERAL_FORWARD: KernelSpec<GeneralOptions> = {
   ${accumulators.join("\n  ")}
   for (var c = 0u; c < ${u32(CG)}; c++) {
     let plane = (n * ${u32(C)} + firstChannel + c) * ${u32(H * W)};
-    let wBase = (o0 * ${u32(CG)} + c) * ${u32(KH * KW)};
+    let wBase = ${weightBase};
     ${taps.join("\n    ")}
   }
   ${stores.join("\n  ")}`;
@@ -445,6 +457,29 @@ export function generalInputGrad(
   bias: Tensor | undefined,
   shape: GeneralConvShape,
 ): Tensor {
+  const { kernelHeight: KH, kernelWidth: KW, dilationHeight: DH, dilationWidth: DW } = shape;
+  const padTop = DH * (KH - 1) - shape.padTop, padLeft = DW * (KW - 1) - shape.padLeft;
+  if (shape.strideHeight === 1 && shape.strideWidth === 1 && padTop >= 0 && padLeft >= 0) {
+    // Stride 1: the convolution of the gradient with the weight flipped and transposed.
+    const full: GeneralConvShape = {
+      ...shape,
+      inChannels: shape.outChannels,
+      outChannels: shape.inChannels,
+      height: shape.outHeight,
+      width: shape.outWidth,
+      padTop,
+      padLeft,
+      outHeight: shape.height,
+      outWidth: shape.width,
+    };
+    const out = Tensor.empty([shape.batch, shape.inChannels, shape.height, shape.width]);
+    runKernel(
+      CONV_GENERAL_FORWARD,
+      { shape: full, bias: !!bias, flipped: true },
+      { x: grad, w: weight, out, ...(bias ? { b: bias } : {}) },
+    );
+    return out;
+  }
   const dx = Tensor.empty([shape.batch, shape.inChannels, shape.height, shape.width]);
   runKernel(
     CONV_GENERAL_INPUT_GRAD,

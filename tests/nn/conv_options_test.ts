@@ -196,6 +196,15 @@ const cases: Case[] = [
     kernel: [1, 1],
     options: { padding: 1 },
   },
+  // padding past the kernel's span (stride 1, groups): the input gradient's element-wise kernel
+  {
+    batch: 1,
+    inChannels: 2,
+    outChannels: 4,
+    size: [3, 4],
+    kernel: [2, 2],
+    options: { groups: 2, padding: [2, 1] },
+  },
   // an input of one row and one column (size-1 dims), "same"
   {
     batch: 3,
