@@ -64,6 +64,44 @@ export function generalConvKey(shape: GeneralConvShape): string {
     `o${s.outHeight}x${s.outWidth}`;
 }
 
+/**
+ * WGSL defining `v<offset>` for each offset: input column `ixs + offset` of the row starting at
+ * `rowBase`, zero outside the row. At stride 1 on rows of a multiple of 4 columns, with `ixs`
+ * of the same residue mod 4 in every lane (−padLeft), whole texels are read, each once.
+ */
+function rowValues(
+  offsets: ReadonlySet<number>,
+  rowBase: string,
+  width: number,
+  strideWidth: number,
+  padLeft: number,
+): string[] {
+  const sorted = [...offsets].sort((a, b) => a - b);
+  if (strideWidth !== 1 || width % 4 !== 0) {
+    return sorted.map((offset) => {
+      const ix = `ixs + ${offset}`;
+      return `let v${offset} = select(0.0, xAt(${rowBase} + u32(clamp(${ix}, 0, ${
+        width - 1
+      }))), ${ix} >= 0 && ${ix} < ${width});`;
+    });
+  }
+  const residue = ((-padLeft % 4) + 4) % 4;
+  const texels = new Set(sorted.map((offset) => Math.floor((residue + offset) / 4)));
+  const lines = [`let tb = (ixs - ${residue}) / 4;`];
+  for (const k of texels) {
+    lines.push(
+      `let x4_${k} = select(vec4<f32>(0.0), xVec4(${rowBase} / 4u + u32(clamp(tb + ${k}, 0, ${
+        width / 4 - 1
+      }))), tb + ${k} >= 0 && tb + ${k} < ${width / 4});`,
+    );
+  }
+  for (const offset of sorted) {
+    const at = residue + offset;
+    lines.push(`let v${offset} = x4_${Math.floor(at / 4)}.${"xyzw"[at % 4]};`);
+  }
+  return lines;
+}
+
 /** What a general forward kernel is specialised on. */
 interface GeneralOptions {
   shape: GeneralConvShape;
@@ -85,9 +123,14 @@ function elementPlan(lanes: number, workgroupSize: number): KernelPlan {
  * channels of one group (`channels` divides the group's output channels: no channel guard).
  */
 function forwardBlock(shape: GeneralConvShape): { pixels: number; channels: number } {
-  const pixels = shape.outWidth % 8 === 0 ? 8 : 4;
   const perGroup = shape.outChannels / shape.groups;
   const channels = [4, 2, 1].find((q) => perGroup % q === 0)!;
+  // One channel (depthwise): longer rows, so that each input column feeds more outputs.
+  const pixels = channels === 1 && shape.outWidth % 16 === 0
+    ? 16
+    : shape.outWidth % 8 === 0
+    ? 8
+    : 4;
   return { pixels, channels };
 }
 
@@ -134,13 +177,7 @@ const CONV_GENERAL_FORWARD: KernelSpec<GeneralOptions> = {
       for (let p = 0; p < P; p++) {
         for (let kx = 0; kx < KW; kx++) offsets.add(p * SW + kx * DW);
       }
-      for (const offset of [...offsets].sort((a, b) => a - b)) {
-        const ix = `ixs + ${offset}`;
-        row.push(
-          `let v${offset} = select(0.0, xAt(rowBase + u32(clamp(${ix}, 0, ${W - 1}))), ` +
-            `${ix} >= 0 && ${ix} < ${W});`,
-        );
-      }
+      row.push(...rowValues(offsets, "rowBase", W, SW, PL));
       for (let q = 0; q < Q; q++) {
         for (let kx = 0; kx < KW; kx++) {
           row.push(`let w${q}_${kx} = wAt(wBase + ${u32(weightOffset(q, ky, kx))});`);
@@ -352,13 +389,7 @@ const CONV_GENERAL_WEIGHT_GRAD: KernelSpec<WeightGradOptions> = {
         for (let kx = 0; kx < KW; kx++) offsets.add(p * SW + kx * DW);
       }
       const body: string[] = [];
-      for (const offset of [...offsets].sort((a, b) => a - b)) {
-        const ix = `ixs + ${offset}`;
-        body.push(
-          `let v${offset} = select(0.0, xAt(xRow + u32(clamp(${ix}, 0, ${W - 1}))), ` +
-            `${ix} >= 0 && ${ix} < ${W});`,
-        );
-      }
+      body.push(...rowValues(offsets, "xRow", W, SW, PL));
       for (let q = 0; q < Q; q++) {
         for (let kx = 0; kx < KW; kx++) {
           const terms = Array.from({ length: P }, (_, p) => `g${q}_${p} * v${p * SW + kx * DW}`);

@@ -205,6 +205,39 @@ const cases: Case[] = [
     kernel: [2, 2],
     options: { groups: 2, padding: [2, 1] },
   },
+  // rows of a multiple of 4 columns (whole texels read) with every residue of the left padding
+  {
+    batch: 2,
+    inChannels: 2,
+    outChannels: 2,
+    size: [4, 16],
+    kernel: [3, 5],
+    options: { groups: 2, padding: "same", dilation: [1, 2] },
+  },
+  {
+    batch: 1,
+    inChannels: 2,
+    outChannels: 4,
+    size: [5, 8],
+    kernel: [2, 3],
+    options: { padding: [1, 3], dilation: [1, 2] },
+  },
+  {
+    batch: 1,
+    inChannels: 4,
+    outChannels: 2,
+    size: [3, 12],
+    kernel: [3, 3],
+    options: { padding: [0, 2], groups: 2 },
+  },
+  {
+    batch: 1,
+    inChannels: 3,
+    outChannels: 3,
+    size: [4, 8],
+    kernel: [3, 2],
+    options: { padding: [1, 1], groups: 3, dilation: 2 },
+  },
   // an input of one row and one column (size-1 dims), "same"
   {
     batch: 3,
