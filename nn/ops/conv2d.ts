@@ -372,7 +372,8 @@ export function checkConvTensors(
 
 /**
  * Records the convolution x * weight (+ bias) of `shape`: `out` is its output, already computed
- * (or a view of it with `outShape`); gradients come back in the shapes of x and weight.
+ * (conv1d passes a 3-D view); gradients come back in the shapes of x and weight (views where
+ * those are 3-D).
  */
 export function recordConv(
   op: string,
