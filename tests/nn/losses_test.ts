@@ -8,8 +8,12 @@ import {
   type Reduction,
   smoothL1Loss,
 } from "../../nn/ops/losses.ts";
+import { crossEntropy, nllLoss } from "../../nn/ops/softmax.ts";
 import {
   broadcastReference,
+  classesLastReference,
+  classLossReference,
+  crossEntropyProbReference,
   type PointwiseReference,
   pointwiseReference,
   reduceReference,
@@ -245,4 +249,247 @@ Deno.test("an empty input: mean is NaN, sum is 0, none is empty", async () => {
   assertClose(await mseLoss(x, x).toArray(), [NaN], { equalNan: true });
   assertClose(await l1Loss(x, x, { reduction: "sum" }).toArray(), [0]);
   assertClose([...mseLoss(x, x, { reduction: "none" }).shape], [0, 3]);
+});
+
+// ---- nllLoss and crossEntropy: options beyond the defaults (the general kernels) ----
+
+const CLASS_REDUCTIONS: readonly Reduction[] = ["mean", "sum", "none"];
+
+/** Labels for `rows` rows of `classes`: seeded, with ignored (-100 or `ignore`) rows mixed in. */
+function labelsOf(rows: number, classes: number, seed: number, ignore = -100): Float64Array {
+  const values = randomArray(rows, seed, 0, classes).map(Math.floor);
+  for (let n = 1; n < rows; n += 3) values[n] = ignore;
+  return values;
+}
+
+interface ClassCase {
+  name: string;
+  weight?: boolean;
+  ignoreIndex?: number;
+  labelSmoothing?: number;
+}
+
+const CLASS_CASES: readonly ClassCase[] = [
+  { name: "plain" },
+  { name: "weighted", weight: true },
+  { name: "ignoreIndex 2", ignoreIndex: 2 },
+  { name: "smoothing 0.2", labelSmoothing: 0.2 },
+  {
+    name: "weighted, smoothing 0.1, ignoreIndex 0",
+    weight: true,
+    labelSmoothing: 0.1,
+    ignoreIndex: 0,
+  },
+];
+
+for (const [rows, classes] of [[5, 7], [1, 3], [4, 1]]) {
+  Deno.test(`nllLoss and crossEntropy with weight, ignoreIndex, smoothing, every reduction ([${rows}, ${classes}])`, async () => {
+    for (const testCase of CLASS_CASES) {
+      for (const reduction of CLASS_REDUCTIONS) {
+        const ignoreIndex = testCase.ignoreIndex ?? -100;
+        const labels = labelsOf(rows, classes, rows * classes, ignoreIndex);
+        const weightData = randomArray(classes, 9, 0.2, 2);
+        const inputs = [
+          { shape: [rows, classes], data: randomArray(rows * classes, rows + classes, -3, 3) },
+          { shape: [rows], dtype: "i32" as const, data: labels },
+          { shape: [classes], data: weightData, grad: false },
+        ];
+        const options = (w: Tensor) => ({
+          weight: testCase.weight ? w : undefined,
+          ignoreIndex: testCase.ignoreIndex,
+          reduction,
+        });
+        const refOptions = {
+          weight: testCase.weight ? weightData : undefined,
+          ignoreIndex,
+          reduction,
+        };
+        // A batch whose every row is ignored has a NaN mean (as PyTorch), and finite
+        // differences of NaN compare with nothing: that corner has its own test below.
+        if (reduction === "mean" && labels.every((t) => t === ignoreIndex)) continue;
+        if (testCase.labelSmoothing === undefined) {
+          await testOp({
+            name: `nllLoss ${testCase.name} ${reduction} [${rows}, ${classes}]`,
+            inputs,
+            gpu: ([x, t, w]) => nllLoss(x, t, options(w)),
+            reference: ([x, t]) => classLossReference(x, t, classes, false, refOptions),
+            outputShape: reduction === "none" ? [rows] : [],
+            forwardTolerance: { atol: 1e-5, rtol: 1e-5 },
+          });
+        }
+        await testOp({
+          name: `crossEntropy ${testCase.name} ${reduction} [${rows}, ${classes}]`,
+          inputs,
+          gpu: ([x, t, w]) =>
+            crossEntropy(x, t, { ...options(w), labelSmoothing: testCase.labelSmoothing }),
+          reference: ([x, t]) =>
+            classLossReference(x, t, classes, true, {
+              ...refOptions,
+              labelSmoothing: testCase.labelSmoothing,
+            }),
+          outputShape: reduction === "none" ? [rows] : [],
+          forwardTolerance: { atol: 1e-5, rtol: 1e-5 },
+        });
+      }
+    }
+  });
+}
+
+Deno.test("crossEntropy with probability targets: weight, smoothing, every reduction", async () => {
+  const [rows, classes] = [3, 5];
+  for (const reduction of CLASS_REDUCTIONS) {
+    for (const [weighted, labelSmoothing] of [[false, 0], [true, 0], [true, 0.3]] as const) {
+      const weightData = randomArray(classes, 4, 0.2, 2);
+      const probs = randomArray(rows * classes, 3, 0, 1);
+      await testOp({
+        name: `crossEntropy probabilities w=${weighted} s=${labelSmoothing} ${reduction}`,
+        inputs: [
+          { shape: [rows, classes], data: randomArray(rows * classes, 2, -3, 3) },
+          { shape: [rows, classes], data: probs, grad: false },
+          { shape: [classes], data: weightData, grad: false },
+        ],
+        gpu: ([x, q, w]) =>
+          crossEntropy(x, q, { weight: weighted ? w : undefined, labelSmoothing, reduction }),
+        reference: ([x, q]) =>
+          crossEntropyProbReference(x, q, classes, {
+            weight: weighted ? weightData : undefined,
+            labelSmoothing,
+            reduction,
+          }),
+        outputShape: reduction === "none" ? [rows] : [],
+        forwardTolerance: { atol: 1e-5, rtol: 1e-5 },
+      });
+    }
+  }
+});
+
+Deno.test("nllLoss and crossEntropy: the K-dimensional case [N, C, d1, d2] and a 1-d input [C]", async () => {
+  const shape = [2, 3, 2, 3];
+  const [n, c] = shape;
+  const inner = 6;
+  for (const reduction of CLASS_REDUCTIONS) {
+    const labels = labelsOf(n * inner, c, 5);
+    const kInputs = [
+      { shape, data: randomArray(n * c * inner, 6, -3, 3) },
+      { shape: [n, 2, 3], dtype: "i32" as const, data: labels },
+    ];
+    await testOp({
+      name: `crossEntropy [2, 3, 2, 3] ${reduction}`,
+      inputs: kInputs,
+      gpu: ([x, t]) => crossEntropy(x, t, { reduction, labelSmoothing: 0.1 }),
+      reference: ([x, t]) =>
+        classLossReference(classesLastReference(x, shape), t, c, true, {
+          reduction,
+          labelSmoothing: 0.1,
+        }),
+      outputShape: reduction === "none" ? [n, 2, 3] : [],
+    });
+    await testOp({
+      name: `nllLoss [2, 3, 2, 3] ${reduction}`,
+      inputs: kInputs,
+      gpu: ([x, t]) => nllLoss(x, t, { reduction }),
+      reference: ([x, t]) =>
+        classLossReference(classesLastReference(x, shape), t, c, false, { reduction }),
+      outputShape: reduction === "none" ? [n, 2, 3] : [],
+    });
+    await testOp({
+      name: `crossEntropy probabilities [2, 3, 2, 3] ${reduction}`,
+      inputs: [kInputs[0], { shape, data: randomArray(n * c * inner, 7, 0, 1), grad: false }],
+      gpu: ([x, q]) => crossEntropy(x, q, { reduction }),
+      reference: ([x, q]) =>
+        crossEntropyProbReference(
+          classesLastReference(x, shape),
+          classesLastReference(q, shape),
+          c,
+          { reduction },
+        ),
+      outputShape: reduction === "none" ? [n, 2, 3] : [],
+    });
+    await testOp({
+      name: `crossEntropy [5] with a 0-d target ${reduction}`,
+      inputs: [{ shape: [5], data: randomArray(5, 8, -3, 3) }, {
+        shape: [],
+        dtype: "i32",
+        data: [3],
+      }],
+      gpu: ([x, t]) => crossEntropy(x, t, { reduction }),
+      reference: ([x, t]) => classLossReference(x, t, 5, true, { reduction }),
+      outputShape: [],
+    });
+  }
+});
+
+Deno.test("class losses: out-of-range targets give 0 (PyTorch raises); all ignored gives NaN", async () => {
+  // Out of range (not ignoreIndex): loss 0 and no gradient; counts 1 in an unweighted mean,
+  // 0 in a weighted one. We cannot raise as PyTorch does without a readback.
+  const labels = [5, 1, -3];
+  await testOp({
+    name: "crossEntropy out-of-range targets, sum",
+    inputs: [{ shape: [3, 4], data: randomArray(12, 1, -2, 2) }, {
+      shape: [3],
+      dtype: "i32",
+      data: labels,
+    }],
+    gpu: ([x, t]) => crossEntropy(x, t, { reduction: "none" }),
+    reference: ([x, t]) => classLossReference(x, t, 4, true, { reduction: "none" }),
+  });
+  await testOp({
+    name: "nllLoss out-of-range targets, weighted mean",
+    inputs: [
+      { shape: [3, 4], data: randomArray(12, 1, -2, 2) },
+      { shape: [3], dtype: "i32", data: labels },
+      { shape: [4], data: [1, 2, 3, 4], grad: false },
+    ],
+    gpu: ([x, t, w]) => nllLoss(x, t, { weight: w }),
+    reference: ([x, t]) => classLossReference(x, t, 4, false, { weight: [1, 2, 3, 4] }),
+  });
+  const x = tensor(new Float32Array(6), [2, 3]);
+  const ignored = tensor(new Int32Array([-100, -100]), [2], { dtype: "i32" });
+  assertClose(await crossEntropy(x, ignored).toArray(), [NaN], { equalNan: true });
+  assertClose(await nllLoss(x, ignored, { reduction: "sum" }).toArray(), [0]);
+  assertClose(await crossEntropy(x, ignored, { labelSmoothing: 0.1 }).toArray(), [NaN], {
+    equalNan: true,
+  });
+});
+
+Deno.test("class losses refuse bad targets, weights and options, naming the op", () => {
+  const x = tensor(new Float32Array(12), [4, 3]);
+  assertThrows(
+    () => crossEntropy(x, tensor(new Float32Array(4), [4])),
+    /crossEntropy: target must be an i32 tensor of class indices \(or f32 probabilities of the input's shape\), got f32 of shape \[4\]/,
+  );
+  assertThrows(
+    () => nllLoss(x, tensor(new Float32Array(12), [4, 3])),
+    /nllLoss: target shape \[4, 3\] does not match logProbs \[4, 3\] \(needs \[4\]\)/,
+  );
+  assertThrows(
+    () =>
+      crossEntropy(
+        tensor(new Float32Array(24), [2, 3, 4]),
+        tensor(new Int32Array(2), [2], { dtype: "i32" }),
+      ),
+    /crossEntropy: target shape \[2\] does not match logits \[2, 3, 4\] \(needs \[2, 4\], or f32 probabilities of shape \[2, 3, 4\]\)/,
+  );
+  assertThrows(
+    () =>
+      crossEntropy(x, tensor(new Int32Array(4), [4], { dtype: "i32" }), {
+        weight: tensor([1, 2], [2]),
+      }),
+    /crossEntropy: weight must be an f32 tensor of shape \[3\] \(one per class\), got f32 \[2\]/,
+  );
+  assertThrows(
+    () => crossEntropy(x, x, { ignoreIndex: 1 }),
+    /crossEntropy: ignoreIndex is not supported with probability targets/,
+  );
+  assertThrows(
+    () => crossEntropy(x, x, { labelSmoothing: 1.5 }),
+    /crossEntropy: labelSmoothing must be in \[0, 1\], got 1.5/,
+  );
+  assertThrows(
+    () =>
+      nllLoss(x, tensor(new Int32Array(4), [4], { dtype: "i32" }), {
+        reduction: "batchmean" as Reduction,
+      }),
+    /nllLoss: reduction must be "mean", "sum" or "none"; got "batchmean"/,
+  );
 });
