@@ -237,12 +237,19 @@ ${rowGradWgsl(o)}
 
 /** The checked options of one class-loss call. */
 export interface ClassLossCall {
+  /** The op, named in messages. */
   op: "nllLoss" | "crossEntropy";
+  /** Log-probabilities (nllLoss) or logits (crossEntropy): [C], [N, C] or [N, C, d1, ...]. */
   input: Tensor;
+  /** i32 class indices, or (crossEntropy) f32 probabilities of the input's shape. */
   target: Tensor;
+  /** Class weights [C]. */
   weight?: Tensor;
+  /** The class index of rows that count for nothing. */
   ignoreIndex: number;
+  /** Label smoothing in [0, 1]. */
   smoothing: number;
+  /** How the row losses reduce. */
   reduction: Reduction;
 }
 

@@ -530,7 +530,7 @@ const CROSS_ENTROPY_BACKWARD = rowKernel(
  * const target = tensor([0, 1], [2], { dtype: "i32" });
  * console.log(await crossEntropy(logits, target).item()); // 0.3954
  * const weight = tensor([1, 2, 1], [3]);
- * console.log(await crossEntropy(logits, target, { weight, labelSmoothing: 0.1 }).item());
+ * console.log(await crossEntropy(logits, target, { weight, labelSmoothing: 0.1 }).item()); // 0.5268
  * ```
  */
 export function crossEntropy(
