@@ -25,7 +25,7 @@
  * @module
  */
 
-import { recordOp } from "../autograd.ts";
+import { holdForGraph, recordOp } from "../autograd.ts";
 import { f32, u32 } from "../gpu/kernel.ts";
 import { type BindingSpec, type KernelSpec, runKernel } from "../gpu/program.ts";
 import { formatShape, full, Tensor, zeros } from "../tensor.ts";
@@ -339,18 +339,27 @@ export function classLoss(call: ClassLossCall, probabilities: boolean): Tensor {
   const order = rank > 2 ? [0, ...Array.from({ length: rank - 2 }, (_, k) => k + 2), 1] : null;
   const rowShape = rank === 1 ? [] : [input.shape[0], ...input.shape.slice(2)];
   const rows = rowShape.reduce((a, b) => a * b, 1);
-  // [N, C] and its [N] target are used as they are (no view to free).
-  const x = rank === 2 ? input : (order ? permute(input, order) : input).reshape([rows, classes]);
-  const targetRows = rank === 2
-    ? target
-    : probabilities
-    ? (order ? permute(target, order) : target).reshape([rows, classes])
-    : target.view([rows]);
+  // [N, C] and its [N] target are used as they are; other shapes are permuted (a copy) and
+  // viewed as rows, and the loss's node holds those tensors (see `adopt`).
+  const made: Tensor[] = [];
+  const rowsOf = (t: Tensor): Tensor => {
+    if (rank === 2) return t;
+    const permuted = order ? permute(t, order) : t;
+    if (permuted !== t) made.push(permuted);
+    const viewed = permuted.reshape([rows, classes]);
+    made.push(viewed);
+    return viewed;
+  };
+  const x = rowsOf(input);
+  let targetRows = target;
+  if (probabilities) targetRows = rowsOf(target);
+  else if (rank !== 2) made.push(targetRows = target.view([rows]));
   if (rows === 0) {
     const out = reduction === "none"
       ? Tensor.empty(rowShape)
       : full([], reduction === "sum" ? 0 : NaN);
-    return recordOp(op, out, [x], () => [zeros(x.shape)]);
+    const inputShape = input.shape;
+    return adopt(recordOp(op, out, [input], () => [zeros(inputShape)]), made);
   }
   const options: ClassOptions = {
     kind: op === "nllLoss" ? "nll" : probabilities ? "ce_prob" : "ce",
@@ -387,5 +396,19 @@ export function classLoss(call: ClassLossCall, probabilities: boolean): Tensor {
     runKernel(CLASS_BACKWARD, options, { ...resources, grad, dx });
     return [dx, null];
   }, saved);
-  return reduction === "none" && rank !== 2 ? result.reshape(rowShape) : result;
+  adopt(result, made);
+  if (reduction !== "none" || rank === 2) return result;
+  return adopt(result.reshape(rowShape), [result]);
+}
+
+/**
+ * Gives `made` (tensors an op created and does not return) to `out`'s node, which frees them
+ * when released; without a node (no gradient recorded), frees them now. Returns `out`.
+ */
+function adopt(out: Tensor, made: readonly Tensor[]): Tensor {
+  for (const tensor of made) {
+    if (out.node) holdForGraph(out.node, tensor);
+    else tensor.dispose();
+  }
+  return out;
 }

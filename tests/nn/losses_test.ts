@@ -19,7 +19,11 @@ import {
   reduceReference,
 } from "./reference/losses.ts";
 import { type Tensor, tensor } from "../../nn/tensor.ts";
+import { deepEqual } from "node:assert/strict";
 import { assertThrows } from "../assert.ts";
+import { memoryStats } from "../../nn/gpu/buffer_pool.ts";
+import { sync } from "../../nn/gpu/stream.ts";
+import { sum } from "../../nn/ops/reduce.ts";
 import { assertClose, gpuReady, randomArray } from "../testing.ts";
 import { testOp } from "./op_helper.ts";
 
@@ -492,4 +496,57 @@ Deno.test("class losses refuse bad targets, weights and options, naming the op",
       }),
     /nllLoss: reduction must be "mean", "sum" or "none"; got "batchmean"/,
   );
+});
+
+Deno.test("the losses leave no GPU buffer behind, with and without a gradient, without tidy", async () => {
+  const footprint = async () => {
+    await sync();
+    const { liveBuffers, liveBytes } = memoryStats();
+    return [liveBuffers, liveBytes];
+  };
+  const x4 = tensor(randomArray(24, 1, -2, 2), [2, 3, 4]);
+  const p4 = tensor(randomArray(24, 2, 0.1, 0.9), [2, 3, 4]);
+  const labels = tensor(new Int32Array([0, 2, -100, 1, 1, 0, 2, 2]), [2, 4], { dtype: "i32" });
+  const x2 = tensor(randomArray(12, 3, -2, 2), [4, 3]);
+  const rowLabels = tensor(new Int32Array([0, 2, -100, 1]), [4], { dtype: "i32" });
+  const w3 = tensor([1, 2, 0.5], [3]);
+  const w4 = tensor([1, 2, 0.5, 3], [4]);
+  const calls: ((x: Tensor) => Tensor)[] = [
+    (x) => mseLoss(x, p4),
+    (x) => l1Loss(x, p4, { reduction: "none" }),
+    (x) => binaryCrossEntropy(p4, x.reshape([2, 3, 4]), { weight: w4 }),
+    (x) => binaryCrossEntropyWithLogits(x, p4, { posWeight: w4, reduction: "sum" }),
+    (x) => klDiv(x, p4, { reduction: "batchmean" }),
+    (x) => crossEntropy(x, labels),
+    (x) => crossEntropy(x, labels, { reduction: "none", weight: w3 }),
+    (x) => crossEntropy(x, p4, { labelSmoothing: 0.1 }),
+    (x) => nllLoss(x, labels, { reduction: "sum" }),
+  ];
+  const rowCalls: ((x: Tensor) => Tensor)[] = [
+    (x) => crossEntropy(x, rowLabels),
+    (x) => nllLoss(x, rowLabels),
+    (x) => crossEntropy(x, rowLabels, { weight: w3, reduction: "none" }),
+  ];
+  for (const [inputs, fns] of [[x4, calls], [x2, rowCalls]] as const) {
+    for (const [k, fn] of fns.entries()) {
+      for (const grad of [false, true]) {
+        // Warm-up: pipelines, texture mirrors and params slots are made once.
+        const warm = fn(inputs);
+        warm.dispose();
+        const before = await footprint();
+        inputs.requiresGrad = grad;
+        const loss = fn(inputs);
+        if (grad) {
+          const total = sum(loss);
+          total.backward();
+          total.dispose();
+          inputs.grad?.dispose();
+          inputs.grad = null;
+        }
+        loss.dispose();
+        inputs.requiresGrad = false;
+        deepEqual(await footprint(), before, `call ${k} of [${inputs.shape}], grad ${grad}`);
+      }
+    }
+  }
 });
