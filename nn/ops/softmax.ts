@@ -455,7 +455,8 @@ export function nllLoss(logProbs: Tensor, target: Tensor, options: NllLossOption
 
 /** Whether a class loss takes the fast fused kernels: the default options on [N, C] indices. */
 function fastPath(call: ClassLossCall): boolean {
-  return call.input.rank === 2 && call.target.dtype === "i32" && call.weight === undefined &&
+  return call.input.rank === 2 && call.input.shape[0] > 0 && call.target.dtype === "i32" &&
+    call.weight === undefined &&
     call.ignoreIndex === DEFAULT_IGNORE && call.smoothing === 0 && call.reduction === "mean";
 }
 

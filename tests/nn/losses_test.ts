@@ -253,6 +253,11 @@ Deno.test("an empty input: mean is NaN, sum is 0, none is empty", async () => {
   assertClose(await mseLoss(x, x).toArray(), [NaN], { equalNan: true });
   assertClose(await l1Loss(x, x, { reduction: "sum" }).toArray(), [0]);
   assertClose([...mseLoss(x, x, { reduction: "none" }).shape], [0, 3]);
+  // Class losses of no rows, as PyTorch: NaN mean, 0 sum, [0] per row.
+  const labels = tensor(new Int32Array(0), [0], { dtype: "i32" });
+  assertClose(await crossEntropy(x, labels).toArray(), [NaN], { equalNan: true });
+  assertClose(await nllLoss(x, labels, { reduction: "sum" }).toArray(), [0]);
+  assertClose([...crossEntropy(x, labels, { reduction: "none" }).shape], [0]);
 });
 
 // ---- nllLoss and crossEntropy: options beyond the defaults (the general kernels) ----
