@@ -16,7 +16,7 @@
  * Per row with class index t (PyTorch 1.13, `cross_entropy_loss_label_smoothing`): loss =
  * (1 - s) w_t (-logp_t) + s / C sum_c w_c (-logp_c), and the mean divides by the sum of w_t over
  * the rows not ignored. With probabilities q: loss = -sum_c w_c ((1 - s) q_c + s / C) logp_c,
- * and the mean divides by the rows.
+ * and the mean divides by the rows; the probabilities get a gradient too, as in PyTorch.
  *
  * Targets are not checked on the GPU (that would need a readback; PyTorch raises): a class
  * index outside [0, C) other than ignoreIndex contributes 0 to the loss and gets no gradient,
@@ -66,11 +66,14 @@ interface ClassOptions {
   ignoreIndex: number;
   smoothing: number;
   reduction: Reduction;
+  /** Backward of probability targets: also the target's gradient (`dq`). */
+  targetGrad?: boolean;
 }
 
 function classKey(o: ClassOptions): string {
   return [
     o.kind,
+    o.targetGrad ? "dq" : "",
     `${o.rows}x${o.classes}`,
     o.weighted ? "w" : "",
     o.ignoreIndex,
@@ -191,7 +194,9 @@ function rowGradWgsl(o: ClassOptions): string {
     for (var j = 0u; j < C; j++) { total += W(j) * ((1.0 - S) * qAt(base + j) + S / f32(C)); }
     for (var j = 0u; j < C; j++) {
       let qj = (1.0 - S) * qAt(base + j) + S / f32(C);
-      dx[base + j] = gr * (${p} * total - W(j) * qj);
+      dx[base + j] = gr * (${p} * total - W(j) * qj);${
+      o.targetGrad ? "\n      dq[base + j] = -gr * (1.0 - S) * W(j) * (xAt(base + j) - lse);" : ""
+    }
     }`;
   }
   // d/dx_j = (1 - s) w_t (p_j - [j == t]) + s / C (p_j sum_c w_c - w_j).
@@ -219,6 +224,7 @@ const CLASS_BACKWARD: KernelSpec<ClassOptions> = {
     bindings.push({ name: "grad", role: "read" });
     if (o.reduction !== "none") bindings.push({ name: "scale", role: "read" });
     bindings.push({ name: "dx", role: "write" });
+    if (o.targetGrad) bindings.push({ name: "dq", role: "write" });
     return bindings;
   },
   plan: ({ rows }, policy) => ({
@@ -393,8 +399,11 @@ export function classLoss(call: ClassLossCall, probabilities: boolean): Tensor {
   const inputs = [x, targetRows];
   const result = recordOp(op, out, inputs, (grad) => {
     const dx = Tensor.empty([rows, classes]);
-    runKernel(CLASS_BACKWARD, options, { ...resources, grad, dx });
-    return [dx, null];
+    // Probability targets are differentiable, as in PyTorch: -(1 - s) w_c logp_c per element.
+    const dq = probabilities && targetRows.requiresGrad ? Tensor.empty([rows, classes]) : null;
+    const backward = { ...options, targetGrad: dq !== null };
+    runKernel(CLASS_BACKWARD, backward, { ...resources, grad, dx, ...(dq ? { dq } : {}) });
+    return [dx, dq];
   }, saved);
   adopt(result, made);
   if (reduction !== "none" || rank === 2) return result;

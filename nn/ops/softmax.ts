@@ -520,7 +520,8 @@ const CROSS_ENTROPY_BACKWARD = rowKernel(
  * weighted sum of -logp over the classes). `target` is i32 class indices (shapes as `nllLoss`)
  * or f32 probabilities of the logits' shape (then "mean" divides by the rows, and ignoreIndex is
  * refused). Targets outside [0, C) contribute 0 and get a zero gradient row. Differentiable
- * with respect to logits; the default options on [N, C] take one fused kernel each way.
+ * with respect to logits and to probability targets; the default options on [N, C] take one
+ * fused kernel each way.
  *
  * @example Weighted, with label smoothing
  * ```ts

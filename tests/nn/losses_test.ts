@@ -344,7 +344,7 @@ for (const [rows, classes] of [[5, 7], [1, 3], [4, 1]]) {
   });
 }
 
-Deno.test("crossEntropy with probability targets: weight, smoothing, every reduction", async () => {
+Deno.test("crossEntropy with probability targets: weight, smoothing, every reduction (target gradients too)", async () => {
   const [rows, classes] = [3, 5];
   for (const reduction of CLASS_REDUCTIONS) {
     for (const [weighted, labelSmoothing] of [[false, 0], [true, 0], [true, 0.3]] as const) {
@@ -354,7 +354,7 @@ Deno.test("crossEntropy with probability targets: weight, smoothing, every reduc
         name: `crossEntropy probabilities w=${weighted} s=${labelSmoothing} ${reduction}`,
         inputs: [
           { shape: [rows, classes], data: randomArray(rows * classes, 2, -3, 3) },
-          { shape: [rows, classes], data: probs, grad: false },
+          { shape: [rows, classes], data: probs },
           { shape: [classes], data: weightData, grad: false },
         ],
         gpu: ([x, q, w]) =>
@@ -403,7 +403,7 @@ Deno.test("nllLoss and crossEntropy: the K-dimensional case [N, C, d1, d2] and a
     });
     await testOp({
       name: `crossEntropy probabilities [2, 3, 2, 3] ${reduction}`,
-      inputs: [kInputs[0], { shape, data: randomArray(n * c * inner, 7, 0, 1), grad: false }],
+      inputs: [kInputs[0], { shape, data: randomArray(n * c * inner, 7, 0, 1) }],
       gpu: ([x, q]) => crossEntropy(x, q, { reduction }),
       reference: ([x, q]) =>
         crossEntropyProbReference(

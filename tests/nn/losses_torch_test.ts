@@ -221,7 +221,7 @@ for (const reduction of REDUCTIONS) {
       targetShape: [ROWS, CLASSES],
       target: randomArray(ROWS * CLASSES, 10, 0, 1),
       weight: weighted ? classWeight : undefined,
-      targetGrad: false,
+      targetGrad: true,
       gpu: (x, q, weight) => crossEntropy(x, q, { reduction, weight, labelSmoothing }),
     });
   }
