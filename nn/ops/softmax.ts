@@ -11,8 +11,9 @@
  *
  * Rows are short (class scores), so each invocation owns whole rows (lanes on batch rows); the
  * losses sum their rows in one workgroup. Rows of up to 64 classes are read from storage once
- * into private memory (on llvmpipe storage loads are the dear part of these kernels). `crossEntropy` saves each row's log-sum-exp and has
- * one fused backward kernel producing (softmax - onehot) * grad / N.
+ * into private memory (on llvmpipe storage loads are the dear part of these kernels).
+ * `crossEntropy` saves each row's log-sum-exp and the mean's divisor, and has one fused
+ * backward kernel producing (softmax - onehot) * grad / (rows not ignored).
  *
  * Targets are not checked on the GPU (that would need a readback): a target outside [0, C)
  * contributes 0 to the loss and gets no gradient; the mean divides by the rows whose target is
