@@ -259,7 +259,16 @@ export {
   BatchNormBase,
   type BatchNormLayerOptions,
 } from "./nn/modules/batch_norm.ts";
-export { Dropout, Flatten, LogSoftmax, MaxPool2d, ReLU, Sequential } from "./nn/modules/layers.ts";
+export {
+  Dropout,
+  Flatten,
+  LogSoftmax,
+  MaxPool2d,
+  ReLU,
+  Sequential,
+  Softmax,
+  type SoftmaxLayerOptions,
+} from "./nn/modules/layers.ts";
 export {
   type DecodedSafetensors,
   decodeSafetensors,

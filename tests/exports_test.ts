@@ -174,6 +174,8 @@ const EXPECTED: Record<string, readonly string[]> = {
     "Sigmoid",
     "Size2d",
     "SmoothL1LossOptions",
+    "Softmax",
+    "SoftmaxLayerOptions",
     "SoftmaxOptions",
     "Softplus",
     "SoftplusOptions",

@@ -1,5 +1,5 @@
 /**
- * Layers without parameters: `ReLU`, `MaxPool2d`, `Dropout`, `Flatten`, `LogSoftmax`, and the
+ * Layers without parameters: `ReLU`, `MaxPool2d`, `Dropout`, `Flatten`, `Softmax`, `LogSoftmax`, and the
  * `Sequential` container.
  *
  * @module
@@ -8,7 +8,7 @@
 import { dropout } from "../ops/dropout.ts";
 import { relu } from "../ops/elementwise.ts";
 import { maxPool2d } from "../ops/max_pool.ts";
-import { logSoftmax } from "../ops/softmax.ts";
+import { logSoftmax, softmax } from "../ops/softmax.ts";
 import type { Rng } from "../random.ts";
 import type { Tensor } from "../tensor.ts";
 import { defaultGenerator } from "./init.ts";
@@ -72,11 +72,46 @@ export class Flatten extends Module {
   }
 }
 
-/** Log-softmax over the last dimension of [N, C], as `torch.nn.LogSoftmax(dim=1)`. */
+/** Options of `Softmax` and `LogSoftmax`. */
+export interface SoftmaxLayerOptions {
+  /**
+   * The dimension that sums to one (default -1, the last: for [N, C] the same as PyTorch's
+   * `dim=1`; PyTorch's own default guesses the dimension from the rank and warns).
+   */
+  dim?: number;
+}
+
+/** softmax over `dim` (default the last), as `torch.nn.Softmax`. */
+export class Softmax extends Module {
+  /** The dimension that sums to one. */
+  readonly dim: number;
+
+  /** A softmax over `dim` (default -1). */
+  constructor(options: SoftmaxLayerOptions = {}) {
+    super();
+    this.dim = options.dim ?? -1;
+  }
+
+  /** Applies softmax. */
+  forward(x: Tensor): Tensor {
+    return softmax(x, { dim: this.dim });
+  }
+}
+
+/** log(softmax(x)) over `dim` (default the last), as `torch.nn.LogSoftmax`. */
 export class LogSoftmax extends Module {
+  /** The dimension whose exponentials sum to one. */
+  readonly dim: number;
+
+  /** A log-softmax over `dim` (default -1). */
+  constructor(options: SoftmaxLayerOptions = {}) {
+    super();
+    this.dim = options.dim ?? -1;
+  }
+
   /** Applies log-softmax. */
   forward(x: Tensor): Tensor {
-    return logSoftmax(x);
+    return logSoftmax(x, { dim: this.dim });
   }
 }
 
