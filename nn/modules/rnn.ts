@@ -100,7 +100,6 @@ export function recurrentForward(
   c0?: Tensor,
 ): RecurrentResult {
   const op = config.mode === "lstm" ? "LSTM" : "GRU";
-  const gates = config.mode === "lstm" ? 4 : 3;
   const dirs = config.bidirectional ? 2 : 1;
   const hidden = config.hiddenSize;
   if (input.rank !== 2 && input.rank !== 3) {
@@ -284,7 +283,6 @@ export class LSTM extends RecurrentBase {
    * input [T, N, in] ([N, T, in] batch-first, or [T, in] unbatched), `hx` = [h0, c0] each
    * [L * D, N, H] (default zeros) → [output [T, N, D * H], [h_n, c_n]].
    */
-  // deno-lint-ignore ban-ts-comment
   // @ts-ignore: until Module's forward takes several inputs and outputs (feat/modules)
   override forward(input: Tensor, hx?: readonly [Tensor, Tensor]): [Tensor, [Tensor, Tensor]] {
     const { output, hN, cN } = this.run(input, hx?.[0], hx?.[1]);
@@ -316,7 +314,6 @@ export class GRU extends RecurrentBase {
    * input [T, N, in] ([N, T, in] batch-first, or [T, in] unbatched), `hx` = h0 [L * D, N, H]
    * (default zeros) → [output [T, N, D * H], h_n].
    */
-  // deno-lint-ignore ban-ts-comment
   // @ts-ignore: until Module's forward takes several inputs and outputs (feat/modules)
   override forward(input: Tensor, hx?: Tensor): [Tensor, Tensor] {
     const { output, hN } = this.run(input, hx);
