@@ -25,7 +25,7 @@ import { recordOp } from "../autograd.ts";
 import { noGrad } from "../graph.ts";
 import { u32 } from "../gpu/kernel.ts";
 import { type KernelSpec, runKernel } from "../gpu/program.ts";
-import { formatShape, Tensor, zeros } from "../tensor.ts";
+import { formatShape, Tensor } from "../tensor.ts";
 import { add } from "./elementwise.ts";
 import { cat, narrow } from "./layout.ts";
 import { linear, matmul } from "./matmul.ts";
@@ -500,9 +500,4 @@ export function gruLayer(
     if (!gradX) dxa.dispose();
     return biasHh ? [gradX, gradW, gradB, gradH0] : [gradX, gradW, gradH0];
   }, [saved]);
-}
-
-/** Zeros [N, H] as a default initial state. */
-export function zeroState(n: number, h: number): Tensor {
-  return zeros([n, h]);
 }

@@ -2,7 +2,10 @@ import { scaledDotProductAttention } from "../../nn/ops/attention.ts";
 import { MultiheadAttention, multiHeadAttention } from "../../nn/modules/attention.ts";
 import { TransformerEncoderLayer } from "../../nn/modules/transformer.ts";
 import { cat } from "../../nn/ops/layout.ts";
-import { tensor, zeros } from "../../nn/tensor.ts";
+import { randUniform, tensor, zeros } from "../../nn/tensor.ts";
+import { add } from "../../nn/ops/elementwise.ts";
+import { sum } from "../../nn/ops/reduce.ts";
+import { memoryStats } from "../../nn/gpu/buffer_pool.ts";
 import { tidy } from "../../nn/scope.ts";
 import { manualSeed } from "../../nn/modules/init.ts";
 import { assert, assertThrows } from "../assert.ts";
@@ -362,4 +365,29 @@ Deno.test("reference sanity: sdpa weights sum to 1", () => {
     3,
   );
   assertClose([weights[0] + weights[1] + weights[2], weights[3] + weights[4] + weights[5]], [1, 1]);
+});
+
+Deno.test("MultiheadAttention and TransformerEncoderLayer training steps (dropout on) leak no GPU memory", () => {
+  const layer = new TransformerEncoderLayer(8, 2, { dimFeedforward: 12, dropout: 0.2 });
+  const mha = new MultiheadAttention(8, 2, { dropout: 0.3 });
+  const mask = tensor(Uint8Array.from([0, 0, 0, 1, 0, 0, 1, 0, 0, 0]), [2, 5], { dtype: "u8" });
+  const step = () => {
+    const x = randUniform([5, 2, 8], { seed: 3 });
+    const y = layer.forward(x, { srcKeyPaddingMask: mask });
+    const [out, weights] = mha.forward(y, y, y);
+    tidy(() => add(sum(out), sum(weights!)).backward());
+    for (const t of [x, y, out, weights!]) t.dispose();
+    for (const p of [...layer.parameters(), ...mha.parameters()]) {
+      p.grad?.dispose();
+      p.grad = null;
+    }
+  };
+  step();
+  const before = memoryStats().liveBuffers;
+  step();
+  step();
+  assert.equal(memoryStats().liveBuffers, before);
+  mask.dispose();
+  layer.dispose();
+  mha.dispose();
 });
