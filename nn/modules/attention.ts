@@ -38,7 +38,7 @@ export interface MultiheadAttentionCallOptions {
 }
 
 /** The parameters and settings of `multiHeadAttention`. */
-export interface MultiHeadAttentionOptions extends MultiheadAttentionCallOptions {
+export interface MultiHeadAttentionFunctionOptions extends MultiheadAttentionCallOptions {
   /** The number of heads (embedDim must be a multiple). */
   numHeads: number;
   /** The packed projection [3E, E] (when query, key and value have E features). */
@@ -77,7 +77,7 @@ export function multiHeadAttention(
   query: Tensor,
   key: Tensor,
   value: Tensor,
-  options: MultiHeadAttentionOptions,
+  options: MultiHeadAttentionFunctionOptions,
 ): [Tensor, Tensor | null] {
   const op = "multiHeadAttention";
   const heads = options.numHeads;

@@ -172,8 +172,8 @@ export function recurrentForward(
   };
 }
 
-/** The base of `LSTM` and `GRU`: parameters by PyTorch's names, and the options. */
-abstract class RecurrentBase extends Module {
+/** The base of `LSTM` and `GRU` (PyTorch's `nn.RNNBase`): parameters by PyTorch's names, and the options. */
+export abstract class RNNBase extends Module {
   /** Stacked layers. */
   readonly numLayers: number;
   /** Whether the layers have biases. */
@@ -187,9 +187,13 @@ abstract class RecurrentBase extends Module {
   #weights: RecurrentWeights[] = [];
   #rng: Rng;
 
+  /** Registers the weights of every layer and direction, drawn U(-1/√H, 1/√H). */
   constructor(
+    /** Which recurrence. */
     readonly mode: "lstm" | "gru",
+    /** Features of the input. */
     readonly inputSize: number,
+    /** Features of the hidden state. */
     readonly hiddenSize: number,
     options: RNNOptions,
   ) {
@@ -273,7 +277,7 @@ abstract class RecurrentBase extends Module {
  * console.log(output.shape, hN.shape, cN.shape); // [5, 2, 4] [2, 2, 4] [2, 2, 4]
  * ```
  */
-export class LSTM extends RecurrentBase {
+export class LSTM extends RNNBase {
   /** A layer from `inputSize` features to `hiddenSize`, initialised as PyTorch does. */
   constructor(inputSize: number, hiddenSize: number, options: RNNOptions = {}) {
     super("lstm", inputSize, hiddenSize, options);
@@ -304,7 +308,7 @@ export class LSTM extends RecurrentBase {
  * console.log(output.shape, hN.shape); // [2, 5, 8] [2, 2, 4]
  * ```
  */
-export class GRU extends RecurrentBase {
+export class GRU extends RNNBase {
   /** A layer from `inputSize` features to `hiddenSize`, initialised as PyTorch does. */
   constructor(inputSize: number, hiddenSize: number, options: RNNOptions = {}) {
     super("gru", inputSize, hiddenSize, options);
