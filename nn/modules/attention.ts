@@ -9,7 +9,7 @@
  */
 
 import { additiveMask, attention } from "../ops/attention.ts";
-import { narrow, transpose } from "../ops/layout.ts";
+import { narrow, permute, transpose } from "../ops/layout.ts";
 import { linear } from "../ops/matmul.ts";
 import { mean } from "../ops/reduce.ts";
 import { formatShape, randUniform, type Tensor, zeros } from "../tensor.ts";
@@ -105,26 +105,42 @@ export function multiHeadAttention(
     throw new Error(`${op}: embedDim ${e} must be a multiple of numHeads, got ${heads}`);
   }
   const hd = e / heads;
+  const heads4 = (x: Tensor, len: number) => x.reshape([n, heads, len, hd]);
   const packed = options.inProjWeight;
-  const wq = packed ? part(packed, 0, e) : options.qProjWeight ?? undefined;
-  const wk = packed ? part(packed, 1, e) : options.kProjWeight ?? undefined;
-  const wv = packed ? part(packed, 2, e) : options.vProjWeight ?? undefined;
-  if (!wq || !wk || !wv) {
-    throw new Error(`${op}: needs inProjWeight, or qProjWeight, kProjWeight and vProjWeight`);
-  }
-  for (const [name, w, x] of [["query", wq, q3], ["key", wk, k3], ["value", wv, v3]] as const) {
-    if (w.rank !== 2 || w.shape[0] !== e || w.shape[1] !== x.shape[2]) {
+  let qh: Tensor, kh: Tensor, vh: Tensor;
+  if (packed && query === key && key === value) {
+    // Self-attention: one projection [L, N, 3E], one permute to [3, N, heads, L, hd].
+    if (packed.rank !== 2 || packed.shape[0] !== 3 * e || packed.shape[1] !== e) {
       throw new Error(
-        `${op}: the ${name} projection ${formatShape(w.shape)} does not fit ${name} ` +
-          `${formatShape(x.shape)} (needs [${e}, ${x.shape[2]}])`,
+        `${op}: inProjWeight ${formatShape(packed.shape)} must be [${3 * e}, ${e}] ` +
+          `(3 * embedDim, embedDim)`,
       );
     }
+    const qkv = linear(q3, packed, options.inProjBias ?? undefined);
+    const byPart = permute(qkv.reshape([l, n, 3, heads, hd]), [2, 1, 3, 0, 4]);
+    [qh, kh, vh] = [0, 1, 2].map((k) => heads4(narrow(byPart, 0, k, 1), l));
+  } else {
+    const wq = packed ? part(packed, 0, e) : options.qProjWeight ?? undefined;
+    const wk = packed ? part(packed, 1, e) : options.kProjWeight ?? undefined;
+    const wv = packed ? part(packed, 2, e) : options.vProjWeight ?? undefined;
+    if (!wq || !wk || !wv) {
+      throw new Error(`${op}: needs inProjWeight, or qProjWeight, kProjWeight and vProjWeight`);
+    }
+    for (const [name, w, x] of [["query", wq, q3], ["key", wk, k3], ["value", wv, v3]] as const) {
+      if (w.rank !== 2 || w.shape[0] !== e || w.shape[1] !== x.shape[2]) {
+        throw new Error(
+          `${op}: the ${name} projection ${formatShape(w.shape)} does not fit ${name} ` +
+            `${formatShape(x.shape)} (needs [${e}, ${x.shape[2]}])`,
+        );
+      }
+    }
+    // [len, N, E] → [N * heads, len, hd] → [N, heads, len, hd]
+    const split = (x: Tensor, len: number) =>
+      heads4(transpose(x.reshape([len, n * heads, hd]), 0, 1), len);
+    qh = split(linear(q3, wq, part(options.inProjBias, 0, e)), l);
+    kh = split(linear(k3, wk, part(options.inProjBias, 1, e)), s);
+    vh = split(linear(v3, wv, part(options.inProjBias, 2, e)), s);
   }
-  const q = linear(q3, wq, part(options.inProjBias, 0, e));
-  const k = linear(k3, wk, part(options.inProjBias, 1, e));
-  const v = linear(v3, wv, part(options.inProjBias, 2, e));
-  // [L, N, E] → [N * heads, L, hd]
-  const split = (x: Tensor, len: number) => transpose(x.reshape([len, n * heads, hd]), 0, 1);
   const masks: Tensor[] = [];
   const { attnMask, keyPaddingMask } = options;
   if (attnMask) {
@@ -153,15 +169,12 @@ export function multiHeadAttention(
     masks.push(additiveMask(op, keyPaddingMask, 1).reshape([n, 1, 1, s]));
   }
   const training = options.training ?? false;
-  const qh = split(q, l), kh = split(k, s), vh = split(v, s);
   // The masks broadcast against [N, heads, L, S]: the scores are computed as that shape.
-  const [out, weights] = attention(
-    op,
-    qh.reshape([n, heads, l, hd]),
-    kh.reshape([n, heads, s, hd]),
-    vh.reshape([n, heads, s, hd]),
-    { masks, dropoutP: training ? options.dropoutP ?? 0 : 0, seed: options.seed },
-  );
+  const [out, weights] = attention(op, qh, kh, vh, {
+    masks,
+    dropoutP: training ? options.dropoutP ?? 0 : 0,
+    seed: options.seed,
+  });
   // [N, heads, L, hd] → [L, N, E]
   const merged = transpose(out.reshape([n * heads, l, hd]), 0, 1).reshape([l * n, e]);
   const projected = linear(merged, options.outProjWeight, options.outProjBias ?? undefined);
@@ -293,7 +306,11 @@ export class MultiheadAttention extends Module {
   ): [Tensor, Tensor | null] {
     const batched = this.batchFirst && query.rank === 3;
     const tm = (x: Tensor) => batched ? transpose(x, 0, 1) : x;
-    const [out, weights] = multiHeadAttention(tm(query), tm(key), tm(value), {
+    const q = tm(query);
+    // Self-attention stays one tensor (multiHeadAttention then projects it once).
+    const k = key === query ? q : tm(key);
+    const v = value === query ? q : value === key ? k : tm(value);
+    const [out, weights] = multiHeadAttention(q, k, v, {
       ...options,
       numHeads: this.numHeads,
       inProjWeight: this.inProjWeight,

@@ -207,6 +207,44 @@ for (const c of MHA_CASES) {
   });
 }
 
+Deno.test("multiHeadAttention: self-attention (one tensor as query, key and value)", async () => {
+  await testOp({
+    name: "multiHeadAttention self-attention",
+    inputs: [[L, N, E], [3 * E, E], [3 * E], [E, E], [E]],
+    gpu: ([x, w, b, wo, bo]) => {
+      const [out, weights] = multiHeadAttention(x, x, x, {
+        numHeads: HEADS,
+        inProjWeight: w,
+        inProjBias: b,
+        outProjWeight: wo,
+        outProjBias: bo,
+        attnMask: tensor(Uint8Array.from([0, 1, 1, 0, 0, 1, 0, 0, 0]), [L, L], { dtype: "u8" }),
+      });
+      return cat([out.reshape([-1]), weights!.reshape([-1])]);
+    },
+    reference: ([x, w, b, wo, bo]) => {
+      const r = mhaReference(x, x, x, {
+        wq: w.subarray(0, E * E),
+        wk: w.subarray(E * E, 2 * E * E),
+        wv: w.subarray(2 * E * E),
+        inBias: b,
+        wo,
+        bo,
+      }, {
+        l: L,
+        s: L,
+        n: N,
+        e: E,
+        kdim: E,
+        vdim: E,
+        heads: HEADS,
+        attnMask: Float64Array.from([0, 1, 1, 0, 0, 1, 0, 0, 0], (m) => m ? -Infinity : 0),
+      });
+      return [...r.out, ...r.weights];
+    },
+  });
+});
+
 Deno.test("multiHeadAttention: unbatched 2-D inputs", async () => {
   await testOp({
     name: "multiHeadAttention unbatched",
