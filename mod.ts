@@ -161,17 +161,39 @@ export {
   tanh,
 } from "./nn/ops/unary.ts";
 export { linear, matmul, type MatmulOptions } from "./nn/ops/matmul.ts";
-export { conv2d, type Conv2dOptions } from "./nn/ops/conv2d.ts";
+export { conv2d, type Conv2dOptions, type Conv2dPadding, type Size2d } from "./nn/ops/conv2d.ts";
+export { conv1d, type Conv1dOptions, type Conv1dPadding } from "./nn/ops/conv1d.ts";
+export { convTranspose2d, type ConvTranspose2dOptions } from "./nn/ops/conv_transpose2d.ts";
 export { batchNorm, type BatchNormOptions } from "./nn/ops/batch_norm.ts";
 export { maxPool2d, type MaxPoolOptions } from "./nn/ops/max_pool.ts";
 export { dropout, type DropoutOptions } from "./nn/ops/dropout.ts";
 export {
   crossEntropy,
+  type CrossEntropyOptions,
   logSoftmax,
   nllLoss,
+  type NllLossOptions,
   softmax,
   type SoftmaxOptions,
 } from "./nn/ops/softmax.ts";
+export {
+  binaryCrossEntropy,
+  type BinaryCrossEntropyOptions,
+  binaryCrossEntropyWithLogits,
+  type BinaryCrossEntropyWithLogitsOptions,
+  huberLoss,
+  type HuberLossOptions,
+  klDiv,
+  type KlDivOptions,
+  l1Loss,
+  type L1LossOptions,
+  type LossOptions,
+  mseLoss,
+  type MseLossOptions,
+  type Reduction,
+  smoothL1Loss,
+  type SmoothL1LossOptions,
+} from "./nn/ops/losses.ts";
 export {
   argmax,
   argmin,
@@ -188,10 +210,49 @@ export {
   variance,
   type VarianceOptions,
 } from "./nn/ops/reduce.ts";
-export { Module, type StateDict, type StateDictInput } from "./nn/modules/module.ts";
+export { maxout, type MaxoutOptions } from "./nn/ops/maxout.ts";
+export {
+  type AnyModule,
+  type LoadStateDictOptions,
+  type LoadStateDictResult,
+  Module,
+  type StateDict,
+  type StateDictInput,
+} from "./nn/modules/module.ts";
+export { ModuleDict, ModuleList } from "./nn/modules/containers.ts";
+export {
+  ELU,
+  GELU,
+  Identity,
+  LeakyReLU,
+  Maxout,
+  Sigmoid,
+  SiLU,
+  Softplus,
+  Tanh,
+} from "./nn/modules/activations.ts";
+export {
+  groupNorm,
+  type GroupNormOptions,
+  layerNorm,
+  type LayerNormOptions,
+} from "./nn/ops/norm.ts";
+export { embedding, type EmbeddingOptions } from "./nn/ops/embedding.ts";
+export {
+  GroupNorm,
+  type GroupNormLayerOptions,
+  LayerNorm,
+  type LayerNormLayerOptions,
+} from "./nn/modules/normalization.ts";
+export { Embedding, type EmbeddingLayerOptions } from "./nn/modules/embedding.ts";
 export { defaultGenerator, type InitOptions, manualSeed } from "./nn/modules/init.ts";
 export { Linear, type LinearOptions } from "./nn/modules/linear.ts";
-export { Conv2d, type Conv2dLayerOptions } from "./nn/modules/conv2d.ts";
+export { Conv2d, type Conv2dLayerOptions, type PaddingMode } from "./nn/modules/conv2d.ts";
+export { Conv1d, type Conv1dLayerOptions } from "./nn/modules/conv1d.ts";
+export {
+  ConvTranspose2d,
+  type ConvTranspose2dLayerOptions,
+} from "./nn/modules/conv_transpose2d.ts";
 export {
   BatchNorm1d,
   BatchNorm2d,

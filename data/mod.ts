@@ -1,7 +1,8 @@
 /**
- * FashionMNIST for wgtorch: verified download from mirrors (or the system copy), IDX parsing,
- * the seeded train/validation split, GPU loaders that gather each batch in one dispatch, and
- * sample-image figures.
+ * Data for wgtorch: `TensorDataset` (any tensors held on the GPU once) and `DataLoader` (batches
+ * gathered on the GPU, shuffled per epoch by a seed); FashionMNIST: verified download from
+ * mirrors (or the system copy), IDX parsing, the seeded train/validation split, `GpuDataset`,
+ * and sample-image figures.
  *
  * ```ts ignore
  * // ignore: downloads FashionMNIST (about 30 MB) the first time.
@@ -69,11 +70,20 @@ export {
 } from "./dataset.ts";
 export {
   type Batch,
+  type Collate,
+  type CollatedBatch,
   DataLoader,
   type DataLoaderOptions,
+  defaultCollate,
   GpuDataset,
   type GpuDatasetOptions,
 } from "./loader.ts";
+export {
+  type DatasetTensor,
+  TensorDataset,
+  type TensorDatasetEntry,
+  type TensorDatasetInput,
+} from "./tensor_dataset.ts";
 export {
   renderSampleGrid,
   type SampleGridInfo,

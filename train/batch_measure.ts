@@ -9,22 +9,35 @@
  */
 
 import { noGrad } from "../nn/autograd.ts";
+import type { Module } from "../nn/modules/module.ts";
 import { keep } from "../nn/scope.ts";
 import { formatShape, type Tensor, zeros } from "../nn/tensor.ts";
 import type { AccumulatorSnapshot, MetricsAccumulator } from "./metrics_accumulator.ts";
 import { accuracy, type Metric, MetricSums } from "./metrics.ts";
 
 /**
- * One batch as the loop sees it: the model's input, the target, and a way to free both. A
- * `DataLoader`'s batches are such; a regression loader may give f32 targets.
+ * One batch as the loop sees it: the model's input (or inputs), the target, and a way to free
+ * them. A `DataLoader`'s batches are such; a regression loader may give f32 targets.
  */
 export interface TrainingBatch {
-  /** The model's input. */
+  /** The model's input (the first of `inputs`, when given). */
   x: Tensor;
   /** The target passed to the loss and the metrics. */
   y: Tensor;
-  /** Frees `x` and `y` (called when the loop is done with the batch). */
+  /**
+   * The model's inputs, when it takes several: the loop calls `model.forward(...inputs)`
+   * (default: `model.forward(x)`).
+   */
+  inputs?: readonly Tensor[];
+  /** Frees `x`, `y` and `inputs` (called when the loop is done with the batch). */
   dispose(): void;
+}
+
+/** The model's output for `batch`: `model.forward(...batch.inputs)`, or `model.forward(batch.x)`. */
+export function forwardBatch(model: Module, batch: TrainingBatch): Tensor {
+  const inputs = batch.inputs;
+  if (!inputs || (inputs.length === 1 && inputs[0] === batch.x)) return model.forward(batch.x);
+  return Reflect.apply(model.forward, model, inputs) as Tensor;
 }
 
 /**

@@ -10,7 +10,7 @@ import { noGrad } from "../nn/autograd.ts";
 import type { Module } from "../nn/modules/module.ts";
 import { nllLoss } from "../nn/ops/softmax.ts";
 import { tidy } from "../nn/scope.ts";
-import { type BatchLoader, BatchMeasure } from "./batch_measure.ts";
+import { type BatchLoader, BatchMeasure, forwardBatch } from "./batch_measure.ts";
 import { ConfusionAccumulator } from "./confusion.ts";
 import { MetricsAccumulator } from "./metrics_accumulator.ts";
 import type { LossFunction, Metric } from "./metrics.ts";
@@ -73,7 +73,7 @@ export async function evaluate(
       for (const batch of loader.batches(0)) {
         try {
           tidy(() => {
-            const logProbs = model.forward(batch.x);
+            const logProbs = forwardBatch(model, batch);
             measuring.add(lossFn(logProbs, batch.y), logProbs, batch.y);
             if (options.confusion) {
               confusion ??= new ConfusionAccumulator(logProbs.shape[1]);

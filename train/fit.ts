@@ -22,7 +22,7 @@
 import type { Module } from "../nn/modules/module.ts";
 import { nllLoss } from "../nn/ops/softmax.ts";
 import { tidy } from "../nn/scope.ts";
-import { type BatchLoader, BatchMeasure } from "./batch_measure.ts";
+import { type BatchLoader, BatchMeasure, forwardBatch } from "./batch_measure.ts";
 import { evaluate } from "./evaluate.ts";
 import type { EpochRecord } from "./history.ts";
 import { LRScheduler, ReduceLROnPlateau } from "./lr_scheduler.ts";
@@ -173,7 +173,7 @@ export async function trainEpoch(
       try {
         tidy(() => {
           optimizer.zeroGrad();
-          const output = model.forward(batch.x);
+          const output = forwardBatch(model, batch);
           const loss = lossFn(output, batch.y);
           measuring.checkLoss(loss);
           loss.backward();

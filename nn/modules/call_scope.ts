@@ -1,6 +1,7 @@
 /**
  * The implicit scope of a module call, so that PyTorch-style code needs no `tidy`: when
- * `forward` returns, every tensor it created is disposed unless it is returned or an autograd node
+ * `forward` returns, every tensor it created is disposed unless it is returned (alone, or inside
+ * the arrays, tuples, plain records or Map of a forward with several outputs) or an autograd node
  * reachable from what it returns still needs it. Those the graph needs are handed to the graph
  * (`holdForGraph`): backward frees them, and so does disposing the output without backward. In
  * `noGrad` nothing is recorded, so every intermediate goes at once.
@@ -34,7 +35,8 @@ export function callScoped<T>(forward: () => T): T {
     for (const item of created) track(item);
     return result;
   }
-  const returned = returnedItems(result);
+  // A Map of outputs counts as a record of them.
+  const returned = returnedItems(result instanceof Map ? [...result.values()] : result);
   const needed = holdNeeded(returned, created, nested);
   const outer = handedToGraph.at(-1);
   for (const tensor of [...nested, ...needed]) outer?.add(tensor);

@@ -10,6 +10,11 @@
  * loops written as in PyTorch need no `tidy`: dispose the output (or call backward and dispose
  * it) and the memory of the call is back in the pool.
  *
+ * `forward` takes one tensor and returns one by default (`Module`, that is
+ * `Module<[Tensor], Tensor>`); a module with other inputs or outputs says so with the type
+ * arguments: `class Heads extends Module<[Tensor, Tensor], { a: Tensor; b: Tensor }>`. Every
+ * tensor returned, directly or inside arrays, plain objects or a Map, survives the call.
+ *
  * @module
  */
 
@@ -28,10 +33,38 @@ export type StateDictInput = Record<
   Tensor | { shape: readonly number[]; data: Float32Array }
 >;
 
+/** Options of `Module.loadStateDict`. */
+export interface LoadStateDictOptions {
+  /**
+   * Whether every key must match (default true, as PyTorch): missing or unexpected keys throw.
+   * With false, the tensors whose names match are loaded and the others are reported in the
+   * result. Shape mismatches throw either way (as PyTorch).
+   */
+  strict?: boolean;
+}
+
+/** What `Module.loadStateDict` returns (PyTorch's `_IncompatibleKeys`). */
+export interface LoadStateDictResult {
+  /** The module's parameters and buffers that `state` did not hold (left as they were). */
+  missingKeys: string[];
+  /** The keys of `state` that name no parameter or buffer of the module (ignored). */
+  unexpectedKeys: string[];
+}
+
+/**
+ * Any module, whatever its `forward` takes and returns (what containers hold and
+ * `namedChildren()` gives).
+ */
+export type AnyModule = Module<unknown[], unknown>;
+
 /**
  * The base class of layers and models. A subclass registers its tensors with
  * `registerParameter`/`registerBuffer`; modules held in its fields are its children, named by
  * field as in PyTorch.
+ *
+ * @typeParam Inputs The types of `forward`'s arguments (default one tensor: `[Tensor]`).
+ * @typeParam Output What `forward` returns (default `Tensor`): several outputs travel in an array,
+ * a tuple, a plain record or a Map.
  *
  * @example A two-layer module of one's own
  * ```ts
@@ -51,8 +84,27 @@ export type StateDictInput = Record<
  * // ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]
  * console.log(net.forward(zeros([3, 4])).shape); // [3, 2]
  * ```
+ *
+ * @example Two inputs and two outputs: the type arguments give forward's signature
+ * ```ts
+ * import { add, init, Linear, Module, type Tensor, zeros } from "@wgtorch/wgtorch";
+ *
+ * class Fuse extends Module<[Tensor, Tensor], { sum: Tensor; logits: Tensor }> {
+ *   image = new Linear(6, 4);
+ *   text = new Linear(3, 4);
+ *   head = new Linear(4, 2);
+ *   forward(image: Tensor, text: Tensor): { sum: Tensor; logits: Tensor } {
+ *     const sum = add(this.image.forward(image), this.text.forward(text));
+ *     return { sum, logits: this.head.forward(sum) }; // both outputs survive the call
+ *   }
+ * }
+ *
+ * await init();
+ * const { sum, logits } = new Fuse().forward(zeros([5, 6]), zeros([5, 3]));
+ * console.log(sum.shape, logits.shape); // [5, 4] [5, 2]
+ * ```
  */
-export abstract class Module {
+export abstract class Module<Inputs extends unknown[] = [Tensor], Output = Tensor> {
   /** True in training mode (dropout active, batch norm uses batch statistics). */
   training = true;
   #parameters = new Map<string, Tensor>();
@@ -69,10 +121,12 @@ export abstract class Module {
   }
 
   /**
-   * Computes the module's output. Tensors it creates that are neither returned nor needed by the
-   * returned tensors' graph are disposed when it returns.
+   * Computes the module's output from its inputs (one tensor unless the subclass's type
+   * arguments say otherwise). Tensors it creates that are neither returned (directly, or inside
+   * arrays, plain objects or a Map) nor needed by the returned tensors' graph are disposed when it
+   * returns.
    */
-  abstract forward(x: Tensor): Tensor;
+  abstract forward(...inputs: Inputs): Output;
 
   /** Registers a trainable tensor under `name`; it is kept out of `tidy` scopes. */
   protected registerParameter(name: string, tensor: Tensor): Tensor {
@@ -88,29 +142,36 @@ export abstract class Module {
   }
 
   /** Direct child modules with their names, in declaration order. */
-  namedChildren(): [string, Module][] {
-    return Object.entries(this).filter((entry): entry is [string, Module] =>
+  namedChildren(): [string, AnyModule][] {
+    return Object.entries(this).filter((entry): entry is [string, AnyModule] =>
       entry[1] instanceof Module
     );
   }
 
-  /** Every parameter of this module and its descendants with dotted names (`conv1.weight`). */
+  /**
+   * Every parameter of this module and its descendants with dotted names (`conv1.weight`). A
+   * tensor reached twice (a module shared by two fields or container slots) is listed once,
+   * under its first name, as in PyTorch.
+   */
   namedParameters(prefix = ""): [string, Tensor][] {
     const own: [string, Tensor][] = [...this.#parameters].map(([name, t]) => [prefix + name, t]);
-    return own.concat(
+    return firstOfEach(own.concat(
       ...this.namedChildren().map(([name, child]) => child.namedParameters(`${prefix}${name}.`)),
-    );
+    ));
   }
 
-  /** Every buffer of this module and its descendants with dotted names (`bn1.running_mean`). */
+  /**
+   * Every buffer of this module and its descendants with dotted names (`bn1.running_mean`), each
+   * tensor once (as `namedParameters`).
+   */
   namedBuffers(prefix = ""): [string, Tensor][] {
     const own: [string, Tensor][] = [...this.#buffers].map(([name, t]) => [prefix + name, t]);
-    return own.concat(
+    return firstOfEach(own.concat(
       ...this.namedChildren().map(([name, child]) => child.namedBuffers(`${prefix}${name}.`)),
-    );
+    ));
   }
 
-  /** Every parameter, in registration order (what optimizers take). */
+  /** Every parameter, in registration order, each once (what optimizers take). */
   parameters(): Tensor[] {
     return this.namedParameters().map(([, tensor]) => tensor);
   }
@@ -134,7 +195,8 @@ export abstract class Module {
 
   /**
    * Parameters and buffers by name, in PyTorch's order (each module's parameters, then its
-   * buffers, then its children). The tensors are the module's own, not copies.
+   * buffers, then its children). The tensors are the module's own, not copies; a module shared
+   * by two fields or container slots appears under both names (as in PyTorch).
    */
   stateDict(): StateDict {
     return Object.fromEntries(this.#stateEntries(""));
@@ -152,33 +214,54 @@ export abstract class Module {
 
   /**
    * Copies `state` into this module's parameters and buffers (in place, so optimizers keep
-   * working). Throws one error naming every missing, unexpected and mis-shaped tensor, and
-   * changes nothing in that case. PyTorch's `num_batches_tracked` entries are accepted and ignored.
+   * working), as PyTorch's `load_state_dict`. Strict (the default): throws one error naming every
+   * missing, unexpected and mis-shaped tensor. Not strict: loads the tensors whose names match
+   * and returns the others' names; mis-shaped tensors still throw. An error changes nothing.
+   * PyTorch's `num_batches_tracked` entries are accepted and ignored.
    */
-  loadStateDict(state: StateDictInput): void {
+  loadStateDict(
+    state: StateDictInput,
+    { strict = true }: LoadStateDictOptions = {},
+  ): LoadStateDictResult {
     const mine = this.stateDict();
     const given = Object.fromEntries(
       Object.entries(state).filter(([name]) => !name.endsWith("num_batches_tracked")),
     );
-    const shapes = (dict: Record<string, { shape: readonly number[] }>) =>
-      Object.fromEntries(Object.entries(dict).map(([name, t]) => [name, t.shape]));
-    checkStateDictShapes(shapes(mine), shapes(given), "loadStateDict");
-    for (const [name, target] of Object.entries(mine)) {
+    const has = (record: object, key: string) => Object.prototype.hasOwnProperty.call(record, key);
+    const missingKeys = Object.keys(mine).filter((name) => !has(given, name));
+    const unexpectedKeys = Object.keys(given).filter((name) => !has(mine, name));
+    const matching = Object.keys(mine).filter((name) => has(given, name));
+    const shapes = (dict: Record<string, { shape: readonly number[] }>, names: string[]) =>
+      Object.fromEntries(names.map((name) => [name, dict[name].shape]));
+    if (strict) {
+      checkStateDictShapes(
+        shapes(mine, Object.keys(mine)),
+        shapes(given, Object.keys(given)),
+        "loadStateDict",
+      );
+    } else {
+      checkStateDictShapes(shapes(mine, matching), shapes(given, matching), "loadStateDict");
+    }
+    for (const name of matching) {
       const source = given[name];
+      if (!("buffer" in source) && source.data.length !== mine[name].size) {
+        throw new Error(
+          `loadStateDict: ${name} has ${source.data.length} values for shape ${
+            formatShape(mine[name].shape)
+          } (${mine[name].size} values)`,
+        );
+      }
+    }
+    for (const name of matching) {
+      const source = given[name];
+      const target = mine[name];
       if ("buffer" in source) {
-        if (source === target) continue;
-        copyTensor(source, target);
+        if (source !== target) copyTensor(source, target);
       } else {
-        if (source.data.length !== target.size) {
-          throw new Error(
-            `loadStateDict: ${name} has ${source.data.length} values for shape ${
-              formatShape(target.shape)
-            }`,
-          );
-        }
         writeBuffer(target.buffer, source.data);
       }
     }
+    return { missingKeys, unexpectedKeys };
   }
 
   /** Frees every parameter and buffer (and the gradients) of this module and its descendants. */
@@ -189,6 +272,12 @@ export abstract class Module {
       tensor.dispose();
     }
   }
+}
+
+/** The entries whose tensor no earlier entry holds. */
+function firstOfEach(entries: [string, Tensor][]): [string, Tensor][] {
+  const seen = new Set<Tensor>();
+  return entries.filter(([, tensor]) => !seen.has(tensor) && seen.add(tensor));
 }
 
 function copyTensor(source: Tensor, target: Tensor): void {

@@ -1,6 +1,9 @@
 /**
- * 2-D convolution (NCHW, any kernel size, stride and zero padding) with gradients for input,
- * weight and bias.
+ * 2-D convolution (NCHW, any kernel size, stride, zero padding, dilation and groups) with
+ * gradients for input, weight and bias, as `torch.nn.functional.conv2d`.
+ *
+ * One stride, the same padding on every side, no dilation and one group take the specialised
+ * kernels below; everything else takes the general kernels of `conv_general.ts`.
  *
  * - Forward (`conv2d_forward.ts`): each lane computes a block of output rows x pixels x
  *   channels, picked by a cost model of llvmpipe, reading the input as a texture and the weights
@@ -22,14 +25,12 @@ import { runForward } from "./conv2d_forward.ts";
 import { transposedInputGrad, transposedInputGradApplies } from "./conv2d_input_grad.ts";
 import { type ConvShape, convShapeKey } from "./conv2d_shape.ts";
 import { weightAndBiasGrad } from "./conv2d_weight_grad.ts";
-
-/** Options of `conv2d`. */
-export interface Conv2dOptions {
-  /** Step between output pixels (default 1). */
-  stride?: number;
-  /** Zeros added on every side of the input (default 0). */
-  padding?: number;
-}
+import {
+  type GeneralConvShape,
+  generalForward,
+  generalInputGrad,
+  generalWeightGrad,
+} from "./conv_general.ts";
 
 /**
  * Spreads the output gradient out for a strided input gradient: [N, O, H + KH - 1, W + KW - 1],
@@ -131,73 +132,329 @@ function inputGrad(grad: Tensor, weight: Tensor, shape: ConvShape): Tensor {
   return result;
 }
 
+/** A size given once for both dimensions, or as [height, width]. */
+export type Size2d = number | readonly [number, number];
+
 /**
- * 2-D convolution of x [N, C, H, W] with weight [O, C, KH, KW] (+ bias [O]), like
- * `torch.nn.functional.conv2d`. Differentiable in all three; only the needed gradients are
- * computed.
+ * Zero padding of `conv2d`: a number of rows and columns on every side, `[height, width]`, or
+ * `"valid"` (none), `"same"` (the output as large as the input; stride 1 only; an odd total
+ * puts the extra row and column at the bottom and right, as PyTorch), or `"full"`
+ * (`dilation · (kernel − 1)` on every side: every partial overlap).
  */
-export function conv2d(
-  x: Tensor,
-  weight: Tensor,
-  bias?: Tensor,
-  options: Conv2dOptions = {},
-): Tensor {
-  const stride = options.stride ?? 1, padding = options.padding ?? 0;
-  if (x.rank !== 4 || weight.rank !== 4 || x.shape[1] !== weight.shape[1]) {
+export type Conv2dPadding = Size2d | "valid" | "same" | "full";
+
+/** Options of `conv2d` (PyTorch's defaults). */
+export interface Conv2dOptions {
+  /** Added per output channel: [outChannels] (default none). */
+  bias?: Tensor | null;
+  /** Step between output pixels: one for both dimensions or [height, width] (default 1). */
+  stride?: Size2d;
+  /** Zero padding (default 0); see `Conv2dPadding`. */
+  padding?: Conv2dPadding;
+  /** Spacing between kernel taps: one for both dimensions or [height, width] (default 1). */
+  dilation?: Size2d;
+  /**
+   * Channel groups (default 1): input and output channels are split into this many groups,
+   * each convolved with its own; `groups = inChannels` is a depthwise convolution. Both channel
+   * counts must be multiples of it; the weight is [outChannels, inChannels / groups, kH, kW].
+   */
+  groups?: number;
+}
+
+/** `value` as [height, width], checked: integers of at least `min`. */
+export function sizePair(op: string, name: string, value: Size2d, min: number): [number, number] {
+  const pair: [number, number] = typeof value === "number" ? [value, value] : [value[0], value[1]];
+  const valid = (typeof value === "number" || value.length === 2) &&
+    pair.every((v) => Number.isInteger(v) && v >= min);
+  if (!valid) {
     throw new Error(
-      `conv2d: input ${formatShape(x.shape)} does not fit weight ${formatShape(weight.shape)} ` +
-        `(needs input [N, ${weight.shape[1] ?? "C"}, H, W] for weight [O, C, KH, KW])`,
+      `${op}: ${name} must be an integer >= ${min} or a pair [height, width] of them, got ${
+        JSON.stringify(value)
+      }`,
     );
   }
-  if (x.dtype !== "f32" || weight.dtype !== "f32") throw new Error("conv2d: needs f32 tensors");
-  if (!Number.isInteger(stride) || stride < 1 || !Number.isInteger(padding) || padding < 0) {
+  return pair;
+}
+
+/** The padding [top, bottom, left, right] that `padding` means for this kernel. */
+export function resolvePadding(
+  op: string,
+  padding: Conv2dPadding,
+  kernel: readonly [number, number],
+  dilation: readonly [number, number],
+  stride: readonly [number, number],
+): [number, number, number, number] {
+  if (typeof padding === "string") {
+    const spans = [0, 1].map((d) => dilation[d] * (kernel[d] - 1));
+    if (padding === "valid") return [0, 0, 0, 0];
+    if (padding === "full") return [spans[0], spans[0], spans[1], spans[1]];
+    if (padding === "same") {
+      if (stride[0] !== 1 || stride[1] !== 1) {
+        throw new Error(
+          `${op}: padding "same" needs stride 1 (got stride [${stride.join(", ")}]), as in PyTorch`,
+        );
+      }
+      const [top, left] = spans.map((span) => Math.floor(span / 2));
+      return [top, spans[0] - top, left, spans[1] - left];
+    }
     throw new Error(
-      `conv2d: stride must be an integer >= 1 and padding >= 0 (got stride ${stride}, padding ${padding})`,
+      `${op}: padding must be a number, [height, width], "valid", "same" or "full", got "${padding}"`,
     );
   }
-  if (x.size === 0 || weight.size === 0) {
+  const [h, w] = sizePair(op, "padding", padding, 0);
+  return [h, h, w, w];
+}
+
+/** Everything a convolution needs besides its tensors, resolved. */
+export interface ConvParameters {
+  /** [height, width]. */
+  stride: [number, number];
+  /** [top, bottom, left, right]. */
+  padding: [number, number, number, number];
+  /** [height, width]. */
+  dilation: [number, number];
+  /** Channel groups. */
+  groups: number;
+}
+
+/** Checks `groups` against both channel counts. */
+export function checkGroups(
+  op: string,
+  groups: number,
+  inChannels: number,
+  outChannels: number,
+): void {
+  if (!Number.isInteger(groups) || groups < 1) {
+    throw new Error(`${op}: groups must be an integer >= 1, got ${groups}`);
+  }
+  if (inChannels % groups !== 0 || outChannels % groups !== 0) {
     throw new Error(
-      `conv2d: empty tensors are not supported (input ${formatShape(x.shape)}, weight ` +
-        `${formatShape(weight.shape)}): every dimension must be at least 1`,
+      `${op}: groups ${groups} must divide both the input channels (${inChannels}) and the ` +
+        `output channels (${outChannels})`,
     );
   }
-  const [batch, inChannels, height, width] = x.shape;
-  const [outChannels, , kernelHeight, kernelWidth] = weight.shape;
-  if (bias && (bias.rank !== 1 || bias.shape[0] !== outChannels)) {
-    throw new Error(
-      `conv2d: bias ${formatShape(bias.shape)} does not fit weight ${
-        formatShape(weight.shape)
-      } (needs [${outChannels}])`,
-    );
-  }
-  const outHeight = Math.floor((height + 2 * padding - kernelHeight) / stride) + 1;
-  const outWidth = Math.floor((width + 2 * padding - kernelWidth) / stride) + 1;
+}
+
+/** The shape of the convolution of x [N, C, H, W] by weight [O, C / G, KH, KW], checked. */
+export function convShape(
+  op: string,
+  xShape: readonly number[],
+  weightShape: readonly number[],
+  p: ConvParameters,
+): GeneralConvShape {
+  const [batch, inChannels, height, width] = xShape;
+  const [outChannels, , kernelHeight, kernelWidth] = weightShape;
+  const [strideHeight, strideWidth] = p.stride;
+  const [dilationHeight, dilationWidth] = p.dilation;
+  const [top, bottom, left, right] = p.padding;
+  const outHeight =
+    Math.floor((height + top + bottom - dilationHeight * (kernelHeight - 1) - 1) / strideHeight) +
+    1;
+  const outWidth =
+    Math.floor((width + left + right - dilationWidth * (kernelWidth - 1) - 1) / strideWidth) + 1;
   if (outHeight < 1 || outWidth < 1) {
     throw new Error(
-      `conv2d: the ${kernelHeight}x${kernelWidth} kernel does not fit the ${height}x${width} input ` +
-        `with padding ${padding}`,
+      `${op}: the ${kernelHeight}x${kernelWidth} kernel does not fit the ${height}x${width} input ` +
+        `with dilation [${p.dilation.join(", ")}] and padding [${p.padding.join(", ")}] ` +
+        `(top, bottom, left, right)`,
     );
   }
-  const shape: ConvShape = {
+  return {
     batch,
     inChannels,
     outChannels,
+    groups: p.groups,
     height,
     width,
     kernelHeight,
     kernelWidth,
-    stride,
-    padding,
+    strideHeight,
+    strideWidth,
+    padTop: top,
+    padLeft: left,
+    dilationHeight,
+    dilationWidth,
     outHeight,
     outWidth,
   };
-  const out = runForward(x, weight, bias, shape, "oihw");
+}
+
+/**
+ * The shape for the specialised kernels, when `shape` is one they cover: one group, no
+ * dilation, one stride and the same padding on every side (the bottom and right padding as
+ * implied by the output size); else null.
+ */
+export function specialisedShape(shape: GeneralConvShape): ConvShape | null {
+  const { strideHeight: S, padTop: P, height: H, width: W } = shape;
+  const { kernelHeight: KH, kernelWidth: KW } = shape;
+  const simple = shape.groups === 1 && shape.dilationHeight === 1 && shape.dilationWidth === 1 &&
+    shape.strideWidth === S && shape.padLeft === P &&
+    shape.outHeight === Math.floor((H + 2 * P - KH) / S) + 1 &&
+    shape.outWidth === Math.floor((W + 2 * P - KW) / S) + 1;
+  if (!simple) return null;
+  return {
+    batch: shape.batch,
+    inChannels: shape.inChannels,
+    outChannels: shape.outChannels,
+    height: H,
+    width: W,
+    kernelHeight: KH,
+    kernelWidth: KW,
+    stride: S,
+    padding: P,
+    outHeight: shape.outHeight,
+    outWidth: shape.outWidth,
+  };
+}
+
+/** The convolution's output [N, O, OH, OW] (only the buffers of x and weight are read). */
+export function convForward(
+  x: Tensor,
+  weight: Tensor,
+  bias: Tensor | undefined,
+  shape: GeneralConvShape,
+): Tensor {
+  const simple = specialisedShape(shape);
+  return simple
+    ? runForward(x, weight, bias, simple, "oihw")
+    : generalForward(x, weight, bias, shape);
+}
+
+/** The convolution's input gradient [N, C, H, W] from the output gradient. */
+export function convInputGrad(grad: Tensor, weight: Tensor, shape: GeneralConvShape): Tensor {
+  const simple = specialisedShape(shape);
+  return simple
+    ? inputGrad(grad, weight, simple)
+    : generalInputGrad(grad, weight, undefined, shape);
+}
+
+/** The convolution's weight gradient (and bias gradient when `withBias`). */
+export function convWeightGrad(
+  grad: Tensor,
+  x: Tensor,
+  shape: GeneralConvShape,
+  withBias: boolean,
+): [Tensor, Tensor | null] {
+  const simple = specialisedShape(shape);
+  return simple
+    ? weightAndBiasGrad(grad, x, simple, withBias)
+    : generalWeightGrad(grad, x, shape, withBias);
+}
+
+/** Checks the dtypes, sizes and bias of a convolution's tensors. */
+export function checkConvTensors(
+  op: string,
+  x: Tensor,
+  weight: Tensor,
+  bias: Tensor | null | undefined,
+  biasSize: number,
+): void {
+  if (x.dtype !== "f32" || weight.dtype !== "f32" || (bias && bias.dtype !== "f32")) {
+    throw new Error(
+      `${op}: needs f32 tensors, got input ${x.dtype}, weight ${weight.dtype}` +
+        (bias ? `, bias ${bias.dtype}` : ""),
+    );
+  }
+  if (x.size === 0 || weight.size === 0) {
+    throw new Error(
+      `${op}: empty tensors are not supported (input ${formatShape(x.shape)}, weight ` +
+        `${formatShape(weight.shape)}): every dimension must be at least 1`,
+    );
+  }
+  if (bias && (bias.rank !== 1 || bias.shape[0] !== biasSize)) {
+    throw new Error(
+      `${op}: bias ${formatShape(bias.shape)} does not fit weight ${
+        formatShape(weight.shape)
+      } (needs [${biasSize}])`,
+    );
+  }
+}
+
+/**
+ * Records the convolution x * weight (+ bias) of `shape`: `out` is its output, already computed
+ * (conv1d passes a 3-D view); gradients come back in the shapes of x and weight (views where
+ * those are 3-D).
+ */
+export function recordConv(
+  op: string,
+  out: Tensor,
+  x: Tensor,
+  weight: Tensor,
+  bias: Tensor | undefined,
+  shape: GeneralConvShape,
+): Tensor {
   const inputs = bias ? [x, weight, bias] : [x, weight];
-  return recordOp("conv2d", out, inputs, (grad) => {
+  return recordOp(op, out, inputs, (grad) => {
     const needWeights = weight.requiresGrad || !!bias?.requiresGrad;
-    const [weightGrad, biasGrad] = needWeights
-      ? weightAndBiasGrad(grad, x, shape, !!bias)
+    let [weightGrad, biasGrad]: [Tensor | null, Tensor | null] = needWeights
+      ? convWeightGrad(grad, x, shape, !!bias)
       : [null, null];
-    return [x.requiresGrad ? inputGrad(grad, weight, shape) : null, weightGrad, biasGrad];
+    let inputGrad = x.requiresGrad ? convInputGrad(grad, weight, shape) : null;
+    if (inputGrad && inputGrad.rank !== x.rank) inputGrad = reshaped(inputGrad, x.shape);
+    if (weightGrad && weightGrad.rank !== weight.rank) {
+      weightGrad = reshaped(weightGrad, weight.shape);
+    }
+    biasGrad = bias?.requiresGrad ? biasGrad : (biasGrad?.dispose(), null);
+    return [inputGrad, weight.requiresGrad ? weightGrad : (weightGrad?.dispose(), null), biasGrad];
   });
+}
+
+/** A view of `t` with `shape`, `t` itself disposed (the view keeps its buffer). */
+export function reshaped(t: Tensor, shape: readonly number[]): Tensor {
+  const out = t.view(shape);
+  t.dispose();
+  return out;
+}
+
+/**
+ * 2-D convolution of x [N, C, H, W] with weight [O, C / groups, KH, KW] (+ `bias` [O]), like
+ * `torch.nn.functional.conv2d`: stride, padding (numbers, pairs, `"valid"`, `"same"`,
+ * `"full"`), dilation and groups as options. Differentiable in all three; only the needed
+ * gradients are computed.
+ *
+ * @example a depthwise 3x3 convolution keeping the size
+ * ```ts ignore
+ * const y = conv2d(x, w, { padding: "same", groups: 8 }); // x [N, 8, H, W], w [8, 1, 3, 3]
+ * ```
+ */
+export function conv2d(x: Tensor, weight: Tensor, options?: Conv2dOptions): Tensor;
+/**
+ * The older form, `conv2d(x, weight, bias, options)`: the bias as the third argument (undefined
+ * or null for none).
+ */
+export function conv2d(
+  x: Tensor,
+  weight: Tensor,
+  bias: Tensor | null | undefined,
+  options?: Conv2dOptions,
+): Tensor;
+export function conv2d(
+  x: Tensor,
+  weight: Tensor,
+  biasOrOptions?: Tensor | Conv2dOptions | null,
+  maybeOptions: Conv2dOptions = {},
+): Tensor {
+  const legacy = biasOrOptions === undefined || biasOrOptions === null ||
+    biasOrOptions instanceof Tensor;
+  const options = legacy ? maybeOptions : biasOrOptions as Conv2dOptions;
+  const bias = (legacy ? biasOrOptions as Tensor | null | undefined : undefined) ??
+    options.bias ?? undefined;
+  const groups = options.groups ?? 1;
+  if (x.rank === 4 && weight.rank === 4) checkGroups("conv2d", groups, x.shape[1], weight.shape[0]);
+  if (x.rank !== 4 || weight.rank !== 4 || x.shape[1] !== weight.shape[1] * groups) {
+    throw new Error(
+      `conv2d: input ${formatShape(x.shape)} does not fit weight ${formatShape(weight.shape)} ` +
+        `(needs input [N, ${
+          weight.rank === 4 ? weight.shape[1] * groups : "C"
+        }, H, W] for weight [O, C / groups, KH, KW]` + (groups === 1 ? ")" : `, groups ${groups})`),
+    );
+  }
+  checkConvTensors("conv2d", x, weight, bias, weight.shape[0]);
+  const stride = sizePair("conv2d", "stride", options.stride ?? 1, 1);
+  const dilation = sizePair("conv2d", "dilation", options.dilation ?? 1, 1);
+  const kernel: [number, number] = [weight.shape[2], weight.shape[3]];
+  const padding = resolvePadding("conv2d", options.padding ?? 0, kernel, dilation, stride);
+  const shape = convShape("conv2d", x.shape, weight.shape, { stride, padding, dilation, groups });
+  const out = convForward(x, weight, bias, shape);
+  return recordConv("conv2d", out, x, weight, bias, shape);
 }

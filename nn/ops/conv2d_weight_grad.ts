@@ -215,14 +215,14 @@ const CONV2D_WEIGHT_GRAD: KernelSpec<WeightGradOptions, WeightGradPlan> = {
 };
 
 /** What a chunk sum is specialised on: `chunks` rows of `weights` (+ `biases`) partial sums. */
-interface SumChunksOptions {
+export interface SumChunksOptions {
   chunks: number;
   weights: number;
   biases: number;
 }
 
 /** Adds up the partial sums of every chunk: one lane per weight (or bias). */
-const CONV2D_SUM_CHUNKS: KernelSpec<SumChunksOptions> = {
+export const CONV2D_SUM_CHUNKS: KernelSpec<SumChunksOptions> = {
   name: "conv2d_sum_chunks",
   key: ({ chunks, weights, biases }) => `${chunks}x${weights}+${biases}`,
   bindings: ({ biases }) => [

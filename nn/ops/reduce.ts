@@ -113,8 +113,11 @@ ${workgroupSumWgsl(plan.workgroupSize)}`,
   if (lid == 0u) { out[group] = total * FACTOR; }`,
 };
 
-/** factor * (sum of every element of x), as a new one-element tensor of `shape`. */
-function sumAll(x: Tensor, factor: number, shape: readonly number[]): Tensor {
+/**
+ * factor * (sum of every element of x), as a new one-element tensor of `shape` (not recorded:
+ * for ops with their own backward, e.g. the losses). One dispatch, two for large tensors.
+ */
+export function sumAll(x: Tensor, factor: number, shape: readonly number[]): Tensor {
   const out = Tensor.empty(shape);
   const { groups } = planKernel(SUM, { size: x.size, factor: 1, partial: true });
   if (groups <= 1) {

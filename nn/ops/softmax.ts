@@ -11,21 +11,34 @@
  *
  * Rows are short (class scores), so each invocation owns whole rows (lanes on batch rows); the
  * losses sum their rows in one workgroup. Rows of up to 64 classes are read from storage once
- * into private memory (on llvmpipe storage loads are the dear part of these kernels). `crossEntropy` saves each row's log-sum-exp and has
- * one fused backward kernel producing (softmax - onehot) * grad / N.
+ * into private memory (on llvmpipe storage loads are the dear part of these kernels).
+ * `crossEntropy` saves each row's log-sum-exp and the mean's divisor, and has one fused
+ * backward kernel producing (softmax - onehot) * grad / (rows not ignored).
  *
  * Targets are not checked on the GPU (that would need a readback): a target outside [0, C)
- * contributes 0 to the loss and gets no gradient, and the mean still divides by N.
+ * contributes 0 to the loss and gets no gradient; the mean divides by the rows whose target is
+ * not -100 (PyTorch's default ignoreIndex), so out-of-range targets other than -100 still count.
+ * Other options (weights, ignoreIndex, reductions, label smoothing, probability targets, the
+ * K-dimensional case) take the general kernels of `classification_losses.ts`.
  *
  * @module
  */
 
 import { recordOp } from "../autograd.ts";
-import { f32, u32 } from "../gpu/kernel.ts";
+import { u32 } from "../gpu/kernel.ts";
 import { type BindingSpec, type KernelSpec, runKernel } from "../gpu/program.ts";
 import { formatShape, Tensor } from "../tensor.ts";
 import { checkTarget, workgroupSumWgsl } from "./reduce.ts";
 import { normalizeDims } from "./reduce_dim.ts";
+import {
+  checkClassLoss,
+  classLoss,
+  type ClassLossCall,
+  type CrossEntropyOptions,
+  type NllLossOptions,
+} from "./classification_losses.ts";
+
+export type { CrossEntropyOptions, NllLossOptions };
 
 /** Invocations per workgroup of the row kernels (one row each). */
 const ROW_WORKGROUP = 8;
@@ -337,9 +350,14 @@ function logSoftmaxBackward(grad: Tensor, output: Tensor): Tensor {
 /** WGSL: whether `t` (an i32 target) names a class. */
 const VALID_TARGET = "(t >= 0 && t < i32(C))";
 
+/** PyTorch's default `ignoreIndex`: rows with this target count for nothing. */
+const DEFAULT_IGNORE = -100;
+
 /**
- * A one-workgroup kernel that sums `perRow` (statements adding to `acc`) over the rows and
- * writes the sum times 1 / rows (negated when `negate`) into loss[0].
+ * A one-workgroup kernel that sums `perRow` (statements adding to `acc`, with `t` the row's
+ * target) over the rows and writes the sum divided by the rows whose target is not -100
+ * (negated when `negate`) into loss[0], and that divisor's inverse into scale[0] (for the
+ * backward).
  */
 function lossKernel(
   name: string,
@@ -351,18 +369,26 @@ function lossKernel(
   return {
     name,
     key: ({ rows, classes }) => `${rows}x${classes}`,
-    bindings: () => bindings,
+    bindings: () => [...bindings, storage("scale", "f32", true)],
     plan: () => ({ workgroupSize: LOSS_WORKGROUP, groups: 1 }),
     prelude: ({ classes }) =>
       `const C: u32 = ${u32(classes)};\n${prelude(classes <= CACHED_CLASSES)}\n` +
       workgroupSumWgsl(LOSS_WORKGROUP),
     body: ({ rows, classes }) => /* wgsl */ `
   var acc = 0.0;
+  var counted = 0.0;
   for (var row = lid; row < ${u32(rows)}; row += ${u32(LOSS_WORKGROUP)}) {
+    let t = labels[row];
+    counted += select(1.0, 0.0, t == ${DEFAULT_IGNORE});
 ${perRow(classes <= CACHED_CLASSES)}
   }
   let total = workgroupSum(lid, acc);
-  if (lid == 0u) { loss[0] = total * ${f32((negate ? -1 : 1) / rows)}; }`,
+  workgroupBarrier();
+  let count = workgroupSum(lid, counted);
+  if (lid == 0u) {
+    loss[0] = ${negate ? "-total" : "total"} / count;
+    scale[0] = 1.0 / count;
+  }`,
   };
 }
 
@@ -376,41 +402,75 @@ const NLL_LOSS = lossKernel(
   [storage("logProbs", "f32"), storage("labels", "i32"), storage("loss", "f32", true)],
   () => "",
   () => /* wgsl */ `
-    let t = labels[row];
     if ${VALID_TARGET} { acc += logProbs[row * C + u32(t)]; }`,
   true,
 );
 
 const NLL_LOSS_BACKWARD = rowKernel(
   "nll_loss_backward",
-  [storage("grad", "f32"), storage("labels", "i32"), storage("dx", "f32", true)],
+  [
+    storage("grad", "f32"),
+    storage("scale", "f32"),
+    storage("labels", "i32"),
+    storage("dx", "f32", true),
+  ],
   () => "",
-  ({ rows }) => /* wgsl */ `
-    let value = -grad[0] * ${f32(1 / rows)};
+  () => /* wgsl */ `
+    let value = -grad[0] * scale[0];
     let t = labels[row];
     for (var j = 0u; j < C; j++) { dx[row * C + j] = select(0.0, value, i32(j) == t); }`,
 );
 
 /**
- * The negative log-likelihood -mean_n logProbs[n, target[n]] of logProbs [N, C] and i32 target
- * [N], as a scalar []. Targets outside [0, C) contribute 0 (and the mean still divides by N).
- * Differentiable with respect to logProbs.
+ * The negative log-likelihood of log-probabilities against class indices (PyTorch's
+ * `nll_loss`): -logProbs[n, target[n]] per row, weighted by `weight[target[n]]`, with
+ * `reduction` "mean" (default: divided by the summed weights of the rows whose target is not
+ * `ignoreIndex`, default -100), "sum" or "none" (one loss per row). Shapes: logProbs [N, C] with
+ * i32 target [N], [C] with a 0-d target, or [N, C, d1, ...] with [N, d1, ...] (the
+ * K-dimensional case). Targets outside [0, C) other than ignoreIndex contribute 0 (PyTorch
+ * raises; checking would need a readback) and count in an unweighted mean's divisor.
+ * Differentiable with respect to logProbs. The default options on [N, C] take one fused kernel.
  */
-export function nllLoss(logProbs: Tensor, target: Tensor): Tensor {
+export function nllLoss(logProbs: Tensor, target: Tensor, options: NllLossOptions = {}): Tensor {
+  const call: ClassLossCall = {
+    op: "nllLoss",
+    input: logProbs,
+    target,
+    weight: options.weight,
+    ignoreIndex: options.ignoreIndex ?? DEFAULT_IGNORE,
+    smoothing: 0,
+    reduction: options.reduction ?? "mean",
+  };
+  const probabilities = checkClassLoss(call);
+  if (!fastPath(call)) return classLoss(call, probabilities);
   checkLossInputs("nllLoss", logProbs, target, "logProbs");
   const [rows, classes] = logProbs.shape;
   const loss = Tensor.empty([]);
-  runKernel(NLL_LOSS, { rows, classes }, { logProbs, labels: target, loss });
+  const scale = Tensor.empty([1]);
+  runKernel(NLL_LOSS, { rows, classes }, { logProbs, labels: target, loss, scale });
   return recordOp("nllLoss", loss, [logProbs, target], (grad) => [
-    nllLossBackward(grad, target, rows, classes),
+    nllLossBackward(grad, scale, target, rows, classes),
     null,
-  ]);
+  ], [scale]);
 }
 
-/** dx[n, j] = -grad / N where j == target[n], else 0. */
-function nllLossBackward(grad: Tensor, target: Tensor, rows: number, classes: number): Tensor {
+/** Whether a class loss takes the fast fused kernels: the default options on [N, C] indices. */
+function fastPath(call: ClassLossCall): boolean {
+  return call.input.rank === 2 && call.input.shape[0] > 0 && call.target.dtype === "i32" &&
+    call.weight === undefined &&
+    call.ignoreIndex === DEFAULT_IGNORE && call.smoothing === 0 && call.reduction === "mean";
+}
+
+/** dx[n, j] = -grad * scale where j == target[n], else 0. */
+function nllLossBackward(
+  grad: Tensor,
+  scale: Tensor,
+  target: Tensor,
+  rows: number,
+  classes: number,
+): Tensor {
   const dx = Tensor.empty([rows, classes]);
-  runKernel(NLL_LOSS_BACKWARD, { rows, classes }, { grad, labels: target, dx });
+  runKernel(NLL_LOSS_BACKWARD, { rows, classes }, { grad, scale, labels: target, dx });
   return dx;
 }
 
@@ -427,7 +487,6 @@ const CROSS_ENTROPY = lossKernel(
     let base = row * C;
     let logSum = rowLogSumExp(base);
     logSums[row] = logSum;
-    let t = labels[row];
     if ${VALID_TARGET} { acc += logSum - ${cached ? "rowValues[u32(t)]" : "x[base + u32(t)]"}; }`,
   false,
 );
@@ -437,15 +496,16 @@ const CROSS_ENTROPY_BACKWARD = rowKernel(
   "cross_entropy_backward",
   [
     storage("grad", "f32"),
+    storage("scale", "f32"),
     storage("x", "f32"),
     storage("labels", "i32"),
     storage("logSums", "f32"),
     storage("dx", "f32", true),
   ],
   () => "",
-  ({ rows }) => /* wgsl */ `
+  () => /* wgsl */ `
     let t = labels[row];
-    let factor = select(0.0, grad[0] * ${f32(1 / rows)}, ${VALID_TARGET});
+    let factor = select(0.0, grad[0] * scale[0], ${VALID_TARGET});
     let logSum = logSums[row];
     let base = row * C;
     for (var j = 0u; j < C; j++) {
@@ -455,28 +515,62 @@ const CROSS_ENTROPY_BACKWARD = rowKernel(
 );
 
 /**
- * Cross-entropy of logits [N, C] against i32 target [N]: nllLoss(logSoftmax(logits), target),
- * fused, as a scalar []. Targets outside [0, C) contribute 0 and get a zero gradient row.
- * Differentiable with respect to logits, with one fused backward kernel.
+ * Cross-entropy of logits against class indices or probabilities (PyTorch's `cross_entropy`):
+ * nllLoss(logSoftmax(logits), target) with the same `weight`, `ignoreIndex` and `reduction`,
+ * plus `labelSmoothing` (PyTorch 1.13's formula: (1 - s) times the loss plus s / C times the
+ * weighted sum of -logp over the classes). `target` is i32 class indices (shapes as `nllLoss`)
+ * or f32 probabilities of the logits' shape (then "mean" divides by the rows, and ignoreIndex is
+ * refused). Targets outside [0, C) contribute 0 and get a zero gradient row. Differentiable
+ * with respect to logits and to probability targets; the default options on [N, C] take one
+ * fused kernel each way.
+ *
+ * @example Weighted, with label smoothing
+ * ```ts
+ * import { crossEntropy, init, tensor } from "@wgtorch/wgtorch";
+ *
+ * await init();
+ * const logits = tensor([2, 0, 0, 0, 1, 0], [2, 3]);
+ * const target = tensor([0, 1], [2], { dtype: "i32" });
+ * console.log(await crossEntropy(logits, target).item()); // 0.3954
+ * const weight = tensor([1, 2, 1], [3]);
+ * console.log(await crossEntropy(logits, target, { weight, labelSmoothing: 0.1 }).item()); // 0.5268
+ * ```
  */
-export function crossEntropy(logits: Tensor, target: Tensor): Tensor {
+export function crossEntropy(
+  logits: Tensor,
+  target: Tensor,
+  options: CrossEntropyOptions = {},
+): Tensor {
+  const call: ClassLossCall = {
+    op: "crossEntropy",
+    input: logits,
+    target,
+    weight: options.weight,
+    ignoreIndex: options.ignoreIndex ?? DEFAULT_IGNORE,
+    smoothing: options.labelSmoothing ?? 0,
+    reduction: options.reduction ?? "mean",
+  };
+  const probabilities = checkClassLoss(call);
+  if (!fastPath(call)) return classLoss(call, probabilities);
   checkLossInputs("crossEntropy", logits, target, "logits");
   const [rows, classes] = logits.shape;
   const loss = Tensor.empty([]);
   const logSums = Tensor.empty([rows]);
-  runKernel(CROSS_ENTROPY, { rows, classes }, { x: logits, labels: target, logSums, loss });
+  const scale = Tensor.empty([1]);
+  runKernel(CROSS_ENTROPY, { rows, classes }, { x: logits, labels: target, logSums, loss, scale });
   return recordOp(
     "crossEntropy",
     loss,
     [logits, target],
-    (grad) => [crossEntropyBackward(grad, logits, target, logSums), null],
-    [logSums],
+    (grad) => [crossEntropyBackward(grad, scale, logits, target, logSums), null],
+    [logSums, scale],
   );
 }
 
-/** dx = (exp(x - logSumExp) - onehot(target)) * grad / N, zero on rows with a bad target. */
+/** dx = (exp(x - logSumExp) - onehot(target)) * grad * scale, zero on rows with a bad target. */
 function crossEntropyBackward(
   grad: Tensor,
+  scale: Tensor,
   logits: Tensor,
   target: Tensor,
   logSums: Tensor,
@@ -485,6 +579,7 @@ function crossEntropyBackward(
   const dx = Tensor.empty(logits.shape);
   runKernel(CROSS_ENTROPY_BACKWARD, { rows, classes }, {
     grad,
+    scale,
     x: logits,
     labels: target,
     logSums,

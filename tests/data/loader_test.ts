@@ -8,6 +8,8 @@ import { createModel } from "../../nn/models.ts";
 import { memoryStats } from "../../nn/gpu/buffer_pool.ts";
 import { assertClose, gpuReady } from "../testing.ts";
 import { Rng } from "../../nn/random.ts";
+import { Tensor, tensor } from "../../nn/tensor.ts";
+import { gatherBatch } from "./legacy_gather.ts";
 
 await gpuReady();
 
@@ -108,7 +110,7 @@ Deno.test("dropLast and limit", async () => {
   dataset.dispose();
 });
 
-Deno.test("an epoch is one upload and one dispatch per batch, with no readback and no leak", () => {
+Deno.test("an epoch is one upload and one dispatch per tensor per batch, with no readback and no leak", () => {
   const set = syntheticSet(300, 28, 28, 3);
   const dataset = new GpuDataset(set);
   const loader = new DataLoader(dataset, { batchSize: 64, seed: 9 });
@@ -123,7 +125,7 @@ Deno.test("an epoch is one upload and one dispatch per batch, with no readback a
   }
   const after = streamStats();
   deepEqual(batches, 5);
-  deepEqual(after.dispatches - before.dispatches, 5);
+  deepEqual(after.dispatches - before.dispatches, 10, "images and labels: one dispatch each");
   deepEqual(after.readbacks, before.readbacks);
   deepEqual(memoryStats().liveBuffers, memory.liveBuffers, "every batch given back");
   deepEqual(memoryStats().buffersCreated, memory.buffersCreated, "no new GPU buffer after warm-up");
@@ -195,4 +197,38 @@ Deno.test("a batch of more than 65,535 examples (a 2-D dispatch grid) is gathere
   await checkEpoch(set, loader, 0);
   loader.dispose();
   dataset.dispose();
+});
+
+Deno.test("GpuDataset's batches are bit for bit those of the gather before TensorDataset (u8 and f32, aligned and odd rows)", async () => {
+  for (
+    const [rows, cols, dtype] of [[28, 28, "u8"], [3, 5, "u8"], [28, 28, "f32"], [
+      3,
+      5,
+      "f32",
+    ]] as const
+  ) {
+    const set = syntheticSet(COUNT, rows, cols, rows + cols);
+    const dataset = new GpuDataset(set, { dtype });
+    const loader = new DataLoader(dataset, { batchSize: 8, seed: 17 });
+    for (const epoch of [0, 1]) {
+      const order = tensor(loader.epochOrder(epoch), [COUNT], { dtype: "i32" });
+      for (const batch of loader.batches(epoch)) {
+        const x = Tensor.empty([batch.size, 1, rows, cols]);
+        const y = Tensor.empty([batch.size], "i32");
+        gatherBatch(
+          { images: dataset.images, labels: dataset.labels, order },
+          { x, y },
+          batch.index * loader.batchSize,
+        );
+        const what = `${rows}x${cols} ${dtype}, epoch ${epoch}, batch ${batch.index}`;
+        deepEqual(await batch.x.toTypedArray(), await x.toTypedArray(), what);
+        deepEqual(await batch.y.toTypedArray(), await y.toTypedArray(), what);
+        x.dispose();
+        y.dispose();
+      }
+      order.dispose();
+    }
+    loader.dispose();
+    dataset.dispose();
+  }
 });

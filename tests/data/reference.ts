@@ -1,5 +1,5 @@
 /**
- * CPU reference of the GPU batch gather, for tests: what `DataLoader` must produce.
+ * CPU references of the GPU batch gathers, for tests: what `DataLoader` must produce.
  *
  * @module
  */
@@ -29,4 +29,26 @@ export function gatherReference(
     y[b] = set.labels[src];
   }
   return { x, y };
+}
+
+/**
+ * The batch `order[start .. start + size)` of a dataset tensor whose samples are `row` values
+ * each, on the CPU: copied as they are, or `value * scale` in float64 when `scale` is given.
+ */
+export function gatherRowsReference(
+  data: ArrayLike<number>,
+  row: number,
+  order: Int32Array,
+  range: { start: number; size: number },
+  scale?: number,
+): Float64Array {
+  const out = new Float64Array(range.size * row);
+  for (let b = 0; b < range.size; b++) {
+    const src = order[range.start + b];
+    for (let k = 0; k < row; k++) {
+      const value = data[src * row + k];
+      out[b * row + k] = scale === undefined ? value : value * scale;
+    }
+  }
+  return out;
 }

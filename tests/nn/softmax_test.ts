@@ -104,8 +104,9 @@ Deno.test("targets outside [0, C) contribute 0 to the loss and get no gradient",
   const x = tensor(Float32Array.from(logits), [rows, classes], { requiresGrad: true });
   const loss = crossEntropy(x, target);
   const expected = crossEntropyReference(logits, labels, classes);
-  // Only rows 0, 3 and 5 count, and the mean still divides by 6.
-  const valid = [0, 3, 5].reduce((sum, n) => sum - logProbs[n * classes + labels[n]], 0) / rows;
+  // Only rows 0, 3 and 5 count; the mean divides by the 5 rows whose target is not -100 (as
+  // PyTorch's default ignoreIndex): targets out of range other than -100 still count.
+  const valid = [0, 3, 5].reduce((sum, n) => sum - logProbs[n * classes + labels[n]], 0) / 5;
   assertClose([expected], [valid], { atol: 1e-12 }, "reference");
   assertClose([await loss.item()], [expected], {}, "crossEntropy");
   loss.backward({ grad: tensor([2], []) });
@@ -133,10 +134,14 @@ Deno.test("losses reject bad shapes and dtypes, naming the op and both shapes", 
   );
   assertThrows(
     () => crossEntropy(x, zeros([4, 1], { dtype: "i32" })),
-    /^crossEntropy: target shape \[4, 1\] does not match logits \[4, 10\] \(needs \[4\]\)$/,
+    /^crossEntropy: target shape \[4, 1\] does not match logits \[4, 10\] \(needs \[4\], or f32 probabilities of shape \[4, 10\]\)$/,
   );
   assertThrows(() => crossEntropy(x, zeros([4])), /^crossEntropy: target must be an i32 tensor/);
-  assertThrows(() => nllLoss(zeros([4]), zeros([4], { dtype: "i32" })), /^nllLoss: logProbs must/);
+  assertThrows(
+    () => nllLoss(zeros([4]), zeros([4], { dtype: "i32" })),
+    /^nllLoss: target shape \[4\] does not match logProbs \[4\] \(needs \[\]\)$/,
+  );
+  assertThrows(() => nllLoss(zeros([]), zeros([], { dtype: "i32" })), /^nllLoss: logProbs must/);
   // An empty dimension gives an empty result, as PyTorch.
   assert.deepEqual(logSoftmax(zeros([3, 0])).shape, [3, 0]);
 });

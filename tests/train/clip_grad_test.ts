@@ -165,9 +165,8 @@ Deno.test("clipGradNorm and clipGradValue: a single tensor, no gradients, bad in
   assertClose(await inf.toArray(), [0.7], { atol: 1e-6, rtol: 0 });
   inf.dispose();
   assert.throws(() => clipGradValue([p], -0.5), /clipGradValue: clipValue must be a number >= 0/);
-  // deno-lint-ignore no-explicit-any
   assert.throws(
-    () => clipGradValue([p, 3 as any], 1),
+    () => clipGradValue([p, 3 as unknown as Tensor], 1),
     /clipGradValue: parameter 1 is not a Tensor/,
   );
   p.grad.dispose();

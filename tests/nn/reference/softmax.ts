@@ -53,7 +53,14 @@ export function nllLossReference(
   for (let n = 0; n < target.length; n++) {
     if (isValidTarget(target[n], classes)) total += logProbs[n * classes + target[n]];
   }
-  return -total / target.length;
+  return -total / countedRows(target);
+}
+
+/** Rows counted by the mean: those whose target is not -100 (PyTorch's default ignoreIndex). */
+function countedRows(target: ArrayLike<number>): number {
+  let count = 0;
+  for (let n = 0; n < target.length; n++) if (target[n] !== -100) count++;
+  return count;
 }
 
 /** The gradient of `nllLossReference` times the loss's gradient `grad`. */
@@ -64,7 +71,9 @@ export function nllLossBackwardReference(
 ): Float64Array {
   const dx = new Float64Array(target.length * classes);
   for (let n = 0; n < target.length; n++) {
-    if (isValidTarget(target[n], classes)) dx[n * classes + target[n]] = -grad / target.length;
+    if (isValidTarget(target[n], classes)) {
+      dx[n * classes + target[n]] = -grad / countedRows(target);
+    }
   }
   return dx;
 }
@@ -91,7 +100,7 @@ export function crossEntropyBackwardReference(
     if (!isValidTarget(target[n], classes)) continue;
     for (let j = 0; j < classes; j++) {
       const i = n * classes + j;
-      dx[i] = (Math.exp(logProbs[i]) - (j === target[n] ? 1 : 0)) * grad / target.length;
+      dx[i] = (Math.exp(logProbs[i]) - (j === target[n] ? 1 : 0)) * grad / countedRows(target);
     }
   }
   return dx;
