@@ -223,7 +223,10 @@ function xavierUniform(shape: [number, number], rng: Rng): Tensor {
  * console.log(out.shape, weights?.shape); // [5, 3, 8] [3, 5, 5]
  * ```
  */
-export class MultiheadAttention extends Module {
+export class MultiheadAttention extends Module<
+  [Tensor, Tensor, Tensor, MultiheadAttentionCallOptions?],
+  [Tensor, Tensor | null]
+> {
   /** The packed input projection [3E, E], or null with separate ones. */
   readonly inProjWeight: Tensor | null;
   /** The query projection [E, E] when kdim or vdim differ from E. */
@@ -297,7 +300,6 @@ export class MultiheadAttention extends Module {
    * query [L, N, E], key [S, N, kdim], value [S, N, vdim] ([N, L, E] ... batch-first; 2-D
    * unbatched) → [output [L, N, E], weights [N, L, S] or null] (see `multiHeadAttention`).
    */
-  // @ts-ignore: until Module's forward takes several inputs and outputs (feat/modules)
   override forward(
     query: Tensor,
     key: Tensor,

@@ -173,7 +173,7 @@ export function recurrentForward(
 }
 
 /** The base of `LSTM` and `GRU` (PyTorch's `nn.RNNBase`): parameters by PyTorch's names, and the options. */
-export abstract class RNNBase extends Module {
+export abstract class RNNBase<State, Output> extends Module<[Tensor, State?], Output> {
   /** Stacked layers. */
   readonly numLayers: number;
   /** Whether the layers have biases. */
@@ -277,7 +277,7 @@ export abstract class RNNBase extends Module {
  * console.log(output.shape, hN.shape, cN.shape); // [5, 2, 4] [2, 2, 4] [2, 2, 4]
  * ```
  */
-export class LSTM extends RNNBase {
+export class LSTM extends RNNBase<readonly [Tensor, Tensor], [Tensor, [Tensor, Tensor]]> {
   /** A layer from `inputSize` features to `hiddenSize`, initialised as PyTorch does. */
   constructor(inputSize: number, hiddenSize: number, options: RNNOptions = {}) {
     super("lstm", inputSize, hiddenSize, options);
@@ -287,7 +287,6 @@ export class LSTM extends RNNBase {
    * input [T, N, in] ([N, T, in] batch-first, or [T, in] unbatched), `hx` = [h0, c0] each
    * [L * D, N, H] (default zeros) → [output [T, N, D * H], [h_n, c_n]].
    */
-  // @ts-ignore: until Module's forward takes several inputs and outputs (feat/modules)
   override forward(input: Tensor, hx?: readonly [Tensor, Tensor]): [Tensor, [Tensor, Tensor]] {
     const { output, hN, cN } = this.run(input, hx?.[0], hx?.[1]);
     return [output, [hN, cN!]];
@@ -308,7 +307,7 @@ export class LSTM extends RNNBase {
  * console.log(output.shape, hN.shape); // [2, 5, 8] [2, 2, 4]
  * ```
  */
-export class GRU extends RNNBase {
+export class GRU extends RNNBase<Tensor, [Tensor, Tensor]> {
   /** A layer from `inputSize` features to `hiddenSize`, initialised as PyTorch does. */
   constructor(inputSize: number, hiddenSize: number, options: RNNOptions = {}) {
     super("gru", inputSize, hiddenSize, options);
@@ -318,7 +317,6 @@ export class GRU extends RNNBase {
    * input [T, N, in] ([N, T, in] batch-first, or [T, in] unbatched), `hx` = h0 [L * D, N, H]
    * (default zeros) → [output [T, N, D * H], h_n].
    */
-  // @ts-ignore: until Module's forward takes several inputs and outputs (feat/modules)
   override forward(input: Tensor, hx?: Tensor): [Tensor, Tensor] {
     const { output, hN } = this.run(input, hx);
     return [output, hN];

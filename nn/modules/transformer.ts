@@ -7,41 +7,15 @@
  * @module
  */
 
-import { add, mul, sub } from "../ops/elementwise.ts";
-import { relu } from "../ops/elementwise.ts";
-import { gelu, rsqrt } from "../ops/unary.ts";
-import { mean, variance } from "../ops/reduce.ts";
-import { full, type Tensor, zeros } from "../tensor.ts";
+import { add, relu } from "../ops/elementwise.ts";
+import { gelu } from "../ops/unary.ts";
+import type { Tensor } from "../tensor.ts";
 import type { InitOptions } from "./init.ts";
 import { Dropout } from "./layers.ts";
 import { Linear } from "./linear.ts";
 import { Module } from "./module.ts";
 import { MultiheadAttention } from "./attention.ts";
-
-/**
- * Layer norm over the last dimension, composed of existing ops (a stand-in until the fused
- * `LayerNorm` lands): (x - mean) / √(var + eps) · weight + bias, parameters `weight` and `bias`.
- */
-class LayerNormComposed extends Module {
-  readonly weight: Tensor;
-  readonly bias: Tensor;
-  constructor(readonly normalizedShape: number, readonly eps: number) {
-    super();
-    this.weight = this.registerParameter("weight", full([normalizedShape], 1));
-    this.bias = this.registerParameter("bias", zeros([normalizedShape]));
-  }
-  forward(x: Tensor): Tensor {
-    if (x.shape.at(-1) !== this.normalizedShape) {
-      throw new Error(
-        `LayerNorm: input [${x.shape.join(", ")}] must end in ${this.normalizedShape}`,
-      );
-    }
-    const mu = mean(x, { dim: -1, keepdim: true });
-    const v = variance(x, { dim: -1, keepdim: true, correction: 0 });
-    const normed = mul(sub(x, mu), rsqrt(add(v, this.eps)));
-    return add(mul(normed, this.weight), this.bias);
-  }
-}
+import { LayerNorm } from "./normalization.ts";
 
 /** Options of `TransformerEncoderLayer` (PyTorch's, in camelCase). */
 export interface TransformerEncoderLayerOptions extends InitOptions {
@@ -81,7 +55,10 @@ export interface TransformerEncoderLayerCallOptions {
  * console.log(layer.forward(randNormal([5, 3, 8])).shape); // [5, 3, 8]
  * ```
  */
-export class TransformerEncoderLayer extends Module {
+export class TransformerEncoderLayer extends Module<
+  [Tensor, TransformerEncoderLayerCallOptions?],
+  Tensor
+> {
   /** The self-attention block (`self_attn`). */
   readonly self_attn: MultiheadAttention;
   /** First feed-forward layer, dModel → dimFeedforward. */
@@ -91,9 +68,9 @@ export class TransformerEncoderLayer extends Module {
   /** Second feed-forward layer, dimFeedforward → dModel. */
   readonly linear2: Linear;
   /** Layer norm of the attention block. */
-  readonly norm1: Module;
+  readonly norm1: LayerNorm;
   /** Layer norm of the feed-forward block. */
-  readonly norm2: Module;
+  readonly norm2: LayerNorm;
   /** Dropout of the attention block's output. */
   readonly dropout1: Dropout;
   /** Dropout of the feed-forward block's output. */
@@ -127,8 +104,8 @@ export class TransformerEncoderLayer extends Module {
     this.linear1 = new Linear(dModel, ff, { rng });
     this.dropout = new Dropout(p, { rng });
     this.linear2 = new Linear(ff, dModel, { rng });
-    this.norm1 = new LayerNormComposed(dModel, eps);
-    this.norm2 = new LayerNormComposed(dModel, eps);
+    this.norm1 = new LayerNorm(dModel, { eps });
+    this.norm2 = new LayerNorm(dModel, { eps });
     this.dropout1 = new Dropout(p, { rng });
     this.dropout2 = new Dropout(p, { rng });
   }
