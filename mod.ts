@@ -245,6 +245,23 @@ export {
   type LayerNormLayerOptions,
 } from "./nn/modules/normalization.ts";
 export { Embedding, type EmbeddingLayerOptions } from "./nn/modules/embedding.ts";
+export { GRU, LSTM, RNNBase, type RNNOptions } from "./nn/modules/rnn.ts";
+export {
+  MultiheadAttention,
+  multiHeadAttention,
+  type MultiheadAttentionCallOptions,
+  type MultiHeadAttentionFunctionOptions,
+  type MultiheadAttentionOptions,
+} from "./nn/modules/attention.ts";
+export {
+  scaledDotProductAttention,
+  type ScaledDotProductAttentionOptions,
+} from "./nn/ops/attention.ts";
+export {
+  TransformerEncoderLayer,
+  type TransformerEncoderLayerCallOptions,
+  type TransformerEncoderLayerOptions,
+} from "./nn/modules/transformer.ts";
 export { defaultGenerator, type InitOptions, manualSeed } from "./nn/modules/init.ts";
 export { Linear, type LinearOptions } from "./nn/modules/linear.ts";
 export { Conv2d, type Conv2dLayerOptions, type PaddingMode } from "./nn/modules/conv2d.ts";

@@ -241,7 +241,11 @@ export abstract class RNNBase<State, Output> extends Module<[Tensor, State?], Ou
     }
   }
 
-  /** Runs the layers (see `recurrentForward`). */
+  /**
+   * Runs the layers (see `recurrentForward`): for LSTM and GRU, not part of the public API.
+   *
+   * @ignore
+   */
   protected run(input: Tensor, h0?: Tensor, c0?: Tensor): RecurrentResult {
     return recurrentForward(
       input,
