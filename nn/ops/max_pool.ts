@@ -22,18 +22,23 @@ import { recordOp } from "../autograd.ts";
 import { u32 } from "../gpu/kernel.ts";
 import type { KernelPolicy } from "../gpu/policy.ts";
 import { type KernelPlan, type KernelSpec, runKernel } from "../gpu/program.ts";
-import { formatShape, Tensor } from "../tensor.ts";
+import { Tensor } from "../tensor.ts";
 import { isNan, relu1 } from "./nan_wgsl.ts";
+import { poolAxes, type PoolAxis, type Size2d } from "./pool_geometry.ts";
 import { PACKED_ARGMAX, quadCorners, quadGradient, quadMax, spreadGradient } from "./pool_quads.ts";
 
-/** Options of `maxPool2d`. */
+/** Options of `maxPool2d` (PyTorch's `max_pool2d`, camelCase). */
 export interface MaxPoolOptions {
-  /** Window height and width. */
-  kernelSize: number;
-  /** Step between windows; default `kernelSize`. */
-  stride?: number;
-  /** Implicit -inf border on each side; default 0, at most kernelSize / 2. */
-  padding?: number;
+  /** Window height and width: a number for a square window, or [h, w]. */
+  kernelSize: Size2d;
+  /** Step between windows (number or [h, w]); default `kernelSize`. */
+  stride?: Size2d;
+  /** Implicit -inf border on each side (number or [h, w]); default 0, at most kernelSize / 2. */
+  padding?: Size2d;
+  /** Spacing between the elements of a window (number or [h, w]); default 1. */
+  dilation?: Size2d;
+  /** Output size rounded up instead of down (windows may run past the input); default false. */
+  ceilMode?: boolean;
   /**
    * Returns relu(maxPool(x)), computed in the same kernel; equal to maxPool(relu(x)) (ReLU is
    * monotonic), gradient included: a window whose output is 0 passes none (a NaN output passes
@@ -45,74 +50,46 @@ export interface MaxPoolOptions {
 /** Everything a max-pool kernel bakes in. */
 interface PoolGeometry {
   planes: number;
-  height: number;
-  width: number;
-  outHeight: number;
-  outWidth: number;
-  kernelSize: number;
-  stride: number;
-  padding: number;
+  rows: PoolAxis;
+  cols: PoolAxis;
   relu: boolean;
 }
 
-function checkInteger(name: string, value: number, min: number): void {
-  if (!Number.isInteger(value) || value < min) {
-    throw new Error(`maxPool2d: ${name} must be an integer >= ${min}, got ${value}`);
-  }
+function geometry(x: Tensor, options: MaxPoolOptions): PoolGeometry {
+  const [rows, cols] = poolAxes("maxPool2d", x, options);
+  return { planes: x.shape[0] * x.shape[1], rows, cols, relu: !!options.relu };
 }
 
-function geometry(x: Tensor, options: MaxPoolOptions): PoolGeometry {
-  const { kernelSize, stride = kernelSize, padding = 0, relu = false } = options;
-  if (x.rank !== 4) {
-    throw new Error(`maxPool2d: needs x of shape [N, C, H, W], got ${formatShape(x.shape)}`);
-  }
-  if (x.dtype !== "f32") throw new Error(`maxPool2d: needs an f32 tensor, got ${x.dtype}`);
-  checkInteger("kernelSize", kernelSize, 1);
-  checkInteger("stride", stride, 1);
-  checkInteger("padding", padding, 0);
-  if (2 * padding > kernelSize) {
-    throw new Error(
-      `maxPool2d: padding ${padding} must be at most half the kernel size ${kernelSize}`,
-    );
-  }
-  const [n, c, height, width] = x.shape;
-  const outHeight = Math.floor((height + 2 * padding - kernelSize) / stride) + 1;
-  const outWidth = Math.floor((width + 2 * padding - kernelSize) / stride) + 1;
-  if (outHeight < 1 || outWidth < 1) {
-    throw new Error(
-      `maxPool2d: a ${kernelSize}x${kernelSize} window with padding ${padding} does not fit ` +
-        `x of shape ${formatShape(x.shape)}`,
-    );
-  }
-  return {
-    planes: n * c,
-    height,
-    width,
-    outHeight,
-    outWidth,
-    kernelSize,
-    stride,
-    padding,
-    relu: !!relu,
-  };
+/** Whether some window of the axis reaches outside the input (padding, or ceil mode). */
+function overhangs(a: PoolAxis): boolean {
+  return a.padding > 0 || (a.out - 1) * a.stride + (a.kernel - 1) * a.dilation >= a.size;
 }
 
 /** WGSL constants shared by the kernels. */
 function constants(g: PoolGeometry): string {
+  const { rows, cols } = g;
   return /* wgsl */ `
-const H: i32 = ${g.height};
-const W: i32 = ${g.width};
-const OH: u32 = ${u32(g.outHeight)};
-const OW: u32 = ${u32(g.outWidth)};
-const K: i32 = ${g.kernelSize};
-const STRIDE: i32 = ${g.stride};
-const PAD: i32 = ${g.padding};`;
+const H: i32 = ${rows.size};
+const W: i32 = ${cols.size};
+const OH: u32 = ${u32(rows.out)};
+const OW: u32 = ${u32(cols.out)};
+const KH: i32 = ${rows.kernel};
+const KW: i32 = ${cols.kernel};
+const SH: i32 = ${rows.stride};
+const SW: i32 = ${cols.stride};
+const PH: i32 = ${rows.padding};
+const PW: i32 = ${cols.padding};
+const DH: i32 = ${rows.dilation};
+const DW: i32 = ${cols.dilation};`;
 }
 
 /** 2×2 windows, stride 2, whole texel pairs per row: the packed kernels. */
 function pairs(g: PoolGeometry): boolean {
-  return g.kernelSize === 2 && g.stride === 2 && g.padding === 0 && g.width % 8 === 0 &&
-    g.height % 2 === 0;
+  const square = [g.rows, g.cols].every((a) =>
+    a.kernel === 2 && a.stride === 2 && a.padding === 0 && a.dilation === 1 &&
+    a.out * 2 === a.size
+  );
+  return square && g.cols.size % 8 === 0;
 }
 
 /** A plan in which each invocation loops over a run of `perInvocation` items. */
@@ -142,36 +119,37 @@ ${body}
 
 /** Output vectors: the forward's items, and the packed backward's. */
 function outVectors(g: PoolGeometry): number {
-  return Math.ceil(g.planes * g.outHeight * g.outWidth / 4);
+  return Math.ceil(g.planes * g.rows.out * g.cols.out / 4);
 }
 
 /** Items of the backward: quads (packed), else vectors of dx. */
 function backwardItems(g: PoolGeometry): number {
-  return pairs(g) ? outVectors(g) : Math.ceil(g.planes * g.height * g.width / 4);
+  return pairs(g) ? outVectors(g) : Math.ceil(g.planes * g.rows.size * g.cols.size / 4);
 }
 
 function key(g: PoolGeometry): string {
-  return `${g.planes}x${g.height}x${g.width}_k${g.kernelSize}s${g.stride}p${g.padding}` +
-    (g.relu ? "_relu" : "");
+  const axis = (a: PoolAxis) =>
+    `${a.size}o${a.out}k${a.kernel}s${a.stride}p${a.padding}d${a.dilation}`;
+  return `${g.planes}_${axis(g.rows)}_${axis(g.cols)}` + (g.relu ? "_relu" : "");
 }
 
 /**
- * Max pooling over k × k windows of x [N, C, H, W]: output [N, C, OH, OW] with
- * OH = floor((H + 2 padding - k) / stride) + 1; padding counts as -inf. Ties go to the first
- * maximum in row-major window order; a window holding NaN gives NaN, its argmax the last NaN
- * (as PyTorch). With `relu`, the output is relu(maxPool(x)).
+ * Max pooling over kh × kw windows of x [N, C, H, W], as PyTorch's `max_pool2d`: output
+ * [N, C, OH, OW] with OH = floor((H + 2 ph - dh (kh - 1) - 1) / sh) + 1 (the ceiling with
+ * `ceilMode`); padding counts as -inf. Ties go to the first maximum in row-major window order;
+ * a window holding NaN gives NaN, its argmax the last NaN (as PyTorch). With `relu`, the output
+ * is relu(maxPool(x)).
  * Differentiable (the gradient goes to each window's argmax; with `relu`, only from windows
  * whose output is positive).
+ *
+ * @example 3×3 windows, stride 2, padding 1
+ * ```ts ignore
+ * const y = maxPool2d(x, { kernelSize: 3, stride: 2, padding: 1 }); // [N, C, 16, 16] from 32x32
+ * ```
  */
 export function maxPool2d(x: Tensor, options: MaxPoolOptions): Tensor {
-  if (x.size === 0) {
-    throw new Error(
-      `maxPool2d: empty tensors are not supported (input ${formatShape(x.shape)}): every ` +
-        "dimension must be at least 1",
-    );
-  }
   const g = geometry(x, options);
-  const outShape = [x.shape[0], x.shape[1], g.outHeight, g.outWidth];
+  const outShape = [x.shape[0], x.shape[1], g.rows.out, g.cols.out];
   const out = Tensor.empty(outShape);
   // Packed: one float per 4 windows; else one index per window.
   const indices = Tensor.empty([pairs(g) ? outVectors(g) : out.size]);
@@ -209,7 +187,9 @@ function pairsForward(g: PoolGeometry): string {
 /** Item t owns outputs 4t..4t+3 (any geometry); indices are h * W + w, -1 for no gradient. */
 function windowsForward(g: PoolGeometry): string {
   // Rows and columns outside the input are skipped; a window always holds one real element.
-  const inside = g.padding > 0 ? "if (h < 0 || h >= H || w < 0 || w >= W) { continue; }" : "";
+  const inside = overhangs(g.rows) || overhangs(g.cols)
+    ? "if (h < 0 || h >= H || w < 0 || w >= W) { continue; }"
+    : "";
   // As quadMax: NaN wins, the last NaN over earlier ones; relu keeps NaN and its gradient.
   const relu = g.relu
     ? /* wgsl */ `
@@ -225,12 +205,13 @@ function windowsForward(g: PoolGeometry): string {
         let oh = i32(o / OW % OH);
         let ow = i32(o % OW);
         let planeBase = plane * u32(H * W);
-        var best = 0.0;
+        // -inf: a window of padding alone (possible with dilation) gives -inf, as PyTorch.
+        var best = bitcast<f32>(0xff800000u);
         var arg = -1;
-        for (var dh = 0; dh < K; dh++) {
-          for (var dw = 0; dw < K; dw++) {
-            let h = oh * STRIDE - PAD + dh;
-            let w = ow * STRIDE - PAD + dw;
+        for (var i = 0; i < KH; i++) {
+          for (var j = 0; j < KW; j++) {
+            let h = oh * SH - PH + i * DH;
+            let w = ow * SW - PW + j * DW;
             ${inside}
             let value = xAt(planeBase + u32(h * W + w));
             if (arg < 0 || value > best || ${isNan("value")}) { best = value; arg = h * W + w; }
@@ -260,12 +241,35 @@ const pairsBackward = /* wgsl */ `${QUAD_TOP}
       ${spreadGradient(INPUT_ROW_TEXELS, (texel, dy) => `dx[${texel}] = ${dy};`)}`;
 
 /**
- * Item t owns input elements 4t..4t+3; each sums the gradients of the windows that chose it.
- * The windows containing row h are those with oh * STRIDE - PAD <= h < oh * STRIDE - PAD + K,
- * at most ceil(K / STRIDE) of them, so the loops have fixed trip counts.
+ * WGSL: a loop over the windows along one axis that contain input position `at` (a WGSL i32),
+ * setting `o<axis>` (i32) and continuing past those that do not. Without dilation the windows
+ * containing h are those with o * S - P <= h < o * S - P + K, at most ceil(K / S) of them,
+ * counted down from the last; with dilation, kernel offset i holds h when h + P - i * D is a
+ * multiple of S. Either way the trip count is fixed.
+ */
+function windowsContaining(axis: "H" | "W", a: PoolAxis, at: string, out: string): string {
+  const index = `o${axis}`;
+  if (a.dilation === 1) {
+    return /* wgsl */ `
+        let last${axis} = min((${at} + P${axis}) / S${axis}, ${out} - 1);
+        for (var a${axis} = 0; a${axis} < ${Math.ceil(a.kernel / a.stride)}; a${axis}++) {
+          let ${index} = last${axis} - a${axis};
+          if (${index} < 0 || ${index} * S${axis} - P${axis} + K${axis} <= ${at}) { continue; }`;
+  }
+  return /* wgsl */ `
+        for (var a${axis} = 0; a${axis} < K${axis}; a${axis}++) {
+          let num${axis} = ${at} + P${axis} - a${axis} * D${axis};
+          if (num${axis} < 0 || num${axis} % S${axis} != 0 || num${axis} / S${axis} >= ${out}) {
+            continue;
+          }
+          let ${index} = num${axis} / S${axis};`;
+}
+
+/**
+ * Item t owns input elements 4t..4t+3; each sums the gradients of the windows that chose it
+ * (see `windowsContaining`).
  */
 function gatherBody(g: PoolGeometry): string {
-  const span = Math.ceil(g.kernelSize / g.stride);
   return /* wgsl */ `
       var result = vec4<f32>(0.0);
       for (var e = 0u; e < 4u; e++) {
@@ -274,16 +278,10 @@ function gatherBody(g: PoolGeometry): string {
         let at = i32(i % u32(H * W));
         let h = at / W;
         let w = at % W;
-        let lastH = min((h + PAD) / STRIDE, i32(OH) - 1);
-        let lastW = min((w + PAD) / STRIDE, i32(OW) - 1);
-        var total = 0.0;
-        for (var a = 0; a < ${span}; a++) {
-          let oh = lastH - a;
-          if (oh < 0 || oh * STRIDE - PAD + K <= h) { continue; }
-          for (var b = 0; b < ${span}; b++) {
-            let ow = lastW - b;
-            if (ow < 0 || ow * STRIDE - PAD + K <= w) { continue; }
-            let o = plane * OH * OW + u32(oh) * OW + u32(ow);
+        var total = 0.0;${windowsContaining("H", g.rows, "h", "i32(OH)")}${
+    windowsContaining("W", g.cols, "w", "i32(OW)")
+  }
+            let o = plane * OH * OW + u32(oH) * OW + u32(oW);
             if (i32(indicesAt(o)) == at) { total += gradAt(o); }
           }
         }
