@@ -5,7 +5,7 @@ import type { Size2d } from "../../nn/ops/pool_geometry.ts";
 import { AdaptiveAvgPool2d, AvgPool2d, MaxPool2d } from "../../nn/modules/pooling.ts";
 import { Dropout2d, MaxPool2d as LayersMaxPool2d } from "../../nn/modules/layers.ts";
 import { Rng } from "../../nn/random.ts";
-import { ones, tensor, zeros } from "../../nn/tensor.ts";
+import { ones, type Tensor, tensor, zeros } from "../../nn/tensor.ts";
 import { assert, assertThrows } from "../assert.ts";
 import { assertClose, gpuReady, randomArray } from "../testing.ts";
 import { askTorch, skipWithoutTorch } from "../torch.ts";
@@ -355,4 +355,136 @@ Deno.test("pooling ops and layers reject bad input, naming the op or layer and w
     /^AdaptiveAvgPool2d: needs input of shape/,
   );
   assertThrows(() => new Dropout2d().forward(flat), /^Dropout2d: needs input of shape/);
+});
+
+// ---------------------------------------------------------------------------------------------
+// PyTorch itself
+
+interface OracleCase {
+  op: "max_pool2d" | "avg_pool2d" | "adaptive_avg_pool2d" | "dropout2d";
+  shape: number[];
+  options: Record<string, unknown>;
+  /** Positions set to NaN. */
+  nan?: number[];
+}
+
+const ORACLE_CASES: OracleCase[] = [
+  ...maxCases.map(([shape, options]): OracleCase => ({
+    op: "max_pool2d",
+    shape,
+    options: { ...options },
+  })),
+  {
+    op: "max_pool2d",
+    shape: [1, 2, 8, 16],
+    options: { kernelSize: 2 },
+    nan: [0, 17, 18, 150, 151],
+  },
+  {
+    op: "max_pool2d",
+    shape: [1, 1, 9, 7],
+    options: { kernelSize: 3, dilation: 2, padding: 1 },
+    nan: [10, 24, 25],
+  },
+  ...avgCases.map(([shape, options]): OracleCase => ({
+    op: "avg_pool2d",
+    shape,
+    options: { ...options },
+  })),
+  ...adaptiveCases.map(([shape, outputSize]): OracleCase => ({
+    op: "adaptive_avg_pool2d",
+    shape,
+    options: { outputSize },
+  })),
+  { op: "dropout2d", shape: [2, 3, 4, 5], options: { p: 0, training: true } },
+  { op: "dropout2d", shape: [2, 3, 4, 5], options: { p: 0.5, training: false } },
+  { op: "dropout2d", shape: [4, 8, 3, 5], options: { p: 0.5, training: true } },
+  { op: "dropout2d", shape: [4, 8, 7], options: { p: 0.5, training: true } },
+];
+
+function runOp(c: OracleCase, x: Tensor): Tensor {
+  switch (c.op) {
+    case "max_pool2d":
+      return maxPool2d(x, c.options as unknown as MaxPoolOptions);
+    case "avg_pool2d":
+      return avgPool2d(x, c.options as unknown as AvgPoolOptions);
+    case "adaptive_avg_pool2d":
+      return adaptiveAvgPool2d(x, c.options.outputSize as Size2d);
+    case "dropout2d":
+      return dropout2d(x, { ...c.options as { p: number; training: boolean }, seed: 1 });
+  }
+}
+
+/** For each channel (n, c) of a dropout's output, whether it is zero throughout (or none is). */
+function droppedChannels(values: ArrayLike<number>, shape: number[]): boolean[] {
+  const planeSize = sizeOf(shape) / (shape[0] * shape[1]);
+  return Array.from({ length: shape[0] * shape[1] }, (_, plane) => {
+    const zeros = Array.from({ length: planeSize }, (_, k) => values[plane * planeSize + k] === 0);
+    assert.ok(zeros.every((z) => z === zeros[0]), `channel ${plane} is dropped only in part`);
+    return zeros[0];
+  });
+}
+
+Deno.test("pooling and dropout2d agree with PyTorch: outputs and input gradients", async () => {
+  if (skipWithoutTorch("pool ops vs PyTorch")) return;
+  const cases = ORACLE_CASES.map((c, n) => {
+    const data = Array.from(Float32Array.from(distinct(sizeOf(c.shape), 300 + n)));
+    for (const at of c.nan ?? []) data[at] = NaN;
+    return { ...c, data };
+  });
+  const results: { shape: number[]; out: Float32Array; dx: Float32Array; grad: number[] }[] = [];
+  for (const c of cases) {
+    const x = tensor(c.data, c.shape, { requiresGrad: true });
+    const out = runOp(c, x);
+    const grad = Array.from(Float32Array.from(randomArray(out.size, 7)));
+    out.backward({ grad: tensor(grad, out.shape) });
+    results.push({
+      shape: [...out.shape],
+      out: await out.toArray(),
+      dx: await x.grad!.toArray(),
+      grad,
+    });
+  }
+  const { answers } = await askTorch<{
+    answers: { shape: number[]; values: number[]; grad: number[] }[];
+  }>("pool.py", {
+    cases: cases.map((c, n) => ({
+      op: c.op,
+      shape: c.shape,
+      data: c.data,
+      options: c.options,
+      grad: results[n].grad,
+    })),
+  });
+  for (const [n, c] of cases.entries()) {
+    const name = `${c.op} [${c.shape}] ${JSON.stringify(c.options)}`;
+    const ours = results[n], theirs = answers[n];
+    assert.deepEqual(ours.shape, theirs.shape, `${name}: shape`);
+    if (c.op === "dropout2d" && c.options.training && c.options.p !== 0) {
+      // Random masks differ; both must drop whole channels and scale the rest by 1 / (1 - p).
+      const p = c.options.p as number;
+      for (
+        const [who, values, dx] of [
+          ["wgtorch", ours.out, ours.dx],
+          ["PyTorch", theirs.values, theirs.grad],
+        ] as const
+      ) {
+        const dropped = droppedChannels(values, c.shape);
+        assert.ok(dropped.includes(true) && dropped.includes(false), `${name}: ${who} mask`);
+        const planeSize = sizeOf(c.shape) / dropped.length;
+        const keep = dropped.map((d) => d ? 0 : 1);
+        assertClose(values, dropout2dReference(c.data, keep, planeSize, p), {}, `${name}: ${who}`);
+        assertClose(
+          dx,
+          dropout2dReference(ours.grad, keep, planeSize, p),
+          {},
+          `${name}: ${who} dx`,
+        );
+      }
+      continue;
+    }
+    const tolerance = { atol: 1e-5, rtol: 1e-4, equalNan: true };
+    assertClose(ours.out, theirs.values, tolerance, `${name}: forward`);
+    assertClose(ours.dx, theirs.grad, tolerance, `${name}: gradient`);
+  }
 });
