@@ -109,7 +109,12 @@ fn first${x}(p: i32) -> i32 { return min((p + P${x}) / S${x}, OUT_${x} - 1); }
 const STEP_${x}: i32 = -1;`;
 }
 
-/** WGSL constants and helpers: both axes, and `divisor(oh, ow)`. */
+/** Whether every window of a pooling axis ends inside the padded input (no ceil-mode overhang). */
+function fullWindows(a: AvgAxis): boolean {
+  return !a.adaptive && (a.out - 1) * a.stride + a.kernel <= a.size + 2 * a.padding;
+}
+
+/** WGSL constants and helpers: both axes, and `divisor(oh, ow)` (a constant when it is one). */
 function prelude(g: AvgGeometry): string {
   const clipped = /* wgsl */ `
   let h0 = max(startH(oh), 0);
@@ -119,6 +124,8 @@ function prelude(g: AvgGeometry): string {
   return f32((h1 - h0) * (w1 - w0));`;
   const divisor = g.divisorOverride !== 0
     ? `\n  return ${f32(g.divisorOverride)};`
+    : g.countIncludePad && fullWindows(g.rows) && fullWindows(g.cols)
+    ? `\n  return ${f32(g.rows.kernel * g.cols.kernel)};`
     : g.countIncludePad
     ? /* wgsl */ `
   return f32((endH(oh) - startH(oh)) * (endW(ow) - startW(ow)));`
