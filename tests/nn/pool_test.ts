@@ -3,7 +3,10 @@ import { dropout2d, dropoutMask } from "../../nn/ops/dropout.ts";
 import { maxPool2d, type MaxPoolOptions } from "../../nn/ops/max_pool.ts";
 import type { Size2d } from "../../nn/ops/pool_geometry.ts";
 import { AdaptiveAvgPool2d, AvgPool2d, MaxPool2d } from "../../nn/modules/pooling.ts";
-import { Dropout2d, MaxPool2d as LayersMaxPool2d } from "../../nn/modules/layers.ts";
+import { Dropout2d, MaxPool2d as LayersMaxPool2d, Sequential } from "../../nn/modules/layers.ts";
+import { memoryStats } from "../../nn/gpu/buffer_pool.ts";
+import { sync } from "../../nn/gpu/stream.ts";
+import { sum } from "../../nn/ops/reduce.ts";
 import { Rng } from "../../nn/random.ts";
 import { ones, type Tensor, tensor, zeros } from "../../nn/tensor.ts";
 import { assert, assertThrows } from "../assert.ts";
@@ -487,4 +490,36 @@ Deno.test("pooling and dropout2d agree with PyTorch: outputs and input gradients
     assertClose(ours.out, theirs.values, tolerance, `${name}: forward`);
     assertClose(ours.dx, theirs.grad, tolerance, `${name}: gradient`);
   }
+});
+
+Deno.test("pooling layers and Dropout2d: repeated forward and backward leave no buffer behind", async () => {
+  const model = new Sequential(
+    new MaxPool2d(3, { stride: 2, padding: 1, ceilMode: true }),
+    new Dropout2d(0.3, { rng: new Rng(1) }),
+    new AvgPool2d([2, 3], { stride: 1, countIncludePad: false, padding: 1 }),
+    new AdaptiveAvgPool2d([3, 2]),
+  );
+  const x = tensor(Float32Array.from(randomArray(2 * 3 * 11 * 9, 4)), [2, 3, 11, 9], {
+    requiresGrad: true,
+  });
+  const step = () => {
+    const out = model.forward(x);
+    const loss = sum(out);
+    loss.backward();
+    loss.dispose();
+    out.dispose();
+    x.grad?.dispose();
+    x.grad = null;
+  };
+  for (let i = 0; i < 3; i++) step();
+  await sync();
+  const before = memoryStats();
+  for (let i = 0; i < 20; i++) step();
+  await sync();
+  const after = memoryStats();
+  assert.deepEqual(
+    [after.liveBuffers, after.liveBytes, after.buffersCreated],
+    [before.liveBuffers, before.liveBytes, before.buffersCreated],
+  );
+  x.dispose();
 });
