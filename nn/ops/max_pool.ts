@@ -23,7 +23,7 @@ import { u32 } from "../gpu/kernel.ts";
 import type { KernelPolicy } from "../gpu/policy.ts";
 import { type KernelPlan, type KernelSpec, runKernel } from "../gpu/program.ts";
 import { Tensor } from "../tensor.ts";
-import { isNan, relu1 } from "./nan_wgsl.ts";
+import { isNan, isNan4, relu1, relu4 } from "./nan_wgsl.ts";
 import { poolAxes, type PoolAxis, type Size2d } from "./pool_geometry.ts";
 import { PACKED_ARGMAX, quadCorners, quadGradient, quadMax, spreadGradient } from "./pool_quads.ts";
 
@@ -184,6 +184,91 @@ function pairsForward(g: PoolGeometry): string {
       indices[t] = ${PACKED_ARGMAX};`;
 }
 
+/**
+ * Whether the general forward reads whole texels per row: no dilation, and input and output
+ * rows of whole vectors, so an invocation's 4 outputs share one output row.
+ */
+function rowTexels(g: PoolGeometry): boolean {
+  return !pairs(g) && g.rows.dilation === 1 && g.cols.dilation === 1 &&
+    g.cols.size % 4 === 0 && g.cols.out % 4 === 0;
+}
+
+/**
+ * Item t owns the 4 outputs 4q..4q+3 of one output row (see `rowTexels`), indices as in
+ * `windowsForward`. Output e's window starts at column 4q * SW - PW + e * SW: relative to
+ * texel q * SW + floor(-PW / 4) of the row its columns are ALIGN + e * SW + j with
+ * ALIGN = (-PW) mod 4, so the texel and component of each are known here and each window row
+ * loads its few texels once for all 4 windows. Texels outside the row (padding) are skipped, as
+ * `windowsForward` skips positions; windows are scanned in the same row-major order.
+ */
+function rowTexelForward(g: PoolGeometry): string {
+  const { rows, cols } = g;
+  const texelsPerRow = cols.size / 4;
+  const first = Math.floor(-cols.padding / 4);
+  const align = ((-cols.padding % 4) + 4) % 4;
+  const texels = Math.floor((align + 3 * cols.stride + cols.kernel - 1) / 4) + 1;
+  const quads = cols.out / 4;
+  const guarded: boolean[] = [];
+  const loads: string[] = [];
+  for (let k = 0; k < texels; k++) {
+    const low = first + k, high = (quads - 1) * cols.stride + first + k;
+    const index = `i32(q) * SW + ${first + k}`;
+    const guard = [low < 0 ? "c >= 0" : "", high >= texelsPerRow ? `c < ${texelsPerRow}` : ""]
+      .filter((c) => c).join(" && ");
+    guarded.push(guard !== "");
+    loads.push(
+      guard
+        ? /* wgsl */ `
+          var v${k} = vec4<f32>(0.0);
+          var ok${k} = false;
+          { let c = ${index}; if (${guard}) { v${k} = xVec4(row + u32(c)); ok${k} = true; } }`
+        : /* wgsl */ `
+          let v${k} = xVec4(row + u32(${index}));`,
+    );
+  }
+  const picks: string[] = [];
+  for (let e = 0; e < 4; e++) {
+    for (let j = 0; j < cols.kernel; j++) {
+      const column = align + e * cols.stride + j;
+      const k = column >> 2;
+      const value = `v${k}[${column & 3}]`;
+      picks.push(/* wgsl */ `
+          if (${guarded[k] ? `ok${k} && ` : ""}(arg[${e}] < 0 || ${value} > best[${e}] || ${
+        isNan(value)
+      })) {
+            best[${e}] = ${value};
+            arg[${e}] = h * W + columns + ${column};
+          }`);
+    }
+  }
+  const rowsInside = rows.padding === 0 &&
+    (rows.out - 1) * rows.stride + rows.kernel <= rows.size;
+  // As windowsForward: relu keeps NaN and its gradient; a zeroed output passes none.
+  const relu = g.relu
+    ? /* wgsl */ `
+      best = ${relu4("best")};
+      arg = select(vec4<i32>(-1), arg, best > vec4<f32>(0.0) | ${isNan4("best")});`
+    : "";
+  return /* wgsl */ `
+      let q = t % ${u32(quads)};
+      let planeRow = t / ${u32(quads)};
+      let plane = planeRow / OH;
+      let oh = i32(planeRow % OH);
+      // Column of component 0 of v0.
+      let columns = (i32(q) * SW + ${first}) * 4;
+      var best = vec4<f32>(bitcast<f32>(0xff800000u));
+      var arg = vec4<i32>(-1);
+      for (var i = 0; i < KH; i++) {
+        let h = oh * SH - PH + i;
+        ${rowsInside ? "" : "if (h < 0 || h >= H) { continue; }"}
+        let row = (plane * u32(H) + u32(h)) * ${u32(texelsPerRow)};${loads.join("")}${
+    picks.join("")
+  }
+      }${relu}
+      out[t] = best;
+      indices[t] = vec4<f32>(arg);`;
+}
+
 /** Item t owns outputs 4t..4t+3 (any geometry); indices are h * W + w, -1 for no gradient. */
 function windowsForward(g: PoolGeometry): string {
   // Rows and columns outside the input are skipped; a window always holds one real element.
@@ -293,7 +378,7 @@ function gatherBody(g: PoolGeometry): string {
 /** The forward: 2×2 quads with packed argmaxes (`pairs`), else windows of any geometry. */
 const MAX_POOL: KernelSpec<PoolGeometry, LoopPlan> = {
   name: "max_pool",
-  key: (g) => `${pairs(g) ? "2x2_" : ""}${key(g)}`,
+  key: (g) => `${pairs(g) ? "2x2_" : rowTexels(g) ? "rows_" : ""}${key(g)}`,
   bindings: (g) => [
     { name: "x", role: "input" },
     { name: "out", role: "write", type: "vec4<f32>" },
@@ -302,7 +387,11 @@ const MAX_POOL: KernelSpec<PoolGeometry, LoopPlan> = {
   plan: (g, policy) => loopPlan(outVectors(g), policy),
   prelude: constants,
   body: (g, { plan }) =>
-    itemLoop(outVectors(g), plan, pairs(g) ? pairsForward(g) : windowsForward(g)),
+    itemLoop(
+      outVectors(g),
+      plan,
+      pairs(g) ? pairsForward(g) : rowTexels(g) ? rowTexelForward(g) : windowsForward(g),
+    ),
 };
 
 /** The backward: spreads each quad's gradient (`pairs`), else gathers it per input element. */

@@ -28,12 +28,12 @@ function sizeOf(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
-/** `size` distinct values 0.013 apart (no ties within a finite-difference step), shuffled. */
+/** `size` distinct nonzero values 0.013 apart (no ties within a finite-difference step), shuffled. */
 function distinct(size: number, seed: number): Float64Array {
   const keys = randomArray(size, seed);
   const order = Array.from({ length: size }, (_, i) => i).sort((a, b) => keys[a] - keys[b]);
   const values = new Float64Array(size);
-  for (const [rank, i] of order.entries()) values[i] = (rank - size / 2) * 0.013;
+  for (const [rank, i] of order.entries()) values[i] = (rank - Math.floor(size / 2) + 0.5) * 0.013;
   return values;
 }
 
@@ -54,6 +54,12 @@ const maxCases: [number[], MaxPoolOptions][] = [
   [[1, 1, 5, 8], { kernelSize: [1, 3], stride: [1, 2], ceilMode: true }],
   [[3, 1, 1, 6], { kernelSize: [1, 2] }],
   [[1, 2, 8, 16], { kernelSize: 2, ceilMode: true }],
+  // Rows of whole texels (W and OW multiples of 4, no dilation): the row kernel.
+  [[2, 3, 8, 8], { kernelSize: 3, stride: 2, padding: 1 }],
+  [[1, 2, 6, 16], { kernelSize: [3, 2], stride: [1, 2], padding: [1, 0] }],
+  [[1, 1, 7, 12], { kernelSize: 3, stride: 1, padding: 1, ceilMode: true }],
+  [[1, 2, 5, 12], { kernelSize: [2, 3], stride: [1, 3], padding: 1 }],
+  [[2, 1, 9, 16], { kernelSize: 5, stride: 2, padding: 2, ceilMode: true }],
 ];
 for (const [shape, options] of maxCases) {
   Deno.test(`maxPool2d matches the reference and finite differences (${shape}, ${JSON.stringify(options)})`, async () => {
@@ -382,6 +388,12 @@ const ORACLE_CASES: OracleCase[] = [
     shape: [1, 2, 8, 16],
     options: { kernelSize: 2 },
     nan: [0, 17, 18, 150, 151],
+  },
+  {
+    op: "max_pool2d",
+    shape: [1, 1, 6, 8],
+    options: { kernelSize: 3, stride: 1, padding: 1 },
+    nan: [9, 10, 30],
   },
   {
     op: "max_pool2d",
