@@ -30,15 +30,18 @@ function checkRank(layer: string, x: Tensor): void {
 /** 2-D max pooling, as `torch.nn.MaxPool2d`. */
 export class MaxPool2d extends Module {
   /** Step between windows (default: the kernel size). */
-  readonly stride: Size2d;
+  readonly stride: number | readonly [number, number];
   /** Implicit -inf border (default 0). */
-  readonly padding: Size2d;
+  readonly padding: number | readonly [number, number];
   /** Spacing of window elements (default 1). */
-  readonly dilation: Size2d;
+  readonly dilation: number | readonly [number, number];
   /** Whether the output size is rounded up (default false). */
   readonly ceilMode: boolean;
   /** A `kernelSize` window (a number, or [h, w]) moved by `stride`. */
-  constructor(readonly kernelSize: Size2d, options: MaxPool2dOptions = {}) {
+  constructor(
+    readonly kernelSize: number | readonly [number, number],
+    options: Omit<MaxPoolOptions, "kernelSize" | "relu"> = {},
+  ) {
     super();
     this.stride = options.stride ?? kernelSize;
     this.padding = options.padding ?? 0;

@@ -24,19 +24,19 @@ import type { KernelPolicy } from "../gpu/policy.ts";
 import { type KernelPlan, type KernelSpec, runKernel } from "../gpu/program.ts";
 import { Tensor } from "../tensor.ts";
 import { isNan, isNan4, relu1, relu4 } from "./nan_wgsl.ts";
-import { poolAxes, type PoolAxis, type Size2d } from "./pool_geometry.ts";
+import { poolAxes, type PoolAxis } from "./pool_geometry.ts";
 import { PACKED_ARGMAX, quadCorners, quadGradient, quadMax, spreadGradient } from "./pool_quads.ts";
 
 /** Options of `maxPool2d` (PyTorch's `max_pool2d`, camelCase). */
 export interface MaxPoolOptions {
   /** Window height and width: a number for a square window, or [h, w]. */
-  kernelSize: Size2d;
+  kernelSize: number | readonly [number, number];
   /** Step between windows (number or [h, w]); default `kernelSize`. */
-  stride?: Size2d;
+  stride?: number | readonly [number, number];
   /** Implicit -inf border on each side (number or [h, w]); default 0, at most kernelSize / 2. */
-  padding?: Size2d;
+  padding?: number | readonly [number, number];
   /** Spacing between the elements of a window (number or [h, w]); default 1. */
-  dilation?: Size2d;
+  dilation?: number | readonly [number, number];
   /** Output size rounded up instead of down (windows may run past the input); default false. */
   ceilMode?: boolean;
   /**
