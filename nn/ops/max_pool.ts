@@ -6,7 +6,12 @@
  * docs/DESIGN.md). The common 2×2, stride-2 pooling of planes whose width is a multiple of 8
  * has its own kernels: an invocation owns 4 adjacent windows (4 texel loads, one vec4 store of
  * the outputs) and saves their 4 argmaxes packed into one float; its backward writes the 2 × 8
- * block of dx those windows cover with 4 vec4 stores. Other geometries save the argmax index
+ * block of dx those windows cover with 4 vec4 stores. Other geometries without dilation whose
+ * input and output rows are whole vectors (W and OW multiples of 4) take a row kernel: an
+ * invocation owns 4 adjacent outputs of a row and loads each window row's texels once for all 4
+ * (3 texel loads per window row for 3×3, stride 2, padding 1, against 12 element reads).
+ * Rectangular windows, strides, padding, dilation and ceil mode follow PyTorch's `max_pool2d`
+ * (geometry in `pool_geometry.ts`). All but the packed kernels save the argmax index
  * h * W + w inside the plane (as an f32, exact below 2^24) and the backward gathers rather than
  * scatters (WGSL has no float atomics): each input element sums the gradients of the windows
  * that contain it and chose it, so overlapping windows (stride < kernel) add up without races.
