@@ -93,6 +93,8 @@ fn end${x}(o: i32) -> i32 { return ((o + 1) * IN_${x} + OUT_${x} - 1) / OUT_${x}
 fn cover${x}(o: i32) -> i32 { return end${x}(o); }
 // The first window that can contain position p; the others that can follow it.
 fn first${x}(p: i32) -> i32 { return (p * OUT_${x}) / IN_${x}; }
+// The first window whose cover passes position p (the first that contains it).
+fn reach${x}(p: i32) -> i32 { return first${x}(p); }
 const STEP_${x}: i32 = 1;`;
   }
   return /* wgsl */ `
@@ -106,6 +108,11 @@ fn end${x}(o: i32) -> i32 { return min(start${x}(o) + K${x}, IN_${x} + P${x}); }
 fn cover${x}(o: i32) -> i32 { return start${x}(o) + K${x}; }
 // The last window that can contain position p; the others precede it.
 fn first${x}(p: i32) -> i32 { return min((p + P${x}) / S${x}, OUT_${x} - 1); }
+// The first window whose cover passes position p: o * S - P + K > p.
+fn reach${x}(p: i32) -> i32 {
+  let n = p + P${x} - K${x};
+  return select(n / S${x} + 1, 0, n < 0);
+}
 const STEP_${x}: i32 = -1;`;
 }
 
@@ -256,8 +263,53 @@ const windowBody = /* wgsl */ `
       }
       out[t] = result;`;
 
+/** The most windows of a column axis that overlap 4 columns 4r..4r+3 (consecutive windows). */
+function quadSpan(a: AvgAxis): number {
+  let most = 1;
+  for (let w = 0; w < a.size; w += 4) {
+    let count = 0;
+    for (let o = 0; o < a.out; o++) {
+      const start = a.adaptive ? Math.floor(o * a.size / a.out) : o * a.stride - a.padding;
+      const cover = a.adaptive ? Math.ceil((o + 1) * a.size / a.out) : start + a.kernel;
+      if (start <= w + 3 && cover > w) count++;
+    }
+    most = Math.max(most, count);
+  }
+  return most;
+}
+
+/**
+ * Rows of whole vectors (W a multiple of 4): item t owns input elements 4t..4t+3, one row's
+ * columns w..w+3. The windows holding any of them are, per window row, a run of consecutive
+ * columns from `reachW(w)`: each window's grad / divisor is loaded once and added to the
+ * elements it covers.
+ */
+function rowGatherBody(g: AvgGeometry): string {
+  return /* wgsl */ `
+      let plane = (4u * t) / PLANE;
+      let at = i32((4u * t) % PLANE);
+      let h = at / IN_W;
+      let w = at % IN_W;
+      let columns = vec4<i32>(w) + vec4<i32>(0, 1, 2, 3);
+      let owFirst = reachW(w);
+      var result = vec4<f32>(0.0);
+      for (var a = 0; a < ${span(g.rows)}; a++) {
+        let oh = firstH(h) + STEP_H * a;
+        if (oh < 0 || oh >= OUT_H || startH(oh) > h || coverH(oh) <= h) { continue; }
+        for (var b = 0; b < ${quadSpan(g.cols)}; b++) {
+          let ow = owFirst + b;
+          if (ow >= OUT_W || startW(ow) > w + 3) { continue; }
+          let value = gradAt(plane * OUT_PLANE + u32(oh * OUT_W + ow)) / divisor(oh, ow);
+          let inside = columns >= vec4<i32>(startW(ow)) & columns < vec4<i32>(coverW(ow));
+          result += select(vec4<f32>(0.0), vec4<f32>(value), inside);
+        }
+      }
+      dx[t] = result;`;
+}
+
 /** Item t owns input elements 4t..4t+3; each gathers grad / divisor of the windows holding it. */
 function gatherBody(g: AvgGeometry): string {
+  if (g.cols.size % 4 === 0) return rowGatherBody(g);
   return /* wgsl */ `
       var result = vec4<f32>(0.0);
       for (var e = 0u; e < 4u; e++) {
@@ -298,7 +350,7 @@ const AVG_POOL: KernelSpec<AvgGeometry, LoopPlan> = {
 /** The backward: dx by gathering, four elements per item. */
 const AVG_POOL_BACKWARD: KernelSpec<AvgGeometry, LoopPlan> = {
   name: "avg_pool_backward",
-  key,
+  key: (g) => `${g.cols.size % 4 === 0 ? "rows_" : ""}${key(g)}`,
   bindings: () => [
     { name: "grad", role: "input" },
     { name: "dx", role: "write", type: "vec4<f32>" },

@@ -145,6 +145,8 @@ const adaptiveCases: [number[], Size2d][] = [
   [[1, 1, 3, 4], [5, 7]],
   [[3, 2, 8, 8], 1],
   [[1, 2, 10, 13], [3, 5]],
+  [[1, 2, 6, 12], [4, 5]],
+  [[2, 1, 5, 8], [3, 11]],
 ];
 for (const [shape, outputSize] of adaptiveCases) {
   Deno.test(`adaptiveAvgPool2d matches the reference and finite differences (${shape} → ${outputSize})`, async () => {
