@@ -355,11 +355,45 @@ function windowsContaining(axis: "H" | "W", a: PoolAxis, at: string, out: string
           let ${index} = num${axis} / S${axis};`;
 }
 
+/** Whether the gather reads rows of whole vectors: W a multiple of 4, no dilation. */
+function rowGather(g: PoolGeometry): boolean {
+  return !pairs(g) && g.cols.size % 4 === 0 && g.rows.dilation === 1 && g.cols.dilation === 1;
+}
+
+/**
+ * Rows of whole vectors (`rowGather`): item t owns input elements 4t..4t+3, columns w..w+3 of
+ * one row. The windows that may have chosen one of them are, per window row, the
+ * ceil((KW + 3) / SW) consecutive windows from the first whose end passes w: each window's
+ * argmax and gradient are loaded once and the gradient added to the element that is its argmax.
+ */
+function rowGatherBody(g: PoolGeometry): string {
+  return /* wgsl */ `
+      let plane = (4u * t) / u32(H * W);
+      let at = i32((4u * t) % u32(H * W));
+      let h = at / W;
+      let w = at % W;
+      let elements = vec4<i32>(at) + vec4<i32>(0, 1, 2, 3);
+      // The first window whose end passes w: ow * SW - PW + KW > w.
+      let n = w + PW - KW;
+      let owFirst = select(n / SW + 1, 0, n < 0);
+      var result = vec4<f32>(0.0);${windowsContaining("H", g.rows, "h", "i32(OH)")}
+          for (var b = 0; b < ${Math.ceil((g.cols.kernel + 3) / g.cols.stride)}; b++) {
+            let oW = owFirst + b;
+            if (oW >= i32(OW) || oW * SW - PW > w + 3) { continue; }
+            let o = plane * OH * OW + u32(oH) * OW + u32(oW);
+            let chosen = vec4<i32>(i32(indicesAt(o))) == elements;
+            result += select(vec4<f32>(0.0), vec4<f32>(gradAt(o)), chosen);
+          }
+        }
+      dx[t] = result;`;
+}
+
 /**
  * Item t owns input elements 4t..4t+3; each sums the gradients of the windows that chose it
  * (see `windowsContaining`).
  */
 function gatherBody(g: PoolGeometry): string {
+  if (rowGather(g)) return rowGatherBody(g);
   return /* wgsl */ `
       var result = vec4<f32>(0.0);
       for (var e = 0u; e < 4u; e++) {
@@ -402,7 +436,7 @@ const MAX_POOL: KernelSpec<PoolGeometry, LoopPlan> = {
 /** The backward: spreads each quad's gradient (`pairs`), else gathers it per input element. */
 const MAX_POOL_BACKWARD: KernelSpec<PoolGeometry, LoopPlan> = {
   name: "max_pool_backward",
-  key: (g) => `${pairs(g) ? "2x2_" : ""}${key(g)}`,
+  key: (g) => `${pairs(g) ? "2x2_" : rowGather(g) ? "rows_" : ""}${key(g)}`,
   bindings: () => [
     { name: "grad", role: "input" },
     { name: "indices", role: "input" },
