@@ -10,7 +10,9 @@
  * since 4 outputs advance 4 * SW columns), summing components picked at compile time; otherwise
  * each output sums its window element by element. The backward gathers (WGSL has no float
  * atomics): each input element sums grad / divisor over the windows that contain it, at most
- * a fixed number of them per axis, so the loops have fixed trip counts.
+ * a fixed number of them per axis, so the loops have fixed trip counts; when W is a multiple of
+ * 4, an invocation owns 4 adjacent elements of a row and loads each window's gradient once for
+ * all of them.
  *
  * Window rules, per axis, as PyTorch: a pooling window starts at o * S - P and covers K elements;
  * its divisor is `divisorOverride` if given, else with `countIncludePad` the window's size

@@ -14,7 +14,9 @@
  * (geometry in `pool_geometry.ts`). All but the packed kernels save the argmax index
  * h * W + w inside the plane (as an f32, exact below 2^24) and the backward gathers rather than
  * scatters (WGSL has no float atomics): each input element sums the gradients of the windows
- * that contain it and chose it, so overlapping windows (stride < kernel) add up without races.
+ * that contain it and chose it, so overlapping windows (stride < kernel) add up without races
+ * (without dilation and with W a multiple of 4, 4 adjacent elements of a row per invocation,
+ * each candidate window's argmax and gradient loaded once for all 4).
  *
  * Kernels run narrow workgroups (under the software policy 8 invocations, one SIMD vector on
  * llvmpipe), each looping over a run of work: this measured faster than one item per invocation
