@@ -11,8 +11,10 @@ import type * as tfjs from "npm:@tensorflow/tfjs@4.22.0";
 import type { Tf } from "./tfjs_models.ts";
 import { LAYER_CASES, layerCaseFlops } from "./layer_cases.ts";
 import { NORM_CASES } from "./norm_cases.ts";
+import { AVG_POOL_CASES, poolBytes } from "./pool_cases.ts";
 import {
   add,
+  avgPool2d,
   conv2d,
   layerNorm,
   matmul,
@@ -95,6 +97,7 @@ export const OP_CASES: readonly OpCase[] = [
   },
   ...CONV_CASES(),
   ...LAYER_NORM_CASES(),
+  ...POOL_CASES(),
   {
     name: "bmm [32,64,64] @ [32,64,64]",
     shapes: [[32, 64, 64], [32, 64, 64]],
@@ -166,7 +169,27 @@ function LAYER_NORM_CASES(): OpCase[] {
   });
 }
 
-/** Calls per window: enough for about `targetMs`, from one timed call. */
+/** Average pools (TF.js: NHWC, the same explicit padding). */
+function POOL_CASES(): OpCase[] {
+  return AVG_POOL_CASES.map((c): OpCase => {
+    const [n, channels, h, w] = c.shape;
+    const options = { kernelSize: c.kernelSize, stride: c.stride, padding: c.padding };
+    return {
+      name: c.name,
+      shapes: [c.shape],
+      tfjsShapes: [[n, h, w, channels]],
+      unit: "GB/s",
+      work: poolBytes(c),
+      wgtorch: ([x]) => avgPool2d(x, options),
+      tfjs: (tf, [x]) => tf.avgPool(x as tfjs.Tensor4D, c.kernelSize, c.stride, c.padding),
+    };
+  });
+}
+
+/** Calls timed together to estimate the cost of one. */
+const PROBE_CALLS = 10;
+
+/** Calls per window: enough for about `targetMs`, given the cost of one call. */
 function callsFor(msPerCall: number, targetMs: number): number {
   return Math.max(5, Math.min(2000, Math.round(targetMs / Math.max(msPerCall, 1e-3))));
 }
@@ -205,10 +228,11 @@ export async function wgtorchOpRate(c: OpCase, timing: OpTiming): Promise<number
       });
     for (let i = 0; i < 3; i++) call();
     await sync();
+    // The per-call cost from a probe of PROBE_CALLS calls: one sync would dominate a single one.
     const t0 = performance.now();
-    call();
+    for (let i = 0; i < PROBE_CALLS; i++) call();
     await sync();
-    const calls = callsFor(performance.now() - t0, timing.targetMs);
+    const calls = callsFor((performance.now() - t0) / PROBE_CALLS, timing.targetMs);
     const rates: number[] = [];
     for (let w = 0; w < timing.windows; w++) {
       const start = performance.now();
@@ -247,10 +271,14 @@ export async function tfjsOpRate(tf: Tf, c: OpCase, timing: OpTiming): Promise<n
       t.dispose();
     }
     const t0 = performance.now();
-    const first = call();
-    await wait(first);
-    first.dispose();
-    const calls = callsFor(performance.now() - t0, timing.targetMs);
+    let probe: tfjs.Tensor | undefined;
+    for (let i = 0; i < PROBE_CALLS; i++) {
+      probe?.dispose();
+      probe = call();
+    }
+    await wait(probe!);
+    probe!.dispose();
+    const calls = callsFor((performance.now() - t0) / PROBE_CALLS, timing.targetMs);
     const rates: number[] = [];
     for (let w = 0; w < timing.windows; w++) {
       const start = performance.now();
