@@ -557,3 +557,12 @@ export async function pngStats(png: Uint8Array): Promise<PngStats> {
     nonBackground: 1 - most / (width * height),
   };
 }
+
+/** Runs `python args...`; throws with its stderr when it fails. */
+export async function askTorchPath(python: string, args: string[]): Promise<void> {
+  const { code, stderr } = await new Deno.Command(python, { args, stdout: "null", stderr: "piped" })
+    .output();
+  if (code !== 0) {
+    throw new Error(`${python} ${args.join(" ")}:\n${new TextDecoder().decode(stderr)}`);
+  }
+}

@@ -4,9 +4,10 @@
  *
  * @module
  */
-import { trainSteps } from "./train_steps.ts";
+import { trainSteps, trainThroughput } from "./train_steps.ts";
 import { describeAdapter, init } from "../../nn/gpu/device.ts";
 
 (globalThis as Record<string, unknown>).trainSteps = trainSteps;
+(globalThis as Record<string, unknown>).trainThroughput = trainThroughput;
 (globalThis as Record<string, unknown>).adapterLine = async () =>
   describeAdapter((await init()).adapter);
