@@ -4,7 +4,11 @@
  * (shims/deno_test.ts). `globalThis.opTests.run(family, policy)` runs one family's tests in the
  * page and returns pass/fail per test.
  *
- * To run another op family in the browser, add one line to `FAMILIES`.
+ * To run another op family in the browser, add one line to `FAMILIES`: its name and its test
+ * file. A test file qualifies when it uses only `Deno.test` of the Deno API (no files, no
+ * subprocesses) and `node:assert`/`node:assert/strict` of Node's; the optimizers' tests run too.
+ * Left out on purpose: core/models (minutes in SwiftShader), kernel_layer/texture (they count
+ * compiled kernels in a fresh process, and assume Deno's storage-binding limit).
  *
  * @module
  */
@@ -26,6 +30,7 @@ export const FAMILIES: Record<string, () => Promise<unknown>> = {
   dropout: () => import("../nn/dropout_test.ts"),
   softmax: () => import("../nn/softmax_test.ts"),
   reduce: () => import("../nn/reduce_test.ts"),
+  optim: () => import("../train/optim_test.ts"),
 };
 
 /** One test's outcome in the page. */
