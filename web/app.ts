@@ -126,8 +126,7 @@ function show(): void {
     : (100 * state.testAccuracy).toFixed(2) + "%";
   $("error").textContent = state.error ?? "";
   document.body.dataset.phase = state.phase;
-  $<HTMLButtonElement>("start").disabled = state.phase !== "ready" && state.phase !== "stopped" &&
-    state.phase !== "done";
+  $<HTMLButtonElement>("start").disabled = state.phase !== "ready" && state.phase !== "stopped";
   $<HTMLButtonElement>("stop").disabled = state.phase !== "training";
   $<HTMLButtonElement>("download").disabled = model === null || state.phase === "training" ||
     state.steps === 0;
