@@ -3,7 +3,8 @@
  * the same seeded batch (tests/browser/train_steps.ts): not a test, a measurement.
  *
  * ```sh
- * deno run -A tests/browser/throughput.ts [--models cnn-bn,cnn] [--batch 64] [--steps 30]
+ * deno run -A tests/browser/throughput.ts [--models cnn-bn,cnn] [--batch 64] [--steps 30] \
+ *   [--browser-policy software|hardware]
  * ```
  *
  * @module
@@ -33,6 +34,8 @@ if (import.meta.main) {
     await withChromium(async (browser) => {
       const page = await browser.open(`${server.origin}/`);
       await page.waitFor("globalThis.trainThroughput !== undefined", { timeoutMs: 30_000 });
+      const policy = flag("browser-policy", "");
+      if (policy) await page.evaluate(`setKernelPolicy(${JSON.stringify(policy)})`);
       console.log(`Deno ${Deno.version.deno}: ${describeAdapter((await init()).adapter)}`);
       console.log(`${browser.version}: ${await page.evaluate<string>("adapterLine()")}`);
       for (const model of models) {
@@ -43,7 +46,7 @@ if (import.meta.main) {
         });
         console.log(
           `${model}, batch ${batch}, ${steps} steps: Deno ${deno.toFixed(0)} img/s, ` +
-            `Chromium ${web.toFixed(0)} img/s`,
+            `Chromium ${web.toFixed(0)} img/s${policy ? ` (${policy} policy)` : ""}`,
         );
       }
     });

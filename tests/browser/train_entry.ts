@@ -6,8 +6,10 @@
  */
 import { trainSteps, trainThroughput } from "./train_steps.ts";
 import { describeAdapter, init } from "../../nn/gpu/device.ts";
+import { setKernelPolicy } from "../../nn/gpu/policy.ts";
 
 (globalThis as Record<string, unknown>).trainSteps = trainSteps;
 (globalThis as Record<string, unknown>).trainThroughput = trainThroughput;
 (globalThis as Record<string, unknown>).adapterLine = async () =>
   describeAdapter((await init()).adapter);
+(globalThis as Record<string, unknown>).setKernelPolicy = setKernelPolicy;
