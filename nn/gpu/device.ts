@@ -14,7 +14,7 @@ export interface AdapterReport {
   architecture: string;
   /** True for software adapters such as Mesa's llvmpipe / lavapipe. */
   isFallbackAdapter: boolean;
-  /** The backend Deno was asked to use (`DENO_WEBGPU_BACKEND`), or `"default"`. */
+  /** The backend Deno was asked to use (`DENO_WEBGPU_BACKEND`), `"default"`, or `"browser"`. */
   backend: string;
 }
 
@@ -125,7 +125,7 @@ async function createContext(): Promise<GpuContext> {
       vendor: info.vendor,
       architecture: info.architecture,
       isFallbackAdapter: info.isFallbackAdapter ?? false,
-      backend: envVar("DENO_WEBGPU_BACKEND") ?? "default",
+      backend: globalThis.Deno ? envVar("DENO_WEBGPU_BACKEND") ?? "default" : "browser",
     },
     limits: device.limits,
   };

@@ -95,12 +95,18 @@ function powGradBase(a: string, b: string, vec: boolean): string {
   }, ${t}(0.0), ${b} == ${t}(0.0))`;
 }
 
-/** d(a^b)/db as PyTorch: a^b * ln a, 0 where a == 0 and b >= 0. */
+/** d(a^b)/db as PyTorch: a^b * ln a (NaN for a < 0), 0 where a == 0 and b >= 0. */
 function powGradExponent(a: string, b: string, vec: boolean): string {
   const t = vec ? "vec4<f32>" : "f32";
+  const tu = vec ? "vec4<u32>" : "u32";
+  // ln a is NaN for a < 0 and NaN a (WGSL leaves those undefined: SwiftShader gives ln |a|, and
+  // a number for NaN).
+  const nan = `bitcast<${t}>(bitcast<${tu}>(${a}) | ${tu}(0x7fc00000u))`;
+  const isNanA = vec ? isNan4(a) : isNan(a);
+  const ln = `select(log(${a}), ${nan}, (${a} < ${t}(0.0)) | ${isNanA})`;
   return `select(${
     powExpression(a, b, vec)
-  } * log(${a}), ${t}(0.0), (${a} == ${t}(0.0)) & (${b} >= ${t}(0.0)))`;
+  } * ${ln}, ${t}(0.0), (${a} == ${t}(0.0)) & (${b} >= ${t}(0.0)))`;
 }
 
 type BinaryOp =

@@ -49,13 +49,13 @@ export function quadCorners(
  */
 export function quadMax(name: string, relu: boolean): string {
   const corners = [1, 2, 3].map((k) => /* wgsl */ `
-      let wins${k} = ${name}${k} > best | ${isNan4(`${name}${k}`)};
+      let wins${k} = (${name}${k} > best) | ${isNan4(`${name}${k}`)};
       arg = select(arg, vec4<u32>(${k}u), wins${k});
       best = select(best, ${name}${k}, wins${k});`).join("");
   const result = relu
     ? /* wgsl */ `
       let result = ${relu4("best")};
-      arg = select(vec4<u32>(4u), arg, result > vec4<f32>(0.0) | ${isNan4("result")});`
+      arg = select(vec4<u32>(4u), arg, (result > vec4<f32>(0.0)) | ${isNan4("result")});`
     : /* wgsl */ `
       let result = best;`;
   return /* wgsl */ `

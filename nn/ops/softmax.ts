@@ -28,6 +28,7 @@ import { recordOp } from "../autograd.ts";
 import { u32 } from "../gpu/kernel.ts";
 import { type BindingSpec, type KernelSpec, runKernel } from "../gpu/program.ts";
 import { formatShape, Tensor } from "../tensor.ts";
+import { isNan } from "./nan_wgsl.ts";
 import { checkTarget, workgroupSumWgsl } from "./reduce.ts";
 import { normalizeDims } from "./reduce_dim.ts";
 import {
@@ -55,14 +56,22 @@ function rowsOf(op: string, x: Tensor): [number, number] {
   return [x.size / classes, classes];
 }
 
+/**
+ * exp and log that give NaN for NaN: WGSL leaves them undefined there, and SwiftShader (Chrome's
+ * software adapter) gives 0, inf or a number, which would hide a NaN row's NaN.
+ */
+const KEEP_NAN = /* wgsl */ `
+fn expKeepNan(v: f32) -> f32 { return select(exp(v), v, ${isNan("v")}); }
+fn logKeepNan(v: f32) -> f32 { return select(log(v), v, ${isNan("v")}); }`;
+
 /** WGSL `fn rowLogSumExp(base: u32) -> f32` over `x[base .. base + C)`, max-shifted. */
 const ROW_LOG_SUM_EXP = /* wgsl */ `
 fn rowLogSumExp(base: u32) -> f32 {
   var biggest = x[base];
   for (var j = 1u; j < C; j++) { biggest = max(biggest, x[base + j]); }
   var total = 0.0;
-  for (var j = 0u; j < C; j++) { total += exp(x[base + j] - biggest); }
-  return biggest + log(total);
+  for (var j = 0u; j < C; j++) { total += expKeepNan(x[base + j] - biggest); }
+  return biggest + logKeepNan(total);
 }`;
 
 /**
@@ -76,8 +85,8 @@ fn rowLogSumExp(base: u32) -> f32 {
   var biggest = rowValues[0];
   for (var j = 1u; j < C; j++) { biggest = max(biggest, rowValues[j]); }
   var total = 0.0;
-  for (var j = 0u; j < C; j++) { total += exp(rowValues[j] - biggest); }
-  return biggest + log(total);
+  for (var j = 0u; j < C; j++) { total += expKeepNan(rowValues[j] - biggest); }
+  return biggest + logKeepNan(total);
 }`;
 
 /** Rows of at most this many classes are read once into private memory. */
@@ -110,7 +119,7 @@ function rowKernel(
     bindings: () => bindings,
     plan: ({ rows }) => ({ workgroupSize: ROW_WORKGROUP, groups: Math.ceil(rows / ROW_WORKGROUP) }),
     prelude: ({ classes }) =>
-      `const C: u32 = ${u32(classes)};\n${prelude(classes <= CACHED_CLASSES)}`,
+      `const C: u32 = ${u32(classes)};\n${KEEP_NAN}\n${prelude(classes <= CACHED_CLASSES)}`,
     body: (shape) => /* wgsl */ `
   let row = group * ${u32(ROW_WORKGROUP)} + lid;
   if (row < ${u32(shape.rows)}) {
@@ -141,12 +150,12 @@ const LOG_SOFTMAX_BACKWARD = rowKernel(
     let base = row * C;
     var total = 0.0;
     for (var j = 0u; j < C; j++) { rowGrad[j] = grad[base + j]; total += rowGrad[j]; }
-    for (var j = 0u; j < C; j++) { dx[base + j] = rowGrad[j] - exp(y[base + j]) * total; }`
+    for (var j = 0u; j < C; j++) { dx[base + j] = rowGrad[j] - expKeepNan(y[base + j]) * total; }`
       : /* wgsl */ `
     let base = row * C;
     var total = 0.0;
     for (var j = 0u; j < C; j++) { total += grad[base + j]; }
-    for (var j = 0u; j < C; j++) { dx[base + j] = grad[base + j] - exp(y[base + j]) * total; }`,
+    for (var j = 0u; j < C; j++) { dx[base + j] = grad[base + j] - expKeepNan(y[base + j]) * total; }`,
 );
 
 /** Options of `softmax` and `logSoftmax`. */
@@ -372,7 +381,7 @@ function lossKernel(
     bindings: () => [...bindings, storage("scale", "f32", true)],
     plan: () => ({ workgroupSize: LOSS_WORKGROUP, groups: 1 }),
     prelude: ({ classes }) =>
-      `const C: u32 = ${u32(classes)};\n${prelude(classes <= CACHED_CLASSES)}\n` +
+      `const C: u32 = ${u32(classes)};\n${KEEP_NAN}\n${prelude(classes <= CACHED_CLASSES)}\n` +
       workgroupSumWgsl(LOSS_WORKGROUP),
     body: ({ rows, classes }) => /* wgsl */ `
   var acc = 0.0;
@@ -510,7 +519,7 @@ const CROSS_ENTROPY_BACKWARD = rowKernel(
     let base = row * C;
     for (var j = 0u; j < C; j++) {
       let onehot = select(0.0, 1.0, i32(j) == t);
-      dx[base + j] = (exp(x[base + j] - logSum) - onehot) * factor;
+      dx[base + j] = (expKeepNan(x[base + j] - logSum) - onehot) * factor;
     }`,
 );
 

@@ -40,7 +40,12 @@ function unaryKernel(
   expression: (c: readonly string[]) => string,
   params?: string,
 ): KernelSpec<MapOptions> {
-  return mapKernel(name, arity, expression, { params, prelude: helpersFor });
+  // Forward kernels give NaN for NaN explicitly: WGSL leaves exp/log of NaN undefined, and
+  // SwiftShader (Chrome's software adapter) gives numbers or inf there.
+  const kept = arity === 1
+    ? (c: readonly string[]) => `select(${expression(c)}, x0, ${isNan4("x0")})`
+    : expression;
+  return mapKernel(name, arity, kept, { params, prelude: helpersFor });
 }
 
 /** The WGSL helpers (`HELPERS`) that `code` calls. */
@@ -75,7 +80,32 @@ fn erf4(v: vec4<f32>) -> vec4<f32> {
   return select(x * p / q, v, ${isNan4("v")});
 }`,
   ],
-  ["sigmoid4", "fn sigmoid4(x: vec4<f32>) -> vec4<f32> { return 1.0 / (1.0 + exp(-x)); }"],
+  [
+    "sinCos4",
+    /* wgsl */ `
+// sin (which 0) or cos (which 1) to a few ulp wherever |x| < ~8000 pi, the same on every backend
+// (WGSL only bounds sin/cos to 2^-11 absolutely on [-pi, pi]; SwiftShader's are that coarse):
+// x = q pi/2 + r with pi/2 in three parts (Cody-Waite), then Cephes' sinf/cosf polynomials on r.
+fn sinCos4(x: vec4<f32>, which: u32) -> vec4<f32> {
+  let q = round(x * 0.6366197723675814);
+  let r = ((x - q * 1.5703125) - q * 4.837512969970703125e-4) - q * 7.54978995489188216e-8;
+  let z = r * r;
+  let s = ((-1.9515295891e-4 * z + 8.3321608736e-3) * z - 1.6666654611e-1) * z * r + r;
+  let c = ((2.443315711809948e-5 * z - 1.388731625493765e-3) * z + 4.166664568298827e-2) * z * z -
+    0.5 * z + 1.0;
+  let k = (bitcast<vec4<u32>>(vec4<i32>(q)) + vec4<u32>(which)) & vec4<u32>(3u);
+  let v = select(s, c, (k & vec4<u32>(1u)) == vec4<u32>(1u));
+  return select(v, -v, k >= vec4<u32>(2u));
+}`,
+  ],
+  [
+    "sigmoid4",
+    // NaN kept explicitly: SwiftShader's exp(NaN) is inf, which would give 0.
+    /* wgsl */ `
+fn sigmoid4(x: vec4<f32>) -> vec4<f32> {
+  return select(1.0 / (1.0 + exp(-x)), x, ${isNan4("x")});
+}`,
+  ],
   [
     "tanh4",
     /* wgsl */ `
@@ -88,8 +118,14 @@ fn tanh4(x: vec4<f32>) -> vec4<f32> {
 // Forward kernels: x0 is the input.
 const NEG = unaryKernel("neg", 1, () => "-x0");
 const ABS = unaryKernel("abs", 1, () => "abs(x0)");
-const EXP = unaryKernel("exp", 1, () => "exp(x0)");
-const LOG = unaryKernel("log", 1, () => `select(log(x0), ${NAN}, x0 < ${ZERO})`);
+// NaN kept explicitly: SwiftShader's exp gives inf for NaN.
+const EXP = unaryKernel("exp", 1, () => `select(exp(x0), x0, ${isNan4("x0")})`);
+// NaN kept explicitly: SwiftShader's log of NaN is a number.
+const LOG = unaryKernel(
+  "log",
+  1,
+  () => `select(log(x0), ${NAN}, (x0 < ${ZERO}) | ${isNan4("x0")})`,
+);
 const SQRT = unaryKernel("sqrt", 1, () => `select(sqrt(x0), ${NAN}, x0 < ${ZERO})`);
 const RSQRT = unaryKernel(
   "rsqrt",
@@ -97,8 +133,8 @@ const RSQRT = unaryKernel(
   () => `select(select(inverseSqrt(x0), ${INF}, x0 == ${ZERO}), ${NAN}, x0 < ${ZERO})`,
 );
 const SQUARE = unaryKernel("square", 1, () => "x0 * x0");
-const SIN = unaryKernel("sin", 1, () => "sin(x0)");
-const COS = unaryKernel("cos", 1, () => "cos(x0)");
+const SIN = unaryKernel("sin", 1, () => "sinCos4(x0, 0u)");
+const COS = unaryKernel("cos", 1, () => "sinCos4(x0, 1u)");
 const SIGMOID = unaryKernel("sigmoid", 1, () => "sigmoid4(x0)");
 const TANH = unaryKernel("tanh", 1, () => "tanh4(x0)");
 const LEAKY_RELU = unaryKernel(
@@ -136,15 +172,15 @@ const CLAMP = unaryKernel(
 const MUL_SIGN = unaryKernel(
   "abs_backward",
   2,
-  () => `select(x0 * sign(x1), ${ZERO}, ${isNan4("x1")} | x1 == ${ZERO})`,
+  () => `select(x0 * sign(x1), ${ZERO}, ${isNan4("x1")} | (x1 == ${ZERO}))`,
 );
 const MUL = unaryKernel("mul_backward", 2, () => "x0 * x1");
 const DIV = unaryKernel("div_backward", 2, () => "x0 / x1");
 const SQRT_BACKWARD = unaryKernel("sqrt_backward", 2, () => "x0 / (2.0 * x1)"); // x1: output
 const RSQRT_BACKWARD = unaryKernel("rsqrt_backward", 2, () => "-0.5 * x0 * x1 * x1 * x1"); // output
 const SQUARE_BACKWARD = unaryKernel("square_backward", 2, () => "2.0 * x0 * x1");
-const SIN_BACKWARD = unaryKernel("sin_backward", 2, () => "x0 * cos(x1)");
-const COS_BACKWARD = unaryKernel("cos_backward", 2, () => "-x0 * sin(x1)");
+const SIN_BACKWARD = unaryKernel("sin_backward", 2, () => "x0 * sinCos4(x1, 1u)");
+const COS_BACKWARD = unaryKernel("cos_backward", 2, () => "-x0 * sinCos4(x1, 0u)");
 const SIGMOID_BACKWARD = unaryKernel("sigmoid_backward", 2, () => "x0 * x1 * (1.0 - x1)"); // output
 const TANH_BACKWARD = unaryKernel("tanh_backward", 2, () => "x0 * (1.0 - x1 * x1)"); // output
 const LEAKY_RELU_BACKWARD = unaryKernel(
@@ -184,7 +220,7 @@ const SOFTPLUS_BACKWARD = unaryKernel(
 const CLAMP_BACKWARD = unaryKernel(
   "clamp_backward",
   2,
-  () => `select(${ZERO}, x0, x1 >= vec4<f32>(params.lo) & x1 <= vec4<f32>(params.hi))`,
+  () => `select(${ZERO}, x0, (x1 >= vec4<f32>(params.lo)) & (x1 <= vec4<f32>(params.hi)))`,
   "lo: f32, hi: f32",
 );
 
