@@ -20,8 +20,8 @@ import {
 import { DataLoader, TensorDataset } from "../data/mod.ts";
 
 // The data: strings that cycle through one of a few patterns from a random offset, e.g.
-// "cdefghabcdef…" or "egacega…". After 'c' comes 'd', 'b' or 'e' depending on the pattern, so the
-// model must remember what came before; only the first character of a string is a guess.
+// "cdefghabcdef…" or "egacega…". After 'c' comes 'b', 'c', 'd' or 'e' depending on the pattern, so
+// the model must remember what came before; only the first character or two are guesses.
 const PATTERNS = ["abcdefgh", "hgfedcba", "aceg", "bdfh", "aabbccdd"];
 const VOCAB = "abcdefgh";
 const STEPS = 20; // characters the model reads per string (it predicts the next for each)
