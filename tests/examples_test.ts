@@ -50,3 +50,21 @@ Deno.test("examples/custom_op.ts: its WGSL swish equals the composed ops, and se
   }
   assert.match(out, new RegExp(`after writing 2s: swish\\(2\\) = ${swish(2).toFixed(4)}`), out);
 });
+
+Deno.test("examples/char_lstm.ts: the LSTM learns to predict the next character", async () => {
+  const out = await runExample("char_lstm.ts", Deno.cwd());
+  const losses = [...out.matchAll(/epoch \d+: loss (\d+\.\d+)/g)].map((m) => Number(m[1]));
+  assert.equal(losses.length, 6, out);
+  assert.ok(losses.at(-1)! < losses[0] / 4, out);
+  const accuracy = Number(out.match(/final next-char accuracy (\d\.\d+)/)?.[1]);
+  assert.ok(accuracy > 0.9, out);
+});
+
+Deno.test("examples/transformer_classifier.ts: the transformer learns whether A comes before B", async () => {
+  const out = await runExample("transformer_classifier.ts", Deno.cwd());
+  const losses = [...out.matchAll(/epoch \d+: loss (\d+\.\d+)/g)].map((m) => Number(m[1]));
+  assert.equal(losses.length, 5, out);
+  assert.ok(losses.at(-1)! < losses[0], out);
+  const accuracy = Number(out.match(/final test accuracy (\d\.\d+)/)?.[1]);
+  assert.ok(accuracy > 0.9, out);
+});
