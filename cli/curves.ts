@@ -42,7 +42,10 @@ export function curvesSvg(history: readonly EpochRecord[], title: string): strin
  * The same figure over seeds: per epoch, the mean of the runs' curves (train and validation) with
  * a shaded min-max band; epochs that not every run reached are left out.
  */
-export function seedCurvesSvg(histories: readonly (readonly EpochRecord[])[], title: string): string {
+export function seedCurvesSvg(
+  histories: readonly (readonly EpochRecord[])[],
+  title: string,
+): string {
   const epochs = histories.length > 0 ? Math.min(...histories.map((h) => h.length)) : 0;
   const hasVal = histories.some((h) => h.some((r) => r.valLoss !== null));
   const n = histories.length;
@@ -71,9 +74,7 @@ export function seedCurvesSvg(histories: readonly (readonly EpochRecord[])[], ti
     yLabel,
     series: [
       { name: `train (mean of ${n})`, ...stats(train), color: TRAIN_COLOR },
-      ...(hasVal
-        ? [{ name: `validation (mean of ${n})`, ...stats(val), color: VAL_COLOR }]
-        : []),
+      ...(hasVal ? [{ name: `validation (mean of ${n})`, ...stats(val), color: VAL_COLOR }] : []),
     ],
     notes: [`Lines: mean over ${n} seeds; shaded bands: min to max over the seeds.`],
   });

@@ -19,8 +19,8 @@ import { reportLateInterrupt } from "./unfinished.ts";
 import {
   runSeededExperiment,
   type SeededExperimentResult,
-  SEEDS_FLAG,
   seedList,
+  SEEDS_FLAG,
   splitFixed,
 } from "./seeds.ts";
 

@@ -33,8 +33,8 @@ import {
   SEED_STATS_NOTE,
   type SeededExperimentResult,
   seededSectionLines,
-  SEEDS_FLAG,
   seedList,
+  SEEDS_FLAG,
   splitFixed,
 } from "./seeds.ts";
 import { printSeededOutcome, seededExitCode } from "./experiment_command.ts";
@@ -305,7 +305,9 @@ export function reproduceCommand(args: readonly string[], io: CommandIo): Promis
       io.out(`Report: ${join(displayPath(setup.dir), "report.md")}`);
       const told = tune?.interrupted ||
         experiments.some((e) => e.results.some((r) => r.status === "interrupted")) ||
-        seeded.some((s) => s.outcomes.some((e) => e.results.some((r) => r.status === "interrupted")));
+        seeded.some((s) =>
+          s.outcomes.some((e) => e.results.some((r) => r.status === "interrupted"))
+        );
       if (setup.interrupt.signal.aborted && !told) reportLateInterrupt(io, "reproduce", setup.dir);
       return interrupted || setup.interrupt.signal.aborted ? INTERRUPTED_EXIT_CODE : code;
     } finally {

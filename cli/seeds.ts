@@ -31,7 +31,7 @@ import {
 } from "./run_training.ts";
 import { INTERRUPTED_EXIT_CODE } from "./interrupt.ts";
 import { reportUnfinished } from "./unfinished.ts";
-import { type PairedInterval, pairedTInterval, spread, type SeedSpread } from "./seed_stats.ts";
+import { type PairedInterval, pairedTInterval, type SeedSpread, spread } from "./seed_stats.ts";
 import { type StudyRow, TARGETS } from "./study.ts";
 
 /** `--seeds N|LIST`. */
@@ -292,7 +292,7 @@ export function comparisonLines(comparisons: readonly SeedComparison[]): string[
     (comparisons[0].accuracy.t !== null
       ? `, t(0.975, ${comparisons[0].accuracy.df}) = ${comparisons[0].accuracy.t.toFixed(6)}`
       : "") +
-    ". A claim such as \"a beats b\" holds at that level when the interval excludes 0.",
+    '. A claim such as "a beats b" holds at that level when the interval excludes 0.',
   ];
 }
 
@@ -338,14 +338,20 @@ export async function runSeededExperiment(
       break;
     }
     io.err(`-- ${make(seed).name}: seed ${seed} (${i + 1} of ${seeds.length}) --`);
-    const outcome = await withSeedData(setup, seed, options.fixedSplit, io, (data) =>
-      runExperiment(make(seed), { ...setup, data }, io, {
-        dir: seedDir(dir, seed),
-        reuse: options.reuse,
-        notes: options.notes,
-        resume: options.resume,
-        command: options.command,
-      }));
+    const outcome = await withSeedData(
+      setup,
+      seed,
+      options.fixedSplit,
+      io,
+      (data) =>
+        runExperiment(make(seed), { ...setup, data }, io, {
+          dir: seedDir(dir, seed),
+          reuse: options.reuse,
+          notes: options.notes,
+          resume: options.resume,
+          command: options.command,
+        }),
+    );
     outcomes.push(outcome);
     if (outcome.interrupted) {
       interrupted = true;

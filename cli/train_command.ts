@@ -20,7 +20,7 @@ import { trainReport } from "./report.ts";
 import { resolveResume, RESUME_FLAG, writeCommandFile } from "./resume.ts";
 import { interruptedIfAborted, type RunSpec, runSummary, runTraining } from "./run_training.ts";
 import { reportUnfinished } from "./unfinished.ts";
-import { runSeededTrain, SEEDS_FLAG, seedList, splitFixed } from "./seeds.ts";
+import { runSeededTrain, seedList, SEEDS_FLAG, splitFixed } from "./seeds.ts";
 
 /** The `train` command. */
 export const TRAIN_COMMAND: CommandSpec = {
