@@ -46,7 +46,7 @@ export const SEEDS_FLAG: FlagSpec = {
 };
 
 /** How the statistics are computed, for reports and `summary.json`. */
-export const SEED_STATS_NOTE =
+export const SEED_STATS_NOTE: string =
   "sd: sample standard deviation over the seeds (divides by n - 1); min/max over the seeds; " +
   "intervals: 95% paired t intervals of the difference of means, pairs = runs with the same seed " +
   "(t quantile with n - 1 degrees of freedom).";
