@@ -31,6 +31,7 @@ import { bestConfigsTable, plotFile, type TuneSettings } from "./tune_report.ts"
 import {
   runSeededExperiment,
   SEED_STATS_NOTE,
+  seedDataLines,
   type SeededExperimentResult,
   seededSectionLines,
   seedList,
@@ -55,7 +56,8 @@ Runs every experiment of the study in order, on data loaded once: compare (Table
 optimizers (Table 2, Fig. 7; its Adam run is compare's CNN-BN, same settings and seed), tune
 (Tables 3-4), final with the tuned configs (Table 5, Fig. 8). Each writes its own folder and
 report; report.md at the top gathers every table beside the study's, with the figures.
-Quick check: --epochs 1 --limit 2000.`,
+With --seeds, compare, optimizers and final run once per seed (tune searches once) and the report
+gives mean ± sd over the seeds. Quick check: --epochs 1 --limit 2000.`,
   flags: [...REPRODUCE_FLAGS, SEEDS_FLAG, ...RUN_FLAGS, ...DATA_FLAGS, RESUME_FLAG, HELP_FLAG],
 };
 
@@ -76,6 +78,7 @@ function reproduceReport(init: {
   seed: number;
   seeded: SeededExperimentResult[];
   seeds?: number[];
+  fixedSplit: boolean;
 }): string {
   const { dir, experiments, tune } = init;
   const total = init.stages.reduce((sum, s) => sum + s.seconds, 0);
@@ -83,7 +86,7 @@ function reproduceReport(init: {
     '# Reproducing "CNNs for image classification" (FashionMNIST) with wgtorch',
     "",
     ...environmentLines(init.env),
-    ...dataLines(init.data),
+    ...(init.seeds ? seedDataLines(init.data, init.fixedSplit) : dataLines(init.data)),
     init.seeds
       ? `- Seeds: ${init.seeds.join(", ")} for compare, optimizers and final (weights, dropout, ` +
         `batch order, and the split unless --split-seed is given); tuning: one search per ` +
@@ -300,6 +303,7 @@ export function reproduceCommand(args: readonly string[], io: CommandIo): Promis
           seed,
           seeded,
           seeds,
+          fixedSplit: splitFixed(flags),
         }),
       );
       io.out(`Report: ${join(displayPath(setup.dir), "report.md")}`);

@@ -13,7 +13,7 @@
 import { join, relative } from "node:path";
 import { type Flags, type FlagSpec, UsageError } from "./args.ts";
 import { seedCurvesSvg } from "./curves.ts";
-import { GpuData, prepareData } from "./data.ts";
+import { GpuData, prepareData, type PreparedData } from "./data.ts";
 import { environmentLines } from "./environment.ts";
 import { type Experiment, type ExperimentResult, figureFile, STUDY_EPOCHS } from "./experiments.ts";
 import { runExperiment } from "./experiment_runner.ts";
@@ -77,6 +77,13 @@ export function seedList(command: string, flags: Flags): number[] | undefined {
     throw new UsageError(`${command}: --seed does not apply with a list of --seeds (${text})`);
   }
   return seeds;
+}
+
+/** The data lines of a seeded report: the split line names each run's seed unless it is fixed. */
+export function seedDataLines(data: PreparedData, fixedSplit: boolean): string[] {
+  return dataLines(data).map((line) =>
+    fixedSplit ? line : line.replace(/split seed \d+/, "split seed = each run's seed")
+  );
 }
 
 /** The folder of seed `seed` inside `dir`. */
@@ -172,6 +179,7 @@ export function seedTable(header: string, rows: readonly SeedRow[]): string {
       "per seed",
       "target (mean)",
       "study loss",
+      "our loss (study scaling): mean ± sd",
       "our mean NLL: mean ± sd",
       "min – max",
       "per seed",
@@ -191,6 +199,7 @@ export function seedTable(header: string, rows: readonly SeedRow[]): string {
           ? `≥ ${row.target} ${m.accuracy.mean >= row.target ? "✓" : "✗"}`
           : `≥ ${row.target}`,
         row.study ? String(row.study.loss) : "—",
+        meanSd(m?.studyLoss),
         meanSd(m?.meanNll),
         minMax(m?.meanNll),
         perSeed(m?.meanNll),
@@ -445,7 +454,7 @@ async function writeSeededFiles(
     `${seeds.length} seeds`,
     "",
     ...environmentLines(setup.env),
-    ...dataLines(setup.data.prepared),
+    ...seedDataLines(setup.data.prepared, fixedSplit),
     `- Seeds: ${seeds.join(", ")} (weights, dropout, batch order${
       fixedSplit ? `; split seed ${setup.choice.splitSeed} for all` : ", and the split"
     })`,
@@ -458,7 +467,23 @@ async function writeSeededFiles(
   if (notice) lines.push(notice, "");
   lines.push(...seededSectionLines(result, dir), "");
   for (const note of [...experiment.notes, ...notes]) lines.push(`- ${note}`);
-  lines.push("", LOSS_NOTE, "", SPLIT_NOTE, "");
+  lines.push(
+    "",
+    LOSS_NOTE,
+    "",
+    SPLIT_NOTE,
+    "",
+    "## Files",
+    "",
+    "- `report.md` (this file), `summary.json` (the statistics, the comparisons and every seed's " +
+      "test numbers, for programs)",
+    `- ${
+      experiment.runs.map((run) => `\`${figureFile(run)}\``).join(", ")
+    }: mean curves with a min-max band over the seeds`,
+    "- `seed-<s>/`: each seed's experiment as a single run writes it (report, summary, history, " +
+      "figures, and a folder per run with its weights and checkpoint)",
+    "",
+  );
   await writeText(join(dir, "report.md"), lines.join("\n"));
 }
 
@@ -603,7 +628,7 @@ export async function runSeededTrain(
     `# wgtorch train: ${spec.title}, ${seeds.length} seeds`,
     "",
     ...environmentLines(setup.env),
-    ...dataLines(setup.data.prepared),
+    ...seedDataLines(setup.data.prepared, options.fixedSplit),
     `- Run: ${describeSpec(spec).replace(/, seed \d+$/, "")}`,
     `- Seeds: ${seeds.join(", ")} (weights, dropout, batch order${
       options.fixedSplit ? `; split seed ${setup.choice.splitSeed} for all` : ", and the split"
