@@ -235,3 +235,48 @@ Deno.test("Ctrl-C between seeds: --resume keeps seed 0 and runs seed 1", async (
   );
   notEqual(done.test.accuracy.sd, null);
 });
+
+Deno.test("reproduce --seeds 2: tune once, every other experiment per seed", async () => {
+  const out = await tempOut("seeds_reproduce");
+  const run = await runCli([
+    "reproduce",
+    "--epochs",
+    "1",
+    "--samples",
+    "2",
+    "--seeds",
+    "2",
+    "--out",
+    out,
+    ...data,
+  ]);
+  equal(run.code, 0, run.stderr);
+  const exists = (path: string) => Deno.stat(join(out, path)).then(() => true, () => false);
+  for (const name of ["compare", "optimizers", "final"]) {
+    for (const seed of [0, 1]) {
+      ok(await exists(`${name}/seed-${seed}/report.md`), `${name} ${seed}`);
+    }
+    const top = await readJson(join(out, name, "summary.json"));
+    deepEqual(top.seeds, [0, 1]);
+    for (const row of top.table) equal(row.ours.accuracy.n, 2, `${name} ${row.row}`);
+  }
+  ok(!(await exists("tune/seed-0")), "one search per optimizer");
+  ok(!(await exists("optimizers/seed-1/adam")), "optimizers' Adam is compare's CNN-BN, per seed");
+  match(run.stderr, /\[adam\] same settings as .*compare\/seed-1\/cnn-bn: reusing its result/);
+  const tuned = await readJson(join(out, "tune", "trials.json"));
+  for (const seed of [0, 1]) {
+    const final = await readJson(join(out, "final", `seed-${seed}`, "summary.json"));
+    for (const optimizer of ["adam", "sgd"]) {
+      const spec = final.runs.find((r: { name: string }) => r.name === optimizer).spec;
+      equal(spec.seed, seed);
+      equal(spec.lr, tuned.optimizers[optimizer].best.config.lr, "final takes the tuned config");
+    }
+  }
+  const report = await Deno.readTextFile(join(out, "report.md"));
+  match(report, /^- Seeds: 0, 1 for compare, optimizers and final/m);
+  match(report, /^### Table 1: which differences are real/m);
+  match(report, /^### Table 2: which differences are real/m);
+  match(report, /\| Adam vs SGD \|/);
+  match(report, /!\[[^\]]+\]\(final\/fig8a_adam\.svg\)/);
+  match(report, /\[seed 1\]\(compare\/seed-1\/report\.md\)/);
+});
