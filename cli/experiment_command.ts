@@ -16,6 +16,13 @@ import { INTERRUPTED_EXIT_CODE } from "./interrupt.ts";
 import { resolveResume, RESUME_FLAG, writeCommandFile } from "./resume.ts";
 import { readTunedConfigs } from "./tune_results.ts";
 import { reportLateInterrupt } from "./unfinished.ts";
+import {
+  runSeededExperiment,
+  type SeededExperimentResult,
+  seedList,
+  SEEDS_FLAG,
+  splitFixed,
+} from "./seeds.ts";
 
 const TUNE_FLAG: FlagSpec = {
   name: "tune",
@@ -47,6 +54,7 @@ function experimentCommandSpec(name: ExperimentName): CommandSpec {
     flags: [
       EPOCHS_OVERRIDE,
       ...(name === "final" ? [TUNE_FLAG] : []),
+      SEEDS_FLAG,
       ...RUN_FLAGS,
       ...DATA_FLAGS,
       RESUME_FLAG,
@@ -75,6 +83,28 @@ export function printExperimentOutcome(outcome: ExperimentResult, io: CommandIo)
   io.out(`Report: ${join(displayPath(outcome.dir), "report.md")}`);
 }
 
+/** Exit code of a seeded experiment: 130 interrupted, 1 if a run diverged, else 0. */
+export function seededExitCode(outcome: SeededExperimentResult): number {
+  if (outcome.interrupted) return INTERRUPTED_EXIT_CODE;
+  return Math.max(0, ...outcome.outcomes.map(experimentExitCode));
+}
+
+/** Prints the seeded table's gist (mean ± sd per row) and where the report is. */
+export function printSeededOutcome(outcome: SeededExperimentResult, io: CommandIo): void {
+  outcome.experiment.runs.forEach((run, i) => {
+    const row = outcome.rows[i];
+    const m = row.metrics;
+    io.out(
+      `${outcome.experiment.name}/${run.spec.name} over ${outcome.seeds.length} seeds: ` +
+        (m
+          ? `test accuracy ${m.accuracy.mean.toFixed(4)} ± ${(m.accuracy.sd ?? 0).toFixed(4)} ` +
+            `(sd), mean NLL ${m.meanNll.mean.toFixed(4)} ± ${(m.meanNll.sd ?? 0).toFixed(4)}`
+          : `${row.done} seeds done`),
+    );
+  });
+  io.out(`Report: ${join(displayPath(outcome.dir), "report.md")}`);
+}
+
 /** Runs experiment `name` with its arguments; resolves to the exit code. */
 export function experimentCommand(
   name: ExperimentName,
@@ -87,11 +117,10 @@ export function experimentCommand(
     const flags = resumed?.flags ?? given;
     const tuneDir = name === "final" ? flags.string("tune") : undefined;
     const tuned = tuneDir !== undefined ? await readTunedConfigs(name, tuneDir) : undefined;
-    const definition = experiment(name, {
-      epochs: flags.number("epochs"),
-      seed: flags.number("seed"),
-      tuned: tuned?.configs,
-    });
+    const seeds = seedList(name, flags);
+    const make = (seed: number) =>
+      experiment(name, { epochs: flags.number("epochs"), seed, tuned: tuned?.configs });
+    const definition = make(flags.number("seed")!);
     const setup = await setupRun(name, resumed?.args ?? args, flags, io, {
       outDir: resumed?.dir,
       startedAt: resumed?.started,
@@ -99,6 +128,20 @@ export function experimentCommand(
     });
     try {
       if (!resumed) await writeCommandFile(setup.dir, name, args);
+      if (seeds) {
+        const seeded = await runSeededExperiment(make, seeds, setup, io, {
+          fixedSplit: splitFixed(flags),
+          notes: tuned?.notes,
+          resume: resumed !== undefined,
+        });
+        printSeededOutcome(seeded, io);
+        const told = seeded.outcomes.some((o) => o.results.some((r) => r.status === "interrupted"));
+        if (setup.interrupt.signal.aborted && !told) {
+          reportLateInterrupt(io, name, setup.dir);
+          return INTERRUPTED_EXIT_CODE;
+        }
+        return seededExitCode(seeded);
+      }
       const outcome = await runExperiment(definition, setup, io, {
         notes: tuned?.notes,
         resume: resumed !== undefined,

@@ -28,6 +28,17 @@ import type { RunResult } from "./run_training.ts";
 import { resolveResume, RESUME_FLAG, writeCommandFile } from "./resume.ts";
 import { printTuneOutcome, runTune, type TuneFile, type TuneOutcome } from "./tune_command.ts";
 import { bestConfigsTable, plotFile, type TuneSettings } from "./tune_report.ts";
+import {
+  runSeededExperiment,
+  SEED_STATS_NOTE,
+  seedDataLines,
+  type SeededExperimentResult,
+  seededSectionLines,
+  seedList,
+  SEEDS_FLAG,
+  splitFixed,
+} from "./seeds.ts";
+import { printSeededOutcome, seededExitCode } from "./experiment_command.ts";
 
 const REPRODUCE_FLAGS: readonly FlagSpec[] = [
   {
@@ -45,8 +56,9 @@ Runs every experiment of the study in order, on data loaded once: compare (Table
 optimizers (Table 2, Fig. 7; its Adam run is compare's CNN-BN, same settings and seed), tune
 (Tables 3-4), final with the tuned configs (Table 5, Fig. 8). Each writes its own folder and
 report; report.md at the top gathers every table beside the study's, with the figures.
-Quick check: --epochs 1 --limit 2000.`,
-  flags: [...REPRODUCE_FLAGS, ...RUN_FLAGS, ...DATA_FLAGS, RESUME_FLAG, HELP_FLAG],
+With --seeds, compare, optimizers and final run once per seed (tune searches once) and the report
+gives mean ± sd over the seeds. Quick check: --epochs 1 --limit 2000.`,
+  flags: [...REPRODUCE_FLAGS, SEEDS_FLAG, ...RUN_FLAGS, ...DATA_FLAGS, RESUME_FLAG, HELP_FLAG],
 };
 
 interface Stage {
@@ -64,6 +76,9 @@ function reproduceReport(init: {
   interrupted: boolean;
   epochs?: number;
   seed: number;
+  seeded: SeededExperimentResult[];
+  seeds?: number[];
+  fixedSplit: boolean;
 }): string {
   const { dir, experiments, tune } = init;
   const total = init.stages.reduce((sum, s) => sum + s.seconds, 0);
@@ -71,18 +86,35 @@ function reproduceReport(init: {
     '# Reproducing "CNNs for image classification" (FashionMNIST) with wgtorch',
     "",
     ...environmentLines(init.env),
-    ...dataLines(init.data),
-    `- Seed: ${init.seed} (weights, dropout, batch order; tuning trial i uses seed + i)`,
+    ...(init.seeds ? seedDataLines(init.data, init.fixedSplit) : dataLines(init.data)),
+    init.seeds
+      ? `- Seeds: ${init.seeds.join(", ")} for compare, optimizers and final (weights, dropout, ` +
+        `batch order, and the split unless --split-seed is given); tuning: one search per ` +
+        `optimizer with seed ${init.seed} (trial i uses seed + i)`
+      : `- Seed: ${init.seed} (weights, dropout, batch order; tuning trial i uses seed + i)`,
     `- Wall time${init.env.resumed ? " since resuming" : ""}: ${duration(total)} (${
       init.stages.map((s) => `${s.name} ${duration(s.seconds)}`).join(", ")
     })`,
-    timeInRuns(experiments, tune),
+    timeInRuns([...experiments, ...init.seeded.flatMap((s) => s.outcomes)], tune),
     ...(init.interrupted ? ["- **Interrupted** by Ctrl-C: what finished is below."] : []),
     "",
   ];
   const notice = quickRunNotice(init.data, init.epochs !== undefined);
   if (notice) lines.push(notice, "");
   const section = (name: ExperimentName) => experiments.find((e) => e.experiment.name === name);
+  const emitSeeded = (name: ExperimentName) => {
+    const outcome = init.seeded.find((e) => e.experiment.name === name);
+    if (!outcome) return;
+    const e = outcome.experiment;
+    lines.push(
+      `## ${e.table} — ${e.title}`,
+      "",
+      ...seededSectionLines(outcome, dir),
+      "",
+      ...e.notes.map((note) => `- ${note}`),
+      "",
+    );
+  };
   const emit = (outcome: ExperimentResult | undefined) => {
     if (!outcome) return;
     const e = outcome.experiment;
@@ -104,7 +136,9 @@ function reproduceReport(init: {
     );
   };
   emit(section("compare"));
+  emitSeeded("compare");
   emit(section("optimizers"));
+  emitSeeded("optimizers");
   if (tune) {
     const folder = relative(dir, tune.dir);
     lines.push(
@@ -120,6 +154,8 @@ function reproduceReport(init: {
     );
   }
   emit(section("final"));
+  emitSeeded("final");
+  if (init.seeds) lines.push(SEED_STATS_NOTE, "");
   lines.push(LOSS_NOTE, "", SPLIT_NOTE, "");
   return lines.join("\n");
 }
@@ -129,11 +165,15 @@ function reproduceReport(init: {
  * `--resume`); a reused run counts once, tuning counts its trials.
  */
 function timeInRuns(experiments: ExperimentResult[], tune: TuneOutcome | undefined): string {
-  const parts = experiments.map((e) => {
+  // With --seeds an experiment has one result per seed: summed under its name.
+  const parts: { name: string; seconds: number }[] = [];
+  for (const e of experiments) {
     const seconds = e.results.filter((r) => !(r.spec.name in e.reused))
       .reduce((sum, r) => sum + r.wallSeconds, 0);
-    return { name: e.experiment.name as string, seconds };
-  });
+    const part = parts.find((p) => p.name === e.experiment.name);
+    if (part) part.seconds += seconds;
+    else parts.push({ name: e.experiment.name, seconds });
+  }
   if (tune) {
     const seconds = Object.values(tune.rows).flat()
       .reduce((sum, row) => sum + (row?.seconds ?? 0), 0);
@@ -157,7 +197,9 @@ export function reproduceCommand(args: readonly string[], io: CommandIo): Promis
     });
     const epochs = flags.number("epochs");
     const seed = flags.number("seed")!;
+    const seeds = seedList("reproduce", flags);
     const experiments: ExperimentResult[] = [];
+    const seeded: SeededExperimentResult[] = [];
     const stages: Stage[] = [];
     const reuse = new Map<string, RunResult>();
     let tune: TuneOutcome | undefined;
@@ -180,6 +222,30 @@ export function reproduceCommand(args: readonly string[], io: CommandIo): Promis
           ) => [opt, { l1: b.l1, lr: b.lr, batchSize: b.batchSize }]),
         )
         : undefined;
+      if (seeds) {
+        const outcome = await stage(
+          name,
+          () =>
+            runSeededExperiment(
+              (s) => experiment(name, { epochs, seed: s, tuned: configs }),
+              seeds,
+              setup,
+              io,
+              {
+                dir: join(setup.dir, name),
+                fixedSplit: splitFixed(flags),
+                reuse,
+                resume: resumed !== undefined,
+                command: "reproduce",
+              },
+            ),
+        );
+        seeded.push(outcome);
+        printSeededOutcome(outcome, io);
+        code = Math.max(code, seededExitCode(outcome) === 1 ? 1 : 0);
+        interrupted ||= outcome.interrupted;
+        return;
+      }
       const outcome = await stage(
         name,
         () =>
@@ -235,11 +301,17 @@ export function reproduceCommand(args: readonly string[], io: CommandIo): Promis
           interrupted,
           epochs,
           seed,
+          seeded,
+          seeds,
+          fixedSplit: splitFixed(flags),
         }),
       );
       io.out(`Report: ${join(displayPath(setup.dir), "report.md")}`);
       const told = tune?.interrupted ||
-        experiments.some((e) => e.results.some((r) => r.status === "interrupted"));
+        experiments.some((e) => e.results.some((r) => r.status === "interrupted")) ||
+        seeded.some((s) =>
+          s.outcomes.some((e) => e.results.some((r) => r.status === "interrupted"))
+        );
       if (setup.interrupt.signal.aborted && !told) reportLateInterrupt(io, "reproduce", setup.dir);
       return interrupted || setup.interrupt.signal.aborted ? INTERRUPTED_EXIT_CODE : code;
     } finally {

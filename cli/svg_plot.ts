@@ -25,6 +25,11 @@ export interface Series {
   endMarker?: "cross" | "dot";
   /** Leave out of the legend. */
   noLegend?: boolean;
+  /**
+   * A shaded band under the line: (x, low, high) per point, drawn as a filled polygon in the
+   * series' colour (e.g. the min-max over seeds).
+   */
+  band?: readonly (readonly [number, number, number])[];
 }
 
 /** One chart. */
@@ -131,7 +136,10 @@ function renderPanel(panel: Panel, x0: number, y0: number, width: number, height
   const parts: string[] = [];
   const integerX = panel.integerX ?? true;
   const allX = panel.series.flatMap((s) => s.points.map((p) => p[0]));
-  const allY = panel.series.flatMap((s) => s.points.map((p) => p[1]));
+  const allY = panel.series.flatMap((s) => [
+    ...s.points.map((p) => p[1]),
+    ...(s.band ?? []).flatMap((b) => [b[1], b[2]]),
+  ]);
   let [xMin, xMax] = extent(allX);
   if (integerX) {
     const finite = allX.filter(Number.isFinite);
@@ -208,6 +216,16 @@ function renderPanel(panel: Panel, x0: number, y0: number, width: number, height
       }
       path += `${pen ? "L" : "M"}${f(sx(x))},${f(sy(Math.min(yMax, Math.max(yMin, y))))}`;
       pen = true;
+    }
+    const band = (series.band ?? []).filter((b) => b.every(Number.isFinite));
+    if (band.length > 0) {
+      const clamp = (y: number) => sy(Math.min(yMax, Math.max(yMin, y)));
+      const upper = band.map(([x, , high]) => `${f(sx(x))},${f(clamp(high))}`);
+      const lower = [...band].reverse().map(([x, low]) => `${f(sx(x))},${f(clamp(low))}`);
+      parts.push(
+        `<path class="band" d="M${[...upper, ...lower].join("L")}Z" fill="${color}" ` +
+          `fill-opacity="0.18" stroke="none"/>`,
+      );
     }
     const style = `stroke="${color}" stroke-width="${width}" opacity="${opacity}"`;
     if (path) parts.push(`<path d="${path}" fill="none" ${style}${dash}/>`);

@@ -20,6 +20,7 @@ import { trainReport } from "./report.ts";
 import { resolveResume, RESUME_FLAG, writeCommandFile } from "./resume.ts";
 import { interruptedIfAborted, type RunSpec, runSummary, runTraining } from "./run_training.ts";
 import { reportUnfinished } from "./unfinished.ts";
+import { runSeededTrain, seedList, SEEDS_FLAG, splitFixed } from "./seeds.ts";
 
 /** The `train` command. */
 export const TRAIN_COMMAND: CommandSpec = {
@@ -30,7 +31,7 @@ and writes to --out: weights.safetensors, checkpoint.safetensors (after every ep
 history.json, history.csv, curves.svg, summary.json and report.md (the study's numbers beside
 ours). Defaults: the study's CNN-BN setup (Adam, lr 0.01, batch 128, 10 epochs).
 Ctrl-C stops after the GPU work in flight and keeps every finished epoch.`,
-  flags: [...TRAIN_FLAGS, ...DATA_FLAGS, ...RUN_FLAGS, RESUME_FLAG, HELP_FLAG],
+  flags: [...TRAIN_FLAGS, ...DATA_FLAGS, SEEDS_FLAG, ...RUN_FLAGS, RESUME_FLAG, HELP_FLAG],
 };
 
 const TITLES: Record<ModelName, string> = {
@@ -72,6 +73,7 @@ export function trainCommand(args: readonly string[], io: CommandIo): Promise<nu
     const flags = resumed?.flags ?? given;
     const runArgs = resumed?.args ?? args;
     const spec = specFromFlags(flags);
+    const seeds = seedList("train", flags);
     if (flags.has("l1") && spec.model !== "tuning-cnn") {
       throw new UsageError(
         `train: --l1 does not apply to --model ${spec.model}: it sets tuning-cnn's hidden width`,
@@ -100,6 +102,13 @@ export function trainCommand(args: readonly string[], io: CommandIo): Promise<nu
     });
     try {
       if (!resumed) await writeCommandFile(setup.dir, "train", args);
+      if (seeds) {
+        return await runSeededTrain(spec, seeds, setup, io, {
+          fixedSplit: splitFixed(flags),
+          resume: resumed !== undefined,
+          study: studyMatch(spec),
+        });
+      }
       io.err(
         `Run: ${spec.title}, ${spec.epochs} epoch${
           spec.epochs === 1 ? "" : "s"
