@@ -1,7 +1,8 @@
 /**
  * The training loop: `trainEpoch` (one pass over a loader), `evaluate` (loss and metrics under
- * `noGrad`) and `fit` (epochs of both, with an LR schedule, a history, progress, per-epoch hooks
- * and Ctrl-C). The loss (default `nllLoss`) and the metrics (default: accuracy) are options.
+ * `noGrad`) and `fit` (epochs of both, with an LR schedule, a history, progress, per-epoch hooks,
+ * callbacks such as `earlyStopping`, gradient clipping and Ctrl-C). The loss (default `nllLoss`)
+ * and the metrics (default: accuracy; `mse`, `mae`, `topKAccuracy(k)`, ...) are options.
  *
  * A step is `tidy(() => { zeroGrad; forward; loss; backward; accumulate; step })`: nothing is
  * read back and nothing is awaited per step. The loss sum and the correct count accumulate on the
@@ -12,6 +13,10 @@
  *
  * ```ts ignore
  * const result = await fit(model, { train, val, optimizer, scheduler, epochs: 10 });
+ * await fit(model, {
+ *   train, val, optimizer, epochs: 50, loss: mseLoss, metrics: { mse, mae }, clipGradNorm: 1,
+ *   callbacks: [earlyStopping({ patience: 3, restoreBestWeights: true })],
+ * });
  * console.log(result.history.at(-1));
  * const test = await evaluate(model, testLoader);
  * ```
