@@ -161,12 +161,19 @@ export {
   tanh,
 } from "./nn/ops/unary.ts";
 export { linear, matmul, type MatmulOptions } from "./nn/ops/matmul.ts";
-export { conv2d, type Conv2dOptions, type Conv2dPadding, type Size2d } from "./nn/ops/conv2d.ts";
+export { conv2d, type Conv2dOptions, type Conv2dPadding } from "./nn/ops/conv2d.ts";
+export type { Size2d } from "./nn/ops/pool_geometry.ts";
 export { conv1d, type Conv1dOptions, type Conv1dPadding } from "./nn/ops/conv1d.ts";
 export { convTranspose2d, type ConvTranspose2dOptions } from "./nn/ops/conv_transpose2d.ts";
 export { batchNorm, type BatchNormOptions } from "./nn/ops/batch_norm.ts";
 export { maxPool2d, type MaxPoolOptions } from "./nn/ops/max_pool.ts";
-export { dropout, type DropoutOptions } from "./nn/ops/dropout.ts";
+export {
+  dropout,
+  dropout2d,
+  type Dropout2dOptions,
+  type DropoutOptions,
+} from "./nn/ops/dropout.ts";
+export { adaptiveAvgPool2d, avgPool2d, type AvgPoolOptions } from "./nn/ops/avg_pool.ts";
 export {
   crossEntropy,
   type CrossEntropyOptions,
@@ -245,6 +252,23 @@ export {
   type LayerNormLayerOptions,
 } from "./nn/modules/normalization.ts";
 export { Embedding, type EmbeddingLayerOptions } from "./nn/modules/embedding.ts";
+export { GRU, LSTM, RNNBase, type RNNOptions } from "./nn/modules/rnn.ts";
+export {
+  MultiheadAttention,
+  multiHeadAttention,
+  type MultiheadAttentionCallOptions,
+  type MultiHeadAttentionFunctionOptions,
+  type MultiheadAttentionOptions,
+} from "./nn/modules/attention.ts";
+export {
+  scaledDotProductAttention,
+  type ScaledDotProductAttentionOptions,
+} from "./nn/ops/attention.ts";
+export {
+  TransformerEncoderLayer,
+  type TransformerEncoderLayerCallOptions,
+  type TransformerEncoderLayerOptions,
+} from "./nn/modules/transformer.ts";
 export { defaultGenerator, type InitOptions, manualSeed } from "./nn/modules/init.ts";
 export { Linear, type LinearOptions } from "./nn/modules/linear.ts";
 export { Conv2d, type Conv2dLayerOptions, type PaddingMode } from "./nn/modules/conv2d.ts";
@@ -259,7 +283,23 @@ export {
   BatchNormBase,
   type BatchNormLayerOptions,
 } from "./nn/modules/batch_norm.ts";
-export { Dropout, Flatten, LogSoftmax, MaxPool2d, ReLU, Sequential } from "./nn/modules/layers.ts";
+export {
+  AdaptiveAvgPool2d,
+  AvgPool2d,
+  type AvgPool2dOptions,
+  type MaxPool2dOptions,
+} from "./nn/modules/pooling.ts";
+export {
+  Dropout,
+  Dropout2d,
+  Flatten,
+  LogSoftmax,
+  MaxPool2d,
+  ReLU,
+  Sequential,
+  Softmax,
+  type SoftmaxLayerOptions,
+} from "./nn/modules/layers.ts";
 export {
   type DecodedSafetensors,
   decodeSafetensors,

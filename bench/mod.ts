@@ -37,6 +37,7 @@ import { createModel, MODEL_NAMES, type ModelName } from "../models/mod.ts";
 import { writeJsonAtomic } from "../train/tune/fs_atomic.ts";
 import { findTorchPython, type PytorchReport, pytorchThroughput } from "./pytorch.ts";
 import { OP_CASES, tfjsOpRate, wgtorchOpRate } from "./ops.ts";
+import { SEQ_CASES, tfjsSeqMs, wgtorchSeqMs } from "./seq_cases.ts";
 
 /** One measured throughput. */
 export interface Throughput {
@@ -457,6 +458,11 @@ async function main(args: readonly string[]): Promise<void> {
     const ours = await wgtorchOpRate(c, timing);
     const theirs = tfjs ? await tfjsOpRate(await tfjs.tfjsModule(), c, timing) : undefined;
     add({ what: c.name, wgtorch: ours, tfjs: theirs, unit: c.unit });
+  }
+  for (const c of SEQ_CASES) {
+    const ours = 1000 / await wgtorchSeqMs(c);
+    const theirs = tfjs ? 1000 / await tfjsSeqMs(await tfjs.tfjsModule(), c) : undefined;
+    add({ what: c.name, wgtorch: ours, tfjs: theirs, unit: "steps/s" });
   }
   let pytorch: PytorchReport | null = null;
   if (python) {

@@ -9,8 +9,14 @@
 // deno-lint-ignore no-import-prefix
 import type * as tfjs from "npm:@tensorflow/tfjs@4.22.0";
 import type { Tf } from "./tfjs_models.ts";
+import { LAYER_CASES, layerCaseFlops } from "./layer_cases.ts";
+import { NORM_CASES } from "./norm_cases.ts";
+import { AVG_POOL_CASES, poolBytes } from "./pool_cases.ts";
 import {
   add,
+  avgPool2d,
+  conv2d,
+  layerNorm,
   matmul,
   randUniform,
   softmax,
@@ -27,10 +33,17 @@ export interface OpCase {
   name: string;
   /** The inputs' shapes (random uniform values). */
   shapes: readonly (readonly number[])[];
-  /** The unit of the figure. */
-  unit: "GB/s" | "GFLOP/s";
-  /** Bytes moved or floating-point operations per call. */
+  /** TF.js's inputs' shapes, where its layout differs (NHWC images, HWIO filters). */
+  tfjsShapes?: readonly (readonly number[])[];
+  /** The unit of the figure: per-call throughput, or whole forward+backward steps per second. */
+  unit: "GB/s" | "GFLOP/s" | "steps/s";
+  /** Bytes moved or floating-point operations per call (1 for steps/s). */
   work: number;
+  /**
+   * Time forward and backward: the gradient of sum(output) with respect to every input (wgtorch's
+   * `backward()`, TF.js's `tf.grads`).
+   */
+  backward?: boolean;
   /** wgtorch's call. */
   wgtorch: (inputs: Tensor[]) => Tensor;
   /** TF.js's call. */
@@ -82,6 +95,9 @@ export const OP_CASES: readonly OpCase[] = [
     wgtorch: ([x]) => transpose(x, 0, 1),
     tfjs: (tf, [x]) => tf.transpose(x, [1, 0]),
   },
+  ...CONV_CASES(),
+  ...LAYER_NORM_CASES(),
+  ...POOL_CASES(),
   {
     name: "bmm [32,64,64] @ [32,64,64]",
     shapes: [[32, 64, 64], [32, 64, 64]],
@@ -92,7 +108,88 @@ export const OP_CASES: readonly OpCase[] = [
   },
 ];
 
-/** Calls per window: enough for about `targetMs`, from one timed call. */
+/** Convolution forwards: TF.js gets the same tensors in NHWC / HWIO. */
+function CONV_CASES(): OpCase[] {
+  return LAYER_CASES.map((c): OpCase => {
+    const [n, channels, h, w] = c.input;
+    const [kh, kw] = c.kernel;
+    const groups = c.options.groups ?? 1;
+    const depthwise = groups > 1;
+    const dilation = c.options.dilation ?? 1;
+    return {
+      name: c.name,
+      shapes: [c.input, [c.outChannels, channels / groups, kh, kw]],
+      tfjsShapes: [
+        [n, h, w, channels],
+        depthwise ? [kh, kw, channels, 1] : [kh, kw, channels, c.outChannels],
+      ],
+      unit: "GFLOP/s",
+      work: layerCaseFlops(c),
+      wgtorch: ([x, weight]) => conv2d(x, weight, c.options),
+      tfjs: (tf, [x, weight]) => {
+        const padding = c.options.padding === "same" ? "same" : "valid";
+        return depthwise
+          ? tf.depthwiseConv2d(
+            x as tfjs.Tensor4D,
+            weight as tfjs.Tensor4D,
+            1,
+            padding,
+            "NHWC",
+            dilation as number,
+          )
+          : tf.conv2d(
+            x as tfjs.Tensor4D,
+            weight as tfjs.Tensor4D,
+            1,
+            padding,
+            "NHWC",
+            dilation as number,
+          );
+      },
+    };
+  });
+}
+
+/** Layer norm over the last dimension, forward and backward (TF.js: moments and arithmetic). */
+function LAYER_NORM_CASES(): OpCase[] {
+  return NORM_CASES.map((c): OpCase => {
+    const d = c.shape.at(-1)!;
+    return {
+      name: `${c.name}, forward + backward`,
+      shapes: [c.shape, [d], [d]],
+      unit: "steps/s",
+      work: 1e9,
+      backward: true,
+      wgtorch: ([x, weight, bias]) => layerNorm(x, d, { weight, bias }),
+      tfjs: (tf, [x, weight, bias]) => {
+        const { mean, variance } = tf.moments(x, -1, true);
+        return x.sub(mean).mul(tf.rsqrt(variance.add(1e-5))).mul(weight).add(bias);
+      },
+    };
+  });
+}
+
+/** Average pools (TF.js: NHWC, the same explicit padding). */
+function POOL_CASES(): OpCase[] {
+  return AVG_POOL_CASES.map((c): OpCase => {
+    const [n, channels, h, w] = c.shape;
+    const options = { kernelSize: c.kernelSize, stride: c.stride, padding: c.padding };
+    return {
+      name: c.name,
+      shapes: [c.shape],
+      tfjsShapes: [[n, h, w, channels]],
+      unit: "GB/s",
+      work: poolBytes(c),
+      wgtorch: ([x]) => avgPool2d(x, options),
+      tfjs: (tf, [x]) => tf.avgPool(x as tfjs.Tensor4D, c.kernelSize, c.stride, c.padding),
+    };
+  });
+}
+
+/** Calls timed together to estimate the cost of one. */
+const PROBE_CALLS = 10;
+
+/** Calls per window: enough for about `targetMs`, given the cost of one call. */
 function callsFor(msPerCall: number, targetMs: number): number {
   return Math.max(5, Math.min(2000, Math.round(targetMs / Math.max(msPerCall, 1e-3))));
 }
@@ -113,15 +210,29 @@ export interface OpTiming {
 
 /** wgtorch's figure for one case: GB/s or GFLOP/s, median over windows. */
 export async function wgtorchOpRate(c: OpCase, timing: OpTiming): Promise<number> {
-  const inputs = c.shapes.map((shape, k) => randUniform(shape, { seed: k + 1 }));
+  const inputs = c.shapes.map((shape, k) =>
+    randUniform(shape, { seed: k + 1, requiresGrad: c.backward })
+  );
+  const clearGrads = () => {
+    for (const input of inputs) {
+      input.grad?.dispose();
+      input.grad = null;
+    }
+  };
   try {
-    const call = () => tidy(() => void c.wgtorch(inputs));
+    const call = () =>
+      tidy(() => {
+        if (!c.backward) return void c.wgtorch(inputs);
+        clearGrads();
+        sum(c.wgtorch(inputs)).backward();
+      });
     for (let i = 0; i < 3; i++) call();
     await sync();
+    // The per-call cost from a probe of PROBE_CALLS calls: one sync would dominate a single one.
     const t0 = performance.now();
-    call();
+    for (let i = 0; i < PROBE_CALLS; i++) call();
     await sync();
-    const calls = callsFor(performance.now() - t0, timing.targetMs);
+    const calls = callsFor((performance.now() - t0) / PROBE_CALLS, timing.targetMs);
     const rates: number[] = [];
     for (let w = 0; w < timing.windows; w++) {
       const start = performance.now();
@@ -131,13 +242,22 @@ export async function wgtorchOpRate(c: OpCase, timing: OpTiming): Promise<number
     }
     return median(rates);
   } finally {
+    clearGrads();
     for (const input of inputs) input.dispose();
   }
 }
 
 /** TF.js's figure for one case (its webgpu backend set up by `setupTfjs`). */
 export async function tfjsOpRate(tf: Tf, c: OpCase, timing: OpTiming): Promise<number> {
-  const inputs = c.shapes.map((shape) => tf.randomUniform([...shape], -1, 1));
+  const inputs = (c.tfjsShapes ?? c.shapes).map((shape) => tf.randomUniform([...shape], -1, 1));
+  const grads = tf.grads((...xs: tfjs.Tensor[]) => tf.sum(c.tfjs(tf, xs)));
+  // One call: the output, or (backward) the first input's gradient (the others disposed).
+  const call = (): tfjs.Tensor => {
+    if (!c.backward) return c.tfjs(tf, inputs);
+    const [first, ...rest] = grads(inputs);
+    tf.dispose(rest);
+    return first;
+  };
   // Reading one element of the last output waits for every kernel queued before it.
   const wait = async (t: tfjs.Tensor) => {
     const one = tf.tidy(() => tf.slice(tf.reshape(t, [-1]), [0], [1]));
@@ -146,22 +266,26 @@ export async function tfjsOpRate(tf: Tf, c: OpCase, timing: OpTiming): Promise<n
   };
   try {
     for (let i = 0; i < 3; i++) {
-      const t = c.tfjs(tf, inputs);
+      const t = call();
       await wait(t);
       t.dispose();
     }
     const t0 = performance.now();
-    const first = c.tfjs(tf, inputs);
-    await wait(first);
-    first.dispose();
-    const calls = callsFor(performance.now() - t0, timing.targetMs);
+    let probe: tfjs.Tensor | undefined;
+    for (let i = 0; i < PROBE_CALLS; i++) {
+      probe?.dispose();
+      probe = call();
+    }
+    await wait(probe!);
+    probe!.dispose();
+    const calls = callsFor((performance.now() - t0) / PROBE_CALLS, timing.targetMs);
     const rates: number[] = [];
     for (let w = 0; w < timing.windows; w++) {
       const start = performance.now();
       let last: tfjs.Tensor | undefined;
       for (let i = 0; i < calls; i++) {
         last?.dispose();
-        last = c.tfjs(tf, inputs);
+        last = call();
       }
       await wait(last!);
       last!.dispose();

@@ -1,16 +1,15 @@
 /**
- * Layers without parameters: `ReLU`, `MaxPool2d`, `Dropout`, `Flatten`, `LogSoftmax`, and the
- * `Sequential` container.
+ * Layers without parameters: `ReLU`, `MaxPool2d` (from `pooling.ts`, re-exported here),
+ * `Dropout`, `Dropout2d`, `Flatten`, `Softmax`, `LogSoftmax`, and the `Sequential` container.
  *
  * @module
  */
 
-import { dropout } from "../ops/dropout.ts";
+import { dropout, dropout2d } from "../ops/dropout.ts";
 import { relu } from "../ops/elementwise.ts";
-import { maxPool2d } from "../ops/max_pool.ts";
-import { logSoftmax } from "../ops/softmax.ts";
+import { logSoftmax, softmax } from "../ops/softmax.ts";
 import type { Rng } from "../random.ts";
-import type { Tensor } from "../tensor.ts";
+import { formatShape, type Tensor } from "../tensor.ts";
 import { defaultGenerator } from "./init.ts";
 import { Module } from "./module.ts";
 
@@ -22,27 +21,7 @@ export class ReLU extends Module {
   }
 }
 
-/** 2-D max pooling, as `torch.nn.MaxPool2d`. */
-export class MaxPool2d extends Module {
-  /** Step between windows. */
-  readonly stride: number;
-  /** A `kernelSize`² window moved by `stride` (default: the kernel size). */
-  constructor(readonly kernelSize: number, options: { stride?: number; padding?: number } = {}) {
-    super();
-    this.stride = options.stride ?? kernelSize;
-    this.padding = options.padding ?? 0;
-  }
-  /** Implicit -inf border. */
-  readonly padding: number;
-  /** Pools x [N, C, H, W]. */
-  forward(x: Tensor): Tensor {
-    return maxPool2d(x, {
-      kernelSize: this.kernelSize,
-      stride: this.stride,
-      padding: this.padding,
-    });
-  }
-}
+export { MaxPool2d } from "./pooling.ts";
 
 /** Inverted dropout, as `torch.nn.Dropout`: a new seeded mask every call in training. */
 export class Dropout extends Module {
@@ -60,6 +39,32 @@ export class Dropout extends Module {
   }
 }
 
+/**
+ * Channel dropout, as `torch.nn.Dropout2d` (PyTorch 1.13): zeroes whole channels of
+ * [N, C, H, W] (or [N, C, L]) input, a new seeded mask every call in training (seeds drawn from
+ * the generator, as `Dropout`'s).
+ */
+export class Dropout2d extends Module {
+  #rng: Rng;
+  /** Drops each channel with probability `p` (default 0.5). */
+  constructor(readonly p = 0.5, options: { rng?: Rng } = {}) {
+    super();
+    if (!(p >= 0 && p <= 1)) throw new Error(`Dropout2d: p must be in [0, 1], got ${p}`);
+    this.#rng = options.rng ?? defaultGenerator();
+  }
+  /** Applies channel dropout in training, the identity in eval. */
+  forward(x: Tensor): Tensor {
+    if (x.rank !== 4 && x.rank !== 3) {
+      throw new Error(
+        `Dropout2d: needs input of shape [N, C, H, W] (rank 4) or [N, C, L] (rank 3), got ` +
+          `${formatShape(x.shape)} (rank ${x.rank})`,
+      );
+    }
+    const seed = this.training ? this.#rng.nextUint32() : 0;
+    return dropout2d(x, { p: this.p, training: this.training, seed });
+  }
+}
+
 /** Flattens dimensions `startDim`.. into one (no copy), as `torch.nn.Flatten`. */
 export class Flatten extends Module {
   /** Flattens from `startDim` (default 1). */
@@ -72,11 +77,46 @@ export class Flatten extends Module {
   }
 }
 
-/** Log-softmax over the last dimension of [N, C], as `torch.nn.LogSoftmax(dim=1)`. */
+/** Options of `Softmax` and `LogSoftmax`. */
+export interface SoftmaxLayerOptions {
+  /**
+   * The dimension that sums to one (default -1, the last: for [N, C] the same as PyTorch's
+   * `dim=1`; PyTorch's own default guesses the dimension from the rank and warns).
+   */
+  dim?: number;
+}
+
+/** softmax over `dim` (default the last), as `torch.nn.Softmax`. */
+export class Softmax extends Module {
+  /** The dimension that sums to one. */
+  readonly dim: number;
+
+  /** A softmax over `dim` (default -1). */
+  constructor(options: SoftmaxLayerOptions = {}) {
+    super();
+    this.dim = options.dim ?? -1;
+  }
+
+  /** Applies softmax. */
+  forward(x: Tensor): Tensor {
+    return softmax(x, { dim: this.dim });
+  }
+}
+
+/** log(softmax(x)) over `dim` (default the last), as `torch.nn.LogSoftmax`. */
 export class LogSoftmax extends Module {
+  /** The dimension whose exponentials sum to one. */
+  readonly dim: number;
+
+  /** A log-softmax over `dim` (default -1). */
+  constructor(options: SoftmaxLayerOptions = {}) {
+    super();
+    this.dim = options.dim ?? -1;
+  }
+
   /** Applies log-softmax. */
   forward(x: Tensor): Tensor {
-    return logSoftmax(x);
+    return logSoftmax(x, { dim: this.dim });
   }
 }
 

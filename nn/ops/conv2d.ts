@@ -25,6 +25,7 @@ import { runForward } from "./conv2d_forward.ts";
 import { transposedInputGrad, transposedInputGradApplies } from "./conv2d_input_grad.ts";
 import { type ConvShape, convShapeKey } from "./conv2d_shape.ts";
 import { weightAndBiasGrad } from "./conv2d_weight_grad.ts";
+import type { Size2d } from "./pool_geometry.ts";
 import {
   type GeneralConvShape,
   generalForward,
@@ -132,8 +133,7 @@ function inputGrad(grad: Tensor, weight: Tensor, shape: ConvShape): Tensor {
   return result;
 }
 
-/** A size given once for both dimensions, or as [height, width]. */
-export type Size2d = number | readonly [number, number];
+export type { Size2d } from "./pool_geometry.ts";
 
 /**
  * Zero padding of `conv2d`: a number of rows and columns on every side, `[height, width]`, or

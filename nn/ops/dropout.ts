@@ -3,6 +3,8 @@
  * `hash(seed, i) >= round(p * 2^32)`, so the mask needs no random state on the GPU, the seed
  * travels through `params()` (one pipeline serves every step), and the backward pass recomputes
  * the mask from the seed instead of saving it. `dropoutMask` computes the same mask on the CPU.
+ * `dropout2d` (channel dropout) draws the same hash per channel (index n * C + c) instead of per
+ * element, so its mask is `dropoutMask(N * C, p, seed)`.
  *
  * The hash is `mix(mix(i) ^ mix(seed + 0x9e3779b9))`, with `mix` the "lowbias32" integer finaliser
  * (Chris Wellons' hash-prospector): a bijection of u32 with good avalanche.
@@ -12,8 +14,9 @@
 
 import { recordOp } from "../autograd.ts";
 import { f32, u32 } from "../gpu/kernel.ts";
+import type { KernelPolicy } from "../gpu/policy.ts";
 import { type KernelPlan, type KernelSpec, runKernel } from "../gpu/program.ts";
-import { Tensor, zeros } from "../tensor.ts";
+import { formatShape, Tensor, zeros } from "../tensor.ts";
 
 const GOLDEN = 0x9e3779b9;
 
@@ -66,31 +69,9 @@ function checkOptions(options: DropoutOptions): void {
   }
 }
 
-/** A plan in which each invocation loops over a run of `perInvocation` vectors. */
-interface LoopPlan extends KernelPlan {
-  groups: number;
-  perInvocation: number;
-}
-
-/** out = x * keep(seed, i) / (1 - p), four elements per step, the seed a per-call param. */
-const APPLY_MASK: KernelSpec<{ size: number; p: number }, LoopPlan> = {
-  name: "dropout",
-  key: ({ size, p }) => `${size}_p${p}`,
-  bindings: () => [
-    { name: "x", role: "input", readOnce: true },
-    { name: "out", role: "write", type: "vec4<f32>" },
-  ],
-  plan: ({ size }, policy) => {
-    const vectors = Math.ceil(size / 4);
-    const workgroupSize = policy.narrowWorkgroup;
-    const groups = Math.max(
-      1,
-      Math.min(policy.updateMaxGroups, Math.ceil(vectors / workgroupSize)),
-    );
-    return { workgroupSize, groups, perInvocation: Math.ceil(vectors / (groups * workgroupSize)) };
-  },
-  params: "seed: u32",
-  prelude: ({ p }) => /* wgsl */ `
+/** WGSL: the threshold and scale of `p`, and `mix4`, lowbias32 on four lanes. */
+function maskPrelude(p: number): string {
+  return /* wgsl */ `
 const THRESHOLD: u32 = ${u32(dropThreshold(p))};
 const SCALE: f32 = ${f32(1 / (1 - p))};
 
@@ -102,7 +83,34 @@ fn mix4(value: vec4<u32>) -> vec4<u32> {
   h *= vec4<u32>(0x846ca68bu);
   h ^= h >> vec4<u32>(16u);
   return h;
-}`,
+}`;
+}
+
+/** A plan in which each invocation loops over a run of `perInvocation` vectors. */
+interface LoopPlan extends KernelPlan {
+  groups: number;
+  perInvocation: number;
+}
+
+/** Narrow workgroups looping over the vectors of `size` elements. */
+function vectorPlan(size: number, policy: KernelPolicy): LoopPlan {
+  const vectors = Math.ceil(size / 4);
+  const workgroupSize = policy.narrowWorkgroup;
+  const groups = Math.max(1, Math.min(policy.updateMaxGroups, Math.ceil(vectors / workgroupSize)));
+  return { workgroupSize, groups, perInvocation: Math.ceil(vectors / (groups * workgroupSize)) };
+}
+
+/** out = x * keep(seed, i) / (1 - p), four elements per step, the seed a per-call param. */
+const APPLY_MASK: KernelSpec<{ size: number; p: number }, LoopPlan> = {
+  name: "dropout",
+  key: ({ size, p }) => `${size}_p${p}`,
+  bindings: () => [
+    { name: "x", role: "input", readOnce: true },
+    { name: "out", role: "write", type: "vec4<f32>" },
+  ],
+  plan: ({ size }, policy) => vectorPlan(size, policy),
+  params: "seed: u32",
+  prelude: ({ p }) => maskPrelude(p),
   body: ({ size }, { plan }) => /* wgsl */ `
   let key = mix4(vec4<u32>(params.seed + ${u32(GOLDEN)})).x;
   let base = group * ${u32(plan.perInvocation * plan.workgroupSize)} + lid;
@@ -141,4 +149,87 @@ export function dropout(x: Tensor, options: DropoutOptions): Tensor {
   if (p === 1) return recordOp("dropout", zeros(shape), [x], () => [zeros(shape)]);
   const out = applyMask(x, p, seed);
   return recordOp("dropout", out, [x], (grad) => [applyMask(grad, p, seed)]);
+}
+
+/** Options of `dropout2d`. */
+export interface Dropout2dOptions {
+  /** Probability of zeroing a channel, in [0, 1]. */
+  p: number;
+  /** Whether to drop (training) or pass x through unchanged (evaluation). */
+  training: boolean;
+  /**
+   * Seed of the mask: a u32 (default 0). Use a new one every step (the `Dropout2d` module draws
+   * it from its generator); the same seed gives the same mask.
+   */
+  seed?: number;
+}
+
+/** The shape `dropout2d` bakes in: elements, and elements per channel. */
+interface ChannelMask {
+  size: number;
+  planeSize: number;
+  p: number;
+}
+
+/** out = x * keep(seed, channel of i) / (1 - p), four elements per step. */
+const APPLY_CHANNEL_MASK: KernelSpec<ChannelMask, LoopPlan> = {
+  name: "dropout2d",
+  key: ({ size, planeSize, p }) => `${size}_${planeSize}_p${p}`,
+  bindings: () => [
+    { name: "x", role: "input", readOnce: true },
+    { name: "out", role: "write", type: "vec4<f32>" },
+  ],
+  plan: ({ size }, policy) => vectorPlan(size, policy),
+  params: "seed: u32",
+  prelude: ({ p }) => maskPrelude(p),
+  body: ({ size, planeSize }, { plan }) => /* wgsl */ `
+  let key = mix4(vec4<u32>(params.seed + ${u32(GOLDEN)})).x;
+  let base = group * ${u32(plan.perInvocation * plan.workgroupSize)} + lid;
+  for (var k = 0u; k < ${u32(plan.perInvocation)}; k++) {
+    let j = base + k * ${u32(plan.workgroupSize)};
+    if (j < ${u32(Math.ceil(size / 4))}) {
+      // The channel (n * C + c) of elements 4j..4j+3: one hash per channel.
+      let channel = (vec4<u32>(4u * j) + vec4<u32>(0u, 1u, 2u, 3u)) / vec4<u32>(${u32(planeSize)});
+      let keep = mix4(mix4(channel) ^ vec4<u32>(key)) >= vec4<u32>(THRESHOLD);
+      out[j] = xVec4(j) * select(vec4<f32>(0.0), vec4<f32>(SCALE), keep);
+    }
+  }`,
+};
+
+function applyChannelMask(x: Tensor, planeSize: number, p: number, seed: number): Tensor {
+  const out = Tensor.empty(x.shape);
+  runKernel(APPLY_CHANNEL_MASK, { size: x.size, planeSize, p }, { x, out }, {
+    params: new Uint32Array([seed]),
+  });
+  return out;
+}
+
+/**
+ * Channel dropout, as PyTorch 1.13's `dropout2d`: x is [N, C, H, W] (or [N, C, L]); in training
+ * each channel (n, c) is zeroed whole with probability p and the kept ones are scaled by
+ * 1 / (1 - p); the mask is `dropoutMask(N * C, p, seed)` (channel n * C + c). Returns a view of x
+ * when not training or p == 0, and zeros when p == 1. Differentiable (the backward recomputes
+ * the mask from the seed).
+ */
+export function dropout2d(x: Tensor, options: Dropout2dOptions): Tensor {
+  const { p, training, seed = 0 } = options;
+  if (!(p >= 0 && p <= 1)) throw new Error(`dropout2d: p must be in [0, 1], got ${p}`);
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) {
+    throw new Error(`dropout2d: seed must be an integer in [0, 2^32), got ${seed}`);
+  }
+  if (x.rank !== 4 && x.rank !== 3) {
+    throw new Error(
+      `dropout2d: needs x of shape [N, C, H, W] (rank 4) or [N, C, L] (rank 3), got ` +
+        `${formatShape(x.shape)} (rank ${x.rank})`,
+    );
+  }
+  if (x.dtype !== "f32") throw new Error(`dropout2d: needs an f32 tensor, got ${x.dtype}`);
+  if (!training || p === 0 || x.size === 0) {
+    return recordOp("dropout2d", x.view(), [x], (grad) => [grad.view()]);
+  }
+  const shape = x.shape;
+  if (p === 1) return recordOp("dropout2d", zeros(shape), [x], () => [zeros(shape)]);
+  const planeSize = x.size / (shape[0] * shape[1]);
+  const out = applyChannelMask(x, planeSize, p, seed);
+  return recordOp("dropout2d", out, [x], (grad) => [applyChannelMask(grad, planeSize, p, seed)]);
 }

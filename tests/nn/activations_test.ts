@@ -14,7 +14,8 @@ import {
 } from "../../nn/modules/activations.ts";
 import type { Module } from "../../nn/modules/module.ts";
 import { Linear } from "../../nn/modules/linear.ts";
-import { Sequential } from "../../nn/modules/layers.ts";
+import { LogSoftmax, Sequential, Softmax } from "../../nn/modules/layers.ts";
+import { logSoftmax, softmax } from "../../nn/ops/softmax.ts";
 import { maxout } from "../../nn/ops/maxout.ts";
 import { elu, gelu, leakyRelu, sigmoid, silu, softplus, tanh } from "../../nn/ops/unary.ts";
 import { noGrad } from "../../nn/autograd.ts";
@@ -60,6 +61,20 @@ const ACTIVATIONS: readonly [string, () => Module, (x: Tensor) => Tensor, string
     "nn.Softplus(beta=2, threshold=1)",
   ],
   ["Identity", () => new Identity(), (x) => x.reshape(x.shape), "nn.Identity()"],
+  ["Softmax", () => new Softmax(), (x) => softmax(x), "nn.Softmax(dim=-1)"],
+  [
+    "Softmax dim 0",
+    () => new Softmax({ dim: 0 }),
+    (x) => softmax(x, { dim: 0 }),
+    "nn.Softmax(dim=0)",
+  ],
+  ["LogSoftmax", () => new LogSoftmax(), (x) => logSoftmax(x), "nn.LogSoftmax(dim=-1)"],
+  [
+    "LogSoftmax dim 0",
+    () => new LogSoftmax({ dim: 0 }),
+    (x) => logSoftmax(x, { dim: 0 }),
+    "nn.LogSoftmax(dim=0)",
+  ],
   [
     "Maxout 3",
     () => new Maxout({ pieces: 3 }),

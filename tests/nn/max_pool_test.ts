@@ -108,6 +108,9 @@ const reluCases: [number[], MaxPoolOptions][] = [
   [[3, 2, 9, 11], { kernelSize: 2, relu: true }],
   [[2, 3, 7, 5], { kernelSize: 3, stride: 2, padding: 1, relu: true }],
   [[2, 3, 6, 6], { kernelSize: 3, stride: 1, relu: true }],
+  // Rows of whole texels: the row kernel.
+  [[2, 3, 4, 16], { kernelSize: 3, stride: 2, padding: 1, relu: true }],
+  [[1, 2, 5, 8], { kernelSize: [2, 3], stride: 1, padding: 1, ceilMode: true, relu: true }],
 ];
 for (const [shape, options] of reluCases) {
   Deno.test(`maxPool2d with relu matches maxPool(relu(x)): reference and finite differences (${shape}, ${JSON.stringify(options)})`, async () => {

@@ -13,6 +13,7 @@ import { AssertionError } from "node:assert";
 import assert from "node:assert/strict";
 import { type DType, type Tensor, tensor } from "../../nn/tensor.ts";
 import { tidy } from "../../nn/scope.ts";
+import { transpose } from "../../nn/ops/layout.ts";
 import {
   assertClose,
   finiteDifferences,
@@ -38,6 +39,12 @@ export interface OpInputSpec {
   high?: number;
   /** Whether to differentiate it and check its gradient (default: true for `f32`). */
   grad?: boolean;
+  /**
+   * Hand the op the result of `transpose(leaf, -2, -1)` instead of a fresh tensor (rank >= 2):
+   * the "non-contiguous" input of PyTorch's tests. The leaf holds the same values with its last
+   * two dimensions swapped; its gradient, transposed back, is what is checked.
+   */
+  transposed?: boolean;
 }
 
 /** The inputs as the references see them. */
@@ -92,6 +99,25 @@ function sizeOf(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
+/** `shape` with its last two dimensions swapped. */
+function swapLast(shape: readonly number[]): number[] {
+  const out = [...shape];
+  [out[out.length - 2], out[out.length - 1]] = [out[out.length - 1], out[out.length - 2]];
+  return out;
+}
+
+/** Row-major `values` of `shape`, laid out as the tensor of `swapLast(shape)` holding them. */
+function swapLastValues(values: ArrayLike<number>, shape: readonly number[]): Float64Array {
+  const rows = shape[shape.length - 2], cols = shape[shape.length - 1];
+  const out = new Float64Array(values.length);
+  for (let base = 0; base < values.length; base += rows * cols) {
+    for (let r = 0; r < rows; r++) {
+      for (let c = 0; c < cols; c++) out[base + c * rows + r] = values[base + r * cols + c];
+    }
+  }
+  return out;
+}
+
 /** Runs one `OpTestCase`; throws an AssertionError naming the case and what differed. */
 export async function testOp(testCase: OpTestCase): Promise<void> {
   const { name, seed = 1, eps = 1e-3 } = testCase;
@@ -119,18 +145,25 @@ export async function testOp(testCase: OpTestCase): Promise<void> {
     ? new Float64Array(expected.length).fill(1)
     : randomArray(expected.length, seed + 99);
 
-  const gpuInputs = specs.map((input, k) =>
-    input.dtype === "i32"
-      ? tensor(Int32Array.from(values[k]), input.shape, { dtype: "i32" })
-      : tensor(Float32Array.from(values[k]), input.shape, {
-        requiresGrad: backward && differentiable[k],
-      })
-  );
+  const gpuInputs = specs.map((input, k) => {
+    if (input.dtype === "i32") {
+      return tensor(Int32Array.from(values[k]), input.shape, { dtype: "i32" });
+    }
+    if (input.transposed && input.shape.length < 2) {
+      throw new Error(`${name}: input ${k}: transposed needs rank >= 2`);
+    }
+    const shape = input.transposed ? swapLast(input.shape) : input.shape;
+    const data = input.transposed ? swapLastValues(values[k], input.shape) : values[k];
+    return tensor(Float32Array.from(data), shape, { requiresGrad: backward && differentiable[k] });
+  });
   const outGrad = tensor(Float32Array.from(outGradValues), [expected.length]);
   try {
     // Forward and backward in one tidy: the intermediates of a composed op live until backward.
     const out = tidy(() => {
-      const result = testCase.gpu(gpuInputs);
+      const opInputs = gpuInputs.map((input, k) =>
+        specs[k].transposed ? transpose(input, -2, -1) : input
+      );
+      const result = testCase.gpu(opInputs);
       if (backward) {
         if (!result.requiresGrad) {
           throw new AssertionError({ message: `${name}: the output does not require a gradient` });
@@ -175,7 +208,10 @@ export async function testOp(testCase: OpTestCase): Promise<void> {
       if (!differentiable[k]) continue;
       const grad = input.grad;
       if (!grad) throw new AssertionError({ message: `${name}: input ${k}: no gradient` });
-      const actual = await grad.toArray();
+      const leafGrad = await grad.toArray();
+      const actual = specs[k].transposed
+        ? swapLastValues(leafGrad, swapLast(specs[k].shape))
+        : leafGrad;
       const numeric = finite || !analytic
         ? finiteDifferences(reference, values, k, outGradValues, eps)
         : null;

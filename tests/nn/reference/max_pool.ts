@@ -6,12 +6,21 @@
 
 /** Window geometry of a max pool (all defaulted as in `maxPool2d`). */
 export interface MaxPoolReferenceOptions {
-  /** Window height and width. */
-  kernelSize: number;
+  /** Window height and width (number or [h, w]). */
+  kernelSize: number | readonly [number, number];
   /** Step between windows; default `kernelSize`. */
-  stride?: number;
+  stride?: number | readonly [number, number];
   /** Implicit -inf border on each side; default 0. */
-  padding?: number;
+  padding?: number | readonly [number, number];
+  /** Spacing of window elements; default 1. */
+  dilation?: number | readonly [number, number];
+  /** Output size rounded up (PyTorch's rule); default false. */
+  ceilMode?: boolean;
+}
+
+/** A number or [h, w] as [h, w]. */
+export function hw(value: number | readonly [number, number]): [number, number] {
+  return typeof value === "number" ? [value, value] : [value[0], value[1]];
 }
 
 /** The output of `maxPool2dReference`. */
@@ -24,14 +33,23 @@ export interface MaxPoolReferenceResult {
   shape: number[];
 }
 
-/** The output size of one spatial dimension: floor((size + 2p - k) / s) + 1. */
+/**
+ * The output size of one spatial dimension, as PyTorch's `pooling_output_shape`:
+ * floor((size + 2p - d (k - 1) - 1) / s) + 1, or the ceiling in ceil mode, less one when the
+ * last window would start past the input and its left padding.
+ */
 export function poolOutputSize(
   size: number,
   kernelSize: number,
   stride: number,
   padding: number,
+  dilation = 1,
+  ceilMode = false,
 ): number {
-  return Math.floor((size + 2 * padding - kernelSize) / stride) + 1;
+  const span = size + 2 * padding - dilation * (kernelSize - 1) - 1;
+  let out = (ceilMode ? Math.ceil(span / stride) : Math.floor(span / stride)) + 1;
+  if (ceilMode && (out - 1) * stride >= size + padding) out--;
+  return out;
 }
 
 /**
@@ -44,8 +62,13 @@ export function maxPool2dReference(
   options: MaxPoolReferenceOptions,
 ): MaxPoolReferenceResult {
   const [n, c, h, w] = shape;
-  const k = options.kernelSize, s = options.stride ?? k, p = options.padding ?? 0;
-  const outH = poolOutputSize(h, k, s, p), outW = poolOutputSize(w, k, s, p);
+  const [kh, kw] = hw(options.kernelSize);
+  const [sh, sw] = hw(options.stride ?? options.kernelSize);
+  const [ph, pw] = hw(options.padding ?? 0);
+  const [dh, dw] = hw(options.dilation ?? 1);
+  const ceil = options.ceilMode ?? false;
+  const outH = poolOutputSize(h, kh, sh, ph, dh, ceil);
+  const outW = poolOutputSize(w, kw, sw, pw, dw, ceil);
   const planes = n * c;
   const output = new Float64Array(planes * outH * outW);
   const indices = new Int32Array(output.length);
@@ -54,11 +77,11 @@ export function maxPool2dReference(
     for (let oh = 0; oh < outH; oh++) {
       for (let ow = 0; ow < outW; ow++, o++) {
         let best = -Infinity, arg = -1;
-        for (let i = 0; i < k; i++) {
-          const row = oh * s - p + i;
+        for (let i = 0; i < kh; i++) {
+          const row = oh * sh - ph + i * dh;
           if (row < 0 || row >= h) continue;
-          for (let j = 0; j < k; j++) {
-            const col = ow * s - p + j;
+          for (let j = 0; j < kw; j++) {
+            const col = ow * sw - pw + j * dw;
             if (col < 0 || col >= w) continue;
             const value = x[plane * h * w + row * w + col];
             // As PyTorch's CPU kernel: NaN wins, the last NaN of the window over earlier ones.
@@ -88,7 +111,7 @@ export function maxPool2dBackwardReference(
   const dx = new Float64Array(n * c * h * w);
   for (let o = 0; o < grad.length; o++) {
     const plane = Math.floor(o / outPlane);
-    dx[plane * h * w + indices[o]] += grad[o];
+    if (indices[o] >= 0) dx[plane * h * w + indices[o]] += grad[o];
   }
   return dx;
 }
