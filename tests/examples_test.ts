@@ -68,3 +68,20 @@ Deno.test("examples/transformer_classifier.ts: the transformer learns whether A 
   const accuracy = Number(out.match(/final test accuracy (\d\.\d+)/)?.[1]);
   assert.ok(accuracy > 0.9, out);
 });
+
+Deno.test("examples/regression_mlp.ts learns the regression (val MSE < 0.02, a tenth of the untrained)", async () => {
+  const out = await runExample("regression_mlp.ts", Deno.cwd());
+  const untrained = Number(out.match(/untrained: val mse (\d+\.\d+)/)?.[1]);
+  const final = Number(out.match(/final val mse (\d+\.\d+)/)?.[1]);
+  assert.ok(final < 0.02 && final < untrained / 10, out);
+  const best = Number(out.match(/best epoch (\d+)/)?.[1]);
+  assert.ok(best >= 1, out);
+});
+
+Deno.test("examples/rgb_convnet.ts learns the brightest colour (val accuracy > 0.9)", async () => {
+  const out = await runExample("rgb_convnet.ts", Deno.cwd());
+  const accuracy = Number(out.match(/val accuracy (\d\.\d+)/)?.[1]);
+  assert.ok(accuracy > 0.9, out);
+  const rates = [...out.matchAll(/lr (\S+),/g)].map((m) => Number(m[1]));
+  assert.ok(rates.length === 3 && rates[2] < rates[0] / 100, `OneCycleLR anneals: ${out}`);
+});

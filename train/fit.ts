@@ -1,7 +1,8 @@
 /**
  * The training loop: `trainEpoch` (one pass over a loader), `evaluate` (loss and metrics under
- * `noGrad`) and `fit` (epochs of both, with an LR schedule, a history, progress, per-epoch hooks
- * and Ctrl-C). The loss (default `nllLoss`) and the metrics (default: accuracy) are options.
+ * `noGrad`) and `fit` (epochs of both, with an LR schedule, a history, progress, per-epoch hooks,
+ * callbacks such as `earlyStopping`, gradient clipping and Ctrl-C). The loss (default `nllLoss`)
+ * and the metrics (default: accuracy; `mse`, `mae`, `topKAccuracy(k)`, ...) are options.
  *
  * A step is `tidy(() => { zeroGrad; forward; loss; backward; accumulate; step })`: nothing is
  * read back and nothing is awaited per step. The loss sum and the correct count accumulate on the
@@ -12,6 +13,10 @@
  *
  * ```ts ignore
  * const result = await fit(model, { train, val, optimizer, scheduler, epochs: 10 });
+ * await fit(model, {
+ *   train, val, optimizer, epochs: 50, loss: mseLoss, metrics: { mse, mae }, clipGradNorm: 1,
+ *   callbacks: [earlyStopping({ patience: 3, restoreBestWeights: true })],
+ * });
  * console.log(result.history.at(-1));
  * const test = await evaluate(model, testLoader);
  * ```
@@ -29,13 +34,22 @@ import { LRScheduler, ReduceLROnPlateau } from "./lr_scheduler.ts";
 import { type AccumulatorSnapshot, MetricsAccumulator } from "./metrics_accumulator.ts";
 import type { LossFunction, Metric } from "./metrics.ts";
 import { checkFinite } from "./non_finite.ts";
+import { clipGradNorm, clipGradValue } from "./optim/clip_grad.ts";
 import type { Optimizer } from "./optim/optimizer.ts";
 import { NonFiniteLossError } from "./non_finite.ts";
 import { ReadPacer } from "./read_pacer.ts";
 
 export { evaluate, type EvaluateOptions, type EvaluateResult } from "./evaluate.ts";
 export type { BatchLoader, TrainingBatch } from "./batch_measure.ts";
-export { accuracy, type LossFunction, meanLoss, type Metric } from "./metrics.ts";
+export {
+  accuracy,
+  type LossFunction,
+  mae,
+  meanLoss,
+  type Metric,
+  mse,
+  topKAccuracy,
+} from "./metrics.ts";
 export {
   checkFinite,
   type LossPhase,
@@ -105,6 +119,38 @@ export interface TrainEpochOptions {
    * accuracy, measured when the output is [N, C] scores with [N] i32 targets).
    */
   metrics?: Readonly<Record<string, Metric>>;
+  /**
+   * Clips the gradients' total 2-norm to this after every backward pass, before the optimizer
+   * step (`clipGradNorm` over the optimizer's parameters; on the GPU, nothing read back).
+   */
+  clipGradNorm?: number;
+  /**
+   * Clamps every gradient element to [-clipGradValue, clipGradValue] after every backward pass,
+   * before the optimizer step (`clipGradValue`). Not with `clipGradNorm`.
+   */
+  clipGradValue?: number;
+}
+
+/** Checks the clipping options (`where` names the caller); returns the clip to run per step. */
+function gradientClip(
+  where: string,
+  optimizer: Optimizer,
+  norm: number | undefined,
+  value: number | undefined,
+): (() => void) | null {
+  if (norm !== undefined && value !== undefined) {
+    throw new RangeError(
+      `${where}: give clipGradNorm (${norm}) or clipGradValue (${value}), not both`,
+    );
+  }
+  for (const [name, v] of [["clipGradNorm", norm], ["clipGradValue", value]] as const) {
+    if (v !== undefined && (typeof v !== "number" || !(v >= 0))) {
+      throw new RangeError(`${where}: ${name} must be a number >= 0, got ${v}`);
+    }
+  }
+  if (norm !== undefined) return () => void clipGradNorm(optimizer.params, norm).dispose();
+  if (value !== undefined) return () => clipGradValue(optimizer.params, value);
+  return null;
 }
 
 interface Fence {
@@ -147,6 +193,7 @@ export async function trainEpoch(
 ): Promise<TrainEpochResult> {
   const { loader, optimizer, epoch, signal } = options;
   const lossFn = options.loss ?? nllLoss;
+  const clip = gradientClip("trainEpoch", optimizer, options.clipGradNorm, options.clipGradValue);
   const pacer = options.pacer ?? new ReadPacer();
   const accumulator = options.accumulator ?? new MetricsAccumulator();
   const fences: Fence[] = [];
@@ -177,6 +224,7 @@ export async function trainEpoch(
           const loss = lossFn(output, batch.y);
           measuring.checkLoss(loss);
           loss.backward();
+          clip?.();
           measuring.add(loss, output, batch.y);
           optimizer.step();
           accumulator.checkBuffers(bufferTensors);
@@ -245,6 +293,48 @@ export interface EpochEndContext {
   stop(): void;
 }
 
+/** What `onTrainBegin` gets. */
+export interface TrainBeginContext {
+  /** The model to be trained. */
+  model: Module;
+  /** The total number of epochs `fit` was asked for. */
+  epochs: number;
+  /** Epochs already done (resume), possibly empty. */
+  history: readonly EpochRecord[];
+}
+
+/** What `onTrainEnd` gets. */
+export interface TrainEndContext {
+  /** The model trained. */
+  model: Module;
+  /** Every finished epoch (resumed ones included). */
+  history: readonly EpochRecord[];
+  /** True when a callback or `onEpochEnd` stopped training early. */
+  stopped: boolean;
+  /** True when the signal stopped training. */
+  interrupted: boolean;
+  /** What `fit` is about to reject with, when it failed (e.g. `NonFiniteLossError`). */
+  error?: unknown;
+}
+
+/**
+ * An object `fit` calls at points of training (Keras' `Callback`, Lightning's hooks), e.g.
+ * `earlyStopping(...)`. Every method is optional and awaited; callbacks run in the order given,
+ * after `fit`'s own `onEpochEnd`.
+ */
+export interface FitCallback {
+  /** Before the first epoch (reset state here: a callback may serve several `fit` calls). */
+  onTrainBegin?(context: TrainBeginContext): Promise<void> | void;
+  /** After every finished epoch, as `fit`'s `onEpochEnd` option (`context.stop()` ends it). */
+  onEpochEnd?(record: EpochRecord, context: EpochEndContext): Promise<void> | void;
+  /**
+   * When training ends, however it ends: the last epoch, `stop()`, the signal, or an error
+   * (`context.error`; then `fit` rejects with that error even when this throws). Free what the
+   * callback holds here.
+   */
+  onTrainEnd?(context: TrainEndContext): Promise<void> | void;
+}
+
 /** Options of `fit`. */
 export interface FitOptions {
   /** Training batches (a `DataLoader`, shuffled per epoch by its seed, or any `BatchLoader`). */
@@ -294,6 +384,21 @@ export interface FitOptions {
    * write files, save a checkpoint, report to a tuner, or `stop()` early.
    */
   onEpochEnd?: (record: EpochRecord, context: EpochEndContext) => Promise<void> | void;
+  /**
+   * Callback objects (e.g. `earlyStopping({ patience: 3 })`), called in order after
+   * `onEpochEnd`.
+   */
+  callbacks?: readonly FitCallback[];
+  /**
+   * Clips the gradients' total 2-norm to this after every backward pass, before the optimizer
+   * step (`clipGradNorm` over the optimizer's parameters; on the GPU, nothing read back).
+   */
+  clipGradNorm?: number;
+  /**
+   * Clamps every gradient element to [-clipGradValue, clipGradValue] after every backward pass,
+   * before the optimizer step (`clipGradValue`). Not with `clipGradNorm`.
+   */
+  clipGradValue?: number;
   /** Read timing (default: a fresh `ReadPacer`). */
   pacer?: ReadPacer;
 }
@@ -361,11 +466,50 @@ export interface FitResult {
  * ```
  */
 export async function fit(model: Module, options: FitOptions): Promise<FitResult> {
+  const callbacks = [...(options.callbacks ?? [])];
+  for (const [i, callback] of callbacks.entries()) {
+    if (typeof callback !== "object" || callback === null) {
+      throw new TypeError(
+        `fit: callbacks[${i}] must be an object with onTrainBegin / onEpochEnd / onTrainEnd ` +
+          `methods, got ${callback === null ? "null" : typeof callback}`,
+      );
+    }
+  }
+  const history = [...(options.history ?? [])];
+  let result: FitResult;
+  try {
+    result = await fitEpochs(model, options, callbacks, history);
+  } catch (error) {
+    for (const callback of callbacks) {
+      try {
+        await callback.onTrainEnd?.({ model, history, stopped: false, interrupted: false, error });
+      } catch {
+        // The training error is the one to report.
+      }
+    }
+    throw error;
+  }
+  for (const callback of callbacks) {
+    await callback.onTrainEnd?.({
+      model,
+      history,
+      stopped: result.stopped,
+      interrupted: result.interrupted,
+    });
+  }
+  return result;
+}
+
+async function fitEpochs(
+  model: Module,
+  options: FitOptions,
+  callbacks: readonly FitCallback[],
+  history: EpochRecord[],
+): Promise<FitResult> {
   const { train, val, optimizer, scheduler, epochs, signal, progress } = options;
   if (!Number.isInteger(epochs) || epochs < 0) {
     throw new RangeError(`fit: epochs must be an integer >= 0, got ${epochs}`);
   }
-  const history = [...(options.history ?? [])];
   const initialEpoch = options.initialEpoch ?? history.length;
   if (!Number.isInteger(initialEpoch) || initialEpoch < history.length) {
     throw new RangeError(
@@ -387,6 +531,9 @@ export async function fit(model: Module, options: FitOptions): Promise<FitResult
     ? scheduler
     : null;
   const perBatch = batchScheduler ? () => batchScheduler.step() : undefined;
+  gradientClip("fit", optimizer, options.clipGradNorm, options.clipGradValue); // checks them
+  const clipping = { clipGradNorm: options.clipGradNorm, clipGradValue: options.clipGradValue };
+  for (const callback of callbacks) await callback.onTrainBegin?.({ model, epochs, history });
   const pacer = options.pacer ?? new ReadPacer();
   const accumulator = new MetricsAccumulator();
   const measured = { loss: options.loss, metrics: options.metrics };
@@ -403,6 +550,7 @@ export async function fit(model: Module, options: FitOptions): Promise<FitResult
         pacer,
         accumulator,
         ...measured,
+        ...clipping,
         onStep: progress?.step ? (p) => progress.step!({ ...p, epochs }) : undefined,
         onOptimizerStep: perBatch,
       });
@@ -429,13 +577,15 @@ export async function fit(model: Module, options: FitOptions): Promise<FitResult
       history.push(record);
       progress?.epochEnd?.(record, epochs);
       let stop = false;
-      await options.onEpochEnd?.(record, {
+      const context: EpochEndContext = {
         epoch,
         epochs,
         model,
         history,
         stop: () => void (stop = true),
-      });
+      };
+      await options.onEpochEnd?.(record, context);
+      for (const callback of callbacks) await callback.onEpochEnd?.(record, context);
       if (stop && epoch < epochs) return { history, interrupted: false, stopped: true };
     }
     return { history, interrupted: false, stopped: false };

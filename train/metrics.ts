@@ -6,7 +6,8 @@
  * - a metric is `(output, target) => Tensor`, the batch's **sum** as an f32 scalar `[]` (e.g. the
  *   number of correct predictions). The loop adds it into a sum kept on the GPU (no readback per
  *   step) and divides by the number of samples at the epoch's end, so the metric's value is a
- *   mean per sample. Built-ins: `accuracy`, and `meanLoss(loss)` for the mean of any loss.
+ *   mean per sample. Built-ins: `accuracy`, `topKAccuracy(k)`, `mse`, `mae` (one small kernel
+ *   each per batch), and `meanLoss(loss)` for the mean of any loss.
  *
  * ```ts ignore
  * const mae: Metric = (output, target) => sum(abs(sub(output, target)));
@@ -16,9 +17,11 @@
  * @module
  */
 
-import { kernel, u32 } from "../nn/gpu/kernel.ts";
+import { f32, kernel, u32 } from "../nn/gpu/kernel.ts";
+import { type KernelSpec, runKernel } from "../nn/gpu/program.ts";
 import { scale } from "../nn/ops/elementwise.ts";
-import { correctCount } from "../nn/ops/reduce.ts";
+import { isNan } from "../nn/ops/nan_wgsl.ts";
+import { checkTarget, correctCount, workgroupSumWgsl } from "../nn/ops/reduce.ts";
 import { keep } from "../nn/scope.ts";
 import { dispatch, readBuffer, writeBuffer } from "../nn/gpu/stream.ts";
 import { formatShape, Tensor } from "../nn/tensor.ts";
@@ -52,6 +55,160 @@ export const accuracy: Metric = (output: Tensor, target: Tensor): Tensor =>
  */
 export function meanLoss(loss: LossFunction): Metric {
   return (output: Tensor, target: Tensor): Tensor => scale(loss(output, target), output.shape[0]);
+}
+
+/** Options of the error-sum kernel: `size` elements, `perSample` of them per sample. */
+interface ErrorSumOptions {
+  size: number;
+  perSample: number;
+  squared: boolean;
+}
+
+/**
+ * `out[0]` = sum over the elements of (x - y)^2 (or |x - y|), divided by the elements per
+ * sample: the batch's sum of per-sample mean errors. One workgroup; the last vector masked.
+ */
+const ERROR_SUM: KernelSpec<ErrorSumOptions> = {
+  name: "metric_error_sum",
+  key: ({ size, perSample, squared }) => `${size}_${perSample}_${squared ? "sq" : "abs"}`,
+  bindings: () => [
+    { name: "x", role: "input", readOnce: true },
+    { name: "y", role: "input", readOnce: true },
+    { name: "out", role: "write" },
+  ],
+  plan: (_, policy) => ({ workgroupSize: policy.elementwiseWorkgroup, groups: 1 }),
+  prelude: ({ size, perSample }, { plan }) => /* wgsl */ `
+const SIZE: u32 = ${u32(size)};
+const VECTORS: u32 = ${u32(Math.ceil(size / 4))};
+const PER_SAMPLE: f32 = ${f32(perSample)};
+${workgroupSumWgsl(plan.workgroupSize)}`,
+  body: ({ squared }, { plan }) => /* wgsl */ `
+  var acc = vec4<f32>(0.0);
+  for (var j = lid; j < VECTORS; j += ${u32(plan.workgroupSize)}) {
+    // Past SIZE the last vector holds padding: masked.
+    let inside = vec4<u32>(4u * j) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(SIZE);
+    let d = select(vec4<f32>(0.0), xVec4(j) - yVec4(j), inside);
+    acc += ${squared ? "d * d" : "abs(d)"};
+  }
+  let total = workgroupSum(lid, (acc.x + acc.y) + (acc.z + acc.w));
+  if (lid == 0u) { out[0] = total / PER_SAMPLE; }`,
+};
+
+function errorSum(op: string, output: Tensor, target: Tensor, squared: boolean): Tensor {
+  if (output.dtype !== "f32" || target.dtype !== "f32") {
+    throw new Error(
+      `${op}: output and target must be f32, got ${output.dtype} and ${target.dtype}`,
+    );
+  }
+  if (
+    output.rank === 0 || output.rank !== target.rank ||
+    output.shape.some((size, d) => size !== target.shape[d])
+  ) {
+    throw new Error(
+      `${op}: output ${formatShape(output.shape)} and target ${formatShape(target.shape)} ` +
+        "must have the same shape [N, ...]",
+    );
+  }
+  const out = Tensor.empty([]);
+  const rows = output.shape[0];
+  const perSample = rows > 0 ? Math.max(1, output.size / rows) : 1;
+  runKernel(ERROR_SUM, { size: output.size, perSample, squared }, { x: output, y: target, out });
+  return out;
+}
+
+/**
+ * Mean squared error as a metric (Keras' `mse`): each batch adds the sum over its samples of
+ * each sample's mean of `(output - target)^2` over its elements, so the epoch value is the mean
+ * over every element, as `mseLoss`. `output` and `target` are f32 of the same shape [N, ...].
+ * One kernel per batch, nothing read back.
+ */
+export const mse: Metric = (output: Tensor, target: Tensor): Tensor =>
+  errorSum("mse", output, target, true);
+
+/**
+ * Mean absolute error as a metric (Keras' `mae`): as `mse` with `|output - target|`, so the
+ * epoch value is `l1Loss` over the epoch.
+ */
+export const mae: Metric = (output: Tensor, target: Tensor): Tensor =>
+  errorSum("mae", output, target, false);
+
+/**
+ * How many rows have their label among their `K` best scores. The label's rank is the count of
+ * scores ahead of it: NaN before any number, then larger values, then equal values at a lower
+ * index (so `K` = 1 is `accuracy`'s first maximum). A label outside [0, C) counts as wrong.
+ */
+const TOP_K_COUNT: KernelSpec<{ rows: number; classes: number; k: number }> = {
+  name: "metric_top_k_count",
+  key: ({ rows, classes, k }) => `${rows}x${classes}_k${k}`,
+  bindings: () => [
+    { name: "x", role: "input" },
+    { name: "labels", role: "read", type: "i32" },
+    { name: "out", role: "write" },
+  ],
+  plan: (_, policy) => ({ workgroupSize: policy.elementwiseWorkgroup, groups: 1 }),
+  prelude: ({ rows, classes, k }, { plan }) => /* wgsl */ `
+const ROWS: u32 = ${u32(rows)};
+const C: u32 = ${u32(classes)};
+const K: u32 = ${u32(k)};
+${workgroupSumWgsl(plan.workgroupSize)}
+
+fn inTopK(row: u32) -> bool {
+  let label = labels[row];
+  if (label < 0 || label >= i32(C)) { return false; }
+  let base = row * C;
+  let t = xAt(base + u32(label));
+  let tNan = ${isNan("t")};
+  var rank = 0u;
+  for (var j = 0u; j < C; j++) {
+    let v = xAt(base + j);
+    let vNan = ${isNan("v")};
+    let before = j < u32(label);
+    // Bit tests, not v != v: WGSL lets compilers assume floats are finite.
+    var ahead = false;
+    if (tNan) {
+      ahead = vNan && before;
+    } else if (vNan) {
+      ahead = true;
+    } else {
+      ahead = v > t || (v == t && before);
+    }
+    if (ahead) { rank += 1u; }
+  }
+  return rank < K;
+}`,
+  body: (_, { plan }) => /* wgsl */ `
+  var count = 0.0;
+  for (var row = lid; row < ROWS; row += ${u32(plan.workgroupSize)}) {
+    if (inTopK(row)) { count += 1.0; }
+  }
+  let total = workgroupSum(lid, count);
+  if (lid == 0u) { out[0] = total; }`,
+};
+
+/**
+ * Top-k accuracy as a metric (Keras' `top_k_categorical_accuracy` with integer labels,
+ * torchmetrics' `top_k`): how many rows of `output` [N, C] have `target` [N] (i32) among their
+ * `k` highest scores; the epoch value is the fraction. Ties are broken by the lower class index
+ * (as `accuracy`'s first maximum, so `topKAccuracy(1)` equals `accuracy`) and NaN scores rank
+ * first (as `torch.topk`); PyTorch does not specify which tied class `topk` keeps. A label
+ * outside [0, C) counts as wrong. One kernel per batch, nothing read back.
+ *
+ * @example
+ * ```ts ignore
+ * await fit(model, { train, optimizer, epochs: 5, metrics: { accuracy, top5: topKAccuracy(5) } });
+ * ```
+ */
+export function topKAccuracy(k: number): Metric {
+  if (!Number.isInteger(k) || k < 1) {
+    throw new RangeError(`topKAccuracy: k must be an integer >= 1, got ${k}`);
+  }
+  return (output: Tensor, target: Tensor): Tensor => {
+    checkTarget(`topKAccuracy(${k})`, output, target, "output");
+    const [rows, classes] = output.shape;
+    const out = Tensor.empty([]);
+    runKernel(TOP_K_COUNT, { rows, classes, k }, { x: output, labels: target, out });
+    return out;
+  };
 }
 
 /** Most scalars one accumulation dispatch binds (with the sums: 8 storage buffers). */
