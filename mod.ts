@@ -362,23 +362,41 @@ export {
   type EvaluateOptions,
   type EvaluateResult,
   fit,
+  type FitCallback,
   type FitOptions,
   type FitProgress,
   type FitResult,
   type LossFunction,
   type LossPhase,
+  mae,
   meanLoss,
   type Metric,
+  mse,
   NonFiniteLossError,
   type NonFiniteValues,
   type StepProgress,
+  topKAccuracy,
+  type TrainBeginContext,
+  type TrainEndContext,
   trainEpoch,
   type TrainEpochOptions,
   type TrainEpochResult,
   type TrainingBatch,
   type WatchedNames,
 } from "./train/fit.ts";
-export { type EpochRecord, HISTORY_COLUMNS, historyToCsv } from "./train/history.ts";
+export {
+  type EpochRecord,
+  HISTORY_COLUMNS,
+  type HistoryCsvOptions,
+  historyMetricColumns,
+  historyToCsv,
+} from "./train/history.ts";
+export {
+  EarlyStopping,
+  earlyStopping,
+  type EarlyStoppingOptions,
+  type MonitorSpec,
+} from "./train/early_stopping.ts";
 // fit's and trainEpoch's `pacer` and `accumulator` options take these two: they stay public until
 // those options give way to user-facing ones.
 export { ReadPacer, type ReadPacerOptions } from "./train/read_pacer.ts";

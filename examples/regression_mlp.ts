@@ -4,19 +4,19 @@
 // puts the best epoch's weights back at the end.
 import {
   Adam,
+  earlyStopping,
   evaluate,
   fit,
   GELU,
   init,
   Linear,
+  mae,
   manualSeed,
+  mse,
   mseLoss,
   Sequential,
 } from "../mod.ts";
 import { DataLoader, TensorDataset } from "../data/mod.ts";
-// Until the entry point exports them (mod.ts): the metrics and the early-stopping callback.
-import { mae, mse } from "../train/metrics.ts";
-import { earlyStopping } from "../train/early_stopping.ts";
 
 await init();
 manualSeed(0);

@@ -3,6 +3,7 @@
 // padding "same", GroupNorm and GELU, average pooling (2x2, then global), a OneCycleLR schedule
 // stepped after every batch, and top-2 accuracy beside accuracy as metrics.
 import {
+  accuracy,
   AdamW,
   AdaptiveAvgPool2d,
   AvgPool2d,
@@ -17,11 +18,9 @@ import {
   manualSeed,
   OneCycleLR,
   Sequential,
+  topKAccuracy,
 } from "../mod.ts";
 import { DataLoader, TensorDataset } from "../data/mod.ts";
-// Until the entry point exports it (mod.ts).
-import { topKAccuracy } from "../train/metrics.ts";
-import { accuracy } from "../train/fit.ts";
 
 await init();
 manualSeed(0);
