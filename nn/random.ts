@@ -114,3 +114,18 @@ function seedHalves(seed: number | bigint): [number, number] {
 function rotl(x: number, k: number): number {
   return (x << k) | (x >>> (32 - k));
 }
+
+let defaultRng = new Rng(0);
+
+/**
+ * Seeds the generator that layers and random tensors use when none is given (like
+ * `torch.manual_seed`).
+ */
+export function manualSeed(seed: number): void {
+  defaultRng = new Rng(seed);
+}
+
+/** The generator layers and random tensors use when none is given. */
+export function defaultGenerator(): Rng {
+  return defaultRng;
+}

@@ -10,7 +10,7 @@ import { formatShape, resolveShape } from "./shape.ts";
 import { gpu } from "./gpu/device.ts";
 import { type BackwardOptions, type GradNode, recordOp, runBackward } from "./graph.ts";
 import { fillWords, valueBits } from "./ops/fill.ts";
-import { Rng } from "./random.ts";
+import { defaultGenerator, Rng } from "./random.ts";
 import { type Disposable, track } from "./scope.ts";
 import { readBuffer, writeBuffer } from "./gpu/stream.ts";
 import { textureFits } from "./gpu/texture.ts";
@@ -664,7 +664,10 @@ export function ones(shape: readonly number[], options: TensorOptions = {}): Ten
 export interface RandomOptions extends TensorOptions {
   /** Seed of a new generator; ignored when `rng` is given. */
   seed?: number;
-  /** A generator to draw from (advances it). */
+  /**
+   * A generator to draw from (advances it). Without `rng` or `seed`, the values come from the
+   * default generator that `manualSeed` seeds (as `torch.rand` draws from the global one).
+   */
   rng?: Rng;
 }
 
@@ -673,7 +676,7 @@ export function randUniform(
   shape: readonly number[],
   range: { low?: number; high?: number } & RandomOptions = {},
 ): Tensor {
-  const rng = range.rng ?? new Rng(range.seed ?? 0);
+  const rng = range.rng ?? (range.seed === undefined ? defaultGenerator() : new Rng(range.seed));
   const low = range.low ?? 0, high = range.high ?? 1;
   const values = new Float32Array(checkShape(shape));
   for (let i = 0; i < values.length; i++) values[i] = low + (high - low) * rng.next();
@@ -685,7 +688,8 @@ export function randNormal(
   shape: readonly number[],
   moments: { mean?: number; std?: number } & RandomOptions = {},
 ): Tensor {
-  const rng = moments.rng ?? new Rng(moments.seed ?? 0);
+  const rng = moments.rng ??
+    (moments.seed === undefined ? defaultGenerator() : new Rng(moments.seed));
   const mean = moments.mean ?? 0, std = moments.std ?? 1;
   const values = new Float32Array(checkShape(shape));
   for (let i = 0; i < values.length; i++) values[i] = mean + std * rng.normal();

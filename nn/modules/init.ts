@@ -4,20 +4,10 @@
  * @module
  */
 
-import { Rng } from "../random.ts";
+import { defaultGenerator, manualSeed, type Rng } from "../random.ts";
 import { full, randUniform, type Tensor } from "../tensor.ts";
 
-let defaultRng = new Rng(0);
-
-/** Seeds the generator that layers use when none is given (like `torch.manual_seed`). */
-export function manualSeed(seed: number): void {
-  defaultRng = new Rng(seed);
-}
-
-/** The generator layers use when none is given. */
-export function defaultGenerator(): Rng {
-  return defaultRng;
-}
+export { defaultGenerator, manualSeed };
 
 /** Options shared by layers with parameters. */
 export interface InitOptions {

@@ -10,7 +10,7 @@ import { sum } from "../../nn/ops/reduce.ts";
 import { logSoftmax, nllLoss } from "../../nn/ops/softmax.ts";
 import { conv2d } from "../../nn/ops/conv2d.ts";
 import { maxPool2d } from "../../nn/ops/max_pool.ts";
-import { Rng } from "../../nn/random.ts";
+import { manualSeed, Rng } from "../../nn/random.ts";
 import { linearReference } from "./reference/matmul.ts";
 import { conv2dReference } from "./reference/conv2d.ts";
 import { keep, tidy } from "../../nn/scope.ts";
@@ -212,4 +212,27 @@ Deno.test("buffer pool: 100 training steps after warm-up create no GPU buffer an
   optimizer.zeroGrad();
   optimizer.dispose();
   model.dispose();
+});
+
+Deno.test("random tensors without a seed draw from the generator manualSeed seeds, as torch.rand", async () => {
+  const draw = async (seed: number) => {
+    manualSeed(seed);
+    const a = randUniform([5]), b = randNormal([5]);
+    const values = [...await a.toArray(), ...await b.toArray()];
+    a.dispose();
+    b.dispose();
+    return values;
+  };
+  const first = await draw(5);
+  assert.deepEqual(await draw(5), first);
+  assert.notDeepEqual(await draw(6), first);
+  // A given seed or generator is used instead, whatever manualSeed set.
+  manualSeed(7);
+  const seeded = randUniform([4], { seed: 3 });
+  manualSeed(8);
+  const again = randUniform([4], { seed: 3 });
+  assert.deepEqual(await seeded.toArray(), await again.toArray());
+  seeded.dispose();
+  again.dispose();
+  manualSeed(0);
 });
