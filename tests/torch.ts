@@ -8,16 +8,21 @@
  * @module
  */
 
-import { fileURLToPath } from "node:url";
-
 const PYTHON = "/usr/bin/python3";
 
 /** The python that imports torch, or null. */
-export const torchPython: string | null = await new Deno.Command(PYTHON, {
-  args: ["-c", "import torch"],
-  stdout: "null",
-  stderr: "null",
-}).output().then(({ code }) => code === 0 ? PYTHON : null, () => null);
+export const torchPython: string | null = await (async () => {
+  try {
+    const { code } = await new Deno.Command(PYTHON, {
+      args: ["-c", "import torch"],
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    return code === 0 ? PYTHON : null;
+  } catch {
+    return null; // no python3, or no subprocesses at all (the browser test pages)
+  }
+})();
 
 /** Prints why a suite that needs PyTorch is skipped (once per suite); returns whether it is. */
 export function skipWithoutTorch(suite: string): boolean {
@@ -55,7 +60,8 @@ export async function askTorch<Answer = Record<string, unknown>>(
   request: unknown,
 ): Promise<Answer> {
   if (!torchPython) throw new Error("askTorch: PyTorch is not available");
-  const path = fileURLToPath(new URL(`./pytorch/${script}`, import.meta.url));
+  // A file URL's path (no node:url: the browser test pages bundle this module too).
+  const path = decodeURIComponent(new URL(`./pytorch/${script}`, import.meta.url).pathname);
   const child = new Deno.Command(torchPython, {
     args: [path],
     stdin: "piped",

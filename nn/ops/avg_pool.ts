@@ -302,7 +302,7 @@ function rowGatherBody(g: AvgGeometry): string {
           let ow = owFirst + b;
           if (ow >= OUT_W || startW(ow) > w + 3) { continue; }
           let value = gradAt(plane * OUT_PLANE + u32(oh * OUT_W + ow)) / divisor(oh, ow);
-          let inside = columns >= vec4<i32>(startW(ow)) & columns < vec4<i32>(coverW(ow));
+          let inside = (columns >= vec4<i32>(startW(ow))) & (columns < vec4<i32>(coverW(ow)));
           result += select(vec4<f32>(0.0), vec4<f32>(value), inside);
         }
       }

@@ -122,7 +122,10 @@ const LOSS_WGSL: Record<PointwiseLoss, LossWgsl> = {
   // PyTorch clamps each log at -100 and divides the gradient by max(x (1 - x), 1e-12).
   bce: {
     setup:
-      "let lx = max(log(x), vec4<f32>(-100.0)); let l1x = max(log(1.0 - x), vec4<f32>(-100.0));",
+      // log(0) is -inf in WGSL only by convention (SwiftShader gives -88): clamp it explicitly.
+      "let lx = select(max(log(x), vec4<f32>(-100.0)), vec4<f32>(-100.0), x == vec4<f32>(0.0)); " +
+      "let l1x = select(max(log(1.0 - x), vec4<f32>(-100.0)), vec4<f32>(-100.0), " +
+      "x == vec4<f32>(1.0));",
     loss: "-(y * lx + (1.0 - y) * l1x)",
     dx: "(x - y) / max((1.0 - x) * x, vec4<f32>(1e-12))",
     dy: "l1x - lx",

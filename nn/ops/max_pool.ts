@@ -254,7 +254,7 @@ function rowTexelForward(g: PoolGeometry): string {
   const relu = g.relu
     ? /* wgsl */ `
       best = ${relu4("best")};
-      arg = select(vec4<i32>(-1), arg, best > vec4<f32>(0.0) | ${isNan4("best")});`
+      arg = select(vec4<i32>(-1), arg, (best > vec4<f32>(0.0)) | ${isNan4("best")});`
     : "";
   return /* wgsl */ `
       let q = t % ${u32(quads)};
@@ -263,7 +263,9 @@ function rowTexelForward(g: PoolGeometry): string {
       let oh = i32(planeRow % OH);
       // Column of component 0 of v0.
       let columns = (i32(q) * SW + ${first}) * 4;
-      var best = vec4<f32>(bitcast<f32>(0xff800000u));
+      // -inf from a runtime value: Tint refuses a constant-folded -inf.
+      var negInfBits = 0xff800000u;
+      var best = vec4<f32>(bitcast<f32>(negInfBits));
       var arg = vec4<i32>(-1);
       for (var i = 0; i < KH; i++) {
         let h = oh * SH - PH + i;
@@ -298,7 +300,8 @@ function windowsForward(g: PoolGeometry): string {
         let ow = i32(o % OW);
         let planeBase = plane * u32(H * W);
         // -inf: a window of padding alone (possible with dilation) gives -inf, as PyTorch.
-        var best = bitcast<f32>(0xff800000u);
+        var negInfBits = 0xff800000u; // runtime: Tint refuses a constant-folded -inf
+        var best = bitcast<f32>(negInfBits);
         var arg = -1;
         for (var i = 0; i < KH; i++) {
           for (var j = 0; j < KW; j++) {

@@ -298,16 +298,22 @@ function reducer(kind: ReduceKind, count: number, constant: number): Reducer {
         outputs: [{ name: "out", type: "f32" }],
         passes: [
           {
-            init: (s) => `var best${s} = ${f32(-Infinity)};`,
+            // -inf from a runtime value: Tint refuses an infinite literal.
+            init: (s) => `var negInf${s} = 0xff800000u; var best${s} = bitcast<f32>(negInf${s});`,
             step: (s, v) => `best${s} = max(best${s}, ${v});`,
           },
           {
             init: (s) =>
               `let shift${s} = select(best${s}, 0.0, isInfF(best${s})); var acc${s} = 0.0;`,
-            step: (s, v) => `acc${s} += exp(${v} - shift${s});`,
+            // NaN and log(0) made explicit: WGSL leaves exp(NaN) and log(0) to the adapter
+            // (SwiftShader: inf and -88).
+            step: (s, v) =>
+              `{ let d = ${v} - shift${s}; acc${s} += select(exp(d), d, isNanF(d)); }`,
           },
         ],
-        finish: (s, o) => `out[${o}] = log(acc${s}) + shift${s};`,
+        finish: (s, o) =>
+          `out[${o}] = select(select(log(acc${s}), bitcast<f32>(negInf${s}), acc${s} == 0.0) + ` +
+          `shift${s}, acc${s}, isNanF(acc${s}));`,
       };
   }
 }

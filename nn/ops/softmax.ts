@@ -28,7 +28,7 @@ import { recordOp } from "../autograd.ts";
 import { u32 } from "../gpu/kernel.ts";
 import { type BindingSpec, type KernelSpec, runKernel } from "../gpu/program.ts";
 import { formatShape, Tensor } from "../tensor.ts";
-import { isNan } from "./nan_wgsl.ts";
+import { isNan, isNan4 } from "./nan_wgsl.ts";
 import { checkTarget, workgroupSumWgsl } from "./reduce.ts";
 import { normalizeDims } from "./reduce_dim.ts";
 import {
@@ -201,18 +201,25 @@ function stridedRow(kind: StridedKind, mode: StridedMode): string {
     vec ? `${name}[${index}] = ${value};` : `${name}[base + j * S] = ${value};`;
   // A contiguous row's 4 lanes are one row: sum them; in columns mode each lane is a row.
   const total = (value: string) => mode === "row" ? `dot(${value}, vec4<f32>(1.0))` : value;
+  const nan = (v: string) => vec ? isNan4(v) : isNan(v);
   const n = mode === "row" ? "C / 4u" : "C";
   switch (kind) {
     case "softmax":
     case "log_softmax": {
-      const most = mode === "row" ? "max(max(m.x, m.y), max(m.z, m.w))" : "m";
+      // A NaN lane wins the row's maximum (m + 0 * ... carries it into every lane's sum).
+      const most = mode === "row"
+        ? "select(max(max(m.x, m.y), max(m.z, m.w)), m.x + m.y + m.z + m.w, any(" + nan("m") + "))"
+        : "m";
       const value = kind === "softmax" ? "exp(v - biggest) * inverse" : "v - biggest - logSum";
       return /* wgsl */ `
     var m = ${read("x").replace("j", "0u")};
-    for (var j = 1u; j < ${n}; j++) { m = max(m, ${read("x")}); }
+    // NaN kept explicitly: WGSL's max may drop it, and exp(NaN) is undefined (SwiftShader: inf).
+    for (var j = 1u; j < ${n}; j++) { let v = ${read("x")}; m = select(max(m, v), v, ${nan("v")}); }
     let biggest = ${most};
     var s = ${t}(0.0);
-    for (var j = 0u; j < ${n}; j++) { s += exp(${read("x")} - biggest); }
+    for (var j = 0u; j < ${n}; j++) { let d = ${read("x")} - biggest; s += select(exp(d), d, ${
+        nan("d")
+      }); }
     let sum = ${total("s")};
     let inverse = 1.0 / sum;
     let logSum = log(sum);

@@ -8,7 +8,8 @@
  * file. A test file qualifies when it uses only `Deno.test` of the Deno API (no files, no
  * subprocesses) and `node:assert`/`node:assert/strict` of Node's; the optimizers' tests run too.
  * Left out on purpose: core/models (minutes in SwiftShader), kernel_layer/texture (they count
- * compiled kernels in a fresh process, and assume Deno's storage-binding limit).
+ * compiled kernels in a fresh process, and assume Deno's storage-binding limit), optim_groups
+ * and tensor_methods (temporary files, subprocesses).
  *
  * @module
  */
@@ -31,6 +32,26 @@ export const FAMILIES: Record<string, () => Promise<unknown>> = {
   softmax: () => import("../nn/softmax_test.ts"),
   reduce: () => import("../nn/reduce_test.ts"),
   optim: () => import("../train/optim_test.ts"),
+  reduce_dim: () => import("../nn/reduce_dim_test.ts"),
+  shape: () => import("../nn/shape_test.ts"),
+  noncontiguous: () => import("../nn/noncontiguous_test.ts"),
+  indexing: () => import("../nn/indexing_test.ts"),
+  dtype: () => import("../nn/dtype_test.ts"),
+  bmm: () => import("../nn/bmm_test.ts"),
+  custom_op: () => import("../nn/custom_op_test.ts"),
+  losses: () => import("../nn/losses_test.ts"),
+  pool: () => import("../nn/pool_test.ts"),
+  conv_options: () => import("../nn/conv_options_test.ts"),
+  conv1d: () => import("../nn/conv1d_test.ts"),
+  conv_transpose2d: () => import("../nn/conv_transpose2d_test.ts"),
+  norm: () => import("../nn/norm_test.ts"),
+  embedding: () => import("../nn/embedding_test.ts"),
+  activations: () => import("../nn/activations_test.ts"),
+  containers: () => import("../nn/containers_test.ts"),
+  rnn: () => import("../nn/rnn_test.ts"),
+  attention: () => import("../nn/attention_test.ts"),
+  clip_grad: () => import("../train/clip_grad_test.ts"),
+  lr_schedulers: () => import("../train/lr_schedulers_test.ts"),
 };
 
 /** One test's outcome in the page. */

@@ -111,7 +111,8 @@ const NORM_PARTIAL: KernelSpec<PartialOptions, LoopPlan> = {
   params: "offset: u32",
   prelude: (options, { plan }) => /* wgsl */ `
 const SIZE: u32 = ${u32(options.size)};
-const P: f32 = ${f32(options.p)};
+// The max norm (p = Infinity) does not use P; Tint refuses an infinite literal.
+const P: f32 = ${f32(Number.isFinite(options.p) ? options.p : 0)};
 ${combineWgsl(options, plan.workgroupSize)}`,
   body: (options, { plan }) => /* wgsl */ `
   var acc = vec4<f32>(0.0);

@@ -100,6 +100,13 @@ export function deepEqual(actual: unknown, expected: unknown, message?: Message)
   }
 }
 
+/** Fails when the two are structurally equal (strictly). */
+export function notDeepEqual(actual: unknown, expected: unknown, message?: Message): void {
+  if (isDeepStrictEqual(actual, expected)) {
+    fail(message, `${show(actual)} is deep-equal to ${show(expected)}`);
+  }
+}
+
 /** Fails unless `string` matches `pattern`. */
 export function match(string: string, pattern: RegExp, message?: Message): void {
   if (!pattern.test(string)) fail(message, `${show(string)} does not match ${pattern}`);
@@ -171,6 +178,8 @@ const assert: typeof ok & {
   notStrictEqual: typeof notEqual;
   deepEqual: typeof deepEqual;
   deepStrictEqual: typeof deepEqual;
+  notDeepEqual: typeof notDeepEqual;
+  notDeepStrictEqual: typeof notDeepEqual;
   match: typeof match;
   throws: typeof throws;
   rejects: typeof rejects;
@@ -184,6 +193,8 @@ const assert: typeof ok & {
   notStrictEqual: notEqual,
   deepEqual,
   deepStrictEqual: deepEqual,
+  notDeepEqual,
+  notDeepStrictEqual: notDeepEqual,
   match,
   throws,
   rejects,
