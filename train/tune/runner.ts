@@ -40,6 +40,7 @@ import { join } from "node:path";
 import { ActiveTrial, type EndEvent, type ReportEvent, type TrialEvent } from "./active_trial.ts";
 import { listCheckpoints, pruneCheckpoints, restorePoint, saveCheckpoint } from "./checkpoints.ts";
 import { writeFileAtomic, writeJsonAtomic } from "./fs_atomic.ts";
+import { tuneShared } from "./distributed.ts";
 import type { ExperimentSpec } from "./experiment.ts";
 import { Journal } from "./journal.ts";
 import type { ResultGrid } from "./result_grid.ts";
@@ -49,7 +50,7 @@ import { type TrialCheckpoint, TrialStopped } from "./session.ts";
 import type { TuneOptions } from "./tune_options.ts";
 import type { Decision } from "./types.ts";
 
-export type { TuneOptions, TuneProgress } from "./tune_options.ts";
+export type { StorageEvent, TuneOptions, TuneProgress } from "./tune_options.ts";
 
 /** trials.json/csv are rewritten at most this often while running (and always at the end). */
 const RESULTS_INTERVAL_MS = 2000;
@@ -84,6 +85,7 @@ function errorMessage(error: unknown): string {
  * ```
  */
 export async function tune(options: TuneOptions): Promise<ResultGrid> {
+  if (options.storage !== undefined) return await tuneShared(options);
   const { spec, scheduler } = await prepareSpec(options);
   const { journal, events } = await Journal.open(join(options.dir, JOURNAL_FILE));
   try {
