@@ -174,6 +174,7 @@ export async function tuneShared(options: TuneOptions): Promise<ResultGrid> {
         `tune: study ${JSON.stringify(study)} exists with other settings: ${
           differences.join("; ")
         }`,
+        { usage: true },
       );
     }
     const worker = new Worker({

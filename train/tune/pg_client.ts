@@ -27,10 +27,13 @@ export interface Sql {
 
 /** The storage could not be used: bad URL, refused credentials, unreachable host. */
 export class StorageError extends Error {
+  /** True when the caller's input is wrong (a malformed URL, settings that differ from the study's). */
+  readonly usage: boolean;
   /** A one-line message naming the storage (password hidden). */
-  constructor(message: string, options?: ErrorOptions) {
+  constructor(message: string, options?: ErrorOptions & { usage?: boolean }) {
     super(message, options);
     this.name = "StorageError";
+    this.usage = options?.usage ?? false;
   }
 }
 
@@ -48,16 +51,18 @@ export function checkStorageUrl(url: string): void {
     throw new StorageError(
       `storage ${JSON.stringify(redactUrl(url))} is not a URL; expected ` +
         `postgres://user:password@host:port/database`,
+      { usage: true },
     );
   }
   if (parsed.protocol !== "postgres:" && parsed.protocol !== "postgresql:") {
     throw new StorageError(
       `storage ${JSON.stringify(redactUrl(url))}: unsupported scheme ${parsed.protocol}; ` +
         `expected postgres://user:password@host:port/database`,
+      { usage: true },
     );
   }
   if (parsed.hostname === "") {
-    throw new StorageError(`storage ${JSON.stringify(redactUrl(url))}: no host`);
+    throw new StorageError(`storage ${JSON.stringify(redactUrl(url))}: no host`, { usage: true });
   }
 }
 
