@@ -16,7 +16,6 @@ import {
   type JsonValue as Json,
   type MetricsJson,
   type ParamSpace,
-  readStudy,
   ResultGrid,
   StorageError,
   type StorageEvent,
@@ -51,6 +50,7 @@ import {
 } from "./tune_results.ts";
 import { tuneTrainable } from "./tune_trainable.ts";
 import { connect, redactUrl } from "../train/tune/pg_client.ts";
+import { readStudy } from "../train/tune/distributed.ts";
 
 /** The study's search space. */
 export const SEARCH_SPACE: ParamSpace = {
@@ -310,6 +310,7 @@ export async function runTune(
         `max_t ${settings.maxEpochs}, grace ${settings.gracePeriod}, rf ${settings.reductionFactor}`,
     );
     const latest = new Map<string, Record<string, number>>();
+    const locks: number[] = [];
     const trainable = tuneTrainable({
       data: setup.data,
       optimizer,
@@ -325,7 +326,7 @@ export async function runTune(
       trainable,
       dir,
       signal: setup.interrupt.signal,
-      ...(shared ? sharedOptions(shared, optimizer, io) : {}),
+      ...(shared ? sharedOptions(shared, optimizer, io, locks) : {}),
       onProgress: (p: TuneProgress) => {
         if (show) {
           io.err(progressLine(optimizer, p, settings.maxEpochs, latest.get(p.event.trialId)));
@@ -354,6 +355,7 @@ export async function runTune(
       if (!setup.interrupt.signal.aborted) throw error;
       interrupted = true;
     }
+    if (locks.length > 0) io.err(`[${optimizer}] ${lockSummary(locks)}`);
     if (interrupted) break;
   }
   const seconds = (performance.now() - started) / 1000;
@@ -383,6 +385,7 @@ function sharedOptions(
   shared: SharedStudy,
   optimizer: TuneOptimizer,
   io: CommandIo,
+  locks: number[],
 ): Partial<TuneOptions> {
   let waiting = false;
   return {
@@ -397,6 +400,7 @@ function sharedOptions(
       } else if (event.kind === "lock") {
         if (waiting) io.err(`[${optimizer}] database back`);
         waiting = false;
+        locks.push(event.heldMs);
       } else if (event.kind === "lost") {
         io.err(
           `[${optimizer}] ${event.trialId}: lease lost (another worker took it over); aborted here`,
@@ -409,6 +413,14 @@ function sharedOptions(
       }
     },
   };
+}
+
+/** How long this worker held the study's lock (SELECT ... FOR UPDATE to COMMIT). */
+function lockSummary(times: readonly number[]): string {
+  const sorted = [...times].sort((a, b) => a - b);
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+  return `study lock held ${sorted.length} times: median ${at(0.5).toFixed(1)} ms, p95 ` +
+    `${at(0.95).toFixed(1)} ms, max ${sorted.at(-1)!.toFixed(1)} ms`;
 }
 
 function settingsFromFlags(flags: Flags, concurrency: number): TuneSettings {
