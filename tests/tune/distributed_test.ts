@@ -242,6 +242,18 @@ Deno.test({
         equal(lost.length, 0, "no lease lost to the restart");
       });
 
+      await t.step("a trainable blocking its thread past the lease keeps its lease", async () => {
+        const workers = ["a", "b"].map((w) =>
+          spawnWorker(settings("block", w, { samples: 4, maxT: 2, blockMs: LEASE * 1250 }))
+        );
+        const runs = await Promise.all(workers.map((w) => w.done));
+        for (const run of runs) equal(run.code, 0, run.stderr);
+        const all = runs.map((r) => r.stdout).join("");
+        equal(all.match(/^LOST /gm), null, "no lease lost");
+        equal(all.match(/^CLAIM \S+ [2-9]/gm), null, "no trial taken over");
+        await checkJournal(sql, "block", 4);
+      });
+
       await t.step("a worker with a different spec is refused, naming the fields", async () => {
         const run = await spawnWorker(settings("three", "z", { seed: 5, maxT: 3 })).done;
         equal(run.code, 2);

@@ -24,6 +24,8 @@ interface Settings {
   maxT?: number;
   maxFailures?: number;
   worker: string;
+  /** Milliseconds each epoch blocks the thread (synchronously) after sleeping. */
+  blockMs?: number;
 }
 
 const s: Settings = JSON.parse(Deno.args[0]);
@@ -51,6 +53,8 @@ try {
       }
       for (let epoch = session.iteration; epoch < maxT; epoch++) {
         await sleep(s.epochMs, session.signal);
+        const until = performance.now() + (s.blockMs ?? 0);
+        while (performance.now() < until) { /* a long synchronous step */ }
         const go = await session.report(
           { loss: (x - 0.3) ** 2 + 1 / (epoch + 1), odd: epoch === 0 ? NaN : -Infinity },
           {

@@ -17,7 +17,8 @@
  * **Claiming**: under the same lock, a worker takes a RUNNING trial whose lease expired (orphans
  * first; journaled as `reclaim`, attempt + 1, resumed from its last committed checkpoint) or the
  * first PENDING one. After `maxFailures` lost attempts a trial is ended as ERROR instead. A
- * heartbeat every lease/3 extends the leases (`UPDATE ... WHERE attempt = mine`); zero rows means
+ * heartbeat, in its own thread (training blocks the main one for seconds at a time), every
+ * lease/3 extends the leases (`UPDATE ... WHERE attempt = mine`); zero rows means
  * the lease was lost and the trainable is aborted. Lease times come from the database clock, and
  * no lease expires within one lease time after the database (re)started, so a database outage
  * does not cost running trials their leases. Transient database errors are retried with back-off.
@@ -31,6 +32,7 @@ import { ActiveTrial, type EndEvent, type ReportEvent, type TrialEvent } from ".
 import { checkpointName, loadCheckpoint, pruneCheckpoints, saveCheckpoint } from "./checkpoints.ts";
 import type { ExperimentSpec } from "./experiment.ts";
 import { writeFileAtomic, writeJsonAtomic } from "./fs_atomic.ts";
+import type { HeartbeatIn, HeartbeatOut } from "./heartbeat_thread.ts";
 import { decodeEvent, encodeEvent, type JournalEvent } from "./journal.ts";
 import {
   connect,
@@ -177,11 +179,12 @@ export async function tuneShared(options: TuneOptions): Promise<ResultGrid> {
         { usage: true },
       );
     }
-    const worker = new Worker({
+    const worker = new StudyWorker({
       options,
       sql,
       study,
       spec: { ...spec, maxConcurrent: proposed.maxConcurrent },
+      storage,
       leaseSeconds,
       maxFailures,
       retrySeconds,
@@ -209,8 +212,9 @@ type Claim =
   | { kind: "failed" }
   | { kind: "none"; unfinished: number };
 
-class Worker {
+class StudyWorker {
   readonly #options: TuneOptions;
+  readonly #storage: string;
   readonly #sql: Sql;
   readonly #study: string;
   readonly #spec: ExperimentSpec;
@@ -223,6 +227,7 @@ class Worker {
   #state: RunState | undefined;
   #lastSeq = 0;
   #heartbeat: ReturnType<typeof setInterval> | undefined;
+  #thread: Worker | undefined;
   #beating = false;
 
   constructor(init: {
@@ -230,12 +235,14 @@ class Worker {
     sql: Sql;
     study: string;
     spec: ExperimentSpec;
+    storage: string;
     leaseSeconds: number;
     maxFailures: number;
     retrySeconds: number;
     workerId: string;
   }) {
     this.#options = init.options;
+    this.#storage = init.storage;
     this.#sql = init.sql;
     this.#study = init.study;
     this.#spec = init.spec;
@@ -254,7 +261,7 @@ class Worker {
       onAbort = () => resolve(null);
       signal?.addEventListener("abort", onAbort, { once: true });
     });
-    this.#heartbeat = setInterval(() => this.#beat(), (this.#lease * 1000) / 3);
+    await this.#startHeartbeat();
     const poll = Math.max(50, (this.#lease * 1000) / 3);
     try {
       let unfinished = Infinity;
@@ -286,7 +293,7 @@ class Worker {
       await this.#shutdown();
       throw error;
     } finally {
-      clearInterval(this.#heartbeat);
+      await this.#stopHeartbeat();
       if (onAbort) signal?.removeEventListener("abort", onAbort);
     }
     await this.#shutdown();
@@ -473,7 +480,72 @@ class Worker {
       history: claim.history,
       lost: false,
     };
+    this.#tellHeartbeat({ type: "add", trial: claim.id, attempt: claim.attempt });
     active.start(this.#options.trainable);
+  }
+
+  /**
+   * Starts the heartbeat in its own thread (see `heartbeat_thread.ts`), or, where a worker thread
+   * cannot run, on this thread.
+   */
+  async #startHeartbeat(): Promise<void> {
+    try {
+      const thread = new Worker(new URL("./heartbeat_thread.ts", import.meta.url), {
+        type: "module",
+      });
+      const answer = await new Promise<HeartbeatOut>((resolve) => {
+        thread.onmessage = (e: MessageEvent<HeartbeatOut>) => resolve(e.data);
+        thread.onerror = (e) => {
+          e.preventDefault();
+          resolve({ type: "error", message: e.message });
+        };
+        const init: HeartbeatIn = {
+          type: "init",
+          url: this.#storage,
+          study: this.#study,
+          leaseSeconds: this.#lease,
+        };
+        thread.postMessage(init);
+      });
+      if (answer.type !== "ready") {
+        thread.terminate();
+        throw new Error(answer.type === "error" ? answer.message : answer.type);
+      }
+      thread.onmessage = (e: MessageEvent<HeartbeatOut>) => {
+        const message = e.data;
+        if (message.type !== "lost") return;
+        const slot = this.#slots.find((s) =>
+          s !== null && s.active.id === message.trial && s.attempt === message.attempt
+        );
+        if (slot) this.#lose(slot);
+      };
+      this.#thread = thread;
+    } catch {
+      this.#heartbeat = setInterval(() => this.#beat(), (this.#lease * 1000) / 3);
+    }
+  }
+
+  #tellHeartbeat(message: HeartbeatIn): void {
+    this.#thread?.postMessage(message);
+  }
+
+  async #stopHeartbeat(): Promise<void> {
+    clearInterval(this.#heartbeat);
+    const thread = this.#thread;
+    if (!thread) return;
+    this.#thread = undefined;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      new Promise<void>((resolve) => {
+        thread.onmessage = (e: MessageEvent<HeartbeatOut>) => {
+          if (e.data.type === "stopped") resolve();
+        };
+        thread.postMessage({ type: "stop" } satisfies HeartbeatIn);
+      }),
+      new Promise<void>((resolve) => timer = setTimeout(resolve, 2000)),
+    ]);
+    clearTimeout(timer);
+    thread.terminate();
   }
 
   /** Extends the leases of this worker's trials; aborts those whose lease was lost. */
@@ -619,6 +691,7 @@ class Worker {
   }
 
   #release(slot: Slot): void {
+    this.#tellHeartbeat({ type: "remove", trial: slot.active.id, attempt: slot.attempt });
     const index = this.#slots.indexOf(slot);
     if (index >= 0) this.#slots[index] = null;
   }
@@ -640,7 +713,7 @@ class Worker {
 
   #progress(slot: Slot, event: TrialEvent, decision: Decision | undefined): void {
     const onProgress = this.#options.onProgress;
-    if (!onProgress || !this.#state) return;
+    if (!onProgress || !this.#state || slot.lost) return;
     const grid = this.#state.grid();
     const id = slot.active.id;
     const record = this.#state.get(id);
