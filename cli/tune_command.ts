@@ -133,7 +133,13 @@ const TUNE_REPORT_FLAGS: readonly FlagSpec[] = [
     help: "the PostgreSQL URL the workers use (postgres://user:password@host:port/db)",
   },
   { name: "study", kind: "string", metavar: "NAME", help: "the shared study's name" },
-  ...RUN_FLAGS.filter((f) => f.name === "out" || f.name === "overwrite"),
+  {
+    name: "out",
+    kind: "string",
+    metavar: "DIR",
+    help: "output folder; its report files are replaced, so run it as often as you like",
+    defaultText: "a new results/tune-report/<timestamp>",
+  },
   HELP_FLAG,
 ];
 
