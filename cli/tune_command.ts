@@ -11,15 +11,16 @@ import { gpu, init } from "../mod.ts";
 import { formatDuration } from "../data/mod.ts";
 import {
   AshaScheduler,
+  checkStorage,
   choice,
   decodeMetrics,
   type JsonValue as Json,
   type MetricsJson,
   type ParamSpace,
+  readSharedStudy,
   ResultGrid,
   StorageError,
   type StorageEvent,
-  studyGrid,
   suggestMaxConcurrent,
   type TrialResult,
   tune,
@@ -49,8 +50,6 @@ import {
   writeTrialFiles,
 } from "./tune_results.ts";
 import { tuneTrainable } from "./tune_trainable.ts";
-import { connect, redactUrl } from "../train/tune/pg_client.ts";
-import { readStudy } from "../train/tune/distributed.ts";
 
 /** The study's search space. */
 export const SEARCH_SPACE: ParamSpace = {
@@ -489,16 +488,23 @@ async function sharedFromFlags(flags: Flags): Promise<SharedStudy | undefined> {
       "tune: --resume does not apply with --storage: run the same command again to rejoin the study",
     );
   }
-  await storageErrors(async () => {
-    const sql = await connect(storage);
-    await sql.end({ timeout: 1 });
-  });
+  await storageErrors(() => checkStorage(storage));
   return {
     storage,
     study,
     leaseSeconds: flags.number("lease-seconds")!,
     maxFailures: flags.number("max-failures")!,
   };
+}
+
+/** `postgres://host:port/db` without the user and password. */
+function withoutCredentials(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.protocol}//${parsed.host}${parsed.pathname}`;
+  } catch {
+    return "(storage)";
+  }
 }
 
 /** Runs `tune report`: a shared study's files, from its journal. */
@@ -513,16 +519,11 @@ export function tuneReportCommand(args: readonly string[], io: CommandIo): Promi
       const metas: Record<string, unknown>[] = [];
       let found = false;
       for (const optimizer of ["adam", "sgd"] as const) {
-        let studied;
-        try {
-          studied = await readStudy(storage, `${study}/${optimizer}`);
-        } catch (error) {
-          if (error instanceof StorageError && /no study named/.test(error.message)) continue;
-          throw error;
-        }
+        const studied = await readSharedStudy(storage, `${study}/${optimizer}`);
+        if (!studied) continue;
         found = true;
-        grids[optimizer] = await studyGrid(storage, `${study}/${optimizer}`);
-        metas.push(studied.spec.meta as Record<string, unknown>);
+        grids[optimizer] = studied.grid;
+        metas.push(studied.meta as Record<string, unknown>);
       }
       if (!found) {
         throw new UsageError(`tune report: no study ${JSON.stringify(study)} in the storage`);
@@ -563,7 +564,7 @@ export function tuneReportCommand(args: readonly string[], io: CommandIo): Promi
             settings,
             rows,
             best,
-            shared: { study, storage: redactUrl(storage), data: meta.data },
+            shared: { study, storage: withoutCredentials(storage), data: meta.data },
             seconds,
             interrupted: false,
           }),

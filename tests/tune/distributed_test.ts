@@ -9,7 +9,7 @@
 
 import { deepEqual, equal, match, ok, rejects } from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { studyGrid } from "../../train/tune/distributed.ts";
+import { readSharedStudy } from "../../train/tune/distributed.ts";
 import { encodeMetrics } from "../../train/tune/metrics.ts";
 import { connect, type Sql, StorageError } from "../../train/tune/pg_client.ts";
 import { tune, uniform } from "../../train/tune/mod.ts";
@@ -92,7 +92,7 @@ function resultOf(stdout: string): unknown {
 
 /** The replayed table in the workers' RESULT format. */
 async function replayed(url: string, study: string): Promise<unknown> {
-  const grid = await studyGrid(url, study);
+  const { grid } = (await readSharedStudy(url, study))!;
   return grid.trials.map((t) => ({
     id: t.id,
     status: t.status,
@@ -186,6 +186,32 @@ Deno.test({
           equal(reclaim.attempt, 2);
           ok(reclaim.from >= 1, "resumed from its checkpoint");
           for (const run of runs) deepEqual(resultOf(run.stdout), await replayed(url, "kill"));
+        },
+      );
+
+      await t.step(
+        "past --max-failures a lost trial ends as ERROR instead of looping",
+        async () => {
+          const workers = ["a", "b"].map((w) =>
+            spawnWorker(settings("fail", w, { epochMs: 250, maxFailures: 0 }))
+          );
+          await waitFor("a result of worker a", async () => {
+            const claimed = workers[0].out().match(/^CLAIM (\S+) 1 0$/m)?.[1];
+            return claimed !== undefined && (await sql`SELECT 1 FROM journal
+            WHERE study = 'fail' AND trial = ${claimed} AND iteration IS NOT NULL`).length > 0;
+          });
+          const victim = workers[0].out().match(/^CLAIM (\S+) 1 0$/m)![1];
+          workers[0].child.kill("SIGKILL");
+          await workers[0].done;
+          const run = await workers[1].done;
+          equal(run.code, 0, run.stderr);
+          const events = await checkJournal(sql, "fail", 12);
+          ok(!events.some((e) => e.type === "reclaim"), "no reclaim with max failures 0");
+          const end = events.find((e) => e.type === "end" && e.trial === victim);
+          ok(end?.type === "end");
+          equal(end.status, "ERROR");
+          equal(end.error, "lost its worker 1 time (max failures 0)");
+          deepEqual(resultOf(run.stdout), await replayed(url, "fail"));
         },
       );
 

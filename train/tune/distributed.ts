@@ -49,9 +49,10 @@ import type { ResultGrid } from "./result_grid.ts";
 import { RunState } from "./run_state.ts";
 import { buildSpec } from "./run_setup.ts";
 import { schedulerFromJSON } from "./scheduler_json.ts";
+import { endingOf, progressOf, resultOf, waitForEnd } from "./run_common.ts";
 import { type TrialCheckpoint, TrialStopped } from "./session.ts";
 import type { StorageEvent, TuneOptions } from "./tune_options.ts";
-import type { Decision, Metrics } from "./types.ts";
+import type { Decision, Json, Metrics } from "./types.ts";
 
 export { StorageError } from "./pg_client.ts";
 export type { StorageEvent } from "./tune_options.ts";
@@ -114,17 +115,15 @@ async function createOrJoin(
 }
 
 /** Reads a shared study: its spec and its journal's events, in order. */
-export async function readStudy(
+async function readStudy(
   storage: string,
   study: string,
-): Promise<{ spec: ExperimentSpec; events: JournalEvent[] }> {
+): Promise<{ spec: ExperimentSpec; events: JournalEvent[] } | undefined> {
   const sql = await connect(storage);
   try {
     const exists = await sql`SELECT to_regclass('experiments') IS NOT NULL AS ok`;
     const rows = exists[0].ok ? await sql`SELECT spec FROM experiments WHERE study = ${study}` : [];
-    if (rows.length === 0) {
-      throw new StorageError(`storage: no study named ${JSON.stringify(study)}`);
-    }
+    if (rows.length === 0) return undefined;
     const journal = await sql`SELECT event FROM journal WHERE study = ${study} ORDER BY seq`;
     return {
       spec: JSON.parse(rows[0].spec as string),
@@ -135,14 +134,33 @@ export async function readStudy(
   }
 }
 
-/** A shared study's result grid, replayed from its journal (every decision checked). */
-export async function studyGrid(storage: string, study: string): Promise<ResultGrid> {
-  const { spec, events } = await readStudy(storage, study);
+/**
+ * A shared study as it stands (`tune({ storage, study })` from any number of workers): its
+ * result grid, replayed from the journal (every decision checked), and the `meta` it was
+ * created with; undefined when `storage` holds no such study. Throws {@linkcode StorageError}
+ * when the database cannot be reached.
+ */
+export async function readSharedStudy(
+  storage: string,
+  study: string,
+): Promise<{ grid: ResultGrid; meta: Json } | undefined> {
+  const found = await readStudy(storage, study);
+  if (!found) return undefined;
+  const { spec, events } = found;
   const scheduler = schedulerFromJSON(spec.scheduler);
   scheduler.setSearchProperties(spec.metric, spec.mode);
   const state = new RunState(spec, scheduler);
   for (const event of events) state.replay(event);
-  return state.grid();
+  return { grid: state.grid(), meta: spec.meta };
+}
+
+/**
+ * Checks that `storage` (a `postgres://` URL) is well formed and that the database accepts the
+ * connection; throws a one-line {@linkcode StorageError} otherwise (password never shown).
+ */
+export async function checkStorage(storage: string): Promise<void> {
+  const sql = await connect(storage);
+  await sql.end({ timeout: 1 });
 }
 
 /** Runs one worker of a shared study (`tune()` with `storage`). */
@@ -404,7 +422,9 @@ class StudyWorker {
         if (attempt > this.#maxFailures) {
           const ending = {
             status: "ERROR" as const,
-            error: `lost its worker ${attempt} times (max failures ${this.#maxFailures})`,
+            error: `lost its worker ${attempt} time${
+              attempt === 1 ? "" : "s"
+            } (max failures ${this.#maxFailures})`,
             seconds: record.seconds,
           };
           state.end(id, ending);
@@ -600,13 +620,7 @@ class StudyWorker {
       event.resolve(true);
       return "CONTINUE";
     }
-    const previous = slot.history.at(-1)?.time_total_s ?? 0;
-    const result: Metrics = {
-      ...event.metrics,
-      training_iteration: iteration,
-      time_this_iter_s: Math.max(0, event.totalSeconds - previous),
-      time_total_s: event.totalSeconds,
-    };
+    const result = resultOf(event, iteration, slot.history);
     let bytes: Uint8Array | undefined;
     const spec = event.options.checkpoint;
     if (spec) {
@@ -655,12 +669,7 @@ class StudyWorker {
     }
     active.markStopped();
     event.resolve(false);
-    while (true) {
-      await active.ready();
-      const next = active.shift();
-      if (next.kind === "end") break;
-      next.reject(new TrialStopped("stopped"));
-    }
+    await waitForEnd(active);
     this.#release(slot);
     return decision;
   }
@@ -671,10 +680,7 @@ class StudyWorker {
       this.#release(slot);
       return;
     }
-    const failed = event.failed && !(event.error instanceof TrialStopped);
-    const ending = failed
-      ? { status: "ERROR" as const, error: errorMessage(event.error), seconds: active.seconds() }
-      : { status: "TERMINATED" as const, seconds: active.seconds() };
+    const ending = endingOf(active, event);
     try {
       await this.#locked("end", async (tx, state) => {
         await this.#fence(tx, active.id, slot.attempt);
@@ -714,32 +720,6 @@ class StudyWorker {
   #progress(slot: Slot, event: TrialEvent, decision: Decision | undefined): void {
     const onProgress = this.#options.onProgress;
     if (!onProgress || !this.#state || slot.lost) return;
-    const grid = this.#state.grid();
-    const id = slot.active.id;
-    const record = this.#state.get(id);
-    const best = grid.bestResult();
-    const value = best?.lastResult?.[grid.metric];
-    onProgress({
-      total: grid.trials.length,
-      counts: grid.counts(),
-      ...(best && value !== undefined
-        ? { best: { trialId: best.id, value, config: best.config } }
-        : {}),
-      event: {
-        trialId: id,
-        kind: event.kind === "report" ? "result" : "end",
-        ...(event.kind === "report" && decision !== undefined
-          ? { iteration: slot.active.iteration, decision }
-          : {}),
-        status: record.status,
-        ...(record.error !== undefined ? { error: record.error } : {}),
-      },
-      elapsedSeconds: (performance.now() - this.#started) / 1000,
-    });
+    onProgress(progressOf(this.#state, slot.active, event, decision, this.#started));
   }
-}
-
-function errorMessage(error: unknown): string {
-  if (error instanceof Error) return error.message || error.name;
-  return String(error);
 }

@@ -76,5 +76,5 @@ export {
 export { decodeMetrics, encodeMetrics, type MetricsJson } from "./metrics.ts";
 export { type Ordering as TrialOrdering } from "./experiment.ts";
 export { type StorageEvent, tune, type TuneOptions, type TuneProgress } from "./runner.ts";
-export { StorageError, studyGrid } from "./distributed.ts";
+export { checkStorage, readSharedStudy, StorageError } from "./distributed.ts";
 export { type AdapterFacts, suggestMaxConcurrent } from "./concurrency.ts";
