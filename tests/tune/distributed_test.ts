@@ -7,7 +7,7 @@
  * Skipped, with the reason printed, where PostgreSQL is not installed.
  */
 
-import { deepEqual, equal, match, ok, rejects } from "node:assert/strict";
+import { deepEqual, doesNotMatch, equal, match, ok, rejects } from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { readSharedStudy } from "../../train/tune/distributed.ts";
 import { encodeMetrics } from "../../train/tune/metrics.ts";
@@ -150,6 +150,7 @@ Deno.test({
           for (const run of runs) deepEqual(resultOf(run.stdout), expected);
           // Every worker took part, and NaN/-Infinity survived the database.
           for (const run of runs) match(run.stdout, /^CLAIM /m);
+          for (const run of runs) doesNotMatch(run.stdout, /^LOST /m, "no lease lost");
           const first = events.find((e) => e.type === "result");
           ok(first?.type === "result" && Number.isNaN(first.result.odd));
           const times = runs.flatMap((r) => lockTimes(r.stdout));
@@ -184,6 +185,7 @@ Deno.test({
           const reclaim = events.find((e) => e.type === "reclaim" && e.trial === victim);
           ok(reclaim?.type === "reclaim", `no reclaim of ${victim}`);
           equal(reclaim.attempt, 2);
+          for (const run of runs) doesNotMatch(run.stdout, /^LOST /m, "survivors keep leases");
           ok(reclaim.from >= 1, "resumed from its checkpoint");
           for (const run of runs) deepEqual(resultOf(run.stdout), await replayed(url, "kill"));
         },

@@ -36,6 +36,7 @@ import type { HeartbeatIn, HeartbeatOut } from "./heartbeat_thread.ts";
 import { decodeEvent, encodeEvent, type JournalEvent } from "./journal.ts";
 import {
   connect,
+  extendLease,
   packDir,
   type Row,
   SCHEMA,
@@ -575,17 +576,18 @@ class StudyWorker {
     try {
       for (const slot of this.#slots) {
         if (!slot || slot.lost) continue;
-        let rows: Row[];
+        let lost: boolean;
         try {
-          rows = await this.#sql`UPDATE trials
-            SET lease_until = now() + make_interval(secs => ${this.#lease})
-            WHERE study = ${this.#study} AND trial = ${slot.active.id}
-              AND attempt = ${slot.attempt} AND status = 'RUNNING'
-            RETURNING trial`;
+          lost = await extendLease(this.#sql, {
+            study: this.#study,
+            trial: slot.active.id,
+            attempt: slot.attempt,
+            lease: this.#lease,
+          });
         } catch {
           continue; // the database is away: the lease waits for it (see the module notes)
         }
-        if (rows.length === 0 && this.#slots.includes(slot)) this.#lose(slot);
+        if (lost && this.#slots.includes(slot)) this.#lose(slot);
       }
     } finally {
       this.#beating = false;

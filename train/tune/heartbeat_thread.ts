@@ -14,7 +14,7 @@
  * @module
  */
 
-import { connect, type Sql } from "./pg_client.ts";
+import { connect, extendLease, type Sql } from "./pg_client.ts";
 
 /** A message to the heartbeat thread. */
 export type HeartbeatIn =
@@ -47,17 +47,13 @@ async function beat(): Promise<void> {
   beating = true;
   try {
     for (const [trial, attempt] of [...trials]) {
-      let touched: number;
+      let lost: boolean;
       try {
-        touched = (await sql`UPDATE trials
-          SET lease_until = now() + make_interval(secs => ${lease})
-          WHERE study = ${study} AND trial = ${trial} AND attempt = ${attempt}
-            AND status = 'RUNNING'
-          RETURNING trial`).length;
+        lost = await extendLease(sql, { study, trial, attempt, lease });
       } catch {
         continue;
       }
-      if (touched === 0 && trials.get(trial) === attempt) {
+      if (lost && trials.get(trial) === attempt) {
         trials.delete(trial);
         scope.postMessage({ type: "lost", trial, attempt });
       }

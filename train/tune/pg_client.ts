@@ -174,6 +174,24 @@ export const SCHEMA: readonly string[] = [
   )`,
 ];
 
+/**
+ * Extends a trial's lease by `lease` seconds (database clock) if `attempt` still holds it; true
+ * when another worker took the trial over (a trial that just finished under this attempt is not
+ * lost: its lease simply ends).
+ */
+export async function extendLease(
+  sql: Sql,
+  where: { study: string; trial: string; attempt: number; lease: number },
+): Promise<boolean> {
+  const { study, trial, attempt, lease } = where;
+  const touched = await sql`UPDATE trials SET lease_until = now() + make_interval(secs => ${lease})
+    WHERE study = ${study} AND trial = ${trial} AND attempt = ${attempt} AND status = 'RUNNING'
+    RETURNING trial`;
+  if (touched.length > 0) return false;
+  const [row] = await sql`SELECT attempt FROM trials WHERE study = ${study} AND trial = ${trial}`;
+  return !row || row.attempt !== attempt;
+}
+
 /** The advisory lock key that serialises schema creation. */
 export const SCHEMA_LOCK = 7_415_301;
 
