@@ -11,14 +11,20 @@ import { gpu, init } from "../mod.ts";
 import { formatDuration } from "../data/mod.ts";
 import {
   AshaScheduler,
+  checkStorage,
   choice,
   decodeMetrics,
+  type JsonValue as Json,
   type MetricsJson,
   type ParamSpace,
+  readSharedStudy,
   ResultGrid,
+  StorageError,
+  type StorageEvent,
   suggestMaxConcurrent,
   type TrialResult,
   tune,
+  type TuneOptions,
   type TuneProgress,
 } from "../train/tune/mod.ts";
 import { type Flags, type FlagSpec, UsageError } from "./args.ts";
@@ -85,7 +91,77 @@ const TUNE_FLAGS: readonly FlagSpec[] = [
     metavar: "DIR",
     help: "continue the interrupted tune run in DIR (its settings are reused)",
   },
+  {
+    name: "storage",
+    kind: "string",
+    metavar: "URL",
+    help: "share the search with other machines through PostgreSQL " +
+      "(postgres://user:password@host:port/db); run the same command on each",
+  },
+  {
+    name: "study",
+    kind: "string",
+    metavar: "NAME",
+    help: "the shared study's name in --storage (the first worker creates it, others join)",
+  },
+  {
+    name: "lease-seconds",
+    kind: "number",
+    min: 0,
+    minExclusive: true,
+    default: 30,
+    help: "with --storage: a dead worker's trial is taken over after this long",
+  },
+  {
+    name: "max-failures",
+    kind: "integer",
+    min: 0,
+    default: 3,
+    help: "with --storage: lost workers a trial survives before it counts as failed",
+  },
 ];
+
+const SHARED_FLAGS = ["storage", "study", "lease-seconds", "max-failures"];
+
+/** The flags of `tune report`. */
+const TUNE_REPORT_FLAGS: readonly FlagSpec[] = [
+  {
+    name: "storage",
+    kind: "string",
+    metavar: "URL",
+    help: "the PostgreSQL URL the workers use (postgres://user:password@host:port/db)",
+  },
+  { name: "study", kind: "string", metavar: "NAME", help: "the shared study's name" },
+  {
+    name: "out",
+    kind: "string",
+    metavar: "DIR",
+    help: "output folder; its report files are replaced, so run it as often as you like",
+    defaultText: "a new results/tune-report/<timestamp>",
+  },
+  HELP_FLAG,
+];
+
+/** `tune report`: the tables, plots and report.md of a shared study, from any machine. */
+export const TUNE_REPORT_COMMAND: CommandSpec = {
+  name: "tune report",
+  description: `
+Writes trials.csv, trials.json, the plots and report.md of a shared study (tune --storage URL
+--study NAME) from its journal in PostgreSQL, while it runs or after; needs no GPU and no data.`,
+  flags: TUNE_REPORT_FLAGS,
+};
+
+/** A shared study's settings (tune --storage). */
+export interface SharedStudy {
+  /** The PostgreSQL URL. */
+  storage: string;
+  /** The study's name (one tuner study per optimizer: NAME/adam, NAME/sgd). */
+  study: string;
+  /** Lease seconds. */
+  leaseSeconds: number;
+  /** Lost workers a trial survives. */
+  maxFailures: number;
+}
 
 /** The `tune` command. */
 export const TUNE_COMMAND: CommandSpec = {
@@ -96,7 +172,9 @@ Experiment 3 of the study (Tables 3 and 4): samples configs of the tuning CNN (l
 (max_t 10, grace period 1, reduction factor 2), minimising the validation loss, for Adam and for
 SGD. Writes trials.csv, trials.json, one plot per optimizer (every trial's validation curves,
 stopped ones dashed) and report.md with the study's tables beside ours. Ctrl-C stops cleanly;
---resume DIR continues where it stopped.`,
+--resume DIR continues where it stopped. With --storage postgres://... --study NAME, every
+machine running the same command works on one shared search (see the README: "Tuning on several
+machines"); \`tune report --storage URL --study NAME\` writes its report from anywhere.`,
   flags: [...TUNE_FLAGS, ...RUN_FLAGS, ...DATA_FLAGS, HELP_FLAG],
 };
 
@@ -223,17 +301,21 @@ export async function runTune(
   setup: RunSetup,
   io: CommandIo,
   runDir: string = setup.dir,
+  shared?: SharedStudy,
 ): Promise<TuneOutcome> {
   const started = performance.now();
   let interrupted = false;
   for (const optimizer of settings.optimizers) {
     const dir = join(runDir, optimizer);
-    const resume = await exists(join(dir, "experiment.json"));
+    const resume = !shared && await exists(join(dir, "experiment.json"));
     io.err(
-      `[${optimizer}] ${resume ? "resuming" : "tuning"}: ${settings.samples} samples, ASHA ` +
+      `[${optimizer}] ${
+        resume ? "resuming" : shared ? `study ${shared.study}/${optimizer}` : "tuning"
+      }: ${settings.samples} samples, ASHA ` +
         `max_t ${settings.maxEpochs}, grace ${settings.gracePeriod}, rf ${settings.reductionFactor}`,
     );
     const latest = new Map<string, Record<string, number>>();
+    const locks: number[] = [];
     const trainable = tuneTrainable({
       data: setup.data,
       optimizer,
@@ -249,6 +331,7 @@ export async function runTune(
       trainable,
       dir,
       signal: setup.interrupt.signal,
+      ...(shared ? sharedOptions(shared, optimizer, io, locks) : {}),
       onProgress: (p: TuneProgress) => {
         if (show) {
           io.err(progressLine(optimizer, p, settings.maxEpochs, latest.get(p.event.trialId)));
@@ -270,17 +353,79 @@ export async function runTune(
           }),
           maxConcurrent: settings.concurrency,
           seed: settings.seed,
-          meta: { optimizer },
+          meta: shared ? sharedMeta(optimizer, settings, setup.choice) : { optimizer },
         },
       );
     } catch (error) {
       if (!setup.interrupt.signal.aborted) throw error;
       interrupted = true;
     }
+    if (locks.length > 0) io.err(`[${optimizer}] ${lockSummary(locks)}`);
     if (interrupted) break;
   }
   const seconds = (performance.now() - started) / 1000;
   return await writeTuneFiles(runDir, setup, settings, seconds, interrupted);
+}
+
+/** What every worker of a shared study must agree on besides the search (no concurrency). */
+function sharedMeta(optimizer: TuneOptimizer, settings: TuneSettings, data: DataChoice): Json {
+  return {
+    optimizer,
+    samples: settings.samples,
+    maxEpochs: settings.maxEpochs,
+    gracePeriod: settings.gracePeriod,
+    reductionFactor: settings.reductionFactor,
+    seed: settings.seed,
+    data: {
+      limit: data.limit ?? null,
+      testLimit: data.testLimit ?? null,
+      valSplit: data.valSplit,
+      swap: data.swap,
+      splitSeed: data.splitSeed,
+    },
+  };
+}
+
+function sharedOptions(
+  shared: SharedStudy,
+  optimizer: TuneOptimizer,
+  io: CommandIo,
+  locks: number[],
+): Partial<TuneOptions> {
+  let waiting = false;
+  return {
+    storage: shared.storage,
+    study: `${shared.study}/${optimizer}`,
+    leaseSeconds: shared.leaseSeconds,
+    maxFailures: shared.maxFailures,
+    onStorage: (event: StorageEvent) => {
+      if (event.kind === "retry") {
+        if (!waiting) io.err(`[${optimizer}] database unreachable (${event.error}); retrying`);
+        waiting = true;
+      } else if (event.kind === "lock") {
+        if (waiting) io.err(`[${optimizer}] database back`);
+        waiting = false;
+        locks.push(event.heldMs);
+      } else if (event.kind === "lost") {
+        io.err(
+          `[${optimizer}] ${event.trialId}: lease lost (another worker took it over); aborted here`,
+        );
+      } else if (event.attempt > 1) {
+        io.err(
+          `[${optimizer}] ${event.trialId}: taken over from a lost worker (attempt ` +
+            `${event.attempt}, from epoch ${event.from})`,
+        );
+      }
+    },
+  };
+}
+
+/** How long this worker held the study's lock (SELECT ... FOR UPDATE to COMMIT). */
+function lockSummary(times: readonly number[]): string {
+  const sorted = [...times].sort((a, b) => a - b);
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+  return `study lock held ${sorted.length} times: median ${at(0.5).toFixed(1)} ms, p95 ` +
+    `${at(0.95).toFixed(1)} ms, max ${sorted.at(-1)!.toFixed(1)} ms`;
 }
 
 function settingsFromFlags(flags: Flags, concurrency: number): TuneSettings {
@@ -317,9 +462,136 @@ export function printTuneOutcome(outcome: TuneOutcome, io: CommandIo): void {
   io.out(`Report: ${join(displayPath(outcome.dir), "report.md")}`);
 }
 
-/** Runs `tune`; resolves to the exit code. */
+/** Turns a storage error into the CLI's one-line errors (usage: exit 2; otherwise exit 1). */
+function storageErrors<T>(work: () => Promise<T>): Promise<T> {
+  return work().catch((error) => {
+    if (error instanceof StorageError) {
+      if (error.usage) throw new UsageError(error.message);
+      throw Object.assign(new Error(error.message), { code: "ESTORAGE" });
+    }
+    throw error;
+  });
+}
+
+/** Reads the shared-study flags (undefined without --storage); checks the database is reachable. */
+async function sharedFromFlags(flags: Flags): Promise<SharedStudy | undefined> {
+  const storage = flags.string("storage");
+  const study = flags.string("study");
+  if (storage === undefined) {
+    const given = SHARED_FLAGS.filter((name) => flags.has(name));
+    if (given.length) throw new UsageError(`tune: --${given[0]} needs --storage`);
+    return undefined;
+  }
+  if (study === undefined) throw new UsageError("tune: --storage needs --study NAME");
+  if (flags.has("resume")) {
+    throw new UsageError(
+      "tune: --resume does not apply with --storage: run the same command again to rejoin the study",
+    );
+  }
+  await storageErrors(() => checkStorage(storage));
+  return {
+    storage,
+    study,
+    leaseSeconds: flags.number("lease-seconds")!,
+    maxFailures: flags.number("max-failures")!,
+  };
+}
+
+/** `postgres://host:port/db` without the user and password. */
+function withoutCredentials(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.protocol}//${parsed.host}${parsed.pathname}`;
+  } catch {
+    return "(storage)";
+  }
+}
+
+/** Runs `tune report`: a shared study's files, from its journal. */
+export function tuneReportCommand(args: readonly string[], io: CommandIo): Promise<number> {
+  return runCommand(TUNE_REPORT_COMMAND, args, io, async (flags) => {
+    const storage = flags.string("storage"), study = flags.string("study");
+    if (storage === undefined || study === undefined) {
+      throw new UsageError("tune report: --storage URL and --study NAME are required");
+    }
+    return await storageErrors(async () => {
+      const grids: Partial<Record<TuneOptimizer, ResultGrid>> = {};
+      const metas: Record<string, unknown>[] = [];
+      let found = false;
+      for (const optimizer of ["adam", "sgd"] as const) {
+        const studied = await readSharedStudy(storage, `${study}/${optimizer}`);
+        if (!studied) continue;
+        found = true;
+        grids[optimizer] = studied.grid;
+        metas.push(studied.meta as Record<string, unknown>);
+      }
+      if (!found) {
+        throw new UsageError(`tune report: no study ${JSON.stringify(study)} in the storage`);
+      }
+      const claim = await prepareOutDir("tune-report", flags.string("out"), {
+        overwrite: true,
+      });
+      try {
+        const meta = metas[0] as unknown as TuneSettings & { data: Record<string, unknown> };
+        const optimizers = (["adam", "sgd"] as const).filter((o) => grids[o]);
+        const settings: TuneSettings = {
+          optimizers: [...optimizers],
+          samples: meta.samples,
+          maxEpochs: meta.maxEpochs,
+          gracePeriod: meta.gracePeriod,
+          reductionFactor: meta.reductionFactor,
+          concurrency: 0,
+          seed: meta.seed,
+        };
+        const rows: Partial<Record<TuneOptimizer, TrialRow[]>> = {};
+        const best: Partial<Record<TuneOptimizer, TrialRow>> = {};
+        for (const opt of optimizers) {
+          const grid = grids[opt]!;
+          await Deno.mkdir(join(claim.dir, opt), { recursive: true });
+          await writeJson(join(claim.dir, opt, "trials.json"), grid);
+          rows[opt] = trialRows(opt, grid);
+          best[opt] = bestRow(opt, grid);
+          await writeText(join(claim.dir, plotFile(opt)), tunePlotSvg(opt, rows[opt]!, best[opt]));
+        }
+        await writeTrialFiles(claim.dir, grids);
+        const seconds = optimizers.reduce(
+          (sum, o) => sum + grids[o]!.trials.reduce((s, t) => s + t.seconds, 0),
+          0,
+        );
+        await writeText(
+          join(claim.dir, "report.md"),
+          tuneReport({
+            settings,
+            rows,
+            best,
+            shared: { study, storage: withoutCredentials(storage), data: meta.data },
+            seconds,
+            interrupted: false,
+          }),
+        );
+        const counts = optimizers.map((o) => {
+          const c = grids[o]!.counts();
+          return `${o}: ${c.TERMINATED + c.STOPPED + c.ERROR}/${grids[o]!.trials.length} done ` +
+            `(${c.RUNNING} running, ${c.ERROR} failed)`;
+        });
+        io.out(`study ${study}: ${counts.join("; ")}`);
+        printTuneOutcome(
+          { dir: claim.dir, settings, rows, best, interrupted: false, seconds },
+          io,
+        );
+        return 0;
+      } finally {
+        claim.release();
+      }
+    });
+  });
+}
+
+/** Runs `tune` (or `tune report ...`); resolves to the exit code. */
 export function tuneCommand(args: readonly string[], io: CommandIo): Promise<number> {
+  if (args[0] === "report") return tuneReportCommand(args.slice(1), io);
   return runCommand(TUNE_COMMAND, args, io, async (flags) => {
+    const shared = await sharedFromFlags(flags);
     const resumeDir = flags.string("resume");
     let file: TuneFile, dir: string;
     let startedAt: string | undefined;
@@ -372,10 +644,17 @@ export function tuneCommand(args: readonly string[], io: CommandIo): Promise<num
       models: [{ model: "tuning-cnn" }],
     });
     try {
-      const outcome = await runTune(file.settings, setup, io);
+      const outcome = await storageErrors(() =>
+        runTune(file.settings, setup, io, setup.dir, shared)
+      );
       printTuneOutcome(outcome, io);
       if (outcome.interrupted || setup.interrupt.signal.aborted) {
-        io.err(`Interrupted. Continue with: deno run -A cli.ts tune --resume ${displayPath(dir)}`);
+        io.err(
+          shared
+            ? "Interrupted. Run the same command again to rejoin the study (its trials were " +
+              "handed back to the other workers)."
+            : `Interrupted. Continue with: deno run -A cli.ts tune --resume ${displayPath(dir)}`,
+        );
         return INTERRUPTED_EXIT_CODE;
       }
       return 0;

@@ -177,29 +177,41 @@ export function tuneReport(init: {
   settings: TuneSettings;
   rows: Partial<Record<TuneOptimizer, TrialRow[]>>;
   best: Partial<Record<TuneOptimizer, TrialRow>>;
-  env: RunEnvironment;
-  data: PreparedData;
+  env?: RunEnvironment;
+  data?: PreparedData;
+  /** A shared study's report (`tune report`): no local environment or data. */
+  shared?: { study: string; storage: string; data: unknown };
   seconds: number;
   interrupted: boolean;
 }): string {
-  const { settings, rows, best, env, data } = init;
+  const { settings, rows, best, env, data, shared } = init;
   const lines = [
     "# Experiment 3: hyperparameter tuning, the study's Tables 3 and 4",
     "",
-    ...environmentLines(env),
-    ...dataLines(data),
+    ...(env ? environmentLines(env) : []),
+    ...(data ? dataLines(data) : []),
+    ...(shared
+      ? [
+        `- Shared study \`${shared.study}\` in ${shared.storage} (report written from its journal ` +
+        `by \`tune report\`); data settings of the workers: \`${JSON.stringify(shared.data)}\``,
+      ]
+      : []),
     `- Search: tuning CNN; l1 ∈ {64, 128, 256}, lr ∈ {1e-4, 1e-3, 1e-2}, batch size ∈ {32, 64, ` +
     `128}; ${settings.samples} random samples per optimizer (seed ${settings.seed})`,
     `- Scheduler: ASHA (max_t ${settings.maxEpochs}, grace period ${settings.gracePeriod}, ` +
     `reduction factor ${settings.reductionFactor}); metric: validation loss (true mean NLL), ` +
-    `mode min; ${settings.concurrency} trial(s) at a time`,
-    `- Wall time${env.resumed ? " since resuming" : ""}: ${duration(init.seconds)}; ` +
+    `mode min; ${
+      shared ? "trials shared by the workers" : `${settings.concurrency} trial(s) at a time`
+    }`,
+    `- ${shared ? "Trial time" : `Wall time${env?.resumed ? " since resuming" : ""}`}: ${
+      duration(init.seconds)
+    }; ` +
     `time in trials: ${trialTime(settings.optimizers, rows)}${
       init.interrupted ? " — **interrupted** (resume with `tune --resume DIR`)" : ""
     }`,
     "",
   ];
-  const notice = quickRunNotice(data, settings.maxEpochs < 10);
+  const notice = data ? quickRunNotice(data, settings.maxEpochs < 10) : undefined;
   if (notice) lines.push(notice, "");
   lines.push("## Best configs", "", bestConfigsTable(settings.optimizers, best), "");
   lines.push(

@@ -20,7 +20,7 @@ const NAME = /^checkpoint_(\d+)$/;
 const TEMP_PREFIX = ".tmp_checkpoint_";
 
 /** `checkpoint_000007` for iteration 7. */
-function checkpointName(iteration: number): string {
+export function checkpointName(iteration: number): string {
   return `checkpoint_${String(iteration).padStart(6, "0")}`;
 }
 

@@ -52,8 +52,42 @@ export interface JournalEnd {
   seconds: number;
 }
 
+/**
+ * A shared study's running trial lost its worker (lease expired) and another worker took it over
+ * (attempt `attempt`), resuming from the checkpoint of iteration `from` (0: from scratch).
+ */
+export interface JournalReclaim {
+  /** Event kind. */
+  type: "reclaim";
+  /** Trial id. */
+  trial: string;
+  /** The new attempt (fencing token). */
+  attempt: number;
+  /** The iteration resumed from. */
+  from: number;
+  /** The worker taking it over. */
+  worker: string;
+}
+
 /** One journal line. */
-export type JournalEvent = JournalStart | JournalResult | JournalEnd;
+export type JournalEvent = JournalStart | JournalResult | JournalEnd | JournalReclaim;
+
+/** One event as its journal line (without the newline): NaN and ±Infinity spelled as strings. */
+export function encodeEvent(event: JournalEvent): string {
+  const line = event.type === "result" ? { ...event, result: encodeMetrics(event.result) } : event;
+  return JSON.stringify(line);
+}
+
+/** The inverse of {@linkcode encodeEvent}. */
+export function decodeEvent(text: string): JournalEvent {
+  const event = JSON.parse(text) as JournalEvent;
+  if (event === null || typeof event !== "object" || typeof event.type !== "string") {
+    throw new Error(`journal: not an event: ${text.slice(0, 200)}`);
+  }
+  return event.type === "result"
+    ? { ...event, result: decodeMetrics(event.result as unknown as MetricsJson) }
+    : event;
+}
 
 /** Journal lines parsed from `bytes`, and how many leading bytes they span (the torn tail excluded). */
 export function parseJournal(bytes: Uint8Array): { events: JournalEvent[]; validBytes: number } {

@@ -75,5 +75,6 @@ export {
 } from "./result_grid.ts";
 export { decodeMetrics, encodeMetrics, type MetricsJson } from "./metrics.ts";
 export { type Ordering as TrialOrdering } from "./experiment.ts";
-export { tune, type TuneOptions, type TuneProgress } from "./runner.ts";
+export { type StorageEvent, tune, type TuneOptions, type TuneProgress } from "./runner.ts";
+export { checkStorage, readSharedStudy, StorageError } from "./distributed.ts";
 export { type AdapterFacts, suggestMaxConcurrent } from "./concurrency.ts";

@@ -59,6 +59,19 @@ export async function prepareSpec(options: TuneOptions): Promise<{
   if ((await readJournal(join(options.dir, JOURNAL_FILE))).length > 0) {
     throw new Error(`${options.dir} holds a ${JOURNAL_FILE} but no experiment.json`);
   }
+  const built = buildSpec(options);
+  await writeExperiment(options.dir, built.spec);
+  return built;
+}
+
+/**
+ * A fresh run's spec and scheduler (configs sampled, nothing written): what `experiment.json`
+ * holds, and what a worker of a shared study proposes (see `distributed.ts`).
+ */
+export function buildSpec(options: TuneOptions): {
+  spec: ExperimentSpec;
+  scheduler: TrialScheduler;
+} {
   const { metric, mode, paramSpace } = options;
   if (metric === undefined || mode === undefined || paramSpace === undefined) {
     throw new Error("tune: metric, mode and paramSpace are required for a new run");
@@ -68,7 +81,7 @@ export async function prepareSpec(options: TuneOptions): Promise<{
   if (!Number.isInteger(maxConcurrent) || maxConcurrent < 1) {
     throw new RangeError(`maxConcurrent must be a positive integer, got ${maxConcurrent}`);
   }
-  const ordering = options.ordering ?? "deterministic";
+  const ordering = options.ordering ?? (options.storage ? "arrival" : "deterministic");
   if (ordering !== "deterministic" && ordering !== "arrival") {
     throw new Error(`ordering must be "deterministic" or "arrival", got ${ordering}`);
   }
@@ -88,6 +101,5 @@ export async function prepareSpec(options: TuneOptions): Promise<{
     trials: configs.map((config, index) => ({ id: trialId(index), config })),
     meta: options.meta ?? null,
   };
-  await writeExperiment(options.dir, spec);
   return { spec, scheduler };
 }

@@ -146,6 +146,11 @@ export class RunState {
       case "end":
         this.end(event.trial, event);
         break;
+      case "reclaim":
+        if (this.get(event.trial).status !== "RUNNING") {
+          throw new Error(`journal: reclaim of ${event.trial}, which is not RUNNING`);
+        }
+        break;
       default:
         throw new Error(`journal: unknown event ${JSON.stringify(event)}`);
     }

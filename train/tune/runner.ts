@@ -40,24 +40,21 @@ import { join } from "node:path";
 import { ActiveTrial, type EndEvent, type ReportEvent, type TrialEvent } from "./active_trial.ts";
 import { listCheckpoints, pruneCheckpoints, restorePoint, saveCheckpoint } from "./checkpoints.ts";
 import { writeFileAtomic, writeJsonAtomic } from "./fs_atomic.ts";
+import { tuneShared } from "./distributed.ts";
 import type { ExperimentSpec } from "./experiment.ts";
 import { Journal } from "./journal.ts";
 import type { ResultGrid } from "./result_grid.ts";
 import { RunState, type TrialRecord } from "./run_state.ts";
 import { JOURNAL_FILE, prepareSpec } from "./run_setup.ts";
-import { type TrialCheckpoint, TrialStopped } from "./session.ts";
+import { endingOf, progressOf, resultOf, waitForEnd } from "./run_common.ts";
+import type { TrialCheckpoint } from "./session.ts";
 import type { TuneOptions } from "./tune_options.ts";
 import type { Decision } from "./types.ts";
 
-export type { TuneOptions, TuneProgress } from "./tune_options.ts";
+export type { StorageEvent, TuneOptions, TuneProgress } from "./tune_options.ts";
 
 /** trials.json/csv are rewritten at most this often while running (and always at the end). */
 const RESULTS_INTERVAL_MS = 2000;
-
-function errorMessage(error: unknown): string {
-  if (error instanceof Error) return error.message || error.name;
-  return String(error);
-}
 
 /**
  * Runs (or, with `resume`, continues) a tuning experiment and resolves to its result grid.
@@ -84,6 +81,7 @@ function errorMessage(error: unknown): string {
  * ```
  */
 export async function tune(options: TuneOptions): Promise<ResultGrid> {
+  if (options.storage !== undefined) return await tuneShared(options);
   const { spec, scheduler } = await prepareSpec(options);
   const { journal, events } = await Journal.open(join(options.dir, JOURNAL_FILE));
   try {
@@ -258,13 +256,7 @@ class Run {
       event.resolve(true);
       return "CONTINUE";
     }
-    const previous = record.history.at(-1)?.time_total_s ?? 0;
-    const result = {
-      ...event.metrics,
-      training_iteration: iteration,
-      time_this_iter_s: Math.max(0, event.totalSeconds - previous),
-      time_total_s: event.totalSeconds,
-    };
+    const result = resultOf(event, iteration, record.history);
     let saved: TrialCheckpoint | undefined;
     if (spec) {
       try {
@@ -291,21 +283,13 @@ class Run {
     active.markStopped();
     event.resolve(false);
     // Wait for the trainable to return (it frees its GPU memory) before reusing the slot.
-    while (true) {
-      await active.ready();
-      const next = active.shift();
-      if (next.kind === "end") break;
-      next.reject(new TrialStopped("stopped"));
-    }
+    await waitForEnd(active);
     await this.#release(active);
     return decision;
   }
 
   async #end(active: ActiveTrial, event: EndEvent): Promise<void> {
-    const failed = event.failed && !(event.error instanceof TrialStopped);
-    const ending = failed
-      ? { status: "ERROR" as const, error: errorMessage(event.error), seconds: active.seconds() }
-      : { status: "TERMINATED" as const, seconds: active.seconds() };
+    const ending = endingOf(active, event);
     this.#state.end(active.id, ending);
     await this.#journal.append({ type: "end", trial: active.id, ...ending });
     await this.#release(active);
@@ -337,29 +321,6 @@ class Run {
   }
 
   #progress(active: ActiveTrial, event: TrialEvent, decision: Decision | undefined): void {
-    const onProgress = this.#options.onProgress;
-    if (!onProgress) return;
-    const grid = this.#state.grid();
-    const id = active.id;
-    const record = this.#state.get(id);
-    const best = grid.bestResult();
-    const value = best?.lastResult?.[grid.metric];
-    onProgress({
-      total: grid.trials.length,
-      counts: grid.counts(),
-      ...(best && value !== undefined
-        ? { best: { trialId: best.id, value, config: best.config } }
-        : {}),
-      event: {
-        trialId: id,
-        kind: event.kind === "report" ? "result" : "end",
-        ...(event.kind === "report" && decision !== undefined
-          ? { iteration: active.iteration, decision }
-          : {}),
-        status: record.status,
-        ...(record.error !== undefined ? { error: record.error } : {}),
-      },
-      elapsedSeconds: (performance.now() - this.#started) / 1000,
-    });
+    this.#options.onProgress?.(progressOf(this.#state, active, event, decision, this.#started));
   }
 }

@@ -37,6 +37,45 @@ export interface TuneProgress {
   elapsedSeconds: number;
 }
 
+/** What a worker of a shared study reports to `onStorage` (diagnostics and measurements). */
+export type StorageEvent =
+  | {
+    /** A transaction holding the study's lock committed, `heldMs` after taking the lock. */
+    kind: "lock";
+    /** What it did: `claim`, `report` or `end`. */
+    what: string;
+    /** Milliseconds between `SELECT ... FOR UPDATE` returning and COMMIT. */
+    heldMs: number;
+  }
+  | {
+    /** The database was unreachable; retrying after `waitMs`. */
+    kind: "retry";
+    /** What was tried. */
+    what: string;
+    /** Milliseconds until the next try. */
+    waitMs: number;
+    /** The error. */
+    error: string;
+  }
+  | {
+    /** This worker lost a trial's lease (another worker took it over); its trainable is aborted. */
+    kind: "lost";
+    /** The trial. */
+    trialId: string;
+    /** The attempt that lost it. */
+    attempt: number;
+  }
+  | {
+    /** This worker claimed a trial. */
+    kind: "claim";
+    /** The trial. */
+    trialId: string;
+    /** Its attempt (1 for a fresh start). */
+    attempt: number;
+    /** The iteration it resumes from (0: from scratch). */
+    from: number;
+  };
+
 /** Options of {@linkcode tune}. */
 export interface TuneOptions {
   /** The function that trains one config (see `TrialSession`). */
@@ -70,4 +109,25 @@ export interface TuneOptions {
   onProgress?: (progress: TuneProgress) => void;
   /** Free JSON saved in `experiment.json` (e.g. what the CLI needs to rebuild the trainable). */
   meta?: Json;
+  /**
+   * Shared storage of a study run by several workers (machines or processes): a
+   * `postgres://user:password@host:port/database` URL. Every worker runs `tune()` with the same
+   * settings; the first creates the study, the others join it (different settings are refused),
+   * and each claims trials until none is left. `dir` then only holds this worker's scratch files
+   * (checkpoints live in the database). Without it, the run lives in `dir` (journal.jsonl).
+   * Needs `npm:postgres`, loaded only when this is set.
+   */
+  storage?: string;
+  /** The study's name in `storage` (required with it). */
+  study?: string;
+  /** With `storage`: seconds a claimed trial's lease lasts without a heartbeat. Default 30. */
+  leaseSeconds?: number;
+  /** With `storage`: how many times a trial may lose its worker before it counts as ERROR. Default 3. */
+  maxFailures?: number;
+  /** With `storage`: how long to keep retrying while the database is unreachable. Default 600 s. */
+  retrySeconds?: number;
+  /** With `storage`: this worker's name in the trials table. Default `host:pid`. */
+  workerId?: string;
+  /** With `storage`: called on lock-holding commits, retries, claims and lost leases. */
+  onStorage?: (event: StorageEvent) => void;
 }
