@@ -501,7 +501,7 @@ function flushPendingUpdates(pending: readonly PendingUpdate[]): void {
  * Runs `encode` (the updates of one `step()`) so that the updates `encodeUpdate` would read
  * from storage share dispatches (a multi-tensor update), encoded when `encode` returns.
  */
-export function batchUpdates(encode: () => void): void {
+function batchUpdates(encode: () => void): void {
   if (pendingUpdates) {
     encode();
     return;
