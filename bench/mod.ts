@@ -49,6 +49,8 @@ export interface Throughput {
   cpuMsPerStep: number;
   /** Compute dispatches encoded per step. */
   dispatchesPerStep: number;
+  /** Buffer→texture copies per step (texture mirrors refreshed; each breaks the pass). */
+  textureCopiesPerStep: number;
   /** Milliseconds per step spent in JavaScript encoding the step (GPU work not awaited). */
   hostMsPerStep: number;
 }
@@ -83,7 +85,7 @@ async function timeSteps(
   const windows: number[] = [];
   let cpu = 0;
   let host = 0;
-  const dispatches0 = streamStats().dispatches;
+  const stats0 = streamStats();
   for (let w = 0; w < options.windows; w++) {
     const c0 = process.cpuUsage();
     const start = performance.now();
@@ -100,7 +102,8 @@ async function timeSteps(
     imagesPerSecond: median(windows),
     windows,
     cpuMsPerStep: cpu / options.windows,
-    dispatchesPerStep: (streamStats().dispatches - dispatches0) / steps,
+    dispatchesPerStep: (streamStats().dispatches - stats0.dispatches) / steps,
+    textureCopiesPerStep: (streamStats().textureCopies - stats0.textureCopies) / steps,
     hostMsPerStep: host / steps,
   };
 }
@@ -225,6 +228,8 @@ export interface BenchRow {
   cpuMsPerStep?: number;
   /** wgtorch's compute dispatches per step, for throughput rows. */
   dispatchesPerStep?: number;
+  /** wgtorch's buffer→texture copies per step, for throughput rows. */
+  textureCopiesPerStep?: number;
   /** wgtorch's JavaScript (encoding) milliseconds per step, for throughput rows. */
   hostMsPerStep?: number;
 }
@@ -416,10 +421,13 @@ async function main(args: readonly string[]): Promise<void> {
         unit: "img/s",
         cpuMsPerStep: ours.cpuMsPerStep,
         dispatchesPerStep: ours.dispatchesPerStep,
+        textureCopiesPerStep: ours.textureCopiesPerStep,
         hostMsPerStep: ours.hostMsPerStep,
       });
       console.error(
-        `  ${fmt(ours.dispatchesPerStep, 0)} dispatches, ${fmt(ours.hostMsPerStep, 2)} ms of ` +
+        `  ${fmt(ours.dispatchesPerStep, 0)} dispatches, ${
+          fmt(ours.textureCopiesPerStep, 0)
+        } texture copies, ${fmt(ours.hostMsPerStep, 2)} ms of ` +
           `JavaScript, ${fmt(ours.cpuMsPerStep, 1)} ms of process CPU per step`,
       );
     }
@@ -509,11 +517,12 @@ async function main(args: readonly string[]): Promise<void> {
       for (let i = 0; i < 3; i++) step();
       await sync();
       if (!startProfiling()) break;
-      const dispatches0 = streamStats().dispatches;
+      const stats0 = streamStats();
       const start = performance.now();
       for (let i = 0; i < 5; i++) step();
       const hostMs = (performance.now() - start) / 5;
-      const dispatches = (streamStats().dispatches - dispatches0) / 5;
+      const dispatches = (streamStats().dispatches - stats0.dispatches) / 5;
+      const copies = (streamStats().textureCopies - stats0.textureCopies) / 5;
       const times = await stopProfiling();
       console.log(`\nKernel time per ${model} training step, batch 128 (GPU timestamps):`);
       for (const t of times) {
@@ -521,7 +530,8 @@ async function main(args: readonly string[]): Promise<void> {
       }
       const total = times.reduce((sum, t) => sum + t.milliseconds, 0) / 5;
       console.log(
-        `${total.toFixed(2).padStart(8)} ms  in kernels; ${dispatches} dispatches and ` +
+        `${total.toFixed(2).padStart(8)} ms  in kernels; ${dispatches} dispatches, ${copies} ` +
+          `texture copies (not timed) and ` +
           `${hostMs.toFixed(2)} ms of JavaScript (encoding, with profiling on) per step`,
       );
       optimizer.dispose();

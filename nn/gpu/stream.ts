@@ -52,9 +52,20 @@ export interface StreamStats {
   readbacks: number;
   /** Bind groups created (the rest came from the cache). */
   bindGroupsCreated: number;
+  /** Buffer→texture copies encoded (texture mirrors refreshed; each one breaks the pass). */
+  textureCopies: number;
+  /** Buffer→buffer copies encoded (each one breaks the pass). */
+  bufferCopies: number;
 }
 
-const counters: StreamStats = { dispatches: 0, submits: 0, readbacks: 0, bindGroupsCreated: 0 };
+const counters: StreamStats = {
+  dispatches: 0,
+  submits: 0,
+  readbacks: 0,
+  bindGroupsCreated: 0,
+  textureCopies: 0,
+  bufferCopies: 0,
+};
 
 /** A copy of the stream's counters. */
 export function streamStats(): StreamStats {
@@ -260,6 +271,7 @@ export function copyBuffer(
   pendingBuffers.add(source);
   pendingBuffers.add(target);
   touch(target);
+  counters.bufferCopies++;
   dispatchesPending++;
 }
 
@@ -286,6 +298,7 @@ export function copyBufferToTexture(
     );
   }
   pendingBuffers.add(source);
+  counters.textureCopies++;
   dispatchesPending++;
 }
 

@@ -264,7 +264,13 @@ async function runGpu(c: Case): Promise<Float64Array[][]> {
     optimizer.step();
     const after = streamStats();
     assert.equal(after.readbacks, before.readbacks, "step() reads nothing back");
-    assert.equal(after.dispatches - before.dispatches, step < 2 ? 3 : 4, "one dispatch a param");
+    // Parameters with the same kernel, settings and step scalars share a dispatch.
+    const updated = step < 2 ? 3 : 4;
+    const dispatches = after.dispatches - before.dispatches;
+    assert.ok(
+      dispatches >= 1 && dispatches <= updated,
+      `at most one dispatch a param: ${dispatches} for ${updated}`,
+    );
     history.push(await Promise.all(params.map(async (p) => f32(await p.toArray()))));
   }
   optimizer.zeroGrad();

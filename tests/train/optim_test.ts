@@ -79,8 +79,18 @@ async function runCase(
     optimizer.step();
     const after = streamStats();
     assert.equal(after.readbacks, before.readbacks, "step() must not read the GPU back");
-    assert.equal(after.dispatches - before.dispatches, withGrad.length, "one dispatch per param");
-    if (step > LATE_START) {
+    const dispatches = after.dispatches - before.dispatches;
+    // Updates read from storage with the same step scalars share one dispatch (a multi-tensor
+    // update); those read through textures, or with other scalars, take their own.
+    assert.ok(
+      dispatches >= 1 && dispatches <= withGrad.length,
+      `at most one dispatch per param, got ${dispatches} for ${withGrad.length}`,
+    );
+    if (shapes === SHAPES && step < LATE_START) {
+      assert.equal(dispatches, 1, "parameters 0 and 1 (small, same step) share one dispatch");
+    }
+    // From the step after parameter 2's second, the same parameters share dispatches as before.
+    if (step > LATE_START + 1) {
       assert.equal(compiledKernelCount(), kernelsBefore, "new step scalars compile nothing");
     }
     expected = expected.map((state, i) =>

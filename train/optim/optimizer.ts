@@ -24,6 +24,7 @@ import { keep } from "../../nn/scope.ts";
 import { copyBuffer, type ParamsSlot } from "../../nn/gpu/stream.ts";
 import { formatShape, Tensor } from "../../nn/tensor.ts";
 import { maxElementsPerTexture } from "../../nn/gpu/texture.ts";
+import { gpu } from "../../nn/gpu/device.ts";
 
 /** Hyperparameters as saved in a state dict before parameter groups (flat, JSON-friendly). */
 export type Hyperparameters = Record<string, number | boolean>;
@@ -207,7 +208,7 @@ export function updateSpec<Settings>(
 ): KernelSpec<UpdateOptions<Settings>, UpdatePlan> {
   const tensors = (state: readonly string[]) => ["param_data", "grad_data", ...state];
   const written = (state: readonly string[]) => ["param_data", ...state];
-  return {
+  const spec: KernelSpec<UpdateOptions<Settings>, UpdatePlan> = {
     name: rule.name,
     key: ({ settings, size, state, textured, index, watch }) =>
       [
@@ -278,6 +279,241 @@ ${rule.body(settings)}
     if (j < ${u32(Math.ceil(size / 4))}) { update(j); }
   }`,
   };
+  multiSpecs.set(spec as KernelSpec<never, UpdatePlan>, multiUpdateSpec(rule));
+  return spec;
+}
+
+/** What a multi-parameter update kernel's code depends on. */
+interface MultiUpdateOptions<Settings> {
+  /** The optimizer's hyperparameters that its WGSL bakes in. */
+  settings: Settings;
+  /** Elements of each parameter, in binding order. */
+  sizes: readonly number[];
+  /** Names of the state tensors (the same for every parameter), in binding order. */
+  state: readonly string[];
+  /** The parameters' indices (baked in when watched). */
+  indices: readonly number[];
+  /** Where to flag non-finite new values. */
+  watch?: FiniteWatch;
+}
+
+/**
+ * Each parameter gets its own run of workgroups, planned as its own dispatch would be (so a
+ * workgroup never straddles two parameters); their invocations loop over runs of vectors.
+ */
+interface MultiUpdatePlan extends KernelPlan {
+  groups: number;
+  /** Workgroups of each parameter. */
+  parameterGroups: number[];
+  /** Vectors each invocation of each parameter updates. */
+  perInvocation: number[];
+}
+
+/** The multi-parameter spec of each single-parameter spec made by `updateSpec`. */
+const multiSpecs = new WeakMap<KernelSpec<never, UpdatePlan>, KernelSpec<never, MultiUpdatePlan>>();
+
+/** `body` with every tensor name (and `load_<name>`) of the rule given suffix `_<k>`. */
+function renameTensors(body: string, names: readonly string[], k: number): string {
+  let out = body.replace(/\bload_(\w+)\(/g, `load_$1_${k}(`);
+  for (const name of names) out = out.replace(new RegExp(`\\b${name}\\b`, "g"), `${name}_${k}`);
+  return out;
+}
+
+/**
+ * The update kernel of `rule` for several parameters in one dispatch (storage reads only): the
+ * parameters' vectors are laid end to end, each invocation finds which parameter a vector belongs
+ * to and runs that parameter's copy of the rule on its own bindings.
+ */
+function multiUpdateSpec<Settings>(
+  rule: UpdateRule<Settings>,
+): KernelSpec<MultiUpdateOptions<Settings>, MultiUpdatePlan> {
+  const vectors = (sizes: readonly number[]) => sizes.map((size) => Math.ceil(size / 4));
+  return {
+    name: `${rule.name}_multi`,
+    key: ({ settings, sizes, state, indices, watch }) =>
+      [
+        sizes.join("x"),
+        watch ? `watched${indices.join("x")}` : "",
+        ...state,
+        rule.key(settings),
+      ].join("_"),
+    bindings: ({ sizes, state, watch }): BindingSpec[] => [
+      ...sizes.flatMap((_, k): BindingSpec[] => [
+        { name: `grad_data_${k}`, role: "read", type: "vec4<f32>" },
+        ...["param_data", ...state].map((name): BindingSpec => ({
+          name: `${name}_${k}`,
+          role: "write",
+          type: "vec4<f32>",
+        })),
+      ]),
+      ...(watch ? [{ name: "watch_flags", role: "write" } as const] : []),
+    ],
+    plan: ({ sizes }, policy) => {
+      const workgroupSize = policy.narrowWorkgroup;
+      const parameterGroups = vectors(sizes).map((count) =>
+        Math.max(1, Math.min(policy.updateMaxGroups, Math.ceil(count / workgroupSize)))
+      );
+      return {
+        workgroupSize,
+        groups: parameterGroups.reduce((a, b) => a + b, 0),
+        parameterGroups,
+        perInvocation: vectors(sizes).map((count, k) =>
+          Math.max(1, Math.ceil(count / (parameterGroups[k] * workgroupSize)))
+        ),
+      };
+    },
+    params: rule.params,
+    prelude: ({ settings, sizes, state, indices, watch }) => {
+      const names = ["param_data", "grad_data", ...state];
+      const functions = sizes.map((size, k) => {
+        const loads = names.map((name) =>
+          `fn load_${name}_${k}(j: u32) -> vec4<f32> { return ${name}_${k}[j]; }`
+        );
+        const live = size % 4 === 0
+          ? ""
+          : ` & (vec4<u32>(0u, 1u, 2u, 3u) + 4u * j < vec4<u32>(${u32(size)}))`;
+        const check = watch
+          ? /* wgsl */ `
+  let exponent = bitcast<vec4<u32>>(updated) & vec4<u32>(0x7f800000u);
+  if (any(exponent == vec4<u32>(0x7f800000u)${live})) {
+    ${watch.mark(indices[k])}
+  }`
+          : "";
+        return `${loads.join("\n")}
+
+fn update_${k}(j: u32) {
+${renameTensors(rule.body(settings), names, k)}
+  param_data_${k}[j] = updated;${check}
+}`;
+      });
+      return `${rule.constants(settings)}\n${functions.join("\n\n")}`;
+    },
+    body: ({ sizes }, { plan }) => {
+      const counts = vectors(sizes);
+      let first = 0;
+      const branches = sizes.map((_, k) => {
+        const groups = plan.parameterGroups[k], run = plan.perInvocation[k];
+        const branch = `if (group < ${u32(first + groups)}) {
+    let base = (group - ${u32(first)}) * ${u32(run * plan.workgroupSize)} + lid;
+    for (var i = 0u; i < ${u32(run)}; i++) {
+      let j = base + i * ${u32(plan.workgroupSize)};
+      if (j < ${u32(counts[k])}) { update_${k}(j); }
+    }
+  }`;
+        first += groups;
+        return branch;
+      });
+      return /* wgsl */ `
+  // ${sizes.length} parameters: each workgroup updates vectors of one
+  ${branches.join(" else ")}`;
+    },
+  };
+}
+
+/** An update waiting to share a dispatch with the other updates of the running `step()`. */
+interface PendingUpdate {
+  spec: KernelSpec<never, MultiUpdatePlan>;
+  settings: unknown;
+  settingsKey: string;
+  update: Pick<ParameterUpdate, "index" | "param" | "grad" | "state" | "watch">;
+  slot: ParamsSlot;
+  /** Encodes this update alone, with the one-parameter kernel. */
+  alone: () => void;
+}
+
+/** The updates of the running `step()` read from storage, batched; null outside a step. */
+let pendingUpdates: PendingUpdate[] | null = null;
+
+/**
+ * Encodes the pending updates: those with the same kernel, settings, state names, step scalars
+ * and watch share dispatches, as many parameters per dispatch as the device's storage-buffer
+ * limit allows.
+ */
+function flushPendingUpdates(pending: readonly PendingUpdate[]): void {
+  const batches = new Map<string, PendingUpdate[]>();
+  for (const entry of pending) {
+    const key = [
+      entry.spec.name,
+      entry.settingsKey,
+      Object.keys(entry.update.state).join(","),
+      entry.slot.offset,
+      entry.update.watch ? "w" : "",
+    ].join("|");
+    const batch = batches.get(key);
+    if (batch) batch.push(entry);
+    else batches.set(key, [entry]);
+  }
+  const storageLimit = gpu().limits.maxStorageBuffersPerShaderStage;
+  for (const batch of batches.values()) {
+    const { spec, settings, slot, update: { state, watch } } = batch[0];
+    const names = Object.keys(state);
+    const perParameter = 2 + names.length;
+    const most = Math.max(1, Math.floor((storageLimit - (watch ? 1 : 0)) / perParameter));
+    // Chunks of at most `most` parameters, none binding a buffer another already binds
+    // (parameters that share a buffer take separate dispatches).
+    const chunks: PendingUpdate[][] = [];
+    let chunk: PendingUpdate[] = [];
+    let bound = new Set<GPUBuffer>();
+    for (const entry of batch) {
+      const { param, grad, state } = entry.update;
+      const buffers = [param, grad, ...names.map((name) => state[name])].map((t) => t.buffer);
+      if (chunk.length === most || buffers.some((buffer) => bound.has(buffer))) {
+        chunks.push(chunk);
+        chunk = [];
+        bound = new Set();
+      }
+      chunk.push(entry);
+      for (const buffer of buffers) bound.add(buffer);
+    }
+    chunks.push(chunk);
+    for (const members of chunks) {
+      if (members.length === 1) {
+        members[0].alone();
+        continue;
+      }
+      const resources: Record<string, Tensor> = {};
+      members.forEach(({ update }, k) => {
+        resources[`param_data_${k}`] = update.param;
+        resources[`grad_data_${k}`] = update.grad;
+        for (const name of names) resources[`${name}_${k}`] = update.state[name];
+      });
+      if (watch) resources.watch_flags = watch.tensor;
+      const options: MultiUpdateOptions<unknown> = {
+        settings,
+        sizes: members.map(({ update }) => update.param.size),
+        state: names,
+        indices: members.map(({ update }) => update.index),
+        watch,
+      };
+      runKernel(
+        spec as KernelSpec<MultiUpdateOptions<unknown>, MultiUpdatePlan>,
+        options,
+        resources,
+        {
+          params: slot,
+        },
+      );
+    }
+  }
+}
+
+/**
+ * Runs `encode` (the updates of one `step()`) so that the updates `encodeUpdate` would read
+ * from storage share dispatches (a multi-tensor update), encoded when `encode` returns.
+ */
+function batchUpdates(encode: () => void): void {
+  if (pendingUpdates) {
+    encode();
+    return;
+  }
+  const pending: PendingUpdate[] = [];
+  pendingUpdates = pending;
+  try {
+    encode();
+  } finally {
+    pendingUpdates = null;
+  }
+  flushPendingUpdates(pending);
 }
 
 /**
@@ -302,12 +538,27 @@ export function encodeUpdate<Settings>(
     watch,
   };
   options.textured = planKernel(spec, options).textured;
-  const resources: Record<string, Tensor> = { param_data: param, grad_data: grad, ...state };
-  if (options.textured) {
-    for (const [name, tensor] of Object.entries(resources)) resources[`${name}_texture`] = tensor;
+  const alone = () => {
+    const resources: Record<string, Tensor> = { param_data: param, grad_data: grad, ...state };
+    if (options.textured) {
+      for (const [name, tensor] of Object.entries(resources)) resources[`${name}_texture`] = tensor;
+    }
+    if (watch) resources.watch_flags = watch.tensor;
+    runKernel(spec, options, resources, { params: slot });
+  };
+  const multi = multiSpecs.get(spec as KernelSpec<never, UpdatePlan>);
+  if (pendingUpdates && multi && !options.textured) {
+    pendingUpdates.push({
+      spec: multi,
+      settings,
+      settingsKey: JSON.stringify(settings),
+      update: { index, param, grad, state, watch },
+      slot,
+      alone,
+    });
+    return;
   }
-  if (watch) resources.watch_flags = watch.tensor;
-  runKernel(spec, options, resources, { params: slot });
+  alone();
 }
 
 /** Throws `Invalid <what>: <value>` (PyTorch's wording) unless `value` is finite and >= 0. */
@@ -506,6 +757,16 @@ export abstract class Optimizer<Group extends ParamGroup = ParamGroup> {
     }
     stepSlots.clear();
     try {
+      batchUpdates(() => this.#encodeUpdates());
+    } finally {
+      stepSlots.clear();
+    }
+    this.#step++;
+  }
+
+  /** Encodes the update of every parameter with a gradient (state created on first use). */
+  #encodeUpdates(): void {
+    {
       for (const [g, group] of this.paramGroups.entries()) {
         const names = this.stateNames(group);
         for (const index of this.#groupIndices[g]) {
@@ -528,10 +789,7 @@ export abstract class Optimizer<Group extends ParamGroup = ParamGroup> {
           this.update({ index, param, grad, state, step, fresh, freshState, watch }, group);
         }
       }
-    } finally {
-      stepSlots.clear();
     }
-    this.#step++;
   }
 
   /**
