@@ -12,7 +12,8 @@
 import { GRU, LSTM } from "../../nn/modules/rnn.ts";
 import { MultiheadAttention } from "../../nn/modules/attention.ts";
 import { TransformerEncoderLayer } from "../../nn/modules/transformer.ts";
-import type { StateDict } from "../../nn/modules/module.ts";
+import type { StateDict, StateDictInput } from "../../nn/modules/module.ts";
+import { noGrad } from "../../nn/autograd.ts";
 import { manualSeed } from "../../nn/modules/init.ts";
 import { add, mul } from "../../nn/ops/elementwise.ts";
 import { sum } from "../../nn/ops/reduce.ts";
@@ -259,5 +260,50 @@ Deno.test("LSTM, GRU, MultiheadAttention, TransformerEncoderLayer match PyTorch 
         );
       }
     });
+  }
+});
+
+Deno.test("weights PyTorch initialised load into wgtorch's LSTM, GRU, MultiheadAttention and TransformerEncoderLayer and give PyTorch's outputs", async () => {
+  if (skipWithoutTorch("seq_torch_test")) return;
+  const { states } = await askTorch<
+    { states: Record<string, { shape: number[]; data: number[] }>[] }
+  >("seq.py", { export: CASES.map((c, k) => ({ kind: c.kind, config: c.config, seed: k })) });
+  const outputs: Float32Array[][] = [];
+  for (const [k, c] of CASES.entries()) {
+    const module = c.make();
+    module.eval();
+    // Strict: every name PyTorch saves must exist in wgtorch with the same shape, and vice versa.
+    (module as unknown as { loadStateDict(state: StateDictInput): unknown }).loadStateDict(
+      Object.fromEntries(
+        Object.entries(states[k]).map(([name, v]) => [
+          name,
+          { shape: v.shape, data: Float32Array.from(v.data) },
+        ]),
+      ),
+    );
+    const inputs: Record<string, Tensor> = {};
+    for (const [name, spec] of Object.entries(c.inputs)) {
+      inputs[name] = spec.dtype === "u8"
+        ? tensor(Uint8Array.from(spec.data), spec.shape, { dtype: "u8" })
+        : tensor(Float32Array.from(spec.data), spec.shape);
+    }
+    const result = noGrad(() => c.run(module, inputs));
+    outputs.push(await Promise.all(result.map((o) => o.toArray())));
+    for (const t of [...result, ...Object.values(inputs)]) t.dispose();
+    module.dispose();
+  }
+  const answer = await askTorch<{ cases: { outputs: number[][] }[] }>("seq.py", {
+    cases: CASES.map((c, k) => ({
+      kind: c.kind,
+      config: c.config,
+      state: states[k],
+      inputs: c.inputs,
+      grads: outputs[k].map((o) => Array.from({ length: o.length }, () => 0)),
+    })),
+  });
+  for (const [k, c] of CASES.entries()) {
+    for (const [j, out] of outputs[k].entries()) {
+      assertClose(out, answer.cases[k].outputs[j], TOLERANCE, `${c.name}: output ${j}`);
+    }
   }
 });

@@ -6,7 +6,8 @@ wgtorch's float32 values), so the answer is the exact value the float32 GPU resu
 Request (JSON on stdin): {"cases": [{"kind", "config", "state": {name: {"shape", "data"}},
 "inputs": {name: {"shape", "data", "dtype"?}}, "grads": [flat output gradient per output]}]}.
 Answer: {"cases": [{"outputs": [flat lists], "grads": {name: flat list}}]}: the gradients of every
-float input and parameter.
+float input and parameter. Or, for {"export": [{"kind", "config", "seed"}]}: {"states": [state dict
+of each module as PyTorch initialises it]}, which wgtorch must load.
 """
 import torch
 from torch import nn
@@ -72,9 +73,20 @@ def run(case):
     return {"outputs": [o.detach().flatten().tolist() for o in outputs], "grads": grads}
 
 
+def export(case):
+    """PyTorch's own initial weights of the case's module (seeded), for wgtorch to load."""
+    torch.manual_seed(case["seed"])
+    module = build(case["kind"], case["config"])
+    return {name: {"shape": list(t.shape), "data": t.detach().flatten().tolist()}
+            for name, t in module.state_dict().items()}
+
+
 def main():
     request = read_request()
-    write_answer({"cases": [run(case) for case in request["cases"]]})
+    if "export" in request:
+        write_answer({"states": [export(case) for case in request["export"]]})
+    else:
+        write_answer({"cases": [run(case) for case in request["cases"]]})
 
 
 if __name__ == "__main__":
