@@ -24,7 +24,7 @@
  */
 
 import { isGradEnabled, recordOp } from "./autograd.ts";
-import { f32, u32 } from "./gpu/kernel.ts";
+import { f32, RUNTIME_BITS_WGSL, runtimeF32, u32 } from "./gpu/kernel.ts";
 import { type KernelSpec, runKernel } from "./gpu/program.ts";
 import { markBufferWritten } from "./gpu/stream.ts";
 import { tidy } from "./scope.ts";
@@ -80,8 +80,9 @@ export interface CustomOpDefinition {
   outputShape?: (shapes: readonly (readonly number[])[]) => readonly number[];
   /**
    * Numbers baked into the WGSL as f32 constants (`const BETA: f32 = 1.5;`), or a function of the
-   * input shapes giving them. Each new value compiles a new pipeline: pass values that change
-   * every call as a tensor instead.
+   * input shapes giving them. ±Infinity works too (as a private variable set when the kernel
+   * starts, since WGSL has no infinite constant); NaN is refused. Each new value compiles a new
+   * pipeline: pass values that change every call as a tensor instead.
    */
   constants?:
     | Readonly<Record<string, number>>
@@ -168,7 +169,7 @@ function elementKernel(
         bound.join("+"),
         ...Object.entries(shapes).map(([k, shape]) => `${k}${shape.join("x")}`),
         `out${outputShape.join("x")}`,
-        ...Object.entries(constants).map(([k, v]) => `${k}=${f32(v)}`),
+        ...Object.entries(constants).map(([k, v]) => `${k}=${v}`),
       ].join("_"),
     bindings: ({ bound }) => [
       ...bound.map((reader) => ({ name: reader, role: "input" as const })),
@@ -184,15 +185,34 @@ ${
       Object.entries(shapes).map(([k, shape]) => shapeConstants(`${upperSnake(k)}_`, shape))
         .join("\n")
     }
-${Object.entries(constants).map(([k, v]) => `const ${k}: f32 = ${f32(v)};`).join("\n")}
+${constantDeclarations(constants)}
 ${definition.helpers ?? ""}
 fn ${fn}(${index}: u32) -> ${vectorized ? "vec4<f32>" : "f32"} {
   ${functionBody(source)}
 }`,
-    body: (options, { plan }) => /* wgsl */ `
+    body: (options, { plan }) =>
+      /* wgsl */ `${infiniteConstantValues(options.constants)}
   let ${index} = group * ${u32(plan.workgroupSize)} + lid;
   if (${index} < ${u32(count(options))}) { ${OUTPUT}[${index}] = ${fn}(${index}); }`,
   };
+}
+
+/**
+ * The constants as WGSL: `const` for finite ones; an infinite one (which WGSL cannot spell as a
+ * constant) is a private variable the kernel sets first (`infiniteConstantValues`).
+ */
+function constantDeclarations(constants: Readonly<Record<string, number>>): string {
+  const entries = Object.entries(constants);
+  const declarations = entries.map(([k, v]) =>
+    Number.isFinite(v) ? `const ${k}: f32 = ${f32(v)};` : `var<private> ${k}: f32;`
+  );
+  if (entries.some(([, v]) => !Number.isFinite(v))) declarations.push(RUNTIME_BITS_WGSL);
+  return declarations.join("\n");
+}
+
+function infiniteConstantValues(constants: Readonly<Record<string, number>>): string {
+  return Object.entries(constants).filter(([, v]) => !Number.isFinite(v))
+    .map(([k, v]) => `\n  ${k} = ${runtimeF32(v)};`).join("");
 }
 
 function checkDefinition(definition: CustomOpDefinition): void {

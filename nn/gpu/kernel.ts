@@ -128,13 +128,32 @@ export function takeCompileError(): Error | null {
   return error;
 }
 
-/** Formats a number as a WGSL f32 literal. */
+/**
+ * Formats a finite number as a WGSL f32 literal. NaN and ±Infinity have none (Tint refuses an
+ * infinite constant, and clamping to ±3.4e38 would change results): a kernel that may meet them
+ * takes the value at run time, through its params or `runtimeF32`.
+ */
 export function f32(value: number): string {
-  if (Number.isNaN(value)) throw new Error("f32 literal: NaN has no WGSL literal");
-  if (!Number.isFinite(value)) return value > 0 ? "3.4028235e38" : "-3.4028235e38";
+  if (!Number.isFinite(value)) {
+    throw new Error(
+      `f32 literal: ${value} has no WGSL literal; pass it at run time (params or runtimeF32)`,
+    );
+  }
   const text = String(value);
   return /[.eE]/.test(text) ? text : `${text}.0`;
 }
+
+/**
+ * A WGSL expression for any f32, ±Infinity and NaN included, that is not a constant expression
+ * (a call to a user function never is), so no compiler refuses it. Only inside function bodies.
+ */
+export function runtimeF32(value: number): string {
+  const bits = new Uint32Array(new Float32Array([value]).buffer)[0];
+  return `bitcast<f32>(runtimeBits(${u32(bits)}))`;
+}
+
+/** The helper `runtimeF32` calls: a prelude that uses it must include this once. */
+export const RUNTIME_BITS_WGSL = "fn runtimeBits(bits: u32) -> u32 { return bits; }";
 
 /** Formats a non-negative integer as a WGSL u32 literal. */
 export function u32(value: number): string {

@@ -378,11 +378,44 @@ Deno.test("customOp: a WGSL compile error names the op at the next sync", async 
     const y = broken(x);
     await assert.rejects(() => sync(), /custom_broken.*failed to compile/s);
     y.dispose();
-    // wgpu reports the error once; Dawn also refuses the dispatch that used the invalid
-    // pipeline, at the next sync, naming the same kernel.
-    await sync().catch((error) => assert.match(String(error), /custom_broken/));
+    // wgpu reports the error once. Dawn also refuses the command buffer that used the invalid
+    // pipeline, with two errors (the dispatch, naming the kernel, then the submit) whose events
+    // may arrive before or after the first sync took its error: the next sync then reports
+    // either, and nothing else.
+    await sync().catch((error) =>
+      assert.match(String(error), /custom_broken|Invalid CommandBuffer.*previous error/s)
+    );
   } finally {
     console.error = originalError;
+    x.dispose();
+  }
+});
+
+Deno.test("customOp: ±Infinity constants reach the kernel as infinities (no constant WGSL can spell)", async () => {
+  // A clamp whose bounds are constants, one of them infinite, used in a helper and in the body.
+  const clampTo = (name: string, LOW: number, HIGH: number) =>
+    customOp({
+      name,
+      inputs: ["x"],
+      constants: { LOW, HIGH },
+      helpers: "fn upper() -> f32 { return HIGH; }",
+      forward: "min(max(xAt(i), LOW), upper())",
+    });
+  const values = [-Infinity, -3e38, -2, 0, 1.5, 3e38, Infinity].map(Math.fround);
+  const x = tensor(values, [values.length]);
+  const cases: [string, number, number][] = [
+    ["clamp_below", -1, Infinity],
+    ["clamp_above", -Infinity, 1],
+    ["clamp_none", -Infinity, Infinity],
+  ];
+  try {
+    for (const [name, low, high] of cases) {
+      const y = clampTo(name, low, high)(x);
+      const got = Array.from(await y.toArray());
+      y.dispose();
+      assert.deepEqual(got, values.map((v) => Math.min(Math.max(v, low), high)), name);
+    }
+  } finally {
     x.dispose();
   }
 });
