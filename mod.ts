@@ -166,7 +166,8 @@ export type { Size2d } from "./nn/ops/pool_geometry.ts";
 export { conv1d, type Conv1dOptions, type Conv1dPadding } from "./nn/ops/conv1d.ts";
 export { convTranspose2d, type ConvTranspose2dOptions } from "./nn/ops/conv_transpose2d.ts";
 export { batchNorm, type BatchNormOptions } from "./nn/ops/batch_norm.ts";
-export { maxPool2d, type MaxPoolOptions } from "./nn/ops/max_pool.ts";
+export { maxPool2d, maxPool2dWithIndices, type MaxPoolOptions } from "./nn/ops/max_pool.ts";
+export { maxUnpool2d, type MaxUnpoolOptions } from "./nn/ops/max_unpool.ts";
 export {
   dropout,
   dropout2d,
@@ -288,6 +289,8 @@ export {
   AvgPool2d,
   type AvgPool2dOptions,
   type MaxPool2dOptions,
+  MaxUnpool2d,
+  type MaxUnpool2dOptions,
 } from "./nn/modules/pooling.ts";
 export {
   Dropout,

@@ -30,6 +30,7 @@ import { u32 } from "../gpu/kernel.ts";
 import type { KernelPolicy } from "../gpu/policy.ts";
 import { type KernelPlan, type KernelSpec, runKernel } from "../gpu/program.ts";
 import { Tensor } from "../tensor.ts";
+import { cast } from "./cast.ts";
 import { isNan, isNan4, relu1, relu4 } from "./nan_wgsl.ts";
 import { poolAxes, type PoolAxis } from "./pool_geometry.ts";
 import { PACKED_ARGMAX, quadCorners, quadGradient, quadMax, spreadGradient } from "./pool_quads.ts";
@@ -60,11 +61,18 @@ interface PoolGeometry {
   rows: PoolAxis;
   cols: PoolAxis;
   relu: boolean;
+  /** Saves one argmax h * W + w per window (never packed), for `maxPool2dWithIndices`. */
+  windowIndices: boolean;
 }
 
-function geometry(x: Tensor, options: MaxPoolOptions): PoolGeometry {
-  const [rows, cols] = poolAxes("maxPool2d", x, options);
-  return { planes: x.shape[0] * x.shape[1], rows, cols, relu: !!options.relu };
+function geometry(
+  op: string,
+  x: Tensor,
+  options: MaxPoolOptions,
+  windowIndices = false,
+): PoolGeometry {
+  const [rows, cols] = poolAxes(op, x, options);
+  return { planes: x.shape[0] * x.shape[1], rows, cols, relu: !!options.relu, windowIndices };
 }
 
 /** Whether some window of the axis reaches outside the input (padding, or ceil mode). */
@@ -92,6 +100,7 @@ const DW: i32 = ${cols.dilation};`;
 
 /** 2×2 windows, stride 2, whole texel pairs per row: the packed kernels. */
 function pairs(g: PoolGeometry): boolean {
+  if (g.windowIndices) return false;
   const square = [g.rows, g.cols].every((a) =>
     a.kernel === 2 && a.stride === 2 && a.padding === 0 && a.dilation === 1 &&
     a.out * 2 === a.size
@@ -137,7 +146,8 @@ function backwardItems(g: PoolGeometry): number {
 function key(g: PoolGeometry): string {
   const axis = (a: PoolAxis) =>
     `${a.size}o${a.out}k${a.kernel}s${a.stride}p${a.padding}d${a.dilation}`;
-  return `${g.planes}_${axis(g.rows)}_${axis(g.cols)}` + (g.relu ? "_relu" : "");
+  return `${g.planes}_${axis(g.rows)}_${axis(g.cols)}` + (g.relu ? "_relu" : "") +
+    (g.windowIndices ? "_indices" : "");
 }
 
 /**
@@ -155,19 +165,59 @@ function key(g: PoolGeometry): string {
  * ```
  */
 export function maxPool2d(x: Tensor, options: MaxPoolOptions): Tensor {
-  const g = geometry(x, options);
+  return pool("maxPool2d", geometry("maxPool2d", x, options), x).out;
+}
+
+/**
+ * `maxPool2d` that also returns where each maximum came from, as PyTorch's
+ * `max_pool2d(..., return_indices=True)`: `[output, indices]`, indices (i32, PyTorch's are
+ * int64) of the output's shape holding each window's argmax as h * W + w inside its plane (the
+ * first maximum in window order; a window holding NaN, its last NaN). `maxUnpool2d` takes them.
+ * The output is differentiable, the indices are not. No `relu` option (an all-negative window
+ * has no position to give).
+ *
+ * @example Pool, then put the maxima back where they were
+ * ```ts
+ * import { init, maxPool2dWithIndices, maxUnpool2d, tensor } from "@wgtorch/wgtorch";
+ *
+ * await init();
+ * const x = tensor([1, 5, 2, 0, 3, 4, 8, 7], [1, 1, 2, 4]);
+ * const [y, indices] = maxPool2dWithIndices(x, { kernelSize: 2 });
+ * console.log(await y.toArray(), await indices.toTypedArray()); // [5, 8] Int32Array [1, 6]
+ * console.log(await maxUnpool2d(y, indices, { kernelSize: 2 }).toArray()); // [0, 5, 0, 0, 0, 0, 8, 0]
+ * ```
+ */
+export function maxPool2dWithIndices(
+  x: Tensor,
+  options: Omit<MaxPoolOptions, "relu">,
+): [Tensor, Tensor] {
+  if ((options as MaxPoolOptions).relu) {
+    throw new Error("maxPool2dWithIndices: relu is not supported (use maxPool2d with relu)");
+  }
+  const g = geometry("maxPool2dWithIndices", x, options, true);
+  const { out, positions } = pool("maxPool2dWithIndices", g, x);
+  return [out, positions!];
+}
+
+/**
+ * Runs the forward kernel; the output records the backward, which holds the argmaxes (freed at
+ * once without a graph). With `windowIndices`, `positions` is an i32 copy of them.
+ */
+function pool(op: string, g: PoolGeometry, x: Tensor): { out: Tensor; positions?: Tensor } {
   const outShape = [x.shape[0], x.shape[1], g.rows.out, g.cols.out];
   const out = Tensor.empty(outShape);
-  // Packed: one float per 4 windows; else one index per window.
-  const indices = Tensor.empty([pairs(g) ? outVectors(g) : out.size]);
+  // Packed: one float per 4 windows; else one index per window (as f32: exact below 2^24).
+  const indices = Tensor.empty(pairs(g) ? [outVectors(g)] : outShape);
   runKernel(MAX_POOL, g, { x, out, indices });
-  return recordOp(
-    "maxPool2d",
+  const positions = g.windowIndices ? cast(indices, "i32") : undefined;
+  const recorded = recordOp(
+    op,
     out,
     [x],
     (grad) => [maxPool2dBackward(grad, indices, x.shape, g)],
     [indices],
   );
+  return { out: recorded, positions };
 }
 
 /** WGSL: `top`, the upper-left texel of item t's quad (see `pairsForward`). */

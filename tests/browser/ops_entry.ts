@@ -41,6 +41,7 @@ export const FAMILIES: Record<string, () => Promise<unknown>> = {
   custom_op: () => import("../nn/custom_op_test.ts"),
   losses: () => import("../nn/losses_test.ts"),
   pool: () => import("../nn/pool_test.ts"),
+  max_unpool: () => import("../nn/max_unpool_test.ts"),
   conv_options: () => import("../nn/conv_options_test.ts"),
   conv1d: () => import("../nn/conv1d_test.ts"),
   conv_transpose2d: () => import("../nn/conv_transpose2d_test.ts"),

@@ -115,3 +115,37 @@ export function maxPool2dBackwardReference(
   }
   return dx;
 }
+
+/** Max unpooling: zeros [N, C, outH, outW] holding x's values at their plane indices. */
+export function maxUnpool2dReference(
+  x: ArrayLike<number>,
+  indices: ArrayLike<number>,
+  shape: readonly number[],
+  outH: number,
+  outW: number,
+): Float64Array {
+  const [n, c, h, w] = shape;
+  const out = new Float64Array(n * c * outH * outW);
+  for (let i = 0; i < x.length; i++) {
+    const plane = Math.floor(i / (h * w));
+    if (indices[i] >= 0 && indices[i] < outH * outW) out[plane * outH * outW + indices[i]] = x[i];
+  }
+  return out;
+}
+
+/** The gradient of max unpooling: each input element gets the output gradient at its index. */
+export function maxUnpool2dBackwardReference(
+  grad: ArrayLike<number>,
+  indices: ArrayLike<number>,
+  shape: readonly number[],
+  outH: number,
+  outW: number,
+): Float64Array {
+  const [n, c, h, w] = shape;
+  const dx = new Float64Array(n * c * h * w);
+  for (let i = 0; i < dx.length; i++) {
+    const plane = Math.floor(i / (h * w));
+    if (indices[i] >= 0 && indices[i] < outH * outW) dx[i] = grad[plane * outH * outW + indices[i]];
+  }
+  return dx;
+}
