@@ -51,6 +51,8 @@ export interface Throughput {
   dispatchesPerStep: number;
   /** Buffer→texture copies per step (texture mirrors refreshed; each breaks the pass). */
   textureCopiesPerStep: number;
+  /** KiB those copies move per step. */
+  textureCopyKiBPerStep: number;
   /** Milliseconds per step spent in JavaScript encoding the step (GPU work not awaited). */
   hostMsPerStep: number;
 }
@@ -104,6 +106,8 @@ async function timeSteps(
     cpuMsPerStep: cpu / options.windows,
     dispatchesPerStep: (streamStats().dispatches - stats0.dispatches) / steps,
     textureCopiesPerStep: (streamStats().textureCopies - stats0.textureCopies) / steps,
+    textureCopyKiBPerStep: (streamStats().textureCopyBytes - stats0.textureCopyBytes) / steps /
+      1024,
     hostMsPerStep: host / steps,
   };
 }
@@ -230,6 +234,8 @@ export interface BenchRow {
   dispatchesPerStep?: number;
   /** wgtorch's buffer→texture copies per step, for throughput rows. */
   textureCopiesPerStep?: number;
+  /** KiB wgtorch's buffer→texture copies move per step, for throughput rows. */
+  textureCopyKiBPerStep?: number;
   /** wgtorch's JavaScript (encoding) milliseconds per step, for throughput rows. */
   hostMsPerStep?: number;
 }
@@ -422,12 +428,15 @@ async function main(args: readonly string[]): Promise<void> {
         cpuMsPerStep: ours.cpuMsPerStep,
         dispatchesPerStep: ours.dispatchesPerStep,
         textureCopiesPerStep: ours.textureCopiesPerStep,
+        textureCopyKiBPerStep: ours.textureCopyKiBPerStep,
         hostMsPerStep: ours.hostMsPerStep,
       });
       console.error(
         `  ${fmt(ours.dispatchesPerStep, 0)} dispatches, ${
           fmt(ours.textureCopiesPerStep, 0)
-        } texture copies, ${fmt(ours.hostMsPerStep, 2)} ms of ` +
+        } texture copies (${fmt(ours.textureCopyKiBPerStep, 0)} KiB), ${
+          fmt(ours.hostMsPerStep, 2)
+        } ms of ` +
           `JavaScript, ${fmt(ours.cpuMsPerStep, 1)} ms of process CPU per step`,
       );
     }
@@ -523,6 +532,7 @@ async function main(args: readonly string[]): Promise<void> {
       const hostMs = (performance.now() - start) / 5;
       const dispatches = (streamStats().dispatches - stats0.dispatches) / 5;
       const copies = (streamStats().textureCopies - stats0.textureCopies) / 5;
+      const copyKiB = (streamStats().textureCopyBytes - stats0.textureCopyBytes) / 5 / 1024;
       const times = await stopProfiling();
       console.log(`\nKernel time per ${model} training step, batch 128 (GPU timestamps):`);
       for (const t of times) {
@@ -531,7 +541,7 @@ async function main(args: readonly string[]): Promise<void> {
       const total = times.reduce((sum, t) => sum + t.milliseconds, 0) / 5;
       console.log(
         `${total.toFixed(2).padStart(8)} ms  in kernels; ${dispatches} dispatches, ${copies} ` +
-          `texture copies (not timed) and ` +
+          `texture copies (${copyKiB.toFixed(0)} KiB, not timed) and ` +
           `${hostMs.toFixed(2)} ms of JavaScript (encoding, with profiling on) per step`,
       );
       optimizer.dispose();

@@ -54,6 +54,8 @@ export interface StreamStats {
   bindGroupsCreated: number;
   /** Buffer→texture copies encoded (texture mirrors refreshed; each one breaks the pass). */
   textureCopies: number;
+  /** Bytes those buffer→texture copies move. */
+  textureCopyBytes: number;
   /** Buffer→buffer copies encoded (each one breaks the pass). */
   bufferCopies: number;
 }
@@ -64,6 +66,7 @@ const counters: StreamStats = {
   readbacks: 0,
   bindGroupsCreated: 0,
   textureCopies: 0,
+  textureCopyBytes: 0,
   bufferCopies: 0,
 };
 
@@ -299,6 +302,7 @@ export function copyBufferToTexture(
   }
   pendingBuffers.add(source);
   counters.textureCopies++;
+  counters.textureCopyBytes += layout.rows * layout.bytesPerRow + layout.lastRowTexels * 16;
   dispatchesPending++;
 }
 

@@ -4,7 +4,14 @@ import { gpu } from "../../nn/gpu/device.ts";
 import { relu } from "../../nn/ops/elementwise.ts";
 import { maxTensorElements, Tensor, tensor, tensorFits } from "../../nn/tensor.ts";
 import { assertThrows } from "../assert.ts";
-import { maxElementsPerTexture, texelsPerRowFor, textureFits } from "../../nn/gpu/texture.ts";
+import {
+  maxElementsPerTexture,
+  tensorTexture,
+  texelsPerRow,
+  texelsPerRowFor,
+  textureFits,
+} from "../../nn/gpu/texture.ts";
+import { flush, markBufferWritten, streamStats } from "../../nn/gpu/stream.ts";
 import { gpuReady } from "../testing.ts";
 
 await gpuReady();
@@ -71,4 +78,29 @@ Deno.test("a tensor larger than a storage binding is refused naming its shape an
       } elements\\) is too large.*${largest} elements`,
     ),
   );
+});
+
+Deno.test("streamStats counts the bytes each texture mirror refresh copies, once per version", () => {
+  // 3 full rows of texels and a partial one, whatever the adapter's row width.
+  const floatsPerRow = texelsPerRow() * 4;
+  const size = 3 * floatsPerRow + 6;
+  const x = tensor(new Float32Array(size), [size]);
+  try {
+    const before = streamStats();
+    tensorTexture(x);
+    tensorTexture(x); // same version: no copy
+    const once = streamStats();
+    assert.equal(once.textureCopies - before.textureCopies, 1);
+    // Whole texels: the partial row's 6 floats take 2 texels (8 floats).
+    assert.equal(once.textureCopyBytes - before.textureCopyBytes, (3 * floatsPerRow + 8) * 4);
+    flush();
+    markBufferWritten(x.buffer);
+    tensorTexture(x);
+    assert.equal(
+      streamStats().textureCopyBytes - once.textureCopyBytes,
+      (3 * floatsPerRow + 8) * 4,
+    );
+  } finally {
+    x.dispose();
+  }
 });
