@@ -30,7 +30,6 @@ import { printTuneOutcome, runTune, type TuneFile, type TuneOutcome } from "./tu
 import { bestConfigsTable, plotFile, type TuneSettings } from "./tune_report.ts";
 import {
   runSeededExperiment,
-  SEED_STATS_NOTE,
   seedDataLines,
   type SeededExperimentResult,
   seededSectionLines,
@@ -154,8 +153,7 @@ function reproduceReport(init: {
     );
   }
   emit(section("final"));
-  emitSeeded("final");
-  if (init.seeds) lines.push(SEED_STATS_NOTE, "");
+  emitSeeded("final"); // each seeded table carries the statistics note
   lines.push(LOSS_NOTE, "", SPLIT_NOTE, "");
   return lines.join("\n");
 }
