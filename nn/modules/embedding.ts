@@ -16,6 +16,10 @@ export interface EmbeddingLayerOptions extends InitOptions {
    * PyTorch's `padding_idx`.
    */
   paddingIdx?: number;
+  /** Rows looked up are first scaled in place to at most this norm (PyTorch's `max_norm`). */
+  maxNorm?: number;
+  /** The p of that norm (default 2). */
+  normType?: number;
 }
 
 /**
@@ -39,6 +43,10 @@ export class Embedding extends Module {
   readonly weight: Tensor;
   /** The padding row in [0, numEmbeddings), or null. */
   readonly paddingIdx: number | null;
+  /** The largest norm of a looked-up row (rows are scaled in place to it), or null. */
+  readonly maxNorm: number | null;
+  /** The p of `maxNorm`'s norm. */
+  readonly normType: number;
 
   /** A table of `numEmbeddings` rows of `embeddingDim` values. */
   constructor(
@@ -56,6 +64,8 @@ export class Embedding extends Module {
     }
     const padding = paddingRow("Embedding", options.paddingIdx, numEmbeddings);
     this.paddingIdx = padding < 0 ? null : padding;
+    this.maxNorm = options.maxNorm ?? null;
+    this.normType = options.normType ?? 2;
     const rng = options.rng ?? defaultGenerator();
     const values = new Float32Array(numEmbeddings * embeddingDim);
     for (let i = 0; i < values.length; i++) values[i] = rng.normal();
@@ -65,6 +75,10 @@ export class Embedding extends Module {
 
   /** The rows at the i32 indices `index` (any shape): [...index.shape, embeddingDim]. */
   forward(index: Tensor): Tensor {
-    return embedding(index, this.weight, { paddingIdx: this.paddingIdx ?? undefined });
+    return embedding(index, this.weight, {
+      paddingIdx: this.paddingIdx ?? undefined,
+      maxNorm: this.maxNorm ?? undefined,
+      normType: this.normType,
+    });
   }
 }

@@ -17,7 +17,7 @@
  */
 
 import { recordOp } from "../autograd.ts";
-import { u32 } from "../gpu/kernel.ts";
+import { f32, u32 } from "../gpu/kernel.ts";
 import { type KernelSpec, runKernel } from "../gpu/program.ts";
 import { formatShape, Tensor, zeros } from "../tensor.ts";
 
@@ -28,6 +28,94 @@ export interface EmbeddingOptions {
    * its values are still returned by the forward.
    */
   paddingIdx?: number;
+  /**
+   * Rows that `index` picks whose `normType`-norm exceeds this are first scaled in place (in
+   * `weight` itself, outside autograd) to norm `maxNorm`, as PyTorch's `max_norm`. As in
+   * PyTorch, `weight` must not be saved by an earlier op of the same graph (clone it there).
+   */
+  maxNorm?: number;
+  /** The p of the norm `maxNorm` bounds (default 2; `Infinity`: the largest magnitude). */
+  normType?: number;
+}
+
+/** What the renorm kernel bakes in. */
+interface RenormShape {
+  count: number;
+  rows: number;
+  dim: number;
+  maxNorm: number;
+  normType: number;
+}
+
+/**
+ * Scales each row of `weight` that some index picks to norm at most `MAX_NORM` (PyTorch's
+ * `embedding_renorm_`): one invocation per row, which looks for its row among the indices, so a
+ * row picked twice is still scaled once, by one invocation (no races).
+ */
+const EMBEDDING_RENORM: KernelSpec<RenormShape> = {
+  name: "embedding_renorm",
+  key: ({ count, rows, dim, maxNorm, normType }) =>
+    `${count}_${rows}x${dim}_max${maxNorm}_p${normType}`,
+  bindings: () => [
+    { name: "index", role: "read", type: "i32" },
+    { name: "weight", role: "write" },
+  ],
+  plan: ({ rows }, policy) => ({
+    workgroupSize: policy.narrowWorkgroup,
+    groups: Math.ceil(rows / policy.narrowWorkgroup),
+  }),
+  prelude: ({ count, rows, dim, maxNorm, normType }) => /* wgsl */ `
+const COUNT: u32 = ${u32(count)};
+const ROWS: u32 = ${u32(rows)};
+const DIM: u32 = ${u32(dim)};
+const MAX_NORM: f32 = ${f32(maxNorm)};
+fn norm(base: u32) -> f32 {${
+    normType === Infinity
+      ? /* wgsl */ `
+  var largest = 0.0;
+  for (var k = 0u; k < DIM; k++) { largest = max(largest, abs(weight[base + k])); }
+  return largest;`
+      : /* wgsl */ `
+  var total = 0.0;
+  for (var k = 0u; k < DIM; k++) { total += ${
+        normType === 2
+          ? "weight[base + k] * weight[base + k]"
+          : normType === 1
+          ? "abs(weight[base + k])"
+          : `pow(abs(weight[base + k]), ${f32(normType)})`
+      }; }
+  return ${
+        normType === 2
+          ? "sqrt(total)"
+          : normType === 1
+          ? "total"
+          : `pow(total, ${f32(1 / normType)})`
+      };`
+  }
+}`,
+  body: (_, { plan }) => /* wgsl */ `
+  let row = group * ${u32(plan.workgroupSize)} + lid;
+  if (row >= ROWS) { return; }
+  var picked = false;
+  for (var t = 0u; t < COUNT; t++) {
+    if (index[t] == i32(row)) { picked = true; break; }
+  }
+  if (!picked) { return; }
+  let base = row * DIM;
+  let rowNorm = norm(base);
+  if (rowNorm > MAX_NORM) {
+    let scale = MAX_NORM / (rowNorm + 1e-7);
+    for (var k = 0u; k < DIM; k++) { weight[base + k] = weight[base + k] * scale; }
+  }`,
+};
+
+function checkNorm(maxNorm: number | undefined, normType: number | undefined): void {
+  if (maxNorm !== undefined && !(maxNorm >= 0 && Number.isFinite(maxNorm))) {
+    throw new Error(`embedding: maxNorm must be a finite number >= 0, got ${maxNorm}`);
+  }
+  if (normType !== undefined && !(normType > 0)) {
+    throw new Error(`embedding: normType must be > 0 (or Infinity), got ${normType}`);
+  }
 }
 
 /** What the embedding kernels bake in. */
@@ -146,7 +234,8 @@ export function paddingRow(op: string, paddingIdx: number | undefined, rows: num
  * PyTorch's `F.embedding`: the result has shape [...index.shape, dim]. Indices are not checked
  * on the GPU: one outside [0, numEmbeddings) gives a row of zeros (PyTorch raises instead).
  * Differentiable with respect to weight: repeated indices add their gradients, and the
- * `paddingIdx` row gets none.
+ * `paddingIdx` row gets none. With `maxNorm`, the picked rows of `weight` are first scaled down in
+ * place to that norm (PyTorch's `max_norm`; the gradient does not go through the scaling).
  *
  * @example
  * ```ts
@@ -181,6 +270,14 @@ export function embedding(
     dim,
     padding: paddingRow("embedding", options.paddingIdx, rows),
   };
+  const { maxNorm, normType = 2 } = options;
+  checkNorm(maxNorm, options.normType);
+  if (maxNorm !== undefined && index.size > 0 && weight.size > 0) {
+    runKernel(EMBEDDING_RENORM, { count: index.size, rows, dim, maxNorm, normType }, {
+      index,
+      weight,
+    });
+  }
   const out = Tensor.empty([...index.shape, dim]);
   if (out.size > 0) runKernel(EMBEDDING, shape, { index, weight, out });
   return recordOp("embedding", out, [weight, index], (grad) => {

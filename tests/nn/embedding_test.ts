@@ -141,22 +141,37 @@ Deno.test("Embedding: N(0, 1) weight from the generator, padding row zero, gradi
 });
 
 Deno.test({
-  name: "embedding matches PyTorch (output, weight gradient with paddingIdx); state dict loads",
+  name:
+    "embedding matches PyTorch (output, weight gradient with paddingIdx, maxNorm renorm in place); state dict loads",
   ignore: skipWithoutTorch("embedding vs PyTorch"),
   async fn() {
     const cases = [
       { index: [3, 7], rows: 6, dim: 5, paddingIdx: null as number | null },
       { index: [2, 2, 3], rows: 4, dim: 8, paddingIdx: 1 },
       { index: [11], rows: 5, dim: 3, paddingIdx: -2 },
-    ].map((c, k) => ({
+      // max_norm: rows picked (some twice) scaled in place; rows not picked left alone.
+      { index: [3, 4], rows: 9, dim: 8, paddingIdx: null, maxNorm: 1.1 },
+      { index: [2, 3], rows: 5, dim: 3, paddingIdx: 0, maxNorm: 0.5, normType: 1 },
+      { index: [7], rows: 10, dim: 5, paddingIdx: null, maxNorm: 0.4, normType: 3 },
+      { index: [6], rows: 4, dim: 4, paddingIdx: null, maxNorm: 0.6, normType: Infinity },
+    ].map((c: { maxNorm?: number; normType?: number } & Record<string, unknown>, k) => ({
       op: "embedding",
-      index: { shape: c.index, data: Array.from(randomInts(sizeOf(c.index), c.rows, 70 + k)) },
-      weight: {
-        shape: [c.rows, c.dim],
-        data: Float64Array.from(Float32Array.from(randomArray(c.rows * c.dim, 80 + k))),
+      index: {
+        shape: c.index as number[],
+        data: Array.from(randomInts(sizeOf(c.index as number[]), c.rows as number, 70 + k)),
       },
-      paddingIdx: c.paddingIdx,
-      grad: Float64Array.from(Float32Array.from(randomArray(sizeOf(c.index) * c.dim, 90 + k))),
+      weight: {
+        shape: [c.rows as number, c.dim as number],
+        data: Float64Array.from(
+          Float32Array.from(randomArray((c.rows as number) * (c.dim as number), 80 + k)),
+        ),
+      },
+      paddingIdx: c.paddingIdx as number | null,
+      maxNorm: c.maxNorm,
+      normType: c.normType,
+      grad: Float64Array.from(
+        Float32Array.from(randomArray(sizeOf(c.index as number[]) * (c.dim as number), 90 + k)),
+      ),
     }));
     const dir = await Deno.makeTempDir();
     try {
@@ -168,7 +183,7 @@ Deno.test({
         module.forward(tensor(Int32Array.from(moduleIndex.data), [2, 5], { dtype: "i32" }))
       );
       const { answers, modules } = await askTorch<{
-        answers: { out: number[]; grads: number[][] }[];
+        answers: { out: number[]; grads: number[][]; weight: number[] }[];
         modules: { out: number[] }[];
       }>("norm.py", {
         cases,
@@ -180,11 +195,17 @@ Deno.test({
           requiresGrad: true,
         });
         const out = tidy(() => {
-          const y = embedding(index, weight, { paddingIdx: c.paddingIdx ?? undefined });
+          const y = embedding(index, weight, {
+            paddingIdx: c.paddingIdx ?? undefined,
+            maxNorm: c.maxNorm,
+            normType: c.normType,
+          });
           y.backward({ grad: tensor(Float32Array.from(c.grad), y.shape) });
           return y;
         });
-        assertClose(await out.toArray(), answers[k].out, { atol: 0 }, `case ${k}: output`);
+        const renormed = c.maxNorm === undefined ? { atol: 0 } : { atol: 1e-6, rtol: 1e-5 };
+        assertClose(await out.toArray(), answers[k].out, renormed, `case ${k}: output`);
+        assertClose(await weight.toArray(), answers[k].weight, renormed, `case ${k}: weight after`);
         assertClose(
           await weight.grad!.toArray(),
           answers[k].grads[0],
@@ -218,4 +239,41 @@ Deno.test("Embedding training steps leave no GPU buffer behind", async () => {
   assert.equal(memoryStats().liveBuffers, before, "live buffers after 3 more steps");
   index.dispose();
   table.dispose();
+});
+
+Deno.test("embedding maxNorm: picked rows (one twice) scaled in place to the norm, others untouched", async () => {
+  const rows = 6, dim = 5, maxNorm = 0.9;
+  const values = Float32Array.from(randomArray(rows * dim, 123), (v) => 2 * v);
+  const picks = [4, 1, 4, 0];
+  for (const normType of [2, 1, 3.5, Infinity]) {
+    const weight = tensor(values, [rows, dim]);
+    const index = tensor(Int32Array.from(picks), [2, 2], { dtype: "i32" });
+    const out = embedding(index, weight, { maxNorm, normType });
+    const expected = Float64Array.from(values);
+    for (const row of new Set(picks)) {
+      const slice = expected.subarray(row * dim, (row + 1) * dim);
+      const norm = normType === Infinity
+        ? Math.max(...slice.map(Math.abs))
+        : Math.pow(slice.reduce((s, v) => s + Math.pow(Math.abs(v), normType), 0), 1 / normType);
+      if (norm > maxNorm) slice.forEach((v, k) => slice[k] = v * maxNorm / (norm + 1e-7));
+    }
+    assertClose(await weight.toArray(), expected, { atol: 1e-6, rtol: 1e-5 }, `p ${normType}`);
+    const picked = picks.flatMap((row) =>
+      Array.from(expected.subarray(row * dim, (row + 1) * dim))
+    );
+    assertClose(await out.toArray(), picked, { atol: 1e-6, rtol: 1e-5 }, `p ${normType} output`);
+    for (const t of [weight, index, out]) t.dispose();
+  }
+  const weight = tensor(values, [rows, dim]);
+  const index = tensor([0], [1], { dtype: "i32" });
+  assert.throws(
+    () => embedding(index, weight, { maxNorm: -1 }),
+    /maxNorm must be a finite number >= 0, got -1/,
+  );
+  assert.throws(
+    () => embedding(index, weight, { maxNorm: 1, normType: 0 }),
+    /normType must be > 0/,
+  );
+  weight.dispose();
+  index.dispose();
 });

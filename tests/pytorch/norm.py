@@ -4,7 +4,8 @@ Reads {cases: [...], modules: [...]} (json_io) and answers {answers, modules}:
 - a case {op: "layer_norm" | "group_norm", x: {shape, data}, arg (normalized shape or number of
   groups), weight, bias, eps, grad}: the output and the gradients of x, weight and bias when the
   output's gradient is `grad`; a case {op: "embedding", index: {shape, data}, weight: {shape,
-  data}, paddingIdx, grad}: the output and the weight's gradient (float64 throughout);
+  data}, paddingIdx, maxNorm?, normType?, grad}: the output, the weight's gradient and the weight
+  after the call (max_norm scales rows in place) (float64 throughout);
 - a module {kind: "LayerNorm" | "GroupNorm" | "Embedding", args, eps?, paddingIdx?, path, x}:
   the module built as torch.nn's, its state dict loaded (strict) from wgtorch's safetensors file
   at `path`, and its output on x (index data for Embedding).
@@ -26,9 +27,11 @@ def run(case):
     if case["op"] == "embedding":
         index = torch.tensor(case["index"]["data"], dtype=torch.int64).reshape(case["index"]["shape"])
         weight = f64(case["weight"]).requires_grad_()
-        out = F.embedding(index, weight, padding_idx=case["paddingIdx"])
+        out = F.embedding(index, weight, padding_idx=case["paddingIdx"],
+                          max_norm=case.get("maxNorm"), norm_type=case.get("normType", 2.0))
         out.backward(grad.reshape(out.shape))
-        return {"out": out.detach().flatten().tolist(), "grads": [weight.grad.flatten().tolist()]}
+        return {"out": out.detach().flatten().tolist(), "grads": [weight.grad.flatten().tolist()],
+                "weight": weight.detach().flatten().tolist()}
     x = f64(case["x"]).requires_grad_()
     if case["op"] == "layer_norm":
         shape = case["arg"]
