@@ -4,7 +4,9 @@
  */
 
 import { AssertionError } from "node:assert";
+import { memoryStats } from "../nn/gpu/buffer_pool.ts";
 import { init } from "../nn/gpu/device.ts";
+import { sync } from "../nn/gpu/stream.ts";
 import { Rng } from "../nn/random.ts";
 import { tidy } from "../nn/scope.ts";
 import { type Tensor, tensor } from "../nn/tensor.ts";
@@ -12,6 +14,29 @@ import { type Tensor, tensor } from "../nn/tensor.ts";
 /** Initialises the device once per test module; call at the top of GPU tests. */
 export async function gpuReady(): Promise<void> {
   await init();
+}
+
+/**
+ * Runs `step` (awaited) `warmup` times, then `repeats` more, and asserts that the repeats left
+ * nothing behind: the same live buffers and bytes, and no GPUBuffer created.
+ */
+export async function assertSteadyMemory(
+  step: () => unknown,
+  { warmup = 3, repeats = 20 }: { warmup?: number; repeats?: number } = {},
+): Promise<void> {
+  for (let i = 0; i < warmup; i++) await step();
+  await sync();
+  const before = memoryStats();
+  for (let i = 0; i < repeats; i++) await step();
+  await sync();
+  const after = memoryStats();
+  const counts = (m: typeof before) => [m.liveBuffers, m.liveBytes, m.buffersCreated];
+  if (counts(after).join() !== counts(before).join()) {
+    throw new AssertionError({
+      message: `memory grew over ${repeats} steps: [live buffers, live bytes, buffers created] ` +
+        `went from [${counts(before)}] to [${counts(after)}]`,
+    });
+  }
 }
 
 /** Uniform values in [low, high) from a seed, as float64. */

@@ -5,12 +5,10 @@
 import { maxPool2dWithIndices, type MaxPoolOptions } from "../../nn/ops/max_pool.ts";
 import { maxUnpool2d, type MaxUnpoolOptions } from "../../nn/ops/max_unpool.ts";
 import { MaxPool2d, MaxUnpool2d } from "../../nn/modules/pooling.ts";
-import { memoryStats } from "../../nn/gpu/buffer_pool.ts";
-import { sync } from "../../nn/gpu/stream.ts";
 import { sum } from "../../nn/ops/reduce.ts";
 import { tensor } from "../../nn/tensor.ts";
 import { assert, assertThrows } from "../assert.ts";
-import { assertClose, gpuReady, randomArray } from "../testing.ts";
+import { assertClose, assertSteadyMemory, gpuReady, randomArray } from "../testing.ts";
 import { askTorch, skipWithoutTorch } from "../torch.ts";
 import { testOp } from "./op_helper.ts";
 import {
@@ -130,16 +128,7 @@ Deno.test("MaxPool2d({ returnIndices }) and MaxUnpool2d: an autoencoder's round 
     for (const t of [y, indices, restored, loss, x.grad!]) t.dispose();
     x.grad = null;
   };
-  await step();
-  await sync();
-  const before = memoryStats();
-  for (let i = 0; i < 3; i++) await step();
-  await sync();
-  const after = memoryStats();
-  assert.deepEqual(
-    [after.liveBuffers, after.liveBytes, after.buffersCreated],
-    [before.liveBuffers, before.liveBytes, before.buffersCreated],
-  );
+  await assertSteadyMemory(step, { warmup: 1, repeats: 3 });
   x.dispose();
 });
 

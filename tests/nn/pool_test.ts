@@ -4,13 +4,11 @@ import { maxPool2d, type MaxPoolOptions } from "../../nn/ops/max_pool.ts";
 import type { Size2d } from "../../nn/ops/pool_geometry.ts";
 import { AdaptiveAvgPool2d, AvgPool2d, MaxPool2d } from "../../nn/modules/pooling.ts";
 import { Dropout2d, MaxPool2d as LayersMaxPool2d, Sequential } from "../../nn/modules/layers.ts";
-import { memoryStats } from "../../nn/gpu/buffer_pool.ts";
-import { sync } from "../../nn/gpu/stream.ts";
 import { sum } from "../../nn/ops/reduce.ts";
 import { Rng } from "../../nn/random.ts";
 import { ones, type Tensor, tensor, zeros } from "../../nn/tensor.ts";
 import { assert, assertThrows } from "../assert.ts";
-import { assertClose, gpuReady, randomArray } from "../testing.ts";
+import { assertClose, assertSteadyMemory, gpuReady, randomArray } from "../testing.ts";
 import { askTorch, skipWithoutTorch } from "../torch.ts";
 import { testOp } from "./op_helper.ts";
 import { maxPool2dBackwardReference, maxPool2dReference } from "./reference/max_pool.ts";
@@ -525,15 +523,6 @@ Deno.test("pooling layers and Dropout2d: repeated forward and backward leave no 
     x.grad?.dispose();
     x.grad = null;
   };
-  for (let i = 0; i < 3; i++) step();
-  await sync();
-  const before = memoryStats();
-  for (let i = 0; i < 20; i++) step();
-  await sync();
-  const after = memoryStats();
-  assert.deepEqual(
-    [after.liveBuffers, after.liveBytes, after.buffersCreated],
-    [before.liveBuffers, before.liveBytes, before.buffersCreated],
-  );
+  await assertSteadyMemory(step);
   x.dispose();
 });

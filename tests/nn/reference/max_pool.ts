@@ -116,6 +116,23 @@ export function maxPool2dBackwardReference(
   return dx;
 }
 
+/**
+ * For each element i of an unpooling input of `shape` [N, C, H, W], the output element its index
+ * names inside its plane of [N, C, outH, outW], or -1 where the index is outside the plane.
+ */
+function unpoolTargets(
+  indices: ArrayLike<number>,
+  shape: readonly number[],
+  outH: number,
+  outW: number,
+): Int32Array {
+  const [n, c, h, w] = shape;
+  return Int32Array.from({ length: n * c * h * w }, (_, i) => {
+    const at = indices[i];
+    return at >= 0 && at < outH * outW ? Math.floor(i / (h * w)) * outH * outW + at : -1;
+  });
+}
+
 /** Max unpooling: zeros [N, C, outH, outW] holding x's values at their plane indices. */
 export function maxUnpool2dReference(
   x: ArrayLike<number>,
@@ -124,12 +141,10 @@ export function maxUnpool2dReference(
   outH: number,
   outW: number,
 ): Float64Array {
-  const [n, c, h, w] = shape;
-  const out = new Float64Array(n * c * outH * outW);
-  for (let i = 0; i < x.length; i++) {
-    const plane = Math.floor(i / (h * w));
-    if (indices[i] >= 0 && indices[i] < outH * outW) out[plane * outH * outW + indices[i]] = x[i];
-  }
+  const out = new Float64Array(shape[0] * shape[1] * outH * outW);
+  unpoolTargets(indices, shape, outH, outW).forEach((o, i) => {
+    if (o >= 0) out[o] = x[i];
+  });
   return out;
 }
 
@@ -141,11 +156,5 @@ export function maxUnpool2dBackwardReference(
   outH: number,
   outW: number,
 ): Float64Array {
-  const [n, c, h, w] = shape;
-  const dx = new Float64Array(n * c * h * w);
-  for (let i = 0; i < dx.length; i++) {
-    const plane = Math.floor(i / (h * w));
-    if (indices[i] >= 0 && indices[i] < outH * outW) dx[i] = grad[plane * outH * outW + indices[i]];
-  }
-  return dx;
+  return Float64Array.from(unpoolTargets(indices, shape, outH, outW), (o) => o >= 0 ? grad[o] : 0);
 }
