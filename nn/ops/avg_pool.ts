@@ -25,8 +25,8 @@
 
 import { recordOp } from "../autograd.ts";
 import { f32, u32 } from "../gpu/kernel.ts";
-import type { KernelPolicy } from "../gpu/policy.ts";
-import { type KernelPlan, type KernelSpec, runKernel } from "../gpu/program.ts";
+import { itemLoop, type LoopPlan, loopPlan } from "../gpu/item_loop.ts";
+import { type KernelSpec, runKernel } from "../gpu/program.ts";
 import { formatShape, Tensor } from "../tensor.ts";
 import { pair2d, poolAxes, type PoolAxis, type Size2d } from "./pool_geometry.ts";
 
@@ -151,31 +151,6 @@ fn divisor(oh: i32, ow: i32) -> f32 {${divisor}
 /** Whether the forward reads whole texels per row: 4 outputs of one row per invocation. */
 function rowTexels(g: AvgGeometry): boolean {
   return !g.rows.adaptive && !g.cols.adaptive && g.cols.size % 4 === 0 && g.cols.out % 4 === 0;
-}
-
-/** A plan in which each invocation loops over a run of `perInvocation` items. */
-interface LoopPlan extends KernelPlan {
-  groups: number;
-  perInvocation: number;
-}
-
-/** Narrow workgroups, at most `updateMaxGroups` of them. */
-function loopPlan(items: number, policy: KernelPolicy): LoopPlan {
-  const workgroupSize = policy.narrowWorkgroup;
-  const groups = Math.max(1, Math.min(policy.updateMaxGroups, Math.ceil(items / workgroupSize)));
-  return { workgroupSize, groups, perInvocation: Math.ceil(items / (groups * workgroupSize)) };
-}
-
-/** WGSL running `body` for every item `t < items` (WGSL `t: u32`), lanes on adjacent items. */
-function itemLoop(items: number, plan: LoopPlan, body: string): string {
-  return /* wgsl */ `
-  let base = group * ${u32(plan.perInvocation * plan.workgroupSize)} + lid;
-  for (var k = 0u; k < ${u32(plan.perInvocation)}; k++) {
-    let t = base + k * ${u32(plan.workgroupSize)};
-    if (t < ${u32(items)}) {
-${body}
-    }
-  }`;
 }
 
 function outVectors(g: AvgGeometry): number {

@@ -15,7 +15,8 @@
 import { recordOp } from "../autograd.ts";
 import { f32, u32 } from "../gpu/kernel.ts";
 import type { KernelPolicy } from "../gpu/policy.ts";
-import { type KernelPlan, type KernelSpec, runKernel } from "../gpu/program.ts";
+import { type KernelSpec, runKernel } from "../gpu/program.ts";
+import { itemLoop, type LoopPlan, loopPlan } from "../gpu/item_loop.ts";
 import { formatShape, Tensor, zeros } from "../tensor.ts";
 
 const GOLDEN = 0x9e3779b9;
@@ -86,21 +87,11 @@ fn mix4(value: vec4<u32>) -> vec4<u32> {
 }`;
 }
 
-/** A plan in which each invocation loops over a run of `perInvocation` vectors. */
-interface LoopPlan extends KernelPlan {
-  groups: number;
-  perInvocation: number;
-}
-
 /** Narrow workgroups looping over the vectors of `size` elements. */
 function vectorPlan(size: number, policy: KernelPolicy): LoopPlan {
-  const vectors = Math.ceil(size / 4);
-  const workgroupSize = policy.narrowWorkgroup;
-  const groups = Math.max(1, Math.min(policy.updateMaxGroups, Math.ceil(vectors / workgroupSize)));
-  return { workgroupSize, groups, perInvocation: Math.ceil(vectors / (groups * workgroupSize)) };
+  return loopPlan(Math.ceil(size / 4), policy);
 }
 
-/** out = x * keep(seed, i) / (1 - p), four elements per step, the seed a per-call param. */
 const APPLY_MASK: KernelSpec<{ size: number; p: number }, LoopPlan> = {
   name: "dropout",
   key: ({ size, p }) => `${size}_p${p}`,
@@ -112,18 +103,18 @@ const APPLY_MASK: KernelSpec<{ size: number; p: number }, LoopPlan> = {
   params: "seed: u32",
   prelude: ({ p }) => maskPrelude(p),
   body: ({ size }, { plan }) => /* wgsl */ `
-  let key = mix4(vec4<u32>(params.seed + ${u32(GOLDEN)})).x;
-  let base = group * ${u32(plan.perInvocation * plan.workgroupSize)} + lid;
-  for (var k = 0u; k < ${u32(plan.perInvocation)}; k++) {
-    let j = base + k * ${u32(plan.workgroupSize)};
+  let key = mix4(vec4<u32>(params.seed + ${u32(GOLDEN)})).x;${
     // Elements 4j..4j+3; the last vector may run into the buffer's padding, which nothing reads.
-    if (j < ${u32(Math.ceil(size / 4))}) {
+    itemLoop(
+      Math.ceil(size / 4),
+      plan,
+      `
       let i = vec4<u32>(4u * j) + vec4<u32>(0u, 1u, 2u, 3u);
       let keep = mix4(mix4(i) ^ vec4<u32>(key)) >= vec4<u32>(THRESHOLD);
       // A multiply, not a select: a dropped NaN stays NaN (NaN * 0), as in PyTorch.
-      out[j] = xVec4(j) * select(vec4<f32>(0.0), vec4<f32>(SCALE), keep);
-    }
-  }`,
+      out[j] = xVec4(j) * select(vec4<f32>(0.0), vec4<f32>(SCALE), keep);`,
+      "j",
+    )}`,
 };
 
 /** Encodes out = x * keep(seed, i) / (1 - p); forward and backward both use it. */
@@ -183,16 +174,17 @@ const APPLY_CHANNEL_MASK: KernelSpec<ChannelMask, LoopPlan> = {
   params: "seed: u32",
   prelude: ({ p }) => maskPrelude(p),
   body: ({ size, planeSize }, { plan }) => /* wgsl */ `
-  let key = mix4(vec4<u32>(params.seed + ${u32(GOLDEN)})).x;
-  let base = group * ${u32(plan.perInvocation * plan.workgroupSize)} + lid;
-  for (var k = 0u; k < ${u32(plan.perInvocation)}; k++) {
-    let j = base + k * ${u32(plan.workgroupSize)};
-    if (j < ${u32(Math.ceil(size / 4))}) {
+  let key = mix4(vec4<u32>(params.seed + ${u32(GOLDEN)})).x;${
+    itemLoop(
+      Math.ceil(size / 4),
+      plan,
+      `
       // The channel (n * C + c) of elements 4j..4j+3: one hash per channel.
       let channel = (vec4<u32>(4u * j) + vec4<u32>(0u, 1u, 2u, 3u)) / vec4<u32>(${u32(planeSize)});
       let keep = mix4(mix4(channel) ^ vec4<u32>(key)) >= vec4<u32>(THRESHOLD);
-      out[j] = xVec4(j) * select(vec4<f32>(0.0), vec4<f32>(SCALE), keep);
-    }
+      out[j] = xVec4(j) * select(vec4<f32>(0.0), vec4<f32>(SCALE), keep);`,
+      "j",
+    )
   }`,
 };
 

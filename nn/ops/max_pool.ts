@@ -27,8 +27,8 @@
 
 import { recordOp } from "../autograd.ts";
 import { u32 } from "../gpu/kernel.ts";
-import type { KernelPolicy } from "../gpu/policy.ts";
-import { type KernelPlan, type KernelSpec, runKernel } from "../gpu/program.ts";
+import { itemLoop, type LoopPlan, loopPlan } from "../gpu/item_loop.ts";
+import { type KernelSpec, runKernel } from "../gpu/program.ts";
 import { Tensor } from "../tensor.ts";
 import { cast } from "./cast.ts";
 import { isNan, isNan4, relu1, relu4 } from "./nan_wgsl.ts";
@@ -106,31 +106,6 @@ function pairs(g: PoolGeometry): boolean {
     a.out * 2 === a.size
   );
   return square && g.cols.size % 8 === 0;
-}
-
-/** A plan in which each invocation loops over a run of `perInvocation` items. */
-interface LoopPlan extends KernelPlan {
-  groups: number;
-  perInvocation: number;
-}
-
-/** Narrow workgroups, at most `updateMaxGroups` of them (a few dozen keep both cores busy). */
-function loopPlan(items: number, policy: KernelPolicy): LoopPlan {
-  const workgroupSize = policy.narrowWorkgroup;
-  const groups = Math.min(policy.updateMaxGroups, Math.ceil(items / workgroupSize));
-  return { workgroupSize, groups, perInvocation: Math.ceil(items / (groups * workgroupSize)) };
-}
-
-/** WGSL running `body` for every item `t < items` (WGSL `t: u32`), lanes on adjacent items. */
-function itemLoop(items: number, plan: LoopPlan, body: string): string {
-  return /* wgsl */ `
-  let base = group * ${u32(plan.perInvocation * plan.workgroupSize)} + lid;
-  for (var k = 0u; k < ${u32(plan.perInvocation)}; k++) {
-    let t = base + k * ${u32(plan.workgroupSize)};
-    if (t < ${u32(items)}) {
-${body}
-    }
-  }`;
 }
 
 /** Output vectors: the forward's items, and the packed backward's. */

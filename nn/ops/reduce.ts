@@ -17,7 +17,8 @@
 
 import { recordOp } from "../autograd.ts";
 import { f32, u32 } from "../gpu/kernel.ts";
-import { type KernelPlan, type KernelSpec, planKernel, runKernel } from "../gpu/program.ts";
+import { type KernelSpec, planKernel, runKernel } from "../gpu/program.ts";
+import { itemLoop, type LoopPlan, loopPlan } from "../gpu/item_loop.ts";
 import { formatShape, full, Tensor, zeros } from "../tensor.ts";
 import { isNan } from "./nan_wgsl.ts";
 import {
@@ -54,17 +55,6 @@ fn workgroupSum(lid: u32, value: f32) -> f32 {
 }`;
 }
 
-/** A plan in which each invocation loops over a run of `perInvocation` vectors. */
-interface LoopPlan extends KernelPlan {
-  groups: number;
-  perInvocation: number;
-}
-
-/** The loop plan of `vectors` vectors over `groups` workgroups of `workgroupSize`. */
-function loopPlan(vectors: number, workgroupSize: number, groups: number): LoopPlan {
-  return { workgroupSize, groups, perInvocation: Math.ceil(vectors / (groups * workgroupSize)) };
-}
-
 /** One pass of a sum: `partial` (the first of two passes), else the whole sum in one workgroup. */
 interface SumOptions {
   size: number;
@@ -85,29 +75,29 @@ const SUM: KernelSpec<SumOptions, LoopPlan> = {
   ],
   plan: ({ size, partial }, policy) => {
     const vectors = Math.ceil(size / 4);
-    const workgroupSize = policy.narrowWorkgroup;
     const groups = partial
       ? Math.min(
         policy.updateMaxGroups,
-        Math.ceil(vectors / (workgroupSize * MIN_PER_INVOCATION)),
+        Math.ceil(vectors / (policy.narrowWorkgroup * MIN_PER_INVOCATION)),
       )
       : 1;
-    return loopPlan(vectors, workgroupSize, groups);
+    return loopPlan(vectors, policy, groups);
   },
   prelude: ({ size, factor }, { plan }) => /* wgsl */ `
 const SIZE: u32 = ${u32(size)};
 const FACTOR: f32 = ${f32(factor)};
 ${workgroupSumWgsl(plan.workgroupSize)}`,
   body: ({ size }, { plan }) => /* wgsl */ `
-  var acc = vec4<f32>(0.0);
-  let base = group * ${u32(plan.perInvocation * plan.workgroupSize)} + lid;
-  for (var k = 0u; k < ${u32(plan.perInvocation)}; k++) {
-    let j = base + k * ${u32(plan.workgroupSize)};
-    if (j < ${u32(Math.ceil(size / 4))}) {
+  var acc = vec4<f32>(0.0);${
+    itemLoop(
+      Math.ceil(size / 4),
+      plan,
+      `
       // The last vector's values past SIZE are padding: masked.
       let inside = vec4<u32>(4u * j) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(SIZE);
-      acc += select(vec4<f32>(0.0), xVec4(j), inside);
-    }
+      acc += select(vec4<f32>(0.0), xVec4(j), inside);`,
+      "j",
+    )
   }
   let total = workgroupSum(lid, dot(acc, vec4<f32>(1.0)));
   if (lid == 0u) { out[group] = total * FACTOR; }`,
@@ -139,19 +129,11 @@ const BROADCAST: KernelSpec<{ size: number; factor: number }, LoopPlan> = {
     { name: "scalar", role: "read" },
     { name: "out", role: "write", type: "vec4<f32>" },
   ],
-  plan: ({ size }, policy) => {
-    const vectors = Math.ceil(size / 4);
-    const workgroupSize = policy.narrowWorkgroup;
-    const groups = Math.min(policy.updateMaxGroups, Math.ceil(vectors / workgroupSize));
-    return loopPlan(vectors, workgroupSize, groups);
-  },
+  plan: ({ size }, policy) => loopPlan(Math.ceil(size / 4), policy),
   // Whole vec4s: the last may run into the buffer's padding, which nothing reads.
   body: ({ size, factor }, { plan }) => /* wgsl */ `
-  let value = vec4<f32>(scalar[0] * ${f32(factor)});
-  let base = group * ${u32(plan.perInvocation * plan.workgroupSize)} + lid;
-  for (var k = 0u; k < ${u32(plan.perInvocation)}; k++) {
-    let j = base + k * ${u32(plan.workgroupSize)};
-    if (j < ${u32(Math.ceil(size / 4))}) { out[j] = value; }
+  let value = vec4<f32>(scalar[0] * ${f32(factor)});${
+    itemLoop(Math.ceil(size / 4), plan, "      out[j] = value;", "j")
   }`,
 };
 

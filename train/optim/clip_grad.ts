@@ -13,7 +13,8 @@
  */
 
 import { f32, u32 } from "../../nn/gpu/kernel.ts";
-import { type KernelPlan, type KernelSpec, planKernel, runKernel } from "../../nn/gpu/program.ts";
+import { type KernelSpec, planKernel, runKernel } from "../../nn/gpu/program.ts";
+import { itemLoop, type LoopPlan, loopPlan } from "../../nn/gpu/item_loop.ts";
 import { formatShape, Tensor, zeros } from "../../nn/tensor.ts";
 import { isNan, isNan4 } from "../../nn/ops/nan_wgsl.ts";
 
@@ -30,20 +31,6 @@ const NORM_EPSILON = 1e-6;
 
 /** How norms combine: `sum` of `|g|^p` (p finite) or `max` of `|g|`. */
 type NormKind = { p: number };
-
-/** A plan in which each invocation loops over a run of `perInvocation` vectors. */
-interface LoopPlan extends KernelPlan {
-  groups: number;
-  perInvocation: number;
-}
-
-function loopPlan(vectors: number, workgroupSize: number, groups: number): LoopPlan {
-  return {
-    workgroupSize,
-    groups: Math.max(1, groups),
-    perInvocation: Math.max(1, Math.ceil(vectors / (Math.max(1, groups) * workgroupSize))),
-  };
-}
 
 /**
  * WGSL: `combine(a, b)` (sum, or max keeping NaN: `a + b` is NaN exactly when either is, for
@@ -101,12 +88,11 @@ const NORM_PARTIAL: KernelSpec<PartialOptions, LoopPlan> = {
   ],
   plan: ({ size }, policy) => {
     const vectors = Math.ceil(size / 4);
-    const workgroupSize = policy.narrowWorkgroup;
     const groups = Math.min(
       policy.updateMaxGroups,
-      Math.ceil(vectors / (workgroupSize * MIN_PER_INVOCATION)),
+      Math.ceil(vectors / (policy.narrowWorkgroup * MIN_PER_INVOCATION)),
     );
-    return loopPlan(vectors, workgroupSize, groups);
+    return loopPlan(vectors, policy, Math.max(1, groups));
   },
   params: "offset: u32",
   prelude: (options, { plan }) => /* wgsl */ `
@@ -115,16 +101,17 @@ const SIZE: u32 = ${u32(options.size)};
 const P: f32 = ${f32(Number.isFinite(options.p) ? options.p : 0)};
 ${combineWgsl(options, plan.workgroupSize)}`,
   body: (options, { plan }) => /* wgsl */ `
-  var acc = vec4<f32>(0.0);
-  let base = group * ${u32(plan.perInvocation * plan.workgroupSize)} + lid;
-  for (var k = 0u; k < ${u32(plan.perInvocation)}; k++) {
-    let j = base + k * ${u32(plan.workgroupSize)};
-    if (j < ${u32(Math.ceil(options.size / 4))}) {
+  var acc = vec4<f32>(0.0);${
+    itemLoop(
+      Math.ceil(options.size / 4),
+      plan,
+      `
       // The last vector's values past SIZE are padding: masked (0 is neutral for both).
       let inside = vec4<u32>(4u * j) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(SIZE);
       let a = select(vec4<f32>(0.0), abs(xVec4(j)), inside);
-      acc = combine4(acc, ${term(options)});
-    }
+      acc = combine4(acc, ${term(options)});`,
+      "j",
+    )
   }
   let mine = combine(combine(acc.x, acc.y), combine(acc.z, acc.w));
   let total = workgroupCombine(lid, mine);
@@ -147,7 +134,7 @@ const NORM_FINISH: KernelSpec<FinishOptions, LoopPlan> = {
     { name: "norm", role: "write" },
     { name: "coef", role: "write" },
   ],
-  plan: ({ count }, policy) => loopPlan(count, policy.narrowWorkgroup, 1),
+  plan: ({ count }, policy) => loopPlan(count, policy, 1),
   params: "max_norm: f32",
   prelude: (options, { plan }) => /* wgsl */ `
 const INV_P: f32 = ${f32(1 / options.p)};
@@ -183,22 +170,9 @@ const SCALE: KernelSpec<{ size: number }, LoopPlan> = {
     { name: "x", role: "write", type: "vec4<f32>" },
     { name: "coef", role: "read" },
   ],
-  plan: ({ size }, policy) => {
-    const vectors = Math.ceil(size / 4);
-    const workgroupSize = policy.narrowWorkgroup;
-    return loopPlan(
-      vectors,
-      workgroupSize,
-      Math.min(policy.updateMaxGroups, Math.ceil(vectors / workgroupSize)),
-    );
-  },
+  plan: ({ size }, policy) => loopPlan(Math.ceil(size / 4), policy),
   body: ({ size }, { plan }) => /* wgsl */ `
-  let factor = coef[0];
-  let base = group * ${u32(plan.perInvocation * plan.workgroupSize)} + lid;
-  for (var k = 0u; k < ${u32(plan.perInvocation)}; k++) {
-    let j = base + k * ${u32(plan.workgroupSize)};
-    if (j < ${u32(Math.ceil(size / 4))}) { x[j] = x[j] * factor; }
-  }`,
+  let factor = coef[0];${itemLoop(Math.ceil(size / 4), plan, "      x[j] = x[j] * factor;", "j")}`,
 };
 
 /** `x[j] = clamp(x[j], -clip, clip)`, in place, NaN kept. Params: `clip`. */
@@ -209,14 +183,15 @@ const CLAMP: KernelSpec<{ size: number }, LoopPlan> = {
   plan: SCALE.plan,
   params: "clip: f32",
   body: ({ size }, { plan }) => /* wgsl */ `
-  let high = vec4<f32>(params.clip);
-  let base = group * ${u32(plan.perInvocation * plan.workgroupSize)} + lid;
-  for (var k = 0u; k < ${u32(plan.perInvocation)}; k++) {
-    let j = base + k * ${u32(plan.workgroupSize)};
-    if (j < ${u32(Math.ceil(size / 4))}) {
+  let high = vec4<f32>(params.clip);${
+    itemLoop(
+      Math.ceil(size / 4),
+      plan,
+      `
       let v = x[j];
-      x[j] = select(clamp(v, -high, high), v, ${isNan4("v")});
-    }
+      x[j] = select(clamp(v, -high, high), v, ${isNan4("v")});`,
+      "j",
+    )
   }`,
 };
 

@@ -19,6 +19,7 @@ import {
   sharedParams,
 } from "../../nn/gpu/program.ts";
 import { u32 } from "../../nn/gpu/kernel.ts";
+import { itemLoop, type LoopPlan, loopPlan } from "../../nn/gpu/item_loop.ts";
 import { checkStateDictShapes } from "../../nn/safetensors.ts";
 import { keep } from "../../nn/scope.ts";
 import { copyBuffer, type ParamsSlot } from "../../nn/gpu/stream.ts";
@@ -170,9 +171,7 @@ export interface UpdateOptions<Settings> {
 }
 
 /** Each invocation loops over a run of `perInvocation` vectors of 4 elements. */
-export interface UpdatePlan extends KernelPlan {
-  groups: number;
-  perInvocation: number;
+export interface UpdatePlan extends LoopPlan {
   /** Whether the policy reads the tensors through textures at this size. */
   textured: boolean;
 }
@@ -229,16 +228,8 @@ export function updateSpec<Settings>(
       ...(watch ? [{ name: "watch_flags", role: "write" } as const] : []),
     ],
     plan: ({ size }, policy) => {
-      const vectors = Math.ceil(size / 4);
-      const workgroupSize = policy.narrowWorkgroup;
-      const groups = Math.max(
-        1,
-        Math.min(policy.updateMaxGroups, Math.ceil(vectors / workgroupSize)),
-      );
       return {
-        workgroupSize,
-        groups,
-        perInvocation: Math.ceil(vectors / (groups * workgroupSize)),
+        ...loopPlan(Math.ceil(size / 4), policy),
         // A tensor too large for a texture is read from storage rather than failing.
         textured: policy.textureInputs && size >= policy.updateTextureMinElements &&
           size <= maxElementsPerTexture(),
@@ -272,12 +263,7 @@ ${rule.body(settings)}
   param_data[j] = updated;${check}
 }`;
     },
-    body: ({ size }, { plan }) => /* wgsl */ `
-  let base = group * ${u32(plan.perInvocation * plan.workgroupSize)} + lid;
-  for (var k = 0u; k < ${u32(plan.perInvocation)}; k++) {
-    let j = base + k * ${u32(plan.workgroupSize)};
-    if (j < ${u32(Math.ceil(size / 4))}) { update(j); }
-  }`,
+    body: ({ size }, { plan }) => itemLoop(Math.ceil(size / 4), plan, "      update(j);", "j"),
   };
   multiSpecs.set(spec as KernelSpec<never, UpdatePlan>, multiUpdateSpec(rule));
   return spec;
