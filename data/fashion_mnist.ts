@@ -15,26 +15,15 @@ import {
   SYSTEM_DATA_DIRS,
 } from "./checksums.ts";
 import { isOwnedDataDir, resolveDataDir, resolveMirrors } from "./cache.ts";
+import { CLASS_NAMES } from "./classes.ts";
+
+export { CLASS_NAMES };
 import { type ImageSet, imageSetOf } from "./dataset.ts";
 import { downloadFile } from "./download.ts";
 import { DataError, fileSystemError, firstLine } from "./errors.ts";
 import { parseImages, parseLabels, readGzipFile } from "./idx.ts";
 import { createProgress, type ProgressMode, type ProgressReporter } from "./progress.ts";
 import { type Verification, verifyGzFile } from "./verify.ts";
-
-/** The ten classes, by label index. */
-export const CLASS_NAMES: readonly string[] = [
-  "T-shirt/top",
-  "Trouser",
-  "Pullover",
-  "Dress",
-  "Coat",
-  "Sandal",
-  "Shirt",
-  "Sneaker",
-  "Bag",
-  "Ankle boot",
-];
 
 /** Where a file was found: the data folder (`cache`), a system copy, or a fresh download. */
 export type FileSource = "cache" | "system" | "download";

@@ -32,21 +32,10 @@ import {
   tidy,
 } from "../mod.ts";
 import { type Classifier, createModel, isModelName, type ModelName } from "../models/mod.ts";
+import { CLASS_NAMES } from "../data/classes.ts";
+import { gunzip, parseImages, parseLabels } from "../data/idx.ts";
 
-/** FashionMNIST's classes, by label. */
-const CLASS_NAMES = [
-  "T-shirt/top",
-  "Trouser",
-  "Pullover",
-  "Dress",
-  "Coat",
-  "Sandal",
-  "Shirt",
-  "Sneaker",
-  "Bag",
-  "Ankle boot",
-];
-const IMAGE_MAGIC = 0x803, LABEL_MAGIC = 0x801, PIXELS = 784;
+const PIXELS = 784;
 const GRID_IMAGES = 24;
 const EVAL_BATCH = 500;
 
@@ -134,51 +123,21 @@ function show(): void {
 
 // ---- data ---------------------------------------------------------------------------------
 
-/** Fetches a gzipped IDX file and inflates it with DecompressionStream. */
+/** Fetches a gzipped IDX file and inflates it. */
 async function fetchIdx(name: string): Promise<Uint8Array> {
   const response = await fetch(`data/${name}`);
-  if (!response.ok || !response.body) {
+  if (!response.ok) {
     throw new Error(`fetching data/${name}: ${response.status} ${await response.text()}`);
   }
-  const inflated = response.body.pipeThrough(new DecompressionStream("gzip"));
-  return new Uint8Array(await new Response(inflated).arrayBuffer());
-}
-
-/** The payload of an IDX file after checking its magic number and dimensions. */
-function idxPayload(
-  bytes: Uint8Array,
-  magic: number,
-  name: string,
-): { count: number; data: Uint8Array } {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const found = view.getUint32(0);
-  if (found !== magic) {
-    throw new Error(`${name}: IDX magic 0x${found.toString(16)}, expected 0x${magic.toString(16)}`);
-  }
-  const dims = magic & 0xff;
-  const shape = Array.from({ length: dims }, (_, i) => view.getUint32(4 + 4 * i));
-  const size = shape.reduce((a, b) => a * b, 1);
-  const data = bytes.subarray(4 + 4 * dims);
-  if (data.length !== size) {
-    throw new Error(`${name}: ${data.length} bytes of data for shape [${shape}] (${size})`);
-  }
-  if (dims === 3 && (shape[1] !== 28 || shape[2] !== 28)) {
-    throw new Error(`${name}: images of ${shape[1]}x${shape[2]}, expected 28x28`);
-  }
-  return { count: shape[0], data };
+  return await gunzip(new Uint8Array(await response.arrayBuffer()), `data/${name}`);
 }
 
 async function loadSet(prefix: "train" | "t10k"): Promise<ImageSet> {
-  const [imageBytes, labelBytes] = await Promise.all([
-    fetchIdx(`${prefix}-images-idx3-ubyte.gz`),
-    fetchIdx(`${prefix}-labels-idx1-ubyte.gz`),
-  ]);
-  const images = idxPayload(imageBytes, IMAGE_MAGIC, `${prefix} images`);
-  const labels = idxPayload(labelBytes, LABEL_MAGIC, `${prefix} labels`);
-  if (images.count !== labels.count) {
-    throw new Error(`${prefix}: ${images.count} images but ${labels.count} labels`);
-  }
-  return { images: images.data, labels: labels.data, count: images.count };
+  const images = `${prefix}-images-idx3-ubyte.gz`, labels = `${prefix}-labels-idx1-ubyte.gz`;
+  const [imageBytes, labelBytes] = await Promise.all([fetchIdx(images), fetchIdx(labels)]);
+  const imageSet = parseImages(imageBytes, images, { rows: 28, cols: 28 });
+  const labelSet = parseLabels(labelBytes, labels, { count: imageSet.count, classes: 10 });
+  return { images: imageSet.pixels, labels: labelSet.labels, count: imageSet.count };
 }
 
 /** Images `indices` as a [N, 1, 28, 28] tensor scaled to [0, 1] and their labels (i32). */
