@@ -270,6 +270,9 @@ export function benchTable(rows: readonly BenchRow[]): string {
 /** The bench's models. */
 export type BenchModel = Exclude<ModelName, "tuning-cnn">;
 
+/** Training steps timed by `--profile`, per model and batch size. */
+const PROFILED_STEPS = 5;
+
 /** The registry's models that TF.js also builds (it has no tuning CNN). */
 const BENCH_MODELS: readonly BenchModel[] = MODEL_NAMES.filter((name): name is BenchModel =>
   name !== "tuning-cnn"
@@ -306,7 +309,8 @@ CPU rows run by default when python3 can import torch; --pytorch makes that requ
     {
       name: "profile",
       kind: "boolean",
-      help: "also print the GPU time of each kernel in a training step (timestamp queries)",
+      help:
+        "also print the GPU time of each kernel in a training step of each model and batch size (timestamp queries)",
     },
     HELP_FLAG,
   ],
@@ -513,39 +517,9 @@ async function main(args: readonly string[]): Promise<void> {
   console.log(`\n${benchTable(rows)}`);
   if (settings.profile) {
     for (const model of models) {
-      const m = createModel(model);
-      const optimizer = new Adam(m.parameters(), { lr: 0.01 });
-      const x = randUniform([128, 1, 28, 28]);
-      const y = tensor(Int32Array.from({ length: 128 }, (_, i) => i % 10), [128], { dtype: "i32" });
-      const step = () =>
-        tidy(() => {
-          optimizer.zeroGrad();
-          nllLoss(m.forward(x), y).backward();
-          optimizer.step();
-        });
-      for (let i = 0; i < 3; i++) step();
-      await sync();
-      if (!startProfiling()) break;
-      const stats0 = streamStats();
-      const start = performance.now();
-      for (let i = 0; i < 5; i++) step();
-      const hostMs = (performance.now() - start) / 5;
-      const dispatches = (streamStats().dispatches - stats0.dispatches) / 5;
-      const copies = (streamStats().textureCopies - stats0.textureCopies) / 5;
-      const copyKiB = (streamStats().textureCopyBytes - stats0.textureCopyBytes) / 5 / 1024;
-      const times = await stopProfiling();
-      console.log(`\nKernel time per ${model} training step, batch 128 (GPU timestamps):`);
-      for (const t of times) {
-        console.log(`${(t.milliseconds / 5).toFixed(2).padStart(8)} ms  ${t.name}`);
+      for (const batchSize of batches) {
+        if (!await profileStep(model, batchSize)) break;
       }
-      const total = times.reduce((sum, t) => sum + t.milliseconds, 0) / 5;
-      console.log(
-        `${total.toFixed(2).padStart(8)} ms  in kernels; ${dispatches} dispatches, ${copies} ` +
-          `texture copies (${copyKiB.toFixed(0)} KiB, not timed) and ` +
-          `${hostMs.toFixed(2)} ms of JavaScript (encoding, with profiling on) per step`,
-      );
-      optimizer.dispose();
-      m.dispose();
     }
   }
   if (settings.json) {
@@ -563,3 +537,51 @@ async function main(args: readonly string[]): Promise<void> {
 }
 
 if (import.meta.main) await main(Deno.args);
+
+/**
+ * Prints the GPU time of each kernel of one training step (Adam) of `model` at `batchSize`, with
+ * the dispatches, texture copies and JavaScript time per step; false where timestamps are off.
+ */
+async function profileStep(model: ModelName, batchSize: number): Promise<boolean> {
+  const m = createModel(model);
+  const optimizer = new Adam(m.parameters(), { lr: 0.01 });
+  const x = randUniform([batchSize, 1, 28, 28]);
+  const labels = Int32Array.from({ length: batchSize }, (_, i) => i % 10);
+  const y = tensor(labels, [batchSize], { dtype: "i32" });
+  const step = () =>
+    tidy(() => {
+      optimizer.zeroGrad();
+      nllLoss(m.forward(x), y).backward();
+      optimizer.step();
+    });
+  try {
+    for (let i = 0; i < 3; i++) step();
+    await sync();
+    if (!startProfiling()) return false;
+    const stats0 = streamStats();
+    const start = performance.now();
+    for (let i = 0; i < PROFILED_STEPS; i++) step();
+    const hostMs = (performance.now() - start) / PROFILED_STEPS;
+    const stats = streamStats();
+    const dispatches = (stats.dispatches - stats0.dispatches) / PROFILED_STEPS;
+    const copies = (stats.textureCopies - stats0.textureCopies) / PROFILED_STEPS;
+    const copyKiB = (stats.textureCopyBytes - stats0.textureCopyBytes) / PROFILED_STEPS / 1024;
+    const times = await stopProfiling();
+    console.log(`\nKernel time per ${model} training step, batch ${batchSize} (GPU timestamps):`);
+    for (const t of times) {
+      console.log(`${(t.milliseconds / PROFILED_STEPS).toFixed(2).padStart(8)} ms  ${t.name}`);
+    }
+    const total = times.reduce((sum, t) => sum + t.milliseconds, 0) / PROFILED_STEPS;
+    console.log(
+      `${total.toFixed(2).padStart(8)} ms  in kernels; ${dispatches} dispatches, ${copies} ` +
+        `texture copies (${copyKiB.toFixed(0)} KiB, not timed) and ` +
+        `${hostMs.toFixed(2)} ms of JavaScript (encoding, with profiling on) per step`,
+    );
+    return true;
+  } finally {
+    optimizer.dispose();
+    m.dispose();
+    x.dispose();
+    y.dispose();
+  }
+}

@@ -11,6 +11,7 @@ import { Conv2d } from "./modules/conv2d.ts";
 import type { InitOptions } from "./modules/init.ts";
 import { Dropout, Flatten, LogSoftmax, ReLU } from "./modules/layers.ts";
 import { maxPool2d } from "./ops/max_pool.ts";
+import { conv2dReluMaxPool2d } from "./ops/conv2d_relu_pool.ts";
 import { batchNorm, batchNormReluMaxPool2d } from "./ops/batch_norm.ts";
 import { Linear } from "./modules/linear.ts";
 import { Module } from "./modules/module.ts";
@@ -37,6 +38,17 @@ const flatten = new Flatten();
  */
 function reluPool(x: Tensor): Tensor {
   return maxPool2d(x, { kernelSize: 2, relu: true });
+}
+
+/** Conv2d → ReLU → MaxPool(2), the pooling fused into the convolution's kernel where it applies. */
+function convReluPool(conv: Conv2d, x: Tensor): Tensor {
+  return conv2dReluMaxPool2d(x, conv.weight, {
+    bias: conv.bias,
+    stride: conv.stride,
+    padding: conv.padding,
+    dilation: conv.dilation,
+    groups: conv.groups,
+  });
 }
 
 /**
@@ -108,8 +120,8 @@ export class Cnn extends Classifier {
 
   /** x [N, 1, 28, 28] → log-probabilities [N, 10]. */
   forward(x: Tensor): Tensor {
-    const h1 = reluPool(this.conv1.forward(x));
-    const h2 = reluPool(this.conv2.forward(h1));
+    const h1 = convReluPool(this.conv1, x);
+    const h2 = convReluPool(this.conv2, h1);
     return logSoftmax.forward(this.fc.forward(flatten.forward(h2)));
   }
 }

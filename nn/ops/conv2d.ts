@@ -384,19 +384,33 @@ export function recordConv(
   shape: GeneralConvShape,
 ): Tensor {
   const inputs = bias ? [x, weight, bias] : [x, weight];
-  return recordOp(op, out, inputs, (grad) => {
-    const needWeights = weight.requiresGrad || !!bias?.requiresGrad;
-    let [weightGrad, biasGrad]: [Tensor | null, Tensor | null] = needWeights
-      ? convWeightGrad(grad, x, shape, !!bias)
-      : [null, null];
-    let inputGrad = x.requiresGrad ? convInputGrad(grad, weight, shape) : null;
-    if (inputGrad && inputGrad.rank !== x.rank) inputGrad = reshaped(inputGrad, x.shape);
-    if (weightGrad && weightGrad.rank !== weight.rank) {
-      weightGrad = reshaped(weightGrad, weight.shape);
-    }
-    biasGrad = bias?.requiresGrad ? biasGrad : (biasGrad?.dispose(), null);
-    return [inputGrad, weight.requiresGrad ? weightGrad : (weightGrad?.dispose(), null), biasGrad];
-  });
+  return recordOp(op, out, inputs, (grad) => convBackward(grad, x, weight, bias, shape));
+}
+
+/**
+ * The gradients [dx, dweight, dbias] of the convolution x * weight (+ bias) of `shape` from its
+ * output gradient; only those the inputs require (null for the others, and no dbias without a
+ * bias), in the ranks of x and weight.
+ */
+export function convBackward(
+  grad: Tensor,
+  x: Tensor,
+  weight: Tensor,
+  bias: Tensor | undefined,
+  shape: GeneralConvShape,
+): (Tensor | null)[] {
+  const needWeights = weight.requiresGrad || !!bias?.requiresGrad;
+  let [weightGrad, biasGrad]: [Tensor | null, Tensor | null] = needWeights
+    ? convWeightGrad(grad, x, shape, !!bias)
+    : [null, null];
+  let inputGrad = x.requiresGrad ? convInputGrad(grad, weight, shape) : null;
+  if (inputGrad && inputGrad.rank !== x.rank) inputGrad = reshaped(inputGrad, x.shape);
+  if (weightGrad && weightGrad.rank !== weight.rank) {
+    weightGrad = reshaped(weightGrad, weight.shape);
+  }
+  biasGrad = bias?.requiresGrad ? biasGrad : (biasGrad?.dispose(), null);
+  const grads = [inputGrad, weight.requiresGrad ? weightGrad : (weightGrad?.dispose(), null)];
+  return bias ? [...grads, biasGrad] : grads;
 }
 
 /** A view of `t` with `shape`, `t` itself disposed (the view keeps its buffer). */
@@ -439,22 +453,33 @@ export function conv2d(
   const options = legacy ? maybeOptions : biasOrOptions as Conv2dOptions;
   const bias = (legacy ? biasOrOptions as Tensor | null | undefined : undefined) ??
     options.bias ?? undefined;
+  const shape = conv2dShape("conv2d", x, weight, bias, options);
+  const out = convForward(x, weight, bias, shape);
+  return recordConv("conv2d", out, x, weight, bias, shape);
+}
+
+/** The checked shape of `op`'s convolution x * weight (+ bias) with `options` (as `conv2d`'s). */
+export function conv2dShape(
+  op: string,
+  x: Tensor,
+  weight: Tensor,
+  bias: Tensor | undefined,
+  options: Conv2dOptions,
+): GeneralConvShape {
   const groups = options.groups ?? 1;
-  if (x.rank === 4 && weight.rank === 4) checkGroups("conv2d", groups, x.shape[1], weight.shape[0]);
+  if (x.rank === 4 && weight.rank === 4) checkGroups(op, groups, x.shape[1], weight.shape[0]);
   if (x.rank !== 4 || weight.rank !== 4 || x.shape[1] !== weight.shape[1] * groups) {
     throw new Error(
-      `conv2d: input ${formatShape(x.shape)} does not fit weight ${formatShape(weight.shape)} ` +
+      `${op}: input ${formatShape(x.shape)} does not fit weight ${formatShape(weight.shape)} ` +
         `(needs input [N, ${
           weight.rank === 4 ? weight.shape[1] * groups : "C"
         }, H, W] for weight [O, C / groups, KH, KW]` + (groups === 1 ? ")" : `, groups ${groups})`),
     );
   }
-  checkConvTensors("conv2d", x, weight, bias, weight.shape[0]);
-  const stride = sizePair("conv2d", "stride", options.stride ?? 1, 1);
-  const dilation = sizePair("conv2d", "dilation", options.dilation ?? 1, 1);
+  checkConvTensors(op, x, weight, bias, weight.shape[0]);
+  const stride = sizePair(op, "stride", options.stride ?? 1, 1);
+  const dilation = sizePair(op, "dilation", options.dilation ?? 1, 1);
   const kernel: [number, number] = [weight.shape[2], weight.shape[3]];
-  const padding = resolvePadding("conv2d", options.padding ?? 0, kernel, dilation, stride);
-  const shape = convShape("conv2d", x.shape, weight.shape, { stride, padding, dilation, groups });
-  const out = convForward(x, weight, bias, shape);
-  return recordConv("conv2d", out, x, weight, bias, shape);
+  const padding = resolvePadding(op, options.padding ?? 0, kernel, dilation, stride);
+  return convShape(op, x.shape, weight.shape, { stride, padding, dilation, groups });
 }

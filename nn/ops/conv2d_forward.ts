@@ -11,6 +11,7 @@ import type { KernelPolicy } from "../gpu/policy.ts";
 import { type BindingSpec, type KernelPlan, type KernelSpec, runKernel } from "../gpu/program.ts";
 import { formatShape, Tensor } from "../tensor.ts";
 import { type ConvShape, convShapeKey, segmentSource } from "./conv2d_shape.ts";
+import { PACKED_ARGMAX, quadMax } from "./pool_quads.ts";
 
 /** Lanes from which a dispatch runs 64-wide workgroups (else the policy's narrow ones). */
 const WIDE_WORKGROUP_LANES = 64 * 16;
@@ -61,7 +62,7 @@ interface ForwardBlock {
  * lane loads the input rows and columns its block meets and `channels x taps` weights, and does
  * `channels x rows x pixels x taps` FMAs.
  */
-function forwardBlock(shape: ConvShape, lanesWanted: number): ForwardBlock {
+function forwardBlock(shape: ConvShape, lanesWanted: number, pooled = false): ForwardBlock {
   const {
     outChannels: O,
     kernelHeight: KH,
@@ -71,12 +72,17 @@ function forwardBlock(shape: ConvShape, lanesWanted: number): ForwardBlock {
     outWidth: OW,
   } = shape;
   const taps = KH * KW;
-  let best: ForwardBlock = { rows: 1, pixels: Math.min(4, OW), channels: 1 };
+  let best: ForwardBlock = pooled
+    ? { rows: 2, pixels: 8, channels: 1 }
+    : { rows: 1, pixels: Math.min(4, OW), channels: 1 };
   let bestCost = Infinity;
-  const pixelChoices = [4, 8, 12, 16, 24, 32].filter((p) => p <= OW && OW % p === 0);
+  // Pooled, a lane's block is whole 2 x 8 pooling quads.
+  const pixelChoices = [4, 8, 12, 16, 24, 32].filter((p) =>
+    p <= OW && OW % p === 0 && (!pooled || p % 8 === 0)
+  );
   if (pixelChoices.length === 0) pixelChoices.push(Math.min(4, OW));
   for (const pixels of pixelChoices) {
-    for (let rows = 1; rows <= Math.min(OH, 8); rows++) {
+    for (let rows = pooled ? 2 : 1; rows <= Math.min(OH, 8); rows += pooled ? 2 : 1) {
       for (let channels = 1; channels <= O; channels++) {
         const fmas = channels * rows * pixels * taps;
         if (channels * rows * pixels > MAX_ACCUMULATORS || fmas > MAX_UNROLLED_FMAS) continue;
@@ -99,6 +105,8 @@ interface ForwardOptions {
   shape: ConvShape;
   order: WeightOrder;
   bias: boolean;
+  /** Writes relu(maxPool2d(output, 2)) and its packed argmaxes instead of the output. */
+  pooled: boolean;
 }
 
 /** Lanes over (image, output-row block, column block); output-channel blocks along z. */
@@ -110,8 +118,8 @@ interface ForwardPlan extends KernelPlan {
   blocksX: number;
 }
 
-function planForward({ shape }: ForwardOptions, policy: KernelPolicy): ForwardPlan {
-  const block = forwardBlock(shape, policy.convLanes);
+function planForward({ shape, pooled }: ForwardOptions, policy: KernelPolicy): ForwardPlan {
+  const block = forwardBlock(shape, policy.convLanes, pooled);
   const blocksX = Math.ceil(shape.outWidth / block.pixels);
   const lanes = shape.batch * Math.ceil(shape.outHeight / block.rows) * blocksX;
   const workgroupSize = lanes >= WIDE_WORKGROUP_LANES ? 64 : policy.narrowWorkgroup;
@@ -139,7 +147,7 @@ function vectorStores(shape: ConvShape): boolean {
   return shape.outWidth % 4 === 0;
 }
 
-function forwardBindings({ shape, bias }: ForwardOptions): BindingSpec[] {
+function forwardBindings({ shape, bias, pooled }: ForwardOptions): BindingSpec[] {
   const weightVectors = Math.ceil(
     shape.outChannels * shape.inChannels * shape.kernelHeight * shape.kernelWidth / 4,
   );
@@ -150,8 +158,42 @@ function forwardBindings({ shape, bias }: ForwardOptions): BindingSpec[] {
       ? { name: "w", role: "uniform", type: `array<vec4<f32>, ${weightVectors}>` }
       : { name: "w", role: "read" },
     { name: "out", role: "write", type: vectorStores(shape) ? "vec4<f32>" : "f32" },
+    ...(pooled ? [{ name: "indices", role: "write" }] : []),
     ...(bias ? [{ name: "b", role: "uniform", type: `array<vec4<f32>, ${biasVectors}>` }] : []),
   ] as BindingSpec[];
+}
+
+/**
+ * Pooled stores of channel q of a lane's block: per 2 x 8 quad of outputs (bias added), the 4
+ * windows' relu(max) as one vector and their packed argmaxes, as `maxPool2d`'s quad kernel
+ * writes them from the stored output (the same pieces, so the same values, ties and codes).
+ */
+function pooledStores(shape: ConvShape, plan: ForwardPlan, q: number, plus: string): string[] {
+  const { outChannels: O, outHeight: OH, outWidth: OW } = shape;
+  const { rows, pixels } = plan.block;
+  const channel = `oBase + ${u32(q)}`;
+  const stores: string[] = [];
+  for (let r = 0; r < rows; r += 2) {
+    // Pooled row (oy0 + r) / 2; a quad's 4 pooled outputs are one vector.
+    const row = `((n * ${u32(O)} + ${channel}) * ${u32(OH / 2)} + (oy0 + ${u32(r)}) / 2u) * ${
+      u32(OW / 8)
+    } + ox0 / 8u`;
+    for (let v = 0; v < pixels / 8; v++) {
+      const corner = (dr: number, dp: number) =>
+        `vec4<f32>(${
+          [0, 2, 4, 6].map((p) => `a${q}_${r + dr}_${8 * v + p + dp}`).join(", ")
+        })${plus}`;
+      stores.push(/* wgsl */ `if (${channel} < ${u32(O)} && oy0 + ${u32(r)} < ${u32(OH)}) {
+      let v0 = ${corner(0, 0)};
+      let v1 = ${corner(0, 1)};
+      let v2 = ${corner(1, 0)};
+      let v3 = ${corner(1, 1)};${quadMax("v", true)}
+      out[${row} + ${u32(v)}] = result;
+      indices[${row} + ${u32(v)}] = ${PACKED_ARGMAX};
+  }`);
+    }
+  }
+  return stores;
 }
 
 /**
@@ -159,7 +201,7 @@ function forwardBindings({ shape, bias }: ForwardOptions): BindingSpec[] {
  * `forwardBlock`), looping over input channels; per input channel it loads the input rows its
  * block meets once (zero where they fall in the padding) and every weight of its channels once.
  */
-function forwardBody({ shape, order, bias }: ForwardOptions, plan: ForwardPlan): string {
+function forwardBody({ shape, order, bias, pooled }: ForwardOptions, plan: ForwardPlan): string {
   const { batch, inChannels: C, outChannels: O, height: H, width: W } = shape;
   const { kernelHeight: KH, kernelWidth: KW, stride: S, padding: P, outHeight: OH, outWidth: OW } =
     shape;
@@ -227,6 +269,10 @@ function forwardBody({ shape, order, bias }: ForwardOptions, plan: ForwardPlan):
   for (let q = 0; q < channels; q++) {
     const channel = `oBase + ${u32(q)}`;
     const plus = bias ? ` + b[(${channel}) >> 2u][(${channel}) & 3u]` : "";
+    if (pooled) {
+      stores.push(...pooledStores(shape, plan, q, plus));
+      continue;
+    }
     for (let r = 0; r < rows; r++) {
       const row = `((n * ${u32(O)} + ${channel}) * ${u32(OH)} + oy0 + ${u32(r)}) * ${
         u32(OW)
@@ -278,7 +324,8 @@ function forwardBody({ shape, order, bias }: ForwardOptions, plan: ForwardPlan):
 /** The conv2d forward kernel: x read as an input, weights (and bias) preferably as uniforms. */
 const CONV2D_FORWARD: KernelSpec<ForwardOptions, ForwardPlan> = {
   name: "conv2d",
-  key: ({ shape, order, bias }) => `${order}_${convShapeKey(shape)}${bias ? "_bias" : ""}`,
+  key: ({ shape, order, bias, pooled }) =>
+    `${order}_${convShapeKey(shape)}${bias ? "_bias" : ""}${pooled ? "_relu_pool2" : ""}`,
   bindings: forwardBindings,
   plan: planForward,
   body: (options, { plan }) => forwardBody(options, plan),
@@ -298,8 +345,38 @@ export function runForward(
   const out = Tensor.empty([shape.batch, shape.outChannels, shape.outHeight, shape.outWidth]);
   runKernel(
     CONV2D_FORWARD,
-    { shape, order, bias: !!bias },
+    { shape, order, bias: !!bias, pooled: false },
     { x, w: weight, out, ...(bias ? { b: bias } : {}) },
   );
   return out;
+}
+
+/**
+ * Whether `runPooledForward` applies to `shape`: an output of even height and a width that is a
+ * multiple of 8 (whole 2 x 8 pooling quads, as `maxPool2d`'s quad kernel needs).
+ */
+export function pooledForwardApplies(shape: ConvShape): boolean {
+  return shape.outHeight % 2 === 0 && shape.outWidth % 8 === 0;
+}
+
+/**
+ * relu(maxPool2d(x * weight + bias, 2)) [batch, outChannels, outHeight / 2, outWidth / 2] in one
+ * kernel, and the packed argmaxes of its quads (one float per 4 pooled outputs), as
+ * `maxPool2d(..., { relu: true })` gives them, for its backward. Needs `pooledForwardApplies`.
+ */
+export function runPooledForward(
+  x: Tensor,
+  weight: Tensor,
+  bias: Tensor | undefined,
+  shape: ConvShape,
+): { out: Tensor; indices: Tensor } {
+  const { batch, outChannels: O, outHeight: OH, outWidth: OW } = shape;
+  const out = Tensor.empty([batch, O, OH / 2, OW / 2]);
+  const indices = Tensor.empty([batch * O * OH * OW / 16]);
+  runKernel(
+    CONV2D_FORWARD,
+    { shape, order: "oihw", bias: !!bias, pooled: true },
+    { x, w: weight, out, indices, ...(bias ? { b: bias } : {}) },
+  );
+  return { out, indices };
 }

@@ -355,6 +355,41 @@ function maxPool2dBackward(
   return dx;
 }
 
+/**
+ * The input gradient [N, C, H, W] of relu(maxPool2d(x, 2)) for an x of even H and W a multiple
+ * of 8, from the pooled gradient and the packed argmaxes the quad kernels write (`maxPool2d`'s,
+ * or a fused op's that writes the same).
+ */
+export function reluQuadPoolBackward(
+  grad: Tensor,
+  indices: Tensor,
+  inputShape: readonly number[],
+): Tensor {
+  const [batch, channels, height, width] = inputShape;
+  const axis = (size: number): PoolAxis => ({
+    size,
+    out: size / 2,
+    kernel: 2,
+    stride: 2,
+    padding: 0,
+    dilation: 1,
+  });
+  const g: PoolGeometry = {
+    planes: batch * channels,
+    rows: axis(height),
+    cols: axis(width),
+    relu: true,
+    windowIndices: false,
+  };
+  if (!pairs(g)) {
+    throw new Error(
+      `reluQuadPoolBackward: needs an input of even height and a width that is a multiple of 8, ` +
+        `got [${inputShape.join(", ")}]`,
+    );
+  }
+  return maxPool2dBackward(grad, indices, inputShape, g);
+}
+
 /** Item t owns windows 4t..4t+3 (as in `pairsForward`) and writes the 2 × 8 block of dx. */
 const pairsBackward = /* wgsl */ `${QUAD_TOP}
       ${quadGradient("gradVec4(t)", "indicesAt(t)")}
