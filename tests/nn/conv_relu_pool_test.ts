@@ -68,10 +68,10 @@ function reference(d: Conv2dDims, withBias: boolean) {
   const forward = ([x, w, b]: Float64Array[]) => {
     const conv = conv2dReference(x, w, withBias ? b : null, d);
     const pooled = maxPool2dReference(conv, convShape, { kernelSize: 2 });
-    return { conv, pooled, relu: reluReference(pooled.output) };
+    return { pooled, relu: reluReference(pooled.output) };
   };
   const backward = (inputs: Float64Array[], grad: Float64Array) => {
-    const { conv, pooled } = forward(inputs);
+    const { pooled } = forward(inputs);
     const gPool = reluBackwardReference(grad, pooled.output);
     const gConv = maxPool2dBackwardReference(gPool, pooled.indices, convShape, pooled.shape);
     const g = conv2dBackwardReference(gConv, inputs[0], inputs[1], d);
