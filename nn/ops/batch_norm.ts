@@ -33,7 +33,7 @@ import {
 } from "../gpu/program.ts";
 import { formatShape, Tensor } from "../tensor.ts";
 import { relu1 } from "./nan_wgsl.ts";
-import { PACKED_ARGMAX, quadCorners, quadGradient, quadMax, spreadGradient } from "./pool_quads.ts";
+import { quadCorners, quadMax, spreadGradient } from "./pool_quads.ts";
 
 /** Options of `batchNorm`. */
 export interface BatchNormOptions {
@@ -306,7 +306,7 @@ function forwardKey(o: ForwardOptions): string {
 
 /**
  * The bindings of a forward kernel: x, the running statistics, weight and bias (those given),
- * the saved statistics and the output; the fused kernel's argmax codes.
+ * the saved statistics and the output.
  */
 function forwardBindings(o: ForwardOptions): BindingSpec[] {
   const running = o.training ? "write" : "read";
@@ -322,7 +322,6 @@ function forwardBindings(o: ForwardOptions): BindingSpec[] {
     ...(o.bias ? [{ name: "bias", role: "read", type: "f32" } as const] : []),
     { name: "stats", role: "write", type: "f32" },
     { name: "out", role: "write", type: "V" },
-    ...(o.pool ? [{ name: "codes", role: "write", type: "f32" } as const] : []),
   ];
 }
 
@@ -403,8 +402,7 @@ const BATCH_NORM_RELU_POOL = channelKernel<ForwardOptions>(
     mapUnit: /* wgsl */ `
       ${quadCorners("y", "ROW_TEXELS", (v) => `(${centred(v)}) * scale + shift`)}
       ${quadMax("y", true)}
-      out[p] = result;
-      codes[p] = ${PACKED_ARGMAX};`,
+      out[p] = result;`,
     mapOverQuads: true,
   }),
 );
@@ -429,7 +427,7 @@ function runForward(
   x: Tensor,
   options: BatchNormOptions,
   out: Tensor,
-  saved: { stats: Tensor; codes?: Tensor },
+  saved: { stats: Tensor },
 ): void {
   const { weight, bias, runningMean, runningVar } = options;
   runKernel(
@@ -471,6 +469,8 @@ interface BackwardOptions extends ChannelOptions {
   needBias: boolean;
   /** Whether the op has a weight. */
   weight: boolean;
+  /** Whether the op has a bias. */
+  bias: boolean;
 }
 
 /** Whether a backward kernel reduces (sum grad, sum grad·x̂) first. */
@@ -500,11 +500,15 @@ function backwardKernel(k: BackwardKernel): KernelSpec<BackwardOptions> {
     (o) =>
       `${o.training ? "train" : "eval"}_${o.shape.join("x")}` +
       `_${o.needX ? "x" : ""}${o.needWeight ? "w" : ""}${o.needBias ? "b" : ""}` +
-      (o.weight ? "_w" : ""),
+      (o.weight ? "_w" : "") + (o.pool && o.bias ? "_b" : ""),
     (o) => [
       ...k.inputs(withSums(o)),
       { name: "stats", role: "read", type: "f32" },
-      ...(o.needX && o.weight ? [{ name: "weight", role: "read", type: "f32" } as const] : []),
+      // The pooled kernel recomputes the forward's argmaxes, so it reads the affine parameters.
+      ...((o.needX || o.pool) && o.weight
+        ? [{ name: "weight", role: "read", type: "f32" } as const]
+        : []),
+      ...(o.pool && o.bias ? [{ name: "bias", role: "read", type: "f32" } as const] : []),
       ...(o.needX ? [{ name: "dx", role: "write", type: "V" } as const] : []),
       ...(o.needWeight ? [{ name: "dweight", role: "write", type: "f32" } as const] : []),
       ...(o.needBias ? [{ name: "dbias", role: "write", type: "f32" } as const] : []),
@@ -514,7 +518,14 @@ function backwardKernel(k: BackwardKernel): KernelSpec<BackwardOptions> {
   let origin = stats[c];
   let offset = stats[C + c];
   let invStd = stats[2u * C + c];
-  let scale = ${o.needX && o.weight ? "weight[c] * " : ""}invStd;`,
+  let scale = ${o.needX && o.weight ? "weight[c] * " : ""}invStd;${
+        o.pool
+          ? /* wgsl */ `
+  // The forward's affine map, to recompute its argmaxes.
+  let forwardScale = ${o.weight ? "weight[c] * " : ""}invStd;
+  let forwardShift = ${o.bias ? "bias[c]" : "0.0"};`
+          : ""
+      }`,
       reduce: withSums(o)
         ? {
           init: "var sumGrad = V(0.0);\n  var sumGradX = V(0.0);",
@@ -549,24 +560,24 @@ function runBackward(
   x: Tensor,
   stats: Tensor,
   options: BatchNormOptions,
-  codes?: Tensor,
 ): (Tensor | null)[] {
   const { weight, bias, training } = options;
   const o: BackwardOptions = {
     shape: x.shape,
-    pool: codes !== undefined,
+    pool: spec === BATCH_NORM_RELU_POOL_BACKWARD,
     training,
     needX: x.requiresGrad,
     needWeight: weight?.requiresGrad ?? false,
     needBias: bias?.requiresGrad ?? false,
     weight: !!weight,
+    bias: !!bias,
   };
   const dx = o.needX ? Tensor.empty(x.shape) : null;
   const dweight = o.needWeight ? Tensor.empty([x.shape[1]]) : null;
   const dbias = o.needBias ? Tensor.empty([x.shape[1]]) : null;
   const gradients = [dx, ...(weight ? [dweight] : []), ...(bias ? [dbias] : [])];
   if (!dx && !withSums(o)) return gradients;
-  runKernel(spec, o, resources({ grad, x, codes, stats, weight, dx, dweight, dbias }));
+  runKernel(spec, o, resources({ grad, x, stats, weight, bias, dx, dweight, dbias }));
   return gradients;
 }
 
@@ -598,8 +609,10 @@ const BATCH_NORM_BACKWARD = backwardKernel({
  * relu(maxPool2d(batchNorm(x, options), { kernelSize: 2 })) in one kernel per pass, equal to
  * the three ops in sequence (values and gradients; ReLU after the pool equals ReLU before it).
  * x is [N, C, H, W] with an even H and a W that is a multiple of 8 (else this throws: use the
- * three ops). The forward writes only the pooled output and the packed argmaxes; the backward
- * writes dx from the pooled gradient without the full-size intermediate gradients.
+ * three ops). The forward writes only the pooled output; the backward recomputes each window's
+ * argmax from x and the saved statistics (reading x anyway, so saving no argmaxes saves their
+ * writes and a texture copy) and writes dx from the pooled gradient without the full-size
+ * intermediate gradients.
  * Differentiable with respect to x, weight and bias.
  */
 export function batchNormReluMaxPool2d(x: Tensor, options: BatchNormOptions): Tensor {
@@ -613,33 +626,39 @@ export function batchNormReluMaxPool2d(x: Tensor, options: BatchNormOptions): Te
   const [n, channels, height, width] = x.shape;
   const out = Tensor.empty([n, channels, height / 2, width / 2]);
   const stats = Tensor.empty([3, channels]);
-  // The 4 argmaxes of each quad (0..3 in window order; 4: relu gave 0, no gradient), base 8.
-  const codes = Tensor.empty([out.size / 4]);
-  runForward(BATCH_NORM_RELU_POOL, x, options, out, { stats, codes });
+  runForward(BATCH_NORM_RELU_POOL, x, options, out, { stats });
   return recordOp(
     "batchNormReluMaxPool2d",
     out,
     differentiableInputs(x, options),
-    (grad) => runBackward(BATCH_NORM_RELU_POOL_BACKWARD, grad, x, stats, options, codes),
-    [stats, codes],
+    (grad) => runBackward(BATCH_NORM_RELU_POOL_BACKWARD, grad, x, stats, options),
+    [stats],
   );
 }
 
-/** The quad's pooled gradient, masked where relu or the argmax passes none. */
-const POOLED_GRADIENT = quadGradient("gradVec4(p)", "codesAt(p)");
+/**
+ * WGSL: the quad's centred window corners `v0`..`v3`, `arg`, its argmaxes as the forward found
+ * them (the same arithmetic on the same values: 0..3, or 4 where relu passes no gradient), and
+ * `g`, its pooled gradient.
+ */
+const POOLED_GRADIENT = /* wgsl */ `
+      ${quadCorners("v", "ROW_TEXELS", centred)}
+      ${
+  [0, 1, 2, 3].map((k) => `let y${k} = v${k} * forwardScale + forwardShift;`).join("\n      ")
+}
+      ${quadMax("y", true)}
+      let g = gradVec4(p);`;
 
 /** `batchNormReluMaxPool2d`'s backward: [dx, dweight?, dbias?]. */
 const BATCH_NORM_RELU_POOL_BACKWARD = backwardKernel({
   prefix: "batch_norm_relu_pool",
   inputs: () => [
     { name: "grad", role: "input" },
-    { name: "codes", role: "input" },
     { name: "x", role: "input" },
   ],
   // Only each window's argmax has a gradient: the sums run over the pooled outputs.
   sumUnit: /* wgsl */ `
       ${POOLED_GRADIENT}
-      ${quadCorners("v", "ROW_TEXELS", centred)}
       let chosen = select(select(select(v0, v1, arg == vec4<u32>(1u)), v2, arg == vec4<u32>(2u)),
         v3, arg == vec4<u32>(3u));
       let passed = select(vec4<f32>(0.0), g, arg < vec4<u32>(4u));

@@ -20,7 +20,7 @@
 import { recordOp } from "../autograd.ts";
 import { gpu } from "../gpu/device.ts";
 import { u32 } from "../gpu/kernel.ts";
-import type { KernelPolicy } from "../gpu/policy.ts";
+import { type KernelPolicy, kernelPolicy } from "../gpu/policy.ts";
 import { type KernelSpec, runKernel } from "../gpu/program.ts";
 import { formatShape, Tensor } from "../tensor.ts";
 import { alignedStrides, sumTo } from "./broadcast.ts";
@@ -77,6 +77,11 @@ interface MatmulShape {
   bias: boolean;
   /** Applies max(·, 0) after the bias. */
   relu: boolean;
+  /**
+   * Also writes each row's sum over K of op(A) into `sums` [M], in K order (as `sumRows` adds):
+   * a linear layer's bias gradient beside its weight gradient. Needs lanes on N and no batch.
+   */
+  rowSums?: boolean;
   /** A stack of matmuls, one per batch index (C's matrices contiguous, M·N apart). */
   batch?: MatmulBatch;
 }
@@ -253,12 +258,18 @@ function matmulBody(shape: MatmulShape, plan: MatmulPlan): string {
   );
   const fmas = uIdx.flatMap((_, i) => lIdx.map((_, j) => `${acc(i, j)} += dot(uv${i}, lv${j});`))
     .join("\n");
+  // Row sums of op(A) (the uniform operand, lanes on N): each lane adds every value it loads
+  // one by one in K order; the first lane stores them.
+  const sums = shape.rowSums ? uIdx.map((_, i) => `s${i}`) : [];
+  const addRows = (component: (i: number) => string) =>
+    sums.map((sum, i) => `${sum} = ${sum} + ${component(i)};`).join("\n");
   const tail = Array.from({ length: shape.k - kMain }, (_, t) => {
     const kk = u32(kMain + t);
     const lines = [
       ...uIdx.map((d, i) => `let ut${i}_${t} = ${scalarAt(u, shape.k, d, kk)};`),
       ...lIdx.map((d, j) => `let lt${j}_${t} = ${scalarAt(l, shape.k, d, kk)};`),
       ...uIdx.flatMap((_, i) => lIdx.map((_, j) => `${acc(i, j)} += ut${i}_${t} * lt${j}_${t};`)),
+      addRows((i) => `ut${i}_${t}`),
     ];
     return lines.join("\n");
   }).join("\n");
@@ -286,15 +297,26 @@ function matmulBody(shape: MatmulShape, plan: MatmulPlan): string {
   ${declare(uIdx, "uBase", uClampLast, uVec4 && !u.contiguousK)}
   ${declare(lIdx, "lBase", lClampLast, lVec4 && !l.contiguousK)}
   ${accumulators}
+  ${sums.map((sum) => `var ${sum} = 0.0;`).join("\n")}
   for (var k0 = 0u; k0 < ${u32(kMain)}; k0 += 4u) {
     ${loadBlock(u, shape.k, "uv", uIdx, uVec4)}
     ${loadBlock(l, shape.k, "lv", lIdx, lVec4)}
     ${fmas}
+    ${["x", "y", "z", "w"].map((c) => addRows((i) => `uv${i}.${c}`)).join("\n")}
   }
   ${tail}
   ${uIdx.map((_, i) => `let uRow${i} = uBase + ${u32(i)};`).join("\n")}
   ${lIdx.map((_, j) => `let lRow${j} = lBase + ${u32(j)};`).join("\n")}
-  ${stores}`;
+  ${stores}${
+    sums.length === 0 ? "" : `
+  if (lBase == 0u) {
+    ${
+      sums.map((sum, i) => `if (uRow${i} < ${u32(shape.m)}) { sums[uRow${i}] = ${sum}; }`).join(
+        "\n    ",
+      )
+    }
+  }`
+  }`;
 }
 
 /** The matmul kernel: A and B read as inputs, C written, an optional bias read. */
@@ -302,7 +324,7 @@ const MATMUL: KernelSpec<MatmulShape, MatmulPlan> = {
   name: "matmul",
   key: (s) =>
     `${s.transposeA ? "t" : "n"}${s.transposeB ? "t" : "n"}_${s.m}x${s.n}x${s.k}` +
-    (s.bias ? "_bias" : "") + (s.relu ? "_relu" : "") +
+    (s.bias ? "_bias" : "") + (s.relu ? "_relu" : "") + (s.rowSums ? "_rowsums" : "") +
     (s.batch
       ? `_batch${s.batch.dims.join("x")}_a${s.batch.aStrides.join(".")}_b${
         s.batch.bStrides.join(".")
@@ -313,23 +335,42 @@ const MATMUL: KernelSpec<MatmulShape, MatmulPlan> = {
     { name: "b", role: "input" },
     { name: "c", role: "write" },
     ...(s.bias ? [{ name: "bias", role: "read" } as const] : []),
+    ...(s.rowSums ? [{ name: "sums", role: "write" } as const] : []),
   ],
-  plan: planMatmul,
+  plan: (shape, policy) => {
+    const plan = planMatmul(shape, policy);
+    if (shape.rowSums && (plan.lanesOn !== "n" || shape.batch)) {
+      throw new Error("matmul: row sums need lanes on N and no batch");
+    }
+    return plan;
+  },
   body: (shape, { plan }) => matmulBody(shape, plan),
 };
 
-/** Encodes C = op(A) · op(B) (+ bias, relu) into a new [M, N] tensor. */
+/** Encodes C = op(A) · op(B) (+ bias, relu; row sums into `sums`) into a new [M, N] tensor. */
 function matmulKernel(
   a: Tensor,
   b: Tensor,
   shape: MatmulShape,
-  options: { bias?: Tensor } = {},
+  options: { bias?: Tensor; sums?: Tensor } = {},
 ): Tensor {
   // An empty product has nothing to compute (and no kernel plan for a 0-sized dimension).
   if (shape.m === 0 || shape.n === 0) return Tensor.empty([shape.m, shape.n]);
   const out = Tensor.empty([shape.m, shape.n]);
-  runKernel(MATMUL, shape, { a, b, c: out, ...(options.bias ? { bias: options.bias } : {}) });
+  runKernel(MATMUL, shape, {
+    a,
+    b,
+    c: out,
+    ...(options.bias ? { bias: options.bias } : {}),
+    ...(options.sums ? { sums: options.sums } : {}),
+  });
   return out;
+}
+
+/** Whether the matmul kernel can also sum op(A)'s rows for `shape` (see `rowSums`). */
+function rowSumsApply(shape: MatmulShape): boolean {
+  return shape.m > 0 && shape.n > 0 && shape.k > 0 && !shape.batch &&
+    planMatmul(shape, kernelPolicy()).lanesOn === "n";
 }
 
 /**
@@ -639,12 +680,22 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
       gradX = shaped(gx, x.shape);
       release(gx, gradX);
     }
+    let gradBias: Tensor | null = null;
     if (weight.requiresGrad) {
       const xm = shaped(x, [rows, inFeatures]);
-      gradWeight = matmul(g, xm, { transposeA: true });
+      const tn = { ...shape, m: outFeatures, n: inFeatures, k: rows, transposeA: true };
+      if (bias?.requiresGrad && rowSumsApply(tn)) {
+        // One kernel: dW = gᵀ · x and dbias = the column sums of g.
+        gradBias = Tensor.empty([outFeatures]);
+        gradWeight = matmulKernel(g, xm, { ...tn, transposeB: false, bias: false, rowSums: true }, {
+          sums: gradBias,
+        });
+      } else {
+        gradWeight = matmul(g, xm, { transposeA: true });
+      }
       release(xm, x);
     }
-    const gradBias = bias?.requiresGrad ? sumRows(g) : null;
+    if (bias?.requiresGrad && !gradBias) gradBias = sumRows(g);
     release(g, grad);
     return [gradX, gradWeight, gradBias];
   });

@@ -341,7 +341,9 @@ export function logSoftmax(x: Tensor, options: SoftmaxOptions = {}): Tensor {
     // The training path: rows of few classes, read once into private memory.
     const out = Tensor.empty(x.shape);
     if (out.size > 0) runKernel(LOG_SOFTMAX, { rows: x.size / classes, classes }, { x, out });
-    return recordOp("logSoftmax", out, [x], (grad) => [logSoftmaxBackward(grad, out)]);
+    recordOp("logSoftmax", out, [x], (grad) => [logSoftmaxBackward(grad, out)]);
+    if (out.node) logSoftmaxInputs.set(out, x);
+    return out;
   }
   const out = runStrided("log_softmax", x.shape, dim, { x }, Tensor.empty(x.shape));
   return recordOp("logSoftmax", out, [x], (grad) => [
@@ -354,6 +356,9 @@ export function logSoftmax(x: Tensor, options: SoftmaxOptions = {}): Tensor {
     ),
   ]);
 }
+
+/** The input of each recorded row-cached `logSoftmax` output, for `nllLoss`'s fused backward. */
+const logSoftmaxInputs = new WeakMap<Tensor, Tensor>();
 
 /** The gradient of log-softmax given its output y: grad - exp(y) * rowSum(grad). */
 function logSoftmaxBackward(grad: Tensor, output: Tensor): Tensor {
@@ -464,6 +469,16 @@ export function nllLoss(logProbs: Tensor, target: Tensor, options: NllLossOption
   const loss = Tensor.empty([]);
   const scale = Tensor.empty([1]);
   runKernel(NLL_LOSS, { rows, classes }, { logProbs, labels: target, loss, scale });
+  const logits = logSoftmaxInputs.get(logProbs);
+  if (logits && logProbs.node && !logProbs.node.released) {
+    // nllLoss(logSoftmax(logits)): one kernel takes the gradient straight to the logits (the
+    // logSoftmax node still carries any gradient that other uses of logProbs send it).
+    const y = logProbs.view();
+    return recordOp("nllLoss", loss, [logits, target], (grad) => [
+      nllLogSoftmaxBackward(grad, scale, y, target),
+      null,
+    ], [scale, y]);
+  }
   return recordOp("nllLoss", loss, [logProbs, target], (grad) => [
     nllLossBackward(grad, scale, target, rows, classes),
     null,
@@ -487,6 +502,39 @@ function nllLossBackward(
 ): Tensor {
   const dx = Tensor.empty([rows, classes]);
   runKernel(NLL_LOSS_BACKWARD, { rows, classes }, { grad, scale, labels: target, dx });
+  return dx;
+}
+
+/**
+ * nllLoss's and logSoftmax's backward in one kernel, given logSoftmax's output y: the same
+ * operations in the same order as the two kernels (so the same float results).
+ */
+const NLL_LOG_SOFTMAX_BACKWARD = rowKernel(
+  "nll_log_softmax_backward",
+  [
+    storage("grad", "f32"),
+    storage("scale", "f32"),
+    storage("y", "f32"),
+    storage("labels", "i32"),
+    storage("dx", "f32", true),
+  ],
+  () => "",
+  () => /* wgsl */ `
+    let value = -grad[0] * scale[0];
+    let t = labels[row];
+    let base = row * C;
+    var total = 0.0;
+    for (var j = 0u; j < C; j++) { total += select(0.0, value, i32(j) == t); }
+    for (var j = 0u; j < C; j++) {
+      dx[base + j] = select(0.0, value, i32(j) == t) - expKeepNan(y[base + j]) * total;
+    }`,
+);
+
+/** The gradient of nllLoss(logSoftmax(logits)) with respect to the logits, from y = logSoftmax. */
+function nllLogSoftmaxBackward(grad: Tensor, scale: Tensor, y: Tensor, target: Tensor): Tensor {
+  const [rows, classes] = y.shape;
+  const dx = Tensor.empty([rows, classes]);
+  runKernel(NLL_LOG_SOFTMAX_BACKWARD, { rows, classes }, { grad, scale, y, labels: target, dx });
   return dx;
 }
 

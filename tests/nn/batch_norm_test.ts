@@ -324,6 +324,35 @@ for (const shape of [[128, 10, 24, 24], [128, 20, 8, 8], [32, 10, 24, 24]]) {
   });
 }
 
+for (const training of [true, false]) {
+  for (const affine of [true, false]) {
+    Deno.test(`batchNormReluMaxPool2d's backward finds the forward's argmaxes on ties and zeros (training ${training}, affine ${affine})`, async () => {
+      // Few distinct values: many tied windows, and many windows that relu sets to 0.
+      const shape = [3, 4, 6, 16], channels = shape[1], size = sizeOf(shape);
+      const data = Float64Array.from(randomArray(size, 41), (v) => Math.round(v * 2));
+      const gradData = randomF32(size / 4, 42);
+      const run = async (fused: boolean) => {
+        const x = f32Tensor(data, shape, true);
+        const weight = affine
+          ? f32Tensor(randomF32(channels, 43, 0.5, 1.5), [channels])
+          : undefined;
+        const bias = affine ? f32Tensor(randomF32(channels, 44), [channels]) : undefined;
+        const runningMean = tensor([0.5, -0.5, 0, 0.25], [channels]);
+        const runningVar = tensor([1, 2, 0.5, 1], [channels]);
+        const options = { weight, bias, runningMean, runningVar, training };
+        const out = fused
+          ? batchNormReluMaxPool2d(x, options)
+          : maxPool2d(batchNorm(x, options), { kernelSize: 2, relu: true });
+        out.backward({ grad: f32Tensor(gradData, out.shape) });
+        return await x.grad!.toArray();
+      };
+      const fused = await run(true), separate = await run(false);
+      // A window whose argmax differed would be off by a whole gradient value there.
+      assertClose(fused, separate, { atol: 1e-6, rtol: 1e-5 }, "dx vs the three ops");
+    });
+  }
+}
+
 Deno.test("batchNormReluMaxPool2d rejects planes its kernels do not tile, naming the shape", () => {
   for (const shape of [[2, 3, 5, 8], [2, 3, 4, 12], [4, 8]]) {
     assertThrows(

@@ -9,6 +9,8 @@ import { gpuReady, randomArray } from "../testing.ts";
 import { testOp } from "./op_helper.ts";
 import { assertThrows } from "../assert.ts";
 import { tensor } from "../../nn/tensor.ts";
+import { streamStats } from "../../nn/gpu/stream.ts";
+import { assert } from "../assert.ts";
 
 await gpuReady();
 
@@ -66,6 +68,38 @@ for (
       gradTolerance: { atol: 1e-4, rtol: 1e-4 },
       finiteDifferenceLimit: batch * inFeatures * outFeatures <= 20_000 ? Infinity : 0,
     });
+  });
+}
+
+for (const [batch, inFeatures, outFeatures] of [[37, 33, 7], [3, 5, 2], [5, 8, 40]]) {
+  Deno.test(`linear ${batch}x${inFeatures}->${outFeatures}: the bias gradient rides along the weight gradient's kernel, bit for bit`, async () => {
+    const x = tensor(Float32Array.from(randomArray(batch * inFeatures, 31)), [batch, inFeatures]);
+    const w = Float32Array.from(randomArray(outFeatures * inFeatures, 32));
+    const b = Float32Array.from(randomArray(outFeatures, 33));
+    const g = tensor(Float32Array.from(randomArray(batch * outFeatures, 34)), [
+      batch,
+      outFeatures,
+    ]);
+    const backward = async (weightGrad: boolean, withBias: boolean) => {
+      const weight = tensor(w, [outFeatures, inFeatures], { requiresGrad: weightGrad });
+      const bias = tensor(b, [outFeatures], { requiresGrad: withBias });
+      const y = linear(x, weight, withBias ? bias : undefined);
+      const before = streamStats().dispatches;
+      y.backward({ grad: g });
+      return {
+        dispatches: streamStats().dispatches - before,
+        weight: weightGrad ? await weight.grad!.toArray() : null,
+        bias: withBias ? await bias.grad!.toArray() : null,
+      };
+    };
+    const both = await backward(true, true);
+    const weightOnly = await backward(true, false);
+    const biasOnly = await backward(false, true);
+    assert.deepEqual(both.weight, weightOnly.weight, "weight gradient");
+    assert.deepEqual(both.bias, biasOnly.bias, "bias gradient");
+    // Lanes on the output's columns (inFeatures >= 32 or >= outFeatures): one kernel for both.
+    const fused = inFeatures >= 32 || inFeatures >= outFeatures;
+    assert.equal(both.dispatches, weightOnly.dispatches + (fused ? 0 : 1));
   });
 }
 

@@ -10,6 +10,9 @@ import {
   softmaxDimReference,
 } from "./reference/softmax.ts";
 import { tensor, zeros } from "../../nn/tensor.ts";
+import { add } from "../../nn/ops/elementwise.ts";
+import { sum } from "../../nn/ops/reduce.ts";
+import { streamStats } from "../../nn/gpu/stream.ts";
 import { assert, assertThrows } from "../assert.ts";
 import { assertClose, gpuReady, randomArray, randomInts } from "../testing.ts";
 import { testOp } from "./op_helper.ts";
@@ -93,6 +96,60 @@ Deno.test("crossEntropy equals nllLoss(logSoftmax) on a study batch, gradients t
   fused.backward();
   composed.backward();
   assertClose(await a.grad!.toArray(), await b.grad!.toArray(), { atol: 1e-6 }, "gradient");
+});
+
+for (const [rows, classes] of [[1, 1], [5, 3], [32, 10], [33, 64]]) {
+  Deno.test(`nllLoss(logSoftmax(x)) matches crossEntropy's reference and finite differences ([${rows}, ${classes}])`, async () => {
+    const target = { shape: [rows], dtype: "i32" as const, data: randomInts(rows, classes, rows) };
+    for (const implicitGrad of [false, true]) {
+      await testOp({
+        name: `nllLoss(logSoftmax) [${rows}, ${classes}]${implicitGrad ? " (implicit grad)" : ""}`,
+        inputs: [{ shape: [rows, classes], data: randomArray(rows * classes, 5, -3, 3) }, target],
+        gpu: ([x, t]) => nllLoss(logSoftmax(x), t),
+        reference: ([x, t]) => crossEntropyReference(x, t, classes),
+        backward: ([x, t], [grad]) => [crossEntropyBackwardReference(grad, x, t, classes), null],
+        outputShape: [],
+        implicitGrad,
+      });
+    }
+  });
+}
+
+Deno.test("nllLoss(logSoftmax(x)) takes one backward kernel, with the two kernels' exact gradient", async () => {
+  const [rows, classes] = [37, 10];
+  const data = Float32Array.from(randomArray(rows * classes, 21, -6, 6));
+  const target = tensor(randomInts(rows, classes, 22), [rows], { dtype: "i32" });
+  const gradient = async (separate: boolean) => {
+    const x = tensor(data, [rows, classes], { requiresGrad: true });
+    const logProbs = logSoftmax(x);
+    // A reshape in between hides the logSoftmax from nllLoss: its two backward kernels run.
+    const loss = nllLoss(separate ? logProbs.reshape([rows, classes]) : logProbs, target);
+    const before = streamStats().dispatches;
+    loss.backward();
+    const dispatches = streamStats().dispatches - before;
+    return { values: await x.grad!.toArray(), dispatches };
+  };
+  const fused = await gradient(false);
+  const separate = await gradient(true);
+  assert.deepEqual(fused.values, separate.values);
+  // Separately: the seed, nllLoss's and logSoftmax's kernels (the reshape's backward is a view);
+  // fused: the seed and one kernel.
+  assert.equal(fused.dispatches, separate.dispatches - 1, "one kernel fewer");
+});
+
+Deno.test("nllLoss(logSoftmax(x)): other uses of the log-probabilities still get their gradient", async () => {
+  const [rows, classes] = [6, 5];
+  const data = randomArray(rows * classes, 23, -2, 2);
+  const labels = randomInts(rows, classes, 24);
+  const target = tensor(labels, [rows], { dtype: "i32" });
+  const x = tensor(Float32Array.from(data), [rows, classes], { requiresGrad: true });
+  const logProbs = logSoftmax(x);
+  add(nllLoss(logProbs, target), sum(logProbs)).backward();
+  // d/dx [ce(x) + Σ logSoftmax(x)] = ce's gradient + (1 - C · softmax(x)) per row.
+  const expected = crossEntropyBackwardReference(1, data, labels, classes);
+  const logP = logSoftmaxReference(data, classes);
+  for (let i = 0; i < expected.length; i++) expected[i] += 1 - classes * Math.exp(logP[i]);
+  assertClose(await x.grad!.toArray(), expected, { atol: 1e-5 });
 });
 
 Deno.test("targets outside [0, C) contribute 0 to the loss and get no gradient", async () => {
