@@ -337,7 +337,7 @@ export function convWeightGrad(
 ): [Tensor, Tensor | null] {
   const simple = specialisedShape(shape);
   return simple
-    ? weightAndBiasGrad(grad, x, simple, withBias)
+    ? weightAndBiasGrad(grad, x, simple, { withBias })
     : generalWeightGrad(grad, x, shape, withBias);
 }
 

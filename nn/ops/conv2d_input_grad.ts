@@ -14,6 +14,7 @@ import type { KernelPolicy } from "../gpu/policy.ts";
 import { type KernelPlan, type KernelSpec, runKernel } from "../gpu/program.ts";
 import { Tensor } from "../tensor.ts";
 import { type ConvShape, convShapeKey } from "./conv2d_shape.ts";
+import { expandedGradientRow } from "./pool_quads.ts";
 
 const MAX_ACCUMULATORS = 128;
 const UNIFORM_LIMIT_BYTES = 65536;
@@ -64,13 +65,23 @@ export function transposedInputGradApplies(shape: ConvShape): boolean {
     inputGradBlock(shape, 0) !== null;
 }
 
+/** What an input-gradient kernel is specialised on. */
+interface InputGradOptions {
+  shape: ConvShape;
+  /**
+   * The output gradient comes as relu(maxPool2d(·, 2))'s: its pooled gradient `g` and packed
+   * argmaxes `indices`, expanded row by row as the kernel reads it.
+   */
+  pooled: boolean;
+}
+
 /** Lanes over (image, row block); input-channel blocks along z. */
 interface InputGradPlan extends KernelPlan {
   block: InputGradBlock;
   lanes: number;
 }
 
-function planInputGrad(shape: ConvShape, policy: KernelPolicy): InputGradPlan {
+function planInputGrad({ shape }: InputGradOptions, policy: KernelPolicy): InputGradPlan {
   const block = inputGradBlock(shape, policy.convLanes);
   if (!block) throw new Error(`conv2d input gradient: no block fits ${convShapeKey(shape)}`);
   const lanes = shape.batch * Math.ceil(shape.height / block.rows);
@@ -88,7 +99,7 @@ function planInputGrad(shape: ConvShape, policy: KernelPolicy): InputGradPlan {
  * Each lane loads, per output channel, the gradient rows its input rows meet and its channels'
  * weights, and adds every product into the input positions it lands on.
  */
-function inputGradBody(shape: ConvShape, plan: InputGradPlan): string {
+function inputGradBody({ shape, pooled }: InputGradOptions, plan: InputGradPlan): string {
   const { batch, inChannels: C, outChannels: O, height: H, width: W } = shape;
   const { kernelHeight: KH, kernelWidth: KW, padding: P, outHeight: OH, outWidth: OW } = shape;
   const { block: { rows, channels }, lanes, workgroupSize } = plan;
@@ -105,10 +116,21 @@ function inputGradBody(shape: ConvShape, plan: InputGradPlan): string {
           );
       })
       : Array.from({ length: OW }, (_, ox) => `g${j}_${ox} = gAt(rowBase + ${u32(ox)});`);
+    const row = pooled
+      ? expandedGradientRow({
+        grad: "g",
+        indices: "indices",
+        first: `((n * ${u32(O)} + o) * ${u32(OH / 2)} + u32(top + ${j}) / 2u) * ${u32(OW / 8)}`,
+        lower: `(u32(top + ${j}) & 1u) == 1u`,
+        quads: OW / 8,
+        assign: (x, value) => `g${j}_${x} = ${value};`,
+        prefix: `p${j}`,
+      })
+      : `let rowBase = ((n * ${u32(O)} + o) * ${u32(OH)} + u32(top + ${j})) * ${u32(OW)};\n` +
+        loads.join("\n");
     rowLoads.push(
       `if (top + ${j} >= 0 && top + ${j} < ${OH}) {\n      ` +
-        `let rowBase = ((n * ${u32(O)} + o) * ${u32(OH)} + u32(top + ${j})) * ${u32(OW)};\n      ` +
-        `${loads.join("\n      ")}\n    }`,
+        `${row.replace(/\n/g, "\n      ")}\n    }`,
     );
   }
   const gDeclarations = Array.from(
@@ -193,11 +215,12 @@ function vectorStores(shape: ConvShape): boolean {
 }
 
 /** The transposed input-gradient kernel: the gradient g read as an input, weights as a uniform. */
-const CONV2D_INPUT_GRAD: KernelSpec<ConvShape, InputGradPlan> = {
+const CONV2D_INPUT_GRAD: KernelSpec<InputGradOptions, InputGradPlan> = {
   name: "conv2d_input_grad",
-  key: convShapeKey,
-  bindings: (shape) => [
+  key: ({ shape, pooled }) => convShapeKey(shape) + (pooled ? "_pooled" : ""),
+  bindings: ({ shape, pooled }) => [
     { name: "g", role: "input" },
+    ...(pooled ? [{ name: "indices", role: "input" } as const] : []),
     {
       name: "w",
       role: "uniform",
@@ -208,12 +231,27 @@ const CONV2D_INPUT_GRAD: KernelSpec<ConvShape, InputGradPlan> = {
     { name: "dx", role: "write", type: vectorStores(shape) ? "vec4<f32>" : "f32" },
   ],
   plan: planInputGrad,
-  body: (shape, { plan }) => inputGradBody(shape, plan),
+  body: (options, { plan }) => inputGradBody(options, plan),
 };
 
-/** The input gradient of a convolution that `transposedInputGradApplies` to. */
-export function transposedInputGrad(grad: Tensor, weight: Tensor, shape: ConvShape): Tensor {
+/**
+ * The input gradient of a convolution that `transposedInputGradApplies` to. With `indices`,
+ * `grad` is relu(maxPool2d(output, 2))'s pooled gradient and `indices` its packed argmaxes
+ * (`runPooledForward`'s): the input gradient is that of the expanded output gradient, which is
+ * never written.
+ */
+export function transposedInputGrad(
+  grad: Tensor,
+  weight: Tensor,
+  shape: ConvShape,
+  options: { indices?: Tensor } = {},
+): Tensor {
   const dx = Tensor.empty([shape.batch, shape.inChannels, shape.height, shape.width]);
-  runKernel(CONV2D_INPUT_GRAD, shape, { g: grad, w: weight, dx });
+  const { indices } = options;
+  runKernel(
+    CONV2D_INPUT_GRAD,
+    { shape, pooled: indices !== undefined },
+    { g: grad, w: weight, dx, ...(indices ? { indices } : {}) },
+  );
   return dx;
 }

@@ -1,8 +1,10 @@
 /**
  * Conv2d → ReLU → MaxPool(2) with the pooling fused into the convolution's kernel: the lanes
  * pool the outputs they computed while still in registers, so the full-size output is never
- * written, copied into a texture or read back by a pooling kernel. The study's CNN runs its two
- * blocks this way.
+ * written, copied into a texture or read back by a pooling kernel. Backward, the convolution's
+ * gradient kernels read the pooled gradient and the argmaxes and expand them as they go, so the
+ * full-size output gradient is never written either. The study's CNN runs its two blocks this
+ * way.
  *
  * @module
  */
@@ -18,6 +20,9 @@ import {
   specialisedShape,
 } from "./conv2d.ts";
 import { pooledForwardApplies, runPooledForward } from "./conv2d_forward.ts";
+import { transposedInputGrad, transposedInputGradApplies } from "./conv2d_input_grad.ts";
+import type { ConvShape } from "./conv2d_shape.ts";
+import { weightAndBiasGrad } from "./conv2d_weight_grad.ts";
 import { maxPool2d, reluQuadPoolBackward } from "./max_pool.ts";
 
 /**
@@ -41,12 +46,35 @@ export function conv2dReluMaxPool2d(
     return maxPool2d(conv, { kernelSize: 2, relu: true });
   }
   const { out, indices } = runPooledForward(x, weight, bias, simple);
-  const convOutShape = [shape.batch, shape.outChannels, shape.outHeight, shape.outWidth];
   const inputs = bias ? [x, weight, bias] : [x, weight];
   return recordOp(op, out, inputs, (grad) => {
-    const convGrad = reluQuadPoolBackward(grad, indices, convOutShape);
-    const grads = convBackward(convGrad, x, weight, bias, shape);
-    convGrad.dispose();
-    return grads;
+    if (x.requiresGrad && !transposedInputGradApplies(simple)) {
+      // The input gradient takes another kernel: expand the gradient for it.
+      const convOutShape = [shape.batch, shape.outChannels, shape.outHeight, shape.outWidth];
+      const convGrad = reluQuadPoolBackward(grad, indices, convOutShape);
+      const grads = convBackward(convGrad, x, weight, bias, shape);
+      convGrad.dispose();
+      return grads;
+    }
+    return pooledConvBackward(grad, indices, { x, weight, bias, shape: simple });
   }, [indices]);
+}
+
+/**
+ * [dx, dweight, dbias?] (null where not required) of the convolution from relu(maxPool2d)'s
+ * pooled gradient and argmaxes, each kernel expanding the gradient as it reads it.
+ */
+function pooledConvBackward(
+  grad: Tensor,
+  indices: Tensor,
+  conv: { x: Tensor; weight: Tensor; bias?: Tensor; shape: ConvShape },
+): (Tensor | null)[] {
+  const { x, weight, bias, shape } = conv;
+  const needWeights = weight.requiresGrad || !!bias?.requiresGrad;
+  const [weightGrad, biasGrad] = needWeights
+    ? weightAndBiasGrad(grad, x, shape, { withBias: !!bias, indices })
+    : [null, null];
+  const inputGrad = x.requiresGrad ? transposedInputGrad(grad, weight, shape, { indices }) : null;
+  const grads = [inputGrad, weight.requiresGrad ? weightGrad : (weightGrad?.dispose(), null)];
+  return bias ? [...grads, bias.requiresGrad ? biasGrad : (biasGrad?.dispose(), null)] : grads;
 }

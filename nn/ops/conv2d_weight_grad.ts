@@ -11,6 +11,7 @@ import type { KernelPolicy } from "../gpu/policy.ts";
 import { type KernelPlan, type KernelSpec, planKernel, runKernel } from "../gpu/program.ts";
 import { Tensor } from "../tensor.ts";
 import { type ConvShape, convShapeKey, segmentSource } from "./conv2d_shape.ts";
+import { expandedGradientRow } from "./pool_quads.ts";
 
 const WEIGHT_GRAD_ACCUMULATORS = 100;
 
@@ -40,6 +41,11 @@ const WIDE_WORKGROUP_LANES = 64 * 8;
 interface WeightGradOptions {
   shape: ConvShape;
   withBias: boolean;
+  /**
+   * The output gradient comes as relu(maxPool2d(·, 2))'s: its pooled gradient `g` and packed
+   * argmaxes `indices`, expanded row by row as the kernel reads it.
+   */
+  pooled: boolean;
 }
 
 /** Lanes over (image chunk, output-channel block, input-channel block). */
@@ -81,7 +87,10 @@ function planWeightGrad({ shape }: WeightGradOptions, policy: KernelPolicy): Wei
  * whole texels where aligned), then does every FMA those values allow. The bias gradient (the
  * sum of the output gradient per channel) rides along in lanes of the first input-channel block.
  */
-function weightGradBody({ shape, withBias }: WeightGradOptions, plan: WeightGradPlan): string {
+function weightGradBody(
+  { shape, withBias, pooled }: WeightGradOptions,
+  plan: WeightGradPlan,
+): string {
   const { inChannels: C, outChannels: O, height: H, width: W, kernelHeight: KH, kernelWidth: KW } =
     shape;
   const { stride: S, padding: P, outHeight: OH, outWidth: OW, batch } = shape;
@@ -105,7 +114,17 @@ function weightGradBody({ shape, withBias }: WeightGradOptions, plan: WeightGrad
   const gLoads: string[] = [];
   for (let ob = 0; ob < oBlock; ob++) {
     const gRow = `(n * ${u32(O)} + o0 + ${u32(ob)}) * ${u32(OH * OW)} + oy * ${u32(OW)}`;
-    if (OW % 4 === 0) {
+    if (pooled) {
+      gLoads.push(expandedGradientRow({
+        grad: "g",
+        indices: "indices",
+        first: `((n * ${u32(O)} + o0 + ${u32(ob)}) * ${u32(OH / 2)} + oy / 2u) * ${u32(OW / 8)}`,
+        lower: "(oy & 1u) == 1u",
+        quads: OW / 8,
+        assign: (x, value) => `let g${ob}_${x} = ${value};`,
+        prefix: `p${ob}`,
+      }));
+    } else if (OW % 4 === 0) {
       for (let q = 0; q < OW / 4; q++) {
         gLoads.push(`let gv${ob}_${q} = gVec4((${gRow}) / 4u + ${u32(q)});`);
         for (let c = 0; c < 4; c++) {
@@ -204,9 +223,11 @@ function weightGradBody({ shape, withBias }: WeightGradOptions, plan: WeightGrad
 /** Partial weight (and bias) gradients per chunk of images: g and x read as inputs. */
 const CONV2D_WEIGHT_GRAD: KernelSpec<WeightGradOptions, WeightGradPlan> = {
   name: "conv2d_weight_grad",
-  key: ({ shape, withBias }) => convShapeKey(shape) + (withBias ? "_bias" : ""),
-  bindings: () => [
+  key: ({ shape, withBias, pooled }) =>
+    convShapeKey(shape) + (withBias ? "_bias" : "") + (pooled ? "_pooled" : ""),
+  bindings: ({ pooled }) => [
     { name: "g", role: "input" },
+    ...(pooled ? [{ name: "indices", role: "input" } as const] : []),
     { name: "x", role: "input" },
     { name: "partial", role: "write" },
   ],
@@ -254,21 +275,29 @@ export const CONV2D_SUM_CHUNKS: KernelSpec<SumChunksOptions> = {
 
 /**
  * Weight and bias gradients: partial sums per chunk of images (see `weightGradBody`), then
- * added up over the chunks.
+ * added up over the chunks. With `indices`, `grad` is relu(maxPool2d(output, 2))'s pooled
+ * gradient and `indices` its packed argmaxes (`runPooledForward`'s): the gradients are those of
+ * the expanded output gradient, which is never written.
  */
 export function weightAndBiasGrad(
   grad: Tensor,
   x: Tensor,
   shape: ConvShape,
-  withBias: boolean,
+  options: { withBias: boolean; indices?: Tensor },
 ): [Tensor, Tensor | null] {
   const { outChannels: O, inChannels: C, kernelHeight: KH, kernelWidth: KW } = shape;
-  const options = { shape, withBias };
+  const { withBias, indices } = options;
+  const kernelOptions = { shape, withBias, pooled: indices !== undefined };
   const weights = O * C * KH * KW;
   const biases = withBias ? O : 0;
-  const { chunks } = planKernel(CONV2D_WEIGHT_GRAD, options);
+  const { chunks } = planKernel(CONV2D_WEIGHT_GRAD, kernelOptions);
   const partial = Tensor.empty([chunks, weights + biases]);
-  runKernel(CONV2D_WEIGHT_GRAD, options, { g: grad, x, partial });
+  runKernel(CONV2D_WEIGHT_GRAD, kernelOptions, {
+    g: grad,
+    x,
+    partial,
+    ...(indices ? { indices } : {}),
+  });
   const weightGrad = Tensor.empty([O, C, KH, KW]);
   const biasGrad = withBias ? Tensor.empty([O]) : null;
   runKernel(

@@ -98,3 +98,48 @@ export function spreadGradient(down: string, store: (texel: string, dy: string) 
       let dyB0 = select(zero, left, argLeft == lower);
       let dyB1 = select(zero, right, argRight == lower);${stores}`;
 }
+
+/** Where `expandedGradientRow` reads a row and what it does with its values. */
+export interface ExpandedRow {
+  /** The input binding holding the pooled gradient (read with `<grad>Vec4`). */
+  grad: string;
+  /** The input binding holding the packed argmaxes (read with `<indices>At`). */
+  indices: string;
+  /** WGSL u32: the pooled vector of the row's first quad (the others follow it). */
+  first: string;
+  /** WGSL bool: whether the row is the lower one of its windows. */
+  lower: string;
+  /** Quads in the row (its width / 8). */
+  quads: number;
+  /** A WGSL statement putting the row's value `x` (a WGSL f32 expression) where it belongs. */
+  assign: (x: number, value: string) => string;
+  /** A prefix for the names the WGSL declares. */
+  prefix: string;
+}
+
+/**
+ * WGSL: one row of the input gradient of relu(maxPool2d(·, 2)) by quads, expanded from the
+ * pooled gradient and the packed argmaxes, for kernels that read the expanded gradient without
+ * it being written: value x of the row is the pooled gradient of its window where the window's
+ * argmax is x, else 0 (as `spreadGradient` writes it).
+ */
+export function expandedGradientRow(row: ExpandedRow): string {
+  const { grad, indices, first, lower, quads, assign, prefix } = row;
+  const lines = [`let ${prefix}Upper = select(0u, 2u, ${lower});`];
+  for (let q = 0; q < quads; q++) {
+    const [g, arg] = [`${prefix}G${q}`, `${prefix}Arg${q}`];
+    lines.push(
+      `let ${g} = ${grad}Vec4(${first} + ${q}u);`,
+      `let ${arg} = (vec4<u32>(u32(${indices}At(${first} + ${q}u))) >> ` +
+        "vec4<u32>(0u, 3u, 6u, 9u)) & vec4<u32>(7u);",
+      `let ${prefix}L${q} = select(vec4<f32>(0.0), ${g}, ${arg} == vec4<u32>(${prefix}Upper));`,
+      `let ${prefix}R${q} = select(vec4<f32>(0.0), ${g}, ${arg} == vec4<u32>(${prefix}Upper + 1u));`,
+    );
+    for (let p = 0; p < 4; p++) {
+      const c = "xyzw"[p];
+      lines.push(assign(8 * q + 2 * p, `${prefix}L${q}.${c}`));
+      lines.push(assign(8 * q + 2 * p + 1, `${prefix}R${q}.${c}`));
+    }
+  }
+  return lines.join("\n");
+}
