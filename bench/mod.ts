@@ -3,8 +3,9 @@
  * their matmul and conv2d shapes, for wgtorch and for TensorFlow.js (WebGPU backend) in the same
  * process on the same adapter, side by side with the ratio.
  *
- * The same training and evaluation rows then run in PyTorch on the CPU (`bench/pytorch_bench.py`,
- * a subprocess, right after wgtorch's), by default whenever `python3 -c "import torch"` works.
+ * Each training and evaluation row also runs in PyTorch on the CPU (`bench/pytorch_bench.py`, a
+ * subprocess, right after wgtorch's run of the same row), by default whenever
+ * `python3 -c "import torch"` works.
  *
  * Usage: `deno task bench [--json FILE] [--no-tfjs] [--pytorch | --no-pytorch]
  * [--models mlp,cnn,cnn-bn] [--batches 32,128] [--windows N] [--profile]` (`--help` says more).
@@ -407,17 +408,35 @@ async function main(args: readonly string[]): Promise<void> {
   const rows: BenchRow[] = [];
   const add = (row: BenchRow) => {
     if (row.tfjs !== undefined) row.ratio = row.wgtorch / row.tfjs;
+    if (row.pytorch !== undefined) row.ratioPytorch = row.wgtorch / row.pytorch;
     rows.push(row);
     console.error(
       `${row.what}: wgtorch ${fmt(row.wgtorch, row.unit === "img/s" ? 0 : 2)} ${row.unit}` +
         (row.tfjs !== undefined
           ? `, TF.js ${fmt(row.tfjs, row.unit === "img/s" ? 0 : 2)} (x${fmt(row.ratio, 1)})`
+          : "") +
+        (row.pytorch !== undefined
+          ? `, PyTorch ${fmt(row.pytorch, 0)} (x${fmt(row.ratioPytorch, 2)})`
           : ""),
     );
   };
+  // PyTorch runs each row right after wgtorch (before TF.js): the machine's speed drifts.
+  const torchReports: PytorchReport[] = [];
+  const torchRow = async (kind: "train" | "eval", model: ModelName, batch: number) => {
+    if (!python) return undefined;
+    const report = await pytorchThroughput(python, {
+      rows: [{ kind, model, batch }],
+      windows,
+      threads: navigator.hardwareConcurrency,
+    });
+    torchReports.push(report);
+    return report.rows[0].imagesPerSecond;
+  };
+  if (python) console.error(`PyTorch CPU (${python}), ${navigator.hardwareConcurrency} threads`);
   for (const model of models) {
     for (const batchSize of batches) {
       const ours = await trainThroughput(model, { batchSize, windows });
+      const torchRate = await torchRow("train", model, batchSize);
       if (ours.liveBytesGrowth !== 0) {
         console.error(`  live GPU bytes grew by ${ours.liveBytesGrowth} during ${model} training`);
       }
@@ -428,6 +447,7 @@ async function main(args: readonly string[]): Promise<void> {
         what: `train ${model} batch ${batchSize}`,
         wgtorch: ours.imagesPerSecond,
         tfjs: theirs?.imagesPerSecond,
+        pytorch: torchRate,
         unit: "img/s",
         cpuMsPerStep: ours.cpuMsPerStep,
         dispatchesPerStep: ours.dispatchesPerStep,
@@ -447,6 +467,7 @@ async function main(args: readonly string[]): Promise<void> {
   }
   for (const model of models) {
     const ours = await evalThroughput(model, { batchSize: 128, windows });
+    const torchRate = await torchRow("eval", model, 128);
     const theirs = tfjs
       ? await tfjs.tfjsEvalThroughput(model, { batchSize: 128, windows: 3 })
       : undefined;
@@ -454,6 +475,7 @@ async function main(args: readonly string[]): Promise<void> {
       what: `eval ${model} batch 128`,
       wgtorch: ours.imagesPerSecond,
       tfjs: theirs?.imagesPerSecond,
+      pytorch: torchRate,
       unit: "img/s",
     });
   }
@@ -485,26 +507,15 @@ async function main(args: readonly string[]): Promise<void> {
     const theirs = tfjs ? 1000 / await tfjsSeqMs(await tfjs.tfjsModule(), c) : undefined;
     add({ what: c.name, wgtorch: ours, tfjs: theirs, unit: "steps/s" });
   }
-  let pytorch: PytorchReport | null = null;
-  if (python) {
-    console.error(`PyTorch CPU (${python}), ${navigator.hardwareConcurrency} threads ...`);
-    pytorch = await pytorchThroughput(python, {
-      models,
-      batches,
-      windows,
-      threads: navigator.hardwareConcurrency,
-    });
+  const pytorch: PytorchReport | null = torchReports.length === 0
+    ? null
+    : { ...torchReports[0], rows: torchReports.flatMap((report) => report.rows) };
+  if (pytorch) {
+    const { torch, threads, blas, openblasCoretype } = pytorch;
     console.error(
-      `PyTorch ${pytorch.torch}, ${pytorch.threads} threads, BLAS ${
-        pytorch.blas.join(", ") || "unknown"
-      }` + (pytorch.openblasCoretype ? `, OPENBLAS_CORETYPE=${pytorch.openblasCoretype}` : ""),
+      `PyTorch ${torch}, ${threads} threads, BLAS ${blas.join(", ") || "unknown"}` +
+        (openblasCoretype ? `, OPENBLAS_CORETYPE=${openblasCoretype}` : ""),
     );
-    for (const theirs of pytorch.rows) {
-      const row = rows.find((r) => r.what === theirs.what);
-      if (!row) continue;
-      row.pytorch = theirs.imagesPerSecond;
-      row.ratioPytorch = row.wgtorch / theirs.imagesPerSecond;
-    }
   }
   console.log(`Adapter: ${describeAdapter(gpu.adapter)}`);
   if (pytorch) {

@@ -1,7 +1,8 @@
 /**
  * The PyTorch CPU side of the bench: runs `pytorch_bench.py` in a subprocess (Debian's
  * `python3-torch`) with the same models, batch sizes, optimizer, windows and thread count as
- * wgtorch's rows, right after them.
+ * wgtorch's rows, each row right after wgtorch's (this machine's speed drifts by tens of percent
+ * over minutes, so rows measured far apart would compare two machines).
  *
  * @module
  */
@@ -20,6 +21,16 @@ export interface PytorchRow {
   windows: number[];
   /** Process CPU milliseconds per step. */
   cpuMsPerStep: number;
+}
+
+/** One row to time: a training step or an evaluation forward of a model at a batch size. */
+export interface PytorchRowSpec {
+  /** Training (Adam step) or evaluation (forward, no grad). */
+  kind: "train" | "eval";
+  /** One of the study's models: `mlp`, `cnn`, `cnn-bn`. */
+  model: string;
+  /** Images per step. */
+  batch: number;
 }
 
 /** What the PyTorch run reports about itself, and its rows. */
@@ -56,7 +67,7 @@ export async function findTorchPython(): Promise<string | null> {
 /** Runs the PyTorch rows; throws with PyTorch's stderr when the script fails. */
 export async function pytorchThroughput(
   python: string,
-  spec: { models: string[]; batches: number[]; windows: number; threads: number },
+  spec: { rows: PytorchRowSpec[]; windows: number; threads: number },
 ): Promise<PytorchReport> {
   const output = await new Deno.Command(python, {
     args: [SCRIPT, JSON.stringify(spec)],

@@ -4,8 +4,9 @@ Training: the study's models, Adam (lr 0.01), NLL loss, random inputs in [0, 1) 
 i % 10; warm-up steps, then timed windows of about `target_ms` each, images per second as the
 median over the windows. Evaluation: forward only in eval mode under torch.no_grad().
 
-Usage: python3 pytorch_bench.py '{"models": [...], "batches": [...], "windows": 5,
-"threads": 2}'  -- prints one JSON object on stdout.
+Usage: python3 pytorch_bench.py '{"rows": [{"kind": "train", "model": "cnn", "batch": 32}, ...],
+"windows": 5, "threads": 2}'  -- prints one JSON object on stdout. The bench runs it once per
+row, right after wgtorch's run of that row, so that both see the machine in the same state.
 """
 
 import json
@@ -113,12 +114,11 @@ def main():
     spec = json.loads(sys.argv[1])
     torch.set_num_threads(int(spec["threads"]))
     rows = []
-    for name in spec["models"]:
-        for batch in spec["batches"]:
-            rows.append({"what": f"train {name} batch {batch}",
-                         **train_throughput(name, batch, spec["windows"])})
-    for name in spec["models"]:
-        rows.append({"what": f"eval {name} batch 128", **eval_throughput(name, 128, spec["windows"])})
+    for row in spec["rows"]:
+        kind, name, batch = row["kind"], row["model"], int(row["batch"])
+        measure = train_throughput if kind == "train" else eval_throughput
+        rows.append({"what": f"{kind} {name} batch {batch}",
+                     **measure(name, batch, spec["windows"])})
     print(json.dumps({
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),

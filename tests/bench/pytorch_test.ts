@@ -12,8 +12,12 @@ Deno.test({
   ignore: !python,
   fn: async () => {
     const report = await pytorchThroughput(python!, {
-      models: ["mlp", "cnn-bn"],
-      batches: [4],
+      rows: [
+        { kind: "train", model: "mlp", batch: 4 },
+        { kind: "train", model: "cnn-bn", batch: 4 },
+        { kind: "eval", model: "mlp", batch: 128 },
+        { kind: "eval", model: "cnn-bn", batch: 128 },
+      ],
       windows: 1,
       threads: 1,
     });
