@@ -4,7 +4,7 @@
  * process on the same adapter, side by side with the ratio.
  *
  * Each training and evaluation row also runs in PyTorch on the CPU (`bench/pytorch_bench.py`, a
- * subprocess, right after wgtorch's run of the same row), by default whenever
+ * subprocess), its timed windows alternating with wgtorch's, by default whenever
  * `python3 -c "import torch"` works.
  *
  * Usage: `deno task bench [--json FILE] [--no-tfjs] [--pytorch | --no-pytorch]
@@ -36,7 +36,13 @@ import {
 } from "../mod.ts";
 import { createModel, MODEL_NAMES, type ModelName } from "../models/mod.ts";
 import { writeJsonAtomic } from "../train/tune/fs_atomic.ts";
-import { findTorchPython, type PytorchReport, pytorchThroughput } from "./pytorch.ts";
+import {
+  findTorchPython,
+  type PytorchReport,
+  type PytorchRow,
+  type PytorchRowSpec,
+  PytorchServer,
+} from "./pytorch.ts";
 import { OP_CASES, tfjsOpRate, wgtorchOpRate } from "./ops.ts";
 import { SEQ_CASES, tfjsSeqMs, wgtorchSeqMs } from "./seq_cases.ts";
 
@@ -62,6 +68,8 @@ interface TimingOptions {
   warmup: number;
   windows: number;
   targetMs: number;
+  /** Runs after each timed window (PyTorch's window of the same row, alternating with ours). */
+  afterWindow?: () => Promise<void>;
 }
 
 function median(values: number[]): number {
@@ -99,6 +107,7 @@ async function timeSteps(
     const used = process.cpuUsage(c0);
     cpu += (used.user + used.system) / 1000 / stepsPerWindow;
     windows.push(batch * stepsPerWindow / seconds);
+    await options.afterWindow?.();
   }
   const steps = options.windows * stepsPerWindow;
   return {
@@ -227,6 +236,10 @@ export interface BenchRow {
   pytorch?: number;
   /** wgtorch / PyTorch CPU. */
   ratioPytorch?: number;
+  /** wgtorch's timed windows (throughput rows), in the row's unit. */
+  windows?: number[];
+  /** PyTorch's timed windows, each run right after wgtorch's window of the same index. */
+  pytorchWindows?: number[];
   /** The unit of both figures. */
   unit: string;
   /** wgtorch's process CPU milliseconds per step, for throughput rows. */
@@ -420,23 +433,41 @@ async function main(args: readonly string[]): Promise<void> {
           : ""),
     );
   };
-  // PyTorch runs each row right after wgtorch (before TF.js): the machine's speed drifts.
-  const torchReports: PytorchReport[] = [];
-  const torchRow = async (kind: "train" | "eval", model: ModelName, batch: number) => {
-    if (!python) return undefined;
-    const report = await pytorchThroughput(python, {
-      rows: [{ kind, model, batch }],
-      windows,
-      threads: navigator.hardwareConcurrency,
+  // PyTorch's timed windows alternate with wgtorch's, row by row: the machine's speed drifts by
+  // tens of percent within a minute, so figures taken apart would compare two machines.
+  const torch = python ? PytorchServer.start(python, navigator.hardwareConcurrency) : null;
+  const torchInfo = torch ? await torch.info() : null;
+  const torchRows: PytorchRow[] = [];
+  /** Times a row in both: `measure` gets the hook that runs PyTorch's window after each of ours. */
+  const sideBySide = async <T extends Throughput>(
+    row: PytorchRowSpec,
+    measure: (afterWindow?: () => Promise<void>) => Promise<T>,
+  ): Promise<{ ours: T; theirs?: PytorchRow }> => {
+    if (!torch) return { ours: await measure() };
+    await torch.setup(row);
+    const rates: number[] = [];
+    let cpu = 0;
+    const ours = await measure(async () => {
+      const window = await torch.window();
+      rates.push(window.imagesPerSecond);
+      cpu += window.cpuMsPerStep;
     });
-    torchReports.push(report);
-    return report.rows[0].imagesPerSecond;
+    const theirs: PytorchRow = {
+      what: `${row.kind} ${row.model} batch ${row.batch}`,
+      imagesPerSecond: median(rates),
+      windows: rates,
+      cpuMsPerStep: cpu / rates.length,
+    };
+    torchRows.push(theirs);
+    return { ours, theirs };
   };
-  if (python) console.error(`PyTorch CPU (${python}), ${navigator.hardwareConcurrency} threads`);
+  if (torch) console.error(`PyTorch CPU (${python}), ${navigator.hardwareConcurrency} threads`);
   for (const model of models) {
     for (const batchSize of batches) {
-      const ours = await trainThroughput(model, { batchSize, windows });
-      const torchRate = await torchRow("train", model, batchSize);
+      const { ours, theirs: torchRow } = await sideBySide(
+        { kind: "train", model, batch: batchSize },
+        (afterWindow) => trainThroughput(model, { batchSize, windows, afterWindow }),
+      );
       if (ours.liveBytesGrowth !== 0) {
         console.error(`  live GPU bytes grew by ${ours.liveBytesGrowth} during ${model} training`);
       }
@@ -447,7 +478,9 @@ async function main(args: readonly string[]): Promise<void> {
         what: `train ${model} batch ${batchSize}`,
         wgtorch: ours.imagesPerSecond,
         tfjs: theirs?.imagesPerSecond,
-        pytorch: torchRate,
+        pytorch: torchRow?.imagesPerSecond,
+        windows: ours.windows,
+        pytorchWindows: torchRow?.windows,
         unit: "img/s",
         cpuMsPerStep: ours.cpuMsPerStep,
         dispatchesPerStep: ours.dispatchesPerStep,
@@ -466,8 +499,10 @@ async function main(args: readonly string[]): Promise<void> {
     }
   }
   for (const model of models) {
-    const ours = await evalThroughput(model, { batchSize: 128, windows });
-    const torchRate = await torchRow("eval", model, 128);
+    const { ours, theirs: torchRow } = await sideBySide(
+      { kind: "eval", model, batch: 128 },
+      (afterWindow) => evalThroughput(model, { batchSize: 128, windows, afterWindow }),
+    );
     const theirs = tfjs
       ? await tfjs.tfjsEvalThroughput(model, { batchSize: 128, windows: 3 })
       : undefined;
@@ -475,7 +510,9 @@ async function main(args: readonly string[]): Promise<void> {
       what: `eval ${model} batch 128`,
       wgtorch: ours.imagesPerSecond,
       tfjs: theirs?.imagesPerSecond,
-      pytorch: torchRate,
+      pytorch: torchRow?.imagesPerSecond,
+      windows: ours.windows,
+      pytorchWindows: torchRow?.windows,
       unit: "img/s",
     });
   }
@@ -507,9 +544,8 @@ async function main(args: readonly string[]): Promise<void> {
     const theirs = tfjs ? 1000 / await tfjsSeqMs(await tfjs.tfjsModule(), c) : undefined;
     add({ what: c.name, wgtorch: ours, tfjs: theirs, unit: "steps/s" });
   }
-  const pytorch: PytorchReport | null = torchReports.length === 0
-    ? null
-    : { ...torchReports[0], rows: torchReports.flatMap((report) => report.rows) };
+  await torch?.close();
+  const pytorch: PytorchReport | null = torchInfo && { ...torchInfo, rows: torchRows };
   if (pytorch) {
     const { torch, threads, blas, openblasCoretype } = pytorch;
     console.error(

@@ -90,3 +90,93 @@ export async function pytorchThroughput(
     rows: report.rows,
   };
 }
+
+/** PyTorch's figures for one row, timed window by window alternately with wgtorch's. */
+export interface PytorchWindows {
+  /** Images per second of each window. */
+  windows: number[];
+  /** Process CPU milliseconds per step, averaged over the windows. */
+  cpuMsPerStep: number;
+}
+
+/**
+ * A `pytorch_bench.py --serve` subprocess: set up a row, then run its timed windows one at a
+ * time, between wgtorch's, so that both see the machine in the same state.
+ */
+export class PytorchServer {
+  #child: Deno.ChildProcess;
+  #writer: WritableStreamDefaultWriter<Uint8Array>;
+  #lines: AsyncIterator<string>;
+
+  private constructor(readonly python: string, child: Deno.ChildProcess) {
+    this.#child = child;
+    this.#writer = child.stdin.getWriter();
+    this.#lines = child.stdout.pipeThrough(new TextDecoderStream()).pipeThrough(lineSplitter())
+      [Symbol.asyncIterator]();
+  }
+
+  /** Starts the subprocess with `threads` intra-op threads. */
+  static start(python: string, threads: number): PytorchServer {
+    const child = new Deno.Command(python, {
+      args: [SCRIPT, "--serve", String(threads)],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    return new PytorchServer(python, child);
+  }
+
+  async #ask(command: Record<string, unknown>): Promise<Record<string, unknown>> {
+    await this.#writer.write(new TextEncoder().encode(JSON.stringify(command) + "\n"));
+    const { value, done } = await this.#lines.next();
+    if (done) throw new Error(`bench/pytorch_bench.py --serve exited (command ${command.op})`);
+    return JSON.parse(value);
+  }
+
+  /** What the subprocess runs: torch's version, its threads and the BLAS it loaded. */
+  async info(): Promise<Omit<PytorchReport, "rows">> {
+    const answer = await this.#ask({ op: "info" });
+    return {
+      python: this.python,
+      torch: answer.torch as string,
+      threads: answer.threads as number,
+      blas: answer.blas as string[],
+      openblasCoretype: Deno.env.get("OPENBLAS_CORETYPE") ?? null,
+    };
+  }
+
+  /** Builds the row's model and step, warms it up and sizes its windows. */
+  async setup(row: PytorchRowSpec): Promise<void> {
+    await this.#ask({ op: "setup", ...row });
+  }
+
+  /** One timed window of the row set up last: images per second and CPU ms per step. */
+  async window(): Promise<{ imagesPerSecond: number; cpuMsPerStep: number }> {
+    const answer = await this.#ask({ op: "window" });
+    return {
+      imagesPerSecond: answer.imagesPerSecond as number,
+      cpuMsPerStep: answer.cpuMsPerStep as number,
+    };
+  }
+
+  /** Ends the subprocess. */
+  async close(): Promise<void> {
+    await this.#writer.close();
+    await this.#child.status;
+  }
+}
+
+/** Splits a text stream into lines. */
+function lineSplitter(): TransformStream<string, string> {
+  let rest = "";
+  return new TransformStream({
+    transform(chunk, controller) {
+      const lines = (rest + chunk).split("\n");
+      rest = lines.pop()!;
+      for (const line of lines) if (line) controller.enqueue(line);
+    },
+    flush(controller) {
+      if (rest) controller.enqueue(rest);
+    },
+  });
+}

@@ -5,8 +5,15 @@ i % 10; warm-up steps, then timed windows of about `target_ms` each, images per 
 median over the windows. Evaluation: forward only in eval mode under torch.no_grad().
 
 Usage: python3 pytorch_bench.py '{"rows": [{"kind": "train", "model": "cnn", "batch": 32}, ...],
-"windows": 5, "threads": 2}'  -- prints one JSON object on stdout. The bench runs it once per
-row, right after wgtorch's run of that row, so that both see the machine in the same state.
+"windows": 5, "threads": 2}'  -- prints one JSON object on stdout.
+
+Or `python3 pytorch_bench.py --serve THREADS`: one JSON command per stdin line, one JSON answer
+per stdout line, so that the bench can alternate PyTorch's timed windows with wgtorch's (this
+machine's speed drifts by tens of percent within a minute):
+  {"op": "info"}  -> {"torch", "threads", "blas"}
+  {"op": "setup", "kind": "train", "model": "cnn", "batch": 32}  -> {"steps"}: builds the row,
+      warms it up and sizes its windows as `time_steps` does
+  {"op": "window"}  -> {"imagesPerSecond", "cpuMsPerStep"}: one timed window of the row
 """
 
 import json
@@ -41,24 +48,35 @@ def cnn_bn():
 MODELS = {"mlp": mlp, "cnn": cnn, "cnn-bn": cnn_bn}
 
 
-def time_steps(step, batch, warmup, windows, target_ms):
-    """Images per second: median of `windows` windows, after `warmup` steps (as bench/mod.ts)."""
+def window_steps(step, warmup, target_ms):
+    """Warms `step` up and returns the steps of a window of about `target_ms` (as bench/mod.ts)."""
     for _ in range(warmup):
         step()
     t0 = time.perf_counter()
     step()
     once_ms = (time.perf_counter() - t0) * 1000
-    steps = max(2, min(500, round(target_ms / max(once_ms, 1e-3))))
+    return max(2, min(500, round(target_ms / max(once_ms, 1e-3))))
+
+
+def window(step, batch, steps):
+    """One timed window: (images per second, process CPU ms per step)."""
+    c0 = time.process_time()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    seconds = time.perf_counter() - start
+    return batch * steps / seconds, (time.process_time() - c0) * 1000 / steps
+
+
+def time_steps(step, batch, warmup, windows, target_ms):
+    """Images per second: median of `windows` windows, after `warmup` steps (as bench/mod.ts)."""
+    steps = window_steps(step, warmup, target_ms)
     rates = []
     cpu_ms = 0.0
     for _ in range(windows):
-        c0 = time.process_time()
-        start = time.perf_counter()
-        for _ in range(steps):
-            step()
-        seconds = time.perf_counter() - start
-        cpu_ms += (time.process_time() - c0) * 1000 / steps
-        rates.append(batch * steps / seconds)
+        rate, cpu = window(step, batch, steps)
+        cpu_ms += cpu
+        rates.append(rate)
     rates_sorted = sorted(rates)
     mid = len(rates_sorted) // 2
     median = rates_sorted[mid] if len(rates_sorted) % 2 else (
@@ -66,7 +84,8 @@ def time_steps(step, batch, warmup, windows, target_ms):
     return {"imagesPerSecond": median, "windows": rates, "cpuMsPerStep": cpu_ms / windows}
 
 
-def train_throughput(name, batch, windows):
+def train_step(name, batch):
+    """A training step of the model (Adam, NLL), with its warm-up steps and window length."""
     torch.manual_seed(0)
     model = MODELS[name]().train()
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
@@ -79,10 +98,11 @@ def train_throughput(name, batch, windows):
         loss_fn(model(x), y).backward()
         optimizer.step()
 
-    return time_steps(step, batch, warmup=3, windows=windows, target_ms=1500)
+    return step, 3, 1500
 
 
-def eval_throughput(name, batch, windows):
+def eval_step(name, batch):
+    """An evaluation forward of the model, with its warm-up steps and window length."""
     torch.manual_seed(0)
     model = MODELS[name]().eval()
     x = torch.rand(batch, 1, 28, 28)
@@ -91,7 +111,11 @@ def eval_throughput(name, batch, windows):
         with torch.no_grad():
             model(x)
 
-    return time_steps(step, batch, warmup=2, windows=windows, target_ms=1000)
+    return step, 2, 1000
+
+
+def row_step(row):
+    return (train_step if row["kind"] == "train" else eval_step)(row["model"], int(row["batch"]))
 
 
 def blas_library():
@@ -115,10 +139,9 @@ def main():
     torch.set_num_threads(int(spec["threads"]))
     rows = []
     for row in spec["rows"]:
-        kind, name, batch = row["kind"], row["model"], int(row["batch"])
-        measure = train_throughput if kind == "train" else eval_throughput
-        rows.append({"what": f"{kind} {name} batch {batch}",
-                     **measure(name, batch, spec["windows"])})
+        step, warmup, target_ms = row_step(row)
+        rows.append({"what": f"{row['kind']} {row['model']} batch {row['batch']}",
+                     **time_steps(step, int(row["batch"]), warmup, spec["windows"], target_ms)})
     print(json.dumps({
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
@@ -127,5 +150,27 @@ def main():
     }))
 
 
+def serve(threads):
+    """Answers the bench's commands, one JSON line each way (see the module docstring)."""
+    torch.set_num_threads(threads)
+    current = None
+    for line in sys.stdin:
+        command = json.loads(line)
+        if command["op"] == "info":
+            answer = {"torch": torch.__version__, "threads": torch.get_num_threads(),
+                      "blas": blas_library()}
+        elif command["op"] == "setup":
+            step, warmup, target_ms = row_step(command)
+            current = (step, int(command["batch"]), window_steps(step, warmup, target_ms))
+            answer = {"steps": current[2]}
+        else:
+            rate, cpu = window(*current)
+            answer = {"imagesPerSecond": rate, "cpuMsPerStep": cpu}
+        print(json.dumps(answer), flush=True)
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--serve"]:
+        serve(int(sys.argv[2]))
+    else:
+        main()

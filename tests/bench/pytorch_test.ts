@@ -1,7 +1,7 @@
 // The bench's PyTorch side: the script runs the requested rows and names them as wgtorch's rows,
 // so that the ratios pair the right numbers. Skipped with a message where torch is missing.
 import { benchTable } from "../../bench/mod.ts";
-import { findTorchPython, pytorchThroughput } from "../../bench/pytorch.ts";
+import { findTorchPython, PytorchServer, pytorchThroughput } from "../../bench/pytorch.ts";
 import { assert } from "../assert.ts";
 
 const python = await findTorchPython();
@@ -30,6 +30,34 @@ Deno.test({
     for (const row of report.rows) assert.ok(row.imagesPerSecond > 0, row.what);
     assert.equal(report.threads, 1);
     assert.match(report.torch, /^\d+\.\d+/);
+  },
+});
+
+Deno.test({
+  name: "pytorch_bench.py --serve times one window of a row at a time",
+  ignore: !python,
+  fn: async () => {
+    const server = PytorchServer.start(python!, 1);
+    try {
+      const info = await server.info();
+      assert.equal(info.threads, 1);
+      assert.match(info.torch, /^\d+\.\d+/);
+      for (
+        const row of [{ kind: "train", model: "cnn", batch: 4 }, {
+          kind: "eval",
+          model: "mlp",
+          batch: 8,
+        }] as const
+      ) {
+        await server.setup(row);
+        for (let w = 0; w < 2; w++) {
+          const window = await server.window();
+          assert.ok(window.imagesPerSecond > 0 && window.cpuMsPerStep > 0, row.kind);
+        }
+      }
+    } finally {
+      await server.close();
+    }
   },
 });
 
