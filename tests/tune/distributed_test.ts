@@ -167,15 +167,22 @@ Deno.test({
           const workers = ["a", "b", "c"].map((w) =>
             spawnWorker(settings("kill", w, { epochMs: 250 }))
           );
-          // Kill worker a once its first trial has a committed result (a checkpoint to resume).
-          await waitFor("a result of worker a", async () => {
-            const claimed = workers[0].out().match(/^CLAIM (\S+) 1 0$/m)?.[1];
-            if (!claimed) return false;
-            const rows = await sql`SELECT 1 FROM journal
-            WHERE study = 'kill' AND trial = ${claimed} AND iteration IS NOT NULL`;
-            return rows.length > 0;
+          // Kill worker a while one of its trials runs with a committed result (a checkpoint to
+          // resume). Not simply its first trial: ASHA may have stopped that one at its first rung.
+          let victim = "";
+          await waitFor("a running trial of worker a with a result", async () => {
+            for (const [, claimed] of workers[0].out().matchAll(/^CLAIM (\S+) 1 0$/gm)) {
+              const rows = await sql`SELECT 1 FROM trials
+              WHERE study = 'kill' AND trial = ${claimed} AND status = 'RUNNING' AND EXISTS (
+                SELECT 1 FROM journal
+                WHERE study = 'kill' AND trial = ${claimed} AND iteration IS NOT NULL)`;
+              if (rows.length > 0) {
+                victim = claimed;
+                return true;
+              }
+            }
+            return false;
           });
-          const victim = workers[0].out().match(/^CLAIM (\S+) 1 0$/m)![1];
           workers[0].child.kill("SIGKILL");
           const killed = await workers[0].done;
           equal(killed.signal, "SIGKILL");
