@@ -63,6 +63,11 @@ export function quadMax(name: string, relu: boolean): string {
       var arg = vec4<u32>(0u);${corners}${result}`;
 }
 
+/** WGSL vec4<u32>: the 4 argmaxes of `code` (a u32 expression holding a `PACKED_ARGMAX`). */
+function unpackedArgmax(code: string): string {
+  return `(vec4<u32>(${code}) >> vec4<u32>(0u, 3u, 6u, 9u)) & vec4<u32>(7u)`;
+}
+
 /** WGSL expression: the quad's argmaxes `arg` (0..4 each) packed in base 8 into one f32. */
 export const PACKED_ARGMAX = "f32(dot(arg, vec4<u32>(1u, 8u, 64u, 512u)))";
 
@@ -73,7 +78,7 @@ export const PACKED_ARGMAX = "f32(dot(arg, vec4<u32>(1u, 8u, 64u, 512u)))";
 export function quadGradient(grad: string, packed: string): string {
   return /* wgsl */ `
       let code = u32(${packed});
-      let arg = (vec4<u32>(code) >> vec4<u32>(0u, 3u, 6u, 9u)) & vec4<u32>(7u);
+      let arg = ${unpackedArgmax("code")};
       let g = ${grad};`;
 }
 
@@ -130,8 +135,7 @@ export function expandedGradientRow(row: ExpandedRow): string {
     const [g, arg] = [`${prefix}G${q}`, `${prefix}Arg${q}`];
     lines.push(
       `let ${g} = ${grad}Vec4(${first} + ${q}u);`,
-      `let ${arg} = (vec4<u32>(u32(${indices}At(${first} + ${q}u))) >> ` +
-        "vec4<u32>(0u, 3u, 6u, 9u)) & vec4<u32>(7u);",
+      `let ${arg} = ${unpackedArgmax(`u32(${indices}At(${first} + ${q}u))`)};`,
       `let ${prefix}L${q} = select(vec4<f32>(0.0), ${g}, ${arg} == vec4<u32>(${prefix}Upper));`,
       `let ${prefix}R${q} = select(vec4<f32>(0.0), ${g}, ${arg} == vec4<u32>(${prefix}Upper + 1u));`,
     );
