@@ -1,7 +1,8 @@
 /**
  * The conv2d forward kernel (also the input gradient's, with the weights read flipped and
  * transposed): each lane computes a block of output rows x pixels x channels chosen by a cost
- * model, loading each input row it meets once per input channel and each weight once.
+ * model, loading each input row it meets once per input channel and each weight once. Pooled,
+ * it stores relu(maxPool2d(output, 2)) and the packed argmaxes instead of the output.
  *
  * @module
  */
@@ -61,6 +62,13 @@ interface ForwardBlock {
  * depends on a loop counter) ~35, an FMA with spilled accumulators ~2.75. Per input channel a
  * lane loads the input rows and columns its block meets and `channels x taps` weights, and does
  * `channels x rows x pixels x taps` FMAs.
+ *
+ * The FMAs run over one output row's pixels at a time (see `forwardBody`): up to 8 pixels those
+ * accumulators stay in registers, which the model counts as 1.75 cycles per FMA. The weight
+ * loads' 70 and the square root on too few lanes are fitted to the study's shapes, where they
+ * pick the measured best blocks (8 rows x 8 pixels x 2 channels for both convolutions, at
+ * batch 32 and 128; for conv2 at batch 32, interleaved in one run: 0.86-0.96 ms against
+ * 1.13-1.16 for 4 x 4 x 5, the block the model chose before).
  */
 function forwardBlock(shape: ConvShape, lanesWanted: number, pooled = false): ForwardBlock {
   const {
@@ -91,8 +99,9 @@ function forwardBlock(shape: ConvShape, lanesWanted: number, pooled = false): Fo
         const texels = ((rows - 1) * S + KH) * Math.ceil(((pixels - 1) * S + KW) / 4 + 1);
         // Wasted work where blocks overhang the output (rows, columns or channels past the end).
         const waste = (Math.ceil(OH / rows) * rows / OH) * (Math.ceil(O / channels) * channels / O);
-        const starve = lanes < lanesWanted ? lanesWanted / lanes : 1;
-        const cost = (texels * 150 + channels * taps * 35 + fmas * 2.75) / fmas * waste * starve;
+        const starve = lanes < lanesWanted ? Math.sqrt(lanesWanted / lanes) : 1;
+        const fmaCost = pixels <= 8 ? 1.75 : 2.75;
+        const cost = (texels * 150 + channels * taps * 70 + fmas * fmaCost) / fmas * waste * starve;
         if (cost < bestCost) [best, bestCost] = [{ rows, pixels, channels }, cost];
       }
     }
@@ -243,28 +252,29 @@ function forwardBody({ shape, order, bias, pooled }: ForwardOptions, plan: Forwa
       }
     }
   }
-  // FMAs grouped by the input row they read, so that with padding a row that lies outside the
-  // input is skipped (the lanes of a workgroup share their output rows, so mostly together).
-  for (let input = 0; input < inputRows; input++) {
-    const body: string[] = [];
+  // FMAs in runs over one output row's pixels (independent accumulators, so llvmpipe keeps the
+  // run in registers while it sums the taps in order, ky then kx, as before). With padding, a
+  // tap row that lies outside the input is skipped (the lanes of a workgroup share their output
+  // rows, so mostly together).
+  for (let q = 0; q < channels; q++) {
     for (let r = 0; r < rows; r++) {
-      const ky = input - r * S;
-      if (ky < 0 || ky >= KH) continue;
-      for (let kx = 0; kx < KW; kx++) {
-        for (let q = 0; q < channels; q++) {
+      for (let ky = 0; ky < KH; ky++) {
+        const input = r * S + ky;
+        const run: string[] = [];
+        for (let kx = 0; kx < KW; kx++) {
           for (let p = 0; p < pixels; p++) {
-            body.push(`${acc(q, r, p)} += w${q}_${ky}_${kx} * r${input}_${p * S + kx};`);
+            run.push(`${acc(q, r, p)} += w${q}_${ky}_${kx} * r${input}_${p * S + kx};`);
           }
         }
+        fmas.push(
+          P > 0
+            ? `if (top + ${input} >= 0 && top + ${input} < ${H}) {\n      ${
+              run.join("\n      ")
+            }\n    }`
+            : run.join("\n    "),
+        );
       }
     }
-    fmas.push(
-      P > 0
-        ? `if (top + ${input} >= 0 && top + ${input} < ${H}) {\n      ${
-          body.join("\n      ")
-        }\n    }`
-        : body.join("\n    "),
-    );
   }
   for (let q = 0; q < channels; q++) {
     const channel = `oBase + ${u32(q)}`;
