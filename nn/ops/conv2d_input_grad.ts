@@ -16,7 +16,8 @@ import { Tensor } from "../tensor.ts";
 import { type ConvShape, convShapeKey } from "./conv2d_shape.ts";
 import { expandedGradientRow } from "./pool_quads.ts";
 
-const MAX_ACCUMULATORS = 128;
+/** Accumulators a lane must hold for one row of one channel, under any policy. */
+const MAX_ROW_ACCUMULATORS = 128;
 const UNIFORM_LIMIT_BYTES = 65536;
 /** Lanes from which a dispatch runs 64-wide workgroups (else the policy's narrow ones). */
 const WIDE_WORKGROUP_LANES = 64 * 16;
@@ -28,26 +29,32 @@ interface InputGradBlock {
 }
 
 /**
- * Rows and input channels per lane, by the same llvmpipe cost model as the forward kernel; null
- * when even one row of one channel exceeds the register budget.
+ * Rows and input channels per lane (at most `accumulators` values), by an llvmpipe cost model like
+ * the forward kernel's (an FMA here ~1.5 cycles: see `inputGradBody`); null when even one row of
+ * one channel exceeds `MAX_ROW_ACCUMULATORS`.
  */
-function inputGradBlock(shape: ConvShape, lanesWanted: number): InputGradBlock | null {
+function inputGradBlock(
+  shape: ConvShape,
+  lanesWanted: number,
+  accumulators: number,
+): InputGradBlock | null {
   const { inChannels: C, height: H, width: W, kernelHeight: KH, kernelWidth: KW } = shape;
   const { outHeight: OH, outWidth: OW, padding: P } = shape;
   let pairs = 0; // (ox, kx) pairs that land inside the row
   for (let ox = 0; ox < OW; ox++) {
     for (let kx = 0; kx < KW; kx++) pairs += +(ox + kx - P >= 0 && ox + kx - P < W);
   }
+  if (W > MAX_ROW_ACCUMULATORS) return null;
   let best: InputGradBlock | null = null, bestCost = Infinity;
   for (let rows = 1; rows <= Math.min(H, 8); rows++) {
     for (let channels = 1; channels <= C; channels++) {
-      if (rows * channels * W > MAX_ACCUMULATORS) continue;
+      if (rows * channels * W > accumulators) continue;
       const fmas = channels * rows * KH * pairs * Math.min(1, OH / H);
       const texels = (rows + KH - 1) * Math.ceil(OW / 4);
       const lanes = shape.batch * Math.ceil(H / rows) * Math.ceil(C / channels);
       const waste = (Math.ceil(H / rows) * rows / H) * (Math.ceil(C / channels) * channels / C);
-      const starve = lanes < lanesWanted ? lanesWanted / lanes : 1;
-      const cost = (texels * 150 + channels * KH * KW * 35 + fmas * 2.75) / fmas * waste * starve;
+      const starve = lanes < lanesWanted ? Math.sqrt(lanesWanted / lanes) : 1;
+      const cost = (texels * 150 + channels * KH * KW * 35 + fmas * 1.5) / fmas * waste * starve;
       if (cost < bestCost) [best, bestCost] = [{ rows, channels }, cost];
     }
   }
@@ -62,7 +69,7 @@ function inputGradBlock(shape: ConvShape, lanesWanted: number): InputGradBlock |
 export function transposedInputGradApplies(shape: ConvShape): boolean {
   const { outChannels: O, inChannels: C, kernelHeight: KH, kernelWidth: KW } = shape;
   return shape.stride === 1 && O * C * KH * KW * 4 <= UNIFORM_LIMIT_BYTES &&
-    inputGradBlock(shape, 0) !== null;
+    inputGradBlock(shape, 0, MAX_ROW_ACCUMULATORS) !== null;
 }
 
 /** What an input-gradient kernel is specialised on. */
@@ -82,7 +89,7 @@ interface InputGradPlan extends KernelPlan {
 }
 
 function planInputGrad({ shape }: InputGradOptions, policy: KernelPolicy): InputGradPlan {
-  const block = inputGradBlock(shape, policy.convLanes);
+  const block = inputGradBlock(shape, policy.convLanes, policy.inputGradAccumulators);
   if (!block) throw new Error(`conv2d input gradient: no block fits ${convShapeKey(shape)}`);
   const lanes = shape.batch * Math.ceil(shape.height / block.rows);
   const workgroupSize = lanes >= WIDE_WORKGROUP_LANES ? 64 : policy.narrowWorkgroup;
@@ -146,7 +153,9 @@ function inputGradBody({ shape, pooled }: InputGradOptions, plan: InputGradPlan)
       }
     }
   }
-  // FMAs grouped by the gradient row they read: a row outside the gradient is skipped.
+  // Per gradient row j (a row outside the gradient is skipped), each accumulator adds the sum of
+  // that row's products: on llvmpipe the products load their operands either way, but an
+  // accumulator (spilled, in a block this large) is loaded and stored once per row, not per FMA.
   const fmas: string[] = [];
   for (let j = 0; j < gRows; j++) {
     const body: string[] = [];
@@ -154,12 +163,13 @@ function inputGradBody({ shape, pooled }: InputGradOptions, plan: InputGradPlan)
       const ky = r + KH - 1 - j;
       if (ky < 0 || ky >= KH) continue;
       for (let q = 0; q < channels; q++) {
-        for (let kx = 0; kx < KW; kx++) {
-          for (let ox = 0; ox < OW; ox++) {
-            const ix = ox + kx - P;
-            if (ix < 0 || ix >= W) continue;
-            body.push(`a${q}_${r}_${ix} += w${q}_${ky}_${kx} * g${j}_${ox};`);
+        for (let ix = 0; ix < W; ix++) {
+          const terms: string[] = [];
+          for (let kx = 0; kx < KW; kx++) {
+            const ox = ix - kx + P;
+            if (ox >= 0 && ox < OW) terms.push(`w${q}_${ky}_${kx} * g${j}_${ox}`);
           }
+          if (terms.length > 0) body.push(`a${q}_${r}_${ix} += ${terms.join(" + ")};`);
         }
       }
     }

@@ -13,18 +13,20 @@ import { Tensor } from "../tensor.ts";
 import { type ConvShape, convShapeKey, segmentSource } from "./conv2d_shape.ts";
 import { expandedGradientRow } from "./pool_quads.ts";
 
-const WEIGHT_GRAD_ACCUMULATORS = 100;
-
 /**
  * The (output, input) channel block of a weight-gradient lane with the most FMAs per texel
- * loaded, within the register budget.
+ * loaded, within `accumulators` weights.
  */
-function weightGradBlocks(shape: ConvShape, segment: number): [number, number] {
+function weightGradBlocks(
+  shape: ConvShape,
+  segment: number,
+  accumulators: number,
+): [number, number] {
   const taps = shape.kernelHeight * shape.kernelWidth;
   let best: [number, number] = [1, 1], bestRatio = 0;
   for (let oBlock = 1; oBlock <= shape.outChannels; oBlock++) {
     for (let cBlock = 1; cBlock <= shape.inChannels; cBlock++) {
-      if (oBlock * cBlock * taps > WEIGHT_GRAD_ACCUMULATORS) continue;
+      if (oBlock * cBlock * taps > accumulators) continue;
       const texels = cBlock * shape.kernelHeight * Math.ceil(segment / 4) +
         oBlock * Math.ceil(shape.outWidth / 4);
       const ratio = oBlock * cBlock * taps * shape.outWidth / texels;
@@ -63,7 +65,11 @@ function segmentLength(shape: ConvShape): number {
 }
 
 function planWeightGrad({ shape }: WeightGradOptions, policy: KernelPolicy): WeightGradPlan {
-  const [oBlock, cBlock] = weightGradBlocks(shape, segmentLength(shape));
+  const [oBlock, cBlock] = weightGradBlocks(
+    shape,
+    segmentLength(shape),
+    policy.weightGradAccumulators,
+  );
   const blocks = Math.ceil(shape.outChannels / oBlock) * Math.ceil(shape.inChannels / cBlock);
   const perChunk = Math.max(1, Math.floor(shape.batch * blocks / policy.weightGradLanes));
   const chunks = Math.ceil(shape.batch / perChunk);
