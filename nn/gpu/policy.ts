@@ -47,12 +47,13 @@ export interface KernelPolicy {
   /** Lanes a conv2d forward or input-gradient dispatch aims for. */
   readonly convLanes: number;
   /**
-   * Most values one stride-1 conv2d input-gradient lane accumulates. On llvmpipe its FMAs load
-   * their operands anyway and touch each accumulator once per gradient row, so large blocks pay
-   * (the study's conv2 input gradient at batch 32: 4 rows x 5 channels, 240 values, ran ~30%
-   * faster than 4 x 2); a GPU keeps accumulators in registers.
+   * Most outputs one conv2d forward or stride-1 input-gradient lane accumulates. On llvmpipe
+   * their FMAs load both operands anyway and touch each accumulator once per kernel (or
+   * gradient) row, so large blocks pay: the study's conv2 input gradient at batch 32 ran ~30%
+   * faster as 4 rows x 5 channels (240 values) than as 4 x 2. A GPU keeps accumulators in
+   * registers.
    */
-  readonly inputGradAccumulators: number;
+  readonly convAccumulators: number;
   /**
    * Lanes a conv2d weight-gradient dispatch aims for. Lanes beyond the blocks come from chunks
    * of the batch, each writing a partial sum of every weight that a second kernel adds up; on
@@ -81,7 +82,7 @@ const SOFTWARE: KernelPolicy = {
   updateMaxGroups: 64,
   updateTextureMinElements: 8192,
   convLanes: 192,
-  inputGradAccumulators: 250,
+  convAccumulators: 256,
   weightGradLanes: 80,
   weightGradAccumulators: 250,
 };
@@ -95,7 +96,7 @@ const HARDWARE: KernelPolicy = {
   updateMaxGroups: 4096,
   updateTextureMinElements: Infinity,
   convLanes: 8192,
-  inputGradAccumulators: 128,
+  convAccumulators: 128,
   weightGradLanes: 8192,
   weightGradAccumulators: 100,
 };

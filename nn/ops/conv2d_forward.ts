@@ -42,9 +42,8 @@ function weightIndex(
     `+ ${u32(KW - 1)} - (${kx}))`;
 }
 
-const MAX_ACCUMULATORS = 128;
 /** Most FMAs unrolled per input channel, to bound shader size and compile time. */
-const MAX_UNROLLED_FMAS = 4096;
+const MAX_UNROLLED_FMAS = 6400;
 
 /**
  * What one lane of the forward kernel computes: `rows` x `pixels` outputs of `channels` output
@@ -63,14 +62,21 @@ interface ForwardBlock {
  * lane loads the input rows and columns its block meets and `channels x taps` weights, and does
  * `channels x rows x pixels x taps` FMAs.
  *
- * The FMAs run over one output row's pixels at a time (see `forwardBody`): up to 8 pixels those
- * accumulators stay in registers, which the model counts as 1.75 cycles per FMA. The weight
- * loads' 70 and the square root on too few lanes are fitted to the study's shapes, where they
- * pick the measured best blocks (8 rows x 8 pixels x 2 channels for both convolutions, at
- * batch 32 and 128; for conv2 at batch 32, interleaved in one run: 0.86-0.96 ms against
- * 1.13-1.16 for 4 x 4 x 5, the block the model chose before).
+ * Each accumulator adds the sum of one kernel row's products at a time (see `forwardBody`), so
+ * spilled accumulators cost little and blocks may hold up to `accumulators` outputs; with more
+ * than 12 pixels per row the row's input values no longer fit, which the model counts as 2.75
+ * cycles per FMA against 1.5. The weight loads' 70 and the square root on too few lanes are
+ * fitted to the study's shapes at batch 32 (blocks timed side by side in one run): conv2 gets
+ * 8 rows x 8 pixels x 4 channels (pooled or not; 0.71-0.74 ms against 0.79-0.83 for 8 x 8 x 2),
+ * conv1 6 x 8 x 5 (pooled 0.88-1.18 ms against 0.94-1.39 for 8 x 8 x 2; not pooled about even
+ * with it, and 8 x 12 x 2 a few percent faster; 8 x 16 x 2 was 15-30% slower).
  */
-function forwardBlock(shape: ConvShape, lanesWanted: number, pooled = false): ForwardBlock {
+function forwardBlock(
+  shape: ConvShape,
+  lanesWanted: number,
+  accumulators: number,
+  pooled = false,
+): ForwardBlock {
   const {
     outChannels: O,
     kernelHeight: KH,
@@ -93,14 +99,14 @@ function forwardBlock(shape: ConvShape, lanesWanted: number, pooled = false): Fo
     for (let rows = pooled ? 2 : 1; rows <= Math.min(OH, 8); rows += pooled ? 2 : 1) {
       for (let channels = 1; channels <= O; channels++) {
         const fmas = channels * rows * pixels * taps;
-        if (channels * rows * pixels > MAX_ACCUMULATORS || fmas > MAX_UNROLLED_FMAS) continue;
+        if (channels * rows * pixels > accumulators || fmas > MAX_UNROLLED_FMAS) continue;
         const lanes = shape.batch * Math.ceil(OH / rows) * Math.ceil(OW / pixels) *
           Math.ceil(O / channels);
         const texels = ((rows - 1) * S + KH) * Math.ceil(((pixels - 1) * S + KW) / 4 + 1);
         // Wasted work where blocks overhang the output (rows, columns or channels past the end).
         const waste = (Math.ceil(OH / rows) * rows / OH) * (Math.ceil(O / channels) * channels / O);
         const starve = lanes < lanesWanted ? Math.sqrt(lanesWanted / lanes) : 1;
-        const fmaCost = pixels <= 8 ? 1.75 : 2.75;
+        const fmaCost = pixels <= 12 ? 1.5 : 2.75;
         const cost = (texels * 150 + channels * taps * 70 + fmas * fmaCost) / fmas * waste * starve;
         if (cost < bestCost) [best, bestCost] = [{ rows, pixels, channels }, cost];
       }
@@ -128,7 +134,7 @@ interface ForwardPlan extends KernelPlan {
 }
 
 function planForward({ shape, pooled }: ForwardOptions, policy: KernelPolicy): ForwardPlan {
-  const block = forwardBlock(shape, policy.convLanes, pooled);
+  const block = forwardBlock(shape, policy.convLanes, policy.convAccumulators, pooled);
   const blocksX = Math.ceil(shape.outWidth / block.pixels);
   const lanes = shape.batch * Math.ceil(shape.outHeight / block.rows) * blocksX;
   const workgroupSize = lanes >= WIDE_WORKGROUP_LANES ? 64 : policy.narrowWorkgroup;
@@ -252,19 +258,21 @@ function forwardBody({ shape, order, bias, pooled }: ForwardOptions, plan: Forwa
       }
     }
   }
-  // FMAs in runs over one output row's pixels (independent accumulators, so llvmpipe keeps the
-  // run in registers while it sums the taps in order, ky then kx, as before). With padding, a
-  // tap row that lies outside the input is skipped (the lanes of a workgroup share their output
-  // rows, so mostly together).
+  // Each accumulator adds one kernel row's products at a time: on llvmpipe the products load
+  // their operands anyway, and a spilled accumulator is loaded and stored once per kernel row,
+  // not per FMA. With padding, a kernel row that meets no input row is skipped (the lanes of a
+  // workgroup share their output rows, so mostly together).
   for (let q = 0; q < channels; q++) {
     for (let r = 0; r < rows; r++) {
       for (let ky = 0; ky < KH; ky++) {
         const input = r * S + ky;
         const run: string[] = [];
-        for (let kx = 0; kx < KW; kx++) {
-          for (let p = 0; p < pixels; p++) {
-            run.push(`${acc(q, r, p)} += w${q}_${ky}_${kx} * r${input}_${p * S + kx};`);
-          }
+        for (let p = 0; p < pixels; p++) {
+          const terms = Array.from(
+            { length: KW },
+            (_, kx) => `w${q}_${ky}_${kx} * r${input}_${p * S + kx}`,
+          );
+          run.push(`${acc(q, r, p)} += ${terms.join(" + ")};`);
         }
         fmas.push(
           P > 0

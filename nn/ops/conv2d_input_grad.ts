@@ -89,7 +89,7 @@ interface InputGradPlan extends KernelPlan {
 }
 
 function planInputGrad({ shape }: InputGradOptions, policy: KernelPolicy): InputGradPlan {
-  const block = inputGradBlock(shape, policy.convLanes, policy.inputGradAccumulators);
+  const block = inputGradBlock(shape, policy.convLanes, policy.convAccumulators);
   if (!block) throw new Error(`conv2d input gradient: no block fits ${convShapeKey(shape)}`);
   const lanes = shape.batch * Math.ceil(shape.height / block.rows);
   const workgroupSize = lanes >= WIDE_WORKGROUP_LANES ? 64 : policy.narrowWorkgroup;
