@@ -44,6 +44,12 @@ export interface KernelPolicy {
    * (they read four or five tensors, so the copies pay off later than `textureMinElements`).
    */
   readonly updateTextureMinElements: number;
+  /**
+   * The most columns (along the lanes' dimension) of a matmul lane's register block, whose rows
+   * are 16: on llvmpipe every accumulator is spilled anyway and a wider block loads each value
+   * for more products; a GPU keeps the block in registers.
+   */
+  readonly matmulLaneTile: number;
   /** Lanes a conv2d forward or input-gradient dispatch aims for. */
   readonly convLanes: number;
   /**
@@ -81,6 +87,7 @@ const SOFTWARE: KernelPolicy = {
   narrowWorkgroup: 8,
   updateMaxGroups: 64,
   updateTextureMinElements: 8192,
+  matmulLaneTile: 16,
   convLanes: 192,
   convAccumulators: 256,
   weightGradLanes: 80,
@@ -95,6 +102,7 @@ const HARDWARE: KernelPolicy = {
   narrowWorkgroup: 64,
   updateMaxGroups: 4096,
   updateTextureMinElements: Infinity,
+  matmulLaneTile: 8,
   convLanes: 8192,
   convAccumulators: 128,
   weightGradLanes: 8192,
