@@ -63,20 +63,25 @@ interface ForwardBlock {
  * `channels x rows x pixels x taps` FMAs.
  *
  * Each accumulator adds the sum of one kernel row's products at a time (see `forwardBody`), so
- * spilled accumulators cost little and blocks may hold up to `accumulators` outputs; with more
- * than 12 pixels per row the row's input values no longer fit, which the model counts as 2.75
- * cycles per FMA against 1.5. The weight loads' 70 and the square root on too few lanes are
- * fitted to the study's shapes at batch 32 (blocks timed side by side in one run): conv2 gets
- * 8 rows x 8 pixels x 4 channels (pooled or not; 0.71-0.74 ms against 0.79-0.83 for 8 x 8 x 2),
+ * spilled accumulators cost little and blocks may hold up to `convAccumulators` outputs; with
+ * more than 12 pixels per row the row's input values no longer fit, which the model counts as
+ * 2.75 cycles per FMA against 1.5. Blocks giving fewer lanes than `convLanes` cost more, by
+ * `convStarvationPower`. The weight loads' 70 is fitted to the study's shapes at batch 32
+ * (blocks timed side by side in one run): conv2 gets 8 rows x 8 pixels x 3 channels at batch 32
+ * and 8 x 8 x 4 at 128 (8 x 8 x 4: 0.71-0.74 ms against 0.79-0.83 for 8 x 8 x 2 at batch 32),
  * conv1 6 x 8 x 5 (pooled 0.88-1.18 ms against 0.94-1.39 for 8 x 8 x 2; not pooled about even
  * with it, and 8 x 12 x 2 a few percent faster; 8 x 16 x 2 was 15-30% slower).
  */
 function forwardBlock(
   shape: ConvShape,
-  lanesWanted: number,
-  accumulators: number,
+  policy: Pick<KernelPolicy, "convLanes" | "convAccumulators" | "convStarvationPower">,
   pooled = false,
 ): ForwardBlock {
+  const {
+    convLanes: lanesWanted,
+    convAccumulators: accumulators,
+    convStarvationPower: starvationPower,
+  } = policy;
   const {
     outChannels: O,
     kernelHeight: KH,
@@ -105,7 +110,7 @@ function forwardBlock(
         const texels = ((rows - 1) * S + KH) * Math.ceil(((pixels - 1) * S + KW) / 4 + 1);
         // Wasted work where blocks overhang the output (rows, columns or channels past the end).
         const waste = (Math.ceil(OH / rows) * rows / OH) * (Math.ceil(O / channels) * channels / O);
-        const starve = lanes < lanesWanted ? Math.sqrt(lanesWanted / lanes) : 1;
+        const starve = lanes < lanesWanted ? (lanesWanted / lanes) ** starvationPower : 1;
         const fmaCost = pixels <= 12 ? 1.5 : 2.75;
         const cost = (texels * 150 + channels * taps * 70 + fmas * fmaCost) / fmas * waste * starve;
         if (cost < bestCost) [best, bestCost] = [{ rows, pixels, channels }, cost];
@@ -134,7 +139,7 @@ interface ForwardPlan extends KernelPlan {
 }
 
 function planForward({ shape, pooled }: ForwardOptions, policy: KernelPolicy): ForwardPlan {
-  const block = forwardBlock(shape, policy.convLanes, policy.convAccumulators, pooled);
+  const block = forwardBlock(shape, policy, pooled);
   const blocksX = Math.ceil(shape.outWidth / block.pixels);
   const lanes = shape.batch * Math.ceil(shape.outHeight / block.rows) * blocksX;
   const workgroupSize = lanes >= WIDE_WORKGROUP_LANES ? 64 : policy.narrowWorkgroup;
