@@ -53,14 +53,6 @@ export interface KernelPolicy {
   /** Lanes a conv2d forward or input-gradient dispatch aims for. */
   readonly convLanes: number;
   /**
-   * How the conv2d block models penalise a block that gives fewer lanes than `convLanes`: its
-   * cost is multiplied by (convLanes / lanes) to this power. 1 under both policies: small
-   * shapes get small blocks, whose shaders also compile fast in SwiftShader (0.5 on llvmpipe
-   * gave small shapes blocks of 72 outputs whose shaders SwiftShader took minutes over, and the
-   * device was lost).
-   */
-  readonly convStarvationPower: number;
-  /**
    * Most outputs one conv2d forward or stride-1 input-gradient lane accumulates. On llvmpipe
    * their FMAs load both operands anyway and touch each accumulator once per kernel (or
    * gradient) row, so large blocks pay: the study's conv2 input gradient at batch 32 ran ~30%
@@ -97,7 +89,6 @@ const SOFTWARE: KernelPolicy = {
   updateTextureMinElements: 8192,
   matmulLaneTile: 16,
   convLanes: 192,
-  convStarvationPower: 1,
   convAccumulators: 256,
   weightGradLanes: 80,
   weightGradAccumulators: 250,
@@ -113,7 +104,6 @@ const HARDWARE: KernelPolicy = {
   updateTextureMinElements: Infinity,
   matmulLaneTile: 8,
   convLanes: 8192,
-  convStarvationPower: 1,
   convAccumulators: 128,
   weightGradLanes: 8192,
   weightGradAccumulators: 100,

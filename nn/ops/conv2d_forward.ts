@@ -65,23 +65,21 @@ interface ForwardBlock {
  * Each accumulator adds the sum of one kernel row's products at a time (see `forwardBody`), so
  * spilled accumulators cost little and blocks may hold up to `convAccumulators` outputs; with
  * more than 12 pixels per row the row's input values no longer fit, which the model counts as
- * 2.75 cycles per FMA against 1.5. Blocks giving fewer lanes than `convLanes` cost more, by
- * `convStarvationPower`. The weight loads' 70 is fitted to the study's shapes at batch 32
- * (blocks timed side by side in one run): conv2 gets 8 rows x 8 pixels x 3 channels at batch 32
- * and 8 x 8 x 4 at 128 (8 x 8 x 4: 0.71-0.74 ms against 0.79-0.83 for 8 x 8 x 2 at batch 32),
- * conv1 6 x 8 x 5 (pooled 0.88-1.18 ms against 0.94-1.39 for 8 x 8 x 2; not pooled about even
- * with it, and 8 x 12 x 2 a few percent faster; 8 x 16 x 2 was 15-30% slower).
+ * 2.75 cycles per FMA against 1.5. Blocks giving fewer lanes than `convLanes` cost that many
+ * times more (a square root there gave small shapes blocks of 72 outputs, whose shaders
+ * SwiftShader took minutes over until the device was lost). The weight loads' 70 is fitted to
+ * the study's shapes (blocks timed side by side in one run): conv2 gets 8 rows x 8 pixels x 3
+ * channels at batch 32 and 8 x 8 x 4 at 128 (8 x 8 x 4: 0.71-0.74 ms against 0.79-0.83 for
+ * 8 x 8 x 2 at batch 32), conv1 6 x 8 x 5 (pooled 0.88-1.18 ms against 0.94-1.39 for 8 x 8 x 2;
+ * not pooled about even with it, and 8 x 12 x 2 a few percent faster; 8 x 16 x 2 was 15-30%
+ * slower).
  */
 function forwardBlock(
   shape: ConvShape,
-  policy: Pick<KernelPolicy, "convLanes" | "convAccumulators" | "convStarvationPower">,
+  policy: Pick<KernelPolicy, "convLanes" | "convAccumulators">,
   pooled = false,
 ): ForwardBlock {
-  const {
-    convLanes: lanesWanted,
-    convAccumulators: accumulators,
-    convStarvationPower: starvationPower,
-  } = policy;
+  const { convLanes: lanesWanted, convAccumulators: accumulators } = policy;
   const {
     outChannels: O,
     kernelHeight: KH,
@@ -110,7 +108,7 @@ function forwardBlock(
         const texels = ((rows - 1) * S + KH) * Math.ceil(((pixels - 1) * S + KW) / 4 + 1);
         // Wasted work where blocks overhang the output (rows, columns or channels past the end).
         const waste = (Math.ceil(OH / rows) * rows / OH) * (Math.ceil(O / channels) * channels / O);
-        const starve = lanes < lanesWanted ? (lanesWanted / lanes) ** starvationPower : 1;
+        const starve = lanes < lanesWanted ? lanesWanted / lanes : 1;
         const fmaCost = pixels <= 12 ? 1.5 : 2.75;
         const cost = (texels * 150 + channels * taps * 70 + fmas * fmaCost) / fmas * waste * starve;
         if (cost < bestCost) [best, bestCost] = [{ rows, pixels, channels }, cost];

@@ -37,7 +37,6 @@ function inputGradBlock(
   shape: ConvShape,
   lanesWanted: number,
   accumulators: number,
-  starvationPower = 1,
 ): InputGradBlock | null {
   const { inChannels: C, height: H, width: W, kernelHeight: KH, kernelWidth: KW } = shape;
   const { outHeight: OH, outWidth: OW, padding: P } = shape;
@@ -54,7 +53,7 @@ function inputGradBlock(
       const texels = (rows + KH - 1) * Math.ceil(OW / 4);
       const lanes = shape.batch * Math.ceil(H / rows) * Math.ceil(C / channels);
       const waste = (Math.ceil(H / rows) * rows / H) * (Math.ceil(C / channels) * channels / C);
-      const starve = lanes < lanesWanted ? (lanesWanted / lanes) ** starvationPower : 1;
+      const starve = lanes < lanesWanted ? lanesWanted / lanes : 1;
       const cost = (texels * 150 + channels * KH * KW * 35 + fmas * 1.5) / fmas * waste * starve;
       if (cost < bestCost) [best, bestCost] = [{ rows, channels }, cost];
     }
@@ -90,12 +89,7 @@ interface InputGradPlan extends KernelPlan {
 }
 
 function planInputGrad({ shape }: InputGradOptions, policy: KernelPolicy): InputGradPlan {
-  const block = inputGradBlock(
-    shape,
-    policy.convLanes,
-    policy.convAccumulators,
-    policy.convStarvationPower,
-  );
+  const block = inputGradBlock(shape, policy.convLanes, policy.convAccumulators);
   if (!block) throw new Error(`conv2d input gradient: no block fits ${convShapeKey(shape)}`);
   const lanes = shape.batch * Math.ceil(shape.height / block.rows);
   const workgroupSize = lanes >= WIDE_WORKGROUP_LANES ? 64 : policy.narrowWorkgroup;
