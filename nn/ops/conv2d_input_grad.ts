@@ -40,11 +40,11 @@ function inputGradBlock(
 ): InputGradBlock | null {
   const { inChannels: C, height: H, width: W, kernelHeight: KH, kernelWidth: KW } = shape;
   const { outHeight: OH, outWidth: OW, padding: P } = shape;
+  if (W > MAX_ROW_ACCUMULATORS) return null;
   let pairs = 0; // (ox, kx) pairs that land inside the row
   for (let ox = 0; ox < OW; ox++) {
     for (let kx = 0; kx < KW; kx++) pairs += +(ox + kx - P >= 0 && ox + kx - P < W);
   }
-  if (W > MAX_ROW_ACCUMULATORS) return null;
   let best: InputGradBlock | null = null, bestCost = Infinity;
   for (let rows = 1; rows <= Math.min(H, 8); rows++) {
     for (let channels = 1; channels <= C; channels++) {

@@ -107,10 +107,8 @@ function planMatmul(shape: MatmulShape, policy: KernelPolicy): MatmulPlan {
   // Register blocks of 16 x up to `matmulLaneTile` (llvmpipe: 16 x 16 ran the MLP's matmuls
   // 8-17% faster than 16 x 8, measured side by side; the sums are the same either way).
   const tileU = uniformDim <= 16 ? uniformDim : 16;
-  const tileL =
-    [policy.matmulLaneTile, 8, 4].find((tile) =>
-      tile <= policy.matmulLaneTile && laneDim >= workgroupSize * tile
-    ) ?? 4;
+  const tiles = [16, 8, 4].filter((tile) => tile <= policy.matmulLaneTile);
+  const tileL = tiles.find((tile) => laneDim >= workgroupSize * tile) ?? 4;
   const uniformGroups = Math.ceil(uniformDim / tileU);
   const groups: [number, number] = [Math.ceil(laneDim / (workgroupSize * tileL)), uniformGroups];
   if (!shape.batch) {
