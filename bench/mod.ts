@@ -54,6 +54,8 @@ export interface Throughput {
   windows: number[];
   /** Process CPU milliseconds per step (all threads; robust to other processes). */
   cpuMsPerStep: number;
+  /** Steps in each timed window. */
+  stepsPerWindow: number;
   /** Compute dispatches encoded per step. */
   dispatchesPerStep: number;
   /** Buffer→texture copies per step (texture mirrors refreshed; each breaks the pass). */
@@ -78,6 +80,21 @@ function median(values: number[]): number {
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
+/**
+ * Milliseconds per step, for sizing windows: a run of steps timed to the end of their GPU work,
+ * long enough that the wait for it (Deno reports finished work ~10 ms late on llvmpipe) is small
+ * next to the run; one step timed alone made windows a third of the target.
+ */
+async function stepMs(step: () => void): Promise<number> {
+  for (let steps = 1;; steps *= 4) {
+    const start = performance.now();
+    for (let i = 0; i < steps; i++) step();
+    await sync();
+    const elapsed = performance.now() - start;
+    if (elapsed >= 100 || steps >= 64) return elapsed / steps;
+  }
+}
+
 /** Times `step` (which encodes one batch of `batch` images): warm-up, then windows of steps. */
 async function timeSteps(
   step: () => void,
@@ -86,12 +103,9 @@ async function timeSteps(
 ): Promise<Throughput> {
   for (let i = 0; i < options.warmup; i++) step();
   await sync();
-  const t0 = performance.now();
-  step();
-  await sync();
   const stepsPerWindow = Math.max(
     2,
-    Math.min(500, Math.round(options.targetMs / (performance.now() - t0))),
+    Math.min(500, Math.round(options.targetMs / await stepMs(step))),
   );
   const windows: number[] = [];
   let cpu = 0;
@@ -114,6 +128,7 @@ async function timeSteps(
     imagesPerSecond: median(windows),
     windows,
     cpuMsPerStep: cpu / options.windows,
+    stepsPerWindow,
     dispatchesPerStep: (streamStats().dispatches - stats0.dispatches) / steps,
     textureCopiesPerStep: (streamStats().textureCopies - stats0.textureCopies) / steps,
     textureCopyKiBPerStep: (streamStats().textureCopyBytes - stats0.textureCopyBytes) / steps /
@@ -244,6 +259,8 @@ export interface BenchRow {
   unit: string;
   /** wgtorch's process CPU milliseconds per step, for throughput rows. */
   cpuMsPerStep?: number;
+  /** Steps in each of wgtorch's timed windows, for throughput rows. */
+  stepsPerWindow?: number;
   /** wgtorch's compute dispatches per step, for throughput rows. */
   dispatchesPerStep?: number;
   /** wgtorch's buffer→texture copies per step, for throughput rows. */
@@ -483,6 +500,7 @@ async function main(args: readonly string[]): Promise<void> {
         pytorchWindows: torchRow?.windows,
         unit: "img/s",
         cpuMsPerStep: ours.cpuMsPerStep,
+        stepsPerWindow: ours.stepsPerWindow,
         dispatchesPerStep: ours.dispatchesPerStep,
         textureCopiesPerStep: ours.textureCopiesPerStep,
         textureCopyKiBPerStep: ours.textureCopyKiBPerStep,
@@ -514,6 +532,7 @@ async function main(args: readonly string[]): Promise<void> {
       windows: ours.windows,
       pytorchWindows: torchRow?.windows,
       unit: "img/s",
+      stepsPerWindow: ours.stepsPerWindow,
     });
   }
   for (const c of KERNEL_CASES) {

@@ -127,8 +127,18 @@ async function createContext(): Promise<GpuContext> {
       isFallbackAdapter: info.isFallbackAdapter ?? false,
       backend: globalThis.Deno ? envVar("DENO_WEBGPU_BACKEND") ?? "default" : "browser",
     },
-    limits: device.limits,
+    limits: plainLimits(device.limits),
   };
+}
+
+/**
+ * A plain copy of a device's limits (fixed for its lifetime): kernels read them per dispatch, and
+ * each property of the runtime's own object is a native getter.
+ */
+function plainLimits(limits: GPUSupportedLimits): GPUSupportedLimits {
+  const copy: Record<string, number> = {};
+  for (const name in limits) copy[name] = limits[name as keyof GPUSupportedLimits] as number;
+  return copy as unknown as GPUSupportedLimits;
 }
 
 /**
