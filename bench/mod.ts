@@ -62,7 +62,10 @@ export interface Throughput {
   textureCopiesPerStep: number;
   /** KiB those copies move per step. */
   textureCopyKiBPerStep: number;
-  /** Milliseconds per step spent in JavaScript encoding the step (GPU work not awaited). */
+  /**
+   * Milliseconds per step spent in JavaScript encoding the step (GPU work not awaited, nor the
+   * previous submission inside `queue.submit()`).
+   */
   hostMsPerStep: number;
 }
 
@@ -83,7 +86,7 @@ function median(values: number[]): number {
 /**
  * Milliseconds per step, for sizing windows: a run of steps timed to the end of their GPU work,
  * long enough that the wait for it (Deno reports finished work ~10 ms late on llvmpipe) is small
- * next to the run; one step timed alone made windows a third of the target.
+ * next to the run (one step timed alone counted that wait as part of the step).
  */
 async function stepMs(step: () => void): Promise<number> {
   for (let steps = 1;; steps *= 4) {
@@ -113,9 +116,10 @@ async function timeSteps(
   const stats0 = streamStats();
   for (let w = 0; w < options.windows; w++) {
     const c0 = process.cpuUsage();
+    const submitted = streamStats().submitMilliseconds;
     const start = performance.now();
     for (let i = 0; i < stepsPerWindow; i++) step();
-    host += performance.now() - start;
+    host += performance.now() - start - (streamStats().submitMilliseconds - submitted);
     await sync();
     const seconds = (performance.now() - start) / 1000;
     const used = process.cpuUsage(c0);

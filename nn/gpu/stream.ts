@@ -58,6 +58,11 @@ export interface StreamStats {
   textureCopyBytes: number;
   /** Buffer→buffer copies encoded (each one breaks the pass). */
   bufferCopies: number;
+  /**
+   * Milliseconds spent in `queue.submit()`, which on llvmpipe returns only once the previous
+   * submission has run: time the JavaScript thread waited rather than encoded.
+   */
+  submitMilliseconds: number;
 }
 
 const counters: StreamStats = {
@@ -68,6 +73,7 @@ const counters: StreamStats = {
   textureCopies: 0,
   textureCopyBytes: 0,
   bufferCopies: 0,
+  submitMilliseconds: 0,
 };
 
 /** A copy of the stream's counters. */
@@ -331,7 +337,9 @@ export function flush(): void {
   if (profiler && profiler.pending.length > 0) resolveTimestamps(profiler);
   const commands = closePass().finish();
   encoder = null;
+  const start = performance.now();
   device().queue.submit([commands]);
+  counters.submitMilliseconds += performance.now() - start;
   counters.submits++;
   dispatchesPending = 0;
   ringUsedSinceFlush = 0;

@@ -14,7 +14,7 @@ import { manualSeed, Rng } from "../../nn/random.ts";
 import { linearReference } from "./reference/matmul.ts";
 import { conv2dReference } from "./reference/conv2d.ts";
 import { keep, tidy } from "../../nn/scope.ts";
-import { streamStats, sync } from "../../nn/gpu/stream.ts";
+import { flush, streamStats, sync } from "../../nn/gpu/stream.ts";
 import {
   full,
   ones,
@@ -235,4 +235,25 @@ Deno.test("random tensors without a seed draw from the generator manualSeed seed
   seeded.dispose();
   again.dispose();
   manualSeed(0);
+});
+
+Deno.test("streamStats: each submit with work counts once, with the time spent in queue.submit()", async () => {
+  await sync();
+  const before = streamStats();
+  flush();
+  assert.equal(streamStats().submits, before.submits, "nothing encoded: no submit");
+  assert.equal(streamStats().submitMilliseconds, before.submitMilliseconds);
+  const a = full([64], 2);
+  const b = tidy(() => add(a, a));
+  flush();
+  const after = streamStats();
+  assert.equal(after.submits, before.submits + 1);
+  assert.ok(
+    Number.isFinite(after.submitMilliseconds) &&
+      after.submitMilliseconds >= before.submitMilliseconds,
+    `submitMilliseconds ${before.submitMilliseconds} -> ${after.submitMilliseconds}`,
+  );
+  assert.deepEqual([...await b.toArray()], new Array(64).fill(4));
+  a.dispose();
+  b.dispose();
 });
