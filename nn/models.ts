@@ -12,7 +12,9 @@ import type { InitOptions } from "./modules/init.ts";
 import { Dropout, Flatten, LogSoftmax, ReLU } from "./modules/layers.ts";
 import { maxPool2d } from "./ops/max_pool.ts";
 import { conv2dReluMaxPool2d } from "./ops/conv2d_relu_pool.ts";
+import type { Conv2dOptions } from "./ops/conv2d.ts";
 import { batchNorm, batchNormReluMaxPool2d } from "./ops/batch_norm.ts";
+import { conv2dBatchNormReluMaxPool2d } from "./ops/conv2d_batch_norm.ts";
 import { Linear } from "./modules/linear.ts";
 import { Module } from "./modules/module.ts";
 
@@ -40,15 +42,20 @@ function reluPool(x: Tensor): Tensor {
   return maxPool2d(x, { kernelSize: 2, relu: true });
 }
 
-/** Conv2d → ReLU → MaxPool(2), the pooling fused into the convolution's kernel where it applies. */
-function convReluPool(conv: Conv2d, x: Tensor): Tensor {
-  return conv2dReluMaxPool2d(x, conv.weight, {
+/** The functional options of a Conv2d layer. */
+function convOptions(conv: Conv2d): Conv2dOptions {
+  return {
     bias: conv.bias,
     stride: conv.stride,
     padding: conv.padding,
     dilation: conv.dilation,
     groups: conv.groups,
-  });
+  };
+}
+
+/** Conv2d → ReLU → MaxPool(2), the pooling fused into the convolution's kernel where it applies. */
+function convReluPool(conv: Conv2d, x: Tensor): Tensor {
+  return conv2dReluMaxPool2d(x, conv.weight, convOptions(conv));
 }
 
 /**
@@ -60,6 +67,17 @@ function batchNormReluPool(bn: BatchNorm2d, x: Tensor): Tensor {
   const [, , height, width] = x.shape;
   if (height % 2 === 0 && width % 8 === 0) return batchNormReluMaxPool2d(x, options);
   return reluPool(batchNorm(x, options));
+}
+
+/**
+ * Conv2d → BatchNorm2d → ReLU → MaxPool(2) as one op, whose backward writes no full-size gradient
+ * where the convolution's input needs none (the images) and batch norm trains.
+ */
+function convBatchNormReluPool(conv: Conv2d, bn: BatchNorm2d, x: Tensor): Tensor {
+  return conv2dBatchNormReluMaxPool2d(x, conv.weight, {
+    conv: convOptions(conv),
+    batchNorm: (z) => bn.normOptions(z),
+  });
 }
 
 /** MLP: Flatten(784) → Linear(784,256) → ReLU → Dropout(0.2) → Linear(256,128) → ReLU → Dropout(0.2) → Linear(128,10) → LogSoftmax. */
@@ -148,7 +166,7 @@ export abstract class BatchNormTrunk extends Classifier {
 
   /** x [N, 1, 28, 28] → features [N, 320]. */
   protected features(x: Tensor): Tensor {
-    const h1 = batchNormReluPool(this.bn1, this.conv1.forward(x));
+    const h1 = convBatchNormReluPool(this.conv1, this.bn1, x);
     const h2 = batchNormReluPool(this.bn2, this.conv2.forward(h1));
     return flatten.forward(h2);
   }

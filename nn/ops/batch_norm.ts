@@ -33,7 +33,7 @@ import {
 } from "../gpu/program.ts";
 import { formatShape, Tensor } from "../tensor.ts";
 import { relu1 } from "./nan_wgsl.ts";
-import { quadCorners, quadMax, spreadGradient } from "./pool_quads.ts";
+import { PACKED_ARGMAX, quadCorners, quadMax, spreadGradient } from "./pool_quads.ts";
 
 /** Options of `batchNorm`. */
 export interface BatchNormOptions {
@@ -471,12 +471,31 @@ interface BackwardOptions extends ChannelOptions {
   weight: boolean;
   /** Whether the op has a bias. */
   bias: boolean;
+  /**
+   * The pooled kernel in training, for a kernel that computes dx as it reads it
+   * (`batchNormReluPoolGradientParts`): write each quad's packed argmaxes and each channel's
+   * `DX_COEFFICIENTS` instead of dx.
+   */
+  parts?: boolean;
 }
 
 /** Whether a backward kernel reduces (sum grad, sum grad·x̂) first. */
 function withSums(o: BackwardOptions): boolean {
-  return (o.training && o.needX) || o.needWeight || o.needBias;
+  return (o.training && o.needX) || o.needWeight || o.needBias || !!o.parts;
 }
+
+/**
+ * What dx = scale * (dy - meanGrad - ((x - origin) - offset) * invStd * meanGradX) takes per
+ * channel, in this order (rows of the [6, C] tensor `batchNormReluPoolGradientParts` returns).
+ */
+export const DX_COEFFICIENTS = [
+  "origin",
+  "offset",
+  "invStd",
+  "scale",
+  "meanGrad",
+  "meanGradX",
+] as const;
 
 /** What the backward kernels of `batchNorm` and `batchNormReluMaxPool2d` do each their way. */
 interface BackwardKernel {
@@ -500,7 +519,7 @@ function backwardKernel(k: BackwardKernel): KernelSpec<BackwardOptions> {
     (o) =>
       `${o.training ? "train" : "eval"}_${o.shape.join("x")}` +
       `_${o.needX ? "x" : ""}${o.needWeight ? "w" : ""}${o.needBias ? "b" : ""}` +
-      (o.weight ? "_w" : "") + (o.pool && o.bias ? "_b" : ""),
+      (o.weight ? "_w" : "") + (o.pool && o.bias ? "_b" : "") + (o.parts ? "_parts" : ""),
     (o) => [
       ...k.inputs(withSums(o)),
       { name: "stats", role: "read", type: "f32" },
@@ -512,13 +531,19 @@ function backwardKernel(k: BackwardKernel): KernelSpec<BackwardOptions> {
       ...(o.needX ? [{ name: "dx", role: "write", type: "V" } as const] : []),
       ...(o.needWeight ? [{ name: "dweight", role: "write", type: "f32" } as const] : []),
       ...(o.needBias ? [{ name: "dbias", role: "write", type: "f32" } as const] : []),
+      ...(o.parts
+        ? [
+          { name: "codes", role: "write", type: "f32" } as const,
+          { name: "coefficients", role: "write", type: "f32" } as const,
+        ]
+        : []),
     ],
     (o) => ({
       setup: /* wgsl */ `
   let origin = stats[c];
   let offset = stats[C + c];
   let invStd = stats[2u * C + c];
-  let scale = ${o.needX && o.weight ? "weight[c] * " : ""}invStd;${
+  let scale = ${(o.needX || o.parts) && o.weight ? "weight[c] * " : ""}invStd;${
         o.pool
           ? /* wgsl */ `
   // The forward's affine map, to recompute its argmaxes.
@@ -529,7 +554,7 @@ function backwardKernel(k: BackwardKernel): KernelSpec<BackwardOptions> {
       reduce: withSums(o)
         ? {
           init: "var sumGrad = V(0.0);\n  var sumGradX = V(0.0);",
-          unit: k.sumUnit,
+          unit: k.sumUnit + (o.parts ? `\n      codes[p] = ${PACKED_ARGMAX};` : ""),
           share: "vec4<f32>(hsum(sumGrad), hsum(sumGradX), 0.0, 0.0)",
           combine: "a + b",
           overQuads: o.pool,
@@ -541,7 +566,19 @@ function backwardKernel(k: BackwardKernel): KernelSpec<BackwardOptions> {
   let sums = vec2<f32>(merged.x, merged.y * invStd);
   if (lid == 0u) {
     ${o.needWeight ? "dweight[c] = sums.y;" : ""}
-    ${o.needBias ? "dbias[c] = sums.x;" : ""}
+    ${o.needBias ? "dbias[c] = sums.x;" : ""}${
+          o.parts
+            ? DX_COEFFICIENTS.map((name, k) =>
+              `\n    coefficients[${k}u * C + c] = ${
+                name === "meanGrad"
+                  ? "sums.x / COUNT"
+                  : name === "meanGradX"
+                  ? "sums.y / COUNT"
+                  : name
+              };`
+            ).join("")
+            : ""
+        }
   }`
         : "",
       mapUnit: o.needX ? k.dxUnit(o.training) : undefined,
@@ -634,6 +671,62 @@ export function batchNormReluMaxPool2d(x: Tensor, options: BatchNormOptions): Te
     (grad) => runBackward(BATCH_NORM_RELU_POOL_BACKWARD, grad, x, stats, options),
     [stats],
   );
+}
+
+/**
+ * `batchNormReluMaxPool2d`'s forward kernel, unrecorded (for ops that fuse it): the pooled output
+ * and the saved statistics its backward takes. x must meet `batchNormReluMaxPool2d`'s shape rule.
+ */
+export function batchNormReluPoolForward(
+  x: Tensor,
+  options: BatchNormOptions,
+): { out: Tensor; stats: Tensor } {
+  checkOptions(x, options);
+  const [n, channels, height, width] = x.shape;
+  const out = Tensor.empty([n, channels, height / 2, width / 2]);
+  const stats = Tensor.empty([3, channels]);
+  runForward(BATCH_NORM_RELU_POOL, x, options, out, { stats });
+  return { out, stats };
+}
+
+/**
+ * `batchNormReluMaxPool2d`'s backward in training without dx, for a kernel that computes dx as it
+ * reads it: dweight and dbias (null where not required), the packed argmaxes of each quad
+ * (`codes`, one f32 per 4 pooled outputs, as `PACKED_ARGMAX`) and each channel's
+ * `DX_COEFFICIENTS` ([6, C]). dx is then, per element, scale * (dy - meanGrad - ((x - origin) -
+ * offset) * invStd * meanGradX) with dy the pooled gradient where the quad's argmax is, else 0.
+ */
+export function batchNormReluPoolGradientParts(
+  grad: Tensor,
+  x: Tensor,
+  stats: Tensor,
+  options: BatchNormOptions,
+): { dweight: Tensor | null; dbias: Tensor | null; codes: Tensor; coefficients: Tensor } {
+  const { weight, bias } = options;
+  if (!options.training) {
+    throw new Error("batchNormReluPoolGradientParts: needs the batch statistics (training)");
+  }
+  const o: BackwardOptions = {
+    shape: x.shape,
+    pool: true,
+    training: true,
+    needX: false,
+    needWeight: weight?.requiresGrad ?? false,
+    needBias: bias?.requiresGrad ?? false,
+    weight: !!weight,
+    bias: !!bias,
+    parts: true,
+  };
+  const dweight = o.needWeight ? Tensor.empty([x.shape[1]]) : null;
+  const dbias = o.needBias ? Tensor.empty([x.shape[1]]) : null;
+  const codes = Tensor.empty([x.size / 16]);
+  const coefficients = Tensor.empty([DX_COEFFICIENTS.length, x.shape[1]]);
+  runKernel(
+    BATCH_NORM_RELU_POOL_BACKWARD,
+    o,
+    resources({ grad, x, stats, weight, bias, dweight, dbias, codes, coefficients }),
+  );
+  return { dweight, dbias, codes, coefficients };
 }
 
 /**

@@ -12,6 +12,7 @@ import { type KernelPlan, type KernelSpec, planKernel, runKernel } from "../gpu/
 import { Tensor } from "../tensor.ts";
 import { type ConvShape, convShapeKey, segmentSource } from "./conv2d_shape.ts";
 import { expandedGradientRow } from "./pool_quads.ts";
+import { DX_COEFFICIENTS } from "./batch_norm.ts";
 
 /**
  * The (output, input) channel block of a weight-gradient lane with the most FMAs per texel
@@ -48,6 +49,12 @@ interface WeightGradOptions {
    * argmaxes `indices`, expanded row by row as the kernel reads it.
    */
   pooled: boolean;
+  /**
+   * With `pooled`: the pooled op followed batch norm in training, so the output gradient is batch
+   * norm's dx, computed per element from the expanded gradient, the convolution's output `z` and
+   * the channel's `DX_COEFFICIENTS` (the input `bn`).
+   */
+  batchNorm?: boolean;
 }
 
 /** Lanes over (image chunk, output-channel block, input-channel block). */
@@ -94,7 +101,7 @@ function planWeightGrad({ shape }: WeightGradOptions, policy: KernelPolicy): Wei
  * sum of the output gradient per channel) rides along in lanes of the first input-channel block.
  */
 function weightGradBody(
-  { shape, withBias, pooled }: WeightGradOptions,
+  { shape, withBias, pooled, batchNorm }: WeightGradOptions,
   plan: WeightGradPlan,
 ): string {
   const { inChannels: C, outChannels: O, height: H, width: W, kernelHeight: KH, kernelWidth: KW } =
@@ -118,16 +125,36 @@ function weightGradBody(
       ).join("\n        "),
   ).join("\n        ");
   const gLoads: string[] = [];
+  // Batch norm's dx, as its backward kernel computes it (the same operations in the same order).
+  const coefficientLoads: string[] = [];
+  if (batchNorm) {
+    for (let ob = 0; ob < oBlock; ob++) {
+      DX_COEFFICIENTS.forEach((name, k) =>
+        coefficientLoads.push(`let ${name}${ob} = bn[${u32(k * O)} + o0 + ${u32(ob)}];`)
+      );
+    }
+  }
+  const batchNormDx = (ob: number, x: number, dy: string) =>
+    `scale${ob} * (${dy} - meanGrad${ob} - ((z${ob}_${x} - origin${ob}) - offset${ob}) * ` +
+    `invStd${ob} * meanGradX${ob})`;
   for (let ob = 0; ob < oBlock; ob++) {
     const gRow = `(n * ${u32(O)} + o0 + ${u32(ob)}) * ${u32(OH * OW)} + oy * ${u32(OW)}`;
     if (pooled) {
+      if (batchNorm) {
+        for (let q = 0; q < OW / 4; q++) {
+          gLoads.push(`let zv${ob}_${q} = zVec4((${gRow}) / 4u + ${u32(q)});`);
+          for (let c = 0; c < 4; c++) {
+            gLoads.push(`let z${ob}_${4 * q + c} = zv${ob}_${q}.${"xyzw"[c]};`);
+          }
+        }
+      }
       gLoads.push(expandedGradientRow({
         grad: "g",
-        indices: "indices",
+        indices: batchNorm ? "codes" : "indices",
         first: `((n * ${u32(O)} + o0 + ${u32(ob)}) * ${u32(OH / 2)} + oy / 2u) * ${u32(OW / 8)}`,
         lower: "(oy & 1u) == 1u",
         quads: OW / 8,
-        assign: (x, value) => `let g${ob}_${x} = ${value};`,
+        assign: (x, value) => `let g${ob}_${x} = ${batchNorm ? batchNormDx(ob, x, value) : value};`,
         prefix: `p${ob}`,
       }));
     } else if (OW % 4 === 0) {
@@ -211,6 +238,7 @@ function weightGradBody(
   let c0 = min(cb * ${u32(cBlock)}, ${u32(C - cBlock)});
   let o0 = min(((lane / ${u32(cBlocks)}) % ${u32(oBlocks)}) * ${u32(oBlock)}, ${u32(O - oBlock)});
   let ix0 = ${-P};
+  ${coefficientLoads.join("\n  ")}
   ${accumulators.join("\n  ")}
   ${rowDeclarations}
   for (var n = chunk * ${u32(perChunk)}; n < min((chunk + 1u) * ${u32(perChunk)}, ${
@@ -229,15 +257,27 @@ function weightGradBody(
 /** Partial weight (and bias) gradients per chunk of images: g and x read as inputs. */
 const CONV2D_WEIGHT_GRAD: KernelSpec<WeightGradOptions, WeightGradPlan> = {
   name: "conv2d_weight_grad",
-  key: ({ shape, withBias, pooled }) =>
-    convShapeKey(shape) + (withBias ? "_bias" : "") + (pooled ? "_pooled" : ""),
-  bindings: ({ pooled }) => [
+  key: ({ shape, withBias, pooled, batchNorm }) =>
+    convShapeKey(shape) + (withBias ? "_bias" : "") + (pooled ? "_pooled" : "") +
+    (batchNorm ? "_bn" : ""),
+  bindings: ({ pooled, batchNorm }) => [
     { name: "g", role: "input" },
-    ...(pooled ? [{ name: "indices", role: "input" } as const] : []),
+    // Batch norm's argmaxes come straight from its kernel: read from storage, a few per row,
+    // they cost less than the texture copy (a pass break) they would need.
+    ...(batchNorm
+      ? [
+        { name: "codes", role: "read", type: "f32" } as const,
+        { name: "z", role: "input" } as const,
+        { name: "bn", role: "read", type: "f32" } as const,
+      ]
+      : pooled
+      ? [{ name: "indices", role: "input" } as const]
+      : []),
     { name: "x", role: "input" },
     { name: "partial", role: "write" },
   ],
   plan: planWeightGrad,
+  prelude: ({ batchNorm }) => batchNorm ? "fn codesAt(i: u32) -> f32 { return codes[i]; }" : "",
   body: (options, { plan }) => weightGradBody(options, plan),
 };
 
@@ -289,11 +329,23 @@ export function weightAndBiasGrad(
   grad: Tensor,
   x: Tensor,
   shape: ConvShape,
-  options: { withBias: boolean; indices?: Tensor },
+  options: {
+    withBias: boolean;
+    indices?: Tensor;
+    batchNorm?: { z: Tensor; coefficients: Tensor };
+  },
 ): [Tensor, Tensor | null] {
   const { outChannels: O, inChannels: C, kernelHeight: KH, kernelWidth: KW } = shape;
-  const { withBias, indices } = options;
-  const kernelOptions = { shape, withBias, pooled: indices !== undefined };
+  const { withBias, indices, batchNorm } = options;
+  if (batchNorm && !indices) {
+    throw new Error("weightAndBiasGrad: batch norm's dx needs the pooled gradient's indices");
+  }
+  const kernelOptions = {
+    shape,
+    withBias,
+    pooled: indices !== undefined,
+    batchNorm: batchNorm !== undefined,
+  };
   const weights = O * C * KH * KW;
   const biases = withBias ? O : 0;
   const { chunks } = planKernel(CONV2D_WEIGHT_GRAD, kernelOptions);
@@ -302,7 +354,11 @@ export function weightAndBiasGrad(
     g: grad,
     x,
     partial,
-    ...(indices ? { indices } : {}),
+    ...(batchNorm
+      ? { codes: indices!, z: batchNorm.z, bn: batchNorm.coefficients }
+      : indices
+      ? { indices }
+      : {}),
   });
   const weightGrad = Tensor.empty([O, C, KH, KW]);
   const biasGrad = withBias ? Tensor.empty([O]) : null;
