@@ -10,10 +10,8 @@ import { BatchNorm2d } from "./modules/batch_norm.ts";
 import { Conv2d } from "./modules/conv2d.ts";
 import type { InitOptions } from "./modules/init.ts";
 import { Dropout, Flatten, LogSoftmax, ReLU } from "./modules/layers.ts";
-import { maxPool2d } from "./ops/max_pool.ts";
 import { conv2dReluMaxPool2d } from "./ops/conv2d_relu_pool.ts";
 import type { Conv2dOptions } from "./ops/conv2d.ts";
-import { batchNorm, batchNormReluMaxPool2d } from "./ops/batch_norm.ts";
 import { conv2dBatchNormReluMaxPool2d } from "./ops/conv2d_batch_norm.ts";
 import { Linear } from "./modules/linear.ts";
 import { Module } from "./modules/module.ts";
@@ -33,15 +31,6 @@ const relu = new ReLU();
 const logSoftmax = new LogSoftmax();
 const flatten = new Flatten();
 
-/**
- * ReLU → MaxPool(2) in one kernel, computed as ReLU(MaxPool(2)): the same values and gradients
- * (ReLU is monotonic, so the window's argmax is the same wherever the max is positive, and the
- * gradient is zero otherwise).
- */
-function reluPool(x: Tensor): Tensor {
-  return maxPool2d(x, { kernelSize: 2, relu: true });
-}
-
 /** The functional options of a Conv2d layer. */
 function convOptions(conv: Conv2d): Conv2dOptions {
   return {
@@ -59,19 +48,8 @@ function convReluPool(conv: Conv2d, x: Tensor): Tensor {
 }
 
 /**
- * BatchNorm2d → ReLU → MaxPool(2) as one fused op where its kernels apply (even height, width a
- * multiple of 8: the study's 24x24 and 8x8 maps), else the two ops above.
- */
-function batchNormReluPool(bn: BatchNorm2d, x: Tensor): Tensor {
-  const options = bn.normOptions(x);
-  const [, , height, width] = x.shape;
-  if (height % 2 === 0 && width % 8 === 0) return batchNormReluMaxPool2d(x, options);
-  return reluPool(batchNorm(x, options));
-}
-
-/**
  * Conv2d → BatchNorm2d → ReLU → MaxPool(2) as one op, whose backward writes no full-size gradient
- * where the convolution's input needs none (the images) and batch norm trains.
+ * where batch norm trains and the shapes allow (the study's blocks).
  */
 function convBatchNormReluPool(conv: Conv2d, bn: BatchNorm2d, x: Tensor): Tensor {
   return conv2dBatchNormReluMaxPool2d(x, conv.weight, {
@@ -167,7 +145,7 @@ export abstract class BatchNormTrunk extends Classifier {
   /** x [N, 1, 28, 28] → features [N, 320]. */
   protected features(x: Tensor): Tensor {
     const h1 = convBatchNormReluPool(this.conv1, this.bn1, x);
-    const h2 = batchNormReluPool(this.bn2, this.conv2.forward(h1));
+    const h2 = convBatchNormReluPool(this.conv2, this.bn2, h1);
     return flatten.forward(h2);
   }
 }

@@ -497,6 +497,33 @@ export const DX_COEFFICIENTS = [
   "meanGradX",
 ] as const;
 
+/**
+ * WGSL loading a channel's `DX_COEFFICIENTS` from the [6, channels] f32 binding `binding` as
+ * `origin<suffix>`, `offset<suffix>`, ... (for `batchNormDx`).
+ */
+export function dxCoefficientLoads(
+  binding: string,
+  channel: string,
+  channels: number,
+  suffix: string,
+): string[] {
+  return DX_COEFFICIENTS.map((name, k) =>
+    `let ${name}${suffix} = ${binding}[${u32(k * channels)} + ${channel}];`
+  );
+}
+
+/**
+ * WGSL: batch norm's dx at an element with (expanded) output gradient `dy` and input `x`, from
+ * the coefficients `dxCoefficientLoads` declared with `suffix`: the operations of batch norm's
+ * own backward kernel, in its order.
+ */
+export function batchNormDx(dy: string, x: string, suffix: string): string {
+  const c = (name: string) => `${name}${suffix}`;
+  return `${c("scale")} * (${dy} - ${c("meanGrad")} - ((${x} - ${c("origin")}) - ${
+    c("offset")
+  }) * ${c("invStd")} * ${c("meanGradX")})`;
+}
+
 /** What the backward kernels of `batchNorm` and `batchNormReluMaxPool2d` do each their way. */
 interface BackwardKernel {
   /** The start of the kernel's name. */

@@ -6,6 +6,10 @@
  * coefficients instead of dx, and the convolution's weight-gradient kernel computes dx as it
  * reads it: the full-size gradient is never written nor copied into a texture.
  *
+ * Where x needs a gradient (the second block) this is the ops in sequence: computing dx inside
+ * both gradient kernels of conv2, whose lanes each recompute the values of every channel block,
+ * made its step 6% slower (kernels 0.43 ms slower against 0.1 ms of batch norm's kernel saved).
+ *
  * @module
  */
 
@@ -70,7 +74,6 @@ export function conv2dBatchNormReluMaxPool2d(
   const { out, stats } = batchNormReluPoolForward(z, bnOptions);
   const { weight: bnWeight, bias: bnBias } = bnOptions;
   const inputs = [x, weight, bias, bnWeight, bnBias].filter((t): t is Tensor => t !== undefined);
-  // x needed no gradient when this was recorded, so backward gives it none.
   return recordOp(op, out, inputs, (grad) => {
     const parts = batchNormReluPoolGradientParts(grad, z, stats, bnOptions);
     const needWeights = weight.requiresGrad || !!bias?.requiresGrad;
@@ -83,6 +86,7 @@ export function conv2dBatchNormReluMaxPool2d(
       : [null, null];
     parts.codes.dispose();
     parts.coefficients.dispose();
+    // x needed no gradient when this was recorded, so backward gives it none.
     const convGrads = [
       null,
       weight.requiresGrad ? weightGrad : (weightGrad?.dispose(), null),

@@ -12,7 +12,7 @@ import { type KernelPlan, type KernelSpec, planKernel, runKernel } from "../gpu/
 import { Tensor } from "../tensor.ts";
 import { type ConvShape, convShapeKey, segmentSource } from "./conv2d_shape.ts";
 import { expandedGradientRow } from "./pool_quads.ts";
-import { DX_COEFFICIENTS } from "./batch_norm.ts";
+import { batchNormDx, dxCoefficientLoads } from "./batch_norm.ts";
 
 /**
  * The (output, input) channel block of a weight-gradient lane with the most FMAs per texel
@@ -126,17 +126,12 @@ function weightGradBody(
   ).join("\n        ");
   const gLoads: string[] = [];
   // Batch norm's dx, as its backward kernel computes it (the same operations in the same order).
-  const coefficientLoads: string[] = [];
-  if (batchNorm) {
-    for (let ob = 0; ob < oBlock; ob++) {
-      DX_COEFFICIENTS.forEach((name, k) =>
-        coefficientLoads.push(`let ${name}${ob} = bn[${u32(k * O)} + o0 + ${u32(ob)}];`)
-      );
-    }
-  }
-  const batchNormDx = (ob: number, x: number, dy: string) =>
-    `scale${ob} * (${dy} - meanGrad${ob} - ((z${ob}_${x} - origin${ob}) - offset${ob}) * ` +
-    `invStd${ob} * meanGradX${ob})`;
+  const coefficientLoads = batchNorm
+    ? Array.from(
+      { length: oBlock },
+      (_, ob) => dxCoefficientLoads("bn", `o0 + ${u32(ob)}`, O, `${ob}`),
+    ).flat()
+    : [];
   for (let ob = 0; ob < oBlock; ob++) {
     const gRow = `(n * ${u32(O)} + o0 + ${u32(ob)}) * ${u32(OH * OW)} + oy * ${u32(OW)}`;
     if (pooled) {
@@ -154,7 +149,8 @@ function weightGradBody(
         first: `((n * ${u32(O)} + o0 + ${u32(ob)}) * ${u32(OH / 2)} + oy / 2u) * ${u32(OW / 8)}`,
         lower: "(oy & 1u) == 1u",
         quads: OW / 8,
-        assign: (x, value) => `let g${ob}_${x} = ${batchNorm ? batchNormDx(ob, x, value) : value};`,
+        assign: (x, value) =>
+          `let g${ob}_${x} = ${batchNorm ? batchNormDx(value, `z${ob}_${x}`, `${ob}`) : value};`,
         prefix: `p${ob}`,
       }));
     } else if (OW % 4 === 0) {
