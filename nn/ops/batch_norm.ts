@@ -590,20 +590,15 @@ function backwardKernel(k: BackwardKernel): KernelSpec<BackwardOptions> {
       // (sum grad, sum grad·x̂) of the channel.
       finish: withSums(o)
         ? /* wgsl */ `
-  let sums = vec2<f32>(merged.x, merged.y * invStd);
+  let sums = vec2<f32>(merged.x, merged.y * invStd);${
+          o.parts ? "\n  let meanGrad = sums.x / COUNT;\n  let meanGradX = sums.y / COUNT;" : ""
+        }
   if (lid == 0u) {
     ${o.needWeight ? "dweight[c] = sums.y;" : ""}
     ${o.needBias ? "dbias[c] = sums.x;" : ""}${
           o.parts
-            ? DX_COEFFICIENTS.map((name, k) =>
-              `\n    coefficients[${k}u * C + c] = ${
-                name === "meanGrad"
-                  ? "sums.x / COUNT"
-                  : name === "meanGradX"
-                  ? "sums.y / COUNT"
-                  : name
-              };`
-            ).join("")
+            ? DX_COEFFICIENTS.map((name, k) => `\n    coefficients[${k}u * C + c] = ${name};`)
+              .join("")
             : ""
         }
   }`
@@ -793,9 +788,7 @@ const BATCH_NORM_RELU_POOL_BACKWARD = backwardKernel({
       ${
         spreadGradient(
           "ROW_TEXELS",
-          (texel, dy) =>
-            `dx[${texel}] = scale * (${dy} - meanGrad - (${centred(`xVec4(${texel})`)}) * ` +
-            `invStd * meanGradX);`,
+          (texel, dy) => `dx[${texel}] = ${batchNormDx(dy, `xVec4(${texel})`, "")};`,
         )
       }`
       : /* wgsl */ `

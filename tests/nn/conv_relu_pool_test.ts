@@ -18,6 +18,7 @@ import {
   type Conv2dDims,
   conv2dReference,
   convOutputSize,
+  squareConvDims,
 } from "./reference/conv2d.ts";
 import { maxPool2dBackwardReference, maxPool2dReference } from "./reference/max_pool.ts";
 import { reluBackwardReference, reluReference } from "./reference/elementwise.ts";
@@ -31,22 +32,7 @@ interface Case {
   fused: boolean;
 }
 
-const dims = (
-  [batch, inChannels, height, width]: number[],
-  [outChannels, kernel]: number[],
-  stride = 1,
-  padding = 0,
-): Conv2dDims => ({
-  batch,
-  inChannels,
-  outChannels,
-  height,
-  width,
-  kernelHeight: kernel,
-  kernelWidth: kernel,
-  stride,
-  padding,
-});
+const dims = squareConvDims;
 
 const cases: Case[] = [
   // The study's CNN blocks, at a small batch.

@@ -26,6 +26,26 @@ export interface Conv2dDims {
   padding: number;
 }
 
+/** Dims of a square-kernel convolution: x [batch, inChannels, height, width], [outChannels, kernel]. */
+export function squareConvDims(
+  [batch, inChannels, height, width]: readonly number[],
+  [outChannels, kernel]: readonly number[],
+  stride = 1,
+  padding = 0,
+): Conv2dDims {
+  return {
+    batch,
+    inChannels,
+    outChannels,
+    height,
+    width,
+    kernelHeight: kernel,
+    kernelWidth: kernel,
+    stride,
+    padding,
+  };
+}
+
 /** Output height and width of a convolution. */
 export function convOutputSize(dims: Conv2dDims): [number, number] {
   const { height, width, kernelHeight, kernelWidth, stride, padding } = dims;
