@@ -9,11 +9,12 @@ import type { Tensor } from "./tensor.ts";
 import { BatchNorm2d } from "./modules/batch_norm.ts";
 import { Conv2d } from "./modules/conv2d.ts";
 import type { InitOptions } from "./modules/init.ts";
-import { Dropout, Flatten, LogSoftmax, ReLU } from "./modules/layers.ts";
+import { Dropout, Flatten, LogSoftmax } from "./modules/layers.ts";
 import { conv2dReluMaxPool2d } from "./ops/conv2d_relu_pool.ts";
 import type { Conv2dOptions } from "./ops/conv2d.ts";
 import { conv2dBatchNormReluMaxPool2d } from "./ops/conv2d_batch_norm.ts";
 import { Linear } from "./modules/linear.ts";
+import { linearReluDropout } from "./ops/linear_relu_dropout.ts";
 import { Module } from "./modules/module.ts";
 
 /** The models of the study, by their command-line names. */
@@ -27,7 +28,6 @@ export abstract class Classifier extends Module {
   abstract readonly config: { model: ModelName; l1?: number };
 }
 
-const relu = new ReLU();
 const logSoftmax = new LogSoftmax();
 const flatten = new Flatten();
 
@@ -40,6 +40,14 @@ function convOptions(conv: Conv2d): Conv2dOptions {
     dilation: conv.dilation,
     groups: conv.groups,
   };
+}
+
+/** Linear → ReLU → Dropout, the activation and the mask fused into the matmul's kernel. */
+function fcReluDropout(fc: Linear, x: Tensor, drop: Dropout): Tensor {
+  return linearReluDropout(x, fc.weight, {
+    ...(fc.bias ? { bias: fc.bias } : {}),
+    dropout: drop.nextOptions(),
+  });
 }
 
 /** Conv2d → ReLU → MaxPool(2), the pooling fused into the convolution's kernel where it applies. */
@@ -86,8 +94,8 @@ export class Mlp extends Classifier {
   /** x [N, 1, 28, 28] (or [N, 784]) → log-probabilities [N, 10]. */
   forward(x: Tensor): Tensor {
     let h = flatten.forward(x);
-    h = this.dropout.forward(relu.forward(this.fc1.forward(h)));
-    h = this.dropout.forward(relu.forward(this.fc2.forward(h)));
+    h = fcReluDropout(this.fc1, h, this.dropout);
+    h = fcReluDropout(this.fc2, h, this.dropout);
     return logSoftmax.forward(this.fc3.forward(h));
   }
 }

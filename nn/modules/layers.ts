@@ -5,7 +5,7 @@
  * @module
  */
 
-import { dropout, dropout2d } from "../ops/dropout.ts";
+import { dropout, dropout2d, type DropoutOptions } from "../ops/dropout.ts";
 import { relu } from "../ops/elementwise.ts";
 import { logSoftmax, softmax } from "../ops/softmax.ts";
 import type { Rng } from "../random.ts";
@@ -34,8 +34,17 @@ export class Dropout extends Module {
   }
   /** Applies dropout in training, the identity in eval. */
   forward(x: Tensor): Tensor {
+    return dropout(x, this.nextOptions());
+  }
+
+  /**
+   * The options of the functional `dropout` for this layer's next call: its mode and, in
+   * training, a new seed drawn from its generator (as `forward` draws one); for fused ops built
+   * on dropout.
+   */
+  nextOptions(): DropoutOptions {
     const seed = this.training ? this.#rng.nextUint32() : 0;
-    return dropout(x, { p: this.p, training: this.training, seed });
+    return { p: this.p, training: this.training, seed };
   }
 }
 

@@ -54,7 +54,7 @@ function dropThreshold(p: number): number {
 
 /** The keep mask (1 kept, 0 dropped) that `dropout` draws for `size` elements. */
 export function dropoutMask(size: number, p: number, seed: number): Uint8Array {
-  checkOptions({ p, training: true, seed });
+  checkDropoutOptions({ p, training: true, seed });
   const threshold = dropThreshold(p);
   return Uint8Array.from(
     { length: size },
@@ -62,7 +62,8 @@ export function dropoutMask(size: number, p: number, seed: number): Uint8Array {
   );
 }
 
-function checkOptions(options: DropoutOptions): void {
+/** Throws when `options` are not valid dropout options (p in [0, 1], a u32 seed). */
+export function checkDropoutOptions(options: DropoutOptions): void {
   const { p, seed } = options;
   if (!(p >= 0 && p <= 1)) throw new Error(`dropout: p must be in [0, 1], got ${p}`);
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) {
@@ -70,8 +71,11 @@ function checkOptions(options: DropoutOptions): void {
   }
 }
 
-/** WGSL: the threshold and scale of `p`, and `mix4`, lowbias32 on four lanes. */
-function maskPrelude(p: number): string {
+/**
+ * WGSL: the threshold and scale of `p`, and lowbias32 on four lanes (`mix4`) and on one
+ * (`mix1`). Kernels of other ops that apply dropout's mask (fused epilogues) use it too.
+ */
+export function maskPrelude(p: number): string {
   return /* wgsl */ `
 const THRESHOLD: u32 = ${u32(dropThreshold(p))};
 const SCALE: f32 = ${f32(1 / (1 - p))};
@@ -84,8 +88,21 @@ fn mix4(value: vec4<u32>) -> vec4<u32> {
   h *= vec4<u32>(0x846ca68bu);
   h ^= h >> vec4<u32>(16u);
   return h;
+}
+
+fn mix1(value: u32) -> u32 {
+  var h = value;
+  h ^= h >> 16u;
+  h *= 0x7feb352du;
+  h ^= h >> 15u;
+  h *= 0x846ca68bu;
+  h ^= h >> 16u;
+  return h;
 }`;
 }
+
+/** WGSL: the mask's key of the seed `params.seed` (a `u32`), as `dropout`'s kernel derives it. */
+export const MASK_KEY_WGSL = `mix1(params.seed + ${u32(GOLDEN)})`;
 
 /** Narrow workgroups looping over the vectors of `size` elements. */
 function vectorPlan(size: number, policy: KernelPolicy): LoopPlan {
@@ -132,7 +149,7 @@ function applyMask(x: Tensor, p: number, seed: number): Tensor {
  * training or p == 0, and zeros when p == 1. Differentiable (the backward recomputes the mask).
  */
 export function dropout(x: Tensor, options: DropoutOptions): Tensor {
-  checkOptions(options);
+  checkDropoutOptions(options);
   if (x.dtype !== "f32") throw new Error(`dropout: needs an f32 tensor, got ${x.dtype}`);
   const { p, training, seed } = options;
   if (!training || p === 0) return recordOp("dropout", x.view(), [x], (grad) => [grad.view()]);

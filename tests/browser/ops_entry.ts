@@ -29,6 +29,7 @@ export const FAMILIES: Record<string, () => Promise<unknown>> = {
   max_pool: () => import("../nn/max_pool_test.ts"),
   conv_relu_pool: () => import("../nn/conv_relu_pool_test.ts"),
   conv_batch_norm: () => import("../nn/conv_batch_norm_test.ts"),
+  linear_relu_dropout: () => import("../nn/linear_relu_dropout_test.ts"),
   batch_norm: () => import("../nn/batch_norm_test.ts"),
   dropout: () => import("../nn/dropout_test.ts"),
   softmax: () => import("../nn/softmax_test.ts"),
