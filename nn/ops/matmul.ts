@@ -1,6 +1,6 @@
 /**
  * Matrix multiply C = op(A) · op(B) with either operand transposed in place (no transpose pass),
- * an optional fused bias + ReLU epilogue, and `linear(x, weight, bias)` built on it.
+ * an optional fused epilogue (bias, relu, dropout's mask), and `linear(x, weight, bias)` built on it.
  *
  * The kernel is register-blocked for llvmpipe (see docs/DESIGN.md): one output dimension is
  * "uniform" — each workgroup owns `tileU` indices of it, so every lane loads those values at
