@@ -72,8 +72,9 @@ export function checkDropoutOptions(options: DropoutOptions): void {
 }
 
 /**
- * WGSL: the threshold and scale of `p`, and lowbias32 on four lanes (`mix4`) and on one
- * (`mix1`). Kernels of other ops that apply dropout's mask (fused epilogues) use it too.
+ * WGSL: the threshold and scale of `p`, lowbias32 on four lanes (`mix4`) and on one (`mix1`),
+ * and the keep tests `kept4` and `kept1`. Kernels of other ops that apply dropout's mask (fused
+ * epilogues) use it too.
  */
 export function maskPrelude(p: number): string {
   return /* wgsl */ `
@@ -98,6 +99,15 @@ fn mix1(value: u32) -> u32 {
   h *= 0x846ca68bu;
   h ^= h >> 16u;
   return h;
+}
+
+// Whether the elements (or channels) at index are kept under the seed's key.
+fn kept4(index: vec4<u32>, key: u32) -> vec4<bool> {
+  return mix4(mix4(index) ^ vec4<u32>(key)) >= vec4<u32>(THRESHOLD);
+}
+
+fn kept1(index: u32, key: u32) -> bool {
+  return mix1(mix1(index) ^ key) >= THRESHOLD;
 }`;
 }
 
@@ -127,7 +137,7 @@ const APPLY_MASK: KernelSpec<{ size: number; p: number }, LoopPlan> = {
       plan,
       `
       let i = vec4<u32>(4u * j) + vec4<u32>(0u, 1u, 2u, 3u);
-      let keep = mix4(mix4(i) ^ vec4<u32>(key)) >= vec4<u32>(THRESHOLD);
+      let keep = kept4(i, key);
       // A multiply, not a select: a dropped NaN stays NaN (NaN * 0), as in PyTorch.
       out[j] = xVec4(j) * select(vec4<f32>(0.0), vec4<f32>(SCALE), keep);`,
       "j",
@@ -198,7 +208,7 @@ const APPLY_CHANNEL_MASK: KernelSpec<ChannelMask, LoopPlan> = {
       `
       // The channel (n * C + c) of elements 4j..4j+3: one hash per channel.
       let channel = (vec4<u32>(4u * j) + vec4<u32>(0u, 1u, 2u, 3u)) / vec4<u32>(${u32(planeSize)});
-      let keep = mix4(mix4(channel) ^ vec4<u32>(key)) >= vec4<u32>(THRESHOLD);
+      let keep = kept4(channel, key);
       out[j] = xVec4(j) * select(vec4<f32>(0.0), vec4<f32>(SCALE), keep);`,
       "j",
     )

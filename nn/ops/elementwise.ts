@@ -31,7 +31,7 @@ import {
   sumTo,
 } from "./broadcast.ts";
 import { cast } from "./cast.ts";
-import { isNan, isNan4, relu4 } from "./nan_wgsl.ts";
+import { isNan, isNan4, relu4, reluGrad4 } from "./nan_wgsl.ts";
 
 const ADD = mapKernel("add", 2, () => "x0 + x1");
 const SUB = mapKernel("sub", 2, () => "x0 - x1");
@@ -42,7 +42,7 @@ const RELU = mapKernel("relu", 1, () => relu4("x0"));
 const RELU_BACKWARD = mapKernel(
   "relu_backward",
   2,
-  () => `select(select(vec4<f32>(0.0), x0, x1 > vec4<f32>(0.0)), x0, ${isNan4("x1")})`,
+  () => reluGrad4("x0", "x1"),
 );
 
 /** Weight of x0's gradient in maximum(x0, x1): 1 if larger (or NaN), 0.5 on ties, else 0. */

@@ -27,7 +27,7 @@ import {
 } from "./dropout.ts";
 import { relu } from "./elementwise.ts";
 import { linear, linearWithEpilogue } from "./matmul.ts";
-import { isNan4 } from "./nan_wgsl.ts";
+import { reluGrad4 } from "./nan_wgsl.ts";
 
 /** Options of `linearReluDropout`. */
 export interface LinearReluDropoutOptions {
@@ -60,14 +60,12 @@ const RELU_DROPOUT_BACKWARD: KernelSpec<{ size: number; p: number }, LoopPlan> =
       plan,
       `
       let i = vec4<u32>(4u * j) + vec4<u32>(0u, 1u, 2u, 3u);
-      let keep = mix4(mix4(i) ^ vec4<u32>(key)) >= vec4<u32>(THRESHOLD);
+      let keep = kept4(i, key);
       // As dropout's backward, a multiply (a non-constant 0, which no compiler folds away), so
       // that a dropped NaN or infinity gives NaN; then relu's backward where kept.
       let masked = gradVec4(j) * select(vec4<f32>(0.0), vec4<f32>(SCALE), keep);
       let y = outVec4(j);
-      let passed = select(select(vec4<f32>(0.0), masked, y > vec4<f32>(0.0)), masked, ${
-        isNan4("y")
-      });
+      let passed = ${reluGrad4("masked", "y")};
       result[j] = select(masked, passed, keep);`,
       "j",
     )}`,

@@ -316,7 +316,7 @@ function matmulBody(shape: MatmulShape, plan: MatmulPlan): string {
         // As dropout's kernel: a multiply, so that a dropped NaN stays NaN.
         lines.push(
           `let i = ${at};`,
-          "v = v * select(0.0, SCALE, mix1(mix1(i) ^ key) >= THRESHOLD);",
+          "v = v * select(0.0, SCALE, kept1(i, key));",
         );
       }
       return `if (${inRange}) { ${lines.join(" ")} c[${at}] = v; }`;
@@ -775,14 +775,14 @@ export function linearWithEpilogue(x: Tensor, weight: Tensor, epilogue: LinearEp
         n: inFeatures,
         k: rows,
         transposeA: true,
-        transposeB: true,
+        transposeB: false,
         bias: false,
         relu: false,
       };
       if (bias?.requiresGrad && rowSumsApply(tn)) {
         // One kernel: dW = gᵀ · x and dbias = the column sums of g.
         gradBias = Tensor.empty([outFeatures]);
-        gradWeight = matmulKernel(g, xm, { ...tn, transposeB: false, rowSums: true }, {
+        gradWeight = matmulKernel(g, xm, { ...tn, rowSums: true }, {
           sums: gradBias,
         });
       } else {

@@ -25,3 +25,14 @@ export function relu4(v: string): string {
 export function relu1(v: string): string {
   return `select(max(${v}, 0.0), ${v}, ${isNan(v)})`;
 }
+
+/**
+ * WGSL: relu's backward on `vec4`s, given the gradient `grad` and relu's output `output` (each
+ * evaluated more than once: pass names): 0 where the output is <= 0, else the gradient (NaN
+ * outputs pass it, as PyTorch's `threshold_backward`).
+ */
+export function reluGrad4(grad: string, output: string): string {
+  return `select(select(vec4<f32>(0.0), ${grad}, ${output} > vec4<f32>(0.0)), ${grad}, ${
+    isNan4(output)
+  })`;
+}

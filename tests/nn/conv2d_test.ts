@@ -4,6 +4,7 @@ import {
   type Conv2dDims,
   conv2dReference,
   convOutputSize,
+  dims,
 } from "./reference/conv2d.ts";
 import { type Tensor, tensor } from "../../nn/tensor.ts";
 import { assertThrows } from "../assert.ts";
@@ -11,28 +12,6 @@ import { assertClose, gpuReady } from "../testing.ts";
 import { testOp } from "./op_helper.ts";
 
 await gpuReady();
-
-function dims(
-  batch: number,
-  inChannels: number,
-  outChannels: number,
-  size: [number, number],
-  kernel: [number, number],
-  stride = 1,
-  padding = 0,
-): Conv2dDims {
-  return {
-    batch,
-    inChannels,
-    outChannels,
-    height: size[0],
-    width: size[1],
-    kernelHeight: kernel[0],
-    kernelWidth: kernel[1],
-    stride,
-    padding,
-  };
-}
 
 const describe = (d: Conv2dDims) =>
   `[${d.batch},${d.inChannels},${d.height},${d.width}] * [${d.outChannels},${d.inChannels},${d.kernelHeight},${d.kernelWidth}] s${d.stride} p${d.padding}`;

@@ -26,10 +26,13 @@ export interface Conv2dDims {
   padding: number;
 }
 
-/** Dims of a square-kernel convolution: x [batch, inChannels, height, width], [outChannels, kernel]. */
-export function squareConvDims(
-  [batch, inChannels, height, width]: readonly number[],
-  [outChannels, kernel]: readonly number[],
+/** Dims of a convolution of x [batch, inChannels, ...size] with [outChannels, inChannels, ...kernel]. */
+export function dims(
+  batch: number,
+  inChannels: number,
+  outChannels: number,
+  size: [number, number],
+  kernel: [number, number],
   stride = 1,
   padding = 0,
 ): Conv2dDims {
@@ -37,13 +40,23 @@ export function squareConvDims(
     batch,
     inChannels,
     outChannels,
-    height,
-    width,
-    kernelHeight: kernel,
-    kernelWidth: kernel,
+    height: size[0],
+    width: size[1],
+    kernelHeight: kernel[0],
+    kernelWidth: kernel[1],
     stride,
     padding,
   };
+}
+
+/** Dims of a square-kernel convolution: x [batch, inChannels, height, width], [outChannels, kernel]. */
+export function squareConvDims(
+  [batch, inChannels, height, width]: readonly number[],
+  [outChannels, kernel]: readonly number[],
+  stride = 1,
+  padding = 0,
+): Conv2dDims {
+  return dims(batch, inChannels, outChannels, [height, width], [kernel, kernel], stride, padding);
 }
 
 /** Output height and width of a convolution. */
