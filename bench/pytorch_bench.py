@@ -5,7 +5,9 @@ i % 10; warm-up steps, then timed windows of about `target_ms` each, images per 
 median over the windows. Evaluation: forward only in eval mode under torch.no_grad().
 
 Usage: python3 pytorch_bench.py '{"rows": [{"kind": "train", "model": "cnn", "batch": 32}, ...],
-"windows": 5, "threads": 2}'  -- prints one JSON object on stdout.
+"windows": 5, "threads": 2}'  -- prints one JSON object on stdout. With `"device": "cuda"` the
+rows run on the GPU instead (each window starts and ends with `torch.cuda.synchronize()`, as
+wgtorch's end in a GPU sync), for a comparison on a machine that has one.
 
 Or `python3 pytorch_bench.py --serve THREADS`: one JSON command per stdin line, one JSON answer
 per stdout line, so that the bench can alternate PyTorch's timed windows with wgtorch's (this
@@ -47,23 +49,35 @@ def cnn_bn():
 
 MODELS = {"mlp": mlp, "cnn": cnn, "cnn-bn": cnn_bn}
 
+DEVICE = torch.device("cpu")
+
 
 def window_steps(step, warmup, target_ms):
     """Warms `step` up and returns the steps of a window of about `target_ms` (as bench/mod.ts)."""
     for _ in range(warmup):
         step()
+    sync()
     t0 = time.perf_counter()
     step()
+    sync()
     once_ms = (time.perf_counter() - t0) * 1000
     return max(2, min(500, round(target_ms / max(once_ms, 1e-3))))
 
 
+def sync():
+    """Waits for queued GPU work (a no-op on the CPU)."""
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def window(step, batch, steps):
     """One timed window: (images per second, process CPU ms per step)."""
+    sync()
     c0 = time.process_time()
     start = time.perf_counter()
     for _ in range(steps):
         step()
+    sync()
     seconds = time.perf_counter() - start
     return batch * steps / seconds, (time.process_time() - c0) * 1000 / steps
 
@@ -87,10 +101,10 @@ def time_steps(step, batch, warmup, windows, target_ms):
 def train_step(name, batch):
     """A training step of the model (Adam, NLL), with its warm-up steps and window length."""
     torch.manual_seed(0)
-    model = MODELS[name]().train()
+    model = MODELS[name]().to(DEVICE).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
-    x = torch.rand(batch, 1, 28, 28)
-    y = torch.arange(batch) % 10
+    x = torch.rand(batch, 1, 28, 28, device=DEVICE)
+    y = torch.arange(batch, device=DEVICE) % 10
     loss_fn = nn.NLLLoss()
 
     def step():
@@ -104,8 +118,8 @@ def train_step(name, batch):
 def eval_step(name, batch):
     """An evaluation forward of the model, with its warm-up steps and window length."""
     torch.manual_seed(0)
-    model = MODELS[name]().eval()
-    x = torch.rand(batch, 1, 28, 28)
+    model = MODELS[name]().to(DEVICE).eval()
+    x = torch.rand(batch, 1, 28, 28, device=DEVICE)
 
     def step():
         with torch.no_grad():
@@ -135,8 +149,10 @@ def blas_library():
 
 
 def main():
+    global DEVICE
     spec = json.loads(sys.argv[1])
     torch.set_num_threads(int(spec["threads"]))
+    DEVICE = torch.device(spec.get("device", "cpu"))
     rows = []
     for row in spec["rows"]:
         step, warmup, target_ms = row_step(row)
@@ -146,6 +162,7 @@ def main():
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "blas": blas_library(),
+        "device": torch.cuda.get_device_name() if DEVICE.type == "cuda" else "cpu",
         "rows": rows,
     }))
 

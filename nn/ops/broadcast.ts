@@ -10,6 +10,7 @@
  */
 
 import { f32, u32 } from "../gpu/kernel.ts";
+import type { KernelPolicy } from "../gpu/policy.ts";
 import { type KernelSpec, runKernel } from "../gpu/program.ts";
 import { formatShape, Tensor } from "../tensor.ts";
 
@@ -75,16 +76,19 @@ function vectorized(out: readonly number[]): boolean {
  * expression on vec4 values) and an output whose last dimension is a multiple of 4, four
  * neighbouring elements of one row per invocation. Then an operand either runs along that row
  * (a vec4 load: its offset is a multiple of 4, since its other strides are multiples of its last
- * dimension) or is constant along it (one value, splat).
+ * dimension) or is constant along it (one value, splat). `prelude` holds WGSL functions the
+ * expressions call.
  */
 export function broadcastKernel(
   name: string,
   expression: BinaryExpression,
   vec4?: BinaryExpression,
+  prelude?: (policy: KernelPolicy) => string,
 ): KernelSpec<BroadcastOptions> {
   const vec = ({ out }: BroadcastOptions) => vec4 !== undefined && vectorized(out);
   return {
     name: `${name}_broadcast`,
+    prelude: prelude && ((_options, { policy }) => prelude(policy)),
     key: (options) =>
       [options.out, options.a, options.b].map((s) => s.join("x") || "0d").join("_") +
       (vec(options) ? "_v4" : ""),

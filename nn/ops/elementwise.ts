@@ -32,6 +32,8 @@ import {
 } from "./broadcast.ts";
 import { cast } from "./cast.ts";
 import { isNan, isNan4, relu4, reluGrad4 } from "./nan_wgsl.ts";
+import { divPrelude, powPrelude } from "./exact_wgsl.ts";
+import type { KernelPolicy } from "../gpu/policy.ts";
 
 const ADD = mapKernel("add", 2, () => "x0 + x1");
 const SUB = mapKernel("sub", 2, () => "x0 - x1");
@@ -66,12 +68,13 @@ function pick(fn: "max" | "min", x0: string, x1: string, vec: boolean): string {
 /**
  * a^b as PyTorch (C's `pow`): a negative base takes integer exponents only (NaN otherwise, the
  * sign from odd ones), 0 to a negative power is inf, x^0 = 1 and 1^y = 1 even for NaN. `a` and
- * `b` are names (evaluated several times). WGSL's own `pow` is only defined for a > 0.
+ * `b` are names (evaluated several times). WGSL's own `pow` is only defined for a > 0. Calls
+ * `pow_mag` (`powPrelude`).
  */
 function powExpression(a: string, b: string, vec: boolean): string {
   const t = vec ? "vec4<f32>" : "f32";
   const tu = vec ? "vec4<u32>" : "u32";
-  const magnitude = `pow(abs(${a}), ${b})`;
+  const magnitude = `${vec ? "pow_mag4" : "pow_mag"}(abs(${a}), ${b})`;
   // Bit patterns built from a runtime value, so that no constant is inf or NaN.
   const inf = `bitcast<${t}>((bitcast<${tu}>(${a}) & ${tu}(0u)) | ${tu}(0x7f800000u))`;
   const nan = `bitcast<${t}>(bitcast<${tu}>(${a}) | ${tu}(0x7fc00000u))`;
@@ -146,9 +149,11 @@ interface ScalarMapOptions {
 function scalarMapKernel(
   name: string,
   expression: (x0: string, x1: string) => string,
+  prelude?: (policy: KernelPolicy) => string,
 ): KernelSpec<ScalarMapOptions> {
   return {
     name: `${name}_scalar`,
+    prelude: prelude && ((_options, { policy }) => prelude(policy)),
     key: ({ size, numberFirst }) => `${size}${numberFirst ? "_first" : ""}`,
     bindings: () => [
       { name: "in0", role: "input" },
@@ -171,32 +176,43 @@ function scalarMapKernel(
   };
 }
 
-/** The kernels of `op`, whose WGSL is `expression` on f32 or (`vec`) vec4 values. */
+/**
+ * The kernels of `op`, whose WGSL is `expression` on f32 or (`vec`) vec4 values, calling the
+ * functions of `prelude` if any.
+ */
 function binaryKernels(
   op: BinaryOp,
   expression: (x0: string, x1: string, vec: boolean) => string,
-  map = mapKernel(op, 2, () => expression("x0", "x1", true)),
+  { map, prelude }: {
+    map?: KernelSpec<MapOptions>;
+    prelude?: (policy: KernelPolicy) => string;
+  } = {},
 ): BinaryKernels {
   const scalar = (x0: string, x1: string) => expression(x0, x1, false);
+  const vec4 = (x0: string, x1: string) => expression(x0, x1, true);
   return {
-    map,
-    broadcast: broadcastKernel(op, scalar, (x0, x1) => expression(x0, x1, true)),
-    mapScalar: scalarMapKernel(op, (x0, x1) => expression(x0, x1, true)),
+    map: map ?? mapKernel(op, 2, () => vec4("x0", "x1"), {
+      prelude: prelude && ((_code, policy) => prelude(policy)),
+    }),
+    broadcast: broadcastKernel(op, scalar, vec4, prelude),
+    mapScalar: scalarMapKernel(op, vec4, prelude),
   };
 }
 
 const BINARY: Record<BinaryOp, BinaryKernels> = {
-  add: binaryKernels("add", (a, b) => `${a} + ${b}`, ADD),
-  sub: binaryKernels("sub", (a, b) => `${a} - ${b}`, SUB),
-  mul: binaryKernels("mul", (a, b) => `${a} * ${b}`, MUL),
-  div: binaryKernels("div", (a, b) => `${a} / ${b}`),
+  add: binaryKernels("add", (a, b) => `${a} + ${b}`, { map: ADD }),
+  sub: binaryKernels("sub", (a, b) => `${a} - ${b}`, { map: SUB }),
+  mul: binaryKernels("mul", (a, b) => `${a} * ${b}`, { map: MUL }),
+  div: binaryKernels("div", (a, b, vec) => `${vec ? "div_rn4" : "div_rn"}(${a}, ${b})`, {
+    prelude: divPrelude,
+  }),
   maximum: binaryKernels("maximum", (a, b, vec) => pick("max", a, b, vec)),
   minimum: binaryKernels("minimum", (a, b, vec) => pick("min", a, b, vec)),
   max_weight: binaryKernels("max_weight", maxWeight),
   min_weight: binaryKernels("min_weight", minWeight),
-  pow: binaryKernels("pow", powExpression),
-  pow_grad_base: binaryKernels("pow_grad_base", powGradBase),
-  pow_grad_exponent: binaryKernels("pow_grad_exponent", powGradExponent),
+  pow: binaryKernels("pow", powExpression, { prelude: powPrelude }),
+  pow_grad_base: binaryKernels("pow_grad_base", powGradBase, { prelude: powPrelude }),
+  pow_grad_exponent: binaryKernels("pow_grad_exponent", powGradExponent, { prelude: powPrelude }),
 };
 
 /** An operand of the broadcasting binary ops: a tensor, or a number (which gets no gradient). */

@@ -9,6 +9,7 @@
  */
 
 import { f32, u32 } from "../gpu/kernel.ts";
+import type { KernelPolicy } from "../gpu/policy.ts";
 import { type KernelSpec, runKernel } from "../gpu/program.ts";
 import { Tensor } from "../tensor.ts";
 
@@ -24,8 +25,8 @@ export interface MapOptions {
 export interface MapExtras {
   /** Fields of a per-call `params` uniform the expression reads (`params.<field>`). */
   params?: string;
-  /** WGSL helpers placed before `main`, given the expression's code. */
-  prelude?: (code: string) => string;
+  /** WGSL helpers placed before `main`, given the expression's code and the policy. */
+  prelude?: (code: string, policy: KernelPolicy) => string;
 }
 
 /**
@@ -52,7 +53,8 @@ export function mapKernel(
       groups: Math.ceil(Math.ceil(size / 4) / policy.elementwiseWorkgroup),
     }),
     params: extras.params,
-    prelude: extras.prelude && ((options) => extras.prelude!(code(options))),
+    prelude: extras.prelude &&
+      ((options, { policy }) => extras.prelude!(code(options), policy)),
     body: (options, { plan }) => {
       const loads = inputs.map((input, k) => `let x${k} = ${input}Vec4(j);`).join(" ");
       return /* wgsl */ `

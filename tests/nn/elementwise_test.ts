@@ -232,6 +232,44 @@ Deno.test("equal shapes keep the vec4 kernel: results bit-identical to f32 arith
   y.dispose();
 });
 
+Deno.test("div rounds as f32 division across magnitudes, signs and special values", async () => {
+  // WGSL lets `/` be 2.5 ULP off (an NVIDIA GPU was 1 ULP off): division must still match.
+  let seed = 7;
+  const next = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+  const draw = () => Math.fround((next() - 0.5) * 2 ** Math.floor(next() * 120 - 60));
+  const size = 4000;
+  const a = Float32Array.from({ length: size }, draw);
+  const b = Float32Array.from({ length: size }, draw);
+  // Subnormals are left out: WGSL lets an adapter flush them to zero.
+  const specials = [0, -0, Infinity, -Infinity, NaN, 3.4e38, 1e-30, 7];
+  specials.forEach((v, k) => {
+    a[k] = v;
+    b[specials.length + k] = v;
+    a[2 * specials.length + k] = 3.4e38;
+    b[2 * specials.length + k] = 1e-30 * (k + 1); // quotients past the f32 range: inf
+  });
+  const x = tensor(a, [size]);
+  const y = tensor(b, [size]);
+  const kernels = [
+    ["vec4", div(x, y)],
+    ["broadcast", div(x.view([1, size]), y)],
+  ] as const;
+  for (const [name, out] of kernels) {
+    const got = await out.toArray();
+    const bad = Array.from(a).findIndex((p, i) => !Object.is(got[i], Math.fround(p / b[i])));
+    if (bad >= 0) {
+      assert.fail(
+        `${name}: ${a[bad]} / ${b[bad]} gave ${got[bad]}, f32 division gives ${
+          Math.fround(a[bad] / b[bad])
+        }`,
+      );
+    }
+    out.dispose();
+  }
+  x.dispose();
+  y.dispose();
+});
+
 Deno.test("a number operand compiles one kernel for all its values", async () => {
   const x = tensor(Float32Array.from(randomArray(37, 21)), [37]);
   for (const [op, fn] of Object.entries(BINARY)) {

@@ -115,6 +115,39 @@ Deno.test("pow: negative bases with integer exponents from a tensor", async () =
   });
 });
 
+Deno.test("pow: integer powers that are f32 come out exact, squares as x * x", async () => {
+  // WGSL's pow is exp2(b * log2(a)) on llvmpipe and on GPUs: 3^10 gave 59048.99 on llvmpipe and
+  // (-2)^3 gave -7.9999976 on an NVIDIA GPU.
+  const bases = [3, -2, 0.5, 10, 1.5, 7, -3, 0.25, 2];
+  const exponents = [10, 7, -4, 5, 3, 8, 11, -3, 16];
+  const want = [59049, -128, 16, 100000, 3.375, 5764801, -177147, 64, 65536];
+  const x = tensor(new Float32Array(bases), [bases.length]);
+  const y = tensor(new Float32Array(exponents), [bases.length]);
+  const out = pow(x, y);
+  assert.deepEqual(Array.from(await out.toArray()), want);
+  // A number exponent, broadcast and vec4 kernels alike; squares round as x * x does.
+  const values = Float32Array.from(randomArray(37, 5), (v) => v * 3);
+  const v = tensor(values, [37]);
+  for (
+    const [name, got] of [
+      ["number", pow(v, 2)],
+      ["broadcast", pow(v.view([37, 1]), tensor(new Float32Array([2]), [1]))],
+    ] as const
+  ) {
+    const squares = Array.from(await got.toArray());
+    const bad = squares.findIndex((s, i) => s !== Math.fround(values[i] * values[i]));
+    if (bad >= 0) {
+      assert.fail(
+        `${name}: ${values[bad]}^2 gave ${squares[bad]}, x * x is ${
+          Math.fround(values[bad] * values[bad])
+        }`,
+      );
+    }
+    got.dispose();
+  }
+  for (const t of [x, y, out, v]) t.dispose();
+});
+
 Deno.test("pow refuses shapes that do not broadcast and non-f32 tensors, naming the op", () => {
   const x = tensor(new Float32Array(6), [2, 3]);
   const w = tensor(new Int32Array(3), [3], { dtype: "i32" });
