@@ -45,6 +45,8 @@ export interface PytorchReport {
   blas: string[];
   /** OpenBLAS core-type override in the environment, if any (it can slow OpenBLAS down). */
   openblasCoretype: string | null;
+  /** Where the rows ran: "cpu", or the GPU's name (`device: "cuda"`, `pytorchThroughput` only). */
+  device: string;
   /** The rows. */
   rows: PytorchRow[];
 }
@@ -64,10 +66,13 @@ export async function findTorchPython(): Promise<string | null> {
   return null;
 }
 
-/** Runs the PyTorch rows; throws with PyTorch's stderr when the script fails. */
+/**
+ * Runs the PyTorch rows (on the CPU, or with `device: "cuda"` on the GPU); throws with PyTorch's
+ * stderr when the script fails.
+ */
 export async function pytorchThroughput(
   python: string,
-  spec: { rows: PytorchRowSpec[]; windows: number; threads: number },
+  spec: { rows: PytorchRowSpec[]; windows: number; threads: number; device?: "cpu" | "cuda" },
 ): Promise<PytorchReport> {
   const output = await new Deno.Command(python, {
     args: [SCRIPT, JSON.stringify(spec)],
@@ -87,6 +92,7 @@ export async function pytorchThroughput(
     threads: report.threads,
     blas: report.blas,
     openblasCoretype: Deno.env.get("OPENBLAS_CORETYPE") ?? null,
+    device: report.device,
     rows: report.rows,
   };
 }
@@ -142,6 +148,7 @@ export class PytorchServer {
       threads: answer.threads as number,
       blas: answer.blas as string[],
       openblasCoretype: Deno.env.get("OPENBLAS_CORETYPE") ?? null,
+      device: "cpu",
     };
   }
 

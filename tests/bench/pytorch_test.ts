@@ -29,7 +29,30 @@ Deno.test({
     ]);
     for (const row of report.rows) assert.ok(row.imagesPerSecond > 0, row.what);
     assert.equal(report.threads, 1);
+    assert.equal(report.device, "cpu");
     assert.match(report.torch, /^\d+\.\d+/);
+  },
+});
+
+Deno.test({
+  name: "pytorch_bench.py runs the rows on the GPU with device cuda, or says CUDA is missing",
+  ignore: !python,
+  fn: async () => {
+    const spec = {
+      rows: [{ kind: "train" as const, model: "cnn", batch: 4 }],
+      windows: 1,
+      threads: 1,
+      device: "cuda" as const,
+    };
+    let report;
+    try {
+      report = await pytorchThroughput(python!, spec);
+    } catch (error) {
+      assert.match(String(error), /CUDA/);
+      return;
+    }
+    assert.notEqual(report.device, "cpu");
+    assert.ok(report.rows[0].imagesPerSecond > 0);
   },
 });
 
