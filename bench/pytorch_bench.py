@@ -52,6 +52,12 @@ MODELS = {"mlp": mlp, "cnn": cnn, "cnn-bn": cnn_bn}
 DEVICE = torch.device("cpu")
 
 
+def sync():
+    """Waits for queued GPU work (a no-op on the CPU)."""
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def window_steps(step, warmup, target_ms):
     """Warms `step` up and returns the steps of a window of about `target_ms` (as bench/mod.ts)."""
     for _ in range(warmup):
@@ -62,12 +68,6 @@ def window_steps(step, warmup, target_ms):
     sync()
     once_ms = (time.perf_counter() - t0) * 1000
     return max(2, min(500, round(target_ms / max(once_ms, 1e-3))))
-
-
-def sync():
-    """Waits for queued GPU work (a no-op on the CPU)."""
-    if DEVICE.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def window(step, batch, steps):
