@@ -81,12 +81,19 @@ registerBackward(backwardPass);
 
 function walkBackward(root: Tensor, options: BackwardOptions): void {
   const grads = new Map<Tensor, Tensor>();
-  grads.set(root, options.grad ? options.grad.view() : ones(root.shape));
+  // A scalar root whose node knows its gradient at 1 (a loss) never materialises that seed.
+  const unitRoot = !options.grad && root.node?.unitBackwardFn !== undefined &&
+    !root.node.released;
+  if (!unitRoot) grads.set(root, options.grad ? options.grad.view() : ones(root.shape));
   for (const tensor of topologicalOrder(root)) {
+    const node = tensor.node;
+    if (unitRoot && tensor === root) {
+      propagate(grads, node!, node!.unitBackwardFn!(), null, options);
+      continue;
+    }
     const grad = grads.get(tensor);
     grads.delete(tensor);
     if (!grad) continue;
-    const node = tensor.node;
     if (!node) {
       storeLeafGrad(tensor, grad);
       continue;
@@ -99,27 +106,40 @@ function walkBackward(root: Tensor, options: BackwardOptions): void {
           "(inside the same tidy), or pass { retainGraph: true } to backward twice",
       );
     }
-    const inputGrads = node.backwardFn(grad);
-    const owned = new Set<Tensor>();
-    node.inputs.forEach((input, i) => {
-      const inputGrad = inputGrads[i];
-      if (inputGrad) owned.add(inputGrad);
-      if (!inputGrad || !input.requiresGrad) return;
-      if (inputGrad.size !== input.size) {
-        throw new Error(
-          `backward(): ${node.name} returned a gradient of shape ` +
-            `${formatShape(inputGrad.shape)} for an input of shape ${formatShape(input.shape)}`,
-        );
-      }
-      const mine = inputGrad.view(input.shape);
-      if (input.node) accumulate(grads, input, mine);
-      else storeLeafGrad(input, mine);
-    });
-    for (const returned of owned) if (returned !== grad) returned.dispose();
-    grad.dispose();
-    // The node stays on its output, released: a second backward through it then says so.
-    if (!options.retainGraph) node.release();
+    propagate(grads, node, node.backwardFn(grad), grad, options);
   }
+}
+
+/**
+ * Hands the gradients a node returned (`inputGrads`, for an output gradient `grad`, or null for a
+ * unit seed) to its inputs, disposes what no input took, and releases the node.
+ */
+function propagate(
+  grads: Map<Tensor, Tensor>,
+  node: GradNode,
+  inputGrads: readonly (Tensor | null)[],
+  grad: Tensor | null,
+  options: BackwardOptions,
+): void {
+  const owned = new Set<Tensor>();
+  node.inputs.forEach((input, i) => {
+    const inputGrad = inputGrads[i];
+    if (inputGrad) owned.add(inputGrad);
+    if (!inputGrad || !input.requiresGrad) return;
+    if (inputGrad.size !== input.size) {
+      throw new Error(
+        `backward(): ${node.name} returned a gradient of shape ` +
+          `${formatShape(inputGrad.shape)} for an input of shape ${formatShape(input.shape)}`,
+      );
+    }
+    const mine = inputGrad.view(input.shape);
+    if (input.node) accumulate(grads, input, mine);
+    else storeLeafGrad(input, mine);
+  });
+  for (const returned of owned) if (returned !== grad) returned.dispose();
+  grad?.dispose();
+  // The node stays on its output, released: a second backward through it then says so.
+  if (!options.retainGraph) node.release();
 }
 
 function storeLeafGrad(leaf: Tensor, grad: Tensor): void {

@@ -24,12 +24,15 @@ export class GradNode {
    * @param inputs the op's tensor inputs
    * @param backwardFn maps the output's gradient to one gradient (or null) per input
    * @param saved tensors only this node uses (e.g. pooling indices), freed with it
+   * @param unitBackwardFn backwardFn at an output gradient of ones, without that tensor: what
+   *   `backward()` calls on a scalar root, so a loss's gradient skips filling its seed
    */
   constructor(
     readonly name: string,
     readonly inputs: readonly Tensor[],
     readonly backwardFn: (grad: Tensor) => readonly (Tensor | null)[],
     readonly saved: readonly Tensor[],
+    readonly unitBackwardFn?: () => readonly (Tensor | null)[],
   ) {}
 
   /** Frees the saved state, and the held inputs that no other node holds. */
@@ -104,7 +107,8 @@ export function noGrad<T>(fn: () => T): T {
 
 /**
  * Attaches a backward closure to `output` when grad mode is on and an input requires a
- * gradient; otherwise frees `saved` at once. Returns `output`.
+ * gradient; otherwise frees `saved` at once. Returns `output`. `unitBackwardFn`, for ops that
+ * end a graph (losses), is `backwardFn` at a gradient of ones (see `GradNode`).
  */
 export function recordOp(
   name: string,
@@ -112,6 +116,7 @@ export function recordOp(
   inputs: readonly Tensor[],
   backwardFn: (grad: Tensor) => readonly (Tensor | null)[],
   saved: readonly Tensor[] = [],
+  unitBackwardFn?: () => readonly (Tensor | null)[],
 ): Tensor {
   if (!gradEnabled || !inputs.some((input) => input.requiresGrad)) {
     for (const tensor of saved) tensor.dispose();
@@ -119,7 +124,7 @@ export function recordOp(
   }
   for (const tensor of saved) keep(tensor);
   output.requiresGrad = true;
-  output.node = new GradNode(name, inputs, backwardFn, saved);
+  output.node = new GradNode(name, inputs, backwardFn, saved, unitBackwardFn);
   return output;
 }
 

@@ -427,17 +427,40 @@ const NLL_LOSS = lossKernel(
   true,
 );
 
-const NLL_LOSS_BACKWARD = rowKernel(
+/**
+ * A loss's output gradient, as its backward kernels read it: the binding of `grad` and
+ * `grad[0]`, or (`unit`: `backward()` on the loss itself) no binding and 1, so that no seed
+ * tensor is filled.
+ */
+function lossGrad(unit: boolean): { bindings: BindingSpec[]; value: string } {
+  return unit
+    ? { bindings: [], value: "1.0" }
+    : { bindings: [storage("grad", "f32")], value: "grad[0]" };
+}
+
+/** A loss's backward kernel for an output gradient and for a unit seed (see `lossGrad`). */
+function lossBackwardKernels(
+  name: string,
+  bindings: readonly BindingSpec[],
+  body: (grad: string) => string,
+): { seeded: KernelSpec<Rows>; unit: KernelSpec<Rows> } {
+  const kernel = (unit: boolean) => {
+    const grad = lossGrad(unit);
+    return rowKernel(
+      unit ? `${name}_unit` : name,
+      [...grad.bindings, ...bindings],
+      () => "",
+      () => body(grad.value),
+    );
+  };
+  return { seeded: kernel(false), unit: kernel(true) };
+}
+
+const NLL_LOSS_BACKWARD = lossBackwardKernels(
   "nll_loss_backward",
-  [
-    storage("grad", "f32"),
-    storage("scale", "f32"),
-    storage("labels", "i32"),
-    storage("dx", "f32", true),
-  ],
-  () => "",
-  () => /* wgsl */ `
-    let value = -grad[0] * scale[0];
+  [storage("scale", "f32"), storage("labels", "i32"), storage("dx", "f32", true)],
+  (grad) => /* wgsl */ `
+    let value = -${grad} * scale[0];
     let t = labels[row];
     for (var j = 0u; j < C; j++) { dx[row * C + j] = select(0.0, value, i32(j) == t); }`,
 );
@@ -474,15 +497,23 @@ export function nllLoss(logProbs: Tensor, target: Tensor, options: NllLossOption
     // nllLoss(logSoftmax(logits)): one kernel takes the gradient straight to the logits (the
     // logSoftmax node still carries any gradient that other uses of logProbs send it).
     const y = logProbs.view();
-    return recordOp("nllLoss", loss, [logits, target], (grad) => [
-      nllLogSoftmaxBackward(grad, scale, y, target),
-      null,
-    ], [scale, y]);
+    return recordOp(
+      "nllLoss",
+      loss,
+      [logits, target],
+      (grad) => [nllLogSoftmaxBackward(grad, scale, y, target), null],
+      [scale, y],
+      () => [nllLogSoftmaxBackward(null, scale, y, target), null],
+    );
   }
-  return recordOp("nllLoss", loss, [logProbs, target], (grad) => [
-    nllLossBackward(grad, scale, target, rows, classes),
-    null,
-  ], [scale]);
+  return recordOp(
+    "nllLoss",
+    loss,
+    [logProbs, target],
+    (grad) => [nllLossBackward(grad, scale, target, rows, classes), null],
+    [scale],
+    () => [nllLossBackward(null, scale, target, rows, classes), null],
+  );
 }
 
 /** Whether a class loss takes the fast fused kernels: the default options on [N, C] indices. */
@@ -492,16 +523,18 @@ function fastPath(call: ClassLossCall): boolean {
     call.ignoreIndex === DEFAULT_IGNORE && call.smoothing === 0 && call.reduction === "mean";
 }
 
-/** dx[n, j] = -grad * scale where j == target[n], else 0. */
+/** dx[n, j] = -grad * scale where j == target[n], else 0 (grad null: 1, see `lossGrad`). */
 function nllLossBackward(
-  grad: Tensor,
+  grad: Tensor | null,
   scale: Tensor,
   target: Tensor,
   rows: number,
   classes: number,
 ): Tensor {
   const dx = Tensor.empty([rows, classes]);
-  runKernel(NLL_LOSS_BACKWARD, { rows, classes }, { grad, scale, labels: target, dx });
+  const buffers = { scale, labels: target, dx };
+  if (grad) runKernel(NLL_LOSS_BACKWARD.seeded, { rows, classes }, { grad, ...buffers });
+  else runKernel(NLL_LOSS_BACKWARD.unit, { rows, classes }, buffers);
   return dx;
 }
 
@@ -509,18 +542,16 @@ function nllLossBackward(
  * nllLoss's and logSoftmax's backward in one kernel, given logSoftmax's output y: the same
  * operations in the same order as the two kernels (so the same float results).
  */
-const NLL_LOG_SOFTMAX_BACKWARD = rowKernel(
+const NLL_LOG_SOFTMAX_BACKWARD = lossBackwardKernels(
   "nll_log_softmax_backward",
   [
-    storage("grad", "f32"),
     storage("scale", "f32"),
     storage("y", "f32"),
     storage("labels", "i32"),
     storage("dx", "f32", true),
   ],
-  () => "",
-  () => /* wgsl */ `
-    let value = -grad[0] * scale[0];
+  (grad) => /* wgsl */ `
+    let value = -${grad} * scale[0];
     let t = labels[row];
     let base = row * C;
     var total = 0.0;
@@ -530,11 +561,21 @@ const NLL_LOG_SOFTMAX_BACKWARD = rowKernel(
     }`,
 );
 
-/** The gradient of nllLoss(logSoftmax(logits)) with respect to the logits, from y = logSoftmax. */
-function nllLogSoftmaxBackward(grad: Tensor, scale: Tensor, y: Tensor, target: Tensor): Tensor {
+/**
+ * The gradient of nllLoss(logSoftmax(logits)) with respect to the logits, from y = logSoftmax
+ * (grad null: 1, see `lossGrad`).
+ */
+function nllLogSoftmaxBackward(
+  grad: Tensor | null,
+  scale: Tensor,
+  y: Tensor,
+  target: Tensor,
+): Tensor {
   const [rows, classes] = y.shape;
   const dx = Tensor.empty([rows, classes]);
-  runKernel(NLL_LOG_SOFTMAX_BACKWARD, { rows, classes }, { grad, scale, y, labels: target, dx });
+  const buffers = { scale, y, labels: target, dx };
+  if (grad) runKernel(NLL_LOG_SOFTMAX_BACKWARD.seeded, { rows, classes }, { grad, ...buffers });
+  else runKernel(NLL_LOG_SOFTMAX_BACKWARD.unit, { rows, classes }, buffers);
   return dx;
 }
 
@@ -556,20 +597,18 @@ const CROSS_ENTROPY = lossKernel(
 );
 
 /** dx = (exp(x - logSumExp) - onehot(target)) * grad / N, zero on rows with a bad target. */
-const CROSS_ENTROPY_BACKWARD = rowKernel(
+const CROSS_ENTROPY_BACKWARD = lossBackwardKernels(
   "cross_entropy_backward",
   [
-    storage("grad", "f32"),
     storage("scale", "f32"),
     storage("x", "f32"),
     storage("labels", "i32"),
     storage("logSums", "f32"),
     storage("dx", "f32", true),
   ],
-  () => "",
-  () => /* wgsl */ `
+  (grad) => /* wgsl */ `
     let t = labels[row];
-    let factor = select(0.0, grad[0] * scale[0], ${VALID_TARGET});
+    let factor = select(0.0, ${grad} * scale[0], ${VALID_TARGET});
     let logSum = logSums[row];
     let base = row * C;
     for (var j = 0u; j < C; j++) {
@@ -628,12 +667,16 @@ export function crossEntropy(
     [logits, target],
     (grad) => [crossEntropyBackward(grad, scale, logits, target, logSums), null],
     [logSums, scale],
+    () => [crossEntropyBackward(null, scale, logits, target, logSums), null],
   );
 }
 
-/** dx = (exp(x - logSumExp) - onehot(target)) * grad * scale, zero on rows with a bad target. */
+/**
+ * dx = (exp(x - logSumExp) - onehot(target)) * grad * scale, zero on rows with a bad target
+ * (grad null: 1, see `lossGrad`).
+ */
 function crossEntropyBackward(
-  grad: Tensor,
+  grad: Tensor | null,
   scale: Tensor,
   logits: Tensor,
   target: Tensor,
@@ -641,13 +684,8 @@ function crossEntropyBackward(
 ): Tensor {
   const [rows, classes] = logits.shape;
   const dx = Tensor.empty(logits.shape);
-  runKernel(CROSS_ENTROPY_BACKWARD, { rows, classes }, {
-    grad,
-    scale,
-    x: logits,
-    labels: target,
-    logSums,
-    dx,
-  });
+  const buffers = { scale, x: logits, labels: target, logSums, dx };
+  if (grad) runKernel(CROSS_ENTROPY_BACKWARD.seeded, { rows, classes }, { grad, ...buffers });
+  else runKernel(CROSS_ENTROPY_BACKWARD.unit, { rows, classes }, buffers);
   return dx;
 }

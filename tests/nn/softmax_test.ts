@@ -9,7 +9,7 @@ import {
   softmaxDimBackwardReference,
   softmaxDimReference,
 } from "./reference/softmax.ts";
-import { tensor, zeros } from "../../nn/tensor.ts";
+import { ones, type Tensor, tensor, zeros } from "../../nn/tensor.ts";
 import { add } from "../../nn/ops/elementwise.ts";
 import { sum } from "../../nn/ops/reduce.ts";
 import { streamStats } from "../../nn/gpu/stream.ts";
@@ -132,9 +132,33 @@ Deno.test("nllLoss(logSoftmax(x)) takes one backward kernel, with the two kernel
   const fused = await gradient(false);
   const separate = await gradient(true);
   assert.deepEqual(fused.values, separate.values);
-  // Separately: the seed, nllLoss's and logSoftmax's kernels (the reshape's backward is a view);
-  // fused: the seed and one kernel.
+  // Separately: nllLoss's and logSoftmax's kernels (the reshape's backward is a view); fused: one.
   assert.equal(fused.dispatches, separate.dispatches - 1, "one kernel fewer");
+});
+
+Deno.test("backward() on a loss fills no seed: one dispatch fewer than { grad: ones }, the same gradient", async () => {
+  const [rows, classes] = [19, 7];
+  const data = Float32Array.from(randomArray(rows * classes, 25, -5, 5));
+  const target = tensor(randomInts(rows, classes, 26), [rows], { dtype: "i32" });
+  const losses: [string, (x: Tensor) => Tensor][] = [
+    ["nllLoss", (x) => nllLoss(x, target)],
+    ["nllLoss(logSoftmax)", (x) => nllLoss(logSoftmax(x), target)],
+    ["crossEntropy", (x) => crossEntropy(x, target)],
+  ];
+  for (const [name, loss] of losses) {
+    const gradient = async (seeded: boolean) => {
+      const x = tensor(data, [rows, classes], { requiresGrad: true });
+      const out = loss(x);
+      const before = streamStats().dispatches;
+      out.backward(seeded ? { grad: ones([]) } : {});
+      const dispatches = streamStats().dispatches - before;
+      return { values: await x.grad!.toArray(), dispatches };
+    };
+    const unit = await gradient(false);
+    const seeded = await gradient(true);
+    assert.deepEqual(unit.values, seeded.values, `${name}: gradient`);
+    assert.equal(unit.dispatches, seeded.dispatches - 1, `${name}: dispatches`);
+  }
 });
 
 Deno.test("nllLoss(logSoftmax(x)): other uses of the log-probabilities still get their gradient", async () => {
