@@ -19,6 +19,7 @@
 
 import { recordOp } from "../autograd.ts";
 import { u32 } from "../gpu/kernel.ts";
+import { kernelPolicy } from "../gpu/policy.ts";
 import { type KernelSpec, runKernel } from "../gpu/program.ts";
 import { formatShape, Tensor } from "../tensor.ts";
 import { runForward } from "./conv2d_forward.ts";
@@ -29,6 +30,7 @@ import type { Size2d } from "./pool_geometry.ts";
 import {
   type GeneralConvShape,
   generalForward,
+  generalForwardLanes,
   generalInputGrad,
   generalWeightGrad,
 } from "./conv_general.ts";
@@ -315,7 +317,7 @@ export function convForward(
   shape: GeneralConvShape,
 ): Tensor {
   const simple = specialisedShape(shape);
-  return simple
+  return simple && generalForwardLanes(shape) < kernelPolicy().generalConvLanes
     ? runForward(x, weight, bias, simple, "oihw")
     : generalForward(x, weight, bias, shape);
 }

@@ -134,7 +134,8 @@ function forwardBlock(shape: GeneralConvShape): { pixels: number; channels: numb
   return { pixels, channels };
 }
 
-function forwardLanes(shape: GeneralConvShape): number {
+/** Lanes of the general forward kernel on `shape` (one per block of outputs). */
+export function generalForwardLanes(shape: GeneralConvShape): number {
   const { pixels, channels } = forwardBlock(shape);
   return shape.batch * (shape.outChannels / channels) * shape.outHeight *
     Math.ceil(shape.outWidth / pixels);
@@ -155,7 +156,7 @@ const CONV_GENERAL_FORWARD: KernelSpec<GeneralOptions> = {
     ...(bias ? [{ name: "b", role: "input", readOnce: true } as const] : []),
     { name: "out", role: "write", type: shape.outWidth % 4 === 0 ? "vec4<f32>" : "f32" },
   ],
-  plan: ({ shape }, policy) => elementPlan(forwardLanes(shape), policy.elementwiseWorkgroup),
+  plan: ({ shape }, policy) => elementPlan(generalForwardLanes(shape), policy.elementwiseWorkgroup),
   body: ({ shape, bias, flipped }, { plan }) => {
     const { batch, inChannels: C, outChannels: O, groups: G, height: H, width: W } = shape;
     const { kernelHeight: KH, kernelWidth: KW, strideHeight: SH, strideWidth: SW } = shape;
@@ -222,7 +223,7 @@ const CONV_GENERAL_FORWARD: KernelSpec<GeneralOptions> = {
   // stride ${SH}x${SW}, padding top ${PT} left ${PL}, dilation ${DH}x${DW} -> ${OH}x${OW};
   // ${P} pixels x ${Q} channels per lane${flipped ? ", weight read flipped and transposed" : ""}
   let lane = group * ${u32(plan.workgroupSize)} + lid;
-  if (lane >= ${u32(forwardLanes(shape))}) { return; }
+  if (lane >= ${u32(generalForwardLanes(shape))}) { return; }
   let ox0 = (lane % ${u32(blocksX)}) * ${u32(P)};
   let oy = (lane / ${u32(blocksX)}) % ${u32(OH)};
   let o0 = ((lane / ${u32(blocksX * OH)}) % ${u32(O / Q)}) * ${u32(Q)};

@@ -19,16 +19,20 @@
  * output an invocation owns), in passes over the reduced elements (var: the mean, then the
  * squared deviations).
  *
- * Not done yet: a reduction with few outputs and many elements each (max over all elements of
- * [1024, 1024], sum over dim 0 of [65536, 10]) runs on as many lanes as it has outputs (about
- * 1-2 ms on llvmpipe for a million elements; `sum`/`mean` over all elements take their own
- * two-pass kernel). Splitting the reduced range into partials would need a combine step per
- * reducer.
+ * Under the hardware policy, `sum` and `mean` in row and column mode with many elements per
+ * output (`cooperativeRowLength`) take `SPLIT_SUM`: a workgroup's invocations share each output's
+ * elements and add their partials in workgroup memory.
+ *
+ * Not done yet: other reductions with few outputs and many elements each (max over all elements
+ * of [1024, 1024]) run on as many lanes as they have outputs (about 1-2 ms on llvmpipe for a
+ * million elements; `sum`/`mean` over all elements take their own two-pass kernel). Splitting
+ * them would need a combine step per reducer.
  *
  * @module
  */
 
 import { f32, u32 } from "../gpu/kernel.ts";
+import { kernelPolicy } from "../gpu/policy.ts";
 import { type BindingSpec, type KernelPlan, type KernelSpec, runKernel } from "../gpu/program.ts";
 import { formatShape, Tensor } from "../tensor.ts";
 
@@ -399,6 +403,86 @@ ${passes.join("\n")}
   },
 };
 
+/** A sum's layout, split over a workgroup: `across` outputs (vec4s in column mode) by `along`. */
+interface SplitSumOptions {
+  segments: readonly Segment[];
+  constant: number;
+}
+
+/** How `SPLIT_SUM` shares a workgroup of 256: invocations across outputs and along the sum. */
+function splitShape(segments: readonly Segment[]): { across: number; along: number } {
+  const { mode, outputs, count } = layoutOf(segments);
+  if (mode === "row") {
+    let along = 32;
+    while (along < 256 && along * 4 * 8 < count) along *= 2;
+    return { across: 1, along };
+  }
+  const columns = outputs / 4;
+  let across = 1;
+  while (across < 4 && across < columns) across *= 2;
+  if (columns >= 4096) across = 16;
+  return { across, along: 256 / across };
+}
+
+/**
+ * `sum` (and `mean`) over dims with many elements per output, for the hardware policy: each
+ * workgroup owns `across` outputs (vec4s of 4 neighbouring outputs in column mode, a row each in
+ * row mode) and its `along` invocations per output take every along-th reduced element, then add
+ * their partial sums in workgroup memory. The summation order differs from `REDUCE`'s (a tree
+ * over the partials), as a GPU reduction's does.
+ */
+const SPLIT_SUM: KernelSpec<SplitSumOptions> = {
+  name: "reduce_dim_split_sum",
+  key: ({ segments, constant }) =>
+    `${segments.map((s) => `${s.size}${s.reduced ? "r" : "k"}`).join("_")}_${constant}`,
+  bindings: () => [
+    { name: "x", role: "input", readOnce: true },
+    { name: "out", role: "write", type: "f32" },
+  ],
+  plan: ({ segments }) => {
+    const { mode, outputs } = layoutOf(segments);
+    const { across, along } = splitShape(segments);
+    const owners = mode === "column" ? outputs / 4 : outputs;
+    return { workgroupSize: across * along, groups: Math.ceil(owners / across) };
+  },
+  prelude: ({ segments }) => {
+    const { across, along } = splitShape(segments);
+    return `var<workgroup> partials: array<vec4<f32>, ${u32(across * along)}>;`;
+  },
+  body: ({ segments, constant }) => {
+    const { mode, outputs, count } = layoutOf(segments);
+    const { across, along } = splitShape(segments);
+    const column = mode === "column";
+    const step = column ? 1 : 4;
+    const scale = constant === 1 ? "" : ` * ${f32(constant)}`;
+    const stores = column
+      ? COMPONENTS.map((c, k) => `out[o + ${u32(k)}] = total.${c}${scale};`).join(" ")
+      : `out[o] = dot(total, vec4<f32>(1.0))${scale};`;
+    return /* wgsl */ `
+  let owner = lid % ${u32(across)};
+  let slice = lid / ${u32(across)};
+  let o = (group * ${u32(across)} + owner)${column ? " * 4u" : ""};
+  var acc = vec4<f32>(0.0);
+  if (o < ${u32(outputs)}) {
+    var rest = o; var base = 0u; ${decode(segments, false, "rest", "base")}
+    for (var r = slice * ${u32(step)}; r < ${u32(count)}; r += ${u32(along * step)}) {
+      var q = r; var offset = base; ${decode(segments, true, "q", "offset")}
+      acc += xVec4(offset >> 2u);
+    }
+  }
+  partials[lid] = acc;
+  workgroupBarrier();
+  for (var half = ${u32(along / 2)}; half > 0u; half >>= 1u) {
+    if (slice < half) { partials[lid] += partials[lid + half * ${u32(across)}]; }
+    workgroupBarrier();
+  }
+  if (slice == 0u && o < ${u32(outputs)}) {
+    let total = partials[owner];
+    ${stores}
+  }`;
+  },
+};
+
 /**
  * Runs `REDUCE` of `kind` on `x` over `dims`: the outputs (the first of `outShape`, the others
  * of the same size) by binding name. The reduced count must be at least 1.
@@ -416,7 +500,15 @@ export function runReduce(
   const outputs = reducer(kind, count, constant ?? 1).outputs;
   const tensors: Record<string, Tensor> = {};
   for (const output of outputs) tensors[output.name] = Tensor.empty(outShape, output.type);
-  if (tensors.out.size > 0) runKernel(REDUCE, options, { x, ...tensors });
+  if (tensors.out.size === 0) return tensors;
+  if (
+    kind === "sum" && layoutOf(segments).mode !== "scalar" &&
+    count >= kernelPolicy().cooperativeRowLength
+  ) {
+    runKernel(SPLIT_SUM, { segments, constant: constant ?? 1 }, { x, ...tensors });
+  } else {
+    runKernel(REDUCE, options, { x, ...tensors });
+  }
   return tensors;
 }
 

@@ -27,6 +27,8 @@
 import { recordOp } from "../autograd.ts";
 import { u32 } from "../gpu/kernel.ts";
 import { type BindingSpec, type KernelSpec, runKernel } from "../gpu/program.ts";
+import { kernelPolicy } from "../gpu/policy.ts";
+import { COOPERATIVE_ROWS, type RowKind } from "./softmax_rows.ts";
 import { formatShape, Tensor } from "../tensor.ts";
 import { isNan, isNan4 } from "./nan_wgsl.ts";
 import { checkTarget, workgroupSumWgsl } from "./reduce.ts";
@@ -165,7 +167,7 @@ export interface SoftmaxOptions {
 }
 
 /** The four strided row kernels. */
-type StridedKind = "softmax" | "log_softmax" | "softmax_backward" | "log_softmax_backward";
+type StridedKind = RowKind;
 
 /** A tensor seen as rows of `classes` elements `stride` apart. */
 interface StridedRows {
@@ -292,7 +294,11 @@ function runStrided(
   const stride = shape.slice(dim + 1).reduce((a, b) => a * b, 1);
   const rows = out.size / classes;
   const name = kind.endsWith("backward") ? "dx" : "out";
-  runKernel(STRIDED, { kind, rows, classes, stride }, { ...resources, [name]: out });
+  if (stride === 1 && classes >= kernelPolicy().cooperativeRowLength) {
+    runKernel(COOPERATIVE_ROWS, { kind, rows, classes }, { ...resources, [name]: out });
+  } else {
+    runKernel(STRIDED, { kind, rows, classes, stride }, { ...resources, [name]: out });
+  }
   return out;
 }
 

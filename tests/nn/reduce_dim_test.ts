@@ -25,6 +25,7 @@ import {
 import { randUniform, type Tensor, tensor, zeros } from "../../nn/tensor.ts";
 import { memoryStats } from "../../nn/gpu/buffer_pool.ts";
 import { sync } from "../../nn/gpu/stream.ts";
+import { setKernelPolicy } from "../../nn/gpu/policy.ts";
 import { tidy } from "../../nn/scope.ts";
 import { logSoftmax, softmax } from "../../nn/ops/softmax.ts";
 import { assert, assertThrows } from "../assert.ts";
@@ -160,6 +161,50 @@ for (const [shape, dim] of CASES) {
       }
     });
   }
+}
+
+// Many elements per output: under the hardware policy a workgroup shares each output's sum
+// (SPLIT_SUM, row and column mode, tails of outputs and of elements); both policies forced.
+const LONG_SUMS: readonly [number[], Dim][] = [
+  [[257, 72], 0], // column mode: 18 vec4s of outputs, 4 per workgroup
+  [[600, 12], 0], // column mode: 3 vec4s, a workgroup with one unused
+  [[3, 160, 8], 1], // column mode under an outer kept dim
+  [[4, 40, 4], [0, 1]], // column mode over two reduced runs
+  [[5, 520], 1], // row mode
+  [[2, 3, 1000], -1],
+];
+
+for (const policy of ["software", "hardware"] as const) {
+  Deno.test(`sum and mean over many elements per output match the reference (${policy} policy)`, async () => {
+    setKernelPolicy(policy);
+    try {
+      for (const [shape, dim] of LONG_SUMS) {
+        const size = shape.reduce((a, b) => a * b, 1);
+        for (const op of OPS.slice(0, 2)) {
+          await testOp({
+            name: `${op.name} [${shape}] dim ${JSON.stringify(dim)} (${policy})`,
+            inputs: [{ shape, data: randomArray(size, size + 5) }],
+            gpu: ([x]) => op.gpu(x, { dim }),
+            reference: ([x]) => reduceDimReference(x, shape, dim, op.reference.forward),
+            backward: ([x], grad) => [
+              reduceDimBackwardReference(x, shape, dim, grad, op.reference.backward!),
+            ],
+            outputShape: outputShape(shape, dim, false),
+            forwardTolerance: { atol: 1e-4, rtol: 1e-4 },
+          });
+        }
+      }
+      // NaN and infinities carry through the partial sums.
+      const data = new Float32Array(300 * 8).fill(1);
+      data[299 * 8 + 1] = NaN;
+      data[150 * 8 + 2] = Infinity;
+      data[7 * 8 + 3] = -Infinity;
+      const columns = await sum(tensor(data, [300, 8]), { dim: 0 }).toArray();
+      assert.deepEqual(Array.from(columns), [300, NaN, Infinity, -Infinity, 300, 300, 300, 300]);
+    } finally {
+      setKernelPolicy(null);
+    }
+  });
 }
 
 Deno.test("argmax and argmin pick the first of tied values, per dim and over all", async () => {

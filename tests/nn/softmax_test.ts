@@ -13,6 +13,7 @@ import { ones, type Tensor, tensor, zeros } from "../../nn/tensor.ts";
 import { add } from "../../nn/ops/elementwise.ts";
 import { sum } from "../../nn/ops/reduce.ts";
 import { streamStats } from "../../nn/gpu/stream.ts";
+import { setKernelPolicy } from "../../nn/gpu/policy.ts";
 import { assert, assertThrows } from "../assert.ts";
 import { assertClose, gpuReady, randomArray, randomInts } from "../testing.ts";
 import { testOp } from "./op_helper.ts";
@@ -263,6 +264,54 @@ for (const [shape, dim] of DIM_CASES) {
         outputShape: shape,
         gradTolerance: { atol: 2e-5, rtol: 1e-4 },
       });
+    }
+  });
+}
+
+// Long contiguous rows: one workgroup per row under the hardware policy (softmax_rows.ts), one
+// invocation per row under the software policy; both policies forced, whichever the adapter has.
+const LONG_ROWS: [number[], number][] = [
+  [[2, 128], -1], // the hardware policy's shortest cooperative row, 32 invocations
+  [[5, 1000], -1], // vec4s
+  [[3, 4099], -1], // scalars, several per invocation
+  [[2, 3, 257], 2],
+];
+
+for (const policy of ["software", "hardware"] as const) {
+  Deno.test(`softmax and logSoftmax over long rows match the reference (${policy} policy)`, async () => {
+    setKernelPolicy(policy);
+    try {
+      for (const [shape, dim] of LONG_ROWS) {
+        const size = shape.reduce((a, b) => a * b, 1);
+        for (const log of [false, true]) {
+          const op = log ? logSoftmax : softmax;
+          await testOp({
+            name: `${log ? "logSoftmax" : "softmax"} [${shape}] (${policy})`,
+            inputs: [{ shape, data: randomArray(size, size + 1, -6, 6) }],
+            gpu: ([x]) => op(x, { dim }),
+            reference: ([x]) => softmaxDimReference(x, shape, dim, log),
+            backward: ([x], grad) => [softmaxDimBackwardReference(grad, x, shape, dim, log)],
+            outputShape: shape,
+            gradTolerance: { atol: 2e-5, rtol: 1e-4 },
+          });
+        }
+      }
+      // A NaN anywhere in a row makes it NaN (here past the first invocation's elements), and a
+      // row of huge values does not overflow.
+      for (const classes of [1000, 4099]) {
+        const data = new Float32Array(2 * classes);
+        for (let j = 0; j < classes; j++) data[classes + j] = 3000 + (j % 7);
+        data[classes - 3] = NaN;
+        const x = tensor(data, [2, classes]);
+        const p = await softmax(x).toArray();
+        const l = await logSoftmax(x).toArray();
+        assert.ok(p.slice(0, classes).every(Number.isNaN), `softmax NaN row, ${classes}`);
+        assert.ok(l.slice(0, classes).every(Number.isNaN), `logSoftmax NaN row, ${classes}`);
+        const expected = softmaxDimReference(Array.from(data.slice(classes)), [classes], 0, true);
+        assertClose(l.slice(classes), expected, { atol: 1e-4 }, `logSoftmax huge row, ${classes}`);
+      }
+    } finally {
+      setKernelPolicy(null);
     }
   });
 }
