@@ -213,10 +213,15 @@ function stridedRow(kind: StridedKind, mode: StridedMode): string {
         ? "select(max(max(m.x, m.y), max(m.z, m.w)), m.x + m.y + m.z + m.w, any(" + nan("m") + "))"
         : "m";
       const value = kind === "softmax" ? "exp(v - biggest) * inverse" : "v - biggest - logSum";
+      const either = vec ? `${nan("m")} | ${nan("v")}` : `${nan("m")} || ${nan("v")}`;
       return /* wgsl */ `
     var m = ${read("x").replace("j", "0u")};
-    // NaN kept explicitly: WGSL's max may drop it, and exp(NaN) is undefined (SwiftShader: inf).
-    for (var j = 1u; j < ${n}; j++) { let v = ${read("x")}; m = select(max(m, v), v, ${nan("v")}); }
+    // NaN kept explicitly, once met: WGSL's max may drop it (in SwiftShader a logSoftmax row
+    // whose NaN came early was finite), and exp(NaN) is undefined (SwiftShader: inf).
+    for (var j = 1u; j < ${n}; j++) {
+      let v = ${read("x")};
+      m = select(max(m, v), m + v, ${either});
+    }
     let biggest = ${most};
     var s = ${t}(0.0);
     for (var j = 0u; j < ${n}; j++) { let d = ${read("x")} - biggest; s += select(exp(d), d, ${

@@ -82,11 +82,14 @@ function rowBody(kind: RowKind, classes: number, size: number): string {
         ? `select(max(max(m.x, m.y), max(m.z, m.w)), m.x + m.y + m.z + m.w, any(${nan("m")}))`
         : "m";
       const value = kind === "softmax" ? "exp(v - biggest) * inverse" : "v - biggest - logSum";
+      const either = vec ? `${nan("m")} | ${nan("v")}` : `${nan("m")} || ${nan("v")}`;
+      const keepNanMax = `select(max(m, v), m + v, ${either})`;
       return /* wgsl */ `
   // -inf from a runtime value: Tint refuses an infinite literal.
   var negInf = 0xff800000u;
   var m = ${t}(bitcast<f32>(negInf));
-  ${loop(`let v = ${read("x")}; m = select(max(m, v), v, ${nan("v")});`)}
+  // NaN kept once met: WGSL's max may drop it (IEEE's maxNum returns the number).
+  ${loop(`let v = ${read("x")}; m = ${keepNanMax};`)}
   let biggest = workgroupMax(lid, ${most});
   var s = ${t}(0.0);
   ${loop(`let d = ${read("x")} - biggest; s += select(exp(d), d, ${nan("d")});`)}
