@@ -88,6 +88,14 @@ export function releaseBuffer(buffer: GPUBuffer): void {
   list.push(buffer);
 }
 
+/**
+ * The buffers waiting in the pool, for tests: filling them with NaN shows what a kernel leaves
+ * unwritten in an output it was handed from the pool (else an earlier result can pass for its own).
+ */
+export function pooledBuffers(): GPUBuffer[] {
+  return [...free.values()].flat();
+}
+
 /** Current byte counts (a copy). */
 export function memoryStats(): MemoryStats {
   return { ...stats, textureBytes: textureMemory() };

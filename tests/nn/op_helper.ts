@@ -13,6 +13,9 @@ import { AssertionError } from "node:assert";
 import assert from "node:assert/strict";
 import { type DType, type Tensor, tensor } from "../../nn/tensor.ts";
 import { tidy } from "../../nn/scope.ts";
+import { pooledBuffers } from "../../nn/gpu/buffer_pool.ts";
+import { bufferVersion } from "../../nn/gpu/stream.ts";
+import { fillWords } from "../../nn/ops/fill.ts";
 import { transpose } from "../../nn/ops/layout.ts";
 import {
   assertClose,
@@ -118,9 +121,28 @@ function swapLastValues(values: ArrayLike<number>, shape: readonly number[]): Fl
   return out;
 }
 
+/** NaN as f32 bits (-1 as i32): what a pooled buffer holds until a kernel writes it. */
+const POISON_BITS = 0xffffffff;
+/** Each pooled buffer's version (`bufferVersion`) right after it was poisoned. */
+const poisonedAt = new WeakMap<GPUBuffer, number>();
+
+/**
+ * Fills every buffer in the pool written since it was last poisoned with NaN bits, so that an
+ * output a kernel leaves partly unwritten shows NaN (or -1) rather than an earlier test's result
+ * that happened to be right.
+ */
+function poisonPool(): void {
+  for (const buffer of pooledBuffers()) {
+    if (poisonedAt.get(buffer) === bufferVersion(buffer)) continue;
+    fillWords(buffer, buffer.size / 4, POISON_BITS);
+    poisonedAt.set(buffer, bufferVersion(buffer));
+  }
+}
+
 /** Runs one `OpTestCase`; throws an AssertionError naming the case and what differed. */
 export async function testOp(testCase: OpTestCase): Promise<void> {
   const { name, seed = 1, eps = 1e-3 } = testCase;
+  poisonPool();
   const specs = testCase.inputs.map(spec);
   const values: RefInputs = specs.map((input, k) => {
     const size = sizeOf(input.shape);
