@@ -28,6 +28,17 @@ interface InputGradBlock {
   channels: number;
 }
 
+/** The most input-gradient rows one lane owns. */
+const MAX_BLOCK_ROWS = 16;
+/**
+ * What a weight load costs the model, in cycles per 8 lanes: the weights' offsets depend on the
+ * loop over output channels, so each is a gather. Fitted to the study's conv2 at batch 32 and
+ * 128, blocks timed one by one in one session: 12 rows x 2 channels ran 1.71-1.81 ms at batch
+ * 128 against 2.67-2.74 for the 4 x 5 that 35 cycles chose (and 0.58-0.69 against 0.83-0.86 ms
+ * at batch 32); the fewer channels per lane, the faster, down to 2 (1 x 10: 4.3 ms, 12 x 1: 2.1).
+ */
+const WEIGHT_LOAD_CYCLES = 100;
+
 /**
  * Rows and input channels per lane (at most `accumulators` values), by an llvmpipe cost model like
  * the forward kernel's (an FMA here ~1.5 cycles: see `inputGradBody`); null when even one row of
@@ -46,7 +57,7 @@ function inputGradBlock(
     for (let kx = 0; kx < KW; kx++) pairs += +(ox + kx - P >= 0 && ox + kx - P < W);
   }
   let best: InputGradBlock | null = null, bestCost = Infinity;
-  for (let rows = 1; rows <= Math.min(H, 8); rows++) {
+  for (let rows = 1; rows <= Math.min(H, MAX_BLOCK_ROWS); rows++) {
     for (let channels = 1; channels <= C; channels++) {
       if (rows * channels * W > accumulators) continue;
       const fmas = channels * rows * KH * pairs * Math.min(1, OH / H);
@@ -54,7 +65,8 @@ function inputGradBlock(
       const lanes = shape.batch * Math.ceil(H / rows) * Math.ceil(C / channels);
       const waste = (Math.ceil(H / rows) * rows / H) * (Math.ceil(C / channels) * channels / C);
       const starve = lanes < lanesWanted ? lanesWanted / lanes : 1;
-      const cost = (texels * 150 + channels * KH * KW * 35 + fmas * 1.5) / fmas * waste * starve;
+      const weights = channels * KH * KW * WEIGHT_LOAD_CYCLES;
+      const cost = (texels * 150 + weights + fmas * 1.5) / fmas * waste * starve;
       if (cost < bestCost) [best, bestCost] = [{ rows, channels }, cost];
     }
   }
@@ -89,7 +101,7 @@ interface InputGradPlan extends KernelPlan {
 }
 
 function planInputGrad({ shape }: InputGradOptions, policy: KernelPolicy): InputGradPlan {
-  const block = inputGradBlock(shape, policy.convLanes, policy.convAccumulators);
+  const block = inputGradBlock(shape, policy.convLanes, policy.inputGradAccumulators);
   if (!block) throw new Error(`conv2d input gradient: no block fits ${convShapeKey(shape)}`);
   const lanes = shape.batch * Math.ceil(shape.height / block.rows);
   const workgroupSize = lanes >= WIDE_WORKGROUP_LANES ? 64 : policy.narrowWorkgroup;
