@@ -44,6 +44,14 @@ function weightIndex(
 
 /** Most FMAs unrolled per input channel, to bound shader size and compile time. */
 const MAX_UNROLLED_FMAS = 6400;
+/**
+ * Most FMAs per input channel when there are several, so that the body is a loop: on llvmpipe
+ * the study's conv2 (10 input channels, 5 x 5) ran 5-15% faster as 8 x 8 x 2 blocks (3,200
+ * FMAs per channel) than as 8 x 8 x 3 or 8 x 8 x 4 (1.60-1.63 ms against 1.72-2.01 at batch
+ * 128, 0.55-0.56 against 0.62-0.63 ms at batch 32, blocks timed one by one in one session),
+ * while conv1 (one input channel, no loop) ran fastest with 6,000.
+ */
+const MAX_LOOPED_FMAS = 3200;
 
 /**
  * What one lane of the forward kernel computes: `rows` x `pixels` outputs of `channels` output
@@ -68,11 +76,11 @@ interface ForwardBlock {
  * 2.75 cycles per FMA against 1.5. Blocks giving fewer lanes than `convLanes` cost that many
  * times more (a square root there gave small shapes blocks of 72 outputs, whose shaders
  * SwiftShader took minutes over until the device was lost). The weight loads' 70 is fitted to
- * the study's shapes (blocks timed side by side in one run): conv2 gets 8 rows x 8 pixels x 3
- * channels at batch 32 and 8 x 8 x 4 at 128 (8 x 8 x 4: 0.71-0.74 ms against 0.79-0.83 for
- * 8 x 8 x 2 at batch 32), conv1 6 x 8 x 5 (pooled 0.88-1.18 ms against 0.94-1.39 for 8 x 8 x 2;
- * not pooled about even with it, and 8 x 12 x 2 a few percent faster; 8 x 16 x 2 was 15-30%
- * slower).
+ * the study's shapes (blocks timed side by side in one run): conv1 gets 6 x 8 x 5 (pooled
+ * 0.88-1.18 ms against 0.94-1.39 for 8 x 8 x 2; not pooled about even with it, and 8 x 12 x 2 a
+ * few percent faster; 8 x 16 x 2 was 15-30% slower). conv2 got 8 x 8 x 3 at batch 32 and
+ * 8 x 8 x 4 at 128 (then 0.71-0.74 ms against 0.79-0.83 for 8 x 8 x 2 at batch 32, on another
+ * CPU); timed again on 2026-12-04, 8 x 8 x 2 was the faster, which `MAX_LOOPED_FMAS` now gives.
  */
 function forwardBlock(
   shape: ConvShape,
@@ -89,6 +97,7 @@ function forwardBlock(
     outWidth: OW,
   } = shape;
   const taps = KH * KW;
+  const maxFmas = shape.inChannels > 1 ? MAX_LOOPED_FMAS : MAX_UNROLLED_FMAS;
   let best: ForwardBlock = pooled
     ? { rows: 2, pixels: 8, channels: 1 }
     : { rows: 1, pixels: Math.min(4, OW), channels: 1 };
@@ -102,7 +111,7 @@ function forwardBlock(
     for (let rows = pooled ? 2 : 1; rows <= Math.min(OH, 8); rows += pooled ? 2 : 1) {
       for (let channels = 1; channels <= O; channels++) {
         const fmas = channels * rows * pixels * taps;
-        if (channels * rows * pixels > accumulators || fmas > MAX_UNROLLED_FMAS) continue;
+        if (channels * rows * pixels > accumulators || fmas > maxFmas) continue;
         const lanes = shape.batch * Math.ceil(OH / rows) * Math.ceil(OW / pixels) *
           Math.ceil(O / channels);
         const texels = ((rows - 1) * S + KH) * Math.ceil(((pixels - 1) * S + KW) / 4 + 1);
