@@ -7,6 +7,7 @@ import { AssertionError } from "node:assert";
 import { memoryStats } from "../nn/gpu/buffer_pool.ts";
 import { init } from "../nn/gpu/device.ts";
 import { sync } from "../nn/gpu/stream.ts";
+import { kernelPolicy, type PolicyName, setKernelPolicy } from "../nn/gpu/policy.ts";
 import { Rng } from "../nn/random.ts";
 import { tidy } from "../nn/scope.ts";
 import { type Tensor, tensor } from "../nn/tensor.ts";
@@ -14,6 +15,23 @@ import { type Tensor, tensor } from "../nn/tensor.ts";
 /** Initialises the device once per test module; call at the top of GPU tests. */
 export async function gpuReady(): Promise<void> {
   await init();
+}
+
+/**
+ * Runs `fn` under the kernel policy `name` (forced, whichever the adapter has), then puts back
+ * the policy that was in force: the browser runner's, or the adapter's.
+ */
+export async function withKernelPolicy(
+  name: PolicyName,
+  fn: () => Promise<void>,
+): Promise<void> {
+  const previous = kernelPolicy().name;
+  setKernelPolicy(name);
+  try {
+    await fn();
+  } finally {
+    setKernelPolicy(previous);
+  }
 }
 
 /**

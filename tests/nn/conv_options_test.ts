@@ -7,11 +7,10 @@ import { add } from "../../nn/ops/elementwise.ts";
 import { sum } from "../../nn/ops/reduce.ts";
 import { memoryStats } from "../../nn/gpu/buffer_pool.ts";
 import { sync } from "../../nn/gpu/stream.ts";
-import { kernelPolicy, setKernelPolicy } from "../../nn/gpu/policy.ts";
 import { tidy } from "../../nn/scope.ts";
 import { randUniform, type Tensor, tensor, zeros } from "../../nn/tensor.ts";
 import { assertThrows } from "../assert.ts";
-import { assertClose, gpuReady } from "../testing.ts";
+import { assertClose, gpuReady, withKernelPolicy } from "../testing.ts";
 import { testOp } from "./op_helper.ts";
 import {
   type ConvDims,
@@ -283,15 +282,20 @@ const large: Case[] = [
     options: { groups: 4, padding: "same" },
   },
 ];
+/** A large case: GPU gradients against the reference backward only (no finite differences). */
+function largeCase(c: Case, seed: number) {
+  return {
+    ...convCase(c),
+    seed,
+    forwardTolerance: { atol: 1e-4, rtol: 1e-4 },
+    gradTolerance: { atol: 1e-3, rtol: 1e-4 },
+    finiteDifferenceLimit: 0,
+  };
+}
+
 for (const c of large) {
   Deno.test(`conv2d ${describe(c)}: forward and all gradients match the reference`, async () => {
-    await testOp({
-      ...convCase(c),
-      seed: 7,
-      forwardTolerance: { atol: 1e-4, rtol: 1e-4 },
-      gradTolerance: { atol: 1e-3, rtol: 1e-4 },
-      finiteDifferenceLimit: 0,
-    });
+    await testOp(largeCase(c, 7));
   });
 }
 
@@ -299,26 +303,17 @@ for (const c of large) {
 // policy its forward takes the general kernel (KernelPolicy.generalConvLanes), not the specialised
 // one the other tests of this shape family run. Forced, whichever policy the adapter has.
 Deno.test(`conv2d 3x3 "same" with many output blocks matches the reference (hardware policy)`, async () => {
-  const previous = kernelPolicy().name; // the browser runner's, or the adapter's
-  setKernelPolicy("hardware");
-  try {
-    await testOp({
-      ...convCase({
-        batch: 9,
-        inChannels: 1,
-        outChannels: 4,
-        size: [64, 60],
-        kernel: [3, 3],
-        options: { padding: "same" },
-      }),
-      seed: 8,
-      forwardTolerance: { atol: 1e-4, rtol: 1e-4 },
-      gradTolerance: { atol: 1e-3, rtol: 1e-4 },
-      finiteDifferenceLimit: 0,
-    });
-  } finally {
-    setKernelPolicy(previous);
-  }
+  await withKernelPolicy("hardware", async () => {
+    const c: Case = {
+      batch: 9,
+      inChannels: 1,
+      outChannels: 4,
+      size: [64, 60],
+      kernel: [3, 3],
+      options: { padding: "same" },
+    };
+    await testOp(largeCase(c, 8));
+  });
 });
 
 Deno.test("conv2d: the older form conv2d(x, w, bias, options) still works", async () => {

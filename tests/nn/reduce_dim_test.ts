@@ -25,11 +25,10 @@ import {
 import { randUniform, type Tensor, tensor, zeros } from "../../nn/tensor.ts";
 import { memoryStats } from "../../nn/gpu/buffer_pool.ts";
 import { sync } from "../../nn/gpu/stream.ts";
-import { kernelPolicy, setKernelPolicy } from "../../nn/gpu/policy.ts";
 import { tidy } from "../../nn/scope.ts";
 import { logSoftmax, softmax } from "../../nn/ops/softmax.ts";
 import { assert, assertThrows } from "../assert.ts";
-import { assertClose, gpuReady, randomArray } from "../testing.ts";
+import { assertClose, gpuReady, randomArray, withKernelPolicy } from "../testing.ts";
 import { testOp } from "./op_helper.ts";
 import { askTorch, skipWithoutTorch } from "../torch.ts";
 
@@ -176,9 +175,7 @@ const LONG_SUMS: readonly [number[], Dim][] = [
 
 for (const policy of ["software", "hardware"] as const) {
   Deno.test(`sum and mean over many elements per output match the reference (${policy} policy)`, async () => {
-    const previous = kernelPolicy().name; // the browser runner's, or the adapter's
-    setKernelPolicy(policy);
-    try {
+    await withKernelPolicy(policy, async () => {
       for (const [shape, dim] of LONG_SUMS) {
         const size = shape.reduce((a, b) => a * b, 1);
         for (const op of OPS.slice(0, 2)) {
@@ -202,9 +199,7 @@ for (const policy of ["software", "hardware"] as const) {
       data[7 * 8 + 3] = -Infinity;
       const columns = await sum(tensor(data, [300, 8]), { dim: 0 }).toArray();
       assert.deepEqual(Array.from(columns), [300, NaN, Infinity, -Infinity, 300, 300, 300, 300]);
-    } finally {
-      setKernelPolicy(previous);
-    }
+    });
   });
 }
 

@@ -13,9 +13,8 @@ import { ones, type Tensor, tensor, zeros } from "../../nn/tensor.ts";
 import { add } from "../../nn/ops/elementwise.ts";
 import { sum } from "../../nn/ops/reduce.ts";
 import { streamStats } from "../../nn/gpu/stream.ts";
-import { kernelPolicy, setKernelPolicy } from "../../nn/gpu/policy.ts";
 import { assert, assertThrows } from "../assert.ts";
-import { assertClose, gpuReady, randomArray, randomInts } from "../testing.ts";
+import { assertClose, gpuReady, randomArray, randomInts, withKernelPolicy } from "../testing.ts";
 import { testOp } from "./op_helper.ts";
 
 await gpuReady();
@@ -279,9 +278,7 @@ const LONG_ROWS: [number[], number][] = [
 
 for (const policy of ["software", "hardware"] as const) {
   Deno.test(`softmax and logSoftmax over long rows match the reference (${policy} policy)`, async () => {
-    const previous = kernelPolicy().name; // the browser runner's, or the adapter's
-    setKernelPolicy(policy);
-    try {
+    await withKernelPolicy(policy, async () => {
       for (const [shape, dim] of LONG_ROWS) {
         const size = shape.reduce((a, b) => a * b, 1);
         for (const log of [false, true]) {
@@ -312,9 +309,7 @@ for (const policy of ["software", "hardware"] as const) {
         const expected = softmaxDimReference(Array.from(data.slice(classes)), [classes], 0, true);
         assertClose(l.slice(classes), expected, { atol: 1e-4 }, `logSoftmax huge row, ${classes}`);
       }
-    } finally {
-      setKernelPolicy(previous);
-    }
+    });
   });
 }
 
