@@ -53,18 +53,13 @@ export interface KernelPolicy {
   /** Lanes a conv2d forward or input-gradient dispatch aims for. */
   readonly convLanes: number;
   /**
-   * Most outputs one conv2d forward lane accumulates. On llvmpipe its FMAs load both operands
-   * anyway and touch each accumulator once per kernel row, so large blocks pay (the input
-   * gradient at batch 32 ran ~30% faster as 4 rows x 5 channels, 240 values, than as 4 x 2; see
-   * `inputGradAccumulators` for what it takes now). A GPU keeps accumulators in registers.
+   * Most outputs one conv2d forward or stride-1 input-gradient lane accumulates. On llvmpipe
+   * their FMAs load both operands anyway and touch each accumulator once per kernel (or
+   * gradient) row, so large blocks pay: the study's conv2 input gradient at batch 32 ran ~30%
+   * faster as 4 rows x 5 channels (240 values) than as 4 x 2. A GPU keeps accumulators in
+   * registers.
    */
   readonly convAccumulators: number;
-  /**
-   * Most values one stride-1 conv2d input-gradient lane accumulates. On llvmpipe the study's conv2
-   * input gradient ran fastest as 12 rows x 2 channels of 12 columns (288 values: 1.7 ms at batch
-   * 128 against 2.1 for the best block of 256 or fewer, 12 x 1); 432 (12 x 3) was slower again.
-   */
-  readonly inputGradAccumulators: number;
   /**
    * Lanes a conv2d weight-gradient dispatch aims for. Lanes beyond the blocks come from chunks
    * of the batch, each writing a partial sum of every weight that a second kernel adds up; on
@@ -111,7 +106,6 @@ const SOFTWARE: KernelPolicy = {
   matmulLaneTile: 16,
   convLanes: 192,
   convAccumulators: 256,
-  inputGradAccumulators: 288,
   weightGradLanes: 80,
   weightGradAccumulators: 250,
   cooperativeRowLength: Infinity,
@@ -129,7 +123,6 @@ const HARDWARE: KernelPolicy = {
   matmulLaneTile: 8,
   convLanes: 8192,
   convAccumulators: 128,
-  inputGradAccumulators: 128,
   weightGradLanes: 8192,
   weightGradAccumulators: 100,
   cooperativeRowLength: 128,

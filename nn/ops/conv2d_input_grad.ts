@@ -28,14 +28,18 @@ interface InputGradBlock {
   channels: number;
 }
 
-/** The most input-gradient rows one lane owns. */
-const MAX_BLOCK_ROWS = 16;
+/**
+ * The most input-gradient rows one lane owns. On llvmpipe 12 rows x 2 channels (288 values) ran
+ * the study's conv2 a quarter faster than the 6 x 2 this allows, but Chromium's SwiftShader,
+ * which runs the same software policy, took over 20 s per CNN training step with it.
+ */
+const MAX_BLOCK_ROWS = 8;
 /**
  * What a weight load costs the model, in cycles per 8 lanes: the weights' offsets depend on the
  * loop over output channels, so each is a gather. Fitted to the study's conv2 at batch 32 and
- * 128, blocks timed one by one in one session: 12 rows x 2 channels ran 1.71-1.81 ms at batch
- * 128 against 2.67-2.74 for the 4 x 5 that 35 cycles chose (and 0.58-0.69 against 0.83-0.86 ms
- * at batch 32); the fewer channels per lane, the faster, down to 2 (1 x 10: 4.3 ms, 12 x 1: 2.1).
+ * 128, blocks timed one by one in one session: the fewer channels per lane the faster, down to 2
+ * (1 x 10: 4.3 ms at batch 128), so that 6 rows x 2 channels ran 2.31-2.37 ms against 2.67-2.74
+ * for the 4 x 5 that 35 cycles chose (0.75-0.76 against 0.83-0.86 ms at batch 32).
  */
 const WEIGHT_LOAD_CYCLES = 100;
 
@@ -101,7 +105,7 @@ interface InputGradPlan extends KernelPlan {
 }
 
 function planInputGrad({ shape }: InputGradOptions, policy: KernelPolicy): InputGradPlan {
-  const block = inputGradBlock(shape, policy.convLanes, policy.inputGradAccumulators);
+  const block = inputGradBlock(shape, policy.convLanes, policy.convAccumulators);
   if (!block) throw new Error(`conv2d input gradient: no block fits ${convShapeKey(shape)}`);
   const lanes = shape.batch * Math.ceil(shape.height / block.rows);
   const workgroupSize = lanes >= WIDE_WORKGROUP_LANES ? 64 : policy.narrowWorkgroup;
