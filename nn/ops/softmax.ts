@@ -449,12 +449,15 @@ function lossGrad(unit: boolean): { bindings: BindingSpec[]; value: string } {
     : { bindings: [storage("grad", "f32")], value: "grad[0]" };
 }
 
+/** Runs a loss's backward kernel on `buffers`, given the output gradient (null: a unit seed). */
+type LossBackward = (rows: Rows, grad: Tensor | null, buffers: Record<string, Tensor>) => void;
+
 /** A loss's backward kernel for an output gradient and for a unit seed (see `lossGrad`). */
 function lossBackwardKernels(
   name: string,
   bindings: readonly BindingSpec[],
   body: (grad: string) => string,
-): { seeded: KernelSpec<Rows>; unit: KernelSpec<Rows> } {
+): LossBackward {
   const kernel = (unit: boolean) => {
     const grad = lossGrad(unit);
     return rowKernel(
@@ -464,7 +467,11 @@ function lossBackwardKernels(
       () => body(grad.value),
     );
   };
-  return { seeded: kernel(false), unit: kernel(true) };
+  const seeded = kernel(false), unit = kernel(true);
+  return (rows, grad, buffers) => {
+    if (grad) runKernel(seeded, rows, { grad, ...buffers });
+    else runKernel(unit, rows, buffers);
+  };
 }
 
 const NLL_LOSS_BACKWARD = lossBackwardKernels(
@@ -543,9 +550,7 @@ function nllLossBackward(
   classes: number,
 ): Tensor {
   const dx = Tensor.empty([rows, classes]);
-  const buffers = { scale, labels: target, dx };
-  if (grad) runKernel(NLL_LOSS_BACKWARD.seeded, { rows, classes }, { grad, ...buffers });
-  else runKernel(NLL_LOSS_BACKWARD.unit, { rows, classes }, buffers);
+  NLL_LOSS_BACKWARD({ rows, classes }, grad, { scale, labels: target, dx });
   return dx;
 }
 
@@ -584,9 +589,7 @@ function nllLogSoftmaxBackward(
 ): Tensor {
   const [rows, classes] = y.shape;
   const dx = Tensor.empty([rows, classes]);
-  const buffers = { scale, y, labels: target, dx };
-  if (grad) runKernel(NLL_LOG_SOFTMAX_BACKWARD.seeded, { rows, classes }, { grad, ...buffers });
-  else runKernel(NLL_LOG_SOFTMAX_BACKWARD.unit, { rows, classes }, buffers);
+  NLL_LOG_SOFTMAX_BACKWARD({ rows, classes }, grad, { scale, y, labels: target, dx });
   return dx;
 }
 
@@ -695,8 +698,12 @@ function crossEntropyBackward(
 ): Tensor {
   const [rows, classes] = logits.shape;
   const dx = Tensor.empty(logits.shape);
-  const buffers = { scale, x: logits, labels: target, logSums, dx };
-  if (grad) runKernel(CROSS_ENTROPY_BACKWARD.seeded, { rows, classes }, { grad, ...buffers });
-  else runKernel(CROSS_ENTROPY_BACKWARD.unit, { rows, classes }, buffers);
+  CROSS_ENTROPY_BACKWARD({ rows, classes }, grad, {
+    scale,
+    x: logits,
+    labels: target,
+    logSums,
+    dx,
+  });
   return dx;
 }
