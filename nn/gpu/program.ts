@@ -173,7 +173,9 @@ function compile<Options, Plan extends KernelPlan>(
     ? `struct Params { ${spec.params} }\n` +
       `@group(0) @binding(${bindings.length}) var<uniform> params: Params;`
     : "";
-  const code = /* wgsl */ `// ${spec.name} ${key} (${policy.name} policy)
+  const code = /* wgsl */ `// ${spec.name} ${key} (${policy.name} policy${
+    policy.tuning ? `, ${policy.tuning}` : ""
+  })
 ${declarations}
 ${paramsDeclaration}
 ${spec.prelude?.(options, context) ?? ""}
@@ -243,7 +245,9 @@ export function runKernel<Options, Plan extends KernelPlan>(
     }
     return readsAsTexture(resource, binding, policy);
   });
-  const cacheKey = `${spec.name}|${key}|${policy.name}|${textures.map(Number).join("")}`;
+  const cacheKey = `${spec.name}|${key}|${policy.name}${policy.tuning}|${
+    textures.map(Number).join("")
+  }`;
   let entry = compiled.get(cacheKey);
   if (!entry) {
     entry = compile(spec, options, key, bindings, textures, policy);

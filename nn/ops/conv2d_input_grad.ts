@@ -29,12 +29,6 @@ interface InputGradBlock {
 }
 
 /**
- * The most input-gradient rows one lane owns. On llvmpipe 12 rows x 2 channels (288 values) ran
- * the study's conv2 a quarter faster than the 6 x 2 this allows, but Chromium's SwiftShader,
- * which runs the same software policy, took over 20 s per CNN training step with it.
- */
-const MAX_BLOCK_ROWS = 8;
-/**
  * What a weight load costs the model, in cycles per 8 lanes: the weights' offsets depend on the
  * loop over output channels, so each is a gather. Fitted to the study's conv2 at batch 32 and
  * 128, blocks timed one by one in one session: the fewer channels per lane the faster, down to 2
@@ -50,9 +44,10 @@ const WEIGHT_LOAD_CYCLES = 100;
  */
 function inputGradBlock(
   shape: ConvShape,
-  lanesWanted: number,
-  accumulators: number,
+  policy: Pick<KernelPolicy, "convLanes" | "inputGradRows" | "inputGradAccumulators">,
 ): InputGradBlock | null {
+  const { convLanes: lanesWanted, inputGradRows: maxRows, inputGradAccumulators: accumulators } =
+    policy;
   const { inChannels: C, height: H, width: W, kernelHeight: KH, kernelWidth: KW } = shape;
   const { outHeight: OH, outWidth: OW, padding: P } = shape;
   if (W > MAX_ROW_ACCUMULATORS) return null;
@@ -61,7 +56,7 @@ function inputGradBlock(
     for (let kx = 0; kx < KW; kx++) pairs += +(ox + kx - P >= 0 && ox + kx - P < W);
   }
   let best: InputGradBlock | null = null, bestCost = Infinity;
-  for (let rows = 1; rows <= Math.min(H, MAX_BLOCK_ROWS); rows++) {
+  for (let rows = 1; rows <= Math.min(H, maxRows); rows++) {
     for (let channels = 1; channels <= C; channels++) {
       if (rows * channels * W > accumulators) continue;
       const fmas = channels * rows * KH * pairs * Math.min(1, OH / H);
@@ -85,7 +80,11 @@ function inputGradBlock(
 export function transposedInputGradApplies(shape: ConvShape): boolean {
   const { outChannels: O, inChannels: C, kernelHeight: KH, kernelWidth: KW } = shape;
   return shape.stride === 1 && O * C * KH * KW * 4 <= UNIFORM_LIMIT_BYTES &&
-    inputGradBlock(shape, 0, MAX_ROW_ACCUMULATORS) !== null;
+    inputGradBlock(shape, {
+        convLanes: 0,
+        inputGradRows: 1,
+        inputGradAccumulators: MAX_ROW_ACCUMULATORS,
+      }) !== null;
 }
 
 /** What an input-gradient kernel is specialised on. */
@@ -105,7 +104,7 @@ interface InputGradPlan extends KernelPlan {
 }
 
 function planInputGrad({ shape }: InputGradOptions, policy: KernelPolicy): InputGradPlan {
-  const block = inputGradBlock(shape, policy.convLanes, policy.convAccumulators);
+  const block = inputGradBlock(shape, policy);
   if (!block) throw new Error(`conv2d input gradient: no block fits ${convShapeKey(shape)}`);
   const lanes = shape.batch * Math.ceil(shape.height / block.rows);
   const workgroupSize = lanes >= WIDE_WORKGROUP_LANES ? 64 : policy.narrowWorkgroup;

@@ -3,7 +3,7 @@
 // grids, and passes per-call params without a new pipeline.
 import { type KernelSpec, runKernel } from "../../nn/gpu/program.ts";
 import { compiledKernelCount } from "../../nn/gpu/program.ts";
-import { kernelPolicy, setKernelPolicy } from "../../nn/gpu/policy.ts";
+import { kernelPolicy, policyFor, setKernelPolicy } from "../../nn/gpu/policy.ts";
 import { u32 } from "../../nn/gpu/kernel.ts";
 import { Tensor, tensor } from "../../nn/tensor.ts";
 import { assert, assertThrows } from "../assert.ts";
@@ -112,4 +112,19 @@ Deno.test("runKernel names the spec and the binding when a resource or params is
   } finally {
     out.dispose();
   }
+});
+
+Deno.test("the software policy takes llvmpipe's tuning on llvmpipe only", () => {
+  const llvmpipe = policyFor("software", "llvmpipe (LLVM 15.0.6, 256 bits)");
+  const swiftShader = policyFor("software", "SwiftShader Device (Subzero)");
+  assert.equal(llvmpipe.name, "software");
+  assert.equal(llvmpipe.tuning, "llvmpipe");
+  assert.equal(llvmpipe.inputGradRows, 16);
+  assert.equal(swiftShader.tuning, "");
+  assert.equal(swiftShader.inputGradRows, 8);
+  assert.equal(policyFor("hardware", "llvmpipe (LLVM 15.0.6, 256 bits)").tuning, "");
+  // Everything else is the generic software policy's.
+  assert.deepEqual({ ...llvmpipe, tuning: "", inputGradRows: 8, inputGradAccumulators: 256 }, {
+    ...swiftShader,
+  });
 });
