@@ -24,7 +24,7 @@
  * @module
  */
 
-import { recordOp } from "../autograd.ts";
+import { isGradEnabled, recordOp } from "../autograd.ts";
 import { u32 } from "../gpu/kernel.ts";
 import { type BindingSpec, type KernelSpec, runKernel } from "../gpu/program.ts";
 import { kernelPolicy } from "../gpu/policy.ts";
@@ -397,11 +397,23 @@ function lossKernel(
   prelude: (cached: boolean) => string,
   perRow: (cached: boolean) => string,
   negate: boolean,
+  unitGradRow?: string,
 ): KernelSpec<Rows> {
+  // The gradient at a unit seed, for backward() on this loss (see `unitGradient`): the
+  // backward kernel's row formula, with the divisor's inverse computed here.
+  const unitGrad = (rows: number) =>
+    unitGradRow === undefined ? "" : /* wgsl */ `
+  let unitScale = 1.0 / count;
+  for (var row = lid; row < ${u32(rows)}; row += ${u32(LOSS_WORKGROUP)}) {${unitGradRow}
+  }`;
   return {
-    name,
+    name: unitGradRow === undefined ? name : `${name}_unit_grad`,
     key: ({ rows, classes }) => `${rows}x${classes}`,
-    bindings: () => [...bindings, storage("scale", "f32", true)],
+    bindings: () => [
+      ...bindings,
+      storage("scale", "f32", true),
+      ...(unitGradRow === undefined ? [] : [storage("dx", "f32", true)]),
+    ],
     plan: () => ({ workgroupSize: LOSS_WORKGROUP, groups: 1 }),
     prelude: ({ classes }) =>
       `const C: u32 = ${u32(classes)};\n${KEEP_NAN}\n${prelude(classes <= CACHED_CLASSES)}\n` +
@@ -420,7 +432,7 @@ ${perRow(classes <= CACHED_CLASSES)}
   if (lid == 0u) {
     loss[0] = ${negate ? "-total" : "total"} / count;
     scale[0] = 1.0 / count;
-  }`,
+  }${unitGrad(rows)}`,
   };
 }
 
@@ -429,14 +441,77 @@ function checkLossInputs(op: string, scores: Tensor, target: Tensor, name: strin
   if (scores.shape[0] === 0) throw new Error(`${op}: ${name} has no rows`);
 }
 
-const NLL_LOSS = lossKernel(
+const NLL_LOSS_BINDINGS = [
+  storage("logProbs", "f32"),
+  storage("labels", "i32"),
+  storage("loss", "f32", true),
+];
+const NLL_LOSS_ROW = () => /* wgsl */ `
+    if ${VALID_TARGET} { acc += logProbs[row * C + u32(t)]; }`;
+
+/** Row `row` of nllLoss's gradient: -grad * scale at the target, 0 elsewhere. */
+function nllGradRow(grad: string, scale: string): string {
+  return /* wgsl */ `
+    let value = -${grad} * ${scale};
+    let t = labels[row];
+    for (var j = 0u; j < C; j++) { dx[row * C + j] = select(0.0, value, i32(j) == t); }`;
+}
+
+/**
+ * Row `row` of the gradient of nllLoss(logSoftmax(logits)) with respect to the logits, from `y`
+ * (logSoftmax's output): the same operations in the same order as nllLoss's and logSoftmax's
+ * backward kernels (so the same float results).
+ */
+function nllLogSoftmaxGradRow(grad: string, scale: string, y: string): string {
+  return /* wgsl */ `
+    let value = -${grad} * ${scale};
+    let t = labels[row];
+    let base = row * C;
+    var total = 0.0;
+    for (var j = 0u; j < C; j++) { total += select(0.0, value, i32(j) == t); }
+    for (var j = 0u; j < C; j++) {
+      dx[base + j] = select(0.0, value, i32(j) == t) - expKeepNan(${y}[base + j]) * total;
+    }`;
+}
+
+const NLL_LOSS = lossKernel("nll_loss", NLL_LOSS_BINDINGS, () => "", NLL_LOSS_ROW, true);
+/** nllLoss, writing its gradient at a unit seed too. */
+const NLL_LOSS_UNIT_GRAD = lossKernel(
   "nll_loss",
-  [storage("logProbs", "f32"), storage("labels", "i32"), storage("loss", "f32", true)],
+  NLL_LOSS_BINDINGS,
   () => "",
-  () => /* wgsl */ `
-    if ${VALID_TARGET} { acc += logProbs[row * C + u32(t)]; }`,
+  NLL_LOSS_ROW,
   true,
+  nllGradRow("1.0", "unitScale"),
 );
+/** nllLoss of logSoftmax's output, writing the logits' gradient at a unit seed too. */
+const NLL_LOG_SOFTMAX_UNIT_GRAD = lossKernel(
+  "nll_loss_of_log_softmax",
+  NLL_LOSS_BINDINGS,
+  () => "",
+  NLL_LOSS_ROW,
+  true,
+  nllLogSoftmaxGradRow("1.0", "unitScale", "logProbs"),
+);
+
+/**
+ * Hands `dx`, the gradient a loss kernel wrote at a unit seed, to the first `backward()` on the
+ * loss, which then owns it (so nothing can add into a gradient the graph still holds); later
+ * calls (with `retainGraph`) get null and run the backward kernel.
+ */
+function handOnce(dx: Tensor | null): () => Tensor | null {
+  let held = dx;
+  return () => {
+    const out = held;
+    held = null;
+    return out && !out.isDisposed ? out : null;
+  };
+}
+
+/** Whether a loss of `input` records a graph, so that its kernel writes the unit gradient. */
+function wantsUnitGrad(input: Tensor): boolean {
+  return isGradEnabled() && input.requiresGrad;
+}
 
 /**
  * A loss's output gradient, as its backward kernels read it: the binding of `grad` and
@@ -477,10 +552,7 @@ function lossBackwardKernels(
 const NLL_LOSS_BACKWARD = lossBackwardKernels(
   "nll_loss_backward",
   [storage("scale", "f32"), storage("labels", "i32"), storage("dx", "f32", true)],
-  (grad) => /* wgsl */ `
-    let value = -${grad} * scale[0];
-    let t = labels[row];
-    for (var j = 0u; j < C; j++) { dx[row * C + j] = select(0.0, value, i32(j) == t); }`,
+  (grad) => nllGradRow(grad, "scale[0]"),
 );
 
 /**
@@ -509,19 +581,29 @@ export function nllLoss(logProbs: Tensor, target: Tensor, options: NllLossOption
   const [rows, classes] = logProbs.shape;
   const loss = Tensor.empty([]);
   const scale = Tensor.empty([1]);
-  runKernel(NLL_LOSS, { rows, classes }, { logProbs, labels: target, loss, scale });
   const logits = logSoftmaxInputs.get(logProbs);
-  if (logits && logProbs.node && !logProbs.node.released) {
-    // nllLoss(logSoftmax(logits)): one kernel takes the gradient straight to the logits (the
-    // logSoftmax node still carries any gradient that other uses of logProbs send it).
+  // nllLoss(logSoftmax(logits)): the gradient goes straight to the logits (the logSoftmax node
+  // still carries any gradient that other uses of logProbs send it).
+  const fused = logits !== undefined && !!logProbs.node && !logProbs.node.released;
+  const dx = wantsUnitGrad(logProbs) ? Tensor.empty([rows, classes]) : null;
+  const buffers = { logProbs, labels: target, loss, scale };
+  if (dx) {
+    runKernel(fused ? NLL_LOG_SOFTMAX_UNIT_GRAD : NLL_LOSS_UNIT_GRAD, { rows, classes }, {
+      ...buffers,
+      dx,
+    });
+  } else runKernel(NLL_LOSS, { rows, classes }, buffers);
+  const unitGrad = handOnce(dx);
+  const saved = dx ? [scale, dx] : [scale];
+  if (fused) {
     const y = logProbs.view();
     return recordOp(
       "nllLoss",
       loss,
       [logits, target],
       (grad) => [nllLogSoftmaxBackward(grad, scale, y, target), null],
-      [scale, y],
-      () => [nllLogSoftmaxBackward(null, scale, y, target), null],
+      [...saved, y],
+      () => [unitGrad() ?? nllLogSoftmaxBackward(null, scale, y, target), null],
     );
   }
   return recordOp(
@@ -529,8 +611,8 @@ export function nllLoss(logProbs: Tensor, target: Tensor, options: NllLossOption
     loss,
     [logProbs, target],
     (grad) => [nllLossBackward(grad, scale, target, rows, classes), null],
-    [scale],
-    () => [nllLossBackward(null, scale, target, rows, classes), null],
+    saved,
+    () => [unitGrad() ?? nllLossBackward(null, scale, target, rows, classes), null],
   );
 }
 
@@ -554,10 +636,7 @@ function nllLossBackward(
   return dx;
 }
 
-/**
- * nllLoss's and logSoftmax's backward in one kernel, given logSoftmax's output y: the same
- * operations in the same order as the two kernels (so the same float results).
- */
+/** nllLoss's and logSoftmax's backward in one kernel, given logSoftmax's output y. */
 const NLL_LOG_SOFTMAX_BACKWARD = lossBackwardKernels(
   "nll_log_softmax_backward",
   [
@@ -566,15 +645,7 @@ const NLL_LOG_SOFTMAX_BACKWARD = lossBackwardKernels(
     storage("labels", "i32"),
     storage("dx", "f32", true),
   ],
-  (grad) => /* wgsl */ `
-    let value = -${grad} * scale[0];
-    let t = labels[row];
-    let base = row * C;
-    var total = 0.0;
-    for (var j = 0u; j < C; j++) { total += select(0.0, value, i32(j) == t); }
-    for (var j = 0u; j < C; j++) {
-      dx[base + j] = select(0.0, value, i32(j) == t) - expKeepNan(y[base + j]) * total;
-    }`,
+  (grad) => nllLogSoftmaxGradRow(grad, "scale[0]", "y"),
 );
 
 /**
@@ -593,21 +664,51 @@ function nllLogSoftmaxBackward(
   return dx;
 }
 
-const CROSS_ENTROPY = lossKernel(
-  "cross_entropy",
-  [
-    storage("x", "f32"),
-    storage("labels", "i32"),
-    storage("logSums", "f32", true),
-    storage("loss", "f32", true),
-  ],
-  (cached) => cached ? CACHED_ROW_LOG_SUM_EXP : ROW_LOG_SUM_EXP,
-  (cached) => /* wgsl */ `
+const CROSS_ENTROPY_BINDINGS = [
+  storage("x", "f32"),
+  storage("labels", "i32"),
+  storage("logSums", "f32", true),
+  storage("loss", "f32", true),
+];
+const CROSS_ENTROPY_PRELUDE = (cached: boolean) =>
+  cached ? CACHED_ROW_LOG_SUM_EXP : ROW_LOG_SUM_EXP;
+const CROSS_ENTROPY_ROW = (cached: boolean) => /* wgsl */ `
     let base = row * C;
     let logSum = rowLogSumExp(base);
     logSums[row] = logSum;
-    if ${VALID_TARGET} { acc += logSum - ${cached ? "rowValues[u32(t)]" : "x[base + u32(t)]"}; }`,
+    if ${VALID_TARGET} { acc += logSum - ${cached ? "rowValues[u32(t)]" : "x[base + u32(t)]"}; }`;
+
+/**
+ * Row `row` of crossEntropy's gradient, (exp(x - logSumExp) - onehot(target)) * grad * scale,
+ * zero on rows with a bad target (each invocation reads the log-sum-exps it wrote itself).
+ */
+function crossEntropyGradRow(grad: string, scale: string): string {
+  return /* wgsl */ `
+    let t = labels[row];
+    let factor = select(0.0, ${grad} * ${scale}, ${VALID_TARGET});
+    let logSum = logSums[row];
+    let base = row * C;
+    for (var j = 0u; j < C; j++) {
+      let onehot = select(0.0, 1.0, i32(j) == t);
+      dx[base + j] = (expKeepNan(x[base + j] - logSum) - onehot) * factor;
+    }`;
+}
+
+const CROSS_ENTROPY = lossKernel(
+  "cross_entropy",
+  CROSS_ENTROPY_BINDINGS,
+  CROSS_ENTROPY_PRELUDE,
+  CROSS_ENTROPY_ROW,
   false,
+);
+/** crossEntropy, writing its gradient at a unit seed too. */
+const CROSS_ENTROPY_UNIT_GRAD = lossKernel(
+  "cross_entropy",
+  CROSS_ENTROPY_BINDINGS,
+  CROSS_ENTROPY_PRELUDE,
+  CROSS_ENTROPY_ROW,
+  false,
+  crossEntropyGradRow("1.0", "unitScale"),
 );
 
 /** dx = (exp(x - logSumExp) - onehot(target)) * grad / N, zero on rows with a bad target. */
@@ -620,15 +721,7 @@ const CROSS_ENTROPY_BACKWARD = lossBackwardKernels(
     storage("logSums", "f32"),
     storage("dx", "f32", true),
   ],
-  (grad) => /* wgsl */ `
-    let t = labels[row];
-    let factor = select(0.0, ${grad} * scale[0], ${VALID_TARGET});
-    let logSum = logSums[row];
-    let base = row * C;
-    for (var j = 0u; j < C; j++) {
-      let onehot = select(0.0, 1.0, i32(j) == t);
-      dx[base + j] = (expKeepNan(x[base + j] - logSum) - onehot) * factor;
-    }`,
+  (grad) => crossEntropyGradRow(grad, "scale[0]"),
 );
 
 /**
@@ -674,14 +767,18 @@ export function crossEntropy(
   const loss = Tensor.empty([]);
   const logSums = Tensor.empty([rows]);
   const scale = Tensor.empty([1]);
-  runKernel(CROSS_ENTROPY, { rows, classes }, { x: logits, labels: target, logSums, loss, scale });
+  const dx = wantsUnitGrad(logits) ? Tensor.empty([rows, classes]) : null;
+  const buffers = { x: logits, labels: target, logSums, loss, scale };
+  if (dx) runKernel(CROSS_ENTROPY_UNIT_GRAD, { rows, classes }, { ...buffers, dx });
+  else runKernel(CROSS_ENTROPY, { rows, classes }, buffers);
+  const unitGrad = handOnce(dx);
   return recordOp(
     "crossEntropy",
     loss,
     [logits, target],
     (grad) => [crossEntropyBackward(grad, scale, logits, target, logSums), null],
-    [logSums, scale],
-    () => [crossEntropyBackward(null, scale, logits, target, logSums), null],
+    dx ? [logSums, scale, dx] : [logSums, scale],
+    () => [unitGrad() ?? crossEntropyBackward(null, scale, logits, target, logSums), null],
   );
 }
 

@@ -13,6 +13,8 @@ import { ones, type Tensor, tensor, zeros } from "../../nn/tensor.ts";
 import { add } from "../../nn/ops/elementwise.ts";
 import { sum } from "../../nn/ops/reduce.ts";
 import { streamStats } from "../../nn/gpu/stream.ts";
+import { memoryStats } from "../../nn/gpu/buffer_pool.ts";
+import { noGrad } from "../../nn/autograd.ts";
 import { assert, assertThrows } from "../assert.ts";
 import { assertClose, gpuReady, randomArray, randomInts, withKernelPolicy } from "../testing.ts";
 import { testOp } from "./op_helper.ts";
@@ -136,7 +138,7 @@ Deno.test("nllLoss(logSoftmax(x)) takes one backward kernel, with the two kernel
   assert.equal(fused.dispatches, separate.dispatches - 1, "one kernel fewer");
 });
 
-Deno.test("backward() on a loss fills no seed: one dispatch fewer than { grad: ones }, the same gradient", async () => {
+Deno.test("backward() on a loss runs no kernel: the forward wrote the gradient { grad: ones } gives", async () => {
   const [rows, classes] = [19, 7];
   const data = Float32Array.from(randomArray(rows * classes, 25, -5, 5));
   const target = tensor(randomInts(rows, classes, 26), [rows], { dtype: "i32" });
@@ -157,7 +159,55 @@ Deno.test("backward() on a loss fills no seed: one dispatch fewer than { grad: o
     const unit = await gradient(false);
     const seeded = await gradient(true);
     assert.deepEqual(unit.values, seeded.values, `${name}: gradient`);
-    assert.equal(unit.dispatches, seeded.dispatches - 1, `${name}: dispatches`);
+    // The seeded backward fills the seed and runs the loss's backward kernel.
+    assert.equal(unit.dispatches, seeded.dispatches - 2, `${name}: dispatches`);
+  }
+});
+
+Deno.test("a loss's unit gradient is handed over once: a retained second backward() computes it again", async () => {
+  const [rows, classes] = [9, 5];
+  const data = Float32Array.from(randomArray(rows * classes, 27, -3, 3));
+  const target = tensor(randomInts(rows, classes, 28), [rows], { dtype: "i32" });
+  const losses: [string, (x: Tensor) => Tensor][] = [
+    ["nllLoss", (x) => nllLoss(x, target)],
+    ["nllLoss(logSoftmax)", (x) => nllLoss(logSoftmax(x), target)],
+    ["crossEntropy", (x) => crossEntropy(x, target)],
+  ];
+  for (const [name, loss] of losses) {
+    const x = tensor(data, [rows, classes], { requiresGrad: true });
+    const out = loss(x);
+    out.backward({ retainGraph: true });
+    const once = await x.grad!.toArray();
+    // The second gradient is added into x.grad, which holds the first one's buffer.
+    out.backward();
+    const twice = await x.grad!.toArray();
+    assert.deepEqual(twice, once.map((value) => 2 * value), `${name}: gradient twice`);
+    assert.ok(once.some((value) => value !== 0), `${name}: a gradient`);
+  }
+});
+
+Deno.test("a loss writes its unit gradient only in grad mode, and backward() leaks none of it", async () => {
+  const target = tensor([0, 1, 2, 0], [4], { dtype: "i32" });
+  const data = randomArray(12, 29, -1, 1);
+  for (const loss of [crossEntropy, nllLoss]) {
+    const x = tensor(data, [4, 3], { requiresGrad: true });
+    const live = () => memoryStats().liveBuffers;
+    let before = live();
+    const out = noGrad(() => loss(x, target));
+    assert.equal(out.requiresGrad, false);
+    assert.equal(live() - before, 1, `${loss.name}: only the loss is left outside grad mode`);
+    out.dispose();
+    before = live();
+    for (let step = 0; step < 3; step++) {
+      const value = loss(x, target);
+      value.backward();
+      value.dispose();
+      await x.grad!.toArray();
+      x.grad!.dispose();
+      x.grad = null;
+    }
+    assert.equal(live(), before, `${loss.name}: live buffers after three backward() calls`);
+    x.dispose();
   }
 });
 
