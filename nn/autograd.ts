@@ -20,6 +20,7 @@ import {
   withDeferredFrees,
 } from "./graph.ts";
 import { addGradients } from "./ops/accumulate.ts";
+import { dispatchTogether } from "./gpu/program.ts";
 import { keep } from "./scope.ts";
 import { formatShape, ones, type Tensor } from "./tensor.ts";
 
@@ -74,7 +75,9 @@ function backwardPass(root: Tensor, options: BackwardOptions): void {
         "or pass { grad } with the output's gradient",
     );
   }
-  withDeferredFrees(() => noGrad(() => walkBackward(root, options)));
+  // Independent kernels of the backward pass (a layer's input and weight gradients) share
+  // dispatches.
+  withDeferredFrees(() => noGrad(() => dispatchTogether(() => walkBackward(root, options))));
 }
 
 registerBackward(backwardPass);

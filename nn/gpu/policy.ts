@@ -99,6 +99,17 @@ export interface KernelPolicy {
    * batch 128 (5,120 lanes of the general kernel) ran 1.25x faster specialised.
    */
   readonly generalConvLanes: number;
+  /**
+   * Most WGSL characters (prelude and body) of a kernel that shares a dispatch with others
+   * (`dispatchTogether`). llvmpipe seems to run every part's straight-line code in each
+   * workgroup, masked: with the study's conv2 input and weight gradients (~130,000 and ~70,000
+   * characters) in one dispatch, a CNN training step at batch 128 took 11.0-12.7 ms against
+   * 9.4-9.7 with them apart (alternated in one process), while small kernels gain the dispatch
+   * they save (a linear layer's two gradient matmuls, ~15,000-50,000 characters: 185-234 against
+   * 217-285 µs per pair at batch 32). Not measured on a GPU: the hardware policy keeps the same
+   * limit, so that no shader grows past the sizes its kernels have alone.
+   */
+  readonly fusedKernelSource: number;
 }
 
 const SOFTWARE: KernelPolicy = {
@@ -119,6 +130,7 @@ const SOFTWARE: KernelPolicy = {
   weightGradAccumulators: 250,
   cooperativeRowLength: Infinity,
   generalConvLanes: Infinity,
+  fusedKernelSource: 60_000,
 };
 
 const HARDWARE: KernelPolicy = {
@@ -139,6 +151,7 @@ const HARDWARE: KernelPolicy = {
   weightGradAccumulators: 100,
   cooperativeRowLength: 128,
   generalConvLanes: 8192,
+  fusedKernelSource: 60_000,
 };
 
 /**

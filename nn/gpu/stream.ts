@@ -40,6 +40,8 @@ let nextBufferId = 1;
 const bindGroups = new Map<string, GPUBindGroup>();
 
 let uncapturedError: Error | null = null;
+/** Encodes work a caller holds back (`dispatchTogether`'s kernels), before anything after it. */
+let heldWork: (() => void) | null = null;
 let watchedDevice: GPUDevice | null = null;
 
 /** Counters for tests and benchmarks. */
@@ -75,6 +77,15 @@ const counters: StreamStats = {
   bufferCopies: 0,
   submitMilliseconds: 0,
 };
+
+/**
+ * Registers the function that encodes work held back outside the stream (program.ts's kernels
+ * gathered by `dispatchTogether`): every dispatch, copy, upload and submit calls it first, so the
+ * held work keeps its place in stream order. `null` unregisters it.
+ */
+export function setHeldWork(encode: (() => void) | null): void {
+  heldWork = encode;
+}
 
 /** A copy of the stream's counters. */
 export function streamStats(): StreamStats {
@@ -168,6 +179,7 @@ function touch(buffer: GPUBuffer): void {
  * before that write but would run after it (call `flush()` before writing).
  */
 export function markBufferWritten(buffer: GPUBuffer, who = "markWritten"): void {
+  heldWork?.();
   if (pendingBuffers.has(buffer)) {
     throw new Error(
       `${who}: wgtorch commands not yet submitted use this buffer, so they would run after your ` +
@@ -231,6 +243,7 @@ export function dispatch(
   workgroups: readonly number[],
   slot?: ParamsSlot,
 ): void {
+  heldWork?.();
   if (buffers.length !== kernel.bindings.length) {
     throw new Error(
       `dispatch ${kernel.name}: ${buffers.length} buffers given, the kernel binds ` +
@@ -276,6 +289,7 @@ export function copyBuffer(
   sourceOffset = 0,
   targetOffset = 0,
 ): void {
+  heldWork?.();
   closePass().copyBufferToBuffer(source, sourceOffset, target, targetOffset, byteLength);
   pendingBuffers.add(source);
   pendingBuffers.add(target);
@@ -320,6 +334,7 @@ export function copyBufferToTexture(
 export function writeBuffer(buffer: GPUBuffer, data: ArrayBufferView, byteOffset = 0): void {
   // Deno (ext/webgpu queue.rs) panics on a 0-byte write: an empty tensor's upload is a no-op.
   if (data.byteLength === 0) return;
+  heldWork?.();
   if (pendingBuffers.has(buffer)) flush();
   touch(buffer);
   device().queue.writeBuffer(
@@ -333,6 +348,7 @@ export function writeBuffer(buffer: GPUBuffer, data: ArrayBufferView, byteOffset
 
 /** Submits everything encoded so far. Does not wait for the GPU. */
 export function flush(): void {
+  heldWork?.();
   if (!encoder) return;
   if (profiler && profiler.pending.length > 0) resolveTimestamps(profiler);
   const commands = closePass().finish();

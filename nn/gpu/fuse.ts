@@ -1,0 +1,107 @@
+/**
+ * Several independent kernels as one dispatch (horizontal fusion). On llvmpipe every dispatch
+ * costs ~40-50 µs however little it computes, so kernels that do not depend on each other (a
+ * layer's input and weight gradients, which both read the output gradient) run as one: each
+ * keeps its own bindings, prelude and body, renamed apart, as a function that the fused kernel's
+ * workgroups call over consecutive ranges, one range per kernel.
+ *
+ * @module
+ */
+
+import { u32 } from "./kernel.ts";
+
+/** One kernel's WGSL pieces, as the kernel layer generated them for its own dispatch. */
+export interface KernelPart {
+  /** The kernel's name (for the fused kernel's name). */
+  name: string;
+  /** Names of its bindings, in binding order. */
+  bindings: readonly string[];
+  /** Its binding declarations, numbered from 0 in that order, with their reader functions. */
+  declarations: string;
+  /** Its prelude: module-scope constants, variables and functions. */
+  prelude: string;
+  /** The body of its `main`, which reads `wid`, `lid` and `group`. */
+  body: string;
+  /** Invocations per workgroup. */
+  workgroupSize: number;
+  /** Its own grid: x and y (`group` is x + y * width), layers along z. */
+  workgroups: readonly [number, number, number];
+}
+
+/** Module-scope names a WGSL text declares: functions, constants, variables, structs, aliases. */
+export function declaredNames(wgsl: string): string[] {
+  const names = new Set<string>();
+  const pattern = /^\s*(?:@[^\n]*?\s)?(?:fn|const|override|alias|struct|var(?:<[^>]*>)?)\s+(\w+)/gm;
+  for (const match of wgsl.matchAll(pattern)) names.add(match[1]);
+  return [...names];
+}
+
+/**
+ * `wgsl` with each of `names` prefixed by `prefix` wherever it is a whole identifier (not a
+ * member after a dot: `wid.x` keeps its `x` when a binding is named x).
+ */
+export function prefixNames(wgsl: string, names: readonly string[], prefix: string): string {
+  if (names.length === 0) return wgsl;
+  const alternatives = [...names].sort((a, b) => b.length - a.length).join("|");
+  return wgsl.replace(new RegExp(`(?<![\\w.])(${alternatives})(?!\\w)`, "g"), `${prefix}$1`);
+}
+
+/** Workgroups of a part's own dispatch. */
+function groupCount(part: KernelPart): number {
+  const [x, y, z] = part.workgroups;
+  return x * y * z;
+}
+
+/**
+ * The WGSL of `parts` fused into one kernel of `width` x height workgroups (the caller folds
+ * their total, `fusedGroups`, into that grid), with each part's bindings renamed `p<k>_<name>`
+ * and renumbered in order, and its declared names renamed the same way.
+ */
+export function fusedSource(parts: readonly KernelPart[], width: number): string {
+  const workgroupSize = parts[0].workgroupSize;
+  if (parts.some((part) => part.workgroupSize !== workgroupSize)) {
+    throw new Error("fusedSource: the parts' workgroup sizes differ");
+  }
+  let firstBinding = 0;
+  let firstGroup = 0;
+  const modules: string[] = [];
+  const branches: string[] = [];
+  parts.forEach((part, k) => {
+    const prefix = `p${k}_`;
+    const names = [...part.bindings, ...declaredNames(part.declarations + "\n" + part.prelude)];
+    const declarations = prefixNames(part.declarations, names, prefix).replace(
+      /@binding\((\d+)\)/g,
+      (_, index) => `@binding(${firstBinding + Number(index)})`,
+    );
+    firstBinding += part.bindings.length;
+    modules.push(/* wgsl */ `// part ${k}: ${part.name}
+${declarations}
+${prefixNames(part.prelude, names, prefix)}
+fn ${prefix}main(wid: vec3<u32>, lid: u32, group: u32) {
+${prefixNames(part.body, names, prefix)}
+}`);
+    const [x, y] = part.workgroups;
+    const end = firstGroup + groupCount(part);
+    branches.push(/* wgsl */ `if (linear < ${u32(end)}) {
+    let local = linear - ${u32(firstGroup)};
+    let inLayer = local % ${u32(x * y)};
+    ${prefix}main(vec3<u32>(inLayer % ${u32(x)}, inLayer / ${u32(x)}, local / ${
+      u32(x * y)
+    }), lid, inLayer);
+    return;
+  }`);
+    firstGroup = end;
+  });
+  return /* wgsl */ `${modules.join("\n\n")}
+
+@compute @workgroup_size(${workgroupSize})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let linear = wid.x + wid.y * ${u32(width)};
+  ${branches.join("\n  ")}
+}`;
+}
+
+/** Workgroups of the fused kernel of `parts`, before folding into a grid. */
+export function fusedGroups(parts: readonly KernelPart[]): number {
+  return parts.reduce((total, part) => total + groupCount(part), 0);
+}
