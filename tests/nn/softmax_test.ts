@@ -138,16 +138,20 @@ Deno.test("nllLoss(logSoftmax(x)) takes one backward kernel, with the two kernel
   assert.equal(fused.dispatches, separate.dispatches - 1, "one kernel fewer");
 });
 
-Deno.test("backward() on a loss runs no kernel: the forward wrote the gradient { grad: ones } gives", async () => {
-  const [rows, classes] = [19, 7];
-  const data = Float32Array.from(randomArray(rows * classes, 25, -5, 5));
-  const target = tensor(randomInts(rows, classes, 26), [rows], { dtype: "i32" });
-  const losses: [string, (x: Tensor) => Tensor][] = [
+/** The losses with fused kernels (default options), named, for one target. */
+function fusedLosses(target: Tensor): [string, (x: Tensor) => Tensor][] {
+  return [
     ["nllLoss", (x) => nllLoss(x, target)],
     ["nllLoss(logSoftmax)", (x) => nllLoss(logSoftmax(x), target)],
     ["crossEntropy", (x) => crossEntropy(x, target)],
   ];
-  for (const [name, loss] of losses) {
+}
+
+Deno.test("backward() on a loss runs no kernel: the forward wrote the gradient { grad: ones } gives", async () => {
+  const [rows, classes] = [19, 7];
+  const data = Float32Array.from(randomArray(rows * classes, 25, -5, 5));
+  const target = tensor(randomInts(rows, classes, 26), [rows], { dtype: "i32" });
+  for (const [name, loss] of fusedLosses(target)) {
     const gradient = async (seeded: boolean) => {
       const x = tensor(data, [rows, classes], { requiresGrad: true });
       const out = loss(x);
@@ -168,12 +172,7 @@ Deno.test("a loss's unit gradient is handed over once: a retained second backwar
   const [rows, classes] = [9, 5];
   const data = Float32Array.from(randomArray(rows * classes, 27, -3, 3));
   const target = tensor(randomInts(rows, classes, 28), [rows], { dtype: "i32" });
-  const losses: [string, (x: Tensor) => Tensor][] = [
-    ["nllLoss", (x) => nllLoss(x, target)],
-    ["nllLoss(logSoftmax)", (x) => nllLoss(logSoftmax(x), target)],
-    ["crossEntropy", (x) => crossEntropy(x, target)],
-  ];
-  for (const [name, loss] of losses) {
+  for (const [name, loss] of fusedLosses(target)) {
     const x = tensor(data, [rows, classes], { requiresGrad: true });
     const out = loss(x);
     out.backward({ retainGraph: true });
