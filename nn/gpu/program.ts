@@ -143,7 +143,7 @@ function declaration(binding: BindingSpec, index: number, texture: boolean): str
   }
 }
 
-function access_(binding: BindingSpec, texture: boolean): Access {
+function accessOf(binding: BindingSpec, texture: boolean): Access {
   switch (binding.role) {
     case "input":
       return texture ? "texture" : "read";
@@ -197,7 +197,7 @@ ${prelude}
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
 ${body}
 }`;
-  const access = bindings.map((b, i) => access_(b, textures[i]));
+  const access = bindings.map((b, i) => accessOf(b, textures[i]));
   return {
     kernel: kernel({
       name: `${spec.name}_${key}`,
