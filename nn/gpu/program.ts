@@ -185,9 +185,8 @@ function compile<Options, Plan extends KernelPlan>(
       `@group(0) @binding(${bindings.length}) var<uniform> params: Params;`
     : "";
   const prelude = spec.prelude?.(options, context) ?? "";
-  const body = `${count === null ? "" : `  let group = ${workgroupIndex(count)};\n`}${
-    spec.body(options, context)
-  }`;
+  const mainBody = spec.body(options, context);
+  const body = `${count === null ? "" : `  let group = ${workgroupIndex(count)};\n`}${mainBody}`;
   const tuning = policy.tuning ? `, ${policy.tuning}` : "";
   const code = /* wgsl */ `// ${spec.name} ${key} (${policy.name} policy${tuning})
 ${declarations}
@@ -214,7 +213,7 @@ ${body}
         declarations,
         prelude,
         // In a fused kernel `group` is the part's own linear index, given to its function.
-        body: spec.body(options, context),
+        body: mainBody,
         workgroupSize: plan.workgroupSize,
         workgroups,
       }

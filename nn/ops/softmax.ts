@@ -385,34 +385,32 @@ const VALID_TARGET = "(t >= 0 && t < i32(C))";
 /** PyTorch's default `ignoreIndex`: rows with this target count for nothing. */
 const DEFAULT_IGNORE = -100;
 
+/** Runs a loss's forward kernel on `buffers`, writing the unit-seed gradient into `dx` if given. */
+type LossForward = (rows: Rows, buffers: Record<string, Tensor>, dx: Tensor | null) => void;
+
 /**
  * A one-workgroup kernel that sums `perRow` (statements adding to `acc`, with `t` the row's
  * target) over the rows and writes the sum divided by the rows whose target is not -100
  * (negated when `negate`) into loss[0], and that divisor's inverse into scale[0] (for the
- * backward).
+ * backward); and its variant that also writes the gradient at a unit seed into `dx` (for
+ * `backward()` on the loss: `unitGradRow`, the backward kernel's row formula, with the divisor's
+ * inverse computed here as `unitScale`).
  */
-function lossKernel(
+function lossKernels(
   name: string,
   bindings: readonly BindingSpec[],
   prelude: (cached: boolean) => string,
   perRow: (cached: boolean) => string,
   negate: boolean,
-  unitGradRow?: string,
-): KernelSpec<Rows> {
-  // The gradient at a unit seed, for backward() on this loss (see `unitGradient`): the
-  // backward kernel's row formula, with the divisor's inverse computed here.
-  const unitGrad = (rows: number) =>
-    unitGradRow === undefined ? "" : /* wgsl */ `
-  let unitScale = 1.0 / count;
-  for (var row = lid; row < ${u32(rows)}; row += ${u32(LOSS_WORKGROUP)}) {${unitGradRow}
-  }`;
-  return {
-    name: unitGradRow === undefined ? name : `${name}_unit_grad`,
+  unitGradRow: string,
+): LossForward {
+  const kernel = (unitGrad: boolean): KernelSpec<Rows> => ({
+    name: unitGrad ? `${name}_unit_grad` : name,
     key: ({ rows, classes }) => `${rows}x${classes}`,
     bindings: () => [
       ...bindings,
       storage("scale", "f32", true),
-      ...(unitGradRow === undefined ? [] : [storage("dx", "f32", true)]),
+      ...(unitGrad ? [storage("dx", "f32", true)] : []),
     ],
     plan: () => ({ workgroupSize: LOSS_WORKGROUP, groups: 1 }),
     prelude: ({ classes }) =>
@@ -432,7 +430,19 @@ ${perRow(classes <= CACHED_CLASSES)}
   if (lid == 0u) {
     loss[0] = ${negate ? "-total" : "total"} / count;
     scale[0] = 1.0 / count;
-  }${unitGrad(rows)}`,
+  }${
+      unitGrad
+        ? /* wgsl */ `
+  let unitScale = 1.0 / count;
+  for (var row = lid; row < ${u32(rows)}; row += ${u32(LOSS_WORKGROUP)}) {${unitGradRow}
+  }`
+        : ""
+    }`,
+  });
+  const plain = kernel(false), withUnitGrad = kernel(true);
+  return (rows, buffers, dx) => {
+    if (dx) runKernel(withUnitGrad, rows, { ...buffers, dx });
+    else runKernel(plain, rows, buffers);
   };
 }
 
@@ -474,9 +484,7 @@ function nllLogSoftmaxGradRow(grad: string, scale: string, y: string): string {
     }`;
 }
 
-const NLL_LOSS = lossKernel("nll_loss", NLL_LOSS_BINDINGS, () => "", NLL_LOSS_ROW, true);
-/** nllLoss, writing its gradient at a unit seed too. */
-const NLL_LOSS_UNIT_GRAD = lossKernel(
+const NLL_LOSS = lossKernels(
   "nll_loss",
   NLL_LOSS_BINDINGS,
   () => "",
@@ -484,8 +492,8 @@ const NLL_LOSS_UNIT_GRAD = lossKernel(
   true,
   nllGradRow("1.0", "unitScale"),
 );
-/** nllLoss of logSoftmax's output, writing the logits' gradient at a unit seed too. */
-const NLL_LOG_SOFTMAX_UNIT_GRAD = lossKernel(
+/** nllLoss of logSoftmax's output: its unit-seed gradient is the logits'. */
+const NLL_OF_LOG_SOFTMAX = lossKernels(
   "nll_loss_of_log_softmax",
   NLL_LOSS_BINDINGS,
   () => "",
@@ -586,13 +594,12 @@ export function nllLoss(logProbs: Tensor, target: Tensor, options: NllLossOption
   // still carries any gradient that other uses of logProbs send it).
   const fused = logits !== undefined && !!logProbs.node && !logProbs.node.released;
   const dx = wantsUnitGrad(logProbs) ? Tensor.empty([rows, classes]) : null;
-  const buffers = { logProbs, labels: target, loss, scale };
-  if (dx) {
-    runKernel(fused ? NLL_LOG_SOFTMAX_UNIT_GRAD : NLL_LOSS_UNIT_GRAD, { rows, classes }, {
-      ...buffers,
-      dx,
-    });
-  } else runKernel(NLL_LOSS, { rows, classes }, buffers);
+  (fused ? NLL_OF_LOG_SOFTMAX : NLL_LOSS)({ rows, classes }, {
+    logProbs,
+    labels: target,
+    loss,
+    scale,
+  }, dx);
   const unitGrad = handOnce(dx);
   const saved = dx ? [scale, dx] : [scale];
   if (fused) {
@@ -694,15 +701,7 @@ function crossEntropyGradRow(grad: string, scale: string): string {
     }`;
 }
 
-const CROSS_ENTROPY = lossKernel(
-  "cross_entropy",
-  CROSS_ENTROPY_BINDINGS,
-  CROSS_ENTROPY_PRELUDE,
-  CROSS_ENTROPY_ROW,
-  false,
-);
-/** crossEntropy, writing its gradient at a unit seed too. */
-const CROSS_ENTROPY_UNIT_GRAD = lossKernel(
+const CROSS_ENTROPY = lossKernels(
   "cross_entropy",
   CROSS_ENTROPY_BINDINGS,
   CROSS_ENTROPY_PRELUDE,
@@ -768,9 +767,7 @@ export function crossEntropy(
   const logSums = Tensor.empty([rows]);
   const scale = Tensor.empty([1]);
   const dx = wantsUnitGrad(logits) ? Tensor.empty([rows, classes]) : null;
-  const buffers = { x: logits, labels: target, logSums, loss, scale };
-  if (dx) runKernel(CROSS_ENTROPY_UNIT_GRAD, { rows, classes }, { ...buffers, dx });
-  else runKernel(CROSS_ENTROPY, { rows, classes }, buffers);
+  CROSS_ENTROPY({ rows, classes }, { x: logits, labels: target, logSums, loss, scale }, dx);
   const unitGrad = handOnce(dx);
   return recordOp(
     "crossEntropy",
