@@ -35,6 +35,11 @@ export interface KernelPolicy {
    * by lane storage loads cost on small tensors (equal near 4,096 elements, measured).
    */
   readonly textureMinElements: number;
+  /**
+   * Inputs of at most this many bytes are read as uniform arrays (0: never). On llvmpipe a
+   * uniform load at a per-lane offset is one vectorised gather and needs no texture copy.
+   */
+  readonly uniformInputBytes: number;
   /** Invocations per workgroup of element-wise and reduction kernels. */
   readonly elementwiseWorkgroup: number;
   /** Invocations per workgroup of matmul and of the small update kernels. */
@@ -117,6 +122,7 @@ const SOFTWARE: KernelPolicy = {
   tuning: "",
   textureInputs: true,
   textureMinElements: 4096,
+  uniformInputBytes: 0,
   elementwiseWorkgroup: 64,
   narrowWorkgroup: 8,
   updateMaxGroups: 64,
@@ -138,6 +144,7 @@ const HARDWARE: KernelPolicy = {
   tuning: "",
   textureInputs: false,
   textureMinElements: Infinity,
+  uniformInputBytes: 0,
   elementwiseWorkgroup: 64,
   narrowWorkgroup: 64,
   updateMaxGroups: 4096,
@@ -167,6 +174,7 @@ const LLVMPIPE: KernelPolicy = {
   tuning: "llvmpipe",
   inputGradRows: 16,
   inputGradAccumulators: 288,
+  uniformInputBytes: 65_536,
 };
 
 const POLICIES: Record<PolicyName, KernelPolicy> = { software: SOFTWARE, hardware: HARDWARE };

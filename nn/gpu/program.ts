@@ -4,9 +4,10 @@
  * owns everything else:
  *
  * - **binding declarations**, numbered in order;
- * - **the texture-or-storage choice** for every f32 input: the body reads an input `x` only
- *   through `xAt(i)` (element i) and `xVec4(j)` (elements 4j..4j+3), which the layer defines for
- *   a texture mirror (software policy, tensor small enough for a texture) or a storage array;
+ * - **how every f32 input is read**: the body reads an input `x` only through `xAt(i)` (element
+ *   i) and `xVec4(j)` (elements 4j..4j+3), which the layer defines for a uniform array (llvmpipe,
+ *   tensors up to `uniformInputBytes`), a texture mirror (software policy, tensor small enough for
+ *   a texture) or a storage array;
  * - **grid folding**: a plan of `n` workgroups becomes a 2-D grid past the per-dimension limit,
  *   and the body gets their linear index as `group` (a plan's `layers` add a z dimension, read as
  *   `wid.z`);
@@ -34,7 +35,7 @@ import { type KernelPolicy, kernelPolicy } from "./policy.ts";
 /**
  * How a kernel uses a binding:
  * - `input`: an f32 tensor read with `<name>At(i)` and `<name>Vec4(j)`; the layer binds it as a
- *   texture mirror or a storage array.
+ *   uniform array, a texture mirror or a storage array.
  * - `read` / `write`: a storage array of `type` (default `f32`), read-only or read-write.
  * - `uniform`: a uniform buffer of WGSL type `type` (e.g. `array<vec4<f32>, 64>`).
  */
@@ -53,6 +54,12 @@ export interface BindingSpec {
    * from storage than to copy into a texture first (see `KernelPolicy.textureMinElements`).
    */
   readOnce?: boolean;
+  /**
+   * For inputs: the kernel may read it as a uniform array, where the policy allows one that
+   * size (`KernelPolicy.uniformInputBytes`). Opt-in per kernel: Mesa 22.3 compiled a strided
+   * softmax whose loop reads a uniform array for minutes.
+   */
+  uniform?: boolean;
 }
 
 /** How many workgroups of what size a kernel runs. */
@@ -112,11 +119,48 @@ interface CompiledKernel {
 const compiled = new Map<string, CompiledKernel>();
 let compiledDevice: GPUDevice | null = null;
 
-/** Whether the input `tensor` is read through its texture mirror under `policy`. */
-function readsAsTexture(tensor: Tensor, binding: BindingSpec, policy: KernelPolicy): boolean {
-  if (!policy.textureInputs || tensor.dtype !== "f32") return false;
-  if (binding.readOnce && tensor.size < policy.textureMinElements) return false;
-  return textureRows(tensor.size) <= gpu().limits.maxTextureDimension2D;
+/**
+ * How a kernel reads an input: from its buffer as a uniform array of `vec4s` vectors, through its
+ * texture mirror, or from its buffer as a storage array.
+ */
+type InputMode = { uniform: number } | "texture" | "storage";
+
+/** The cache key's letter for an input mode (`-` for bindings that are not inputs). */
+function modeKey(mode: InputMode | null): string {
+  return mode === null
+    ? "-"
+    : mode === "texture"
+    ? "t"
+    : mode === "storage"
+    ? "s"
+    : `u${mode.uniform}`;
+}
+
+/**
+ * How the input `tensor` is read under `policy`. `uniformsFree` is how many more uniform
+ * bindings the kernel may have; `written` holds the buffers the call writes (a buffer cannot be
+ * a uniform and writable storage in one dispatch).
+ */
+function inputMode(
+  tensor: Tensor,
+  binding: BindingSpec,
+  policy: KernelPolicy,
+  uniformsFree: number,
+  written: ReadonlySet<GPUBuffer>,
+): InputMode {
+  if (tensor.dtype !== "f32") return "storage";
+  const vec4s = Math.max(1, Math.ceil(tensor.size / 4));
+  const buffer = tensor.buffer;
+  if (
+    binding.uniform && uniformsFree > 0 && vec4s * 16 <= policy.uniformInputBytes &&
+    vec4s * 16 <= Math.min(buffer.size, gpu().limits.maxUniformBufferBindingSize) &&
+    (buffer.usage & GPUBufferUsage.UNIFORM) !== 0 && !written.has(buffer)
+  ) {
+    return { uniform: vec4s };
+  }
+  if (!policy.textureInputs) return "storage";
+  if (binding.readOnce && tensor.size < policy.textureMinElements) return "storage";
+  return textureRows(tensor.size) <= gpu().limits.maxTextureDimension2D ? "texture" : "storage";
 }
 
 /** WGSL readers `<name>At(i)` and `<name>Vec4(j)` of an input bound as a storage array. */
@@ -126,14 +170,16 @@ fn ${name}At(i: u32) -> f32 { return ${name}[i >> 2u][i & 3u]; }
 fn ${name}Vec4(j: u32) -> vec4<f32> { return ${name}[j]; }`;
 }
 
-function declaration(binding: BindingSpec, index: number, texture: boolean): string {
+function declaration(binding: BindingSpec, index: number, mode: InputMode | null): string {
   const at = `@group(0) @binding(${index})`;
   const { name, type = "f32" } = binding;
   switch (binding.role) {
     case "input":
-      return texture
+      return mode === "texture"
         ? `${at} var ${name}: texture_2d<f32>;${textureReaders(name)}`
-        : `${at} var<storage, read> ${name}: array<vec4<f32>>;${storageReaders(name)}`;
+        : mode === "storage"
+        ? `${at} var<storage, read> ${name}: array<vec4<f32>>;${storageReaders(name)}`
+        : `${at} var<uniform> ${name}: array<vec4<f32>, ${mode!.uniform}>;${storageReaders(name)}`;
     case "read":
       return `${at} var<storage, read> ${name}: array<${type}>;`;
     case "write":
@@ -143,10 +189,10 @@ function declaration(binding: BindingSpec, index: number, texture: boolean): str
   }
 }
 
-function accessOf(binding: BindingSpec, texture: boolean): Access {
+function accessOf(binding: BindingSpec, mode: InputMode | null): Access {
   switch (binding.role) {
     case "input":
-      return texture ? "texture" : "read";
+      return mode === "texture" ? "texture" : mode === "storage" ? "read" : "uniform";
     case "read":
       return "read";
     case "write":
@@ -161,7 +207,7 @@ function compile<Options, Plan extends KernelPlan>(
   options: Options,
   key: string,
   bindings: readonly BindingSpec[],
-  textures: readonly boolean[],
+  modes: readonly (InputMode | null)[],
   policy: KernelPolicy,
 ): CompiledKernel {
   const plan = spec.plan(options, policy);
@@ -179,7 +225,7 @@ function compile<Options, Plan extends KernelPlan>(
         `${limit} per dimension`,
     );
   }
-  const declarations = bindings.map((b, i) => declaration(b, i, textures[i])).join("\n");
+  const declarations = bindings.map((b, i) => declaration(b, i, modes[i])).join("\n");
   const paramsDeclaration = spec.params
     ? `struct Params { ${spec.params} }\n` +
       `@group(0) @binding(${bindings.length}) var<uniform> params: Params;`
@@ -196,7 +242,7 @@ ${prelude}
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
 ${body}
 }`;
-  const access = bindings.map((b, i) => accessOf(b, textures[i]));
+  const access = bindings.map((b, i) => accessOf(b, modes[i]));
   return {
     kernel: kernel({
       name: `${spec.name}_${key}`,
@@ -264,20 +310,13 @@ export function runKernel<Options, Plan extends KernelPlan>(
   }
   const key = spec.key(options);
   const bindings = spec.bindings(options);
-  const textures = bindings.map((binding) => {
-    if (binding.role !== "input") return false;
-    const resource = resources[binding.name];
-    if (!resource || resource instanceof GPUBuffer) {
-      throw new Error(`${spec.name}: input "${binding.name}" needs a tensor`);
-    }
-    return readsAsTexture(resource, binding, policy);
-  });
+  const modes = inputModes(spec, bindings, resources, policy);
   const cacheKey = `${spec.name}|${key}|${policy.name}${policy.tuning}|${
-    textures.map(Number).join("")
+    modes.map(modeKey).join("")
   }`;
   let entry = compiled.get(cacheKey);
   if (!entry) {
-    entry = compile(spec, options, key, bindings, textures, policy);
+    entry = compile(spec, options, key, bindings, modes, policy);
     compiled.set(cacheKey, entry);
   }
   if ((spec.params !== undefined) !== (run.params !== undefined)) {
@@ -295,13 +334,13 @@ export function runKernel<Options, Plan extends KernelPlan>(
     // after it: the gathered ones go first.
     const call = { entry, cacheKey, bound: [] as Resource[], buffers };
     encodeGathered((other) => dependent(other, call));
-    call.bound = bindResources(bindings, resources, textures);
+    call.bound = bindResources(bindings, resources, modes);
     gathered.push(call);
     return;
   }
   // Held kernels go first: binding may copy an input they write into its texture mirror.
   encodeGathered();
-  const bound = bindResources(bindings, resources, textures);
+  const bound = bindResources(bindings, resources, modes);
   const slot = run.params === undefined
     ? undefined
     : ArrayBuffer.isView(run.params)
@@ -310,16 +349,44 @@ export function runKernel<Options, Plan extends KernelPlan>(
   dispatch(entry.kernel, bound, entry.workgroups, slot);
 }
 
+/** How each input of a call is read (null for the other bindings), in binding order. */
+function inputModes<Options, Plan extends KernelPlan>(
+  spec: KernelSpec<Options, Plan>,
+  bindings: readonly BindingSpec[],
+  resources: Readonly<Record<string, BindingResource>>,
+  policy: KernelPolicy,
+): (InputMode | null)[] {
+  const bufferOf = (name: string) => {
+    const resource = resources[name];
+    return resource instanceof GPUBuffer ? resource : resource?.buffer;
+  };
+  const written = new Set(
+    bindings.filter((b) => b.role === "write").map((b) => bufferOf(b.name)).filter((b) => !!b),
+  ) as Set<GPUBuffer>;
+  let uniformsFree = gpu().limits.maxUniformBuffersPerShaderStage -
+    bindings.filter((b) => b.role === "uniform").length - (spec.params !== undefined ? 1 : 0);
+  return bindings.map((binding) => {
+    if (binding.role !== "input") return null;
+    const resource = resources[binding.name];
+    if (!resource || resource instanceof GPUBuffer) {
+      throw new Error(`${spec.name}: input "${binding.name}" needs a tensor`);
+    }
+    const mode = inputMode(resource, binding, policy, uniformsFree, written);
+    if (typeof mode === "object") uniformsFree--;
+    return mode;
+  });
+}
+
 /** The resources bound to `bindings`: buffers, and inputs' texture mirrors where chosen. */
 function bindResources(
   bindings: readonly BindingSpec[],
   resources: Readonly<Record<string, BindingResource>>,
-  textures: readonly boolean[],
+  modes: readonly (InputMode | null)[],
 ): Resource[] {
   return bindings.map((binding, i) => {
     const resource = resources[binding.name]!;
     if (resource instanceof GPUBuffer) return resource;
-    return textures[i] ? tensorTexture(resource) : resource.buffer;
+    return modes[i] === "texture" ? tensorTexture(resource) : resource.buffer;
   });
 }
 

@@ -180,7 +180,7 @@ function forwardBindings({ shape, bias, pooled }: ForwardOptions): BindingSpec[]
   );
   const biasVectors = Math.ceil(shape.outChannels / 4);
   return [
-    { name: "x", role: "input" },
+    { name: "x", role: "input", uniform: true },
     uniformWeights(shape)
       ? { name: "w", role: "uniform", type: `array<vec4<f32>, ${weightVectors}>` }
       : { name: "w", role: "read" },

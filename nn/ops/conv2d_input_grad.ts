@@ -244,8 +244,8 @@ const CONV2D_INPUT_GRAD: KernelSpec<InputGradOptions, InputGradPlan> = {
   name: "conv2d_input_grad",
   key: ({ shape, pooled }) => convShapeKey(shape) + (pooled ? "_pooled" : ""),
   bindings: ({ shape, pooled }) => [
-    { name: "g", role: "input" },
-    ...(pooled ? [{ name: "indices", role: "input" } as const] : []),
+    { name: "g", role: "input", uniform: true },
+    ...(pooled ? [{ name: "indices", role: "input", uniform: true } as const] : []),
     {
       name: "w",
       role: "uniform",

@@ -257,19 +257,19 @@ const CONV2D_WEIGHT_GRAD: KernelSpec<WeightGradOptions, WeightGradPlan> = {
     convShapeKey(shape) + (withBias ? "_bias" : "") + (pooled ? "_pooled" : "") +
     (batchNorm ? "_bn" : ""),
   bindings: ({ pooled, batchNorm }) => [
-    { name: "g", role: "input" },
+    { name: "g", role: "input", uniform: true },
     // Batch norm's argmaxes come straight from its kernel: read from storage, a few per row,
     // they cost less than the texture copy (a pass break) they would need.
     ...(batchNorm
       ? [
         { name: "codes", role: "read", type: "f32" } as const,
-        { name: "z", role: "input" } as const,
+        { name: "z", role: "input", uniform: true } as const,
         { name: "bn", role: "read", type: "f32" } as const,
       ]
       : pooled
-      ? [{ name: "indices", role: "input" } as const]
+      ? [{ name: "indices", role: "input", uniform: true } as const]
       : []),
-    { name: "x", role: "input" },
+    { name: "x", role: "input", uniform: true },
     { name: "partial", role: "write" },
   ],
   plan: planWeightGrad,

@@ -368,8 +368,8 @@ const MATMUL: KernelSpec<MatmulShape, MatmulPlan> = {
       }`
       : ""),
   bindings: (s) => [
-    { name: "a", role: "input" },
-    { name: "b", role: "input" },
+    { name: "a", role: "input", uniform: true },
+    { name: "b", role: "input", uniform: true },
     { name: "c", role: "write" },
     ...(s.bias ? [{ name: "bias", role: "read" } as const] : []),
     ...(s.rowSums ? [{ name: "sums", role: "write" } as const] : []),

@@ -187,9 +187,11 @@ for (const d of [dims([32, 1, 28, 28], [10, 5]), dims([3, 2, 8, 10], [3, 3])]) {
     assertClose(fused.dgamma, separate.dgamma, exact, "batch norm dweight");
     assertClose(fused.dbeta, separate.dbeta, exact, "batch norm dbias");
     // The full-size gradient (4 bytes per conv output) is never copied into a texture (where
-    // the policy reads inputs through textures at all).
+    // the policy reads such an input through a texture at all, not as a uniform).
     const [OH, OW] = convOutputSize(d);
-    const full = kernelPolicy().textureInputs ? 4 * d.batch * d.outChannels * OH * OW : 0;
+    const policy = kernelPolicy();
+    const bytes = 4 * d.batch * d.outChannels * OH * OW;
+    const full = policy.textureInputs && bytes > policy.uniformInputBytes ? bytes : 0;
     assert.ok(
       separate.copied - fused.copied >= full,
       `texture copies: ${fused.copied} bytes fused, ${separate.copied} in sequence (the ` +
