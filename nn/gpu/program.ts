@@ -125,15 +125,9 @@ let compiledDevice: GPUDevice | null = null;
  */
 type InputMode = { uniform: number } | "texture" | "storage";
 
-/** The cache key's letter for an input mode (`-` for bindings that are not inputs). */
+/** An input mode in the cache key (`-` for bindings that are not inputs). */
 function modeKey(mode: InputMode | null): string {
-  return mode === null
-    ? "-"
-    : mode === "texture"
-    ? "t"
-    : mode === "storage"
-    ? "s"
-    : `u${mode.uniform}`;
+  return mode === null ? "-" : typeof mode === "object" ? `u${mode.uniform}` : mode[0];
 }
 
 /**
@@ -356,13 +350,13 @@ function inputModes<Options, Plan extends KernelPlan>(
   resources: Readonly<Record<string, BindingResource>>,
   policy: KernelPolicy,
 ): (InputMode | null)[] {
-  const bufferOf = (name: string) => {
-    const resource = resources[name];
-    return resource instanceof GPUBuffer ? resource : resource?.buffer;
-  };
-  const written = new Set(
-    bindings.filter((b) => b.role === "write").map((b) => bufferOf(b.name)).filter((b) => !!b),
-  ) as Set<GPUBuffer>;
+  const written = new Set<GPUBuffer>();
+  for (const binding of bindings) {
+    const resource = resources[binding.name];
+    if (binding.role === "write" && resource) {
+      written.add(resource instanceof GPUBuffer ? resource : resource.buffer);
+    }
+  }
   let uniformsFree = gpu().limits.maxUniformBuffersPerShaderStage -
     bindings.filter((b) => b.role === "uniform").length - (spec.params !== undefined ? 1 : 0);
   return bindings.map((binding) => {

@@ -1,6 +1,6 @@
 // The kernel layer (nn/gpu/): a kernel declared once as a KernelSpec runs under both policies,
-// reads its inputs the same through uniforms, textures and storage, compiles once per key, folds large
-// grids, and passes per-call params without a new pipeline.
+// reads its inputs the same through uniforms, textures and storage, compiles once per key, folds
+// large grids, and passes per-call params without a new pipeline.
 import { type KernelSpec, runKernel } from "../../nn/gpu/program.ts";
 import { compiledKernelCount } from "../../nn/gpu/program.ts";
 import { kernelPolicy, policyFor, setKernelPolicy } from "../../nn/gpu/policy.ts";
