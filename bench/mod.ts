@@ -45,6 +45,7 @@ import {
 } from "./pytorch.ts";
 import { OP_CASES, tfjsOpRate, wgtorchOpRate } from "./ops.ts";
 import { SEQ_CASES, tfjsSeqMs, wgtorchSeqMs } from "./seq_cases.ts";
+import { threadShares, threadTimes } from "./thread_cpu.ts";
 
 /** One measured throughput. */
 export interface Throughput {
@@ -307,6 +308,8 @@ export type BenchModel = Exclude<ModelName, "tuning-cnn">;
 
 /** Training steps timed by `--profile`, per model and batch size. */
 const PROFILED_STEPS = 5;
+/** Milliseconds of unprofiled steps over which `--profile` reads each thread's CPU time. */
+const THREAD_CPU_MS = 2000;
 
 /** The registry's models that TF.js also builds (it has no tuning CNN). */
 const BENCH_MODELS: readonly BenchModel[] = MODEL_NAMES.filter((name): name is BenchModel =>
@@ -345,7 +348,7 @@ CPU rows run by default when python3 can import torch; --pytorch makes that requ
       name: "profile",
       kind: "boolean",
       help:
-        "also print the GPU time of each kernel in a training step of each model and batch size (timestamp queries)",
+        "also print the GPU time of each kernel in a training step of each model and batch size (timestamp queries), and each thread's CPU time per step (Linux)",
     },
     HELP_FLAG,
   ],
@@ -609,8 +612,40 @@ async function main(args: readonly string[]): Promise<void> {
 if (import.meta.main) await main(Deno.args);
 
 /**
+ * Prints each thread's CPU time per step over unprofiled steps (Linux; nothing elsewhere): on a
+ * software adapter the driver's threads are the GPU, and they share the cores with JavaScript.
+ */
+async function printThreadCpu(step: () => void): Promise<void> {
+  const steps = Math.max(10, Math.ceil(THREAD_CPU_MS / await stepMs(step)));
+  const before = threadTimes();
+  if (!before) return;
+  const start = performance.now();
+  for (let i = 0; i < steps; i++) step();
+  await sync();
+  const wallMs = (performance.now() - start) / steps;
+  const after = threadTimes();
+  if (!after) return;
+  const shares = threadShares(before, after, steps).filter((share) => share.msPerStep > 0);
+  const cores = navigator.hardwareConcurrency;
+  const inAll = shares.reduce((sum, share) => sum + share.msPerStep, 0);
+  console.log(
+    `CPU per step by thread (${steps} steps without profiling, ${wallMs.toFixed(2)} ms each; ` +
+      "/proc counts 10 ms ticks):",
+  );
+  for (const share of shares) {
+    const who = share.main ? "the JavaScript thread" : `thread ${share.tid} (${share.name})`;
+    console.log(`${share.msPerStep.toFixed(2).padStart(8)} ms  ${who}`);
+  }
+  console.log(
+    `${inAll.toFixed(2).padStart(8)} ms  in all, of ${(cores * wallMs).toFixed(2)} core-ms ` +
+      `(${cores} cores x the step)`,
+  );
+}
+
+/**
  * Prints the GPU time of each kernel of one training step (Adam) of `model` at `batchSize`, with
- * the dispatches, texture copies and JavaScript time per step; false where timestamps are off.
+ * the dispatches, texture copies and JavaScript time per step, then each thread's CPU time per
+ * step (`printThreadCpu`); false where timestamps are off.
  */
 async function profileStep(model: ModelName, batchSize: number): Promise<boolean> {
   const m = createModel(model);
@@ -647,6 +682,7 @@ async function profileStep(model: ModelName, batchSize: number): Promise<boolean
         `texture copies (${copyKiB.toFixed(0)} KiB, not timed) and ` +
         `${hostMs.toFixed(2)} ms of JavaScript (encoding, with profiling on) per step`,
     );
+    await printThreadCpu(step);
     return true;
   } finally {
     optimizer.dispose();
