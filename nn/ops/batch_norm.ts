@@ -16,6 +16,10 @@
  * |mean| >> std keeps its digits in f32. When H·W is a multiple of 4 the kernels read and write
  * vec4s.
  *
+ * A producer can hand the training forward its output's statistics instead: per channel, partial
+ * (count, mean, sum of squared deviations) vectors (`BatchStatistics`, which the conv2d forward
+ * kernel writes for `conv2dBatchNormReluMaxPool2d`), merged the same way; then x is read once.
+ *
  * `batchNormReluMaxPool2d` fuses batch norm, ReLU and 2×2 max pooling: the same statistics, then
  * each workgroup pools its channel's normalised values in "quads" of 4 windows (as `maxPool2d`'s
  * 2×2 kernels), so no full-size activation or gradient is ever written but dx.
@@ -86,7 +90,15 @@ function unitReaders(bindings: readonly BindingSpec[], l: Layout): string {
 interface ChannelPhases {
   helpers?: string;
   setup: string;
-  reduce?: { init: string; unit: string; share: string; combine: string; overQuads?: boolean };
+  reduce?: {
+    init: string;
+    unit: string;
+    share: string;
+    combine: string;
+    overQuads?: boolean;
+    /** Run `unit` for each `k` of the channel's partials (`partials[c * overPartials + k]`). */
+    overPartials?: number;
+  };
   finish: string;
   mapUnit?: string;
   /** Run `mapUnit` over the channel's quads (see `quadLoop`) rather than its units. */
@@ -192,10 +204,14 @@ ${body}
   }`;
   const loop = (body: string, overQuads = false) => overQuads ? quadLoop(body) : unitLoop(body);
   const r = phases.reduce;
+  const partialLoop = (body: string, count: number) => /* wgsl */ `
+  for (var k = lid; k < ${u32(count)}; k += WG) {
+${body}
+  }`;
   const reduce = r
     ? /* wgsl */ `
   ${r.init}
-  ${loop(r.unit, r.overQuads)}
+  ${r.overPartials ? partialLoop(r.unit, r.overPartials) : loop(r.unit, r.overQuads)}
   scratch[lid] = ${r.share};
   workgroupBarrier();
   for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
@@ -279,6 +295,11 @@ function checkOptions(x: Tensor, options: BatchNormOptions): void {
 /** Everything a forward kernel bakes in. */
 interface ForwardOptions extends ChannelOptions {
   training: boolean;
+  /**
+   * Partial statistics per channel read from `partials` instead of x's values (training only):
+   * 0 for none (see `BatchStatistics`).
+   */
+  partials: number;
   running: boolean;
   weight: boolean;
   bias: boolean;
@@ -286,11 +307,17 @@ interface ForwardOptions extends ChannelOptions {
   eps: number;
 }
 
-function forwardOptions(x: Tensor, options: BatchNormOptions, pool: boolean): ForwardOptions {
+function forwardOptions(
+  x: Tensor,
+  options: BatchNormOptions,
+  pool: boolean,
+  statistics?: BatchStatistics,
+): ForwardOptions {
   return {
     shape: x.shape,
     pool,
     training: options.training,
+    partials: options.training && statistics ? statistics.perChannel : 0,
     running: !!options.runningMean,
     weight: !!options.weight,
     bias: !!options.bias,
@@ -301,6 +328,7 @@ function forwardOptions(x: Tensor, options: BatchNormOptions, pool: boolean): Fo
 
 function forwardKey(o: ForwardOptions): string {
   return `${o.training ? "train" : "eval"}_${o.shape.join("x")}${o.running ? "_r" : ""}` +
+    `${o.partials ? `_p${o.partials}` : ""}` +
     `${o.weight ? "_w" : ""}${o.bias ? "_b" : ""}_m${o.momentum}_e${o.eps}`;
 }
 
@@ -320,6 +348,7 @@ function forwardBindings(o: ForwardOptions): BindingSpec[] {
       : []),
     ...(o.weight ? [{ name: "weight", role: "read", type: "f32" } as const] : []),
     ...(o.bias ? [{ name: "bias", role: "read", type: "f32" } as const] : []),
+    ...(o.partials ? [{ name: "partials", role: "read", type: "vec4<f32>" } as const] : []),
     { name: "stats", role: "write", type: "f32" },
     { name: "out", role: "write", type: "V" },
   ];
@@ -352,9 +381,18 @@ function statisticsPhases(o: ForwardOptions): Omit<ChannelPhases, "mapUnit"> {
     // Sums are taken about the channel's first value (its origin) and the mean is kept
     // relative to it: all stay small, so f32 keeps their digits when |mean| >> std.
     setup: training
-      ? "  let origin = lead(xUnit(unitAt(c, 0u)));"
+      ? (o.partials ? "  let origin = 0.0;" : "  let origin = lead(xUnit(unitAt(c, 0u)));")
       : "  let origin = runningMean[c];",
-    reduce: training
+    // From partials, each already (count, mean, M2) of its values: merged as they are.
+    reduce: training && o.partials
+      ? {
+        init: "var acc = vec4<f32>(0.0);",
+        unit: "    acc = chanMerge(acc, partials[c * " + u32(o.partials) + " + k]);",
+        share: "acc",
+        combine: "chanMerge(a, b)",
+        overPartials: o.partials,
+      }
+      : training
       ? {
         init: "var s1 = V(0.0);\n  var s2 = V(0.0);",
         unit: /* wgsl */ `
@@ -428,13 +466,27 @@ function runForward(
   options: BatchNormOptions,
   out: Tensor,
   saved: { stats: Tensor },
+  statistics?: BatchStatistics,
 ): void {
   const { weight, bias, runningMean, runningVar } = options;
+  const o = forwardOptions(x, options, spec === BATCH_NORM_RELU_POOL, statistics);
+  const partials = o.partials ? statistics!.partials : undefined;
   runKernel(
     spec,
-    forwardOptions(x, options, spec === BATCH_NORM_RELU_POOL),
-    resources({ x, runningMean, runningVar, weight, bias, out, ...saved }),
+    o,
+    resources({ x, runningMean, runningVar, weight, bias, partials, out, ...saved }),
   );
+}
+
+/**
+ * x's batch statistics as partial ones its producer wrote (`runForwardWithStatistics`): for each
+ * channel c, `perChannel` vectors (count, mean, sum of squared deviations from that mean) at
+ * `partials[c * perChannel + k]`, whose counts add up to N·H·W. In training the forward merges
+ * them instead of reading x for its statistics.
+ */
+export interface BatchStatistics {
+  partials: Tensor;
+  perChannel: number;
 }
 
 /**
@@ -675,6 +727,15 @@ const BATCH_NORM_BACKWARD = backwardKernel({
  * Differentiable with respect to x, weight and bias.
  */
 export function batchNormReluMaxPool2d(x: Tensor, options: BatchNormOptions): Tensor {
+  return batchNormReluMaxPool2dOf(x, options);
+}
+
+/** `batchNormReluMaxPool2d`, its statistics (in training) merged from `statistics` if given. */
+export function batchNormReluMaxPool2dOf(
+  x: Tensor,
+  options: BatchNormOptions,
+  statistics?: BatchStatistics,
+): Tensor {
   checkOptions(x, options);
   if (x.rank !== 4 || x.shape[2] % 2 !== 0 || x.shape[3] % 8 !== 0) {
     throw new Error(
@@ -685,7 +746,7 @@ export function batchNormReluMaxPool2d(x: Tensor, options: BatchNormOptions): Te
   const [n, channels, height, width] = x.shape;
   const out = Tensor.empty([n, channels, height / 2, width / 2]);
   const stats = Tensor.empty([3, channels]);
-  runForward(BATCH_NORM_RELU_POOL, x, options, out, { stats });
+  runForward(BATCH_NORM_RELU_POOL, x, options, out, { stats }, statistics);
   return recordOp(
     "batchNormReluMaxPool2d",
     out,
@@ -702,12 +763,13 @@ export function batchNormReluMaxPool2d(x: Tensor, options: BatchNormOptions): Te
 export function batchNormReluPoolForward(
   x: Tensor,
   options: BatchNormOptions,
+  statistics?: BatchStatistics,
 ): { out: Tensor; stats: Tensor } {
   checkOptions(x, options);
   const [n, channels, height, width] = x.shape;
   const out = Tensor.empty([n, channels, height / 2, width / 2]);
   const stats = Tensor.empty([3, channels]);
-  runForward(BATCH_NORM_RELU_POOL, x, options, out, { stats });
+  runForward(BATCH_NORM_RELU_POOL, x, options, out, { stats }, statistics);
   return { out, stats };
 }
 

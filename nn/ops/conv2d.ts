@@ -22,7 +22,7 @@ import { u32 } from "../gpu/kernel.ts";
 import { kernelPolicy } from "../gpu/policy.ts";
 import { type KernelSpec, runKernel } from "../gpu/program.ts";
 import { formatShape, Tensor } from "../tensor.ts";
-import { runForward } from "./conv2d_forward.ts";
+import { runForward, runForwardWithStatistics } from "./conv2d_forward.ts";
 import { transposedInputGrad, transposedInputGradApplies } from "./conv2d_input_grad.ts";
 import { type ConvShape, convShapeKey } from "./conv2d_shape.ts";
 import { weightAndBiasGrad } from "./conv2d_weight_grad.ts";
@@ -320,6 +320,21 @@ export function convForward(
   return simple && generalForwardLanes(shape) < kernelPolicy().generalConvLanes
     ? runForward(x, weight, bias, simple, "oihw")
     : generalForward(x, weight, bias, shape);
+}
+
+/**
+ * `convForward` that also writes the output's per-channel partial statistics (for batch norm:
+ * see `runForwardWithStatistics`), where `convForward` takes the specialised kernel; else null.
+ */
+export function convForwardWithStatistics(
+  x: Tensor,
+  weight: Tensor,
+  bias: Tensor | undefined,
+  shape: GeneralConvShape,
+): { out: Tensor; partials: Tensor; perChannel: number } | null {
+  const simple = specialisedShape(shape);
+  if (!simple || generalForwardLanes(shape) >= kernelPolicy().generalConvLanes) return null;
+  return runForwardWithStatistics(x, weight, bias, simple);
 }
 
 /** The convolution's input gradient [N, C, H, W] from the output gradient. */

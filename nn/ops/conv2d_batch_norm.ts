@@ -1,14 +1,17 @@
 /**
- * Conv2d → BatchNorm2d → ReLU → MaxPool(2) as one recorded op, for the case the study's first
- * block is: a convolution whose input needs no gradient (the images), in training. Forward it is
- * the two kernels it always was (the convolution, then `batchNormReluMaxPool2d`'s). Backward,
- * batch norm's kernel reduces its sums and writes each quad's argmaxes and each channel's
- * coefficients instead of dx, and the convolution's weight-gradient kernel computes dx as it
- * reads it: the full-size gradient is never written nor copied into a texture.
+ * Conv2d → BatchNorm2d → ReLU → MaxPool(2) as one recorded op. Forward it is two kernels: the
+ * convolution, whose lanes also write the partial statistics (count, mean, squared deviations) of
+ * the outputs they computed, and `batchNormReluMaxPool2d`'s, which merges those instead of reading
+ * the output for its batch statistics (one pass over it instead of two) where batch norm trains.
  *
- * Where x needs a gradient (the second block) this is the ops in sequence: computing dx inside
- * both gradient kernels of conv2, whose lanes each recompute the values of every channel block,
- * made its step 6% slower (kernels 0.43 ms slower against 0.1 ms of batch norm's kernel saved).
+ * Backward, for the case the study's first block is (a convolution whose input, the images, needs
+ * no gradient, in training): batch norm's kernel reduces its sums and writes each quad's argmaxes
+ * and each channel's coefficients instead of dx, and the convolution's weight-gradient kernel
+ * computes dx as it reads it: the full-size gradient is never written nor copied into a texture.
+ * Where x needs a gradient (the second block) the backward is the ops' in sequence: computing dx
+ * inside both gradient kernels of conv2, whose lanes each recompute the values of every channel
+ * block, made its step 6% slower (kernels 0.43 ms slower against 0.1 ms of batch norm's kernel
+ * saved).
  *
  * @module
  */
@@ -19,6 +22,7 @@ import {
   batchNorm,
   type BatchNormOptions,
   batchNormReluMaxPool2d,
+  batchNormReluMaxPool2dOf,
   batchNormReluPoolForward,
   batchNormReluPoolGradientParts,
 } from "./batch_norm.ts";
@@ -27,6 +31,7 @@ import {
   type Conv2dOptions,
   conv2dShape,
   convForward,
+  convForwardWithStatistics,
   recordConv,
   specialisedShape,
 } from "./conv2d.ts";
@@ -43,8 +48,9 @@ export interface ConvBatchNormOptions {
 }
 
 /**
- * relu(maxPool2d(batchNorm(conv2d(x, weight), ...), { kernelSize: 2 })): the same values and
- * gradients as those ops in sequence. Differentiable in x, weight, the convolution's bias and
+ * relu(maxPool2d(batchNorm(conv2d(x, weight), ...), { kernelSize: 2 })): the values and gradients
+ * of those ops in sequence (to float32 rounding in training, where the batch statistics are merged
+ * from the convolution's partial ones). Differentiable in x, weight, the convolution's bias and
  * batch norm's weight and bias. Where x needs no gradient, batch norm trains (batch statistics)
  * and the convolution's output has an even height and a width that is a multiple of 8, backward
  * writes no full-size gradient (see the module doc); else it is the ops in sequence.
@@ -58,7 +64,7 @@ export function conv2dBatchNormReluMaxPool2d(
   const bias = options.conv.bias ?? undefined;
   const shape = conv2dShape(op, x, weight, bias, options.conv);
   const simple = specialisedShape(shape);
-  if (x.requiresGrad || !simple || !pooledForwardApplies(simple)) {
+  if (!simple || !pooledForwardApplies(simple)) {
     const conv = conv2d(x, weight, options.conv);
     const [, , height, width] = conv.shape;
     const bnOptions = options.batchNorm(conv);
@@ -66,12 +72,19 @@ export function conv2dBatchNormReluMaxPool2d(
       ? batchNormReluMaxPool2d(conv, bnOptions)
       : maxPool2d(batchNorm(conv, bnOptions), { kernelSize: 2, relu: true });
   }
-  const z = convForward(x, weight, bias, shape);
+  // The convolution's lanes also write their outputs' partial statistics (unused in eval).
+  const withStatistics = convForwardWithStatistics(x, weight, bias, shape);
+  const z = withStatistics?.out ?? convForward(x, weight, bias, shape);
+  const statistics = withStatistics ?? undefined;
   const bnOptions = options.batchNorm(z);
-  if (!bnOptions.training) {
-    return batchNormReluMaxPool2d(recordConv(op, z, x, weight, bias, shape), bnOptions);
+  if (!bnOptions.training || x.requiresGrad) {
+    const recorded = recordConv(op, z, x, weight, bias, shape);
+    const out = batchNormReluMaxPool2dOf(recorded, bnOptions, statistics);
+    statistics?.partials.dispose();
+    return out;
   }
-  const { out, stats } = batchNormReluPoolForward(z, bnOptions);
+  const { out, stats } = batchNormReluPoolForward(z, bnOptions, statistics);
+  statistics?.partials.dispose();
   const { weight: bnWeight, bias: bnBias } = bnOptions;
   const inputs = [x, weight, bias, bnWeight, bnBias].filter((t): t is Tensor => t !== undefined);
   return recordOp(op, out, inputs, (grad) => {

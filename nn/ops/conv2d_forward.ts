@@ -7,11 +7,12 @@
  * @module
  */
 
-import { u32 } from "../gpu/kernel.ts";
-import type { KernelPolicy } from "../gpu/policy.ts";
+import { f32, u32 } from "../gpu/kernel.ts";
+import { type KernelPolicy, kernelPolicy } from "../gpu/policy.ts";
 import { type BindingSpec, type KernelPlan, type KernelSpec, runKernel } from "../gpu/program.ts";
 import { formatShape, Tensor } from "../tensor.ts";
 import { type ConvShape, convShapeKey, segmentSource } from "./conv2d_shape.ts";
+import { relu1 } from "./nan_wgsl.ts";
 import { PACKED_ARGMAX, quadMax } from "./pool_quads.ts";
 
 /** Lanes from which a dispatch runs 64-wide workgroups (else the policy's narrow ones). */
@@ -134,6 +135,11 @@ interface ForwardOptions {
   bias: boolean;
   /** Writes relu(maxPool2d(output, 2)) and its packed argmaxes instead of the output. */
   pooled: boolean;
+  /**
+   * Also writes each lane's (count, mean, sum of squared deviations) of each of its channels'
+   * outputs, for batch norm's statistics (`partials`, see `runForwardWithStatistics`).
+   */
+  statistics: boolean;
 }
 
 /** Lanes over (image, output-row block, column block); output-channel blocks along z. */
@@ -174,7 +180,7 @@ function vectorStores(shape: ConvShape): boolean {
   return shape.outWidth % 4 === 0;
 }
 
-function forwardBindings({ shape, bias, pooled }: ForwardOptions): BindingSpec[] {
+function forwardBindings({ shape, bias, pooled, statistics }: ForwardOptions): BindingSpec[] {
   const weightVectors = Math.ceil(
     shape.outChannels * shape.inChannels * shape.kernelHeight * shape.kernelWidth / 4,
   );
@@ -186,6 +192,7 @@ function forwardBindings({ shape, bias, pooled }: ForwardOptions): BindingSpec[]
       : { name: "w", role: "read" },
     { name: "out", role: "write", type: vectorStores(shape) ? "vec4<f32>" : "f32" },
     ...(pooled ? [{ name: "indices", role: "write" }] : []),
+    ...(statistics ? [{ name: "partials", role: "write", type: "vec4<f32>" }] : []),
     ...(bias ? [{ name: "b", role: "uniform", type: `array<vec4<f32>, ${biasVectors}>` }] : []),
   ] as BindingSpec[];
 }
@@ -224,11 +231,57 @@ function pooledStores(shape: ConvShape, plan: ForwardPlan, q: number, plus: stri
 }
 
 /**
+ * The statistics of channel q of a lane's block (bias added): its count of outputs inside the
+ * output, their mean, and the sum of their squared deviations from it, as one vector at
+ * `partials[channel * lanes + lane]` (a channel the last channel block overlaps is written twice,
+ * with the same values). Batch norm merges them (Chan et al.) instead of reading the output.
+ */
+function partialStores(shape: ConvShape, plan: ForwardPlan, q: number, plus: string): string {
+  const { outHeight: OH, outWidth: OW } = shape;
+  const { block: { rows, pixels }, lanes } = plan;
+  const rowsOverhang = Math.ceil(OH / rows) * rows !== OH;
+  const pixelsOverhang = Math.ceil(OW / pixels) * pixels !== OW;
+  // The deviations are taken before the bias is added (it shifts only the mean).
+  const values: string[] = [];
+  const inside: string[] = [];
+  for (let r = 0; r < rows; r++) {
+    for (let p = 0; p < pixels; p++) {
+      values.push(`a${q}_${r}_${p}`);
+      const tests = [
+        ...(rowsOverhang ? [`oy0 + ${u32(r)} < ${u32(OH)}`] : []),
+        ...(pixelsOverhang ? [`ox0 + ${u32(p)} < ${u32(OW)}`] : []),
+      ];
+      inside.push(tests.join(" && "));
+    }
+  }
+  const add = (k: number, term: string) => inside[k] ? `select(0.0, ${term}, ${inside[k]})` : term;
+  const count = inside.every((test) => test === "")
+    ? f32(values.length)
+    : inside.map((_, k) => add(k, "1.0")).join(" + ");
+  // One pass of sums about the block's first value (always inside the output), as batch norm's
+  // own shares are taken: each accumulator is reloaded once.
+  const sums = values.map((v, k) =>
+    `{ let d = ${v} - shift; s1 += ${add(k, "d")}; s2 += ${add(k, "d * d")}; }`
+  );
+  return /* wgsl */ `{
+    let n = ${count};
+    let shift = ${values[0]};
+    var s1 = 0.0;
+    var s2 = 0.0;
+    ${sums.join("\n    ")}
+    let m2 = s2 - s1 * s1 / n;
+    partials[(oBase + ${u32(q)}) * ${u32(lanes)} + lane] =
+      vec4<f32>(n, shift + s1 / n${plus}, ${relu1("m2")}, 0.0);
+  }`;
+}
+
+/**
  * The forward kernel's body: each lane computes a block of output rows x pixels x channels (see
  * `forwardBlock`), looping over input channels; per input channel it loads the input rows its
  * block meets once (zero where they fall in the padding) and every weight of its channels once.
  */
-function forwardBody({ shape, order, bias, pooled }: ForwardOptions, plan: ForwardPlan): string {
+function forwardBody(options: ForwardOptions, plan: ForwardPlan): string {
+  const { shape, order, bias, pooled, statistics } = options;
   const { batch, inChannels: C, outChannels: O, height: H, width: W } = shape;
   const { kernelHeight: KH, kernelWidth: KW, stride: S, padding: P, outHeight: OH, outWidth: OW } =
     shape;
@@ -299,6 +352,7 @@ function forwardBody({ shape, order, bias, pooled }: ForwardOptions, plan: Forwa
   for (let q = 0; q < channels; q++) {
     const channel = `oBase + ${u32(q)}`;
     const plus = bias ? ` + b[(${channel}) >> 2u][(${channel}) & 3u]` : "";
+    if (statistics) stores.push(partialStores(shape, plan, q, plus));
     if (pooled) {
       stores.push(...pooledStores(shape, plan, q, plus));
       continue;
@@ -354,8 +408,9 @@ function forwardBody({ shape, order, bias, pooled }: ForwardOptions, plan: Forwa
 /** The conv2d forward kernel: x read as an input, weights (and bias) preferably as uniforms. */
 const CONV2D_FORWARD: KernelSpec<ForwardOptions, ForwardPlan> = {
   name: "conv2d",
-  key: ({ shape, order, bias, pooled }) =>
-    `${order}_${convShapeKey(shape)}${bias ? "_bias" : ""}${pooled ? "_relu_pool2" : ""}`,
+  key: ({ shape, order, bias, pooled, statistics }) =>
+    `${order}_${convShapeKey(shape)}${bias ? "_bias" : ""}${pooled ? "_relu_pool2" : ""}` +
+    `${statistics ? "_stats" : ""}`,
   bindings: forwardBindings,
   plan: planForward,
   body: (options, { plan }) => forwardBody(options, plan),
@@ -375,7 +430,7 @@ export function runForward(
   const out = Tensor.empty([shape.batch, shape.outChannels, shape.outHeight, shape.outWidth]);
   runKernel(
     CONV2D_FORWARD,
-    { shape, order, bias: !!bias, pooled: false },
+    { shape, order, bias: !!bias, pooled: false, statistics: false },
     { x, w: weight, out, ...(bias ? { b: bias } : {}) },
   );
   return out;
@@ -405,8 +460,34 @@ export function runPooledForward(
   const indices = Tensor.empty([batch * O * OH * OW / 16]);
   runKernel(
     CONV2D_FORWARD,
-    { shape, order: "oihw", bias: !!bias, pooled: true },
+    { shape, order: "oihw", bias: !!bias, pooled: true, statistics: false },
     { x, w: weight, out, indices, ...(bias ? { b: bias } : {}) },
   );
   return { out, indices };
+}
+
+/**
+ * `runForward` (weights as stored) that also writes, per output channel, one vector per lane of
+ * the kernel: (count, mean, sum of squared deviations) of the outputs that lane computed, bias
+ * added. `partials` is [outChannels, perChannel, 4]; merged (Chan et al.) they are the channel's
+ * batch statistics, so batch norm need not read the output to get them.
+ */
+export function runForwardWithStatistics(
+  x: Tensor,
+  weight: Tensor,
+  bias: Tensor | undefined,
+  shape: ConvShape,
+): { out: Tensor; partials: Tensor; perChannel: number } {
+  const options: ForwardOptions = {
+    shape,
+    order: "oihw",
+    bias: !!bias,
+    pooled: false,
+    statistics: true,
+  };
+  const perChannel = planForward(options, kernelPolicy()).lanes;
+  const out = Tensor.empty([shape.batch, shape.outChannels, shape.outHeight, shape.outWidth]);
+  const partials = Tensor.empty([shape.outChannels, perChannel, 4]);
+  runKernel(CONV2D_FORWARD, options, { x, w: weight, out, partials, ...(bias ? { b: bias } : {}) });
+  return { out, partials, perChannel };
 }
