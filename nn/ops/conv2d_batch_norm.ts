@@ -2,7 +2,8 @@
  * Conv2d → BatchNorm2d → ReLU → MaxPool(2) as one recorded op. Forward it is two kernels: the
  * convolution, whose lanes also write the partial statistics (count, mean, squared deviations) of
  * the outputs they computed, and `batchNormReluMaxPool2d`'s, which merges those instead of reading
- * the output for its batch statistics (one pass over it instead of two) where batch norm trains.
+ * the output for its batch statistics (one pass over it instead of two) where batch norm trains
+ * with gradients on.
  *
  * Backward, for the case the study's first block is (a convolution whose input, the images, needs
  * no gradient, in training): batch norm's kernel reduces its sums and writes each quad's argmaxes
@@ -16,7 +17,7 @@
  * @module
  */
 
-import { recordOp } from "../autograd.ts";
+import { isGradEnabled, recordOp } from "../autograd.ts";
 import type { Tensor } from "../tensor.ts";
 import {
   batchNorm,
@@ -72,8 +73,9 @@ export function conv2dBatchNormReluMaxPool2d(
       ? batchNormReluMaxPool2d(conv, bnOptions)
       : maxPool2d(batchNorm(conv, bnOptions), { kernelSize: 2, relu: true });
   }
-  // The convolution's lanes also write their outputs' partial statistics (unused in eval).
-  const withStatistics = convForwardWithStatistics(x, weight, bias, shape);
+  // The convolution's lanes also write their outputs' partial statistics, where gradients are
+  // on (in training; evaluation runs without them, and the partials would go unused).
+  const withStatistics = isGradEnabled() ? convForwardWithStatistics(x, weight, bias, shape) : null;
   const z = withStatistics?.out ?? convForward(x, weight, bias, shape);
   const statistics = withStatistics ?? undefined;
   const bnOptions = options.batchNorm(z);

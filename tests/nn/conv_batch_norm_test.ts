@@ -8,6 +8,7 @@ import { batchNorm, batchNormReluMaxPool2d } from "../../nn/ops/batch_norm.ts";
 import { conv2d } from "../../nn/ops/conv2d.ts";
 import { conv2dBatchNormReluMaxPool2d } from "../../nn/ops/conv2d_batch_norm.ts";
 import { maxPool2d } from "../../nn/ops/max_pool.ts";
+import { noGrad } from "../../nn/autograd.ts";
 import { sum } from "../../nn/ops/reduce.ts";
 import { streamStats, sync } from "../../nn/gpu/stream.ts";
 import { kernelPolicy } from "../../nn/gpu/policy.ts";
@@ -232,6 +233,16 @@ for (const d of [dims([2, 1, 28, 28], [10, 5]), dims([2, 3, 14, 14], [4, 3])]) {
       got.dispose();
       want.dispose();
     }
+    // Without gradients (evaluation, or batch norm's statistics recalibrated) the convolution
+    // writes no partial statistics and batch norm reduces its output: the ops' values bit for bit.
+    const options = { weight: gamma, bias: beta, runningMean, runningVar, training: true };
+    const [got, want] = noGrad(() => [
+      conv2dBatchNormReluMaxPool2d(x, w, { conv: { bias: b }, batchNorm: () => options }),
+      maxPool2d(batchNorm(conv2d(x, w, { bias: b }), options), { kernelSize: 2, relu: true }),
+    ]);
+    assertClose(await got.toArray(), await want.toArray(), { atol: 0, rtol: 0 }, "under noGrad");
+    got.dispose();
+    want.dispose();
     for (const t of [x, w, b, gamma, beta, runningMean, runningVar]) t.dispose();
   });
 }
