@@ -108,10 +108,11 @@ export interface KernelPolicy {
    * Most WGSL characters (prelude and body) of a kernel that shares a dispatch with others
    * (`dispatchTogether`). On llvmpipe a part still costs the other parts' workgroups ~13% of
    * running it (an `if` no lane enters is skipped, but not for free: docs/DESIGN.md): with the
-   * study's conv2 input and weight gradients (~130,000 and ~70,000 characters) in one dispatch, a CNN training step at batch 128 took 11.0-12.7 ms against
-   * 9.4-9.7 with them apart (alternated in one process), while small kernels gain the dispatch
-   * they save (a linear layer's two gradient matmuls, ~15,000-50,000 characters: 185-234 against
-   * 217-285 µs per pair at batch 32). Not measured on a GPU: the hardware policy keeps the same
+   * study's conv2 input and weight gradients (~130,000 and ~70,000 characters) in one dispatch,
+   * a CNN training step at batch 128 took 11.0-12.7 ms against 9.4-9.7 with them apart
+   * (alternated in one process), while small kernels gain the dispatch they save (a linear
+   * layer's two gradient matmuls, ~15,000-50,000 characters: 185-234 against 217-285 µs per pair
+   * at batch 32). Not measured on a GPU: the hardware policy keeps the same
    * limit, so that no shader grows past the sizes its kernels have alone.
    */
   readonly fusedKernelSource: number;

@@ -75,9 +75,10 @@ export function conv2dBatchNormReluMaxPool2d(
   }
   // The convolution's lanes also write their outputs' partial statistics, where gradients are
   // on (in training; evaluation runs without them, and the partials would go unused).
-  const withStatistics = isGradEnabled() ? convForwardWithStatistics(x, weight, bias, shape) : null;
-  const z = withStatistics?.out ?? convForward(x, weight, bias, shape);
-  const statistics = withStatistics ?? undefined;
+  const statistics = isGradEnabled()
+    ? convForwardWithStatistics(x, weight, bias, shape) ?? undefined
+    : undefined;
+  const z = statistics?.out ?? convForward(x, weight, bias, shape);
   const bnOptions = options.batchNorm(z);
   if (!bnOptions.training || x.requiresGrad) {
     const recorded = recordConv(op, z, x, weight, bias, shape);

@@ -280,8 +280,10 @@ function partialStores(shape: ConvShape, plan: ForwardPlan, q: number, plus: str
  * `forwardBlock`), looping over input channels; per input channel it loads the input rows its
  * block meets once (zero where they fall in the padding) and every weight of its channels once.
  */
-function forwardBody(options: ForwardOptions, plan: ForwardPlan): string {
-  const { shape, order, bias, pooled, statistics } = options;
+function forwardBody(
+  { shape, order, bias, pooled, statistics }: ForwardOptions,
+  plan: ForwardPlan,
+): string {
   const { batch, inChannels: C, outChannels: O, height: H, width: W } = shape;
   const { kernelHeight: KH, kernelWidth: KW, stride: S, padding: P, outHeight: OH, outWidth: OW } =
     shape;
