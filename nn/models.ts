@@ -9,12 +9,13 @@ import type { Tensor } from "./tensor.ts";
 import { BatchNorm2d } from "./modules/batch_norm.ts";
 import { Conv2d } from "./modules/conv2d.ts";
 import type { InitOptions } from "./modules/init.ts";
-import { Dropout, Flatten, LogSoftmax } from "./modules/layers.ts";
+import { Dropout, Flatten } from "./modules/layers.ts";
 import { conv2dReluMaxPool2d } from "./ops/conv2d_relu_pool.ts";
 import type { Conv2dOptions } from "./ops/conv2d.ts";
 import { conv2dBatchNormReluMaxPool2d } from "./ops/conv2d_batch_norm.ts";
 import { Linear } from "./modules/linear.ts";
 import { linearReluDropout } from "./ops/linear_relu_dropout.ts";
+import { linearLogSoftmax } from "./ops/linear_log_softmax.ts";
 import { Module } from "./modules/module.ts";
 
 /** The models of the study, by their command-line names. */
@@ -28,7 +29,6 @@ export abstract class Classifier extends Module {
   abstract readonly config: { model: ModelName; l1?: number };
 }
 
-const logSoftmax = new LogSoftmax();
 const flatten = new Flatten();
 
 /** The functional options of a Conv2d layer. */
@@ -48,6 +48,11 @@ function fcReluDropout(fc: Linear, x: Tensor, drop: Dropout): Tensor {
     ...(fc.bias ? { bias: fc.bias } : {}),
     dropout: drop.nextOptions(),
   });
+}
+
+/** Linear → LogSoftmax, the log-softmax fused into the matmul's kernel where it applies. */
+function fcLogSoftmax(fc: Linear, x: Tensor): Tensor {
+  return linearLogSoftmax(x, fc.weight, fc.bias ?? undefined);
 }
 
 /** Conv2d → ReLU → MaxPool(2), the pooling fused into the convolution's kernel where it applies. */
@@ -96,7 +101,7 @@ export class Mlp extends Classifier {
     let h = flatten.forward(x);
     h = fcReluDropout(this.fc1, h, this.dropout);
     h = fcReluDropout(this.fc2, h, this.dropout);
-    return logSoftmax.forward(this.fc3.forward(h));
+    return fcLogSoftmax(this.fc3, h);
   }
 }
 
@@ -126,7 +131,7 @@ export class Cnn extends Classifier {
   forward(x: Tensor): Tensor {
     const h1 = convReluPool(this.conv1, x);
     const h2 = convReluPool(this.conv2, h1);
-    return logSoftmax.forward(this.fc.forward(flatten.forward(h2)));
+    return fcLogSoftmax(this.fc, flatten.forward(h2));
   }
 }
 
@@ -176,7 +181,7 @@ export class CnnBn extends BatchNormTrunk {
 
   /** x [N, 1, 28, 28] → log-probabilities [N, 10]. */
   forward(x: Tensor): Tensor {
-    return logSoftmax.forward(this.fc.forward(this.features(x)));
+    return fcLogSoftmax(this.fc, this.features(x));
   }
 }
 
@@ -217,7 +222,7 @@ export class TuningCnn extends BatchNormTrunk {
 
   /** x [N, 1, 28, 28] → log-probabilities [N, 10]. */
   forward(x: Tensor): Tensor {
-    return logSoftmax.forward(this.fc2.forward(this.fc1.forward(this.features(x))));
+    return fcLogSoftmax(this.fc2, this.fc1.forward(this.features(x)));
   }
 }
 

@@ -20,12 +20,12 @@
 import { recordOp } from "../autograd.ts";
 import { gpu } from "../gpu/device.ts";
 import { u32 } from "../gpu/kernel.ts";
-import type { KernelPolicy } from "../gpu/policy.ts";
+import { type KernelPolicy, kernelPolicy } from "../gpu/policy.ts";
 import { type KernelSpec, runKernel } from "../gpu/program.ts";
 import { formatShape, Tensor } from "../tensor.ts";
 import { alignedStrides, sumTo } from "./broadcast.ts";
 import { MASK_KEY_WGSL, maskPrelude } from "./dropout.ts";
-import { relu1 } from "./nan_wgsl.ts";
+import { isNan, relu1 } from "./nan_wgsl.ts";
 
 /** How a matmul is laid out on the GPU. */
 interface MatmulPlan {
@@ -89,6 +89,12 @@ interface MatmulShape {
    * a linear layer's bias gradient beside its weight gradient. Needs no batch.
    */
   rowSums?: boolean;
+  /**
+   * Also writes log_softmax of each row of C into `logProbs` [M, N], as `logSoftmax`'s row kernel
+   * computes it from the stored row (the same values). Needs each lane to hold whole rows
+   * (`logSoftmaxEpilogueApplies`).
+   */
+  logSoftmax?: boolean;
   /** A stack of matmuls, one per batch index (C's matrices contiguous, M·N apart). */
   batch?: MatmulBatch;
 }
@@ -344,7 +350,7 @@ function matmulBody(shape: MatmulShape, plan: MatmulPlan): string {
   ${shape.dropout === undefined ? "" : `let key = ${MASK_KEY_WGSL};`}
   ${uIdx.map((_, i) => `let uRow${i} = uBase + ${u32(i)};`).join("\n")}
   ${lIdx.map((_, j) => `let lRow${j} = lBase + ${u32(j)};`).join("\n")}
-  ${stores}${
+  ${stores}${shape.logSoftmax ? logSoftmaxStores(shape, uIdx, lIdx) : ""}${
     sums.length === 0 ? "" : `
   if (${onLanes ? "wid.y" : "lBase"} == 0u) {
     ${
@@ -355,13 +361,42 @@ function matmulBody(shape: MatmulShape, plan: MatmulPlan): string {
   }`;
 }
 
+/**
+ * log_softmax of the rows a lane holds (lanes on M, one column block: `logSoftmaxEpilogueApplies`),
+ * from the values it stored in C, in the order of `logSoftmax`'s row kernel: the row's max, the
+ * sum of exp(value - max), and value - (max + log(sum)); NaN kept.
+ */
+function logSoftmaxStores(shape: MatmulShape, uIdx: string[], lIdx: string[]): string {
+  return lIdx.map((_, j) => {
+    const values = uIdx.map((_, i) => `c${i}_${j}${shape.bias ? ` + bias[uRow${i}]` : ""}`);
+    const keepNan = (f: string, v: string) => `select(${f}(${v}), ${v}, ${isNan(v)})`;
+    return /* wgsl */ `
+  if (lRow${j} < ${u32(shape.m)}) {
+    ${values.map((v, i) => `let v${i} = ${v};`).join(" ")}
+    var biggest = v0;
+    ${values.slice(1).map((_, i) => `biggest = max(biggest, v${i + 1});`).join(" ")}
+    var total = 0.0;
+    ${
+      values.map((_, i) => `{ let d = v${i} - biggest; total += ${keepNan("exp", "d")}; }`).join(
+        " ",
+      )
+    }
+    let logSum = biggest + ${keepNan("log", "total")};
+    ${
+      values.map((_, i) => `logProbs[lRow${j} * ${u32(shape.n)} + uRow${i}] = v${i} - logSum;`)
+        .join(" ")
+    }
+  }`;
+  }).join("");
+}
+
 /** The matmul kernel: A and B read as inputs, C written, an optional bias read. */
 const MATMUL: KernelSpec<MatmulShape, MatmulPlan> = {
   name: "matmul",
   key: (s) =>
     `${s.transposeA ? "t" : "n"}${s.transposeB ? "t" : "n"}_${s.m}x${s.n}x${s.k}` +
     (s.bias ? "_bias" : "") + (s.relu ? "_relu" : "") + (s.rowSums ? "_rowsums" : "") +
-    (s.dropout === undefined ? "" : `_dropout${s.dropout}`) +
+    (s.logSoftmax ? "_log_softmax" : "") + (s.dropout === undefined ? "" : `_dropout${s.dropout}`) +
     (s.batch
       ? `_batch${s.batch.dims.join("x")}_a${s.batch.aStrides.join(".")}_b${
         s.batch.bStrides.join(".")
@@ -373,11 +408,15 @@ const MATMUL: KernelSpec<MatmulShape, MatmulPlan> = {
     { name: "c", role: "write" },
     ...(s.bias ? [{ name: "bias", role: "read" } as const] : []),
     ...(s.rowSums ? [{ name: "sums", role: "write" } as const] : []),
+    ...(s.logSoftmax ? [{ name: "logProbs", role: "write" } as const] : []),
   ],
   plan: (shape, policy) => {
     const plan = planMatmul(shape, policy);
     if (shape.rowSums && shape.batch) {
       throw new Error("matmul: row sums need a matmul without a batch");
+    }
+    if (shape.logSoftmax && !wholeRows(shape, plan)) {
+      throw new Error("matmul: a log_softmax epilogue needs lanes holding whole rows");
     }
     return plan;
   },
@@ -406,7 +445,7 @@ function matmulKernel(
   a: Tensor,
   b: Tensor,
   shape: MatmulShape,
-  options: { bias?: Tensor; sums?: Tensor; seed?: number } = {},
+  options: { bias?: Tensor; sums?: Tensor; seed?: number; logProbs?: Tensor } = {},
 ): Tensor {
   // An empty product has nothing to compute (and no kernel plan for a 0-sized dimension).
   if (shape.m === 0 || shape.n === 0) return Tensor.empty([shape.m, shape.n]);
@@ -417,10 +456,17 @@ function matmulKernel(
     c: out,
     ...(options.bias ? { bias: options.bias } : {}),
     ...(options.sums ? { sums: options.sums } : {}),
+    ...(options.logProbs ? { logProbs: options.logProbs } : {}),
   };
   if (shape.dropout === undefined) runKernel(MATMUL, shape, resources);
   else runKernel(MATMUL_DROPOUT, shape, resources, { params: new Uint32Array([options.seed!]) });
   return out;
+}
+
+/** Whether each lane of `plan` holds whole rows of C: lanes on M, one block of all N columns. */
+function wholeRows(shape: MatmulShape, plan: MatmulPlan): boolean {
+  return plan.lanesOn === "m" && plan.tileU === shape.n && !shape.batch && !shape.relu &&
+    shape.dropout === undefined;
 }
 
 /** Whether the matmul kernel can also sum op(A)'s rows for `shape` (see `rowSums`). */
@@ -712,6 +758,33 @@ export interface LinearEpilogue {
   sumsGrad?: (grad: Tensor, out: Tensor) => Tensor;
   /** The op's name in the graph (default "linear"). */
   name?: string;
+  /**
+   * Also writes log_softmax of the output's rows into this [rows, out] tensor, in the same kernel
+   * (needs a 2-D input and `logSoftmaxEpilogueApplies`; not recorded here).
+   */
+  logProbs?: Tensor;
+}
+
+/**
+ * Whether `linearWithEpilogue` can write log_softmax of its rows from the matmul's kernel for an
+ * input [rows, inFeatures] and outFeatures outputs: when each lane holds whole rows (few outputs).
+ */
+export function logSoftmaxEpilogueApplies(
+  rows: number,
+  inFeatures: number,
+  outFeatures: number,
+): boolean {
+  if (rows <= 0 || inFeatures <= 0 || outFeatures <= 0) return false;
+  const shape: MatmulShape = {
+    m: rows,
+    n: outFeatures,
+    k: inFeatures,
+    transposeA: false,
+    transposeB: true,
+    bias: true,
+    relu: false,
+  };
+  return wholeRows(shape, planMatmul(shape, kernelPolicy()));
 }
 
 /**
@@ -720,7 +793,7 @@ export interface LinearEpilogue {
  * applied to `sumsGrad(grad, out)`.
  */
 export function linearWithEpilogue(x: Tensor, weight: Tensor, epilogue: LinearEpilogue): Tensor {
-  const { bias, relu = false, dropout, sumsGrad, name = "linear" } = epilogue;
+  const { bias, relu = false, dropout, sumsGrad, name = "linear", logProbs } = epilogue;
   if ((relu || dropout) && !sumsGrad) {
     throw new Error(`${name}: an epilogue (relu, dropout) needs its sumsGrad`);
   }
@@ -751,9 +824,13 @@ export function linearWithEpilogue(x: Tensor, weight: Tensor, epilogue: LinearEp
     bias: !!bias,
     relu,
     ...(dropout ? { dropout: dropout.p } : {}),
+    ...(logProbs ? { logSoftmax: true } : {}),
   };
+  if (logProbs && (x.rank !== 2 || !sameShape(logProbs.shape, [rows, outFeatures]))) {
+    throw new Error(`${name}: a log_softmax epilogue needs a 2-D input and logProbs [rows, out]`);
+  }
   const x2 = shaped(x, [rows, inFeatures]);
-  const out2 = matmulKernel(x2, weight, shape, { bias, seed: dropout?.seed });
+  const out2 = matmulKernel(x2, weight, shape, { bias, seed: dropout?.seed, logProbs });
   release(x2, x);
   const out = shaped(out2, outShape);
   release(out2, out);

@@ -352,9 +352,7 @@ export function logSoftmax(x: Tensor, options: SoftmaxOptions = {}): Tensor {
     // The training path: rows of few classes, read once into private memory.
     const out = Tensor.empty(x.shape);
     if (out.size > 0) runKernel(LOG_SOFTMAX, { rows: x.size / classes, classes }, { x, out });
-    recordOp("logSoftmax", out, [x], (grad) => [logSoftmaxBackward(grad, out)]);
-    if (out.node) logSoftmaxInputs.set(out, x);
-    return out;
+    return recordLogSoftmax(x, out);
   }
   const out = runStrided("log_softmax", x.shape, dim, { x }, Tensor.empty(x.shape));
   return recordOp("logSoftmax", out, [x], (grad) => [
@@ -366,6 +364,17 @@ export function logSoftmax(x: Tensor, options: SoftmaxOptions = {}): Tensor {
       Tensor.empty(out.shape),
     ),
   ]);
+}
+
+/**
+ * Records `out` as `logSoftmax(x)` over the last dimension of a [rows, classes] x (as the row
+ * kernel, for `nllLoss`'s fused backward too), where a kernel computed it exactly as the row
+ * kernel does (such as the matmul's log_softmax epilogue).
+ */
+export function recordLogSoftmax(x: Tensor, out: Tensor): Tensor {
+  recordOp("logSoftmax", out, [x], (grad) => [logSoftmaxBackward(grad, out)]);
+  if (out.node) logSoftmaxInputs.set(out, x);
+  return out;
 }
 
 /** The input of each recorded row-cached `logSoftmax` output, for `nllLoss`'s fused backward. */

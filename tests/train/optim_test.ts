@@ -9,6 +9,8 @@ import {
 import { RMSprop } from "../../train/optim/rmsprop.ts";
 import { Adagrad } from "../../train/optim/adagrad.ts";
 import { compiledKernelCount } from "../../nn/gpu/program.ts";
+import { gpu } from "../../nn/gpu/device.ts";
+import { kernelPolicy } from "../../nn/gpu/policy.ts";
 import { decodeSafetensors, encodeSafetensors } from "../../nn/safetensors.ts";
 import { tidy } from "../../nn/scope.ts";
 import { streamStats } from "../../nn/gpu/stream.ts";
@@ -348,6 +350,41 @@ for (const [label, options] of ADAM_CASES) {
     );
   });
 }
+
+Deno.test("Adam over CNN-BN's ten parameters: as few dispatches as the binding limits allow, the reference's values", async () => {
+  // conv1 w, b; bn1 w, b; conv2 w, b; bn2 w, b; fc w, b. With the gradients read as uniforms
+  // (where the policy reads inputs that way) the parameter and its two moments take 3 storage
+  // bindings each, so 32 storage bindings hold all ten; from storage (4 each) it takes more.
+  const shapes = [[10, 1, 5, 5], [10], [10], [10], [20, 10, 5, 5], [20], [20], [20], [10, 320], [
+    10,
+  ]];
+  const initial = shapes.map((shape, i) =>
+    f32(randomArray(shape.reduce((a, b) => a * b, 1), 700 + i))
+  );
+  const params = initial.map((data, i) =>
+    tensor(Float32Array.from(data), shapes[i], { requiresGrad: true })
+  );
+  const optimizer = new Adam(params, { lr: 0.01 });
+  const reference = adamReference({ lr: 0.01 });
+  let expected: ReferenceState[] = initial.map((param) => ({ param, buffers: {}, step: 0 }));
+  const storageLimit = gpu().limits.maxStorageBuffersPerShaderStage;
+  const perParameter = kernelPolicy().uniformInputBytes >= 20 * 10 * 5 * 5 * 4 ? 3 : 4;
+  const wanted = Math.ceil(shapes.length / Math.floor(storageLimit / perParameter));
+  for (let step = 0; step < 3; step++) {
+    const grads = shapes.map((_, i) => randomArray(params[i].size, 900 + 13 * step + i));
+    params.forEach((param, i) => setGrad(param, grads[i]));
+    const before = streamStats().dispatches;
+    optimizer.step();
+    assert.equal(streamStats().dispatches - before, wanted, "dispatches of one step()");
+    expected = expected.map((state, i) => reference(state, f32(grads[i])));
+  }
+  for (const [i, param] of params.entries()) {
+    assertClose(await read(param), expected[i].param, { atol: 2e-6, rtol: 1e-5 }, `param ${i}`);
+  }
+  optimizer.zeroGrad();
+  optimizer.dispose();
+  for (const param of params) param.dispose();
+});
 
 Deno.test("AdamW's default weight decay is 1e-2 and Adam's is 0", () => {
   const p = tensor([1]);
