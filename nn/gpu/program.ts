@@ -143,26 +143,18 @@ function inputMode(
   written: ReadonlySet<GPUBuffer>,
 ): InputMode {
   if (tensor.dtype !== "f32") return "storage";
-  if (binding.uniform && uniformsFree > 0 && fitsUniform(tensor, policy)) {
-    if (!written.has(tensor.buffer)) return { uniform: Math.max(1, Math.ceil(tensor.size / 4)) };
+  const vec4s = Math.max(1, Math.ceil(tensor.size / 4));
+  const buffer = tensor.buffer;
+  if (
+    binding.uniform && uniformsFree > 0 && vec4s * 16 <= policy.uniformInputBytes &&
+    vec4s * 16 <= Math.min(buffer.size, gpu().limits.maxUniformBufferBindingSize) &&
+    (buffer.usage & GPUBufferUsage.UNIFORM) !== 0 && !written.has(buffer)
+  ) {
+    return { uniform: vec4s };
   }
   if (!policy.textureInputs) return "storage";
   if (binding.readOnce && tensor.size < policy.textureMinElements) return "storage";
   return textureRows(tensor.size) <= gpu().limits.maxTextureDimension2D ? "texture" : "storage";
-}
-
-/**
- * Whether an f32 `tensor` fits an input binding read as a uniform array under `policy` (the
- * policy's `uniformInputBytes`, the device's limit, and a buffer made with uniform usage): such an
- * input binding (`uniform: true`), with a uniform slot free and the buffer not written by the same
- * call, is read that way.
- */
-export function fitsUniform(tensor: Tensor, policy: KernelPolicy = kernelPolicy()): boolean {
-  const bytes = Math.max(1, Math.ceil(tensor.size / 4)) * 16;
-  const buffer = tensor.buffer;
-  return tensor.dtype === "f32" && bytes <= policy.uniformInputBytes &&
-    bytes <= Math.min(buffer.size, gpu().limits.maxUniformBufferBindingSize) &&
-    (buffer.usage & GPUBufferUsage.UNIFORM) !== 0;
 }
 
 /** WGSL readers `<name>At(i)` and `<name>Vec4(j)` of an input bound as a storage array. */

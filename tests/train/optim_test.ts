@@ -10,7 +10,6 @@ import { RMSprop } from "../../train/optim/rmsprop.ts";
 import { Adagrad } from "../../train/optim/adagrad.ts";
 import { compiledKernelCount } from "../../nn/gpu/program.ts";
 import { gpu } from "../../nn/gpu/device.ts";
-import { kernelPolicy } from "../../nn/gpu/policy.ts";
 import { decodeSafetensors, encodeSafetensors } from "../../nn/safetensors.ts";
 import { tidy } from "../../nn/scope.ts";
 import { streamStats } from "../../nn/gpu/stream.ts";
@@ -351,10 +350,10 @@ for (const [label, options] of ADAM_CASES) {
   });
 }
 
-Deno.test("Adam over CNN-BN's ten parameters: as few dispatches as the binding limits allow, the reference's values", async () => {
-  // conv1 w, b; bn1 w, b; conv2 w, b; bn2 w, b; fc w, b. With the gradients read as uniforms
-  // (where the policy reads inputs that way) the parameter and its two moments take 3 storage
-  // bindings each, so 32 storage bindings hold all ten; from storage (4 each) it takes more.
+Deno.test("Adam over CNN-BN's ten parameters: as few dispatches as the storage-binding limit allows, the reference's values", async () => {
+  // conv1 w, b; bn1 w, b; conv2 w, b; bn2 w, b; fc w, b: the parameter, its gradient and its
+  // two moments take 4 storage bindings each (gradients stay storage: bound as uniforms in one
+  // dispatch, lavapipe's queue thread crashed, see docs/DESIGN.md).
   const shapes = [[10, 1, 5, 5], [10], [10], [10], [20, 10, 5, 5], [20], [20], [20], [10, 320], [
     10,
   ]];
@@ -368,8 +367,7 @@ Deno.test("Adam over CNN-BN's ten parameters: as few dispatches as the binding l
   const reference = adamReference({ lr: 0.01 });
   let expected: ReferenceState[] = initial.map((param) => ({ param, buffers: {}, step: 0 }));
   const storageLimit = gpu().limits.maxStorageBuffersPerShaderStage;
-  const perParameter = kernelPolicy().uniformInputBytes >= 20 * 10 * 5 * 5 * 4 ? 3 : 4;
-  const wanted = Math.ceil(shapes.length / Math.floor(storageLimit / perParameter));
+  const wanted = Math.ceil(shapes.length / Math.floor(storageLimit / 4));
   for (let step = 0; step < 3; step++) {
     const grads = shapes.map((_, i) => randomArray(params[i].size, 900 + 13 * step + i));
     params.forEach((param, i) => setGrad(param, grads[i]));

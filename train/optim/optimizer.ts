@@ -12,7 +12,6 @@
 
 import {
   type BindingSpec,
-  fitsUniform,
   type KernelPlan,
   type KernelSpec,
   planKernel,
@@ -278,11 +277,6 @@ interface MultiUpdateOptions<Settings> {
   sizes: readonly number[];
   /** Names of the state tensors (the same for every parameter), in binding order. */
   state: readonly string[];
-  /**
-   * Per parameter, whether its gradient is read as a uniform array (`fitsUniform`), which leaves
-   * storage bindings for more parameters per dispatch; else from storage.
-   */
-  uniformGrads: readonly boolean[];
   /** The parameters' indices (baked in when watched). */
   indices: readonly number[];
   /** Where to flag non-finite new values. */
@@ -322,19 +316,16 @@ function multiUpdateSpec<Settings>(
   const vectors = (sizes: readonly number[]) => sizes.map((size) => Math.ceil(size / 4));
   return {
     name: `${rule.name}_multi`,
-    key: ({ settings, sizes, state, uniformGrads, indices, watch }) =>
+    key: ({ settings, sizes, state, indices, watch }) =>
       [
         sizes.join("x"),
-        uniformGrads.map((uniform) => uniform ? "u" : "s").join(""),
         watch ? `watched${indices.join("x")}` : "",
         ...state,
         rule.key(settings),
       ].join("_"),
-    bindings: ({ sizes, state, uniformGrads, watch }): BindingSpec[] => [
+    bindings: ({ sizes, state, watch }): BindingSpec[] => [
       ...sizes.flatMap((_, k): BindingSpec[] => [
-        uniformGrads[k]
-          ? { name: `grad_data_${k}`, role: "input", uniform: true }
-          : { name: `grad_data_${k}`, role: "read", type: "vec4<f32>" },
+        { name: `grad_data_${k}`, role: "read", type: "vec4<f32>" },
         ...["param_data", ...state].map((name): BindingSpec => ({
           name: `${name}_${k}`,
           role: "write",
@@ -358,13 +349,11 @@ function multiUpdateSpec<Settings>(
       };
     },
     params: rule.params,
-    prelude: ({ settings, sizes, state, uniformGrads, indices, watch }) => {
+    prelude: ({ settings, sizes, state, indices, watch }) => {
       const names = ["param_data", "grad_data", ...state];
       const functions = sizes.map((size, k) => {
         const loads = names.map((name) =>
-          `fn load_${name}_${k}(j: u32) -> vec4<f32> { return ${name}_${k}${
-            name === "grad_data" && uniformGrads[k] ? "Vec4(j)" : "[j]"
-          }; }`
+          `fn load_${name}_${k}(j: u32) -> vec4<f32> { return ${name}_${k}[j]; }`
         );
         const live = size % 4 === 0
           ? ""
@@ -440,50 +429,30 @@ function flushPendingUpdates(pending: readonly PendingUpdate[]): void {
     if (batch) batch.push(entry);
     else batches.set(key, [entry]);
   }
-  const limits = gpu().limits;
+  const storageLimit = gpu().limits.maxStorageBuffersPerShaderStage;
   for (const batch of batches.values()) {
     const { spec, settings, slot, update: { state, watch } } = batch[0];
     const names = Object.keys(state);
-    const storageFree = limits.maxStorageBuffersPerShaderStage - (watch ? 1 : 0);
-    // One uniform binding holds the step scalars.
-    const uniformsFree = limits.maxUniformBuffersPerShaderStage - 1;
-    // Chunks within the binding limits, none binding a buffer another already binds
-    // (parameters that share a buffer take separate dispatches). A gradient that fits a uniform
-    // is read as one while uniform bindings are left.
+    const perParameter = 2 + names.length;
+    const most = Math.max(1, Math.floor((storageLimit - (watch ? 1 : 0)) / perParameter));
+    // Chunks of at most `most` parameters, none binding a buffer another already binds
+    // (parameters that share a buffer take separate dispatches).
     const chunks: PendingUpdate[][] = [];
-    const uniformGrads: boolean[][] = [];
     let chunk: PendingUpdate[] = [];
-    let uniform: boolean[] = [];
     let bound = new Set<GPUBuffer>();
-    let storage = 0;
-    let uniforms = 0;
     for (const entry of batch) {
       const { param, grad, state } = entry.update;
       const buffers = [param, grad, ...names.map((name) => state[name])].map((t) => t.buffer);
-      const fits = fitsUniform(grad);
-      let asUniform = fits && uniforms < uniformsFree;
-      const needs = 1 + names.length + (asUniform ? 0 : 1);
-      if (
-        chunk.length > 0 &&
-        (storage + needs > storageFree || buffers.some((buffer) => bound.has(buffer)))
-      ) {
+      if (chunk.length === most || buffers.some((buffer) => bound.has(buffer))) {
         chunks.push(chunk);
-        uniformGrads.push(uniform);
         chunk = [];
-        uniform = [];
         bound = new Set();
-        storage = uniforms = 0;
-        asUniform = fits;
       }
       chunk.push(entry);
-      uniform.push(asUniform);
-      storage += 1 + names.length + (asUniform ? 0 : 1);
-      if (asUniform) uniforms++;
       for (const buffer of buffers) bound.add(buffer);
     }
     chunks.push(chunk);
-    uniformGrads.push(uniform);
-    for (const [c, members] of chunks.entries()) {
+    for (const members of chunks) {
       if (members.length === 1) {
         members[0].alone();
         continue;
@@ -499,7 +468,6 @@ function flushPendingUpdates(pending: readonly PendingUpdate[]): void {
         settings,
         sizes: members.map(({ update }) => update.param.size),
         state: names,
-        uniformGrads: uniformGrads[c],
         indices: members.map(({ update }) => update.index),
         watch,
       };
