@@ -220,3 +220,21 @@ export async function gradCheck(testCase: GradCheckCase): Promise<void> {
   out.dispose();
   outGrad.dispose();
 }
+
+/** Fails naming the first element that differs (as Object.is: NaN equals NaN, -0 is not 0). */
+export function assertSameValues(actual: Float32Array, expected: Float32Array, what: string): void {
+  if (actual.length !== expected.length) {
+    throw new AssertionError({
+      message: `${what}: ${actual.length} elements instead of ${expected.length}`,
+    });
+  }
+  const differing = actual.findIndex((value, i) => !Object.is(value, expected[i]));
+  if (differing >= 0) {
+    const count = actual.filter((value, i) => !Object.is(value, expected[i])).length;
+    throw new AssertionError({
+      message:
+        `${what}: ${count} of ${actual.length} elements differ, the first at ${differing}: ` +
+        `${actual[differing]} instead of ${expected[differing]}`,
+    });
+  }
+}

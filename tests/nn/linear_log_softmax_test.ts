@@ -6,23 +6,11 @@ import { type Tensor, tensor } from "../../nn/tensor.ts";
 import { tidy } from "../../nn/scope.ts";
 import { linearBackwardReference, linearReference } from "./reference/matmul.ts";
 import { assert } from "../assert.ts";
-import { gpuReady, randomArray, randomInts } from "../testing.ts";
+import { assertSameValues, gpuReady, randomArray, randomInts } from "../testing.ts";
+import { logSoftmaxBackwardReference, logSoftmaxReference } from "./reference/softmax.ts";
 import { testOp } from "./op_helper.ts";
 
 await gpuReady();
-
-/** log_softmax of each row of `z` [rows, classes], in float64. */
-function logSoftmaxReference(z: ArrayLike<number>, classes: number): Float64Array {
-  const out = new Float64Array(z.length);
-  for (let base = 0; base < z.length; base += classes) {
-    let biggest = -Infinity;
-    for (let j = 0; j < classes; j++) biggest = Math.max(biggest, z[base + j]);
-    let total = 0;
-    for (let j = 0; j < classes; j++) total += Math.exp(z[base + j] - biggest);
-    for (let j = 0; j < classes; j++) out[base + j] = z[base + j] - biggest - Math.log(total);
-  }
-  return out;
-}
 
 // Awkward shapes: rows that fill no register block, one class, K with a tail (in % 4 != 0), the
 // study's heads at batch 32 and 128, and one too wide for a lane's rows (the two ops).
@@ -38,14 +26,7 @@ for (const [batch, inFeatures, outFeatures] of SHAPES) {
       reference: ([x, w, b]) => logSoftmaxReference(linearReference(x, w, b, sizes), outFeatures),
       backward: ([x, w, b], grad) => {
         const y = logSoftmaxReference(linearReference(x, w, b, sizes), outFeatures);
-        const sumsGrad = new Float64Array(grad.length);
-        for (let base = 0; base < grad.length; base += outFeatures) {
-          let total = 0;
-          for (let j = 0; j < outFeatures; j++) total += grad[base + j];
-          for (let j = 0; j < outFeatures; j++) {
-            sumsGrad[base + j] = grad[base + j] - Math.exp(y[base + j]) * total;
-          }
-        }
+        const sumsGrad = logSoftmaxBackwardReference(grad, y, outFeatures);
         return linearBackwardReference(x, w, sumsGrad, sizes);
       },
       outputShape: [batch, outFeatures],
@@ -54,17 +35,6 @@ for (const [batch, inFeatures, outFeatures] of SHAPES) {
       finiteDifferenceLimit: batch * inFeatures * outFeatures <= 5_000 ? Infinity : 0,
     });
   });
-}
-
-/** Fails naming the first element that differs (as Object.is: NaN equals NaN, -0 is not 0). */
-function assertSameValues(actual: Float32Array, expected: Float32Array, what: string): void {
-  assert.equal(actual.length, expected.length, `${what}: length`);
-  const differing = actual.findIndex((value, i) => !Object.is(value, expected[i]));
-  if (differing >= 0) {
-    assert.fail(
-      `${what}: element ${differing} is ${actual[differing]} instead of ${expected[differing]}`,
-    );
-  }
 }
 
 /**

@@ -8,7 +8,7 @@ import { type Tensor, tensor } from "../../nn/tensor.ts";
 import { tidy } from "../../nn/scope.ts";
 import { linearBackwardReference, linearReference } from "./reference/matmul.ts";
 import { assert } from "../assert.ts";
-import { assertSteadyMemory, gpuReady, randomArray } from "../testing.ts";
+import { assertSameValues, assertSteadyMemory, gpuReady, randomArray } from "../testing.ts";
 import { testOp } from "./op_helper.ts";
 
 await gpuReady();
@@ -46,19 +46,6 @@ for (const [batch, inFeatures, outFeatures] of SHAPES) {
       finiteDifferenceLimit: batch * inFeatures * outFeatures <= 5_000 ? Infinity : 0,
     });
   });
-}
-
-/** Fails naming the first element that differs (as Object.is: NaN equals NaN, -0 is not 0). */
-function assertSameValues(actual: Float32Array, expected: Float32Array, what: string): void {
-  assert.equal(actual.length, expected.length, `${what}: length`);
-  const differing = actual.findIndex((value, i) => !Object.is(value, expected[i]));
-  if (differing >= 0) {
-    const count = actual.filter((value, i) => !Object.is(value, expected[i])).length;
-    assert.fail(
-      `${what}: ${count} of ${actual.length} elements differ, the first at ${differing}: ` +
-        `${actual[differing]} instead of ${expected[differing]}`,
-    );
-  }
 }
 
 const WHAT = ["output", "x gradient", "weight gradient", "bias gradient"];
