@@ -25,7 +25,7 @@ import { type KernelSpec, runKernel } from "../gpu/program.ts";
 import { formatShape, Tensor } from "../tensor.ts";
 import { alignedStrides, sumTo } from "./broadcast.ts";
 import { MASK_KEY_WGSL, maskPrelude } from "./dropout.ts";
-import { isNan, relu1 } from "./nan_wgsl.ts";
+import { keepNan, relu1 } from "./nan_wgsl.ts";
 
 /** How a matmul is laid out on the GPU. */
 interface MatmulPlan {
@@ -369,7 +369,6 @@ function matmulBody(shape: MatmulShape, plan: MatmulPlan): string {
 function logSoftmaxStores(shape: MatmulShape, uIdx: string[], lIdx: string[]): string {
   return lIdx.map((_, j) => {
     const values = uIdx.map((_, i) => `c${i}_${j}${shape.bias ? ` + bias[uRow${i}]` : ""}`);
-    const keepNan = (f: string, v: string) => `select(${f}(${v}), ${v}, ${isNan(v)})`;
     return /* wgsl */ `
   if (lRow${j} < ${u32(shape.m)}) {
     ${values.map((v, i) => `let v${i} = ${v};`).join(" ")}
@@ -775,16 +774,25 @@ export function logSoftmaxEpilogueApplies(
   outFeatures: number,
 ): boolean {
   if (rows <= 0 || inFeatures <= 0 || outFeatures <= 0) return false;
-  const shape: MatmulShape = {
+  const shape = linearShape(rows, inFeatures, outFeatures, { bias: true, relu: false });
+  return wholeRows(shape, planMatmul(shape, kernelPolicy()));
+}
+
+/** The matmul of a linear layer: x [rows, in] · weightᵀ, weight stored [out, in]. */
+function linearShape(
+  rows: number,
+  inFeatures: number,
+  outFeatures: number,
+  epilogue: Pick<MatmulShape, "bias" | "relu" | "dropout" | "logSoftmax">,
+): MatmulShape {
+  return {
     m: rows,
     n: outFeatures,
     k: inFeatures,
     transposeA: false,
     transposeB: true,
-    bias: true,
-    relu: false,
+    ...epilogue,
   };
-  return wholeRows(shape, planMatmul(shape, kernelPolicy()));
 }
 
 /**
@@ -815,17 +823,12 @@ export function linearWithEpilogue(x: Tensor, weight: Tensor, epilogue: LinearEp
   }
   const rows = sizeOf(x.shape.slice(0, -1));
   const outShape = [...x.shape.slice(0, -1), outFeatures];
-  const shape = {
-    m: rows,
-    n: outFeatures,
-    k: inFeatures,
-    transposeA: false,
-    transposeB: true,
+  const shape = linearShape(rows, inFeatures, outFeatures, {
     bias: !!bias,
     relu,
     ...(dropout ? { dropout: dropout.p } : {}),
     ...(logProbs ? { logSoftmax: true } : {}),
-  };
+  });
   if (logProbs && (x.rank !== 2 || !sameShape(logProbs.shape, [rows, outFeatures]))) {
     throw new Error(`${name}: a log_softmax epilogue needs a 2-D input and logProbs [rows, out]`);
   }

@@ -16,6 +16,14 @@ export function isNan4(v: string): string {
   return `((bitcast<vec4<u32>>(${v}) & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u))`;
 }
 
+/**
+ * WGSL: the `f32` function `fn` (`exp`, `log`) of `v` (evaluated twice: pass a name), NaN for
+ * NaN (WGSL leaves it undefined there, and SwiftShader gives 0, inf or a number).
+ */
+export function keepNan(fn: string, v: string): string {
+  return `select(${fn}(${v}), ${v}, ${isNan(v)})`;
+}
+
 /** WGSL: relu of the `vec4<f32>` expression `v` (evaluated twice: pass a name), NaN kept. */
 export function relu4(v: string): string {
   return `select(max(${v}, vec4<f32>(0.0)), ${v}, ${isNan4(v)})`;

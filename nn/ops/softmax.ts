@@ -30,7 +30,7 @@ import { type BindingSpec, type KernelSpec, runKernel } from "../gpu/program.ts"
 import { kernelPolicy } from "../gpu/policy.ts";
 import { COOPERATIVE_ROWS, type RowKind } from "./softmax_rows.ts";
 import { formatShape, Tensor } from "../tensor.ts";
-import { isNan, isNan4 } from "./nan_wgsl.ts";
+import { isNan, isNan4, keepNan } from "./nan_wgsl.ts";
 import { checkTarget, workgroupSumWgsl } from "./reduce.ts";
 import { normalizeDims } from "./reduce_dim.ts";
 import {
@@ -63,8 +63,8 @@ function rowsOf(op: string, x: Tensor): [number, number] {
  * software adapter) gives 0, inf or a number, which would hide a NaN row's NaN.
  */
 const KEEP_NAN = /* wgsl */ `
-fn expKeepNan(v: f32) -> f32 { return select(exp(v), v, ${isNan("v")}); }
-fn logKeepNan(v: f32) -> f32 { return select(log(v), v, ${isNan("v")}); }`;
+fn expKeepNan(v: f32) -> f32 { return ${keepNan("exp", "v")}; }
+fn logKeepNan(v: f32) -> f32 { return ${keepNan("log", "v")}; }`;
 
 /** WGSL `fn rowLogSumExp(base: u32) -> f32` over `x[base .. base + C)`, max-shifted. */
 const ROW_LOG_SUM_EXP = /* wgsl */ `
