@@ -45,6 +45,7 @@ import {
 } from "./pytorch.ts";
 import { OP_CASES, tfjsOpRate, wgtorchOpRate } from "./ops.ts";
 import { SEQ_CASES, tfjsSeqMs, wgtorchSeqMs } from "./seq_cases.ts";
+import { describeDrivers, loadedDrivers } from "./driver.ts";
 import { threadShares, threadTimes } from "./thread_cpu.ts";
 
 /** One measured throughput. */
@@ -439,6 +440,9 @@ async function main(args: readonly string[]): Promise<void> {
   }
   const gpu = await init();
   console.error(`adapter: ${describeAdapter(gpu.adapter)}`);
+  const drivers = loadedDrivers(gpu.adapter.description);
+  const driverLine = describeDrivers(drivers);
+  if (driverLine) console.error(`driver: ${driverLine}`);
   const tfjs = !settings.tfjs ? null : await import("./tfjs.ts");
   const tfjsSetup = tfjs ? await tfjs.setupTfjs() : null;
   if (tfjsSetup) console.error(`TF.js ${tfjsSetup.version}, backend ${tfjsSetup.backend}`);
@@ -580,6 +584,7 @@ async function main(args: readonly string[]): Promise<void> {
     );
   }
   console.log(`Adapter: ${describeAdapter(gpu.adapter)}`);
+  if (driverLine) console.log(`Driver: ${driverLine}`);
   if (pytorch) {
     console.log(
       `PyTorch ${pytorch.torch} on the CPU, ${pytorch.threads} threads, BLAS: ${
@@ -599,6 +604,7 @@ async function main(args: readonly string[]): Promise<void> {
     const report = {
       date: new Date().toISOString(),
       adapter: gpu.adapter,
+      drivers,
       tfjs: tfjsSetup,
       pytorch: pytorch && { ...pytorch, rows: undefined },
       deno: Deno.version.deno,
