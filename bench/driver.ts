@@ -29,10 +29,10 @@ const MESA_RELEASE = /Mesa \d+\.\d+\.\d+[-.~+0-9A-Za-z]*/;
 export function driverPaths(maps: string): string[] {
   const paths = new Set<string>();
   for (const line of maps.split("\n")) {
-    const path = line.slice(line.indexOf("/"));
-    if (line.includes("/") && (MESA_LIBRARY.test(path) || NVIDIA_LIBRARY.test(path))) {
-      paths.add(path);
-    }
+    const start = line.indexOf("/"); // anonymous mappings have no path
+    if (start < 0) continue;
+    const path = line.slice(start);
+    if (MESA_LIBRARY.test(path) || NVIDIA_LIBRARY.test(path)) paths.add(path);
   }
   return [...paths];
 }
