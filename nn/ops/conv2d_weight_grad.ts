@@ -287,6 +287,12 @@ export interface SumChunksOptions {
 /** Weights (or biases) one chunk-sum lane adds up. */
 const SUM_LANE_VALUES = 4;
 
+/** A chunk sum's lanes, and whether each chunk's row is whole `vec4`s (read as such). */
+function sumLayout({ weights, biases }: SumChunksOptions): { lanes: number; vec4Rows: boolean } {
+  const width = weights + biases;
+  return { lanes: Math.ceil(width / SUM_LANE_VALUES), vec4Rows: width % SUM_LANE_VALUES === 0 };
+}
+
 /**
  * Adds up the partial sums of every chunk, in chunk order: four neighbouring weights (or
  * biases) per lane, read as one `vec4` per chunk where the rows are whole `vec4`s. On llvmpipe
@@ -296,28 +302,23 @@ const SUM_LANE_VALUES = 4;
 export const CONV2D_SUM_CHUNKS: KernelSpec<SumChunksOptions> = {
   name: "conv2d_sum_chunks",
   key: ({ chunks, weights, biases }) => `${chunks}x${weights}+${biases}`,
-  bindings: ({ weights, biases }) => [
-    {
-      name: "partial",
-      role: "read",
-      type: (weights + biases) % SUM_LANE_VALUES === 0 ? "vec4<f32>" : "f32",
-    },
+  bindings: (options) => [
+    { name: "partial", role: "read", type: sumLayout(options).vec4Rows ? "vec4<f32>" : "f32" },
     { name: "weightGrad", role: "write" },
-    ...(biases > 0 ? [{ name: "biasGrad", role: "write" } as const] : []),
+    ...(options.biases > 0 ? [{ name: "biasGrad", role: "write" } as const] : []),
   ],
-  plan: ({ weights, biases }, policy) => ({
+  plan: (options, policy) => ({
     workgroupSize: policy.elementwiseWorkgroup,
-    groups: Math.ceil(
-      Math.ceil((weights + biases) / SUM_LANE_VALUES) / policy.elementwiseWorkgroup,
-    ),
+    groups: Math.ceil(sumLayout(options).lanes / policy.elementwiseWorkgroup),
   }),
-  body: ({ chunks, weights, biases }, { plan }) => {
+  body: (options, { plan }) => {
+    const { chunks, weights, biases } = options;
     const width = weights + biases;
-    const lanes = Math.ceil(width / SUM_LANE_VALUES);
+    const { lanes, vec4Rows } = sumLayout(options);
     const components = Array.from({ length: SUM_LANE_VALUES }, (_, k) => k);
     // Component k holds value i + k of each chunk's row.
     const value = (k: number) => `i + ${u32(k)}`;
-    const add = width % SUM_LANE_VALUES === 0
+    const add = vec4Rows
       ? `total += partial[chunk * ${u32(lanes)} + lane];`
       : components.map((k) =>
         `if (${value(k)} < ${u32(width)}) { total[${k}] += partial[chunk * ${u32(width)} + ${
