@@ -1,9 +1,11 @@
 /**
- * Several independent kernels as one dispatch (horizontal fusion). On llvmpipe every dispatch
- * costs ~40-50 µs however little it computes, so kernels that do not depend on each other (a
- * layer's input and weight gradients, which both read the output gradient) run as one: each
- * keeps its own bindings, prelude and body, renamed apart, as a function that the fused kernel's
- * workgroups call over consecutive ranges, one range per kernel.
+ * Several kernels as one dispatch. On llvmpipe every dispatch costs ~40-50 µs however little it
+ * computes, so kernels that do not depend on each other (a layer's input and weight gradients,
+ * which both read the output gradient) run as one (horizontal fusion, `fusedSource`): each keeps
+ * its own bindings, prelude and body, renamed apart, as a function that the fused kernel's
+ * workgroups call over consecutive ranges, one range per kernel. Single-workgroup kernels that
+ * follow one another (a classifier's head and its loss) run in one workgroup, one after the other,
+ * with barriers between them (vertical fusion, `sequenceSource`).
  *
  * @module
  */
@@ -104,4 +106,85 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 /** Workgroups of the fused kernel of `parts`, before folding into a grid. */
 export function fusedGroups(parts: readonly KernelPart[]): number {
   return parts.reduce((total, part) => total + groupCount(part), 0);
+}
+
+/**
+ * Where each binding of a sequence's parts is declared: `home[k][j]` is `[k, j]` for a binding
+ * that keeps its own declaration, or the earlier `[part, binding]` of the same buffer (a buffer
+ * that one part writes is bound once: WebGPU does not let one dispatch bind it twice).
+ */
+export type BindingHomes = readonly (readonly (readonly [number, number])[])[];
+
+/** `@binding(j) var<...> name: type;` of a generated declaration (`declaration` in program.ts). */
+const DECLARATION = /@group\(0\) @binding\((\d+)\) var(<[^>]*>)? (\w+): ([^;\n]+);/g;
+
+/** The address space and type of each binding a part declares, by binding index. */
+export function declaredBindings(part: KernelPart): { space: string; type: string }[] {
+  const found: { space: string; type: string }[] = [];
+  for (const match of part.declarations.matchAll(DECLARATION)) {
+    found[Number(match[1])] = { space: match[2] ?? "", type: match[4] };
+  }
+  return found;
+}
+
+/**
+ * The WGSL of single-workgroup `parts` run one after another in one workgroup: each part's
+ * bindings and declared names renamed `p<k>_` as in `fusedSource`, a binding homed in an earlier
+ * part (`homes`) dropped and read through that part's name, the kept ones numbered in order
+ * (declared `read_write` where `readWrite[k][j]`: a later part writes the buffer), and a storage
+ * and a workgroup barrier between parts, so that each part sees what the ones before it wrote.
+ */
+export function sequenceSource(
+  parts: readonly KernelPart[],
+  homes: BindingHomes,
+  readWrite: readonly (readonly boolean[])[],
+): string {
+  const workgroupSize = parts[0].workgroupSize;
+  if (parts.some((part) => part.workgroupSize !== workgroupSize)) {
+    throw new Error("sequenceSource: the parts' workgroup sizes differ");
+  }
+  const kept = (k: number, j: number) => homes[k][j][0] === k && homes[k][j][1] === j;
+  const numbers = new Map<string, number>();
+  parts.forEach((part, k) =>
+    part.bindings.forEach((_, j) => {
+      if (kept(k, j)) numbers.set(`${k}:${j}`, numbers.size);
+    })
+  );
+  const modules = parts.map((part, k) => {
+    const prefix = `p${k}_`;
+    const names = [...part.bindings, ...declaredNames(part.declarations + "\n" + part.prelude)];
+    const declarations = prefixNames(part.declarations, names, prefix).replace(
+      DECLARATION,
+      (_, index, space, name, type) => {
+        const j = Number(index);
+        if (!kept(k, j)) return "";
+        const access = readWrite[k][j] ? "<storage, read_write>" : space ?? "";
+        return `@group(0) @binding(${numbers.get(`${k}:${j}`)}) var${access} ${name}: ${type};`;
+      },
+    );
+    // Aliased bindings read the earlier part's variable.
+    const aliases = part.bindings.flatMap((name, j) => {
+      if (kept(k, j)) return [];
+      const [home, binding] = homes[k][j];
+      return [[`${prefix}${name}`, `p${home}_${parts[home].bindings[binding]}`] as const];
+    });
+    const renamed = (wgsl: string) =>
+      aliases.reduce(
+        (text, [from, to]) => text.replace(new RegExp(`(?<![\\w.])${from}(?!\\w)`, "g"), to),
+        wgsl,
+      );
+    return /* wgsl */ `// part ${k}: ${part.name}
+${renamed(declarations)}
+${renamed(prefixNames(part.prelude, names, prefix))}
+fn ${prefix}main(wid: vec3<u32>, lid: u32, group: u32) {
+${renamed(prefixNames(part.body, names, prefix))}
+}`;
+  });
+  const calls = parts.map((_, k) => `p${k}_main(wid, lid, 0u);`);
+  return /* wgsl */ `${modules.join("\n\n")}
+
+@compute @workgroup_size(${workgroupSize})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  ${calls.join("\n  storageBarrier();\n  workgroupBarrier();\n  ")}
+}`;
 }

@@ -27,7 +27,14 @@ import {
   type Resource,
   setHeldWork,
 } from "./stream.ts";
-import { fusedGroups, fusedSource, type KernelPart } from "./fuse.ts";
+import {
+  type BindingHomes,
+  declaredBindings,
+  fusedGroups,
+  fusedSource,
+  type KernelPart,
+  sequenceSource,
+} from "./fuse.ts";
 import { tensorTexture, textureReaders, textureRows } from "./texture.ts";
 import type { Tensor } from "../tensor.ts";
 import { type KernelPolicy, kernelPolicy } from "./policy.ts";
@@ -102,6 +109,12 @@ export interface KernelSpec<Options, Plan extends KernelPlan = KernelPlan> {
    * a plan with a workgroup count, `group` (the linear workgroup index).
    */
   body(options: Options, context: SourceContext<Plan>): string;
+  /**
+   * Whether a single-workgroup call may share one workgroup with the single-workgroup calls of
+   * such kernels encoded just before and after it, run one after another (a classifier's head and
+   * its loss: see `runKernel`). Kernels with params never do.
+   */
+  chain?(options: Options): boolean;
 }
 
 /** What a binding is given: a tensor, or a raw buffer for `read`/`write`/`uniform` bindings. */
@@ -301,6 +314,8 @@ export function runKernel<Options, Plan extends KernelPlan>(
   if (compiledDevice !== device) {
     compiled.clear();
     compiledDevice = device;
+    chain = [];
+    chainPlan = null;
   }
   const key = spec.key(options);
   const bindings = spec.bindings(options);
@@ -332,8 +347,23 @@ export function runKernel<Options, Plan extends KernelPlan>(
     gathered.push(call);
     return;
   }
+  if (
+    spec.chain?.(options) && entry.part && entry.workgroups.every((count) => count === 1)
+  ) {
+    // Binding may copy an input into its texture mirror: held calls that write it go first.
+    const mirrored = buffers.filter((_, i) => modes[i] === "texture");
+    if (chain.some((held) => writesAny(held, mirrored))) flushChain();
+    const call = { entry, cacheKey, bound: bindResources(bindings, resources, modes), buffers };
+    const joined = chain.length > 0 ? sequencePlan([...chain, call]) : null;
+    if (chain.length > 0 && !joined) flushChain();
+    chain.push(call);
+    chainPlan = joined;
+    setHeldWork(flushChain);
+    return;
+  }
   // Held kernels go first: binding may copy an input they write into its texture mirror.
   encodeGathered();
+  flushChain();
   const bound = bindResources(bindings, resources, modes);
   const slot = run.params === undefined
     ? undefined
@@ -497,6 +527,7 @@ function encodeCalls(calls: readonly GatheredCall[]): void {
  */
 export function dispatchTogether<T>(fn: () => T): T {
   if (gathered) return fn();
+  flushChain();
   gathered = [];
   setHeldWork(() => encoding || encodeGathered());
   try {
@@ -509,6 +540,133 @@ export function dispatchTogether<T>(fn: () => T): T {
       setHeldWork(null);
     }
   }
+}
+
+/**
+ * Single-workgroup calls of `chain` kernels held back to run in one workgroup, in order (empty
+ * when none): `runKernel` holds such a call while the next one may join it, and anything else that
+ * touches the stream encodes them first (`setHeldWork`). On llvmpipe a dispatch costs a training
+ * step ~50-130 µs however little it computes.
+ */
+let chain: GatheredCall[] = [];
+/** The plan of the held chain when it has several calls. */
+let chainPlan: SequencePlan | null = null;
+
+/** Encodes the held chain: one dispatch, its calls one after another (see `sequencePlan`). */
+function flushChain(): void {
+  if (chain.length === 0) return;
+  const calls = chain, plan = chainPlan;
+  chain = [];
+  chainPlan = null;
+  setHeldWork(null);
+  if (!plan) {
+    dispatch(calls[0].entry.kernel, calls[0].bound, calls[0].entry.workgroups);
+    return;
+  }
+  const cacheKey = `sequence(${calls.map((call) => call.cacheKey).join(";")})|${plan.key}`;
+  let entry = compiled.get(cacheKey);
+  if (!entry) {
+    const parts = calls.map((call) => call.entry.part!);
+    entry = {
+      kernel: kernel({
+        name: `sequence(${parts.map((part) => part.name).join(", ")})`,
+        code: sequenceSource(parts, plan.homes, plan.readWrite),
+        bindings: plan.access,
+      }),
+      workgroups: [1, 1, 1],
+      access: plan.access,
+      part: null,
+    };
+    compiled.set(cacheKey, entry);
+  }
+  dispatch(entry.kernel, plan.bound, entry.workgroups);
+}
+
+/** Each compiled part's binding declarations (`declaredBindings`), parsed once. */
+const declarationsOf = new WeakMap<KernelPart, ReturnType<typeof declaredBindings>>();
+
+function declaredOf(part: KernelPart): ReturnType<typeof declaredBindings> {
+  let declared = declarationsOf.get(part);
+  if (!declared) declarationsOf.set(part, declared = declaredBindings(part));
+  return declared;
+}
+
+/** Whether `call` writes one of `buffers`. */
+function writesAny(call: GatheredCall, buffers: readonly GPUBuffer[]): boolean {
+  return call.buffers.some((buffer, j) =>
+    call.entry.access[j] === "read_write" && buffers.includes(buffer)
+  );
+}
+
+/** How a chain's calls share bindings in their one dispatch. */
+interface SequencePlan {
+  homes: BindingHomes;
+  readWrite: boolean[][];
+  /** The kept bindings' access and resources, in order. */
+  access: Access[];
+  bound: Resource[];
+  /** Which bindings are homed where (part of the cache key: it changes the code). */
+  key: string;
+}
+
+/**
+ * How `calls` run as one workgroup, or null where they cannot: they must have one workgroup
+ * size, bindings within the per-stage limits, workgroup memory in at most one of them, and a
+ * buffer that one of them writes bound by the others only as a storage array of the same type
+ * (then it is bound once, read-write); a texture mirror or uniform array of a buffer another call
+ * writes would not see the write.
+ */
+function sequencePlan(calls: readonly GatheredCall[]): SequencePlan | null {
+  const parts = calls.map((call) => call.entry.part!);
+  if (parts.some((part) => part.workgroupSize !== parts[0].workgroupSize)) return null;
+  if (parts.filter((part) => /var<workgroup>/.test(part.prelude)).length > 1) return null;
+  const written = new Set(
+    calls.flatMap((call) => call.buffers.filter((_, j) => call.entry.access[j] === "read_write")),
+  );
+  const declared = parts.map(declaredOf);
+  const homes: [number, number][][] = [];
+  const readWrite: boolean[][] = calls.map((call) => call.entry.access.map(() => false));
+  const access: Access[] = [];
+  const bound: Resource[] = [];
+  /** The first storage binding of each written buffer: [part, binding]. */
+  const firstOf = new Map<GPUBuffer, [number, number]>();
+  for (const [k, call] of calls.entries()) {
+    homes.push([]);
+    for (const [j, buffer] of call.buffers.entries()) {
+      const mode = call.entry.access[j];
+      if (!written.has(buffer)) {
+        homes[k].push([k, j]);
+        access.push(mode);
+        bound.push(call.bound[j]);
+        continue;
+      }
+      if (mode !== "read" && mode !== "read_write") return null;
+      const home = firstOf.get(buffer);
+      if (!home) {
+        firstOf.set(buffer, [k, j]);
+        homes[k].push([k, j]);
+        access.push("read_write");
+        bound.push(call.bound[j]);
+        readWrite[k][j] = mode !== "read_write";
+        continue;
+      }
+      if (declared[home[0]][home[1]]?.type !== declared[k][j]?.type) return null;
+      homes[k].push(home);
+    }
+  }
+  const count = (kinds: readonly Access[]) => access.filter((a) => kinds.includes(a)).length;
+  const limits = gpu().limits;
+  if (
+    count(["read", "read_write"]) > limits.maxStorageBuffersPerShaderStage ||
+    count(["texture"]) > limits.maxSampledTexturesPerShaderStage ||
+    count(["uniform"]) > limits.maxUniformBuffersPerShaderStage ||
+    access.length > (limits.maxBindingsPerBindGroup ?? 640)
+  ) return null;
+  const key = homes.map((row, k) =>
+    row.map(([h, j], i) => (h === k && j === i ? (readWrite[k][i] ? "w" : ".") : `${h}:${j}`))
+      .join(",")
+  ).join("/");
+  return { homes, readWrite, access, bound, key };
 }
 
 /** Number of compiled kernels in the layer's cache (for tests of the cache keys). */

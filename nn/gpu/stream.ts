@@ -87,8 +87,9 @@ export function setHeldWork(encode: (() => void) | null): void {
   heldWork = encode;
 }
 
-/** A copy of the stream's counters. */
+/** A copy of the stream's counters, held work encoded first (so that they count it). */
 export function streamStats(): StreamStats {
+  heldWork?.();
   return { ...counters };
 }
 
@@ -408,10 +409,12 @@ export async function readBuffer(
 }
 
 /**
- * Drops commands not yet submitted and destroys the stream's own buffers (params ring, staging,
- * profiler), and forgets cached bind groups: their device is being destroyed.
+ * Drops commands not yet submitted and work held back (program.ts's), destroys the stream's own
+ * buffers (params ring, staging, profiler), and forgets cached bind groups: their device is being
+ * destroyed.
  */
 export function resetStream(): void {
+  heldWork = null;
   pass?.end();
   pass = null;
   encoder = null;

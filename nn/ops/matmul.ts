@@ -419,6 +419,8 @@ const MATMUL: KernelSpec<MatmulShape, MatmulPlan> = {
     }
     return plan;
   },
+  // A classifier's head: its loss (one workgroup too) may run in the same workgroup after it.
+  chain: (shape) => !!shape.logSoftmax,
   body: (shape, { plan }) => matmulBody(shape, plan),
 };
 

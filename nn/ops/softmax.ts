@@ -45,8 +45,6 @@ export type { CrossEntropyOptions, NllLossOptions };
 
 /** Invocations per workgroup of the row kernels (one row each). */
 const ROW_WORKGROUP = 8;
-/** Invocations of the one workgroup that sums a loss over the rows (a power of two). */
-const LOSS_WORKGROUP = 32;
 
 /** Rows and classes of x, viewed as [rows, C] with C its last dimension. */
 function rowsOf(op: string, x: Tensor): [number, number] {
@@ -421,14 +419,17 @@ function lossKernels(
       storage("scale", "f32", true),
       ...(unitGrad ? [storage("dx", "f32", true)] : []),
     ],
-    plan: () => ({ workgroupSize: LOSS_WORKGROUP, groups: 1 }),
-    prelude: ({ classes }) =>
+    // The head's workgroup size (a power of two), so that the loss may run in the head's
+    // workgroup right after it (`chain`).
+    plan: (_, policy) => ({ workgroupSize: policy.narrowWorkgroup, groups: 1 }),
+    chain: () => true,
+    prelude: ({ classes }, { plan }) =>
       `const C: u32 = ${u32(classes)};\n${KEEP_NAN}\n${prelude(classes <= CACHED_CLASSES)}\n` +
-      workgroupSumWgsl(LOSS_WORKGROUP),
-    body: ({ rows, classes }) => /* wgsl */ `
+      workgroupSumWgsl(plan.workgroupSize),
+    body: ({ rows, classes }, { plan }) => /* wgsl */ `
   var acc = 0.0;
   var counted = 0.0;
-  for (var row = lid; row < ${u32(rows)}; row += ${u32(LOSS_WORKGROUP)}) {
+  for (var row = lid; row < ${u32(rows)}; row += ${u32(plan.workgroupSize)}) {
     let t = labels[row];
     counted += select(1.0, 0.0, t == ${DEFAULT_IGNORE});
 ${perRow(classes <= CACHED_CLASSES)}
@@ -443,7 +444,7 @@ ${perRow(classes <= CACHED_CLASSES)}
       unitGrad
         ? /* wgsl */ `
   let unitScale = 1.0 / count;
-  for (var row = lid; row < ${u32(rows)}; row += ${u32(LOSS_WORKGROUP)}) {${unitGradRow}
+  for (var row = lid; row < ${u32(rows)}; row += ${u32(plan.workgroupSize)}) {${unitGradRow}
   }`
         : ""
     }`,
