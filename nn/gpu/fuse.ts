@@ -60,34 +60,25 @@ function groupCount(part: KernelPart): number {
  * and renumbered in order, and its declared names renamed the same way.
  */
 export function fusedSource(parts: readonly KernelPart[], width: number): string {
-  const workgroupSize = parts[0].workgroupSize;
-  if (parts.some((part) => part.workgroupSize !== workgroupSize)) {
-    throw new Error("fusedSource: the parts' workgroup sizes differ");
-  }
+  const workgroupSize = sharedWorkgroupSize(parts, "fusedSource");
   let firstBinding = 0;
   let firstGroup = 0;
   const modules: string[] = [];
   const branches: string[] = [];
   parts.forEach((part, k) => {
-    const prefix = `p${k}_`;
-    const names = [...part.bindings, ...declaredNames(part.declarations + "\n" + part.prelude)];
-    const declarations = prefixNames(part.declarations, names, prefix).replace(
-      /@binding\((\d+)\)/g,
-      (_, index) => `@binding(${firstBinding + Number(index)})`,
-    );
+    const first = firstBinding;
+    modules.push(partModule(part, k, (declarations) =>
+      declarations.replace(
+        /@binding\((\d+)\)/g,
+        (_, index) => `@binding(${first + Number(index)})`,
+      )));
     firstBinding += part.bindings.length;
-    modules.push(/* wgsl */ `// part ${k}: ${part.name}
-${declarations}
-${prefixNames(part.prelude, names, prefix)}
-fn ${prefix}main(wid: vec3<u32>, lid: u32, group: u32) {
-${prefixNames(part.body, names, prefix)}
-}`);
     const [x, y] = part.workgroups;
     const end = firstGroup + groupCount(part);
     branches.push(/* wgsl */ `if (linear < ${u32(end)}) {
     let local = linear - ${u32(firstGroup)};
     let inLayer = local % ${u32(x * y)};
-    ${prefix}main(vec3<u32>(inLayer % ${u32(x)}, inLayer / ${u32(x)}, local / ${
+    p${k}_main(vec3<u32>(inLayer % ${u32(x)}, inLayer / ${u32(x)}, local / ${
       u32(x * y)
     }), lid, inLayer);
     return;
@@ -101,6 +92,41 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let linear = wid.x + wid.y * ${u32(width)};
   ${branches.join("\n  ")}
 }`;
+}
+
+/** The workgroup size every one of `parts` has (`who` names the caller in the error). */
+function sharedWorkgroupSize(parts: readonly KernelPart[], who: string): number {
+  const workgroupSize = parts[0].workgroupSize;
+  if (parts.some((part) => part.workgroupSize !== workgroupSize)) {
+    throw new Error(`${who}: the parts' workgroup sizes differ`);
+  }
+  return workgroupSize;
+}
+
+/**
+ * Part k as module-scope WGSL: its bindings and declared names renamed `p<k>_`, its declarations
+ * passed through `declare` (which renumbers or drops bindings), its body as
+ * `fn p<k>_main(wid, lid, group)`, and then each `[from, to]` of `aliases` renamed as a whole
+ * identifier (a binding read through another part's variable).
+ */
+function partModule(
+  part: KernelPart,
+  k: number,
+  declare: (declarations: string) => string,
+  aliases: readonly (readonly [string, string])[] = [],
+): string {
+  const prefix = `p${k}_`;
+  const names = [...part.bindings, ...declaredNames(part.declarations + "\n" + part.prelude)];
+  const module = /* wgsl */ `// part ${k}: ${part.name}
+${declare(prefixNames(part.declarations, names, prefix))}
+${prefixNames(part.prelude, names, prefix)}
+fn ${prefix}main(wid: vec3<u32>, lid: u32, group: u32) {
+${prefixNames(part.body, names, prefix)}
+}`;
+  return aliases.reduce(
+    (text, [from, to]) => text.replace(new RegExp(`(?<![\\w.])${from}(?!\\w)`, "g"), to),
+    module,
+  );
 }
 
 /** Workgroups of the fused kernel of `parts`, before folding into a grid. */
@@ -139,10 +165,7 @@ export function sequenceSource(
   homes: BindingHomes,
   readWrite: readonly (readonly boolean[])[],
 ): string {
-  const workgroupSize = parts[0].workgroupSize;
-  if (parts.some((part) => part.workgroupSize !== workgroupSize)) {
-    throw new Error("sequenceSource: the parts' workgroup sizes differ");
-  }
+  const workgroupSize = sharedWorkgroupSize(parts, "sequenceSource");
   const kept = (k: number, j: number) => homes[k][j][0] === k && homes[k][j][1] === j;
   const numbers = new Map<string, number>();
   parts.forEach((part, k) =>
@@ -151,34 +174,20 @@ export function sequenceSource(
     })
   );
   const modules = parts.map((part, k) => {
-    const prefix = `p${k}_`;
-    const names = [...part.bindings, ...declaredNames(part.declarations + "\n" + part.prelude)];
-    const declarations = prefixNames(part.declarations, names, prefix).replace(
-      DECLARATION,
-      (_, index, space, name, type) => {
+    const declare = (declarations: string) =>
+      declarations.replace(DECLARATION, (_, index, space, name, type) => {
         const j = Number(index);
         if (!kept(k, j)) return "";
         const access = readWrite[k][j] ? "<storage, read_write>" : space ?? "";
         return `@group(0) @binding(${numbers.get(`${k}:${j}`)}) var${access} ${name}: ${type};`;
-      },
-    );
+      });
     // Aliased bindings read the earlier part's variable.
     const aliases = part.bindings.flatMap((name, j) => {
       if (kept(k, j)) return [];
       const [home, binding] = homes[k][j];
-      return [[`${prefix}${name}`, `p${home}_${parts[home].bindings[binding]}`] as const];
+      return [[`p${k}_${name}`, `p${home}_${parts[home].bindings[binding]}`] as const];
     });
-    const renamed = (wgsl: string) =>
-      aliases.reduce(
-        (text, [from, to]) => text.replace(new RegExp(`(?<![\\w.])${from}(?!\\w)`, "g"), to),
-        wgsl,
-      );
-    return /* wgsl */ `// part ${k}: ${part.name}
-${renamed(declarations)}
-${renamed(prefixNames(part.prelude, names, prefix))}
-fn ${prefix}main(wid: vec3<u32>, lid: u32, group: u32) {
-${renamed(prefixNames(part.body, names, prefix))}
-}`;
+    return partModule(part, k, declare, aliases);
   });
   const calls = parts.map((_, k) => `p${k}_main(wid, lid, 0u);`);
   return /* wgsl */ `${modules.join("\n\n")}

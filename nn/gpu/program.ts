@@ -352,7 +352,9 @@ export function runKernel<Options, Plan extends KernelPlan>(
   ) {
     // Binding may copy an input into its texture mirror: held calls that write it go first.
     const mirrored = buffers.filter((_, i) => modes[i] === "texture");
-    if (chain.some((held) => writesAny(held, mirrored))) flushChain();
+    if (chain.some((held) => writtenBy(held).some((buffer) => mirrored.includes(buffer)))) {
+      flushChain();
+    }
     const call = { entry, cacheKey, bound: bindResources(bindings, resources, modes), buffers };
     const joined = chain.length > 0 ? sequencePlan([...chain, call]) : null;
     if (chain.length > 0 && !joined) flushChain();
@@ -430,12 +432,15 @@ let encoding = false;
 
 /** Whether `later` must run after `earlier`: one writes a buffer the other uses. */
 function dependent(earlier: GatheredCall, later: GatheredCall): boolean {
-  const writes = (call: GatheredCall) =>
-    call.buffers.filter((_, i) => call.entry.access[i] === "read_write");
   const laterUses = new Set(later.buffers);
   const earlierUses = new Set(earlier.buffers);
-  return writes(earlier).some((buffer) => laterUses.has(buffer)) ||
-    writes(later).some((buffer) => earlierUses.has(buffer));
+  return writtenBy(earlier).some((buffer) => laterUses.has(buffer)) ||
+    writtenBy(later).some((buffer) => earlierUses.has(buffer));
+}
+
+/** The buffers `call` binds read-write. */
+function writtenBy(call: GatheredCall): GPUBuffer[] {
+  return call.buffers.filter((_, i) => call.entry.access[i] === "read_write");
 }
 
 /**
@@ -591,13 +596,6 @@ function declaredOf(part: KernelPart): ReturnType<typeof declaredBindings> {
   return declared;
 }
 
-/** Whether `call` writes one of `buffers`. */
-function writesAny(call: GatheredCall, buffers: readonly GPUBuffer[]): boolean {
-  return call.buffers.some((buffer, j) =>
-    call.entry.access[j] === "read_write" && buffers.includes(buffer)
-  );
-}
-
 /** How a chain's calls share bindings in their one dispatch. */
 interface SequencePlan {
   homes: BindingHomes;
@@ -620,9 +618,7 @@ function sequencePlan(calls: readonly GatheredCall[]): SequencePlan | null {
   const parts = calls.map((call) => call.entry.part!);
   if (parts.some((part) => part.workgroupSize !== parts[0].workgroupSize)) return null;
   if (parts.filter((part) => /var<workgroup>/.test(part.prelude)).length > 1) return null;
-  const written = new Set(
-    calls.flatMap((call) => call.buffers.filter((_, j) => call.entry.access[j] === "read_write")),
-  );
+  const written = new Set(calls.flatMap(writtenBy));
   const declared = parts.map(declaredOf);
   const homes: [number, number][][] = [];
   const readWrite: boolean[][] = calls.map((call) => call.entry.access.map(() => false));

@@ -57,6 +57,16 @@ function axpy(a: ArrayLike<number>, b: ArrayLike<number>, factor: number): numbe
   );
 }
 
+/** x and y as tensors, then `outputs` empty tensors of their size. */
+function tensorsOf(x: ArrayLike<number>, y: ArrayLike<number>, outputs: number): Tensor[] {
+  const size = x.length;
+  return [
+    tensor(x, [size]),
+    tensor(y, [size]),
+    ...Array.from({ length: outputs }, () => Tensor.empty([size])),
+  ];
+}
+
 /** Dispatches that `fn` encodes (held work included: `streamStats` encodes it first). */
 function dispatchesOf(fn: () => void): number {
   const before = streamStats().dispatches;
@@ -69,12 +79,7 @@ for (const policy of ["software", "hardware"] as const) {
     await withKernelPolicy(policy, async () => {
       const size = 203;
       const x = randomArray(size, 1), y = randomArray(size, 2);
-      const [tx, ty, t1, t2] = [
-        tensor(x, [size]),
-        tensor(y, [size]),
-        Tensor.empty([size]),
-        Tensor.empty([size]),
-      ];
+      const [tx, ty, t1, t2] = tensorsOf(x, y, 2);
       const dispatches = dispatchesOf(() => {
         runKernel(CHAIN_AXPY, { size, factor: 2, workgroupSize: 64 }, { a: tx, b: ty, out: t1 });
         // Reads t1, which the held call writes, and overwrites y, which it reads.
@@ -96,13 +101,7 @@ for (const policy of ["software", "hardware"] as const) {
 Deno.test("a readback, a plain kernel or dispatchTogether encodes the held chain first", async () => {
   const size = 77;
   const x = randomArray(size, 3), y = randomArray(size, 4);
-  const [tx, ty, t1, t2, t3] = [
-    tensor(x, [size]),
-    tensor(y, [size]),
-    Tensor.empty([size]),
-    Tensor.empty([size]),
-    Tensor.empty([size]),
-  ];
+  const [tx, ty, t1, t2, t3] = tensorsOf(x, y, 3);
   runKernel(CHAIN_AXPY, { size, factor: 2, workgroupSize: 8 }, { a: tx, b: ty, out: t1 });
   const first = axpy(x, y, 2);
   assert.deepEqual(Array.from(await t1.toArray()), first);
@@ -124,13 +123,7 @@ for (const policy of ["software", "hardware"] as const) {
     await withKernelPolicy(policy, async () => {
       const size = 150;
       const x = randomArray(size, 5), y = randomArray(size, 6);
-      const [tx, ty, t1, t2, t3] = [
-        tensor(x, [size]),
-        tensor(y, [size]),
-        Tensor.empty([size]),
-        Tensor.empty([size]),
-        Tensor.empty([size]),
-      ];
+      const [tx, ty, t1, t2, t3] = tensorsOf(x, y, 3);
       const dispatches = dispatchesOf(() => {
         runKernel(CHAIN_AXPY, { size, factor: 2, workgroupSize: 8 }, { a: tx, b: ty, out: t1 });
         // Another workgroup size.
@@ -214,12 +207,12 @@ Deno.test("sequenceSource: an aliased binding is declared once, read-write, and 
 Deno.test("a chain held at shutdown() is dropped with the stream; the next device runs its own", async () => {
   const size = 40;
   const x = randomArray(size, 10), y = randomArray(size, 11);
-  const [tx, ty, out] = [tensor(x, [size]), tensor(y, [size]), Tensor.empty([size])];
+  const [tx, ty, out] = tensorsOf(x, y, 1);
   runKernel(CHAIN_AXPY, { size, factor: 2, workgroupSize: 8 }, { a: tx, b: ty, out });
   await shutdown();
   await init();
   // An upload (which encodes held work first) and a new chain on the new device.
-  const [nx, ny, nout] = [tensor(x, [size]), tensor(y, [size]), Tensor.empty([size])];
+  const [nx, ny, nout] = tensorsOf(x, y, 1);
   runKernel(CHAIN_AXPY, { size, factor: 3, workgroupSize: 8 }, { a: nx, b: ny, out: nout });
   assert.deepEqual(Array.from(await nout.toArray()), axpy(x, y, 3));
   for (const t of [nx, ny, nout]) t.dispose();
